@@ -36,6 +36,8 @@ void t2_matvec_multi(t2_pool *pool, int n, float *const *ys, const t2_mat *const
  * by t2_kern_free_scratch). Returns 0 or T2_ENOMEM. */
 int t2_matmul(t2_pool *pool, float *Y, const t2_mat *W, const float *X, int B);
 void t2_kern_free_scratch(void);
+/* The OpenBLAS core t2_matmul runs on (openblas_get_corename(); follows OPENBLAS_CORETYPE). */
+const char *t2_blas_corename(void);
 
 /* Small kernels (single thread; dims are small). */
 void t2_rmsnorm(float *out, const float *x, const float *weight, int n, float eps);
@@ -48,5 +50,11 @@ void t2_swiglu(float *out, const float *gate, const float *up, int n);
 float t2_dot_f32(const float *a, const float *b, int n);
 /* y += a * x */
 void t2_axpy_f32(float *y, float a, const float *x, int n);
+
+/* Memory read bandwidth in GB/s (1e9 bytes/s): n_threads threads stream-sum a freshly allocated,
+ * initialised buffer of `bytes` bytes (use >= 256 MiB so that it comes from DRAM) with the
+ * current kernel level's widest loads; best of several passes. Takes ~1 s for 1 GiB.
+ * Returns a negative T2_E* code on failure (no memory, no threads). */
+double t2_membw_read_gbs(int n_threads, size_t bytes);
 
 #endif

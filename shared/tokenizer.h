@@ -40,10 +40,17 @@ void t2_tok_destroy(t2_tokenizer **t);
 int t2_tok_vocab_size(const t2_tokenizer *t);
 int t2_tok_bos(const t2_tokenizer *t);
 int t2_tok_eos(const t2_tokenizer *t);
+/* Unknown-token id (0 for llama2.c files): used for bytes whose byte piece is missing. */
+int t2_tok_unk(const t2_tokenizer *t);
+/* Piece type as in tokenizer.ggml.token_type (1 normal, 2 unknown, 3 control, 4 user-defined,
+ * 5 unused, 6 byte); for llama2.c files inferred from the ids and "<0xXX>" pieces. 0 if out of
+ * range. Only normal and user-defined pieces are produced from text by merging. */
+int t2_tok_type(const t2_tokenizer *t, int token);
 
 /* Encode text (NUL-terminated). Writes at most max_tokens ids to tokens and the count to
  * *n_tokens. Returns 0, or T2_ERANGE if more than max_tokens would be needed (the message
- * says how many). Thread-safe (no shared mutable state). */
+ * says how many; nothing is written and *n_tokens is 0). strlen(text) + 3 is always enough.
+ * Thread-safe (no shared mutable state). */
 int t2_tok_encode(const t2_tokenizer *t, const char *text, int bos, int eos, int *tokens,
                   int max_tokens, int *n_tokens);
 

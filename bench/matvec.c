@@ -1,0 +1,286 @@
+/* t2-bench-matvec: matrix-vector bandwidth per weight type and thread count, and sgemm speed.
+ *
+ *   t2-bench-matvec [-o out.csv] [-t 1,2] [-d f32,f16,bf16,q8_0] [-m cold_MiB] [-q]
+ *
+ * For every type and thread count: matvec on 2048x768, 768x2048 and 32000x768 (rows x cols),
+ * "hot" (one matrix, repeated: cache-resident when it fits) and "cold" (cycling through copies
+ * totalling >= cold_MiB, default 512, so the weights stream from DRAM), and the weight mix of a
+ * 134M-parameter Llama (12 layers of q/k/v/o 768x768, w1/w3 2048x768, w2 768x2048, and a
+ * 32000x768 classifier), driven like a forward pass (q/k/v and w1/w3 in one matvec_multi call).
+ * Reported as GB/s of weight bytes read and as % of the memory read bandwidth measured first
+ * with the same thread count. Then t2_matmul for a 128-token batch (GFLOP/s).
+ * -q: quick (smaller cold set, fewer passes). */
+#include "kernels.h"
+#include "t2_err.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static uint64_t rng = 88172645463325252ull;
+static float frand(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)(rng >> 40) / 8388608.0f - 1.0f;
+}
+
+/* n copies of a random rows x cols matrix of type t, each its own allocation. */
+static void *make_weights(t2_dtype t, int rows, int cols) {
+    size_t n = (size_t)rows * cols;
+    float *f = malloc(n * 4);
+    void *d = malloc(t2_dtype_row_bytes(t, cols) * rows);
+    if (!f || !d) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++) f[i] = 0.05f * frand();
+    t2_from_f32(d, f, t, (int64_t)n);
+    free(f);
+    return d;
+}
+
+static void *dup_bytes(const void *src, size_t bytes) {
+    void *d = malloc(bytes);
+    if (!d) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    memcpy(d, src, bytes);
+    return d;
+}
+
+static FILE *g_csv;
+static float g_x[32000], g_y[32000], g_y2[32000], g_y3[32000];
+
+static void report(const char *dt, int threads, const char *what, const char *mode, double gbs,
+                   double membw) {
+    printf("%-5s %2d  %-22s %-5s %8.2f GB/s  %6.1f %%\n", dt, threads, what, mode, gbs,
+           100.0 * gbs / membw);
+    if (g_csv)
+        fprintf(g_csv, "matvec,%s,%d,%s,%s,%.3f,%.1f\n", dt, threads, what, mode, gbs,
+                100.0 * gbs / membw);
+    fflush(stdout);
+}
+
+/* Best of `passes` passes; one pass = `per_pass` matvecs over copies[i % ncopies]. */
+static double bench_shape(t2_pool *pool, t2_dtype t, int rows, int cols, int ncopies,
+                          int per_pass, int passes) {
+    size_t bytes = t2_dtype_row_bytes(t, cols) * rows;
+    void **c = malloc((size_t)ncopies * sizeof *c);
+    c[0] = make_weights(t, rows, cols);
+    for (int i = 1; i < ncopies; i++) c[i] = dup_bytes(c[0], bytes);
+    double best = 1e30;
+    for (int p = 0; p < passes + 1; p++) {
+        double t0 = now_s();
+        for (int k = 0; k < per_pass; k++) {
+            t2_mat W = {t, rows, cols, c[k % ncopies]};
+            t2_matvec(pool, g_y, &W, g_x);
+        }
+        double dt = now_s() - t0;
+        if (p > 0 && dt < best) best = dt; /* pass 0 warms up */
+    }
+    for (int i = 0; i < ncopies; i++) free(c[i]);
+    free(c);
+    return (double)bytes * per_pass / best / 1e9;
+}
+
+/* The 134M-model weight mix, one "token" per pass. */
+static double bench_mix(t2_pool *pool, t2_dtype t, int passes) {
+    enum { L = 12, D = 768, H = 2048, V = 32000 };
+    t2_mat q[L], k[L], v[L], o[L], w1[L], w3[L], w2[L], cls;
+    size_t total = 0;
+    void *proto_dd = make_weights(t, D, D), *proto_hd = make_weights(t, H, D),
+         *proto_dh = make_weights(t, D, H);
+    size_t bdd = t2_dtype_row_bytes(t, D) * D, bhd = t2_dtype_row_bytes(t, D) * H,
+           bdh = t2_dtype_row_bytes(t, H) * D;
+    for (int l = 0; l < L; l++) {
+        q[l] = (t2_mat){t, D, D, dup_bytes(proto_dd, bdd)};
+        k[l] = (t2_mat){t, D, D, dup_bytes(proto_dd, bdd)};
+        v[l] = (t2_mat){t, D, D, dup_bytes(proto_dd, bdd)};
+        o[l] = (t2_mat){t, D, D, dup_bytes(proto_dd, bdd)};
+        w1[l] = (t2_mat){t, H, D, dup_bytes(proto_hd, bhd)};
+        w3[l] = (t2_mat){t, H, D, dup_bytes(proto_hd, bhd)};
+        w2[l] = (t2_mat){t, D, H, dup_bytes(proto_dh, bdh)};
+        total += 4 * bdd + 2 * bhd + bdh;
+    }
+    cls = (t2_mat){t, V, D, make_weights(t, V, D)};
+    total += t2_dtype_row_bytes(t, D) * V;
+    free(proto_dd);
+    free(proto_hd);
+    free(proto_dh);
+    double best = 1e30;
+    for (int p = 0; p < passes + 1; p++) {
+        double t0 = now_s();
+        for (int l = 0; l < L; l++) {
+            float *ys[3] = {g_y, g_y2, g_y3};
+            const t2_mat *ws[3] = {&q[l], &k[l], &v[l]};
+            const float *xs[3] = {g_x, g_x, g_x};
+            t2_matvec_multi(pool, 3, ys, ws, xs);
+            t2_matvec(pool, g_y, &o[l], g_x);
+            const t2_mat *ws2[2] = {&w1[l], &w3[l]};
+            t2_matvec_multi(pool, 2, ys, ws2, xs);
+            t2_matvec(pool, g_y, &w2[l], g_x);
+        }
+        t2_matvec(pool, g_y, &cls, g_x);
+        double dt = now_s() - t0;
+        if (p > 0 && dt < best) best = dt;
+    }
+    for (int l = 0; l < L; l++) {
+        free((void *)q[l].data);
+        free((void *)k[l].data);
+        free((void *)v[l].data);
+        free((void *)o[l].data);
+        free((void *)w1[l].data);
+        free((void *)w3[l].data);
+        free((void *)w2[l].data);
+    }
+    free((void *)cls.data);
+    return (double)total / best / 1e9;
+}
+
+static double bench_sgemm(t2_pool *pool, t2_dtype t, int rows, int cols, int B, int passes) {
+    t2_mat W = {t, rows, cols, make_weights(t, rows, cols)};
+    float *X = malloc((size_t)B * cols * 4), *Y = malloc((size_t)B * rows * 4);
+    for (size_t i = 0; i < (size_t)B * cols; i++) X[i] = frand();
+    double best = 1e30;
+    for (int p = 0; p < passes + 1; p++) {
+        double t0 = now_s();
+        if (t2_matmul(pool, Y, &W, X, B) != 0) {
+            fprintf(stderr, "matmul: %s\n", t2_err_msg());
+            exit(1);
+        }
+        double dt = now_s() - t0;
+        if (p > 0 && dt < best) best = dt;
+    }
+    free((void *)W.data);
+    free(X);
+    free(Y);
+    return 2.0 * rows * cols * B / best / 1e9;
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: t2-bench-matvec [-o out.csv] [-t 1,2] [-d f32,f16,bf16,q8_0] "
+                    "[-m cold_MiB (512)] [-q]\n");
+}
+
+int main(int argc, char **argv) {
+    const char *csv = NULL, *tlist = "1,2", *dlist = "f32,f16,bf16,q8_0";
+    size_t cold_mib = 512;
+    int quick = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-o") && i + 1 < argc) csv = argv[++i];
+        else if (!strcmp(argv[i], "-t") && i + 1 < argc) tlist = argv[++i];
+        else if (!strcmp(argv[i], "-d") && i + 1 < argc) dlist = argv[++i];
+        else if (!strcmp(argv[i], "-m") && i + 1 < argc) cold_mib = (size_t)atol(argv[++i]);
+        else if (!strcmp(argv[i], "-q")) quick = 1;
+        else {
+            usage();
+            return 2;
+        }
+    }
+    if (quick && cold_mib == 512) cold_mib = 256;
+    int passes = quick ? 3 : 7;
+    int threads[8], nthreads = 0;
+    for (const char *p = tlist; *p && nthreads < 8;) {
+        threads[nthreads] = atoi(p);
+        if (threads[nthreads] < 1) {
+            usage();
+            return 2;
+        }
+        nthreads++;
+        p = strchr(p, ',');
+        if (!p) break;
+        p++;
+    }
+    t2_dtype types[4];
+    int ntypes = 0;
+    char dbuf[128];
+    snprintf(dbuf, sizeof dbuf, "%s", dlist);
+    for (char *tok = strtok(dbuf, ","); tok && ntypes < 4; tok = strtok(NULL, ",")) {
+        if (t2_dtype_parse(tok, &types[ntypes]) != 0) {
+            fprintf(stderr, "t2-bench-matvec: %s\n", t2_err_msg());
+            return 2;
+        }
+        ntypes++;
+    }
+    if (csv && !(g_csv = fopen(csv, "w"))) {
+        perror(csv);
+        return 1;
+    }
+    if (g_csv) fprintf(g_csv, "kind,dtype,threads,what,mode,value,pct_membw\n");
+    for (int i = 0; i < 32000; i++) g_x[i] = frand();
+
+    printf("kernel level %s, OpenBLAS core %s\n", t2_kern_level(), t2_blas_corename());
+    double membw[8];
+    for (int ti = 0; ti < nthreads; ti++) {
+        membw[ti] = t2_membw_read_gbs(threads[ti], (size_t)1 << 30);
+        if (membw[ti] <= 0) {
+            fprintf(stderr, "t2-bench-matvec: %s\n", t2_err_msg());
+            return 1;
+        }
+        printf("membw %d thread(s): %.2f GB/s\n", threads[ti], membw[ti]);
+        if (g_csv) fprintf(g_csv, "membw,,%d,read,cold,%.3f,100.0\n", threads[ti], membw[ti]);
+    }
+    printf("\n%-5s %2s  %-22s %-5s %13s  %8s\n", "type", "th", "matrix (rows x cols)", "mode",
+           "weights read", "% membw");
+
+    static const int shapes[][2] = {{2048, 768}, {768, 2048}, {32000, 768}};
+    for (int di = 0; di < ntypes; di++) {
+        t2_dtype t = types[di];
+        const char *dn = t2_dtype_name(t);
+        for (int ti = 0; ti < nthreads; ti++) {
+            t2_pool *pool = t2_pool_new(threads[ti]);
+            if (!pool) {
+                fprintf(stderr, "cannot start %d threads\n", threads[ti]);
+                return 1;
+            }
+            for (int s = 0; s < 3; s++) {
+                int rows = shapes[s][0], cols = shapes[s][1];
+                size_t bytes = t2_dtype_row_bytes(t, cols) * rows;
+                char what[32];
+                snprintf(what, sizeof what, "%dx%d", rows, cols);
+                if (bytes < ((size_t)16 << 20)) {
+                    int reps = (int)(((size_t)256 << 20) / bytes);
+                    if (quick) reps /= 4;
+                    double g = bench_shape(pool, t, rows, cols, 1, reps, passes);
+                    report(dn, threads[ti], what, "hot", g, membw[ti]);
+                }
+                int ncopies = (int)(((cold_mib << 20) + bytes - 1) / bytes);
+                if (ncopies < 2) ncopies = 2;
+                double g = bench_shape(pool, t, rows, cols, ncopies, ncopies, passes);
+                report(dn, threads[ti], what, "cold", g, membw[ti]);
+            }
+            double g = bench_mix(pool, t, passes);
+            report(dn, threads[ti], "134M mix (12 layers)", "cold", g, membw[ti]);
+            t2_pool_destroy(&pool);
+        }
+    }
+
+    printf("\nt2_matmul, 128-token batch (sgemm on %s):\n", t2_blas_corename());
+    static const int mm[][2] = {{2048, 768}, {768, 2048}, {768, 768}};
+    for (int di = 0; di < ntypes; di++)
+        for (int ti = 0; ti < nthreads; ti++) {
+            t2_pool *pool = t2_pool_new(threads[ti]);
+            for (int s = 0; s < 3; s++) {
+                double g = bench_sgemm(pool, types[di], mm[s][0], mm[s][1], 128, passes);
+                printf("%-5s %2d  %4dx%-4d x 128  %8.1f GFLOP/s\n", t2_dtype_name(types[di]),
+                       threads[ti], mm[s][0], mm[s][1], g);
+                if (g_csv)
+                    fprintf(g_csv, "sgemm,%s,%d,%dx%dx128,,%.2f,\n", t2_dtype_name(types[di]),
+                            threads[ti], mm[s][0], mm[s][1], g);
+            }
+            t2_pool_destroy(&pool);
+        }
+    t2_kern_free_scratch();
+    if (g_csv) fclose(g_csv);
+    return 0;
+}

@@ -1,0 +1,24 @@
+/* cli.h - the `t2` command line: one function per sub-command and the helpers they share. */
+#ifndef T2_CLI_H
+#define T2_CLI_H
+
+#include <stdint.h>
+
+/* Sub-commands: argv[0] is the sub-command's name. Return the process exit code. */
+int t2_cmd_run(int argc, char **argv);
+int t2_cmd_logits(int argc, char **argv);
+int t2_cmd_perplexity(int argc, char **argv);
+int t2_cmd_convert(int argc, char **argv);
+int t2_cmd_init(int argc, char **argv);
+
+/* Option values, validated: on a bad value they print "t2 CMD: OPT: 'VAL' is not ..." and
+ * return -1. */
+int cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, int *out);
+int cli_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
+int cli_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out);
+/* Print "t2 CMD: <t2_err_msg()>" and return 1. */
+int cli_fail(const char *cmd);
+/* Print "t2 CMD: <fmt...>" plus "(see t2 CMD --help)" and return 2. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,128 @@
+/* t2 convert and t2 init: writing model files. */
+#include "cli.h"
+
+#include "model.h"
+#include "t2_err.h"
+#include "tokenizer.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char convert_help[] =
+    "usage: t2 convert IN OUT.gguf [-z TOKENIZER] [--type f32|f16|bf16|q8_0] [--name NAME]\n\n"
+    "Write a model as GGUF (llama.cpp tensor names). IN is a llama2.c checkpoint (legacy or\n"
+    "version-1 header, shared or separate classifier) or a GGUF. The tokenizer (-z, a llama2.c\n"
+    "tokenizer.bin; or the one embedded in a GGUF input) is embedded in the output.\n"
+    "  --type T   type of the weight matrices (default f32; norms stay f32)\n";
+
+int t2_cmd_convert(int argc, char **argv) {
+    const char *cmd = "convert", *tok_path = NULL, *name = NULL;
+    t2_dtype type = T2_F32;
+    static const struct option opts[] = {{"tokenizer", required_argument, 0, 'z'},
+                                         {"type", required_argument, 0, 'T'},
+                                         {"name", required_argument, 0, 'N'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "z:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'z': tok_path = optarg; break;
+        case 'T':
+            if (t2_dtype_parse(optarg, &type) < 0) return cli_usage_error(cmd, "%s", t2_err_msg());
+            break;
+        case 'N': name = optarg; break;
+        case 'h': fputs(convert_help, stdout); return 0;
+        default: return cli_usage_error(cmd, "bad option");
+        }
+    }
+    if (argc - optind != 2) return cli_usage_error(cmd, "give IN and OUT.gguf");
+    const char *in = argv[optind], *out = argv[optind + 1];
+    t2_model *m = NULL;
+    t2_tokenizer *tok = NULL;
+    int rc = 1;
+    if (t2_model_load(&m, in) < 0) goto fail;
+    if (tok_path || (m->gguf && t2_gguf_find_key(m->gguf, "tokenizer.ggml.tokens") >= 0)) {
+        if (t2_model_load_tokenizer(&tok, m, tok_path) < 0) goto fail;
+    }
+    if (t2_model_save_gguf(m, tok, type, name, out) < 0) goto fail;
+    fprintf(stderr, "t2 convert: wrote %s (%lld parameters, %s%s)\n", out,
+            (long long)t2_model_n_params(m), t2_dtype_name(type),
+            tok ? ", tokenizer embedded" : ", no tokenizer");
+    rc = 0;
+    goto out;
+fail:
+    rc = cli_fail(cmd);
+out:
+    t2_tok_destroy(&tok);
+    t2_model_destroy(&m);
+    return rc;
+}
+
+static const char init_help[] =
+    "usage: t2 init -o OUT.gguf --dim D --hidden F --layers L --heads H [--kv-heads K]\n"
+    "               --vocab V [--seq-len S] [--type f32|f16|bf16|q8_0] [--tied] [--seed N]\n"
+    "               [-z TOKENIZER]\n\n"
+    "Write a Llama GGUF with random weights (normal, std 1/sqrt(fan-in)) for tests and\n"
+    "benchmarks. --kv-heads defaults to --heads, --seq-len to 2048. --tied shares the\n"
+    "classifier with the embedding (default: a separate output matrix). -z embeds a llama2.c\n"
+    "tokenizer whose vocabulary size must equal V.\n";
+
+int t2_cmd_init(int argc, char **argv) {
+    const char *cmd = "init", *out = NULL, *tok_path = NULL;
+    t2_config cfg = {.seq_len = 2048};
+    t2_dtype type = T2_F32;
+    int tied = 0;
+    uint64_t seed = 1;
+    static const struct option opts[] = {
+        {"output", required_argument, 0, 'o'}, {"dim", required_argument, 0, 'd'},
+        {"hidden", required_argument, 0, 'F'}, {"layers", required_argument, 0, 'L'},
+        {"heads", required_argument, 0, 'H'},  {"kv-heads", required_argument, 0, 'K'},
+        {"vocab", required_argument, 0, 'V'},  {"seq-len", required_argument, 0, 'S'},
+        {"type", required_argument, 0, 'T'},   {"tied", no_argument, 0, 't'},
+        {"seed", required_argument, 0, 's'},   {"tokenizer", required_argument, 0, 'z'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:z:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 'd': if (cli_int(cmd, "--dim", optarg, 2, 1 << 16, &cfg.dim)) return 2; break;
+        case 'F': if (cli_int(cmd, "--hidden", optarg, 1, 1 << 18, &cfg.hidden_dim)) return 2; break;
+        case 'L': if (cli_int(cmd, "--layers", optarg, 1, 1024, &cfg.n_layers)) return 2; break;
+        case 'H': if (cli_int(cmd, "--heads", optarg, 1, 4096, &cfg.n_heads)) return 2; break;
+        case 'K': if (cli_int(cmd, "--kv-heads", optarg, 1, 4096, &cfg.n_kv_heads)) return 2; break;
+        case 'V': if (cli_int(cmd, "--vocab", optarg, 1, 1 << 20, &cfg.vocab_size)) return 2; break;
+        case 'S': if (cli_int(cmd, "--seq-len", optarg, 1, 1 << 20, &cfg.seq_len)) return 2; break;
+        case 'T':
+            if (t2_dtype_parse(optarg, &type) < 0) return cli_usage_error(cmd, "%s", t2_err_msg());
+            break;
+        case 't': tied = 1; break;
+        case 's': if (cli_u64(cmd, "--seed", optarg, &seed)) return 2; break;
+        case 'z': tok_path = optarg; break;
+        case 'h': fputs(init_help, stdout); return 0;
+        default: return cli_usage_error(cmd, "bad option");
+        }
+    }
+    if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (!out || !cfg.dim || !cfg.hidden_dim || !cfg.n_layers || !cfg.n_heads || !cfg.vocab_size)
+        return cli_usage_error(cmd, "give -o, --dim, --hidden, --layers, --heads and --vocab");
+    if (!cfg.n_kv_heads) cfg.n_kv_heads = cfg.n_heads;
+    t2_model *m = NULL;
+    t2_tokenizer *tok = NULL;
+    int rc = 1;
+    if (t2_model_init_random(&m, &cfg, tied, seed) < 0) goto fail;
+    if (tok_path && t2_model_load_tokenizer(&tok, m, tok_path) < 0) goto fail;
+    if (t2_model_save_gguf(m, tok, type, "t2-random", out) < 0) goto fail;
+    fprintf(stderr, "t2 init: wrote %s (%lld parameters, %s)\n", out,
+            (long long)t2_model_n_params(m), t2_dtype_name(type));
+    rc = 0;
+    goto out;
+fail:
+    rc = cli_fail(cmd);
+out:
+    t2_tok_destroy(&tok);
+    t2_model_destroy(&m);
+    return rc;
+}

@@ -1,0 +1,525 @@
+/* kernels.c - run-time dispatch, portable kernels, threading of matvec / matmul, small kernels.
+ *
+ * The SIMD variants live in kernels_avx512.c and kernels_avx2.c (per-function target
+ * attributes, no global -m flags); this file picks a table of function pointers once from the
+ * CPU's flags (T2_KERN_LEVEL=avx512|avx2|generic in the environment can lower it) and splits
+ * work over the pool.
+ */
+#include "kernels.h"
+
+#include "t2_err.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* OpenBLAS extensions (declared here so that any cblas.h will do). */
+void openblas_set_num_threads(int);
+char *openblas_get_corename(void);
+
+typedef void (*t2_rows_fn)(float *y, const void *W, size_t rb, int cols, const float *x, int r0,
+                           int r1);
+typedef void (*t2_cvt_fn)(float *dst, const void *src, int64_t n);
+
+typedef struct t2_kern_ops {
+    const char *name;
+    t2_rows_fn mv_f32, mv_f16, mv_bf16, mv_q8_0;
+    t2_cvt_fn cvt_f16, cvt_bf16, cvt_q8_0;
+    float (*dot)(const float *a, const float *b, int n);
+    void (*axpy)(float *y, float a, const float *x, int n);
+    double (*sum)(const float *a, size_t n);
+} t2_kern_ops;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Portable C kernels. Each row: 8 partial sums over columns i % 8, combined as a fixed tree.   */
+
+static inline float ld_u16_f16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return t2_f16_to_f32(h);
+}
+static inline float ld_u16_bf16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return t2_bf16_to_f32(h);
+}
+static inline float ld_f32(const uint8_t *p) {
+    float f;
+    memcpy(&f, p, 4);
+    return f;
+}
+
+static inline float tree8(const float *s) {
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+#define DEF_GEN_ROWS(NAME, ES, LD)                                                             \
+    static void gen_matvec_##NAME(float *y, const void *W, size_t rb, int cols, const float *x, \
+                                  int r0, int r1) {                                            \
+        for (int r = r0; r < r1; r++) {                                                        \
+            const uint8_t *w = (const uint8_t *)W + (size_t)r * rb;                            \
+            float s[8] = {0};                                                                  \
+            int i = 0;                                                                         \
+            for (; i + 8 <= cols; i += 8)                                                      \
+                for (int j = 0; j < 8; j++) s[j] += LD(w + (size_t)(i + j) * ES) * x[i + j];   \
+            for (int j = 0; i + j < cols; j++) s[j] += LD(w + (size_t)(i + j) * ES) * x[i + j]; \
+            y[r] = tree8(s);                                                                   \
+        }                                                                                      \
+    }
+
+DEF_GEN_ROWS(f32, 4, ld_f32)
+DEF_GEN_ROWS(f16, 2, ld_u16_f16)
+DEF_GEN_ROWS(bf16, 2, ld_u16_bf16)
+
+static void gen_matvec_q8_0(float *y, const void *W, size_t rb, int cols, const float *x, int r0,
+                            int r1) {
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *w = (const uint8_t *)W + (size_t)r * rb;
+        float acc = 0.0f;
+        for (int b = 0; b < cols / 32; b++) {
+            const uint8_t *blk = w + (size_t)b * 34;
+            const float *xb = x + 32 * b;
+            float s[4] = {0};
+            for (int j = 0; j < 32; j++) s[j & 3] += (float)(int8_t)blk[2 + j] * xb[j];
+            acc += ld_u16_f16(blk) * ((s[0] + s[1]) + (s[2] + s[3]));
+        }
+        y[r] = acc;
+    }
+}
+
+static void gen_cvt_f16(float *dst, const void *src, int64_t n) { t2_to_f32(dst, src, T2_F16, n); }
+static void gen_cvt_bf16(float *dst, const void *src, int64_t n) { t2_to_f32(dst, src, T2_BF16, n); }
+static void gen_cvt_q8_0(float *dst, const void *src, int64_t n) { t2_to_f32(dst, src, T2_Q8_0, n); }
+
+static float gen_dot(const float *a, const float *b, int n) {
+    float s[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) s[j] += a[i + j] * b[i + j];
+    for (int j = 0; i + j < n; j++) s[j] += a[i + j] * b[i + j];
+    return tree8(s);
+}
+
+static void gen_axpy(float *y, float a, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static double gen_sum(const float *a, size_t n) {
+    float s[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) s[j] += a[i + j];
+    double t = tree8(s);
+    for (; i < n; i++) t += a[i];
+    return t;
+}
+
+static const t2_kern_ops ops_generic = {
+    "generic",    gen_matvec_f32, gen_matvec_f16, gen_matvec_bf16, gen_matvec_q8_0, gen_cvt_f16,
+    gen_cvt_bf16, gen_cvt_q8_0,   gen_dot,        gen_axpy,        gen_sum,
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* SIMD tables (kernels_avx512.c, kernels_avx2.c).                                              */
+
+#if defined(__x86_64__)
+#define T2_X86 1
+void t2_k512_matvec_f32(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
+void t2_k512_matvec_f16(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
+void t2_k512_matvec_bf16(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
+void t2_k512_matvec_q8_0(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
+void t2_k512_to_f32_f16(float *dst, const void *src, int64_t n);
+void t2_k512_to_f32_bf16(float *dst, const void *src, int64_t n);
+void t2_k512_to_f32_q8_0(float *dst, const void *src, int64_t n);
+float t2_k512_dot(const float *a, const float *b, int n);
+void t2_k512_axpy(float *y, float a, const float *x, int n);
+double t2_k512_sum(const float *a, size_t n);
+void t2_k256_matvec_f32(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
+void t2_k256_matvec_f16(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
+void t2_k256_matvec_bf16(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
+void t2_k256_matvec_q8_0(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
+void t2_k256_to_f32_f16(float *dst, const void *src, int64_t n);
+void t2_k256_to_f32_bf16(float *dst, const void *src, int64_t n);
+void t2_k256_to_f32_q8_0(float *dst, const void *src, int64_t n);
+float t2_k256_dot(const float *a, const float *b, int n);
+void t2_k256_axpy(float *y, float a, const float *x, int n);
+double t2_k256_sum(const float *a, size_t n);
+
+static const t2_kern_ops ops_avx512 = {
+    "avx512",           t2_k512_matvec_f32,  t2_k512_matvec_f16,  t2_k512_matvec_bf16,
+    t2_k512_matvec_q8_0, t2_k512_to_f32_f16, t2_k512_to_f32_bf16, t2_k512_to_f32_q8_0,
+    t2_k512_dot,        t2_k512_axpy,        t2_k512_sum,
+};
+static const t2_kern_ops ops_avx2 = {
+    "avx2",             t2_k256_matvec_f32,  t2_k256_matvec_f16,  t2_k256_matvec_bf16,
+    t2_k256_matvec_q8_0, t2_k256_to_f32_f16, t2_k256_to_f32_bf16, t2_k256_to_f32_q8_0,
+    t2_k256_dot,        t2_k256_axpy,        t2_k256_sum,
+};
+
+static int cpu_has_avx512(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") &&
+           __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2");
+}
+static int cpu_has_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+}
+#else
+#define T2_X86 0
+#endif
+
+static _Atomic(const t2_kern_ops *) g_ops;
+static pthread_once_t g_ops_once = PTHREAD_ONCE_INIT;
+
+static const t2_kern_ops *ops_for(const char *level) {
+    if (!level) return NULL;
+    if (strcmp(level, "generic") == 0) return &ops_generic;
+#if T2_X86
+    if (strcmp(level, "avx2") == 0) return cpu_has_avx2() ? &ops_avx2 : NULL;
+    if (strcmp(level, "avx512") == 0) return cpu_has_avx512() ? &ops_avx512 : NULL;
+#endif
+    return NULL;
+}
+
+static void ops_detect(void) {
+    const t2_kern_ops *o = &ops_generic;
+#if T2_X86
+    if (cpu_has_avx512()) o = &ops_avx512;
+    else if (cpu_has_avx2()) o = &ops_avx2;
+#endif
+    /* T2_KERN_LEVEL may only pick a level the CPU has (e.g. to compare levels in benchmarks). */
+    const t2_kern_ops *env = ops_for(getenv("T2_KERN_LEVEL"));
+    if (env) o = env;
+    const t2_kern_ops *expected = NULL;
+    atomic_compare_exchange_strong(&g_ops, &expected, o); /* a forced level wins */
+}
+
+static inline const t2_kern_ops *ops(void) {
+    const t2_kern_ops *o = atomic_load_explicit(&g_ops, memory_order_acquire);
+    if (__builtin_expect(o != NULL, 1)) return o;
+    pthread_once(&g_ops_once, ops_detect);
+    return atomic_load_explicit(&g_ops, memory_order_acquire);
+}
+
+const char *t2_kern_level(void) { return ops()->name; }
+
+int t2_kern_force_level(const char *level) {
+    const t2_kern_ops *o = ops_for(level);
+    if (!o) return t2_err_set(T2_EUNSUPPORTED, "kernel level '%s' is not available on this CPU",
+                              level ? level : "(null)");
+    pthread_once(&g_ops_once, ops_detect);
+    atomic_store_explicit(&g_ops, o, memory_order_release);
+    return 0;
+}
+
+static t2_rows_fn rows_fn(const t2_kern_ops *o, t2_dtype t) {
+    switch (t) {
+    case T2_F32: return o->mv_f32;
+    case T2_F16: return o->mv_f16;
+    case T2_BF16: return o->mv_bf16;
+    case T2_Q8_0: return o->mv_q8_0;
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Matrix-vector.                                                                               */
+
+void t2_matvec_rows(float *y, const t2_mat *W, const float *x, int r0, int r1) {
+    if (r1 <= r0) return;
+    t2_rows_fn f = rows_fn(ops(), W->type);
+    if (f) f(y, W->data, t2_dtype_row_bytes(W->type, W->cols), W->cols, x, r0, r1);
+}
+
+#define T2_MV_ALIGN 16            /* rows per chunk boundary */
+#define T2_MV_MIN_PAR (64 * 1024) /* fewer weights than this: one thread */
+
+typedef struct mv_job {
+    int n;
+    float *const *ys;
+    const t2_mat *const *Ws;
+    const float *const *xs;
+    const t2_kern_ops *o;
+    size_t total; /* weight bytes of all matrices */
+} mv_job;
+
+/* Position of split point k of nth: the first 16-aligned row start at or after byte
+ * total * k / nth of the concatenated matrices, as (matrix, row). */
+static void mv_point(const mv_job *j, int k, int nth, int *mi, int *row) {
+    size_t target = (size_t)((unsigned __int128)j->total * (unsigned)k / (unsigned)nth);
+    size_t cum = 0;
+    for (int i = 0; i < j->n; i++) {
+        const t2_mat *W = j->Ws[i];
+        size_t rb = t2_dtype_row_bytes(W->type, W->cols), bytes = rb * (size_t)W->rows;
+        if (cum + bytes > target) {
+            size_t r = rb ? (target - cum + rb - 1) / rb : 0;
+            r = (r + T2_MV_ALIGN - 1) / T2_MV_ALIGN * T2_MV_ALIGN;
+            if (r < (size_t)W->rows) {
+                *mi = i;
+                *row = (int)r;
+                return;
+            }
+            target = cum + bytes; /* next matrix, row 0 */
+        }
+        cum += bytes;
+    }
+    *mi = j->n;
+    *row = 0;
+}
+
+static void mv_task(void *ctx, int ith, int nth) {
+    const mv_job *j = ctx;
+    int m0, q0, m1, q1;
+    mv_point(j, ith, nth, &m0, &q0);
+    mv_point(j, ith + 1, nth, &m1, &q1);
+    for (int i = m0; i <= m1 && i < j->n; i++) {
+        const t2_mat *W = j->Ws[i];
+        int r0 = i == m0 ? q0 : 0, r1 = i == m1 ? q1 : W->rows;
+        if (r1 > r0)
+            rows_fn(j->o, W->type)(j->ys[i], W->data, t2_dtype_row_bytes(W->type, W->cols),
+                                   W->cols, j->xs[i], r0, r1);
+    }
+}
+
+void t2_matvec_multi(t2_pool *pool, int n, float *const *ys, const t2_mat *const *Ws,
+                     const float *const *xs) {
+    mv_job j = {n, ys, Ws, xs, ops(), 0};
+    size_t elems = 0;
+    for (int i = 0; i < n; i++) {
+        j.total += t2_dtype_row_bytes(Ws[i]->type, Ws[i]->cols) * (size_t)Ws[i]->rows;
+        elems += (size_t)Ws[i]->rows * (size_t)Ws[i]->cols;
+    }
+    if (!pool || t2_pool_size(pool) == 1 || elems < T2_MV_MIN_PAR || j.total == 0) {
+        for (int i = 0; i < n; i++)
+            rows_fn(j.o, Ws[i]->type)(ys[i], Ws[i]->data,
+                                      t2_dtype_row_bytes(Ws[i]->type, Ws[i]->cols), Ws[i]->cols,
+                                      xs[i], 0, Ws[i]->rows);
+        return;
+    }
+    t2_pool_run(pool, mv_task, &j);
+}
+
+void t2_matvec(t2_pool *pool, float *y, const t2_mat *W, const float *x) {
+    t2_matvec_multi(pool, 1, &y, &W, &x);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Matrix-matrix on OpenBLAS: one single-threaded sgemm per pool thread on its rows of W.       */
+
+static pthread_once_t g_blas_once = PTHREAD_ONCE_INIT;
+static void blas_init(void) { openblas_set_num_threads(1); }
+
+const char *t2_blas_corename(void) {
+    const char *s = openblas_get_corename();
+    return s ? s : "?";
+}
+
+/* Scratch: sets of per-thread buffers; a call takes a free set, so concurrent calls on
+ * different pools never share buffers. */
+typedef struct scratch_set {
+    struct scratch_set *next;
+    int in_use, nbuf;
+    float **buf;
+    size_t *cap; /* floats */
+} scratch_set;
+
+static pthread_mutex_t g_scratch_mu = PTHREAD_MUTEX_INITIALIZER;
+static scratch_set *g_scratch;
+
+static void scratch_free_set(scratch_set *s) {
+    for (int i = 0; i < s->nbuf; i++) free(s->buf[i]);
+    free(s->buf);
+    free(s->cap);
+    free(s);
+}
+
+static scratch_set *scratch_acquire(int nth, size_t floats) {
+    pthread_mutex_lock(&g_scratch_mu);
+    scratch_set *s = g_scratch;
+    while (s && s->in_use) s = s->next;
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (s) {
+            s->next = g_scratch;
+            g_scratch = s;
+        }
+    }
+    if (s) s->in_use = 1;
+    pthread_mutex_unlock(&g_scratch_mu);
+    if (!s) return NULL;
+    if (s->nbuf < nth) {
+        float **b = realloc(s->buf, (size_t)nth * sizeof *b);
+        if (!b) goto fail;
+        s->buf = b;
+        size_t *c = realloc(s->cap, (size_t)nth * sizeof *c);
+        if (!c) goto fail;
+        s->cap = c;
+        for (int i = s->nbuf; i < nth; i++) {
+            s->buf[i] = NULL;
+            s->cap[i] = 0;
+        }
+        s->nbuf = nth;
+    }
+    for (int i = 0; i < nth; i++) {
+        if (s->cap[i] >= floats) continue;
+        free(s->buf[i]);
+        s->cap[i] = 0;
+        size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+        s->buf[i] = aligned_alloc(64, bytes);
+        if (!s->buf[i]) goto fail;
+        s->cap[i] = floats;
+    }
+    return s;
+fail:
+    pthread_mutex_lock(&g_scratch_mu);
+    s->in_use = 0;
+    pthread_mutex_unlock(&g_scratch_mu);
+    return NULL;
+}
+
+static void scratch_release(scratch_set *s) {
+    pthread_mutex_lock(&g_scratch_mu);
+    s->in_use = 0;
+    pthread_mutex_unlock(&g_scratch_mu);
+}
+
+void t2_kern_free_scratch(void) {
+    pthread_mutex_lock(&g_scratch_mu);
+    scratch_set **pp = &g_scratch;
+    while (*pp) {
+        scratch_set *s = *pp;
+        if (s->in_use) {
+            pp = &s->next;
+            continue;
+        }
+        *pp = s->next;
+        scratch_free_set(s);
+    }
+    pthread_mutex_unlock(&g_scratch_mu);
+}
+
+typedef struct mm_job {
+    float *Y;
+    const t2_mat *W;
+    const float *X;
+    int B, block_rows;
+    scratch_set *scratch;
+    t2_cvt_fn cvt;
+} mm_job;
+
+/* Each sgemm call covers one fixed block of block_rows rows of W (the blocks depend only on W's
+ * shape, never on the thread count) and threads take contiguous runs of blocks: OpenBLAS's
+ * kernels round differently near the edges of a call's M range, so fixed calls are what makes
+ * the result independent of the number of threads. */
+static void mm_task(void *ctx, int ith, int nth) {
+    const mm_job *j = ctx;
+    const t2_mat *W = j->W;
+    int nblk = (W->rows + j->block_rows - 1) / j->block_rows, b0, b1;
+    t2_split(nblk, 1, ith, nth, &b0, &b1);
+    int K = W->cols;
+    size_t rb = t2_dtype_row_bytes(W->type, K);
+    float *buf = j->scratch ? j->scratch->buf[ith] : NULL;
+    for (int blk = b0; blk < b1; blk++) {
+        int r = blk * j->block_rows;
+        int nr = W->rows - r < j->block_rows ? W->rows - r : j->block_rows;
+        const float *w;
+        if (W->type == T2_F32) {
+            w = (const float *)W->data + (size_t)r * K;
+        } else {
+            j->cvt(buf, (const uint8_t *)W->data + (size_t)r * rb, (int64_t)nr * K);
+            w = buf;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->B, nr, K, 1.0f, j->X, K, w, K,
+                    0.0f, j->Y + r, W->rows);
+    }
+}
+
+/* Rows per sgemm call: ~512 KiB of f32 weights, a multiple of 16, between 16 and 256. */
+static int mm_block_rows(int cols) {
+    int br = (int)(131072 / cols) / 16 * 16;
+    return br < 16 ? 16 : br > 256 ? 256 : br;
+}
+
+int t2_matmul(t2_pool *pool, float *Y, const t2_mat *W, const float *X, int B) {
+    if (B <= 0 || W->rows <= 0) return 0;
+    if (W->cols <= 0) {
+        for (int b = 0; b < B; b++) memset(Y + (size_t)b * W->rows, 0, (size_t)W->rows * 4);
+        return 0;
+    }
+    pthread_once(&g_blas_once, blas_init);
+    const t2_kern_ops *o = ops();
+    mm_job j = {Y, W, X, B, mm_block_rows(W->cols), NULL, NULL};
+    if (W->type != T2_F32) {
+        j.cvt = W->type == T2_F16 ? o->cvt_f16 : W->type == T2_BF16 ? o->cvt_bf16 : o->cvt_q8_0;
+        j.scratch = scratch_acquire(t2_pool_size(pool), (size_t)j.block_rows * (size_t)W->cols);
+        if (!j.scratch)
+            return t2_err_set(T2_ENOMEM, "matmul: no memory for %d x %d scratch", j.block_rows,
+                              W->cols);
+    }
+    t2_pool_run(pool, mm_task, &j);
+    if (j.scratch) scratch_release(j.scratch);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Small kernels (llama2.c's formulas and summation order).                                     */
+
+void t2_rmsnorm(float *out, const float *x, const float *weight, int n, float eps) {
+    float ss = 0.0f;
+    for (int j = 0; j < n; j++) ss += x[j] * x[j];
+    ss /= n;
+    ss += eps;
+    ss = 1.0f / sqrtf(ss);
+    for (int j = 0; j < n; j++) out[j] = weight[j] * (ss * x[j]);
+}
+
+void t2_softmax(float *x, int n) {
+    if (n <= 0) return;
+    float max_val = x[0];
+    for (int i = 1; i < n; i++)
+        if (x[i] > max_val) max_val = x[i];
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max_val);
+        sum += x[i];
+    }
+    for (int i = 0; i < n; i++) x[i] /= sum;
+}
+
+void t2_rope(float *x, int n_heads, int head_dim, int pos, float theta) {
+    for (int i = 0; i + 1 < head_dim; i += 2) {
+        float freq = 1.0f / powf(theta, i / (float)head_dim);
+        float val = pos * freq;
+        float fcr = cosf(val), fci = sinf(val);
+        for (int h = 0; h < n_heads; h++) {
+            float *v = x + (size_t)h * head_dim + i;
+            float v0 = v[0], v1 = v[1];
+            v[0] = v0 * fcr - v1 * fci;
+            v[1] = v0 * fci + v1 * fcr;
+        }
+    }
+}
+
+void t2_swiglu(float *out, const float *gate, const float *up, int n) {
+    for (int i = 0; i < n; i++) {
+        float val = gate[i];
+        val *= 1.0f / (1.0f + expf(-val)); /* silu, as llama2.c writes it */
+        out[i] = val * up[i];
+    }
+}
+
+float t2_dot_f32(const float *a, const float *b, int n) { return ops()->dot(a, b, n); }
+
+void t2_axpy_f32(float *y, float a, const float *x, int n) { ops()->axpy(y, a, x, n); }
+
+/* Used by membw.c: the level's streaming sum. */
+double t2_kern_sum_f32(const float *a, size_t n);
+double t2_kern_sum_f32(const float *a, size_t n) { return ops()->sum(a, n); }
