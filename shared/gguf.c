@@ -669,18 +669,19 @@ static int parse(t2_gguf *g) {
             return fail(g, T2_EFORMAT, "tensor '%s': data offset %llu is not a multiple of the "
                         "alignment (%u)", show_str(b, t->name), (unsigned long long)t->offset,
                         g->alignment);
-        if (data_off > g->size || t->offset > g->size - data_off ||
-            t->nbytes > g->size - data_off - t->offset)
-        {
-            if (t->offset > UINT64_MAX - data_off) /* the file offset itself overflows */
-                return fail(g, T2_EFORMAT, "tensor '%s': data offset %llu extends past end of "
-                            "file (%zu bytes)", show_str(b, t->name),
-                            (unsigned long long)t->offset, g->size);
-            return fail(g, T2_EFORMAT, "tensor '%s': data [offset %llu, %zu bytes] extends past "
-                        "end of file (%zu bytes)", show_str(b, t->name),
-                        (unsigned long long)(data_off + t->offset), t->nbytes, g->size);
+        /* Overflow-safe form of data_off + offset + nbytes <= size. */
+        if (data_off <= g->size && t->offset <= g->size - data_off &&
+            t->nbytes <= g->size - data_off - t->offset) {
+            t->data = g->base + data_off + t->offset;
+            continue;
         }
-        t->data = g->base + data_off + t->offset;
+        if (t->offset > UINT64_MAX - data_off) /* the file offset itself overflows */
+            return fail(g, T2_EFORMAT, "tensor '%s': data offset %llu extends past end of file "
+                        "(%zu bytes)", show_str(b, t->name), (unsigned long long)t->offset,
+                        g->size);
+        return fail(g, T2_EFORMAT, "tensor '%s': data [offset %llu, %zu bytes] extends past end "
+                    "of file (%zu bytes)", show_str(b, t->name),
+                    (unsigned long long)(data_off + t->offset), t->nbytes, g->size);
     }
     return 0;
 }
@@ -729,6 +730,9 @@ int t2_gguf_open_mem(t2_gguf **out, const void *buf, size_t size, const char *na
     return open_common(out, name, buf, size, NULL);
 }
 
+/* The file is mapped read-only (MAP_PRIVATE); like any mmap reader, a file truncated by another
+ * process while open faults on access (SIGBUS): model files are not modified in place (the
+ * writer renames a new file over the old one, which leaves existing mappings intact). */
 int t2_gguf_open(t2_gguf **out, const char *path) {
     if (!out) return t2_err_set(T2_EINVAL, "t2_gguf_open: out is NULL");
     *out = NULL;

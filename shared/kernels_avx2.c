@@ -13,8 +13,6 @@
 #define TGT __attribute__((target("avx2,fma,f16c")))
 #define TGT_INLINE static inline __attribute__((always_inline)) TGT
 
-#define T2_NR 4 /* rows per group */
-
 void t2_k256_matvec_f32(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
 void t2_k256_matvec_f16(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
 void t2_k256_matvec_bf16(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
@@ -40,50 +38,42 @@ TGT_INLINE __m256 ld_bf16(const void *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
 }
 
-/* Per row: two accumulators; 16-column steps feed both, an 8-column step feeds acc0, the
- * zero-padded tail feeds acc1; y = hsum(acc0 + acc1). */
+/* One row at a time (one sequential weight stream per thread, see kernels_avx512.c). Per row
+ * four accumulators: 32-column steps feed a0..a3, then a 16-column step a0, a1, an 8-column
+ * step a2, the zero-padded tail a3; y = hsum((a0 + a1) + (a2 + a3)). */
 #define DEF_ROWS(NAME, ES, LD)                                                                 \
-    TGT_INLINE void NAME##_rows(float *y, const uint8_t *w, size_t rb, int cols,               \
-                                const float *x, const int nr) {                                \
-        __m256 a0[T2_NR], a1[T2_NR];                                                           \
-        _Pragma("GCC unroll 8") for (int r = 0; r < nr; r++) {                                 \
-            a0[r] = _mm256_setzero_ps();                                                       \
-            a1[r] = _mm256_setzero_ps();                                                       \
-        }                                                                                      \
+    TGT_INLINE float NAME##_row(const uint8_t *w, int cols, const float *x) {                  \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                            \
         int i = 0;                                                                             \
-        for (; i + 16 <= cols; i += 16) {                                                      \
-            __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);               \
-            _Pragma("GCC unroll 8") for (int r = 0; r < nr; r++) {                             \
-                const uint8_t *p = w + (size_t)r * rb + (size_t)i * ES;                        \
-                a0[r] = _mm256_fmadd_ps(LD(p), x0, a0[r]);                                     \
-                a1[r] = _mm256_fmadd_ps(LD(p + 8 * ES), x1, a1[r]);                            \
-            }                                                                                  \
+        for (; i + 32 <= cols; i += 32) {                                                      \
+            const uint8_t *p = w + (size_t)i * ES;                                             \
+            a0 = _mm256_fmadd_ps(LD(p), _mm256_loadu_ps(x + i), a0);                           \
+            a1 = _mm256_fmadd_ps(LD(p + 8 * ES), _mm256_loadu_ps(x + i + 8), a1);              \
+            a2 = _mm256_fmadd_ps(LD(p + 16 * ES), _mm256_loadu_ps(x + i + 16), a2);            \
+            a3 = _mm256_fmadd_ps(LD(p + 24 * ES), _mm256_loadu_ps(x + i + 24), a3);            \
+        }                                                                                      \
+        if (i + 16 <= cols) {                                                                  \
+            a0 = _mm256_fmadd_ps(LD(w + (size_t)i * ES), _mm256_loadu_ps(x + i), a0);          \
+            a1 = _mm256_fmadd_ps(LD(w + (size_t)(i + 8) * ES), _mm256_loadu_ps(x + i + 8), a1); \
+            i += 16;                                                                           \
         }                                                                                      \
         if (i + 8 <= cols) {                                                                   \
-            __m256 x0 = _mm256_loadu_ps(x + i);                                                \
-            _Pragma("GCC unroll 8") for (int r = 0; r < nr; r++) a0[r] = _mm256_fmadd_ps(      \
-                LD(w + (size_t)r * rb + (size_t)i * ES), x0, a0[r]);                           \
+            a2 = _mm256_fmadd_ps(LD(w + (size_t)i * ES), _mm256_loadu_ps(x + i), a2);          \
             i += 8;                                                                            \
         }                                                                                      \
         if (i < cols) {                                                                        \
             float xb[8] = {0};                                                                 \
+            uint8_t wb[8 * ES] = {0};                                                          \
             memcpy(xb, x + i, (size_t)(cols - i) * 4);                                         \
-            __m256 x0 = _mm256_loadu_ps(xb);                                                   \
-            _Pragma("GCC unroll 8") for (int r = 0; r < nr; r++) {                             \
-                uint8_t wb[8 * ES] = {0};                                                      \
-                memcpy(wb, w + (size_t)r * rb + (size_t)i * ES, (size_t)(cols - i) * ES);      \
-                a1[r] = _mm256_fmadd_ps(LD(wb), x0, a1[r]);                                    \
-            }                                                                                  \
+            memcpy(wb, w + (size_t)i * ES, (size_t)(cols - i) * ES);                           \
+            a3 = _mm256_fmadd_ps(LD(wb), _mm256_loadu_ps(xb), a3);                             \
         }                                                                                      \
-        _Pragma("GCC unroll 8") for (int r = 0; r < nr; r++) y[r] =                            \
-            hsum(_mm256_add_ps(a0[r], a1[r]));                                                 \
+        return hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));              \
     }                                                                                          \
     TGT void t2_k256_matvec_##NAME(float *y, const void *W, size_t rb, int cols, const float *x, \
                                    int r0, int r1) {                                           \
         const uint8_t *w = (const uint8_t *)W;                                                 \
-        int r = r0;                                                                            \
-        for (; r + T2_NR <= r1; r += T2_NR) NAME##_rows(y + r, w + (size_t)r * rb, rb, cols, x, T2_NR); \
-        for (; r < r1; r++) NAME##_rows(y + r, w + (size_t)r * rb, rb, cols, x, 1);            \
+        for (int r = r0; r < r1; r++) y[r] = NAME##_row(w + (size_t)r * rb, cols, x);         \
     }
 
 DEF_ROWS(f32, 4, ld_f32)
@@ -98,37 +88,30 @@ TGT_INLINE __m256 q8_scale(const uint8_t *blk) {
     memcpy(&h, blk, 2);
     return _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
 }
+TGT_INLINE __m256 q8_block(const uint8_t *blk, const float *xb, __m256 acc) {
+    __m256 s = _mm256_mul_ps(q8_part(blk, 0), _mm256_loadu_ps(xb));
+    s = _mm256_fmadd_ps(q8_part(blk, 1), _mm256_loadu_ps(xb + 8), s);
+    s = _mm256_fmadd_ps(q8_part(blk, 2), _mm256_loadu_ps(xb + 16), s);
+    s = _mm256_fmadd_ps(q8_part(blk, 3), _mm256_loadu_ps(xb + 24), s);
+    return _mm256_fmadd_ps(q8_scale(blk), s, acc);
+}
 
-TGT_INLINE void q8_0_rows(float *y, const uint8_t *w, size_t rb, int cols, const float *x,
-                          const int nr) {
-    __m256 acc[T2_NR];
-#pragma GCC unroll 8
-    for (int r = 0; r < nr; r++) acc[r] = _mm256_setzero_ps();
-    int nb = cols / 32;
-    for (int b = 0; b < nb; b++) {
-        const float *xb = x + 32 * b;
-        __m256 x0 = _mm256_loadu_ps(xb), x1 = _mm256_loadu_ps(xb + 8);
-        __m256 x2 = _mm256_loadu_ps(xb + 16), x3 = _mm256_loadu_ps(xb + 24);
-#pragma GCC unroll 8
-        for (int r = 0; r < nr; r++) {
-            const uint8_t *blk = w + (size_t)r * rb + (size_t)b * 34;
-            __m256 s = _mm256_mul_ps(q8_part(blk, 0), x0);
-            s = _mm256_fmadd_ps(q8_part(blk, 1), x1, s);
-            s = _mm256_fmadd_ps(q8_part(blk, 2), x2, s);
-            s = _mm256_fmadd_ps(q8_part(blk, 3), x3, s);
-            acc[r] = _mm256_fmadd_ps(q8_scale(blk), s, acc[r]);
-        }
+/* Even blocks accumulate in a0, odd blocks in a1; y = hsum(a0 + a1). */
+TGT_INLINE float q8_0_row(const uint8_t *w, int cols, const float *x) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int nb = cols / 32, b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        a0 = q8_block(w + (size_t)b * 34, x + 32 * b, a0);
+        a1 = q8_block(w + (size_t)(b + 1) * 34, x + 32 * b + 32, a1);
     }
-#pragma GCC unroll 8
-    for (int r = 0; r < nr; r++) y[r] = hsum(acc[r]);
+    if (b < nb) a0 = q8_block(w + (size_t)b * 34, x + 32 * b, a0);
+    return hsum(_mm256_add_ps(a0, a1));
 }
 
 TGT void t2_k256_matvec_q8_0(float *y, const void *W, size_t rb, int cols, const float *x, int r0,
                              int r1) {
     const uint8_t *w = (const uint8_t *)W;
-    int r = r0;
-    for (; r + T2_NR <= r1; r += T2_NR) q8_0_rows(y + r, w + (size_t)r * rb, rb, cols, x, T2_NR);
-    for (; r < r1; r++) q8_0_rows(y + r, w + (size_t)r * rb, rb, cols, x, 1);
+    for (int r = r0; r < r1; r++) y[r] = q8_0_row(w + (size_t)r * rb, cols, x);
 }
 
 TGT void t2_k256_to_f32_f16(float *dst, const void *src, int64_t n) {

@@ -194,8 +194,10 @@ static int load_llama2c(t2_model **out, const char *path, void *map, size_t size
     c.vocab_size = h[5];
     c.seq_len = h[6];
     config_defaults(&c);
-    int rc = t2_config_check(&c, path);
-    if (rc < 0) return t2_err_prefix(rc, "llama2.c header");
+    char what[1100];
+    snprintf(what, sizeof what, "%s: llama2.c header", path);
+    int rc = t2_config_check(&c, what);
+    if (rc < 0) return rc;
     uint64_t n = llama2c_floats(&c, version) + (shared ? 0 : (uint64_t)c.vocab_size * c.dim);
     uint64_t want = header + n * 4;
     if (want != size)
@@ -598,7 +600,7 @@ int t2_model_init_random(t2_model **out, const t2_config *cfg, int tied, uint64_
     t2_config c = *cfg;
     *out = NULL;
     config_defaults(&c);
-    int rc = t2_config_check(&c, "t2 init");
+    int rc = t2_config_check(&c, "model shape");
     if (rc < 0) return rc;
     const size_t D = c.dim, F = c.hidden_dim, V = c.vocab_size;
     const size_t QD = (size_t)c.n_heads * c.head_dim, KVD = (size_t)c.n_kv_heads * c.head_dim;

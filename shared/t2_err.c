@@ -38,7 +38,16 @@ int t2_err_prefix(int code, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     snprintf(old, sizeof old, "%s", err_buf[0] ? err_buf : t2_strerror(code));
-    snprintf(err_buf, sizeof err_buf, "%s: %s", prefix, old);
+    /* prefix, ": ", old message; cut at the buffer's end */
+    size_t n = strlen(prefix);
+    memcpy(err_buf, prefix, n + 1);
+    if (n + 2 < sizeof err_buf) {
+        memcpy(err_buf + n, ": ", 3);
+        size_t room = sizeof err_buf - n - 3, m = strlen(old);
+        if (m > room) m = room;
+        memcpy(err_buf + n + 2, old, m);
+        err_buf[n + 2 + m] = 0;
+    }
     err_code = code;
     return code;
 }

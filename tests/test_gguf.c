@@ -782,6 +782,61 @@ static void test_writer_edge_cases(void) {
     t2_gguf_writer_destroy(NULL);
 }
 
+/* Hundreds of keys and tensors: the hash tables grow, lookups and duplicate checks still work. */
+static void test_many(void) {
+    const char *path = tmp_path("many.gguf");
+    t2_gguf_writer *w = t2_gguf_writer_new();
+    static float v[8];
+    const int64_t ne[1] = {8};
+    char name[64];
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof name, "k.%d", i);
+        T2_CHECK(t2_gguf_set_u32(w, name, (uint32_t)i) == 0);
+        snprintf(name, sizeof name, "blk.%d.w", i);
+        T2_CHECK(t2_gguf_add_tensor(w, name, T2_F32, 1, ne, v) == 0);
+    }
+    T2_CHECK(t2_gguf_writer_write(w, path) == 0);
+    t2_gguf_writer_destroy(&w);
+    t2_gguf *g = NULL;
+    T2_CHECK(t2_gguf_open(&g, path) == 0);
+    if (g) {
+        T2_CHECK(t2_gguf_n_kv(g) == 300 && t2_gguf_n_tensors(g) == 300);
+        for (int i = 0; i < 300; i++) {
+            uint32_t u = 0;
+            snprintf(name, sizeof name, "k.%d", i);
+            T2_CHECK(t2_gguf_find_key(g, name) == i && t2_gguf_get_u32(g, name, &u) == 0 &&
+                     u == (uint32_t)i);
+            snprintf(name, sizeof name, "blk.%d.w", i);
+            T2_CHECK(t2_gguf_find_tensor(g, name) == t2_gguf_tensor_at(g, i));
+        }
+        T2_CHECK(t2_gguf_find_tensor(g, "blk.300.w") == NULL);
+        t2_gguf_close(&g);
+    }
+    /* A duplicate far down the list (after the tables grew) is still found. */
+    FILE *f = fopen(path, "rb");
+    static uint8_t data[65536];
+    size_t n = f ? fread(data, 1, sizeof data, f) : 0;
+    if (f) fclose(f);
+    uint8_t *c = malloc(n);
+    memcpy(c, data, n);
+    uint8_t *at = memmem(c, n, "blk.299.w", 9);
+    T2_CHECK(at != NULL);
+    if (at) {
+        memcpy(at, "blk.123.w", 9);
+        CHECK_ERR(open_copy(c, n, &g), T2_EFORMAT,
+                  "duplicate tensor 'blk.123.w' (tensors 123 and 299)");
+    }
+    memcpy(c, data, n);
+    at = memmem(c, n, "k.299", 5); /* the key comes before the tensor names */
+    T2_CHECK(at != NULL);
+    if (at) {
+        memcpy(at, "k.123", 5);
+        CHECK_ERR(open_copy(c, n, &g), T2_EFORMAT, "duplicate key 'k.123' (keys 123 and 299)");
+    }
+    free(c);
+    unlink(path);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Opening files                                                                               */
 
@@ -936,6 +991,7 @@ int main(int argc, char **argv) {
     T2_RUN(test_random_mutations);
     T2_RUN(test_writer_round_trip);
     T2_RUN(test_writer_edge_cases);
+    T2_RUN(test_many);
     T2_RUN(test_open_failures);
     rmdir(tmpdir);
     /* Exits 77 (skip) if the asset is missing: run last, and only if nothing failed so that a
