@@ -10,6 +10,10 @@ int t2_cmd_logits(int argc, char **argv);
 int t2_cmd_perplexity(int argc, char **argv);
 int t2_cmd_convert(int argc, char **argv);
 int t2_cmd_init(int argc, char **argv);
+int t2_cmd_train(int argc, char **argv);
+int t2_cmd_tasks(int argc, char **argv);
+int t2_cmd_decompose(int argc, char **argv);
+int t2_cmd_expert(int argc, char **argv);
 
 /* Option values, validated: on a bad value they print "t2 CMD: OPT: 'VAL' is not ..." and
  * return -1. */

@@ -1,6 +1,8 @@
 /* t2 perplexity and t2 logits: scoring text with a model. */
 #include "cli.h"
 
+#include "adapt_opts.h"
+
 #include "kernels.h"
 #include "model.h"
 #include "platform.h"
@@ -67,7 +69,8 @@ static const char ppl_help[] =
     "  --docs none    the whole file is one document\n"
     "  --ctx N        context window (default: the model's); a longer document is scored in\n"
     "                 windows of N tokens that overlap by one token, so every token but the\n"
-    "                 first BOS is predicted exactly once\n";
+    "                 first BOS is predicted exactly once\n"
+    CLI_ADAPT_HELP;
 
 int t2_cmd_perplexity(int argc, char **argv) {
     const char *cmd = "perplexity", *model_path = NULL, *tok_path = NULL, *text_path = NULL;
@@ -77,7 +80,8 @@ int t2_cmd_perplexity(int argc, char **argv) {
         {"file", required_argument, 0, 'f'},  {"docs", required_argument, 0, 'D'},
         {"ctx", required_argument, 0, 'c'},   {"threads", required_argument, 0, 'j'},
         {"batch", required_argument, 0, 'B'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        CLI_ADAPT_OPTIONS,                    {0, 0, 0, 0}};
+    cli_adapt ad = {.mode = T2_APPLY_MERGED};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:z:f:j:h", opts, NULL)) != -1) {
@@ -94,7 +98,11 @@ int t2_cmd_perplexity(int argc, char **argv) {
         case 'j': if (cli_int(cmd, "-j", optarg, 1, 256, &threads)) return 2; break;
         case 'B': if (cli_int(cmd, "--batch", optarg, 1, 4096, &batch)) return 2; break;
         case 'h': fputs(ppl_help, stdout); return 0;
-        default: return cli_usage_error(cmd, "bad option");
+        default: {
+            int r = cli_adapt_opt(&ad, cmd, c, optarg);
+            if (r < 0) return 2;
+            if (r == 0) return cli_usage_error(cmd, "bad option");
+        }
         }
     }
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
@@ -124,10 +132,11 @@ int t2_cmd_perplexity(int argc, char **argv) {
         rc = cli_fail(cmd);
         goto out;
     }
-    if (t2_state_new(&st, m, batch, ctx) < 0) {
+    if (t2_state_new(&st, m, batch, ctx) < 0 || cli_adapt_setup(&ad, m, pool) < 0) {
         rc = cli_fail(cmd);
         goto out;
     }
+    t2_state_set_adapt(st, ad.adapt);
     double nll = 0, t0 = t2_now();
     long long n_pred = 0, n_docs = 0, n_run = 0;
     char *doc = text;
@@ -184,6 +193,7 @@ out:
     free(toks);
     free(logits);
     t2_state_destroy(&st);
+    cli_adapt_free(&ad);
     t2_pool_destroy(&pool);
     t2_tok_destroy(&tok);
     t2_model_destroy(&m);
@@ -196,7 +206,8 @@ static const char logits_help[] =
     "Write the logits after each token as raw little-endian float32, n_tokens x vocab.\n"
     "  --mode batch   the tokens as one prompt batch (matrix-matrix path; default)\n"
     "  --mode step    one token at a time (matrix-vector path)\n"
-    "With -p the prompt is encoded with BOS first.\n";
+    "With -p the prompt is encoded with BOS first.\n"
+    CLI_ADAPT_HELP;
 
 int t2_cmd_logits(int argc, char **argv) {
     const char *cmd = "logits", *model_path = NULL, *tok_path = NULL, *prompt = NULL;
@@ -207,7 +218,8 @@ int t2_cmd_logits(int argc, char **argv) {
         {"prompt", required_argument, 0, 'p'}, {"tokens", required_argument, 0, 'T'},
         {"output", required_argument, 0, 'o'}, {"mode", required_argument, 0, 'M'},
         {"threads", required_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        CLI_ADAPT_OPTIONS,                     {0, 0, 0, 0}};
+    cli_adapt ad = {.mode = T2_APPLY_MERGED};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:z:p:o:j:h", opts, NULL)) != -1) {
@@ -224,7 +236,11 @@ int t2_cmd_logits(int argc, char **argv) {
             break;
         case 'j': if (cli_int(cmd, "-j", optarg, 1, 256, &threads)) return 2; break;
         case 'h': fputs(logits_help, stdout); return 0;
-        default: return cli_usage_error(cmd, "bad option");
+        default: {
+            int r = cli_adapt_opt(&ad, cmd, c, optarg);
+            if (r < 0) return 2;
+            if (r == 0) return cli_usage_error(cmd, "bad option");
+        }
         }
     }
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
@@ -282,10 +298,11 @@ int t2_cmd_logits(int argc, char **argv) {
     pool = t2_pool_new(threads);
     logits = malloc((size_t)n * V * sizeof *logits);
     if (!pool || !logits) goto oom;
-    if (t2_state_new(&st, m, step_mode ? 1 : n, n) < 0) {
+    if (t2_state_new(&st, m, step_mode ? 1 : n, n) < 0 || cli_adapt_setup(&ad, m, pool) < 0) {
         rc = cli_fail(cmd);
         goto out;
     }
+    t2_state_set_adapt(st, ad.adapt);
     if (step_mode) {
         for (int i = 0; i < n; i++) {
             if (t2_forward(st, pool, toks + i, 1, i, NULL) < 0) {
@@ -316,6 +333,7 @@ out:
     free(toks);
     free(logits);
     t2_state_destroy(&st);
+    cli_adapt_free(&ad);
     t2_pool_destroy(&pool);
     t2_tok_destroy(&tok);
     t2_model_destroy(&m);

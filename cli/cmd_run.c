@@ -2,6 +2,8 @@
  * prompt and generation speed on stderr). */
 #include "cli.h"
 
+#include "adapt_opts.h"
+
 #include "kernels.h"
 #include "model.h"
 #include "platform.h"
@@ -31,6 +33,7 @@ static const char run_help[] =
     "  -s, --seed N           random seed (default: time)\n"
     "  -j, --threads N        threads (default: online CPUs)\n"
     "      --batch N          prompt tokens per forward batch (default 128)\n"
+    CLI_ADAPT_HELP
     "\nThe text goes to stdout; speed (prompt and generation tokens/s) to stderr.\n";
 
 /* Print a decoded piece; control bytes other than whitespace are dropped (as llama2.c does). */
@@ -50,7 +53,8 @@ int t2_cmd_run(int argc, char **argv) {
         {"temperature", required_argument, 0, 't'}, {"top-p", required_argument, 0, 'P'},
         {"seed", required_argument, 0, 's'},      {"threads", required_argument, 0, 'j'},
         {"batch", required_argument, 0, 'B'},     {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        CLI_ADAPT_OPTIONS,                        {0, 0, 0, 0}};
+    cli_adapt ad = {.mode = T2_APPLY_MERGED};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:z:p:n:t:s:j:h", opts, NULL)) != -1) {
@@ -65,7 +69,11 @@ int t2_cmd_run(int argc, char **argv) {
         case 'j': if (cli_int(cmd, "-j", optarg, 1, 256, &threads)) return 2; break;
         case 'B': if (cli_int(cmd, "--batch", optarg, 1, 4096, &batch)) return 2; break;
         case 'h': fputs(run_help, stdout); return 0;
-        default: return cli_usage_error(cmd, "bad option");
+        default: {
+            int r = cli_adapt_opt(&ad, cmd, c, optarg);
+            if (r < 0) return 2;
+            if (r == 0) return cli_usage_error(cmd, "bad option");
+        }
         }
     }
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
@@ -109,12 +117,16 @@ int t2_cmd_run(int argc, char **argv) {
         rc = cli_fail(cmd);
         goto out;
     }
-    if (t2_state_new(&st, m, batch, steps) < 0) {
+    double ta = t2_now();
+    if (t2_state_new(&st, m, batch, steps) < 0 || cli_adapt_setup(&ad, m, pool) < 0) {
         rc = cli_fail(cmd);
         goto out;
     }
-    fprintf(stderr, "t2 run: %s, %s weights, %d threads, kernels %s, OpenBLAS %s\n", model_path,
-            t2_dtype_name(t2_model_dtype(m)), threads, t2_kern_level(), t2_blas_corename());
+    t2_state_set_adapt(st, ad.adapt);
+    char desc[512];
+    fprintf(stderr, "t2 run: %s, %s weights, %d threads, kernels %s, OpenBLAS %s, %s (%.3f s)\n",
+            model_path, t2_dtype_name(t2_model_dtype(m)), threads, t2_kern_level(),
+            t2_blas_corename(), cli_adapt_describe(&ad, desc, sizeof desc), t2_now() - ta);
 
     /* the prompt, printed as llama2.c does (each piece decoded after its predecessor) */
     for (int i = 1; i < n_prompt; i++) {
@@ -154,6 +166,7 @@ int t2_cmd_run(int argc, char **argv) {
 out:
     free(tokens);
     t2_state_destroy(&st);
+    cli_adapt_free(&ad);
     t2_sampler_destroy(&smp);
     t2_pool_destroy(&pool);
     t2_tok_destroy(&tok);

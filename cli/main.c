@@ -21,6 +21,10 @@ static const struct {
     {"perplexity", t2_cmd_perplexity, "perplexity of a model on a text file"},
     {"convert", t2_cmd_convert, "convert a llama2.c checkpoint (or a GGUF) to GGUF"},
     {"init", t2_cmd_init, "write a Llama GGUF with random weights of a given shape"},
+    {"decompose", t2_cmd_decompose, "SVD factors of a model's weight matrices (for SVF)"},
+    {"expert", t2_cmd_expert, "create or inspect SVF expert files"},
+    {"tasks", t2_cmd_tasks, "task families: list, show, dump training text, score, check-real"},
+    {"train", t2_cmd_train, "train a model's weights on a text file (data-parallel with mpirun)"},
     {"logits", t2_cmd_logits, "write the logits of a token sequence (for parity tests)"},
 };
 

@@ -30,6 +30,13 @@ void t2_matvec(t2_pool *pool, float *y, const t2_mat *W, const float *x);
 void t2_matvec_multi(t2_pool *pool, int n, float *const *ys, const t2_mat *const *Ws,
                      const float *const *xs);
 
+/* ys[b] = W xs[b] for b in [0, B): every ys[b] is bit-identical to t2_matvec(W, xs[b]) (the same
+ * row kernel), while W is read from memory once for all B vectors (blocks of rows stay in cache).
+ * This is the multi-sequence decoding product: a sequence's numbers never depend on what else
+ * shares the batch. */
+void t2_matvec_batch(t2_pool *pool, float *const *ys, const t2_mat *W, const float *const *xs,
+                     int B);
+
 /* Y[b, :] = W X[b, :] for b in [0, B): Y is B x W.rows, X is B x W.cols (row-major).
  * F32 weights go straight to sgemm; other types are converted to f32 a block of rows at a time
  * into per-thread scratch (allocated by the kernels module on first use, grown as needed; freed
@@ -56,5 +63,8 @@ void t2_axpy_f32(float *y, float a, const float *x, int n);
  * current kernel level's widest loads; best of several passes. Takes ~1 s for 1 GiB.
  * Returns a negative T2_E* code on failure (no memory, no threads). */
 double t2_membw_read_gbs(int n_threads, size_t bytes);
+/* One timed read pass over the n floats at a, split over the pool's threads; returns GB/s (for
+ * benchmarks that interleave reference passes with their own, so both see the same load). */
+double t2_membw_read_pass(t2_pool *pool, const float *a, size_t n);
 
 #endif

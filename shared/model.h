@@ -59,6 +59,7 @@ typedef struct t2_model {
     size_t map_size;
     float *norms;   /* all norm weights as f32 */
     float *owned;   /* models made in memory (t2_model_init_random): all weights */
+    char sha256[65]; /* of the file, computed on demand by t2_model_sha256 (svf.h) */
 } t2_model;
 
 /* Load a model file, detecting the format by its first bytes (GGUF magic, llama2.c version-1

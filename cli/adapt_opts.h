@@ -1,0 +1,42 @@
+/* adapt_opts.h - the SVF options shared by t2 run / logits / perplexity:
+ *   --factors F.gguf  --expert E.gguf | --mix NAME=A,NAME=A [--experts DIR]  --apply merged|factored
+ */
+#ifndef T2_CLI_ADAPT_OPTS_H
+#define T2_CLI_ADAPT_OPTS_H
+
+#include "model.h"
+#include "pool.h"
+#include "svf.h"
+
+typedef struct cli_adapt {
+    const char *factors_path, *expert_path, *mix, *experts_dir;
+    int mode; /* T2_APPLY_* */
+    /* results */
+    t2_factors *factors;
+    t2_expert **experts;
+    int n_experts;
+    float *alpha;
+    t2_adapt *adapt;
+} cli_adapt;
+
+/* getopt_long entries for the options (value = 0x100 + index); parse one; 1 if handled, 0 if not
+ * ours, -1 on a bad value (message printed). */
+#define CLI_ADAPT_OPTIONS                                                                     \
+    {"factors", required_argument, 0, 0x100}, {"expert", required_argument, 0, 0x101},        \
+        {"mix", required_argument, 0, 0x102}, {"experts", required_argument, 0, 0x103},      \
+        {"apply", required_argument, 0, 0x104}
+#define CLI_ADAPT_HELP                                                                        \
+    "  --factors F.gguf       SVD factors of the model (t2 decompose), for the options below\n" \
+    "  --expert E.gguf        apply one SVF expert\n"                                           \
+    "  --mix NAME=A,...       apply a mixture of experts by name, one weight A each\n"          \
+    "  --experts DIR          where --mix finds NAME.gguf (default: the factors' folder)\n"     \
+    "  --apply MODE           merged (W' formed once; default) or factored (U(s'(V^T x)))\n"
+int cli_adapt_opt(cli_adapt *o, const char *cmd, int c, const char *arg);
+/* Load factors and experts and resolve the mixture (no-op without --factors/--expert/--mix).
+ * Returns 0 or a T2_E code with the message set. */
+int cli_adapt_setup(cli_adapt *o, t2_model *m, t2_pool *pool);
+void cli_adapt_free(cli_adapt *o);
+/* "base" or a short description of the mixture, into buf. */
+const char *cli_adapt_describe(const cli_adapt *o, char *buf, size_t cap);
+
+#endif

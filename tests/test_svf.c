@@ -1,0 +1,224 @@
+/* test_svf.c - SVF in memory: factors, experts, mixtures, the adaptation cache, and the
+ * multi-sequence step: sequences with different mixtures (factored and merged) in one batch give
+ * bit-identical logits to each sequence run alone, whatever the thread count. */
+#include "kernels.h"
+#include "model.h"
+#include "sha256.h"
+#include "svf.h"
+#include "t2_err.h"
+#include "t2_test.h"
+#include "transformer.h"
+
+static t2_model *model;
+static t2_factors *factors;
+static t2_expert *ex[3];
+
+static void setup(void) {
+    t2_config c = {.dim = 48, .hidden_dim = 88, .n_layers = 2, .n_heads = 6, .n_kv_heads = 2,
+                   .vocab_size = 97, .seq_len = 32};
+    T2_CHECK(t2_model_init_random(&model, &c, 0, 9) == 0);
+    t2_pool *pool = t2_pool_new(2);
+    double err = 1;
+    T2_CHECK(t2_factors_compute(&factors, model, T2_TARGETS_ALL, pool, NULL, NULL, &err) == 0);
+    T2_CHECK_MSG(err < 1e-5, "reconstruction error %g", err);
+    for (int i = 0; i < 3; i++)
+        T2_CHECK(t2_expert_init(&ex[i], factors, 0, i == 0 ? "a" : i == 1 ? "b" : "c", "t",
+                                0.1f * i, 0.7f, 100 + i, 1.0f) == 0);
+    t2_pool_destroy(&pool);
+}
+
+static void test_sha256_vectors(void) {
+    char h[65];
+    t2_sha256_hex("", 0, h);
+    T2_CHECK(!strcmp(h, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+    t2_sha256_hex("abc", 3, h);
+    T2_CHECK(!strcmp(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+    const char *s = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    t2_sha256_hex(s, strlen(s), h);
+    T2_CHECK(!strcmp(h, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"));
+    /* streaming in odd pieces equals one shot */
+    char big[1000];
+    for (int i = 0; i < 1000; i++) big[i] = (char)(i * 7);
+    t2_sha256 st;
+    uint8_t d1[32];
+    t2_sha256_init(&st);
+    for (int i = 0; i < 1000; i += 37) t2_sha256_update(&st, big + i, i + 37 <= 1000 ? 37 : 1000 - i);
+    t2_sha256_final(&st, d1);
+    char h2[65];
+    t2_sha256_hex(big, 1000, h2);
+    char h1[65];
+    for (int i = 0; i < 32; i++) snprintf(h1 + 2 * i, 3, "%02x", d1[i]);
+    T2_CHECK(!strcmp(h1, h2));
+}
+
+static void test_mixture_checks(void) {
+    const t2_expert *e[2] = {ex[0], ex[1]};
+    float alpha[2] = {0.5f, 0.5f};
+    t2_mixture mix = {2, e, alpha, 2, 0};
+    T2_CHECK(t2_mixture_check(&mix, factors) == 0);
+    mix.n_alpha = 1;
+    T2_CHECK(t2_mixture_check(&mix, factors) == T2_EINVAL);
+    T2_CHECK(strstr(t2_err_msg(), "expected 2") != NULL);
+    mix.per_matrix = 1; /* now 2 x (layers * targets) are needed */
+    mix.n_alpha = 2;
+    T2_CHECK(t2_mixture_check(&mix, factors) == T2_EINVAL);
+    mix.per_matrix = 0;
+    alpha[1] = NAN;
+    T2_CHECK(t2_mixture_check(&mix, factors) == T2_EINVAL);
+    T2_CHECK(strstr(t2_err_msg(), "not finite") != NULL);
+    alpha[1] = INFINITY;
+    T2_CHECK(t2_mixture_check(&mix, factors) == T2_EINVAL);
+    mix.n = 0;
+    T2_CHECK(t2_mixture_check(&mix, factors) == T2_EINVAL);
+}
+
+/* Per-matrix alpha selecting expert k for matrix i equals the plain mixture of one expert. */
+static void test_per_matrix_alpha(void) {
+    const int n = factors->n_layers * T2_N_TARGETS;
+    const t2_expert *e[2] = {ex[0], ex[1]};
+    float *alpha = calloc(2 * (size_t)n, sizeof *alpha);
+    for (int i = 0; i < n; i++) alpha[n + i] = 1.0f; /* all weight on expert 1 */
+    t2_mixture pm = {2, e, alpha, 2 * n, 1};
+    float one = 1.0f;
+    const t2_expert *e1[1] = {ex[1]};
+    t2_mixture m1 = {1, e1, &one, 1, 0};
+    t2_adapt *a = NULL, *b = NULL;
+    T2_CHECK(t2_adapt_new(&a, factors, &pm, T2_APPLY_FACTORED, NULL) == 0);
+    T2_CHECK(t2_adapt_new(&b, factors, &m1, T2_APPLY_FACTORED, NULL) == 0);
+    for (int i = 0; a && b && i < n; i++)
+        if (a->sigma[i])
+            T2_CHECK(!memcmp(a->sigma[i], b->sigma[i], (size_t)factors->svd[i].rank * 4));
+    t2_adapt_release(&a);
+    t2_adapt_release(&b);
+    free(alpha);
+}
+
+static void test_cache_lru(void) {
+    t2_adapt_cache *c = t2_adapt_cache_new(2);
+    const t2_expert *e[1] = {ex[0]};
+    float one = 1.0f;
+    t2_mixture mix = {1, e, &one, 1, 0};
+    t2_adapt *a[3] = {0};
+    for (int i = 0; i < 3; i++) {
+        T2_CHECK(t2_adapt_new(&a[i], factors, &mix, T2_APPLY_MERGED, NULL) == 0);
+        t2_adapt_cache_put(c, 10 + i, a[i]);
+        if (i == 1) { /* touch key 10 so that 11 is the least recently used */
+            t2_adapt *t = t2_adapt_cache_get(c, 10);
+            T2_CHECK(t == a[0]);
+            t2_adapt_release(&t);
+        }
+    }
+    T2_CHECK_EQ_INT(t2_adapt_cache_size(c), 2);
+    t2_adapt *g = t2_adapt_cache_get(c, 11);
+    T2_CHECK(g == NULL);
+    g = t2_adapt_cache_get(c, 12);
+    T2_CHECK(g == a[2]);
+    /* an entry still referenced outlives its eviction */
+    t2_adapt *held = t2_adapt_cache_get(c, 10);
+    T2_CHECK(held == a[0]);
+    t2_adapt_cache_destroy(&c);
+    T2_CHECK(held && held->refs == 2); /* our `a[0]` and `held` */
+    t2_adapt_release(&held);
+    t2_adapt_release(&g);
+    for (int i = 0; i < 3; i++) t2_adapt_release(&a[i]);
+    T2_CHECK(t2_mixture_key(&mix) != 0);
+}
+
+#define NSEQ 6
+#define STEPS 10
+
+static void test_multi_sequence_bit_identical(void) {
+    const int V = model->cfg.vocab_size;
+    float one = 1.0f, two[2] = {0.6f, 0.8f};
+    const t2_expert *e0[1] = {ex[0]}, *e1[1] = {ex[1]}, *e12[2] = {ex[1], ex[2]};
+    t2_mixture m0 = {1, e0, &one, 1, 0}, m1 = {1, e1, &one, 1, 0}, m12 = {2, e12, two, 2, 0};
+    t2_adapt *ad[NSEQ] = {0};
+    /* base, three factored mixtures, one merged, another merged */
+    T2_CHECK(t2_adapt_new(&ad[1], factors, &m0, T2_APPLY_FACTORED, NULL) == 0);
+    T2_CHECK(t2_adapt_new(&ad[2], factors, &m1, T2_APPLY_FACTORED, NULL) == 0);
+    T2_CHECK(t2_adapt_new(&ad[3], factors, &m12, T2_APPLY_FACTORED, NULL) == 0);
+    T2_CHECK(t2_adapt_new(&ad[4], factors, &m1, T2_APPLY_MERGED, NULL) == 0);
+    T2_CHECK(t2_adapt_new(&ad[5], factors, &m12, T2_APPLY_MERGED, NULL) == 0);
+    static float alone[NSEQ][STEPS][97];
+    int toks[NSEQ][STEPS];
+    for (int i = 0; i < NSEQ; i++)
+        for (int t = 0; t < STEPS; t++) toks[i][t] = ((i == 4 ? 2 : i) * 31 + t * 17 + 1) % V;
+    for (int threads = 1; threads <= 3; threads++) {
+        t2_pool *pool = t2_pool_new(threads);
+        t2_state *st[NSEQ];
+        for (int i = 0; i < NSEQ; i++) {
+            T2_CHECK(t2_state_new(&st[i], model, 4, 0) == 0);
+            t2_state_set_adapt(st[i], ad[i]);
+        }
+        if (threads == 1) { /* reference: each sequence alone, single thread */
+            for (int i = 0; i < NSEQ; i++)
+                for (int t = 0; t < STEPS; t++) {
+                    T2_CHECK(t2_forward(st[i], pool, &toks[i][t], 1, t, NULL) == 0);
+                    memcpy(alone[i][t], t2_state_logits(st[i]), (size_t)V * 4);
+                }
+        }
+        /* all together; sequence i starts i steps late so positions differ within a batch */
+        int mismatches = 0;
+        for (int step = 0; step < STEPS + NSEQ - 1; step++) {
+            t2_state *batch[NSEQ];
+            int bt[NSEQ], bp[NSEQ], idx[NSEQ], n = 0;
+            for (int i = 0; i < NSEQ; i++) {
+                int t = step - i;
+                if (t < 0 || t >= STEPS) continue;
+                batch[n] = st[i];
+                bt[n] = toks[i][t];
+                bp[n] = t;
+                idx[n++] = i;
+            }
+            int rc = t2_forward_step_multi(batch, n, pool, bt, bp);
+            T2_CHECK_MSG(rc == 0, "step %d: %s", step, t2_err_msg());
+            for (int b = 0; b < n; b++)
+                if (memcmp(t2_state_logits(batch[b]), alone[idx[b]][step - idx[b]], (size_t)V * 4))
+                    mismatches++;
+        }
+        T2_CHECK_MSG(mismatches == 0, "%d sequence steps differ with %d threads", mismatches, threads);
+        for (int i = 0; i < NSEQ; i++) t2_state_destroy(&st[i]);
+        t2_pool_destroy(&pool);
+    }
+    /* and the adaptations really change the output (the test could not pass by ignoring them) */
+    for (int i = 1; i < NSEQ; i++) {
+        double d = 0;
+        for (int v = 0; v < V; v++) d = fmax(d, fabs(alone[i][STEPS - 1][v] - alone[0][STEPS - 1][v]));
+        T2_CHECK_MSG(d > 1e-3, "sequence %d's mixture changed logits by only %g", i, d);
+    }
+    /* merged and factored of the same mixture (same tokens) agree closely: other float paths */
+    double worst = 0;
+    for (int t = 0; t < STEPS; t++)
+        for (int v = 0; v < V; v++) worst = fmax(worst, fabs(alone[2][t][v] - alone[4][t][v]));
+    T2_CHECK_MSG(worst < 1e-4, "merged vs factored differ by %g", worst);
+    for (int i = 0; i < NSEQ; i++) t2_adapt_release(&ad[i]);
+}
+
+static void test_multi_errors(void) {
+    t2_state *a = NULL;
+    T2_CHECK(t2_state_new(&a, model, 1, 8) == 0);
+    t2_state *two[2] = {a, a};
+    int tok[2] = {1, 2}, pos[2] = {0, 0};
+    T2_CHECK(t2_forward_step_multi(two, 2, NULL, tok, pos) == T2_EINVAL); /* same state twice */
+    int badpos = 8;
+    T2_CHECK(t2_forward_step_multi(&a, 1, NULL, tok, &badpos) == T2_ERANGE);
+    int badtok = 97, p0 = 0;
+    T2_CHECK(t2_forward_step_multi(&a, 1, NULL, &badtok, &p0) == T2_ERANGE);
+    t2_state_destroy(&a);
+    T2_CHECK(t2_state_new_range(&a, model, 1, 8, 1, 1) == T2_ERANGE);
+}
+
+int main(void) {
+    setup();
+    T2_RUN(test_sha256_vectors);
+    T2_RUN(test_mixture_checks);
+    T2_RUN(test_per_matrix_alpha);
+    T2_RUN(test_cache_lru);
+    T2_RUN(test_multi_sequence_bit_identical);
+    T2_RUN(test_multi_errors);
+    for (int i = 0; i < 3; i++) t2_expert_destroy(&ex[i]);
+    t2_factors_destroy(&factors);
+    t2_model_destroy(&model);
+    t2_kern_free_scratch();
+    return T2_TEST_END();
+}
