@@ -10,6 +10,7 @@
  *   % of membw        that, over the read bandwidth measured here with the same threads
  * Prints a table; --csv FILE also writes it as CSV.
  */
+#include "bench_util.h"
 #include "kernels.h"
 #include "model.h"
 #include "platform.h"
@@ -25,19 +26,6 @@ typedef struct {
     const char *name;
     char path[1024];
 } bench_model;
-
-static int ensure_random_model(const char *path, t2_dtype type) {
-    struct stat st;
-    if (stat(path, &st) == 0) return 0;
-    fprintf(stderr, "writing %s ...\n", path);
-    t2_config cfg = {.dim = 768, .hidden_dim = 2048, .n_layers = 12, .n_heads = 12,
-                     .n_kv_heads = 12, .vocab_size = 32000, .seq_len = 1024};
-    t2_model *m = NULL;
-    int rc = t2_model_init_random(&m, &cfg, 0, 42);
-    if (rc == 0) rc = t2_model_save_gguf(m, NULL, type, "t2-bench-134m", path);
-    t2_model_destroy(&m);
-    return rc;
-}
 
 static double best_prompt(t2_state *st, t2_pool *pool, const int *toks, int n, int reps) {
     double best = 1e30;
@@ -104,7 +92,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 3; i++) {
         models[nm].name = types[i].name;
         snprintf(models[nm].path, sizeof models[0].path, "%s/%s", dir, types[i].file);
-        if (ensure_random_model(models[nm].path, types[i].t) < 0) {
+        if (bench_ensure_134m(models[nm].path, types[i].t) < 0) {
             fprintf(stderr, "t2-bench-decode: %s\n", t2_err_msg());
             return 1;
         }

@@ -1,2 +1,6 @@
+add_library(t2bench STATIC ${CMAKE_CURRENT_SOURCE_DIR}/bench_util.c)
+target_link_libraries(t2bench PUBLIC t2)
 add_executable(t2-bench-decode ${CMAKE_CURRENT_SOURCE_DIR}/decode.c)
-target_link_libraries(t2-bench-decode PRIVATE t2)
+target_link_libraries(t2-bench-decode PRIVATE t2bench)
+add_executable(t2-bench-svf ${CMAKE_CURRENT_SOURCE_DIR}/svf.c)
+target_link_libraries(t2-bench-svf PRIVATE t2bench)

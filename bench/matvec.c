@@ -7,8 +7,11 @@
  * totalling >= cold_MiB, default 512, so the weights stream from DRAM), and the weight mix of a
  * 134M-parameter Llama (12 layers of q/k/v/o 768x768, w1/w3 2048x768, w2 768x2048, and a
  * 32000x768 classifier), driven like a forward pass (q/k/v and w1/w3 in one matvec_multi call).
- * Reported as GB/s of weight bytes read and as % of the memory read bandwidth measured first
- * with the same thread count. Then t2_matmul for a 128-token batch (GFLOP/s).
+ * Reported as GB/s of weight bytes read and as % of the memory read bandwidth measured in the
+ * same time window: every timed matvec pass is preceded by a timed read pass
+ * (t2_membw_read_pass) over a 512 MiB buffer on the same pool, and each is the best of its
+ * passes, so that load from other processes hits both alike. Then t2_matmul for a 128-token
+ * batch (GFLOP/s).
  * -q: quick (smaller cold set, fewer passes). */
 #include "kernels.h"
 #include "t2_err.h"
@@ -60,26 +63,44 @@ static void *dup_bytes(const void *src, size_t bytes) {
 
 static FILE *g_csv;
 static float g_x[32000], g_y[32000], g_y2[32000], g_y3[32000];
+static float *g_ref; /* reference read buffer */
+static size_t g_ref_n;
 
+/* membw <= 0: no reference (hot runs). */
 static void report(const char *dt, int threads, const char *what, const char *mode, double gbs,
                    double membw) {
-    printf("%-5s %2d  %-22s %-5s %8.2f GB/s  %6.1f %%\n", dt, threads, what, mode, gbs,
-           100.0 * gbs / membw);
-    if (g_csv)
-        fprintf(g_csv, "matvec,%s,%d,%s,%s,%.3f,%.1f\n", dt, threads, what, mode, gbs,
-                100.0 * gbs / membw);
+    if (membw > 0)
+        printf("%-5s %2d  %-22s %-5s %8.2f GB/s  %8.2f GB/s  %6.1f %%\n", dt, threads, what, mode,
+               gbs, membw, 100.0 * gbs / membw);
+    else
+        printf("%-5s %2d  %-22s %-5s %8.2f GB/s  %13s  %8s\n", dt, threads, what, mode, gbs, "-", "-");
+    if (g_csv) {
+        if (membw > 0)
+            fprintf(g_csv, "matvec,%s,%d,%s,%s,%.3f,%.3f,%.1f\n", dt, threads, what, mode, gbs,
+                    membw, 100.0 * gbs / membw);
+        else
+            fprintf(g_csv, "matvec,%s,%d,%s,%s,%.3f,,\n", dt, threads, what, mode, gbs);
+    }
     fflush(stdout);
+}
+
+/* A timed reference read pass (cold runs only); keeps the best in *best. */
+static void ref_pass(t2_pool *pool, double *best) {
+    if (!best) return;
+    double g = t2_membw_read_pass(pool, g_ref, g_ref_n);
+    if (g > *best) *best = g;
 }
 
 /* Best of `passes` passes; one pass = `per_pass` matvecs over copies[i % ncopies]. */
 static double bench_shape(t2_pool *pool, t2_dtype t, int rows, int cols, int ncopies,
-                          int per_pass, int passes) {
+                          int per_pass, int passes, double *ref) {
     size_t bytes = t2_dtype_row_bytes(t, cols) * rows;
     void **c = malloc((size_t)ncopies * sizeof *c);
     c[0] = make_weights(t, rows, cols);
     for (int i = 1; i < ncopies; i++) c[i] = dup_bytes(c[0], bytes);
     double best = 1e30;
     for (int p = 0; p < passes + 1; p++) {
+        ref_pass(pool, ref);
         double t0 = now_s();
         for (int k = 0; k < per_pass; k++) {
             t2_mat W = {t, rows, cols, c[k % ncopies]};
@@ -94,7 +115,7 @@ static double bench_shape(t2_pool *pool, t2_dtype t, int rows, int cols, int nco
 }
 
 /* The 134M-model weight mix, one "token" per pass. */
-static double bench_mix(t2_pool *pool, t2_dtype t, int passes) {
+static double bench_mix(t2_pool *pool, t2_dtype t, int passes, double *ref) {
     enum { L = 12, D = 768, H = 2048, V = 32000 };
     t2_mat q[L], k[L], v[L], o[L], w1[L], w3[L], w2[L], cls;
     size_t total = 0;
@@ -119,6 +140,7 @@ static double bench_mix(t2_pool *pool, t2_dtype t, int passes) {
     free(proto_dh);
     double best = 1e30;
     for (int p = 0; p < passes + 1; p++) {
+        ref_pass(pool, ref);
         double t0 = now_s();
         for (int l = 0; l < L; l++) {
             float *ys[3] = {g_y, g_y2, g_y3};
@@ -188,7 +210,7 @@ int main(int argc, char **argv) {
         }
     }
     if (quick && cold_mib == 512) cold_mib = 256;
-    int passes = quick ? 3 : 7;
+    int passes = quick ? 5 : 15;
     int threads[8], nthreads = 0;
     for (const char *p = tlist; *p && nthreads < 8;) {
         threads[nthreads] = atoi(p);
@@ -216,7 +238,7 @@ int main(int argc, char **argv) {
         perror(csv);
         return 1;
     }
-    if (g_csv) fprintf(g_csv, "kind,dtype,threads,what,mode,value,pct_membw\n");
+    if (g_csv) fprintf(g_csv, "kind,dtype,threads,what,mode,value,membw_gbs,pct_membw\n");
     for (int i = 0; i < 32000; i++) g_x[i] = frand();
 
     printf("kernel level %s, OpenBLAS core %s\n", t2_kern_level(), t2_blas_corename());
@@ -228,10 +250,17 @@ int main(int argc, char **argv) {
             return 1;
         }
         printf("membw %d thread(s): %.2f GB/s\n", threads[ti], membw[ti]);
-        if (g_csv) fprintf(g_csv, "membw,,%d,read,cold,%.3f,100.0\n", threads[ti], membw[ti]);
+        if (g_csv) fprintf(g_csv, "membw,,%d,read 1 GiB,cold,%.3f,%.3f,100.0\n", threads[ti], membw[ti], membw[ti]);
     }
-    printf("\n%-5s %2s  %-22s %-5s %13s  %8s\n", "type", "th", "matrix (rows x cols)", "mode",
-           "weights read", "% membw");
+    g_ref_n = ((size_t)512 << 20) / sizeof(float);
+    g_ref = aligned_alloc(64, g_ref_n * sizeof(float));
+    if (!g_ref) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < g_ref_n; i++) g_ref[i] = (float)(i & 1023);
+    printf("\n%-5s %2s  %-22s %-5s %13s  %13s  %8s\n", "type", "th", "matrix (rows x cols)", "mode",
+           "weights read", "membw (same)", "% membw");
 
     static const int shapes[][2] = {{2048, 768}, {768, 2048}, {32000, 768}};
     for (int di = 0; di < ntypes; di++) {
@@ -251,16 +280,18 @@ int main(int argc, char **argv) {
                 if (bytes < ((size_t)16 << 20)) {
                     int reps = (int)(((size_t)256 << 20) / bytes);
                     if (quick) reps /= 4;
-                    double g = bench_shape(pool, t, rows, cols, 1, reps, passes);
-                    report(dn, threads[ti], what, "hot", g, membw[ti]);
+                    double g = bench_shape(pool, t, rows, cols, 1, reps, passes, NULL);
+                    report(dn, threads[ti], what, "hot", g, 0);
                 }
                 int ncopies = (int)(((cold_mib << 20) + bytes - 1) / bytes);
                 if (ncopies < 2) ncopies = 2;
-                double g = bench_shape(pool, t, rows, cols, ncopies, ncopies, passes);
-                report(dn, threads[ti], what, "cold", g, membw[ti]);
+                double ref = 0;
+                double g = bench_shape(pool, t, rows, cols, ncopies, ncopies, passes, &ref);
+                report(dn, threads[ti], what, "cold", g, ref);
             }
-            double g = bench_mix(pool, t, passes);
-            report(dn, threads[ti], "134M mix (12 layers)", "cold", g, membw[ti]);
+            double ref = 0;
+            double g = bench_mix(pool, t, passes, &ref);
+            report(dn, threads[ti], "134M mix (12 layers)", "cold", g, ref);
             t2_pool_destroy(&pool);
         }
     }
@@ -275,12 +306,13 @@ int main(int argc, char **argv) {
                 printf("%-5s %2d  %4dx%-4d x 128  %8.1f GFLOP/s\n", t2_dtype_name(types[di]),
                        threads[ti], mm[s][0], mm[s][1], g);
                 if (g_csv)
-                    fprintf(g_csv, "sgemm,%s,%d,%dx%dx128,,%.2f,\n", t2_dtype_name(types[di]),
+                    fprintf(g_csv, "sgemm,%s,%d,%dx%dx128,,%.2f,,\n", t2_dtype_name(types[di]),
                             threads[ti], mm[s][0], mm[s][1], g);
             }
             t2_pool_destroy(&pool);
         }
     t2_kern_free_scratch();
+    free(g_ref);
     if (g_csv) fclose(g_csv);
     return 0;
 }
