@@ -1,0 +1,675 @@
+/* t2 train: full-weight training of a Llama model on a text file, data-parallel over MPI ranks.
+ *
+ *   mpirun -np 2 t2 train -f data.txt --dim 64 --hidden 176 --layers 4 --heads 4 -o m.gguf
+ *
+ * Every rank tokenises the whole file (the same stream everywhere), draws the same random
+ * windows for the global batch and takes its contiguous share of them; gradients are summed
+ * with MPI_Allreduce. The loss is normalised by the GLOBAL token count, so any number of ranks
+ * gives the same loss curve (up to float summation order). Rank 0 writes the progress, the CSV
+ * log, the SVG plot, the checkpoints and the output model. Without mpirun the process is a
+ * singleton MPI job of one rank.
+ */
+#include "cli.h"
+
+#include "model.h"
+#include "platform.h"
+#include "t2_err.h"
+#include "tokenizer.h"
+#include "train.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <mpi.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char train_help[] =
+    "usage: t2 train -f TEXT -o OUT.gguf (-m MODEL | --dim D --hidden F --layers L --heads H\n"
+    "                [--kv-heads K] [--vocab V] [--ctx N] [--tied] [--init-seed N]) [options]\n"
+    "       mpirun -np P t2 train ...      (data-parallel over P ranks)\n\n"
+    "Train every weight of a Llama model with AdamW on the text of a file (next-token\n"
+    "cross-entropy). Each step takes a global batch of random windows of T+1 tokens from the\n"
+    "tokenised file; with P ranks each takes batch/P of them and the gradients are summed.\n\n"
+    "data:\n"
+    "  -f, --file TEXT        training text\n"
+    "      --docs blank|lines|none  documents are blank-line-separated paragraphs (default),\n"
+    "                         single lines, or the whole file; each is encoded with BOS first\n"
+    "  -z, --tokenizer FILE   llama2.c tokenizer.bin (default: the model's embedded one, else a\n"
+    "                         byte-level tokenizer: 3 specials + 256 bytes, embedded in OUT)\n"
+    "model (either -m, or the shape of a new random model as in `t2 init`):\n"
+    "  -m, --model FILE       start from this model (GGUF or llama2.c, any type)\n"
+    "      --dim, --hidden, --layers, --heads, --kv-heads (default heads), --vocab (default:\n"
+    "                         the tokenizer's; 259 for bytes), --ctx (context, default T),\n"
+    "                         --tied (share classifier and embedding), --init-seed N\n"
+    "training:\n"
+    "  -n, --steps N          optimiser steps (default 100)\n"
+    "  -b, --batch N          global batch in sequences (default 8; at least the rank count)\n"
+    "      --micro-batch N    sequences per forward on a rank (default: its whole share)\n"
+    "  -T, --seq-len N        tokens per sequence (default min(64, context))\n"
+    "      --lr X             peak learning rate (default 1e-3)\n"
+    "      --min-lr X         final learning rate of the cosine schedule (default lr/10)\n"
+    "      --warmup N         linear warmup steps (default 0)\n"
+    "      --wd X             AdamW weight decay on matrices (default 0.1)\n"
+    "      --beta1 X, --beta2 X, --eps X   AdamW (default 0.9, 0.95, 1e-8)\n"
+    "      --clip X           global gradient-norm clip, 0 = off (default 1.0)\n"
+    "  -s, --seed N           data order seed (default 1)\n"
+    "  -j, --threads N        threads per rank (default: CPUs / ranks)\n"
+    "checkpoints:\n"
+    "      --ckpt FILE        checkpoint file (written atomically)\n"
+    "      --ckpt-every N     write it every N steps (default: only at the end)\n"
+    "      --resume           continue from --ckpt if it exists (same data, seed and options)\n"
+    "output:\n"
+    "  -o, --output OUT.gguf  the trained model (with its tokenizer)\n"
+    "      --type T           f32 (default), f16, bf16 or q8_0\n"
+    "      --csv FILE         per-step log step,loss,lr,grad_norm,tokens_per_s,elapsed\n"
+    "                         (default OUT.csv)\n"
+    "      --svg FILE         loss curve plot (default OUT.svg)\n"
+    "      --log-every N      progress lines when stderr is not a terminal (default steps/50)\n"
+    "\nCtrl-C (SIGINT/SIGTERM) finishes the current step, writes the checkpoint and stops.\n";
+
+/* ------------------------------------------------------------------------------------------ */
+/* data                                                                                        */
+
+static uint64_t rng_next(uint64_t *s) { /* xorshift64* */
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 0x2545F4914F6CDD1Dull;
+}
+
+static int read_text(const char *path, char **out) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return t2_err_set(T2_EIO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) {
+            fclose(f);
+            return t2_err_set(T2_ENOMEM, "%s: out of memory", path);
+        }
+        n += fread(buf + n, 1, cap - n - 1, f);
+        if (n < cap - 1) break;
+        cap *= 2;
+        char *nb = realloc(buf, cap);
+        if (!nb) free(buf);
+        buf = nb;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(buf);
+        return t2_err_set(T2_EIO, "%s: read error", path);
+    }
+    buf[n] = 0;
+    if (strlen(buf) != n) {
+        free(buf);
+        return t2_err_set(T2_EFORMAT, "%s: contains a NUL byte: not a text file", path);
+    }
+    *out = buf;
+    return 0;
+}
+
+/* Tokenise documents (mode 'b' blank-line paragraphs, 'l' lines, 'n' whole file) into one
+ * stream, each document BOS-first. */
+static int tokenize_docs(const t2_tokenizer *tok, char *text, int mode, int **out, size_t *n_out,
+                         int *n_docs) {
+    size_t cap = 1024, n = 0;
+    int *toks = malloc(cap * sizeof(int));
+    int *tmp = NULL, rc = 0;
+    *n_docs = 0;
+    char *doc = text;
+    while (toks && *doc) {
+        char *end = NULL;
+        size_t skip = 0;
+        if (mode == 'b') end = strstr(doc, "\n\n"), skip = 2;
+        if (mode == 'l') end = strchr(doc, '\n'), skip = 1;
+        if (end) *end = 0;
+        const char *s = doc;
+        while (*s == '\n' || *s == '\r') s++;
+        if (*s) {
+            size_t len = strlen(s);
+            int m = 0;
+            free(tmp);
+            tmp = malloc((len + 3) * sizeof(int));
+            if (!tmp || (rc = t2_tok_encode(tok, s, 1, 0, tmp, (int)(len + 3), &m)) < 0) break;
+            if (n + (size_t)m > cap) {
+                while (n + (size_t)m > cap) cap *= 2;
+                int *nt = realloc(toks, cap * sizeof(int));
+                if (!nt) break;
+                toks = nt;
+            }
+            memcpy(toks + n, tmp, (size_t)m * sizeof(int));
+            n += (size_t)m;
+            ++*n_docs;
+        }
+        if (!end) break;
+        doc = end + skip;
+        while (mode == 'b' && *doc == '\n') doc++;
+    }
+    int ok = toks && tmp && !rc;
+    free(tmp);
+    if (!ok && rc == 0) rc = t2_err_set(T2_ENOMEM, "out of memory tokenising the data");
+    if (rc < 0) {
+        free(toks);
+        return rc;
+    }
+    *out = toks;
+    *n_out = n;
+    return 0;
+}
+
+/* A llama2.c-format byte-level vocabulary: <unk>, <s>, </s>, 256 byte pieces, then unused
+ * pieces up to vocab (never produced from text). */
+static int byte_tokenizer(t2_tokenizer **out, int vocab) {
+    if (vocab < 259)
+        return t2_err_set(T2_EINVAL, "the byte-level tokenizer needs a vocabulary of at least 259 "
+                          "(got %d): give --vocab 259 or a tokenizer with -z", vocab);
+    size_t cap = 4 + (size_t)vocab * 32, o = 0;
+    unsigned char *buf = malloc(cap);
+    if (!buf) return t2_err_set(T2_ENOMEM, "out of memory");
+    uint32_t maxlen = 16;
+    memcpy(buf, &maxlen, 4);
+    o = 4;
+    for (int i = 0; i < vocab; i++) {
+        char piece[24];
+        if (i == 0) snprintf(piece, sizeof piece, "<unk>");
+        else if (i == 1) snprintf(piece, sizeof piece, "\n<s>\n");
+        else if (i == 2) snprintf(piece, sizeof piece, "\n</s>\n");
+        else if (i < 259) snprintf(piece, sizeof piece, "<0x%02X>", i - 3);
+        else snprintf(piece, sizeof piece, "<unused%d>", i - 259);
+        float score = 0.0f;
+        int32_t len = (int32_t)strlen(piece);
+        memcpy(buf + o, &score, 4);
+        memcpy(buf + o + 4, &len, 4);
+        memcpy(buf + o + 8, piece, (size_t)len);
+        o += 8 + (size_t)len;
+    }
+    int rc = t2_tok_load_llama2c_mem(out, buf, o, vocab, "(byte tokenizer)");
+    free(buf);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* logs                                                                                        */
+
+typedef struct {
+    int step;
+    float loss, lr, grad_norm, tps;
+    double elapsed;
+} log_row;
+
+/* Rows of an earlier run's CSV up to and including step `upto`. */
+static int csv_read(const char *path, int upto, log_row **rows, int *n) {
+    *rows = NULL;
+    *n = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[512];
+    int cap = 0;
+    while (fgets(line, sizeof line, f)) {
+        log_row r;
+        if (sscanf(line, "%d,%f,%f,%f,%f,%lf", &r.step, &r.loss, &r.lr, &r.grad_norm, &r.tps,
+                   &r.elapsed) != 6 || r.step > upto)
+            continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 256;
+            log_row *nr = realloc(*rows, (size_t)cap * sizeof **rows);
+            if (!nr) break;
+            *rows = nr;
+        }
+        (*rows)[(*n)++] = r;
+    }
+    fclose(f);
+    return 0;
+}
+
+static void csv_row(FILE *f, const log_row *r) {
+    fprintf(f, "%d,%.9g,%.9g,%.9g,%.1f,%.3f\n", r->step, (double)r->loss, (double)r->lr,
+            (double)r->grad_norm, (double)r->tps, r->elapsed);
+}
+
+/* A simple SVG line plot of the loss curve. */
+static int write_svg(const char *path, const log_row *rows, int n, const char *title) {
+    FILE *f = fopen(path, "w");
+    if (!f) return t2_err_set(T2_EIO, "%s: cannot write: %s", path, strerror(errno));
+    const double W = 640, H = 400, L = 70, R = 20, Tp = 40, Bt = 50;
+    double lo = INFINITY, hi = -INFINITY;
+    int s0 = n ? rows[0].step : 0, s1 = n ? rows[n - 1].step : 1;
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(rows[i].loss)) continue;
+        lo = fmin(lo, rows[i].loss);
+        hi = fmax(hi, rows[i].loss);
+    }
+    if (!(lo <= hi)) lo = 0, hi = 1;
+    if (hi - lo < 1e-6) hi = lo + 1e-6;
+    if (s1 <= s0) s1 = s0 + 1;
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" "
+               "viewBox=\"0 0 %g %g\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H, W, H);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    fprintf(f, "<text x=\"%g\" y=\"24\" text-anchor=\"middle\" font-size=\"14\">", W / 2);
+    for (const char *c = title; *c; c++) {
+        if (*c == '<') fputs("&lt;", f);
+        else if (*c == '&') fputs("&amp;", f);
+        else if (*c == '>') fputs("&gt;", f);
+        else fputc(*c, f);
+    }
+    fprintf(f, "</text>\n");
+    fprintf(f, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"black\"/>\n", L, H - Bt,
+            W - R, H - Bt);
+    fprintf(f, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"black\"/>\n", L, Tp, L,
+            H - Bt);
+    for (int i = 0; i <= 4; i++) {
+        double v = lo + (hi - lo) * i / 4, y = H - Bt - (H - Tp - Bt) * i / 4;
+        fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"end\">%.3f</text>\n", L - 6, y + 4, v);
+        fprintf(f, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"#ddd\"/>\n", L, y,
+                W - R, y);
+        int s = s0 + (int)((double)(s1 - s0) * i / 4);
+        double x = L + (W - L - R) * i / 4;
+        fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">%d</text>\n", x, H - Bt + 18, s);
+    }
+    fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">step</text>\n", (L + W - R) / 2,
+            H - 12);
+    fprintf(f, "<text x=\"16\" y=\"%g\" text-anchor=\"middle\" transform=\"rotate(-90 16 %g)\">"
+               "loss</text>\n", (Tp + H - Bt) / 2, (Tp + H - Bt) / 2);
+    fprintf(f, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"");
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(rows[i].loss)) continue;
+        double x = L + (W - L - R) * (rows[i].step - s0) / (double)(s1 - s0);
+        double y = H - Bt - (H - Tp - Bt) * (rows[i].loss - lo) / (hi - lo);
+        fprintf(f, "%.1f,%.1f ", x, y);
+    }
+    fprintf(f, "\"/>\n</svg>\n");
+    return fclose(f) == 0 ? 0 : t2_err_set(T2_EIO, "%s: write failed", path);
+}
+
+static void fmt_time(char *buf, size_t n, double s) {
+    if (!(s >= 0) || s > 1e7) snprintf(buf, n, "?");
+    else if (s < 60) snprintf(buf, n, "%.0fs", s);
+    else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(buf, n, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static volatile sig_atomic_t g_stop;
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+/* 0 on every rank if rc is 0 on every rank, else 1 (so that ranks fail together). */
+static int any_failed(int rc) {
+    int bad = rc < 0, any = 0;
+    MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    return any;
+}
+
+typedef struct {
+    const char *data, *model, *tok, *out, *ckpt, *csv, *svg;
+    int docs, steps, batch, micro, seq, warmup, ckpt_every, resume, log_every, threads;
+    int stop_after, tied, type;
+    t2_config cfg;
+    uint64_t seed, init_seed;
+    float lr, min_lr, wd, beta1, beta2, eps, clip;
+} train_opts;
+
+static int run_train(train_opts *o, int rank, int nranks);
+
+int t2_cmd_train(int argc, char **argv) {
+    const char *cmd = "train";
+    train_opts o = {.docs = 'b', .steps = 100, .batch = 8, .lr = 1e-3f, .min_lr = -1,
+                    .wd = 0.1f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .clip = 1.0f,
+                    .seed = 1, .init_seed = 1, .type = T2_F32, .log_every = 0};
+    static const struct option opts[] = {
+        {"file", required_argument, 0, 'f'},       {"docs", required_argument, 0, 'D'},
+        {"tokenizer", required_argument, 0, 'z'},  {"model", required_argument, 0, 'm'},
+        {"dim", required_argument, 0, 1},          {"hidden", required_argument, 0, 2},
+        {"layers", required_argument, 0, 3},       {"heads", required_argument, 0, 4},
+        {"kv-heads", required_argument, 0, 5},     {"vocab", required_argument, 0, 6},
+        {"ctx", required_argument, 0, 7},          {"tied", no_argument, 0, 8},
+        {"init-seed", required_argument, 0, 9},    {"steps", required_argument, 0, 'n'},
+        {"batch", required_argument, 0, 'b'},      {"micro-batch", required_argument, 0, 10},
+        {"seq-len", required_argument, 0, 'T'},    {"lr", required_argument, 0, 11},
+        {"min-lr", required_argument, 0, 12},      {"warmup", required_argument, 0, 13},
+        {"wd", required_argument, 0, 14},          {"beta1", required_argument, 0, 15},
+        {"beta2", required_argument, 0, 16},       {"eps", required_argument, 0, 17},
+        {"clip", required_argument, 0, 18},        {"seed", required_argument, 0, 's'},
+        {"threads", required_argument, 0, 'j'},    {"ckpt", required_argument, 0, 19},
+        {"ckpt-every", required_argument, 0, 20},  {"resume", no_argument, 0, 21},
+        {"output", required_argument, 0, 'o'},     {"type", required_argument, 0, 22},
+        {"csv", required_argument, 0, 23},         {"svg", required_argument, 0, 24},
+        {"log-every", required_argument, 0, 25},   {"stop-after", required_argument, 0, 26},
+        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+    int c;
+    t2_dtype type = T2_F32;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "f:z:m:n:b:T:s:j:o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'f': o.data = optarg; break;
+        case 'D':
+            if (!strcmp(optarg, "blank")) o.docs = 'b';
+            else if (!strcmp(optarg, "lines")) o.docs = 'l';
+            else if (!strcmp(optarg, "none")) o.docs = 'n';
+            else return cli_usage_error(cmd, "--docs: '%s' is not blank, lines or none", optarg);
+            break;
+        case 'z': o.tok = optarg; break;
+        case 'm': o.model = optarg; break;
+        case 1: if (cli_int(cmd, "--dim", optarg, 2, 1 << 16, &o.cfg.dim)) return 2; break;
+        case 2: if (cli_int(cmd, "--hidden", optarg, 1, 1 << 18, &o.cfg.hidden_dim)) return 2; break;
+        case 3: if (cli_int(cmd, "--layers", optarg, 1, 1024, &o.cfg.n_layers)) return 2; break;
+        case 4: if (cli_int(cmd, "--heads", optarg, 1, 4096, &o.cfg.n_heads)) return 2; break;
+        case 5: if (cli_int(cmd, "--kv-heads", optarg, 1, 4096, &o.cfg.n_kv_heads)) return 2; break;
+        case 6: if (cli_int(cmd, "--vocab", optarg, 1, 1 << 20, &o.cfg.vocab_size)) return 2; break;
+        case 7: if (cli_int(cmd, "--ctx", optarg, 1, 1 << 20, &o.cfg.seq_len)) return 2; break;
+        case 8: o.tied = 1; break;
+        case 9: if (cli_u64(cmd, "--init-seed", optarg, &o.init_seed)) return 2; break;
+        case 'n': if (cli_int(cmd, "--steps", optarg, 1, 1 << 30, &o.steps)) return 2; break;
+        case 'b': if (cli_int(cmd, "--batch", optarg, 1, 1 << 20, &o.batch)) return 2; break;
+        case 10: if (cli_int(cmd, "--micro-batch", optarg, 1, 1 << 20, &o.micro)) return 2; break;
+        case 'T': if (cli_int(cmd, "--seq-len", optarg, 1, 1 << 20, &o.seq)) return 2; break;
+        case 11: if (cli_float(cmd, "--lr", optarg, 0, 10, &o.lr)) return 2; break;
+        case 12: if (cli_float(cmd, "--min-lr", optarg, 0, 10, &o.min_lr)) return 2; break;
+        case 13: if (cli_int(cmd, "--warmup", optarg, 0, 1 << 30, &o.warmup)) return 2; break;
+        case 14: if (cli_float(cmd, "--wd", optarg, 0, 10, &o.wd)) return 2; break;
+        case 15: if (cli_float(cmd, "--beta1", optarg, 0, 0.999999, &o.beta1)) return 2; break;
+        case 16: if (cli_float(cmd, "--beta2", optarg, 0, 0.999999, &o.beta2)) return 2; break;
+        case 17: if (cli_float(cmd, "--eps", optarg, 1e-30, 1, &o.eps)) return 2; break;
+        case 18: if (cli_float(cmd, "--clip", optarg, 0, 1e9, &o.clip)) return 2; break;
+        case 's': if (cli_u64(cmd, "--seed", optarg, &o.seed)) return 2; break;
+        case 'j': if (cli_int(cmd, "-j", optarg, 1, 256, &o.threads)) return 2; break;
+        case 19: o.ckpt = optarg; break;
+        case 20: if (cli_int(cmd, "--ckpt-every", optarg, 0, 1 << 30, &o.ckpt_every)) return 2; break;
+        case 21: o.resume = 1; break;
+        case 'o': o.out = optarg; break;
+        case 22:
+            if (t2_dtype_parse(optarg, &type) < 0) return cli_usage_error(cmd, "%s", t2_err_msg());
+            o.type = type;
+            break;
+        case 23: o.csv = optarg; break;
+        case 24: o.svg = optarg; break;
+        case 25: if (cli_int(cmd, "--log-every", optarg, 1, 1 << 30, &o.log_every)) return 2; break;
+        case 26: if (cli_int(cmd, "--stop-after", optarg, 1, 1 << 30, &o.stop_after)) return 2; break;
+        case 'h': fputs(train_help, stdout); return 0;
+        default: return cli_usage_error(cmd, "bad option");
+        }
+    }
+    if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (!o.data) return cli_usage_error(cmd, "no training text: give -f TEXT");
+    if (!o.out) return cli_usage_error(cmd, "no output: give -o OUT.gguf");
+    int shape = o.cfg.dim || o.cfg.hidden_dim || o.cfg.n_layers || o.cfg.n_heads ||
+                o.cfg.n_kv_heads || o.cfg.seq_len || o.tied;
+    if (o.model && shape)
+        return cli_usage_error(cmd, "-m MODEL and a new model's shape (--dim ...) exclude each "
+                               "other");
+    if (!o.model && (!o.cfg.dim || !o.cfg.hidden_dim || !o.cfg.n_layers || !o.cfg.n_heads))
+        return cli_usage_error(cmd, "give -m MODEL, or --dim, --hidden, --layers and --heads");
+    if (o.resume && !o.ckpt) return cli_usage_error(cmd, "--resume needs --ckpt FILE");
+    if (o.min_lr < 0) o.min_lr = o.lr / 10;
+
+    int rank = 0, nranks = 1, inited = 0;
+    MPI_Initialized(&inited);
+    if (!inited && MPI_Init(NULL, NULL) != MPI_SUCCESS) {
+        fprintf(stderr, "t2 train: MPI_Init failed\n");
+        return 1;
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &nranks);
+    int rc = run_train(&o, rank, nranks);
+    MPI_Finalize();
+    return rc;
+}
+
+static int run_train(train_opts *o, int rank, int nranks) {
+    const char *cmd = "train";
+    t2_model *m = NULL;
+    t2_tokenizer *tok = NULL;
+    t2_train *tr = NULL;
+    t2_pool *pool = NULL;
+    char *text = NULL, *csv_path = NULL, *svg_path = NULL;
+    int *stream = NULL, *in = NULL, *tg = NULL, ret = 1, rc = 0;
+    size_t n_tok = 0;
+    uint64_t *offs = NULL;
+    log_row *rows = NULL;
+    int n_rows = 0, n_docs = 0;
+    FILE *csv = NULL;
+    const int is_tty = isatty(2);
+    /* global batch G, this rank's sequences [share_lo, share_lo + share), micro-batch, T */
+    int G = 0, share_lo = 0, share = 0, micro = 1, T = 1;
+
+    if (o->batch < nranks) {
+        if (rank == 0)
+            fprintf(stderr, "t2 train: --batch %d is smaller than the %d ranks\n", o->batch,
+                    nranks);
+        return 2;
+    }
+    /* model and tokenizer */
+    if (o->model) {
+        if ((rc = t2_model_load(&m, o->model)) < 0) goto setup_done;
+        if (o->tok || (m->gguf && t2_gguf_find_key(m->gguf, "tokenizer.ggml.tokens") >= 0))
+            rc = t2_model_load_tokenizer(&tok, m, o->tok);
+        else
+            rc = byte_tokenizer(&tok, m->cfg.vocab_size);
+        if (rc < 0) goto setup_done;
+        o->cfg = m->cfg;
+        o->tied = m->tied;
+    } else {
+        if (o->tok) {
+            if (!o->cfg.vocab_size) {
+                rc = t2_err_set(T2_EINVAL, "give --vocab with -z (llama2.c tokenizer files do "
+                                "not record their size)");
+                goto setup_done;
+            }
+            rc = t2_tok_load_llama2c(&tok, o->tok, o->cfg.vocab_size);
+        } else {
+            if (!o->cfg.vocab_size) o->cfg.vocab_size = 259;
+            rc = byte_tokenizer(&tok, o->cfg.vocab_size);
+        }
+        if (rc < 0) goto setup_done;
+        if (!o->cfg.n_kv_heads) o->cfg.n_kv_heads = o->cfg.n_heads;
+        if (!o->cfg.seq_len) o->cfg.seq_len = o->seq ? o->seq : 64;
+    }
+    if (!o->seq) o->seq = o->cfg.seq_len < 64 ? o->cfg.seq_len : 64;
+    if (o->seq > o->cfg.seq_len) {
+        rc = t2_err_set(T2_EINVAL, "--seq-len %d exceeds the model's context %d", o->seq,
+                        o->cfg.seq_len);
+        goto setup_done;
+    }
+    /* data */
+    if ((rc = read_text(o->data, &text)) < 0) goto setup_done;
+    if ((rc = tokenize_docs(tok, text, o->docs, &stream, &n_tok, &n_docs)) < 0) goto setup_done;
+    if (n_tok < (size_t)o->seq + 1) {
+        rc = t2_err_set(T2_EINVAL, "%s: %zu tokens, too few for sequences of %d (+1) tokens",
+                        o->data, n_tok, o->seq);
+        goto setup_done;
+    }
+    /* trainer */
+    G = o->batch;
+    share_lo = (int)((int64_t)G * rank / nranks);
+    share = (int)((int64_t)G * (rank + 1) / nranks) - share_lo;
+    micro = o->micro && o->micro < share ? o->micro : share;
+    T = o->seq;
+    if (!m) {
+        if ((rc = t2_model_init_random(&m, &o->cfg, o->tied, o->init_seed)) < 0) goto setup_done;
+        o->cfg = m->cfg;
+    }
+    if ((rc = t2_train_from_model(&tr, m, micro, T)) < 0) goto setup_done;
+    t2_model_destroy(&m);
+    int threads = o->threads ? o->threads : t2_nproc() / nranks;
+    pool = t2_pool_new(threads < 1 ? 1 : threads);
+    offs = malloc((size_t)G * sizeof *offs);
+    in = malloc((size_t)micro * T * sizeof(int));
+    tg = malloc((size_t)micro * T * sizeof(int));
+    if (!pool || !offs || !in || !tg) rc = t2_err_set(T2_ENOMEM, "out of memory");
+setup_done:
+    if (rc < 0) fprintf(stderr, "t2 %s: %s\n", cmd, t2_err_msg());
+    if (any_failed(rc)) goto out;
+
+    /* resume */
+    t2_ckpt_meta meta = {.step = 0, .rng = {o->seed * 0x9E3779B97F4A7C15ull + 0x2545F491ull, 0}};
+    if (!meta.rng[0]) meta.rng[0] = 1;
+    if (o->resume && access(o->ckpt, F_OK) == 0) {
+        rc = t2_train_load_checkpoint(tr, &meta, o->ckpt);
+        if (rc < 0) fprintf(stderr, "t2 %s: %s\n", cmd, t2_err_msg());
+        if (any_failed(rc)) goto out;
+        if (rank == 0)
+            fprintf(stderr, "t2 train: resumed from %s at step %lld\n", o->ckpt,
+                    (long long)meta.step);
+    }
+    const int start = (int)meta.step;
+    if (rank == 0) {
+        size_t ol = strlen(o->out);
+        csv_path = malloc(ol + 8);
+        svg_path = malloc(ol + 8);
+        if (!csv_path || !svg_path) goto out;
+        snprintf(csv_path, ol + 8, "%s.csv", o->out);
+        snprintf(svg_path, ol + 8, "%s.svg", o->out);
+        if (start > 0) csv_read(o->csv ? o->csv : csv_path, start, &rows, &n_rows);
+        csv = fopen(o->csv ? o->csv : csv_path, "w");
+        if (!csv) {
+            fprintf(stderr, "t2 train: %s: cannot write: %s\n", o->csv ? o->csv : csv_path,
+                    strerror(errno));
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+        fprintf(csv, "step,loss,lr,grad_norm,tokens_per_s,elapsed\n");
+        for (int i = 0; i < n_rows; i++) csv_row(csv, &rows[i]);
+        fflush(csv);
+        const t2_config *c = t2_train_config(tr);
+        size_t np;
+        t2_train_trainable(tr, &np);
+        fprintf(stderr, "t2 train: %zu parameters (dim %d, hidden %d, layers %d, heads %d/%d, "
+                "vocab %d, context %d%s); data %s: %d documents, %zu tokens; %d rank%s x %d "
+                "thread%s, batch %d x %d tokens (micro-batch %d)\n", np, c->dim, c->hidden_dim,
+                c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len,
+                t2_train_tied(tr) ? ", tied" : "", o->data, n_docs, n_tok, nranks,
+                nranks > 1 ? "s" : "", t2_pool_size(pool), t2_pool_size(pool) > 1 ? "s" : "", G,
+                T, micro);
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+
+    t2_adamw_opts ao = {o->beta1, o->beta2, o->eps, o->wd};
+    t2_lr_sched sched = {o->lr, o->min_lr, o->warmup, o->steps};
+    const int log_every = o->log_every ? o->log_every : (o->steps >= 50 ? o->steps / 50 : 1);
+    double t_run = t2_now(), elapsed0 = meta.elapsed;
+    const float norm = (float)G * T;
+    size_t ng;
+    float *grads = t2_train_grads_buf(tr, &ng);
+    int step = start, stopped = 0;
+    while (step < o->steps) {
+        double t0 = t2_now();
+        /* the same global batch on every rank: G window offsets */
+        for (int i = 0; i < G; i++) offs[i] = rng_next(&meta.rng[0]) % (n_tok - (size_t)T);
+        t2_train_zero_grad(tr);
+        double loss = 0;
+        for (int b0 = 0; b0 < share && rc == 0; b0 += micro) {
+            int nb = share - b0 < micro ? share - b0 : micro;
+            for (int b = 0; b < nb; b++) {
+                const int *src = stream + offs[share_lo + b0 + b];
+                memcpy(in + (size_t)b * T, src, (size_t)T * sizeof(int));
+                memcpy(tg + (size_t)b * T, src + 1, (size_t)T * sizeof(int));
+            }
+            float l = 0;
+            if ((rc = t2_train_forward(tr, pool, in, tg, NULL, nb, T, norm, &l)) < 0 ||
+                (rc = t2_train_backward(tr, pool)) < 0)
+                break;
+            loss += l;
+        }
+        if (rc < 0) {
+            fprintf(stderr, "t2 train: rank %d: %s\n", rank, t2_err_msg());
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+        double red[2] = {loss, g_stop ? 1.0 : 0.0}, sum[2];
+        MPI_Allreduce(red, sum, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+        for (size_t off = 0; nranks > 1 && off < ng; off += (size_t)1 << 28) {
+            size_t cnt = ng - off < ((size_t)1 << 28) ? ng - off : (size_t)1 << 28;
+            MPI_Allreduce(MPI_IN_PLACE, grads + off, (int)cnt, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        }
+        float gnorm = t2_train_clip_grad(tr, o->clip);
+        float lr = t2_lr_at(&sched, step);
+        if ((rc = t2_train_update(tr, lr, &ao)) < 0) {
+            fprintf(stderr, "t2 train: %s\n", t2_err_msg());
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+        step++;
+        meta.step = step;
+        meta.data_pos += (uint64_t)G;
+        double now = t2_now(), dt = now - t0;
+        meta.elapsed = elapsed0 + (now - t_run);
+        if (rank == 0) {
+            log_row r = {step, (float)sum[0], lr, gnorm, (float)(norm / (dt > 0 ? dt : 1e-9)),
+                         meta.elapsed};
+            csv_row(csv, &r);
+            fflush(csv);
+            log_row *nr = n_rows % 256 == 0 ? realloc(rows, (size_t)(n_rows + 256) * sizeof *rows)
+                                             : rows;
+            if (nr) {
+                rows = nr;
+                rows[n_rows++] = r;
+            }
+            char eta[32];
+            double per = (now - t_run) / (step - start);
+            fmt_time(eta, sizeof eta, per * (o->steps - step));
+            if (is_tty) {
+                fprintf(stderr, "\r\033[Kstep %d/%d  loss %.4f  lr %.2e  |g| %.3f  %.0f tok/s  "
+                        "ETA %s", step, o->steps, sum[0], (double)lr, (double)gnorm,
+                        (double)r.tps, eta);
+                if (step == o->steps) fputc('\n', stderr);
+            } else if (step % log_every == 0 || step == o->steps || step == start + 1) {
+                fprintf(stderr, "t2 train: step %d/%d loss %.4f lr %.2e grad_norm %.3f "
+                        "%.0f tok/s ETA %s\n", step, o->steps, sum[0], (double)lr,
+                        (double)gnorm, (double)r.tps, eta);
+            }
+        }
+        stopped = sum[1] > 0 || (o->stop_after && step - start >= o->stop_after);
+        int want_ckpt = o->ckpt && ((o->ckpt_every && step % o->ckpt_every == 0) ||
+                                    step == o->steps || stopped);
+        if (want_ckpt && rank == 0 && t2_train_save_checkpoint(tr, &meta, o->ckpt) < 0)
+            fprintf(stderr, "\nt2 train: checkpoint: %s\n", t2_err_msg());
+        if (stopped) break;
+    }
+    if (rank == 0) {
+        if (is_tty && stopped) fputc('\n', stderr);
+        char title[256];
+        snprintf(title, sizeof title, "t2 train: %s, batch %d x %d, lr %g", o->data, G, T,
+                 (double)o->lr);
+        if (write_svg(o->svg ? o->svg : svg_path, rows, n_rows, title) < 0)
+            fprintf(stderr, "t2 train: %s\n", t2_err_msg());
+    }
+    if (stopped) {
+        if (rank == 0)
+            fprintf(stderr, "t2 train: stopped at step %d%s%s\n", step,
+                    o->ckpt ? ", checkpoint " : "", o->ckpt ? o->ckpt : "");
+        ret = g_stop ? 130 : 0;
+        goto out;
+    }
+    if (rank == 0) {
+        if (t2_model_save_gguf(t2_train_model_view(tr), tok, (t2_dtype)o->type, "t2-trained",
+                               o->out) < 0) {
+            fprintf(stderr, "t2 %s: %s\n", cmd, t2_err_msg());
+            goto out;
+        }
+        fprintf(stderr, "t2 train: wrote %s (%d steps, final loss %.4f, %.1f s); log %s, plot "
+                "%s\n", o->out, step, n_rows ? (double)rows[n_rows - 1].loss : 0.0,
+                meta.elapsed, o->csv ? o->csv : csv_path, o->svg ? o->svg : svg_path);
+    }
+    ret = 0;
+out:
+    if (csv) fclose(csv);
+    free(rows);
+    free(csv_path);
+    free(svg_path);
+    free(offs);
+    free(in);
+    free(tg);
+    free(stream);
+    free(text);
+    t2_pool_destroy(&pool);
+    t2_train_destroy(&tr);
+    t2_tok_destroy(&tok);
+    t2_model_destroy(&m);
+    return ret;
+}
