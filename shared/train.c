@@ -23,13 +23,6 @@
 /* OpenBLAS extension (declared here so that any cblas.h will do). */
 void openblas_set_num_threads(int);
 
-static const char *const kind_names[T2_MAT_N] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
-                                                 "ffn_gate", "ffn_up", "ffn_down"};
-
-const char *t2_mat_kind_name(int kind) {
-    return kind >= 0 && kind < T2_MAT_N ? kind_names[kind] : "?";
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* shapes and the parameter table                                                              */
 
@@ -66,7 +59,7 @@ static void point_params(t2_train_params *p, float *block, const size_t sz[T2_TP
 void t2_train_mat_shape(const t2_config *c, int kind, int *rows, int *cols) {
     const int D = c->dim, F = c->hidden_dim;
     const int QD = c->n_heads * c->head_dim, KVD = c->n_kv_heads * c->head_dim;
-    static const int which[T2_MAT_N] = {0, 1, 1, 2, 3, 3, 4};
+    static const int which[T2_N_TARGETS] = {0, 1, 1, 2, 3, 3, 4};
     const int r[5] = {QD, KVD, D, F, D}, cl[5] = {D, D, QD, D, F};
     *rows = r[which[kind]];
     *cols = cl[which[kind]];
@@ -76,7 +69,7 @@ void t2_train_mat_shape(const t2_config *c, int kind, int *rows, int *cols) {
 static float *mat_ptr(const t2_train_params *p, const t2_config *c, int l, int kind) {
     int rows, cols;
     t2_train_mat_shape(c, kind, &rows, &cols);
-    float *base[T2_MAT_N] = {p->wq, p->wk, p->wv, p->wo, p->w_gate, p->w_up, p->w_down};
+    float *base[T2_N_TARGETS] = {p->wq, p->wk, p->wv, p->wo, p->w_gate, p->w_up, p->w_down};
     return base[kind] + (size_t)l * rows * cols;
 }
 
@@ -129,9 +122,9 @@ static int build_view(t2_train *tr) {
     m->output_norm = p->output_norm;
     for (int l = 0; l < c->n_layers; l++) {
         t2_layer *ly = &m->layers[l];
-        t2_mat *mats[T2_MAT_N] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo,
+        t2_mat *mats[T2_N_TARGETS] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo,
                                   &ly->w_gate, &ly->w_up, &ly->w_down};
-        for (int k = 0; k < T2_MAT_N; k++) {
+        for (int k = 0; k < T2_N_TARGETS; k++) {
             int rows, cols;
             t2_train_mat_shape(c, k, &rows, &cols);
             *mats[k] = (t2_mat){T2_F32, rows, cols, mat_ptr(p, c, l, k)};
@@ -244,9 +237,9 @@ int t2_train_load_params(t2_train *tr, const t2_model *m) {
     memcpy(p->output_norm, m->output_norm, (size_t)c->dim * sizeof(float));
     for (int l = 0; l < c->n_layers; l++) {
         const t2_layer *ly = &m->layers[l];
-        const t2_mat *mats[T2_MAT_N] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo,
+        const t2_mat *mats[T2_N_TARGETS] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo,
                                         &ly->w_gate, &ly->w_up, &ly->w_down};
-        for (int k = 0; k < T2_MAT_N; k++) CVT(mat_ptr(p, c, l, k), *mats[k]);
+        for (int k = 0; k < T2_N_TARGETS; k++) CVT(mat_ptr(p, c, l, k), *mats[k]);
         memcpy(p->attn_norm + (size_t)l * c->dim, ly->attn_norm, (size_t)c->dim * sizeof(float));
         memcpy(p->ffn_norm + (size_t)l * c->dim, ly->ffn_norm, (size_t)c->dim * sizeof(float));
     }
@@ -298,8 +291,8 @@ void t2_train_tensor_at(t2_train *tr, int i, t2_train_tensor *t) {
     }
     i -= 2 + !tr->tied;
     int l = i / 9, j = i % 9;
-    if (j < T2_MAT_N) {
-        snprintf(t->name, sizeof t->name, "blk.%d.%s.weight", l, kind_names[j]);
+    if (j < T2_N_TARGETS) {
+        snprintf(t->name, sizeof t->name, "blk.%d.%s.weight", l, t2_target_name(j));
         t2_train_mat_shape(c, j, &t->rows, &t->cols);
         t->is_matrix = 1;
         t->param = mat_ptr(&tr->params, c, l, j);
@@ -319,7 +312,7 @@ void t2_train_tensor_at(t2_train *tr, int i, t2_train_tensor *t) {
 /* SVF mode                                                                                    */
 
 void t2_svf_opts_default(t2_svf_opts *o) {
-    o->targets = T2_SVF_TARGETS_MLP;
+    o->targets = T2_TARGETS_MLP;
     o->act = T2_SVF_ACT_SIGMOID;
     o->max_mult = 1.0f;
     o->p_init = 0.1f;
@@ -329,16 +322,16 @@ int t2_train_svf_enable(t2_train *tr, const t2_svf_opts *o, const t2_svf_factors
     const t2_config *c = &tr->cfg;
     const int L = c->n_layers;
     if (tr->svf) return t2_err_set(T2_EINVAL, "SVF mode is already enabled");
-    if (!o->targets || o->targets >= (1u << T2_MAT_N))
+    if (!o->targets || o->targets >= (1u << T2_N_TARGETS))
         return t2_err_set(T2_EINVAL, "SVF: bad target mask 0x%x", o->targets);
     if (o->act != T2_SVF_ACT_SIGMOID && o->act != T2_SVF_ACT_LINEAR)
         return t2_err_set(T2_EINVAL, "SVF: unknown activation %d", o->act);
     int per_layer = 0;
-    for (int k = 0; k < T2_MAT_N; k++) per_layer += (o->targets >> k) & 1;
+    for (int k = 0; k < T2_N_TARGETS; k++) per_layer += (o->targets >> k) & 1;
     const int n_t = per_layer * L;
     if (n_f != n_t)
         return t2_err_set(T2_EINVAL, "SVF: %d factor sets given for %d target matrices", n_f, n_t);
-    int *idx = malloc((size_t)L * T2_MAT_N * sizeof(int));
+    int *idx = malloc((size_t)L * T2_N_TARGETS * sizeof(int));
     t2_svf_target *tg = calloc((size_t)n_t, sizeof *tg);
     if (!idx || !tg) {
         free(idx);
@@ -349,8 +342,8 @@ int t2_train_svf_enable(t2_train *tr, const t2_svf_opts *o, const t2_svf_factors
     int n = 0, rmax = 0;
     size_t n_p = 0;
     for (int l = 0; l < L; l++)
-        for (int k = 0; k < T2_MAT_N; k++) {
-            idx[l * T2_MAT_N + k] = -1;
+        for (int k = 0; k < T2_N_TARGETS; k++) {
+            idx[l * T2_N_TARGETS + k] = -1;
             if (!((o->targets >> k) & 1)) continue;
             int rows, cols;
             t2_train_mat_shape(c, k, &rows, &cols);
@@ -359,23 +352,23 @@ int t2_train_svf_enable(t2_train *tr, const t2_svf_opts *o, const t2_svf_factors
             tg[n].f.rank = r;
             if (r > rmax) rmax = r;
             n_p += (size_t)r;
-            idx[l * T2_MAT_N + k] = n++;
+            idx[l * T2_N_TARGETS + k] = n++;
         }
     for (int i = 0; i < n_f; i++) {
         const t2_svf_factors *fi = &f[i];
-        int bad = fi->layer < 0 || fi->layer >= L || fi->kind < 0 || fi->kind >= T2_MAT_N;
-        int j = bad ? -1 : idx[fi->layer * T2_MAT_N + fi->kind];
+        int bad = fi->layer < 0 || fi->layer >= L || fi->kind < 0 || fi->kind >= T2_N_TARGETS;
+        int j = bad ? -1 : idx[fi->layer * T2_N_TARGETS + fi->kind];
         int rc = 0;
         if (j < 0)
             rc = t2_err_set(T2_EINVAL, "SVF: factors %d name layer %d matrix %d, not a target", i,
                             fi->layer, fi->kind);
         else if (tg[j].f.U)
             rc = t2_err_set(T2_EINVAL, "SVF: two factor sets for blk.%d.%s", fi->layer,
-                            kind_names[fi->kind]);
+                            t2_target_name(fi->kind));
         else if (fi->rows != tg[j].f.rows || fi->cols != tg[j].f.cols || fi->rank != tg[j].f.rank ||
                  !fi->U || !fi->s || !fi->Vt)
             rc = t2_err_set(T2_EINVAL, "SVF: blk.%d.%s factors are %dx%d rank %d, expected %dx%d "
-                            "rank %d", fi->layer, kind_names[fi->kind], fi->rows, fi->cols,
+                            "rank %d", fi->layer, t2_target_name(fi->kind), fi->rows, fi->cols,
                             fi->rank, tg[j].f.rows, tg[j].f.cols, tg[j].f.rank);
         if (rc < 0) {
             free(idx);
@@ -450,7 +443,7 @@ static void lin_forward(t2_train *tr, t2_pool *pool, int l, int kind, float *out
                         const float *inp, int N) {
     int rows, cols;
     t2_train_mat_shape(&tr->cfg, kind, &rows, &cols);
-    int i = tr->svf ? tr->svf_idx[l * T2_MAT_N + kind] : -1;
+    int i = tr->svf ? tr->svf_idx[l * T2_N_TARGETS + kind] : -1;
     if (i >= 0) {
         const t2_svf_target *t = &tr->targets_svf[i];
         t2_tk_svf_matmul_forward(pool, out, svf_z(tr, i, N), tr->svf_zs, inp, t->f.U, t->s_eff,
@@ -465,7 +458,7 @@ static void lin_backward(t2_train *tr, t2_pool *pool, int l, int kind, float *di
                          const float *dout, const float *inp, int N) {
     int rows, cols;
     t2_train_mat_shape(&tr->cfg, kind, &rows, &cols);
-    int i = tr->svf ? tr->svf_idx[l * T2_MAT_N + kind] : -1;
+    int i = tr->svf ? tr->svf_idx[l * T2_N_TARGETS + kind] : -1;
     if (i >= 0) {
         const t2_svf_target *t = &tr->targets_svf[i];
         t2_tk_svf_matmul_backward(pool, dinp, tr->svf_ds_eff + (t->p - tr->svf_p), tr->svf_gu,
@@ -541,23 +534,23 @@ int t2_train_forward(t2_train *tr, t2_pool *pool, const int *inputs, const int *
         /* x_mid = x + wo @ attention(rope(wq @ rmsnorm(x)), rope(wk @ ..), wv @ ..) */
         t2_tk_rmsnorm_forward(xn, a->rstd_att + (size_t)l * N, x, p->attn_norm + (size_t)l * D, N,
                               D, c->rms_eps);
-        lin_forward(tr, pool, l, T2_MAT_Q, q, xn, N);
-        lin_forward(tr, pool, l, T2_MAT_K, k, xn, N);
-        lin_forward(tr, pool, l, T2_MAT_V, v, xn, N);
+        lin_forward(tr, pool, l, T2_TGT_Q, q, xn, N);
+        lin_forward(tr, pool, l, T2_TGT_K, k, xn, N);
+        lin_forward(tr, pool, l, T2_TGT_V, v, xn, N);
         t2_tk_rope_forward(q, tr->cos_t, tr->sin_t, B, T, H, hd);
         t2_tk_rope_forward(k, tr->cos_t, tr->sin_t, B, T, K, hd);
         t2_tk_attention_forward(pool, o, att, q, k, v, B, T, H, K, hd);
-        lin_forward(tr, pool, l, T2_MAT_O, a->tmp, o, N);
+        lin_forward(tr, pool, l, T2_TGT_O, a->tmp, o, N);
         t2_tk_residual_forward(x_mid, x, a->tmp, ND);
         /* x_next = x_mid + w_down @ (silu(w_gate @ rmsnorm(x_mid)) * (w_up @ rmsnorm(x_mid))) */
         float *xf = a->xn_ffn + l * ND, *gate = a->gate + l * NF, *up = a->up + l * NF;
         float *hmid = a->hmid + l * NF;
         t2_tk_rmsnorm_forward(xf, a->rstd_ffn + (size_t)l * N, x_mid, p->ffn_norm + (size_t)l * D,
                               N, D, c->rms_eps);
-        lin_forward(tr, pool, l, T2_MAT_GATE, gate, xf, N);
-        lin_forward(tr, pool, l, T2_MAT_UP, up, xf, N);
+        lin_forward(tr, pool, l, T2_TGT_GATE, gate, xf, N);
+        lin_forward(tr, pool, l, T2_TGT_UP, up, xf, N);
         t2_tk_swiglu_forward(hmid, gate, up, NF);
-        lin_forward(tr, pool, l, T2_MAT_DOWN, a->tmp, hmid, N);
+        lin_forward(tr, pool, l, T2_TGT_DOWN, a->tmp, hmid, N);
         t2_tk_residual_forward(a->x + (l + 1) * ND, x_mid, a->tmp, ND);
     }
     t2_tk_rmsnorm_forward(a->xn_final, a->rstd_final, a->x + L * ND, p->output_norm, N, D,
@@ -597,7 +590,7 @@ int t2_train_backward(t2_train *tr, t2_pool *pool) {
     if (svf) memset(tr->svf_ds_eff, 0, tr->n_p * sizeof(float));
     /* SVF mode: below the lowest target (targets are layer-major) nothing is trainable */
     const int low = svf ? tr->targets_svf[0].f.layer : -1;
-    const int attn_targets = svf && (tr->svf_opts.targets & T2_SVF_TARGETS_ATTN);
+    const int attn_targets = svf && (tr->svf_opts.targets & T2_TARGETS_ATTN);
 
     /* loss = sum_t w_t nll_t / norm: dlogits = w_t / norm * (p - onehot) */
     float scale = tr->norm != 0 ? 1.0f / tr->norm : 0.0f;
@@ -618,19 +611,19 @@ int t2_train_backward(t2_train *tr, t2_pool *pool) {
         const float *gate = a->gate + l * NF, *up = a->up + l * NF, *hmid = a->hmid + l * NF;
         /* MLP: dx is d x_next */
         memset(a->dh, 0, NF * sizeof(float));
-        lin_backward(tr, pool, l, T2_MAT_DOWN, a->dh, a->dx, hmid, N);
+        lin_backward(tr, pool, l, T2_TGT_DOWN, a->dh, a->dx, hmid, N);
         memset(a->dgate, 0, NF * sizeof(float));
         memset(a->dup, 0, NF * sizeof(float));
         t2_tk_swiglu_backward(a->dgate, a->dup, a->dh, gate, up, NF);
         memset(a->dxn, 0, ND * sizeof(float));
-        lin_backward(tr, pool, l, T2_MAT_GATE, a->dxn, a->dgate, xf, N);
-        lin_backward(tr, pool, l, T2_MAT_UP, a->dxn, a->dup, xf, N);
+        lin_backward(tr, pool, l, T2_TGT_GATE, a->dxn, a->dgate, xf, N);
+        lin_backward(tr, pool, l, T2_TGT_UP, a->dxn, a->dup, xf, N);
         if (l == low && !attn_targets) break; /* MLP-only SVF: the lowest target is done */
         t2_tk_rmsnorm_backward(a->dx, svf ? NULL : g->ffn_norm + (size_t)l * D, a->dxn, x_mid,
                                p->ffn_norm + (size_t)l * D, a->rstd_ffn + (size_t)l * N, N, D);
         /* attention: dx is d x_mid */
         memset(a->dout, 0, (size_t)N * QD * sizeof(float));
-        lin_backward(tr, pool, l, T2_MAT_O, a->dout, a->dx, o, N);
+        lin_backward(tr, pool, l, T2_TGT_O, a->dout, a->dx, o, N);
         memset(a->dq, 0, (size_t)N * QD * sizeof(float));
         memset(a->dk, 0, (size_t)N * KVD * sizeof(float));
         memset(a->dv, 0, (size_t)N * KVD * sizeof(float));
@@ -639,9 +632,9 @@ int t2_train_backward(t2_train *tr, t2_pool *pool) {
         t2_tk_rope_backward(a->dq, tr->cos_t, tr->sin_t, B, T, H, hd);
         t2_tk_rope_backward(a->dk, tr->cos_t, tr->sin_t, B, T, K, hd);
         memset(a->dxn, 0, ND * sizeof(float));
-        lin_backward(tr, pool, l, T2_MAT_Q, a->dxn, a->dq, xn, N);
-        lin_backward(tr, pool, l, T2_MAT_K, a->dxn, a->dk, xn, N);
-        lin_backward(tr, pool, l, T2_MAT_V, a->dxn, a->dv, xn, N);
+        lin_backward(tr, pool, l, T2_TGT_Q, a->dxn, a->dq, xn, N);
+        lin_backward(tr, pool, l, T2_TGT_K, a->dxn, a->dk, xn, N);
+        lin_backward(tr, pool, l, T2_TGT_V, a->dxn, a->dv, xn, N);
         if (l == low) break; /* nothing trainable below */
         t2_tk_rmsnorm_backward(a->dx, svf ? NULL : g->attn_norm + (size_t)l * D, a->dxn, x,
                                p->attn_norm + (size_t)l * D, a->rstd_att + (size_t)l * N, N, D);

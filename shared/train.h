@@ -39,6 +39,7 @@
 
 #include "model.h"
 #include "pool.h"
+#include "svf.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -46,20 +47,7 @@
 /* ------------------------------------------------------------------------------------------ */
 /* constants                                                                                   */
 
-/* The seven matrices of a layer, in GGUF name order: used for SVF targets. */
-enum {
-    T2_MAT_Q = 0,    /* attn_q */
-    T2_MAT_K = 1,    /* attn_k */
-    T2_MAT_V = 2,    /* attn_v */
-    T2_MAT_O = 3,    /* attn_output */
-    T2_MAT_GATE = 4, /* ffn_gate */
-    T2_MAT_UP = 5,   /* ffn_up */
-    T2_MAT_DOWN = 6, /* ffn_down */
-    T2_MAT_N = 7
-};
-#define T2_SVF_TARGETS_MLP ((1u << T2_MAT_GATE) | (1u << T2_MAT_UP) | (1u << T2_MAT_DOWN))
-#define T2_SVF_TARGETS_ATTN                                                                \
-    ((1u << T2_MAT_Q) | (1u << T2_MAT_K) | (1u << T2_MAT_V) | (1u << T2_MAT_O))
+/* SVF targets: the matrix indices T2_TGT_* and masks T2_TARGETS_* of svf.h. */
 
 /* SVF activations m = act(p). */
 enum {
@@ -71,7 +59,6 @@ enum {
 #define T2_CKPT_VERSION 1
 
 /* GGUF name stem of a matrix kind: "attn_q", ..., "ffn_down". */
-const char *t2_mat_kind_name(int kind);
 
 /* ------------------------------------------------------------------------------------------ */
 /* structs                                                                                     */
@@ -104,7 +91,7 @@ typedef struct t2_train_tensor {
 /* SVF factors of one target matrix W (rows x cols) = U diag(s) Vt, r = min(rows, cols).
  * Borrowed by t2_train_svf_enable: the arrays must outlive the t2_train. */
 typedef struct t2_svf_factors {
-    int layer, kind;   /* which matrix (T2_MAT_*) */
+    int layer, kind;   /* which matrix (T2_TGT_*) */
     int rows, cols, rank;
     const float *U;    /* (rows, r) row-major */
     const float *s;    /* (r) */
@@ -112,7 +99,7 @@ typedef struct t2_svf_factors {
 } t2_svf_factors;
 
 typedef struct t2_svf_opts {
-    unsigned targets; /* bit mask of 1 << T2_MAT_*; default T2_SVF_TARGETS_MLP */
+    unsigned targets; /* bit mask of 1 << T2_TGT_*; default T2_TARGETS_MLP */
     int act;          /* T2_SVF_ACT_*; default sigmoid */
     float max_mult;   /* sigmoid's maximum; default 1 */
     float p_init;     /* initial p; default 0.1 (DESIGN §1) */

@@ -67,7 +67,7 @@ struct t2_train {
     int svf, n_svf, svf_rmax;
     t2_svf_opts svf_opts;
     t2_svf_target *targets_svf;
-    int *svf_idx;            /* (L, T2_MAT_N) target index or -1 */
+    int *svf_idx;            /* (L, T2_N_TARGETS) target index or -1 */
     size_t n_p;
     float *svf_mem;          /* p, dp, s_eff, ds_eff (n_p each) */
     float *svf_p, *svf_dp, *svf_s_eff, *svf_ds_eff;

@@ -289,7 +289,7 @@ static void test_svf_mode(void) {
     float dense, svf;
     T2_CHECK(t2_train_forward(tr, NULL, in, tg, NULL, B, T, 0, &dense) == 0);
     tu_factors fac;
-    T2_CHECK(tu_factors_compute(&fac, tr, T2_SVF_TARGETS_MLP) == 0);
+    T2_CHECK(tu_factors_compute(&fac, tr, T2_TARGETS_MLP) == 0);
     t2_svf_opts o;
     t2_svf_opts_default(&o);
     /* wrong factor counts / shapes are refused */
@@ -333,7 +333,7 @@ static void test_svf_mode(void) {
     /* another base is refused */
     t2_train *other = tiny_trainer(0, B, T, 14);
     tu_factors f2;
-    T2_CHECK(tu_factors_compute(&f2, other, T2_SVF_TARGETS_MLP) == 0);
+    T2_CHECK(tu_factors_compute(&f2, other, T2_TARGETS_MLP) == 0);
     T2_CHECK(t2_train_svf_enable(other, &o, f2.f, f2.n) == 0);
     T2_CHECK_EQ_INT(t2_train_load_checkpoint(other, &meta, path), T2_EMISMATCH);
     unlink(path);

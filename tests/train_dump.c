@@ -53,8 +53,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--act"))
             so.act = !strcmp(argv[i + 1], "linear") ? T2_SVF_ACT_LINEAR : T2_SVF_ACT_SIGMOID;
         else if (!strcmp(argv[i], "--svf"))
-            svf_targets = !strcmp(argv[i + 1], "all") ? (T2_SVF_TARGETS_MLP | T2_SVF_TARGETS_ATTN)
-                                                      : T2_SVF_TARGETS_MLP;
+            svf_targets = !strcmp(argv[i + 1], "all") ? (T2_TARGETS_MLP | T2_TARGETS_ATTN)
+                                                      : T2_TARGETS_MLP;
         else {
             fprintf(stderr, "train_dump: unknown option %s\n", argv[i]);
             return 2;
@@ -128,8 +128,8 @@ int main(int argc, char **argv) {
         for (int i = 0; i < t2_train_svf_n_targets(tr); i++) {
             t2_svf_target *t = t2_train_svf_target(tr, i);
             char pre[64], file[96];
-            snprintf(pre, sizeof pre, "svf.%d.%s", t->f.layer, t2_mat_kind_name(t->f.kind));
-            fprintf(f, "svf %d %s %d %d %d %s\n", t->f.layer, t2_mat_kind_name(t->f.kind),
+            snprintf(pre, sizeof pre, "svf.%d.%s", t->f.layer, t2_target_name(t->f.kind));
+            fprintf(f, "svf %d %s %d %d %d %s\n", t->f.layer, t2_target_name(t->f.kind),
                     t->f.rows, t->f.cols, t->f.rank, pre);
             const int r = t->f.rank;
             snprintf(file, sizeof file, "%s.U.f32", pre);

@@ -31,20 +31,20 @@ static inline int tu_factors_compute(tu_factors *out, t2_train *tr, unsigned tar
     size_t floats = 0;
     memset(out, 0, sizeof *out);
     for (int l = 0; l < c->n_layers; l++)
-        for (int k = 0; k < T2_MAT_N; k++)
+        for (int k = 0; k < T2_N_TARGETS; k++)
             if ((targets >> k) & 1) n++;
     out->f = calloc((size_t)n, sizeof *out->f);
     if (!out->f) return -1;
     /* find the tensors by name */
     int i = 0;
     for (int l = 0; l < c->n_layers; l++)
-        for (int k = 0; k < T2_MAT_N; k++) {
+        for (int k = 0; k < T2_N_TARGETS; k++) {
             if (!((targets >> k) & 1)) continue;
             t2_svf_factors *f = &out->f[i++];
             f->layer = l;
             f->kind = k;
             char name[64];
-            snprintf(name, sizeof name, "blk.%d.%s.weight", l, t2_mat_kind_name(k));
+            snprintf(name, sizeof name, "blk.%d.%s.weight", l, t2_target_name(k));
             for (int j = 0; j < n_tensors; j++) {
                 t2_train_tensor t;
                 t2_train_tensor_at(tr, j, &t);
@@ -62,7 +62,7 @@ static inline int tu_factors_compute(tu_factors *out, t2_train *tr, unsigned tar
     for (i = 0; i < n; i++) {
         t2_svf_factors *f = &out->f[i];
         char name[64];
-        snprintf(name, sizeof name, "blk.%d.%s.weight", f->layer, t2_mat_kind_name(f->kind));
+        snprintf(name, sizeof name, "blk.%d.%s.weight", f->layer, t2_target_name(f->kind));
         const float *W = NULL;
         for (int j = 0; j < n_tensors; j++) {
             t2_train_tensor t;
