@@ -159,6 +159,7 @@ int t2_cmd_run(int argc, char **argv) {
     }
     double t2 = t2_now();
     printf("\n");
+    fflush(stdout); /* the text before the statistics, also when both go to one pipe */
     fprintf(stderr, "prompt: %d tokens in %.3f s, %.1f tok/s; generation: %d tokens in %.3f s, "
             "%.1f tok/s\n", n_prompt, t1 - t0, n_prompt / (t1 - t0 > 0 ? t1 - t0 : 1e-9), n_gen,
             t2 - t1, n_gen / (t2 - t1 > 0 ? t2 - t1 : 1e-9));
