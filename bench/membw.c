@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static void usage(void) {
     fprintf(stderr, "usage: t2-bench-membw [-s MiB (1024)] [-t max_threads (2)] [-o out.csv]\n");

@@ -16,6 +16,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
 /* OpenBLAS extensions (declared here so that any cblas.h will do). */
 void openblas_set_num_threads(int);
@@ -23,11 +26,16 @@ char *openblas_get_corename(void);
 
 typedef void (*t2_rows_fn)(float *y, const void *W, size_t rb, int cols, const float *x, int r0,
                            int r1);
+/* Q8_0 kernels take x prepared by q8_prep_x (int16 + per-block scale, see below). */
+typedef void (*t2_rowsq_fn)(float *y, const void *W, size_t rb, int cols, const void *xq, int r0,
+                            int r1);
 typedef void (*t2_cvt_fn)(float *dst, const void *src, int64_t n);
 
 typedef struct t2_kern_ops {
     const char *name;
-    t2_rows_fn mv_f32, mv_f16, mv_bf16, mv_q8_0;
+    t2_rows_fn mv_f32, mv_f16, mv_bf16;
+    t2_rowsq_fn mv_q8_0;
+    void (*q8_prep)(void *buf, const float *x, int cols); /* same bits at every level */
     t2_cvt_fn cvt_f16, cvt_bf16, cvt_q8_0;
     float (*dot)(const float *a, const float *b, int n);
     void (*axpy)(float *y, float a, const float *x, int n);
@@ -40,7 +48,12 @@ typedef struct t2_kern_ops {
 static inline float ld_u16_f16(const uint8_t *p) {
     uint16_t h;
     memcpy(&h, p, 2);
-    return t2_f16_to_f32(h);
+    uint32_t e = h & 0x7c00u;
+    if (e == 0 || e == 0x7c00u) return t2_f16_to_f32(h); /* zero, subnormal, inf, nan */
+    uint32_t u = ((uint32_t)(h & 0x8000u) << 16) | (((uint32_t)(h & 0x7fffu) + 0x1c000u) << 13);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
 }
 static inline float ld_u16_bf16(const uint8_t *p) {
     uint16_t h;
@@ -75,8 +88,9 @@ DEF_GEN_ROWS(f32, 4, ld_f32)
 DEF_GEN_ROWS(f16, 2, ld_u16_f16)
 DEF_GEN_ROWS(bf16, 2, ld_u16_bf16)
 
-static void gen_matvec_q8_0(float *y, const void *W, size_t rb, int cols, const float *x, int r0,
-                            int r1) {
+/* Q8_0 with f32 x: the fallback when no memory is left for the prepared x. */
+static void gen_matvec_q8_0_f32x(float *y, const void *W, size_t rb, int cols, const float *x,
+                                 int r0, int r1) {
     for (int r = r0; r < r1; r++) {
         const uint8_t *w = (const uint8_t *)W + (size_t)r * rb;
         float acc = 0.0f;
@@ -86,6 +100,56 @@ static void gen_matvec_q8_0(float *y, const void *W, size_t rb, int cols, const 
             float s[4] = {0};
             for (int j = 0; j < 32; j++) s[j & 3] += (float)(int8_t)blk[2 + j] * xb[j];
             acc += ld_u16_f16(blk) * ((s[0] + s[1]) + (s[2] + s[3]));
+        }
+        y[r] = acc;
+    }
+}
+
+/* Prepared x for Q8_0 weights: cols int16 x16, then cols / 32 f32 scales dx, with
+ * x[i] ~= dx[i / 32] * x16[i] (dx = max |x| of the block / 32767: 16-bit precision per block,
+ * far below the weights' own 8-bit quantisation error). A block holding inf / nan gets dx = nan
+ * so that it shows in the result. */
+static size_t q8_prep_bytes(int cols) { return (size_t)cols * 2 + (size_t)(cols / 32) * 4; }
+
+static void q8_prep_x(void *buf, const float *x, int cols) {
+    int16_t *x16 = buf;
+    float *dx = (float *)(x16 + cols);
+    for (int b = 0; b < cols / 32; b++) {
+        const float *xb = x + 32 * b;
+        float amax = 0.0f;
+        int bad = 0;
+        for (int j = 0; j < 32; j++) {
+            float a = fabsf(xb[j]);
+            bad |= !(a <= 3.0e38f); /* inf or nan */
+            if (a > amax) amax = a;
+        }
+        if (bad || amax == 0.0f) {
+            dx[b] = bad ? NAN : 0.0f;
+            memset(x16 + 32 * b, 0, 64);
+            continue;
+        }
+        float inv = 32767.0f / amax;
+        dx[b] = amax / 32767.0f;
+        for (int j = 0; j < 32; j++) {
+            long v = lrintf(xb[j] * inv);
+            x16[32 * b + j] = (int16_t)(v > 32767 ? 32767 : v < -32767 ? -32767 : v);
+        }
+    }
+}
+
+/* y = sum_b (d_b * dx_b) * (q_b . x16_b), each block dot exact in int32. */
+static void gen_matvec_q8_0(float *y, const void *W, size_t rb, int cols, const void *xq, int r0,
+                            int r1) {
+    const int16_t *x16 = xq;
+    const float *dx = (const float *)(x16 + cols);
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *w = (const uint8_t *)W + (size_t)r * rb;
+        float acc = 0.0f;
+        for (int b = 0; b < cols / 32; b++) {
+            const uint8_t *blk = w + (size_t)b * 34;
+            int32_t s = 0;
+            for (int j = 0; j < 32; j++) s += (int8_t)blk[2 + j] * x16[32 * b + j];
+            acc += (float)s * (ld_u16_f16(blk) * dx[b]);
         }
         y[r] = acc;
     }
@@ -119,8 +183,8 @@ static double gen_sum(const float *a, size_t n) {
 }
 
 static const t2_kern_ops ops_generic = {
-    "generic",    gen_matvec_f32, gen_matvec_f16, gen_matvec_bf16, gen_matvec_q8_0, gen_cvt_f16,
-    gen_cvt_bf16, gen_cvt_q8_0,   gen_dot,        gen_axpy,        gen_sum,
+    "generic",   gen_matvec_f32, gen_matvec_f16, gen_matvec_bf16, gen_matvec_q8_0, q8_prep_x,
+    gen_cvt_f16, gen_cvt_bf16,   gen_cvt_q8_0,   gen_dot,         gen_axpy,        gen_sum,
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -131,7 +195,8 @@ static const t2_kern_ops ops_generic = {
 void t2_k512_matvec_f32(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
 void t2_k512_matvec_f16(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
 void t2_k512_matvec_bf16(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
-void t2_k512_matvec_q8_0(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
+void t2_k512_matvec_q8_0(float *y, const void *W, size_t rb, int cols, const void *xq, int r0, int r1);
+void t2_k512_q8_prep_x(void *buf, const float *x, int cols);
 void t2_k512_to_f32_f16(float *dst, const void *src, int64_t n);
 void t2_k512_to_f32_bf16(float *dst, const void *src, int64_t n);
 void t2_k512_to_f32_q8_0(float *dst, const void *src, int64_t n);
@@ -141,7 +206,7 @@ double t2_k512_sum(const float *a, size_t n);
 void t2_k256_matvec_f32(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
 void t2_k256_matvec_f16(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
 void t2_k256_matvec_bf16(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
-void t2_k256_matvec_q8_0(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
+void t2_k256_matvec_q8_0(float *y, const void *W, size_t rb, int cols, const void *xq, int r0, int r1);
 void t2_k256_to_f32_f16(float *dst, const void *src, int64_t n);
 void t2_k256_to_f32_bf16(float *dst, const void *src, int64_t n);
 void t2_k256_to_f32_q8_0(float *dst, const void *src, int64_t n);
@@ -150,27 +215,35 @@ void t2_k256_axpy(float *y, float a, const float *x, int n);
 double t2_k256_sum(const float *a, size_t n);
 
 static const t2_kern_ops ops_avx512 = {
-    "avx512",           t2_k512_matvec_f32,  t2_k512_matvec_f16,  t2_k512_matvec_bf16,
-    t2_k512_matvec_q8_0, t2_k512_to_f32_f16, t2_k512_to_f32_bf16, t2_k512_to_f32_q8_0,
-    t2_k512_dot,        t2_k512_axpy,        t2_k512_sum,
+    "avx512",           t2_k512_matvec_f32,  t2_k512_matvec_f16, t2_k512_matvec_bf16,
+    t2_k512_matvec_q8_0, t2_k512_q8_prep_x,  t2_k512_to_f32_f16, t2_k512_to_f32_bf16,
+    t2_k512_to_f32_q8_0, t2_k512_dot,        t2_k512_axpy,       t2_k512_sum,
 };
 static const t2_kern_ops ops_avx2 = {
-    "avx2",             t2_k256_matvec_f32,  t2_k256_matvec_f16,  t2_k256_matvec_bf16,
-    t2_k256_matvec_q8_0, t2_k256_to_f32_f16, t2_k256_to_f32_bf16, t2_k256_to_f32_q8_0,
-    t2_k256_dot,        t2_k256_axpy,        t2_k256_sum,
+    "avx2",             t2_k256_matvec_f32, t2_k256_matvec_f16, t2_k256_matvec_bf16,
+    t2_k256_matvec_q8_0, q8_prep_x,         t2_k256_to_f32_f16, t2_k256_to_f32_bf16,
+    t2_k256_to_f32_q8_0, t2_k256_dot,       t2_k256_axpy,       t2_k256_sum,
 };
 
+/* F16C and BMI2 straight from CPUID: clang 14's __builtin_cpu_supports does not know them. */
+static int cpu_has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+static int cpu_has_bmi2(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_BMI2);
+}
 static int cpu_has_avx512(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") &&
-           __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2");
+           __builtin_cpu_supports("fma") && cpu_has_f16c() && __builtin_cpu_supports("avx2") &&
+           cpu_has_bmi2();
 }
 static int cpu_has_avx2(void) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
 }
 #else
 #define T2_X86 0
@@ -220,14 +293,79 @@ int t2_kern_force_level(const char *level) {
     return 0;
 }
 
-static t2_rows_fn rows_fn(const t2_kern_ops *o, t2_dtype t) {
-    switch (t) {
-    case T2_F32: return o->mv_f32;
-    case T2_F16: return o->mv_f16;
-    case T2_BF16: return o->mv_bf16;
-    case T2_Q8_0: return o->mv_q8_0;
+/* Rows [r0, r1) of y = W x; xq: x prepared for Q8_0 (NULL: use the f32-x fallback). */
+static void run_rows(const t2_kern_ops *o, float *y, const t2_mat *W, const float *x,
+                     const void *xq, int r0, int r1) {
+    size_t rb = t2_dtype_row_bytes(W->type, W->cols);
+    switch (W->type) {
+    case T2_F32: o->mv_f32(y, W->data, rb, W->cols, x, r0, r1); break;
+    case T2_F16: o->mv_f16(y, W->data, rb, W->cols, x, r0, r1); break;
+    case T2_BF16: o->mv_bf16(y, W->data, rb, W->cols, x, r0, r1); break;
+    case T2_Q8_0:
+        if (xq) o->mv_q8_0(y, W->data, rb, W->cols, xq, r0, r1);
+        else gen_matvec_q8_0_f32x(y, W->data, rb, W->cols, x, r0, r1);
+        break;
     }
-    return NULL;
+}
+
+/* Per-thread buffer for prepared x (grown as needed; freed at thread exit, or by
+ * t2_kern_free_scratch on that thread). */
+static pthread_key_t g_xq_key;
+static pthread_once_t g_xq_once = PTHREAD_ONCE_INIT;
+static int g_xq_key_ok;
+typedef struct xq_buf {
+    size_t cap;
+    void *p;
+    /* t2_matvec_rows' cache: p holds the prepared form of these cols floats (a copy follows the
+     * prepared data), so calls on blocks of rows with the same x skip the rounding. */
+    const t2_kern_ops *o;
+    const float *src;
+    int cols;
+} xq_buf;
+static void xq_free(void *v) {
+    xq_buf *b = v;
+    if (b) free(b->p);
+    free(b);
+}
+static void xq_init(void) { g_xq_key_ok = pthread_key_create(&g_xq_key, xq_free) == 0; }
+
+static xq_buf *xq_this_thread(void) {
+    pthread_once(&g_xq_once, xq_init);
+    if (!g_xq_key_ok) return NULL;
+    xq_buf *b = pthread_getspecific(g_xq_key);
+    if (!b) {
+        if (!(b = calloc(1, sizeof *b))) return NULL;
+        if (pthread_setspecific(g_xq_key, b)) {
+            free(b);
+            return NULL;
+        }
+    }
+    return b;
+}
+
+static void *xq_get(size_t bytes) {
+    xq_buf *b = xq_this_thread();
+    if (!b) return NULL;
+    b->src = NULL; /* contents change */
+    if (b->cap < bytes) {
+        size_t cap = (bytes + 4095) / 4096 * 4096;
+        void *p = aligned_alloc(64, cap);
+        if (!p) return NULL;
+        free(b->p);
+        b->p = p;
+        b->cap = cap;
+    }
+    return b->p;
+}
+
+static void xq_release_thread(void) {
+    pthread_once(&g_xq_once, xq_init);
+    if (!g_xq_key_ok) return;
+    xq_buf *b = pthread_getspecific(g_xq_key);
+    if (b) {
+        pthread_setspecific(g_xq_key, NULL);
+        xq_free(b);
+    }
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -235,20 +373,43 @@ static t2_rows_fn rows_fn(const t2_kern_ops *o, t2_dtype t) {
 
 void t2_matvec_rows(float *y, const t2_mat *W, const float *x, int r0, int r1) {
     if (r1 <= r0) return;
-    t2_rows_fn f = rows_fn(ops(), W->type);
-    if (f) f(y, W->data, t2_dtype_row_bytes(W->type, W->cols), W->cols, x, r0, r1);
+    const t2_kern_ops *o = ops();
+    const void *xq = NULL;
+    if (W->type == T2_Q8_0) {
+        size_t pb = q8_prep_bytes(W->cols), cb = (size_t)W->cols * sizeof(float);
+        xq_buf *b = xq_this_thread();
+        if (b && b->src == x && b->cols == W->cols && b->o == o &&
+            memcmp((const uint8_t *)b->p + pb, x, cb) == 0) {
+            xq = b->p; /* same x as the last call on this thread (blocks of rows) */
+        } else {
+            uint8_t *buf = xq_get(pb + cb);
+            if (buf) {
+                o->q8_prep(buf, x, W->cols);
+                memcpy(buf + pb, x, cb);
+                b->src = x;
+                b->cols = W->cols;
+                b->o = o;
+                xq = buf;
+            }
+        }
+    }
+    run_rows(o, y, W, x, xq, r0, r1);
 }
 
 #define T2_MV_ALIGN 16            /* rows per chunk boundary */
 #define T2_MV_MIN_PAR (64 * 1024) /* fewer weights than this: one thread */
+#define T2_MV_CHUNK (128 * 1024)  /* target bytes of weights per claimed chunk */
 
 typedef struct mv_job {
     int n;
     float *const *ys;
     const t2_mat *const *Ws;
     const float *const *xs;
+    const void **xq; /* per matrix: prepared x for Q8_0, else NULL */
     const t2_kern_ops *o;
     size_t total; /* weight bytes of all matrices */
+    int nchunks;  /* the work is cut in nchunks byte-balanced chunks, claimed dynamically */
+    atomic_int next_chunk;
 } mv_job;
 
 /* Position of split point k of nth: the first 16-aligned row start at or after byte
@@ -275,36 +436,77 @@ static void mv_point(const mv_job *j, int k, int nth, int *mi, int *row) {
     *row = 0;
 }
 
-static void mv_task(void *ctx, int ith, int nth) {
-    const mv_job *j = ctx;
+static void mv_chunk(const mv_job *j, int c) {
     int m0, q0, m1, q1;
-    mv_point(j, ith, nth, &m0, &q0);
-    mv_point(j, ith + 1, nth, &m1, &q1);
+    mv_point(j, c, j->nchunks, &m0, &q0);
+    mv_point(j, c + 1, j->nchunks, &m1, &q1);
     for (int i = m0; i <= m1 && i < j->n; i++) {
         const t2_mat *W = j->Ws[i];
         int r0 = i == m0 ? q0 : 0, r1 = i == m1 ? q1 : W->rows;
-        if (r1 > r0)
-            rows_fn(j->o, W->type)(j->ys[i], W->data, t2_dtype_row_bytes(W->type, W->cols),
-                                   W->cols, j->xs[i], r0, r1);
+        if (r1 > r0) run_rows(j->o, j->ys[i], W, j->xs[i], j->xq[i], r0, r1);
+    }
+}
+
+/* Threads claim chunks until none is left: a thread that is descheduled for a while (other
+ * processes on the cores) delays one chunk, not a fixed half of the work. Which thread computes
+ * a row never changes its value. */
+static void mv_task(void *ctx, int ith, int nth) {
+    mv_job *j = ctx;
+    (void)ith;
+    (void)nth;
+    for (;;) {
+        int c = atomic_fetch_add_explicit(&j->next_chunk, 1, memory_order_relaxed);
+        if (c >= j->nchunks) return;
+        mv_chunk(j, c);
     }
 }
 
 void t2_matvec_multi(t2_pool *pool, int n, float *const *ys, const t2_mat *const *Ws,
                      const float *const *xs) {
-    mv_job j = {n, ys, Ws, xs, ops(), 0};
-    size_t elems = 0;
-    for (int i = 0; i < n; i++) {
-        j.total += t2_dtype_row_bytes(Ws[i]->type, Ws[i]->cols) * (size_t)Ws[i]->rows;
-        elems += (size_t)Ws[i]->rows * (size_t)Ws[i]->cols;
-    }
-    if (!pool || t2_pool_size(pool) == 1 || elems < T2_MV_MIN_PAR || j.total == 0) {
-        for (int i = 0; i < n; i++)
-            rows_fn(j.o, Ws[i]->type)(ys[i], Ws[i]->data,
-                                      t2_dtype_row_bytes(Ws[i]->type, Ws[i]->cols), Ws[i]->cols,
-                                      xs[i], 0, Ws[i]->rows);
+    if (n <= 0) return;
+    const void *xq_stack[16];
+    const void **xq = n <= 16 ? xq_stack : calloc((size_t)n, sizeof *xq);
+    mv_job j = {n, ys, Ws, xs, xq, ops(), 0, 0, 0};
+    if (!xq) { /* no memory even for n pointers: single thread, Q8_0 on f32 x */
+        for (int i = 0; i < n; i++) run_rows(j.o, ys[i], Ws[i], xs[i], NULL, 0, Ws[i]->rows);
         return;
     }
-    t2_pool_run(pool, mv_task, &j);
+    /* Prepare x once per distinct (x, cols) used with Q8_0 weights, before the split. */
+    size_t qbytes = 0, elems = 0;
+    for (int i = 0; i < n; i++) {
+        xq[i] = NULL;
+        j.total += t2_dtype_row_bytes(Ws[i]->type, Ws[i]->cols) * (size_t)Ws[i]->rows;
+        elems += (size_t)Ws[i]->rows * (size_t)Ws[i]->cols;
+        if (Ws[i]->type == T2_Q8_0) qbytes += (q8_prep_bytes(Ws[i]->cols) + 63) / 64 * 64;
+    }
+    uint8_t *qbuf = qbytes ? xq_get(qbytes) : NULL;
+    if (qbuf) {
+        size_t off = 0;
+        for (int i = 0; i < n; i++) {
+            if (Ws[i]->type != T2_Q8_0) continue;
+            int k = 0;
+            while (k < i && !(Ws[k]->type == T2_Q8_0 && xs[k] == xs[i] && Ws[k]->cols == Ws[i]->cols))
+                k++;
+            if (k < i) {
+                xq[i] = xq[k];
+                continue;
+            }
+            j.o->q8_prep(qbuf + off, xs[i], Ws[i]->cols);
+            xq[i] = qbuf + off;
+            off += (q8_prep_bytes(Ws[i]->cols) + 63) / 64 * 64;
+        }
+    }
+    if (!pool || t2_pool_size(pool) == 1 || elems < T2_MV_MIN_PAR || j.total == 0) {
+        for (int i = 0; i < n; i++) run_rows(j.o, ys[i], Ws[i], xs[i], xq[i], 0, Ws[i]->rows);
+    } else {
+        /* about T2_MV_CHUNK bytes per chunk, between 4 and 16 chunks per thread */
+        int nth = t2_pool_size(pool);
+        size_t nc = j.total / T2_MV_CHUNK;
+        j.nchunks = nc < (size_t)nth * 4 ? nth * 4 : nc > (size_t)nth * 16 ? nth * 16 : (int)nc;
+        atomic_init(&j.next_chunk, 0);
+        t2_pool_run(pool, mv_task, &j);
+    }
+    if (xq != xq_stack) free(xq);
 }
 
 void t2_matvec(t2_pool *pool, float *y, const t2_mat *W, const float *x) {
@@ -392,6 +594,7 @@ static void scratch_release(scratch_set *s) {
 }
 
 void t2_kern_free_scratch(void) {
+    xq_release_thread();
     pthread_mutex_lock(&g_scratch_mu);
     scratch_set **pp = &g_scratch;
     while (*pp) {
@@ -452,6 +655,10 @@ int t2_matmul(t2_pool *pool, float *Y, const t2_mat *W, const float *X, int B) {
     if (B <= 0 || W->rows <= 0) return 0;
     if (W->cols <= 0) {
         for (int b = 0; b < B; b++) memset(Y + (size_t)b * W->rows, 0, (size_t)W->rows * 4);
+        return 0;
+    }
+    if (B == 1) { /* one token: the matvec kernels read W once at full memory speed */
+        t2_matvec(pool, Y, W, X);
         return 0;
     }
     pthread_once(&g_blas_once, blas_init);

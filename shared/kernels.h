@@ -22,7 +22,12 @@ const char *t2_kern_level(void);
  * lacks it. Not thread-safe: call before starting work. */
 int t2_kern_force_level(const char *level);
 
-/* y[r] = dot(W[r, :], x) for r in [r0, r1), single thread. */
+/* Q8_0 weights: x is first rounded to 16 bits per 32-element block (x ~= dx * int16, dx = the
+ * block's max |x| / 32767; once per call, shared by the threads) so that every block is an exact
+ * integer dot product; the added error is <= max |x_block| / 65534 per element, far below the
+ * weights' own 8-bit rounding. (GGML rounds x to 8 bits for Q8_0.)
+ *
+ * y[r] = dot(W[r, :], x) for r in [r0, r1), single thread. */
 void t2_matvec_rows(float *y, const t2_mat *W, const float *x, int r0, int r1);
 /* y = W x on the pool (pool may be NULL: single thread). */
 void t2_matvec(t2_pool *pool, float *y, const t2_mat *W, const float *x);
@@ -40,7 +45,9 @@ void t2_matvec_batch(t2_pool *pool, float *const *ys, const t2_mat *W, const flo
 /* Y[b, :] = W X[b, :] for b in [0, B): Y is B x W.rows, X is B x W.cols (row-major).
  * F32 weights go straight to sgemm; other types are converted to f32 a block of rows at a time
  * into per-thread scratch (allocated by the kernels module on first use, grown as needed; freed
- * by t2_kern_free_scratch). Returns 0 or T2_ENOMEM. */
+ * by t2_kern_free_scratch). Each sgemm call covers a fixed block of rows of W, so the result does
+ * not depend on the number of threads either. B == 1 runs t2_matvec (same result as it).
+ * Returns 0 or T2_ENOMEM. */
 int t2_matmul(t2_pool *pool, float *Y, const t2_mat *W, const float *X, int B);
 void t2_kern_free_scratch(void);
 /* The OpenBLAS core t2_matmul runs on (openblas_get_corename(); follows OPENBLAS_CORETYPE). */

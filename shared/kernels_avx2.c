@@ -16,7 +16,7 @@
 void t2_k256_matvec_f32(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
 void t2_k256_matvec_f16(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
 void t2_k256_matvec_bf16(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
-void t2_k256_matvec_q8_0(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
+void t2_k256_matvec_q8_0(float *y, const void *W, size_t rb, int cols, const void *xq, int r0, int r1);
 void t2_k256_to_f32_f16(float *dst, const void *src, int64_t n);
 void t2_k256_to_f32_bf16(float *dst, const void *src, int64_t n);
 void t2_k256_to_f32_q8_0(float *dst, const void *src, int64_t n);
@@ -88,30 +88,34 @@ TGT_INLINE __m256 q8_scale(const uint8_t *blk) {
     memcpy(&h, blk, 2);
     return _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
 }
-TGT_INLINE __m256 q8_block(const uint8_t *blk, const float *xb, __m256 acc) {
-    __m256 s = _mm256_mul_ps(q8_part(blk, 0), _mm256_loadu_ps(xb));
-    s = _mm256_fmadd_ps(q8_part(blk, 1), _mm256_loadu_ps(xb + 8), s);
-    s = _mm256_fmadd_ps(q8_part(blk, 2), _mm256_loadu_ps(xb + 16), s);
-    s = _mm256_fmadd_ps(q8_part(blk, 3), _mm256_loadu_ps(xb + 24), s);
-    return _mm256_fmadd_ps(q8_scale(blk), s, acc);
+/* x prepared as in kernels_avx512.c: acc += (d * dx) * float(q . x16 in 8 lanes) */
+TGT_INLINE __m256 q8_block(const uint8_t *blk, const int16_t *xb, const float *dx, __m256 acc) {
+    __m256i q0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + 2)));
+    __m256i q1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + 18)));
+    __m256i p = _mm256_add_epi32(_mm256_madd_epi16(q0, _mm256_loadu_si256((const __m256i *)xb)),
+                                 _mm256_madd_epi16(q1, _mm256_loadu_si256((const __m256i *)(xb + 16))));
+    __m256 s = _mm256_mul_ps(q8_scale(blk), _mm256_set1_ps(*dx));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc);
 }
 
 /* Even blocks accumulate in a0, odd blocks in a1; y = hsum(a0 + a1). */
-TGT_INLINE float q8_0_row(const uint8_t *w, int cols, const float *x) {
+TGT_INLINE float q8_0_row(const uint8_t *w, int cols, const int16_t *x16, const float *dx) {
     __m256 a0 = _mm256_setzero_ps(), a1 = a0;
     int nb = cols / 32, b = 0;
     for (; b + 2 <= nb; b += 2) {
-        a0 = q8_block(w + (size_t)b * 34, x + 32 * b, a0);
-        a1 = q8_block(w + (size_t)(b + 1) * 34, x + 32 * b + 32, a1);
+        a0 = q8_block(w + (size_t)b * 34, x16 + 32 * b, dx + b, a0);
+        a1 = q8_block(w + (size_t)(b + 1) * 34, x16 + 32 * b + 32, dx + b + 1, a1);
     }
-    if (b < nb) a0 = q8_block(w + (size_t)b * 34, x + 32 * b, a0);
+    if (b < nb) a0 = q8_block(w + (size_t)b * 34, x16 + 32 * b, dx + b, a0);
     return hsum(_mm256_add_ps(a0, a1));
 }
 
-TGT void t2_k256_matvec_q8_0(float *y, const void *W, size_t rb, int cols, const float *x, int r0,
+TGT void t2_k256_matvec_q8_0(float *y, const void *W, size_t rb, int cols, const void *xq, int r0,
                              int r1) {
     const uint8_t *w = (const uint8_t *)W;
-    for (int r = r0; r < r1; r++) y[r] = q8_0_row(w + (size_t)r * rb, cols, x);
+    const int16_t *x16 = (const int16_t *)xq;
+    const float *dx = (const float *)(x16 + cols);
+    for (int r = r0; r < r1; r++) y[r] = q8_0_row(w + (size_t)r * rb, cols, x16, dx);
 }
 
 TGT void t2_k256_to_f32_f16(float *dst, const void *src, int64_t n) {
@@ -180,6 +184,8 @@ TGT void t2_k256_axpy(float *y, float a, const float *x, int n) {
 TGT double t2_k256_sum(const float *a, size_t n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     size_t i = 0;
+    double h = 0; /* scalar head up to a 64-byte boundary: no line-splitting loads */
+    for (; i < n && ((uintptr_t)(a + i) & 63); i++) h += a[i];
     for (; i + 32 <= n; i += 32) {
         s0 = _mm256_add_ps(s0, _mm256_loadu_ps(a + i));
         s1 = _mm256_add_ps(s1, _mm256_loadu_ps(a + i + 8));
@@ -188,7 +194,7 @@ TGT double t2_k256_sum(const float *a, size_t n) {
     }
     double s = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
     for (; i < n; i++) s += a[i];
-    return s;
+    return s + h;
 }
 
 #endif

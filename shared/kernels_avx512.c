@@ -15,12 +15,12 @@
 #define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,bmi,bmi2")))
 #define TGT_INLINE static inline __attribute__((always_inline)) TGT
 
-
 /* The kernels' entry points (declared again in kernels.c). */
 void t2_k512_matvec_f32(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
 void t2_k512_matvec_f16(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
 void t2_k512_matvec_bf16(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
-void t2_k512_matvec_q8_0(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
+void t2_k512_matvec_q8_0(float *y, const void *W, size_t rb, int cols, const void *xq, int r0, int r1);
+void t2_k512_q8_prep_x(void *buf, const float *x, int cols);
 void t2_k512_to_f32_f16(float *dst, const void *src, int64_t n);
 void t2_k512_to_f32_bf16(float *dst, const void *src, int64_t n);
 void t2_k512_to_f32_q8_0(float *dst, const void *src, int64_t n);
@@ -30,7 +30,13 @@ double t2_k512_sum(const float *a, size_t n);
 
 /* ---- element loaders: 16 weights at p (+ masked tail) as f32 ---- */
 
-TGT_INLINE __m512 ld_f32(const void *p) { return _mm512_loadu_ps(p); }
+/* F32 weights: two 256-bit loads. 512-bit loads that straddle cache lines (weights not 64-byte
+ * aligned: GGUF aligns tensors to 32 bytes, llama2.c files to 4) halved the DRAM bandwidth of a
+ * core; 256-bit halves run at full speed at any alignment. */
+TGT_INLINE __m512 ld_f32(const void *p) {
+    const float *f = (const float *)p;
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(f)), _mm256_loadu_ps(f + 8), 1);
+}
 TGT_INLINE __m512 ldm_f32(__mmask16 m, const void *p) { return _mm512_maskz_loadu_ps(m, p); }
 TGT_INLINE __m512 ld_f16(const void *p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
@@ -49,7 +55,8 @@ TGT_INLINE __m512 ldm_bf16(__mmask16 m, const void *p) {
 
 /* One row at a time: the weights of a thread's rows are then one sequential stream, which the
  * hardware prefetchers follow best (groups of rows sharing x loads measured 30-60 % slower from
- * DRAM for 2-byte and Q8_0 weights; software prefetching did not help either); x stays in L1. Per row four accumulators:
+ * DRAM for 2-byte and Q8_0 weights; software prefetching did not help either); x stays in L1.
+ * Per row four accumulators:
  *   64-column steps feed a0..a3, then a 32-column step a0, a1, a 16-column step a2,
  *   the masked tail a3; y = reduce((a0 + a1) + (a2 + a3)).
  * ES = bytes per element, LD / LDM = loaders of 16 elements (plain / masked). */
@@ -89,7 +96,11 @@ DEF_ROWS(f32, 4, ld_f32, ldm_f32)
 DEF_ROWS(f16, 2, ld_f16, ldm_f16)
 DEF_ROWS(bf16, 2, ld_bf16, ldm_bf16)
 
-/* ---- Q8_0: blocks of an f16 scale and 32 int8; y = sum_b d_b * (q_b . x_b) ---- */
+/* ---- Q8_0: blocks of an f16 scale d and 32 int8 q ----
+ * x comes prepared by kernels.c (q8_prep_x): per 32-block an f32 scale dx and 32 int16 with
+ * x ~= dx * x16, so each block is one exact integer dot product (vpmaddwd) and
+ * y = sum_b (d_b * dx_b) * (q_b . x16_b). Converting int8 weights to f32 instead made the kernel
+ * bound by vector-port throughput below the DRAM speed of two cores. */
 
 TGT_INLINE __m512 q8_lo(const uint8_t *blk) {
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2))));
@@ -102,28 +113,62 @@ TGT_INLINE __m512 q8_scale(const uint8_t *blk) {
     memcpy(&h, blk, 2);
     return _mm512_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
 }
-TGT_INLINE __m512 q8_block(const uint8_t *blk, const float *xb, __m512 acc) {
-    __m512 s = _mm512_mul_ps(q8_lo(blk), _mm512_loadu_ps(xb));
-    s = _mm512_fmadd_ps(q8_hi(blk), _mm512_loadu_ps(xb + 16), s);
-    return _mm512_fmadd_ps(q8_scale(blk), s, acc);
+
+/* acc += (d * dx) * float(16 lanes of pairwise products q . x16) */
+TGT_INLINE __m512 q8_block(const uint8_t *blk, const int16_t *xb, const float *dx, __m512 acc) {
+    __m512i q = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(blk + 2)));
+    __m512i p = _mm512_madd_epi16(q, _mm512_loadu_si512(xb));
+    __m512 s = _mm512_mul_ps(q8_scale(blk), _mm512_set1_ps(*dx));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, acc);
 }
 
 /* Even blocks accumulate in a0, odd blocks in a1; y = reduce(a0 + a1). */
-TGT_INLINE float q8_0_row(const uint8_t *w, int cols, const float *x) {
+TGT_INLINE float q8_0_row(const uint8_t *w, int cols, const int16_t *x16, const float *dx) {
     __m512 a0 = _mm512_setzero_ps(), a1 = a0;
     int nb = cols / 32, b = 0;
     for (; b + 2 <= nb; b += 2) {
-        a0 = q8_block(w + (size_t)b * 34, x + 32 * b, a0);
-        a1 = q8_block(w + (size_t)(b + 1) * 34, x + 32 * b + 32, a1);
+        a0 = q8_block(w + (size_t)b * 34, x16 + 32 * b, dx + b, a0);
+        a1 = q8_block(w + (size_t)(b + 1) * 34, x16 + 32 * b + 32, dx + b + 1, a1);
     }
-    if (b < nb) a0 = q8_block(w + (size_t)b * 34, x + 32 * b, a0);
+    if (b < nb) a0 = q8_block(w + (size_t)b * 34, x16 + 32 * b, dx + b, a0);
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
-TGT void t2_k512_matvec_q8_0(float *y, const void *W, size_t rb, int cols, const float *x, int r0,
+TGT void t2_k512_matvec_q8_0(float *y, const void *W, size_t rb, int cols, const void *xq, int r0,
                              int r1) {
     const uint8_t *w = (const uint8_t *)W;
-    for (int r = r0; r < r1; r++) y[r] = q8_0_row(w + (size_t)r * rb, cols, x);
+    const int16_t *x16 = (const int16_t *)xq;
+    const float *dx = (const float *)(x16 + cols);
+    for (int r = r0; r < r1; r++) y[r] = q8_0_row(w + (size_t)r * rb, cols, x16, dx);
+}
+
+/* The prepared x of kernels.c's q8_prep_x, bit for bit (same formulas: amax, 32767 / amax,
+ * round to nearest even; a block with inf / nan gets dx = nan and zeros). */
+TGT void t2_k512_q8_prep_x(void *buf, const float *x, int cols) {
+    int16_t *x16 = (int16_t *)buf;
+    float *dx = (float *)(x16 + cols);
+    for (int b = 0; b < cols / 32; b++) {
+        __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
+        __m512 a0 = _mm512_abs_ps(v0), a1 = _mm512_abs_ps(v1), big = _mm512_set1_ps(3.0e38f);
+        /* inf or nan anywhere (tested per input: max_ps would drop a nan) */
+        __mmask16 bad = _mm512_cmp_ps_mask(a0, big, _CMP_NLE_UQ) | _mm512_cmp_ps_mask(a1, big, _CMP_NLE_UQ);
+        __m512 a = _mm512_max_ps(a0, a1);
+        float amax = _mm512_reduce_max_ps(a);
+        if (bad || amax == 0.0f) {
+            dx[b] = bad ? __builtin_nanf("") : 0.0f;
+            memset(x16 + 32 * b, 0, 64);
+            continue;
+        }
+        __m512 inv = _mm512_set1_ps(32767.0f / amax);
+        dx[b] = amax / 32767.0f;
+        __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, inv));
+        __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, inv));
+        __m512i lim = _mm512_set1_epi32(32767);
+        i0 = _mm512_max_epi32(_mm512_min_epi32(i0, lim), _mm512_sub_epi32(_mm512_setzero_si512(), lim));
+        i1 = _mm512_max_epi32(_mm512_min_epi32(i1, lim), _mm512_sub_epi32(_mm512_setzero_si512(), lim));
+        _mm256_storeu_si256((__m256i *)(x16 + 32 * b), _mm512_cvtepi32_epi16(i0));
+        _mm256_storeu_si256((__m256i *)(x16 + 32 * b + 16), _mm512_cvtepi32_epi16(i1));
+    }
 }
 
 /* ---- conversions to f32 (exact) ---- */
@@ -194,6 +239,8 @@ TGT void t2_k512_axpy(float *y, float a, const float *x, int n) {
 TGT double t2_k512_sum(const float *a, size_t n) {
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     size_t i = 0;
+    double h = 0; /* scalar head up to a 64-byte boundary: no line-splitting loads */
+    for (; i < n && ((uintptr_t)(a + i) & 63); i++) h += a[i];
     for (; i + 64 <= n; i += 64) {
         s0 = _mm512_add_ps(s0, _mm512_loadu_ps(a + i));
         s1 = _mm512_add_ps(s1, _mm512_loadu_ps(a + i + 16));
@@ -202,7 +249,7 @@ TGT double t2_k512_sum(const float *a, size_t n) {
     }
     double s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
     for (; i < n; i++) s += a[i];
-    return s;
+    return s + h;
 }
 
 #endif

@@ -34,6 +34,20 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+double t2_membw_read_pass(t2_pool *pool, const float *a, size_t n) {
+    int nth = t2_pool_size(pool);
+    double part_buf[8 * 16], *part = nth <= 16 ? part_buf : calloc((size_t)nth * 8, sizeof *part);
+    if (!part) return T2_ENOMEM;
+    membw_job j = {a, n, part};
+    double t0 = now_s();
+    t2_pool_run(pool, membw_task, &j);
+    double t = now_s() - t0;
+    volatile double keep = 0;
+    for (int i = 0; i < nth; i++) keep += part[8 * i];
+    if (part != part_buf) free(part);
+    return (double)n * sizeof(float) / t / 1e9;
+}
+
 double t2_membw_read_gbs(int n_threads, size_t bytes) {
     if (n_threads < 1 || bytes < 4096) return T2_EINVAL;
     size_t n = bytes / sizeof(float);

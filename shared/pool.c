@@ -1,10 +1,17 @@
 /* pool.c - fork-join thread pool (see pool.h).
  *
- * Protocol. The caller publishes a job (fn, ctx), sets `pending` to the number of workers and
- * bumps the generation counter `gen` with release order; workers see the new generation with an
- * acquire load, run fn(ctx, ith, nth) and decrement `pending` with release order; the caller
- * runs ith = 0 itself and then waits (acquire) for `pending` to reach 0, after which no worker
- * touches the job any more, so the next run may overwrite fn / ctx.
+ * Protocol. A run has nth slots (ith = 0 .. nth-1). The caller publishes the job (fn, ctx),
+ * resets the slot counter `next` to 1 with release order and bumps the generation `gen`; then it
+ * runs slot 0 itself. Every thread - woken workers and, once done with slot 0, the caller -
+ * claims slots with an acquire-release fetch_add on `next` until the counter passes nth, runs
+ * fn(ctx, ith, nth) for each claimed slot and counts it in `done` (release). The caller returns
+ * once `done` reaches nth - 1 (acquire): then every call has returned and no thread will read
+ * fn / ctx again before the next run's reset of `next`, so the next run may overwrite them.
+ *
+ * Because slots are claimed rather than owned, a worker that is asleep or descheduled (more
+ * runnable threads than cores, or a sleeping worker's ~200 us wake-up on a VM) never stalls the
+ * caller: the caller runs the unclaimed slots itself and the late worker finds none left. The
+ * caller only ever waits for slots that another thread has already started.
  *
  * Idle workers spin on `gen` (with a pause instruction) for T2_POOL_SPIN_NS before sleeping on
  * a condition variable. Lost wake-ups are avoided Dekker-style with sequentially consistent
@@ -21,7 +28,9 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define T2_POOL_SPIN_NS 150000 /* how long an idle worker spins before sleeping */
+/* How long an idle worker spins before sleeping: longer than the gaps between pool calls within
+ * and between tokens (serial work on the caller: norms, attention, sampling). */
+#define T2_POOL_SPIN_NS 300000
 
 #if defined(__x86_64__) || defined(__i386__)
 #define T2_CPU_RELAX() __builtin_ia32_pause()
@@ -31,24 +40,20 @@
 #define T2_CPU_RELAX() ((void)0)
 #endif
 
-typedef struct t2_pool_worker {
-    struct t2_pool *pool;
-    int ith;
-} t2_pool_worker;
-
 struct t2_pool {
-    int n;                 /* threads including the caller */
-    pthread_t *threads;    /* n - 1 workers */
-    t2_pool_worker *args;  /* n - 1 */
-    t2_pool_fn fn;         /* current job; written by the caller only while no worker runs */
-    void *ctx;
-    /* Each hot atomic on its own cache line: the caller writes gen, workers write pending. */
-    _Alignas(64) atomic_uint gen;
-    _Alignas(64) atomic_int pending;
-    _Alignas(64) atomic_int n_sleeping;
-    atomic_int stop;
+    int n;              /* threads including the caller */
+    pthread_t *threads; /* n - 1 workers */
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    /* The line workers poll and claim from: a new job costs a worker one line transfer. fn / ctx
+     * are plain fields, written by the caller only while no thread holds a slot. */
+    _Alignas(64) atomic_uint gen;
+    atomic_int next; /* next slot to claim */
+    atomic_int stop;
+    t2_pool_fn fn;
+    void *ctx;
+    _Alignas(64) atomic_int done; /* slots >= 1 finished in this run */
+    _Alignas(64) atomic_int n_sleeping;
 };
 
 static inline uint64_t now_ns(void) {
@@ -57,7 +62,19 @@ static inline uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Wait until gen != seen (or stop); returns the new generation. */
+/* Claim and run slots of the current run until none is left; returns how many were run. */
+static int run_slots(struct t2_pool *p) {
+    int ran = 0;
+    for (;;) {
+        int k = atomic_fetch_add_explicit(&p->next, 1, memory_order_acq_rel);
+        if (k >= p->n) return ran;
+        p->fn(p->ctx, k, p->n);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+        ran++;
+    }
+}
+
+/* Wait until gen != seen or stop; returns the generation seen. */
 static unsigned wait_for_work(struct t2_pool *p, unsigned seen) {
     unsigned g;
     uint64_t t0 = 0;
@@ -81,14 +98,12 @@ static unsigned wait_for_work(struct t2_pool *p, unsigned seen) {
 }
 
 static void *worker_main(void *arg) {
-    t2_pool_worker *w = arg;
-    struct t2_pool *p = w->pool;
+    struct t2_pool *p = arg;
     unsigned seen = 0; /* gen starts at 0 */
     for (;;) {
         seen = wait_for_work(p, seen);
         if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
-        p->fn(p->ctx, w->ith, p->n);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
+        run_slots(p);
     }
     return NULL;
 }
@@ -99,9 +114,10 @@ t2_pool *t2_pool_new(int n_threads) {
     if (!p) return NULL;
     p->n = n_threads;
     atomic_init(&p->gen, 0);
-    atomic_init(&p->pending, 0);
-    atomic_init(&p->n_sleeping, 0);
+    atomic_init(&p->next, n_threads); /* nothing to claim */
     atomic_init(&p->stop, 0);
+    atomic_init(&p->done, 0);
+    atomic_init(&p->n_sleeping, 0);
     if (pthread_mutex_init(&p->mu, NULL)) {
         free(p);
         return NULL;
@@ -113,17 +129,13 @@ t2_pool *t2_pool_new(int n_threads) {
     }
     if (n_threads == 1) return p;
     p->threads = calloc((size_t)n_threads - 1, sizeof *p->threads);
-    p->args = calloc((size_t)n_threads - 1, sizeof *p->args);
     int started = 0;
-    if (p->threads && p->args) {
-        for (; started < n_threads - 1; started++) {
-            p->args[started].pool = p;
-            p->args[started].ith = started + 1;
-            if (pthread_create(&p->threads[started], NULL, worker_main, &p->args[started])) break;
-        }
+    if (p->threads) {
+        for (; started < n_threads - 1; started++)
+            if (pthread_create(&p->threads[started], NULL, worker_main, p)) break;
     }
     if (started != n_threads - 1) {
-        p->n = started + 1; /* let destroy join the ones that did start */
+        p->n = started + 1; /* stop and join the ones that did start */
         t2_pool_destroy(&p);
         return NULL;
     }
@@ -145,7 +157,6 @@ void t2_pool_destroy(t2_pool **pp) {
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     free(p->threads);
-    free(p->args);
     free(p);
 }
 
@@ -158,18 +169,20 @@ void t2_pool_run(t2_pool *p, t2_pool_fn fn, void *ctx) {
     }
     p->fn = fn;
     p->ctx = ctx;
-    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
-    /* seq_cst bump (a release at least, publishing fn / ctx / pending), then the sleeper check */
-    atomic_fetch_add(&p->gen, 1);
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    /* release: a thread whose claim reads this value (or a later one) sees fn, ctx, done = 0 */
+    atomic_store_explicit(&p->next, 1, memory_order_release);
+    atomic_fetch_add(&p->gen, 1); /* seq_cst: then the sleeper check */
     if (atomic_load(&p->n_sleeping) > 0) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
     }
     fn(ctx, 0, p->n);
-    for (unsigned i = 0; atomic_load_explicit(&p->pending, memory_order_acquire) != 0; i++) {
+    run_slots(p);
+    for (unsigned i = 0; atomic_load_explicit(&p->done, memory_order_acquire) != p->n - 1; i++) {
         if (i < 4096) T2_CPU_RELAX();
-        else sched_yield(); /* a worker was descheduled (more threads than cores) */
+        else sched_yield(); /* the thread running a slot was descheduled */
     }
 }
 

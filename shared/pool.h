@@ -6,6 +6,9 @@
  * variable, so the per-call overhead is a few hundred nanoseconds when calls come in quick
  * succession (per layer, per token), and idle pools cost no CPU. Not reentrant: fn must not call
  * t2_pool_run on the same pool. One pool is used by one thread at a time.
+ * Calls with ith >= 1 may run on any of the pool's threads, the caller included (threads claim
+ * them, so a descheduled or sleeping worker never holds the caller up): fn must depend on ith,
+ * not on which thread runs it.
  */
 #ifndef T2_POOL_H
 #define T2_POOL_H

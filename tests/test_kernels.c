@@ -39,24 +39,34 @@ static t2_mat make_mat(t2_dtype t, int rows, int cols, float **ref) {
     return m;
 }
 
-/* |y - sum w x| <= tol * sum |w x| (+ a tiny absolute floor), in double. */
-static int check_rows(const float *y, const float *ref, const float *x, int rows, int cols,
-                      double tol, const char *what) {
+/* |y - sum w x| <= tol * sum |w x| (+ a tiny absolute floor), in double. With q8x, also allow
+ * for Q8_0 matvec's rounding of x to 16 bits per 32-block (|dx| <= max |x_block| / 65534). */
+static int check_rows_q(const float *y, const float *ref, const float *x, int rows, int cols,
+                        double tol, int q8x, const char *what) {
     int bad = 0;
     for (int r = 0; r < rows; r++) {
-        double s = 0, a = 0;
+        double s = 0, a = 0, qerr = 0;
         for (int c = 0; c < cols; c++) {
             double p = (double)ref[(size_t)r * cols + c] * x[c];
             s += p;
             a += fabs(p);
+            if (q8x) {
+                double amax = 0;
+                for (int k = c / 32 * 32; k < c / 32 * 32 + 32; k++) amax = fmax(amax, fabs(x[k]));
+                qerr += fabs(ref[(size_t)r * cols + c]) * amax / 65534.0 * 1.01;
+            }
         }
-        if (!(fabs(y[r] - s) <= tol * a + 1e-30)) {
+        if (!(fabs(y[r] - s) <= tol * a + qerr + 1e-30)) {
             if (bad++ < 3)
                 fprintf(stderr, "  %s: row %d: got %.9g want %.9g (sum|wx| %.3g)\n", what, r,
                         (double)y[r], s, a);
         }
     }
     return bad;
+}
+static int check_rows(const float *y, const float *ref, const float *x, int rows, int cols,
+                      double tol, const char *what) {
+    return check_rows_q(y, ref, x, rows, cols, tol, 0, what);
 }
 
 static int n_levels_tested;
@@ -87,7 +97,7 @@ static void test_matvec_reference(void) {
                     char what[96];
                     snprintf(what, sizeof what, "%s %s %dx%d", LEVELS[l],
                              t2_dtype_name(TYPES[t]), rows, cols);
-                    T2_CHECK_MSG(check_rows(y, ref, x, rows, cols, 1e-5, what) == 0, "%s", what);
+                    T2_CHECK_MSG(check_rows_q(y, ref, x, rows, cols, 1e-5, q, what) == 0, "%s", what);
                     /* rows alone == rows in groups */
                     float *y1 = malloc((size_t)rows * 4 + 4);
                     for (int r = 0; r < rows; r++) t2_matvec_rows(y1, &W, x, r, r + 1);
@@ -274,6 +284,115 @@ static void test_matvec_multi(void) {
     }
 }
 
+/* Q8_0 x preparation is shared between matrices using the same x; many matrices in one call;
+ * non-finite x shows in the result. */
+static void test_matvec_multi_q8(void) {
+    enum { N = 20 };
+    t2_mat Ws[N];
+    float *refs[N], *ys[N], *y1[N];
+    float *xa = malloc(768 * 4), *xb = malloc(768 * 4), *xc = malloc(1024 * 4);
+    fill(xa, 768, 1.0f);
+    fill(xb, 768, 3.0f);
+    fill(xc, 1024, 0.5f);
+    const t2_mat *wp[N];
+    const float *xp[N];
+    for (int i = 0; i < N; i++) {
+        int cols = i % 5 == 4 ? 1024 : 768;
+        Ws[i] = make_mat(i % 7 == 6 ? T2_F16 : T2_Q8_0, 64 + 16 * (i % 3), cols, &refs[i]);
+        ys[i] = malloc((size_t)Ws[i].rows * 4);
+        y1[i] = malloc((size_t)Ws[i].rows * 4);
+        wp[i] = &Ws[i];
+        xp[i] = cols == 1024 ? xc : i % 2 ? xa : xb;
+    }
+    t2_pool *pool = t2_pool_new(2);
+    for (size_t l = 0; l < 3; l++) {
+        if (t2_kern_force_level(LEVELS[l]) != 0) continue;
+        for (int n = 1; n <= N; n += 6) {
+            for (int i = 0; i < n; i++) t2_matvec(NULL, y1[i], &Ws[i], xp[i]);
+            t2_matvec_multi(pool, n, ys, wp, xp);
+            for (int i = 0; i < n; i++)
+                T2_CHECK_MSG(memcmp(ys[i], y1[i], (size_t)Ws[i].rows * 4) == 0, "%s n=%d i=%d",
+                             LEVELS[l], n, i);
+        }
+        /* t2_matvec_rows in blocks reuses the rounded x only while x is unchanged */
+        {
+            float *xm = malloc(768 * 4), *x2 = malloc(768 * 4), ya[64], yb[64], y1a[64], y1b[64];
+            memcpy(xm, xa, 768 * 4);
+            memcpy(x2, xa, 768 * 4);
+            x2[5] += 0.25f;
+            t2_matvec(NULL, y1a, &Ws[0], xm);
+            t2_matvec(NULL, y1b, &Ws[0], x2);
+            for (int r = 0; r < 64; r += 16) t2_matvec_rows(ya, &Ws[0], xm, r, r + 16);
+            xm[5] += 0.25f; /* same pointer, new values: must not reuse the rounded old x */
+            for (int r = 0; r < 64; r += 16) t2_matvec_rows(yb, &Ws[0], xm, r, r + 16);
+            T2_CHECK(memcmp(ya, y1a, sizeof ya) == 0);
+            T2_CHECK(memcmp(yb, y1b, sizeof yb) == 0);
+            T2_CHECK(memcmp(ya, yb, sizeof ya) != 0);
+            free(xm);
+            free(x2);
+        }
+        /* nan / inf in x */
+        float *xn = malloc(768 * 4), y[64];
+        memcpy(xn, xa, 768 * 4);
+        xn[100] = NAN;
+        t2_matvec(NULL, y, &Ws[0], xn);
+        for (int r = 0; r < 64; r++) T2_CHECK(isnan(y[r]));
+        xn[100] = INFINITY;
+        t2_matvec(NULL, y, &Ws[0], xn);
+        for (int r = 0; r < 64; r++) T2_CHECK(!isfinite(y[r]));
+        free(xn);
+    }
+    t2_kern_force_level(LEVELS[0]);
+    t2_pool_destroy(&pool);
+    for (int i = 0; i < N; i++) {
+        free((void *)Ws[i].data);
+        free(refs[i]);
+        free(ys[i]);
+        free(y1[i]);
+    }
+    free(xa);
+    free(xb);
+    free(xc);
+}
+
+/* Q8_0 rounds x to int16 per block identically at every level: with one-hot rows (scale 1,
+ * q = 1 at column r) y[r] is exactly the rounded x[r]. */
+static void test_q8_prep_levels(void) {
+    int n = 256;
+    uint8_t *w = calloc((size_t)n * (n / 32) * 34, 1);
+    for (int r = 0; r < n; r++) {
+        uint8_t *row = w + (size_t)r * (n / 32) * 34;
+        for (int b = 0; b < n / 32; b++) {
+            row[b * 34] = 0x00; /* f16 1.0 = 0x3c00, little endian */
+            row[b * 34 + 1] = 0x3c;
+        }
+        row[(r / 32) * 34 + 2 + r % 32] = 1;
+    }
+    t2_mat W = {T2_Q8_0, n, n, w};
+    float *x = malloc((size_t)n * 4), y[3][256];
+    for (int i = 0; i < n; i++) x[i] = rng_f() * powf(10.0f, (float)(i % 7) - 3.0f);
+    for (int i = 64; i < 96; i++) x[i] = 0.0f;      /* an all-zero block */
+    x[130] = 65504.0f;                               /* big values */
+    x[200] = -1e-30f;                                /* tiny */
+    int have[3] = {0};
+    for (size_t l = 0; l < 3; l++) {
+        if (t2_kern_force_level(LEVELS[l]) != 0) continue;
+        have[l] = 1;
+        t2_matvec(NULL, y[l], &W, x);
+        for (int i = 0; i < n; i++) {
+            double amax = 0;
+            for (int k = i / 32 * 32; k < i / 32 * 32 + 32; k++) amax = fmax(amax, fabs(x[k]));
+            T2_CHECK_MSG(fabs(y[l][i] - x[i]) <= amax / 65534.0 * 1.0001 + 1e-38, "%s i=%d %g vs %g",
+                         LEVELS[l], i, (double)y[l][i], (double)x[i]);
+        }
+    }
+    for (size_t l = 1; l < 3; l++)
+        if (have[l]) T2_CHECK_MSG(memcmp(y[0], y[l], (size_t)n * 4) == 0, "%s vs generic", LEVELS[l]);
+    t2_kern_force_level(LEVELS[0]);
+    free(w);
+    free(x);
+}
+
 /* ---- matmul vs reference; threads ---- */
 
 static void test_matmul(void) {
@@ -299,10 +418,16 @@ static void test_matmul(void) {
                     snprintf(what, sizeof what, "matmul %s %s %dx%d B=%d", LEVELS[l],
                              t2_dtype_name(TYPES[t]), rows, cols, B);
                     int bad = 0;
-                    for (int b = 0; b < B; b++)
-                        bad += check_rows(Y1 + (size_t)b * rows, ref, X + (size_t)b * cols, rows,
-                                          cols, 1e-5, what);
+                    for (int b = 0; b < B; b++) /* B == 1 runs matvec (Q8_0: x in 16 bits) */
+                        bad += check_rows_q(Y1 + (size_t)b * rows, ref, X + (size_t)b * cols, rows,
+                                            cols, 1e-5, B == 1 && TYPES[t] == T2_Q8_0, what);
                     T2_CHECK_MSG(bad == 0, "%s", what);
+                    if (B == 1) {
+                        float *yv = malloc((size_t)rows * 4);
+                        t2_matvec(NULL, yv, &W, X);
+                        T2_CHECK_MSG(memcmp(Y1, yv, (size_t)rows * 4) == 0, "%s: == matvec", what);
+                        free(yv);
+                    }
                     T2_CHECK_MSG(memcmp(Y1, Y2, (size_t)B * rows * 4) == 0, "%s: 1 vs 2 threads", what);
                     T2_CHECK_MSG(memcmp(Y1, Y3, (size_t)B * rows * 4) == 0, "%s: 1 vs 3 threads", what);
                     free((void *)W.data);
@@ -569,6 +694,8 @@ int main(void) {
     T2_RUN(test_conversions_exact);
     T2_RUN(test_matvec_threads);
     T2_RUN(test_matvec_multi);
+    T2_RUN(test_matvec_multi_q8);
+    T2_RUN(test_q8_prep_levels);
     T2_RUN(test_matmul);
     T2_RUN(test_matmul_conversions);
     T2_RUN(test_rmsnorm);
