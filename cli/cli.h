@@ -2,6 +2,7 @@
 #ifndef T2_CLI_H
 #define T2_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Sub-commands: argv[0] is the sub-command's name. Return the process exit code. */
@@ -11,6 +12,7 @@ int t2_cmd_perplexity(int argc, char **argv);
 int t2_cmd_convert(int argc, char **argv);
 int t2_cmd_init(int argc, char **argv);
 int t2_cmd_train(int argc, char **argv);
+int t2_cmd_eval(int argc, char **argv);
 int t2_cmd_tasks(int argc, char **argv);
 int t2_cmd_decompose(int argc, char **argv);
 int t2_cmd_expert(int argc, char **argv);
@@ -20,6 +22,9 @@ int t2_cmd_expert(int argc, char **argv);
 int cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, int *out);
 int cli_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
 int cli_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out);
+/* Read a text file (at most 1 GiB, no NUL bytes) into a NUL-terminated buffer the caller frees;
+ * len may be NULL. Returns 0 or a T2_E code with a message naming the file. */
+int cli_read_text(const char *path, char **out, size_t *len);
 /* Print "t2 CMD: <t2_err_msg()>" and return 1. */
 int cli_fail(const char *cmd);
 /* Print "t2 CMD: <fmt...>" plus "(see t2 CMD --help)" and return 2. */

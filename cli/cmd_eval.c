@@ -17,48 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Read a whole file into a NUL-terminated buffer (at most 1 GiB). */
-static int read_text(const char *path, char **out, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return t2_err_set(T2_EIO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (cap - n < 65536) {
-            if (cap > (1u << 30)) {
-                free(buf);
-                fclose(f);
-                return t2_err_set(T2_ERANGE, "%s: larger than 1 GiB", path);
-            }
-            size_t ncap = cap ? 2 * cap : 1 << 20;
-            char *nb = realloc(buf, ncap + 1);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return t2_err_set(T2_ENOMEM, "%s: out of memory", path);
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        return t2_err_set(T2_EIO, "%s: read error", path);
-    }
-    buf[n] = 0;
-    if (strlen(buf) != n) {
-        free(buf);
-        return t2_err_set(T2_EFORMAT, "%s: contains a NUL byte: not a text file", path);
-    }
-    *out = buf;
-    *len = n;
-    return 0;
-}
 
 static const char ppl_help[] =
     "usage: t2 perplexity -m MODEL [-z TOKENIZER] -f TEXT [--docs blank|none] [--ctx N]\n"
@@ -117,7 +75,7 @@ int t2_cmd_perplexity(int argc, char **argv) {
     float *logits = NULL;
     size_t len = 0;
     if (t2_model_load(&m, model_path) < 0 || t2_model_load_tokenizer(&tok, m, tok_path) < 0 ||
-        read_text(text_path, &text, &len) < 0) {
+        cli_read_text(text_path, &text, &len) < 0) {
         rc = cli_fail(cmd);
         goto out;
     }

@@ -36,9 +36,13 @@ static const char run_help[] =
     CLI_ADAPT_HELP
     "\nThe text goes to stdout; speed (prompt and generation tokens/s) to stderr.\n";
 
-/* Print a decoded piece; control bytes other than whitespace are dropped (as llama2.c does). */
+/* Print a decoded piece. A lone control byte other than whitespace is dropped, as llama2.c does;
+ * unlike llama2.c, bytes >= 0x80 are kept, so byte-fallback pieces reassemble into UTF-8. */
 static void print_piece(const char *s, size_t n) {
-    if (n == 1 && !(isprint((unsigned char)s[0]) || isspace((unsigned char)s[0]))) return;
+    if (n == 1) {
+        unsigned char c = (unsigned char)s[0];
+        if (c < 0x80 && !isprint(c) && !isspace(c)) return;
+    }
     fwrite(s, 1, n, stdout);
 }
 

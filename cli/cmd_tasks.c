@@ -64,7 +64,7 @@ enum {
 
 typedef struct topts {
     const char *family, *data, *file, *csv, *mix, *format;
-    t2_split split;
+    t2_task_split split;
     int split_set;
     int n, n_set, verbose, limit, jobs;
     uint64_t seed;
@@ -93,7 +93,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, topts *o) {
         switch (c) {
         case O_FAMILY: o->family = optarg; break;
         case O_SPLIT:
-            if (t2_split_parse(optarg, &o->split) < 0)
+            if (t2_task_split_parse(optarg, &o->split) < 0)
                 return cli_usage_error(cmd, "--split: %s", t2_err_msg());
             o->split_set = 1;
             break;
@@ -187,7 +187,7 @@ static int cmd_show(const char *cmd, const topts *o) {
         return cli_fail(cmd);
     for (size_t i = 0; i < t2_task_set_count(s); i++) {
         const t2_task_item *it = t2_task_set_item(s, i);
-        printf("%s  [%s, %s]\n", it->id, t2_split_name(it->split), t2_task_label_name(it->label));
+        printf("%s  [%s, %s]\n", it->id, t2_task_split_name(it->split), t2_task_label_name(it->label));
         print_indented("prompt:", it->prompt);
         print_indented("answer:", it->answer);
         if (strcmp(it->target, it->answer))

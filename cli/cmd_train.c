@@ -81,38 +81,6 @@ static uint64_t rng_next(uint64_t *s) { /* xorshift64* */
     return *s * 0x2545F4914F6CDD1Dull;
 }
 
-static int read_text(const char *path, char **out) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return t2_err_set(T2_EIO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (!buf) {
-            fclose(f);
-            return t2_err_set(T2_ENOMEM, "%s: out of memory", path);
-        }
-        n += fread(buf + n, 1, cap - n - 1, f);
-        if (n < cap - 1) break;
-        cap *= 2;
-        char *nb = realloc(buf, cap);
-        if (!nb) free(buf);
-        buf = nb;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        return t2_err_set(T2_EIO, "%s: read error", path);
-    }
-    buf[n] = 0;
-    if (strlen(buf) != n) {
-        free(buf);
-        return t2_err_set(T2_EFORMAT, "%s: contains a NUL byte: not a text file", path);
-    }
-    *out = buf;
-    return 0;
-}
-
 /* Tokenise documents (mode 'b' blank-line paragraphs, 'l' lines, 'n' whole file) into one
  * stream, each document BOS-first. */
 static int tokenize_docs(const t2_tokenizer *tok, char *text, int mode, int **out, size_t *n_out,
@@ -479,7 +447,7 @@ static int run_train(train_opts *o, int rank, int nranks) {
         goto setup_done;
     }
     /* data */
-    if ((rc = read_text(o->data, &text)) < 0) goto setup_done;
+    if ((rc = cli_read_text(o->data, &text, NULL)) < 0) goto setup_done;
     if ((rc = tokenize_docs(tok, text, o->docs, &stream, &n_tok, &n_docs)) < 0) goto setup_done;
     if (n_tok < (size_t)o->seq + 1) {
         rc = t2_err_set(T2_EINVAL, "%s: %zu tokens, too few for sequences of %d (+1) tokens",

@@ -1,6 +1,7 @@
 /* t2 - the T2 command line. `t2 --help` lists the sub-commands; `t2 CMD --help` explains one. */
 #include "cli.h"
 
+#include "json.h"
 #include "platform.h"
 #include "t2_err.h"
 #include "t2_log.h"
@@ -24,6 +25,7 @@ static const struct {
     {"decompose", t2_cmd_decompose, "SVD factors of a model's weight matrices (for SVF)"},
     {"expert", t2_cmd_expert, "create or inspect SVF expert files"},
     {"tasks", t2_cmd_tasks, "task families: list, show, dump training text, score, check-real"},
+    {"eval", t2_cmd_eval, "accuracy on task families (batched generation, scorers, CSV)"},
     {"train", t2_cmd_train, "train a model's weights on a text file (data-parallel with mpirun)"},
     {"logits", t2_cmd_logits, "write the logits of a token sequence (for parity tests)"},
 };
@@ -103,6 +105,19 @@ int cli_float(const char *cmd, const char *opt, const char *s, double lo, double
         return -1;
     }
     *out = (float)v;
+    return 0;
+}
+
+int cli_read_text(const char *path, char **out, size_t *len) {
+    size_t n;
+    int rc = t2_read_file(path, (size_t)1 << 30, out, &n);
+    if (rc < 0) return rc;
+    if (strlen(*out) != n) {
+        free(*out);
+        *out = NULL;
+        return t2_err_set(T2_EFORMAT, "%s: contains a NUL byte: not a text file", path);
+    }
+    if (len) *len = n;
     return 0;
 }
 

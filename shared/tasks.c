@@ -54,12 +54,12 @@ const t2_task_family *t2_task_family_find(const char *name) {
 
 static const char *const SPLIT_NAMES[] = {"train", "validation", "test", "all"};
 
-const char *t2_split_name(t2_split s) { return (unsigned)s < 4 ? SPLIT_NAMES[s] : "?"; }
+const char *t2_task_split_name(t2_task_split s) { return (unsigned)s < 4 ? SPLIT_NAMES[s] : "?"; }
 
-int t2_split_parse(const char *s, t2_split *out) {
+int t2_task_split_parse(const char *s, t2_task_split *out) {
     for (int i = 0; i < 4; i++)
         if (s && !strcmp(s, SPLIT_NAMES[i])) {
-            *out = (t2_split)i;
+            *out = (t2_task_split)i;
             return 0;
         }
     if (s && !strcmp(s, "val")) {
@@ -249,7 +249,7 @@ static int open_synthetic(t2_task_set *s, const syn_family *f) {
         if (misses++ >= 200000) {
             rc = t2_err_set(T2_ERANGE,
                             "%s: the %s split has only about %zu distinct items (asked for %zu)",
-                            f->name, t2_split_name(o->split), s->n, o->n);
+                            f->name, t2_task_split_name(o->split), s->n, o->n);
             break;
         }
         f->sample(&r, key, sizeof key);
@@ -339,7 +339,7 @@ int t2_task_set_find(t2_task_set *s, const char *id, const t2_task_item **out) {
         }
     if (s->fam->kind == T2_KIND_REAL)
         return t2_err_set(T2_ENOTFOUND, "%s: no item with id '%s' in the %s split", s->fam->name,
-                          id, t2_split_name(s->opts.split));
+                          id, t2_task_split_name(s->opts.split));
     size_t fl = strlen(s->fam->name);
     if (strncmp(id, s->fam->name, fl) || id[fl] != ':' || strlen(id + fl + 1) >= SYN_TEXT)
         return t2_err_set(T2_ENOTFOUND, "'%s' is not an id of family %s (want %s:...)", id,
@@ -352,7 +352,7 @@ int t2_task_set_find(t2_task_set *s, const char *id, const t2_task_item **out) {
         return t2_err_set(T2_ENOTFOUND, "'%s' is not a valid %s item", id, s->fam->name);
     if (s->opts.split != T2_SPLIT_ALL && t2_syn_split_of(f->name, key) != s->opts.split)
         return t2_err_set(T2_ENOTFOUND, "'%s' is not in the %s split", id,
-                          t2_split_name(s->opts.split));
+                          t2_task_split_name(s->opts.split));
     int rc = add_syn(s, f, key, &si);
     if (rc < 0)
         return rc;

@@ -35,12 +35,12 @@
 
 #define T2_TASK_SEP "\n" /* between a prompt and its answer */
 
-typedef enum t2_split {
+typedef enum t2_task_split {
     T2_SPLIT_TRAIN = 0,
     T2_SPLIT_VALIDATION,
     T2_SPLIT_TEST,
     T2_SPLIT_ALL, /* every item (real data sets: all rows; for scoring by id) */
-} t2_split;
+} t2_task_split;
 
 /* The classification categories (DESIGN §1: code / math / reasoning / other). */
 typedef enum t2_task_label {
@@ -71,8 +71,8 @@ size_t t2_task_family_count(void);
 const t2_task_family *t2_task_family_at(size_t i);           /* NULL past the end */
 const t2_task_family *t2_task_family_find(const char *name); /* NULL if unknown */
 
-const char *t2_split_name(t2_split s);            /* "train", "validation", "test", "all" */
-int t2_split_parse(const char *s, t2_split *out); /* T2_EINVAL on an unknown name */
+const char *t2_task_split_name(t2_task_split s);            /* "train", "validation", "test", "all" */
+int t2_task_split_parse(const char *s, t2_task_split *out); /* T2_EINVAL on an unknown name */
 const char *t2_task_label_name(t2_task_label l);  /* "code", "math", "reasoning", "other" */
 const char *t2_task_kind_name(t2_task_kind k);    /* "train", "transfer", ... */
 
@@ -82,7 +82,7 @@ typedef struct t2_task_item {
     const char *prompt; /* what the model is given (then T2_TASK_SEP); no trailing newline */
     const char *answer; /* the reference answer as a training document writes it */
     const char *target; /* what the scorer compares the extracted answer with ("15", "B") */
-    t2_split split;
+    t2_task_split split;
     t2_task_label label; /* category of the prompt */
     /* real code families (NULL otherwise): the program run is
      * code_prefix + candidate code + "\n\n" + code_tests */
@@ -92,7 +92,7 @@ typedef struct t2_task_item {
 } t2_task_item;
 
 typedef struct t2_task_opts {
-    t2_split split;       /* which split */
+    t2_task_split split;       /* which split */
     size_t n;             /* synthetic: number of distinct items (required > 0 unless ALL);
                            * real: first n rows of the split, 0 = all */
     uint64_t seed;        /* synthetic generators */
@@ -151,7 +151,7 @@ int t2_task_classify_parse(const char *generation, t2_task_label *out);
  *   given split's) cores, uncued ones answered by either reading at random (synthetic only). */
 typedef struct t2_task_dump_opts {
     const char *family;
-    t2_split split;
+    t2_task_split split;
     size_t n;
     uint64_t seed;
     int pretrain;

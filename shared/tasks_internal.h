@@ -82,10 +82,10 @@ typedef struct syn_family {
 const syn_family *t2_syn_find(const char *name);
 /* Split of a key: hash of "family:key" -> bucket 0..99: <80 train, <90 validation, else test.
  * Classification keys ("math:...") take the split of the question they wrap. */
-t2_split t2_syn_split_of(const char *family, const char *key);
+t2_task_split t2_syn_split_of(const char *family, const char *key);
 /* Draw a key of the given split (rejection sampling). 0, or T2_EINTERNAL if the split seems
  * empty. */
-int t2_syn_sample_split(const syn_family *f, t2_rng *r, t2_split split, char *key, size_t cap);
+int t2_syn_sample_split(const syn_family *f, t2_rng *r, t2_task_split split, char *key, size_t cap);
 
 /* --- real data sets (tasks_real.c) --- */
 int t2_real_load(t2_task_set *s);

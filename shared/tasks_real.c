@@ -18,11 +18,11 @@
 typedef struct load_ctx {
     t2_task_set *s;
     const char *tag;     /* "test" / "train" for gsm8k ids */
-    t2_split file_split; /* the split this file's rows belong to (gsm8k train: by hash) */
+    t2_task_split file_split; /* the split this file's rows belong to (gsm8k train: by hash) */
     size_t added;
 } load_ctx;
 
-static int want(const t2_task_set *s, t2_split sp) {
+static int want(const t2_task_set *s, t2_task_split sp) {
     return s->opts.split == T2_SPLIT_ALL || s->opts.split == sp;
 }
 static int full(const t2_task_set *s) { return s->opts.n && s->n >= s->opts.n; }
@@ -115,7 +115,7 @@ static int gsm8k_row(void *vctx, const t2_json *row, size_t line) {
     char target[64];
     if ((rc = gsm8k_target(a, target, sizeof target)) < 0)
         return rc;
-    t2_split sp = c->file_split;
+    t2_task_split sp = c->file_split;
     if (sp == T2_SPLIT_TRAIN) /* train.jsonl: 10 % of its rows (by question hash) validate */
         sp = t2_hash64(q, strlen(q), 0x67736dull) % 10 == 0 ? T2_SPLIT_VALIDATION : T2_SPLIT_TRAIN;
     if (!want(c->s, sp))
@@ -226,7 +226,7 @@ static int mbpp_row(void *vctx, const t2_json *row, size_t line) {
         return t2_err_set(T2_EFORMAT, "field \"test_list\" is missing, empty or not an array");
     long id_num = (long)tid->number;
     /* the MBPP paper's splits: 11-510 test, 511-600 validation, 601-974 train, 1-10 prompts */
-    t2_split sp = id_num >= 11 && id_num <= 510    ? T2_SPLIT_TEST
+    t2_task_split sp = id_num >= 11 && id_num <= 510    ? T2_SPLIT_TEST
                   : id_num >= 511 && id_num <= 600 ? T2_SPLIT_VALIDATION
                   : id_num >= 601                  ? T2_SPLIT_TRAIN
                                                    : T2_SPLIT_ALL; /* few-shot prompts */
@@ -342,7 +342,7 @@ static int read_rows(t2_task_set *s, const char *rel, t2_jsonl_fn fn, load_ctx *
 
 int t2_real_load(t2_task_set *s) {
     const char *nm = s->fam->name;
-    t2_split sp = s->opts.split;
+    t2_task_split sp = s->opts.split;
     load_ctx c = {.s = s};
     int rc = 0;
     if (!strcmp(nm, "gsm8k")) {
@@ -364,7 +364,7 @@ int t2_real_load(t2_task_set *s) {
     /* test-only data sets */
     if (sp != T2_SPLIT_TEST && sp != T2_SPLIT_ALL)
         return t2_err_set(T2_ENOTFOUND, "%s has only a test split (asked for %s)", nm,
-                          t2_split_name(sp));
+                          t2_task_split_name(sp));
     if (!strcmp(nm, "arc-easy"))
         return read_rows(s, "arc/ARC-Easy-Test.jsonl", arc_row, &c);
     if (!strcmp(nm, "arc-challenge"))

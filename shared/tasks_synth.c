@@ -584,7 +584,7 @@ static const syn_family *syn_find_nc(const char *name) {
 
 const syn_family *t2_syn_find(const char *name) { return name ? syn_find_nc(name) : NULL; }
 
-t2_split t2_syn_split_of(const char *family, const char *key) {
+t2_task_split t2_syn_split_of(const char *family, const char *key) {
     if (!strcmp(family, "classify")) {
         const char *colon = strchr(key, ':');
         if (colon && colon - key < 16) {
@@ -601,7 +601,7 @@ t2_split t2_syn_split_of(const char *family, const char *key) {
     return b < 80 ? T2_SPLIT_TRAIN : b < 90 ? T2_SPLIT_VALIDATION : T2_SPLIT_TEST;
 }
 
-int t2_syn_sample_split(const syn_family *f, t2_rng *r, t2_split split, char *key, size_t cap) {
+int t2_syn_sample_split(const syn_family *f, t2_rng *r, t2_task_split split, char *key, size_t cap) {
     syn_item tmp;
     for (int tries = 0; tries < 100000; tries++) {
         f->sample(r, key, cap);
@@ -612,5 +612,5 @@ int t2_syn_sample_split(const syn_family *f, t2_rng *r, t2_split split, char *ke
             return 0;
     }
     return t2_err_set(T2_EINTERNAL, "%s: no %s item found in 100000 draws", f->name,
-                      t2_split_name(split));
+                      t2_task_split_name(split));
 }

@@ -5,19 +5,7 @@
 set -u
 BIN=${T2_BIN:-build/bin}
 A=${T2_ASSETS:-../shared/assets}/models
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-pass=0; fail=0
-
-# expect_fail NAME PATTERN CMD... : non-zero exit (not a signal), stderr matches PATTERN
-expect_fail() {
-    local name=$1 pat=$2; shift 2
-    "$@" > "$tmp/out" 2> "$tmp/err"; local rc=$?
-    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -qE -- "$pat" "$tmp/err"; then
-        echo "ok   $name: $(head -c 300 "$tmp/err" | head -1)"; pass=$((pass+1))
-    else
-        echo "FAIL $name (exit $rc, wanted /$pat/):"; head -5 "$tmp/err"; fail=$((fail+1))
-    fi
-}
+. "$(dirname "$0")/expect.sh"
 
 T2="$BIN/t2"
 # a small valid model to corrupt
@@ -65,5 +53,4 @@ expect_fail "init with heads not dividing dim" "n_heads 5 must be positive and d
 expect_fail "logits with a token out of range" "bad token id" "$T2" logits -m "$tmp/m.gguf" --tokens 1,2,99 -o "$tmp/l.f32"
 expect_fail "convert to q8_0 with cols not multiple of 32" "multiple of 32" "$T2" convert "$tmp/m.gguf" "$tmp/q.gguf" --type q8_0
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+expect_end

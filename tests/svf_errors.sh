@@ -4,18 +4,7 @@
 set -u
 BIN=${T2_BIN:-build/bin}
 T2="$BIN/t2"
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-pass=0; fail=0
-expect_fail() {
-    local name=$1 pat=$2; shift 2
-    "$@" > "$tmp/out" 2> "$tmp/err"; local rc=$?
-    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -qE -- "$pat" "$tmp/err"; then
-        echo "ok   $name: $(head -1 "$tmp/err" | cut -c1-200)"; pass=$((pass+1))
-    else
-        echo "FAIL $name (exit $rc, wanted /$pat/):"; head -5 "$tmp/err"; fail=$((fail+1))
-    fi
-}
-run() { "$@" > /dev/null 2> "$tmp/err" || { echo "setup failed: $*: $(cat "$tmp/err")"; exit 1; }; }
+. "$(dirname "$0")/expect.sh"
 
 shape="--dim 32 --hidden 40 --layers 2 --heads 4 --kv-heads 2 --vocab 40 --seq-len 32"
 run "$T2" init -o "$tmp/a.gguf" $shape --seed 1
@@ -55,5 +44,4 @@ PY
 expect_fail "expert with a NaN value" "nan.gguf: tensor 'blk.*svf_p' has a non-finite value" "$T2" "${L[@]}" --factors "$tmp/fa.gguf" --expert "$tmp/nan.gguf"
 head -c 3000 "$tmp/fa.gguf" > "$tmp/trunc.gguf"
 expect_fail "truncated factors" "trunc.gguf: .*(past end|truncated)" "$T2" "${L[@]}" --factors "$tmp/trunc.gguf" --expert "$tmp/good.gguf"
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+expect_end

@@ -22,11 +22,11 @@ static const char *const SYNTH[] = {"math",      "code",    "mc",       "math-ha
                                     "code-hard", "mc-hard", "classify", "other"};
 #define N_SYNTH 8
 
-static t2_task_set *open_set(const char *fam, t2_split sp, size_t n, uint64_t seed) {
+static t2_task_set *open_set(const char *fam, t2_task_split sp, size_t n, uint64_t seed) {
     t2_task_opts o = {.split = sp, .n = n, .seed = seed};
     t2_task_set *s = NULL;
     int rc = t2_task_set_open(&s, fam, &o);
-    T2_CHECK_MSG(rc == 0, "%s %s n=%zu: %s", fam, t2_split_name(sp), n, t2_err_msg());
+    T2_CHECK_MSG(rc == 0, "%s %s n=%zu: %s", fam, t2_task_split_name(sp), n, t2_err_msg());
     return s;
 }
 
@@ -106,9 +106,9 @@ static void test_families_registry(void) {
     }
     T2_CHECK(t2_task_family_find("nope") == NULL);
     T2_CHECK(t2_task_family_at(13) == NULL);
-    t2_split sp;
-    T2_CHECK(t2_split_parse("validation", &sp) == 0 && sp == T2_SPLIT_VALIDATION);
-    T2_CHECK(t2_split_parse("tset", &sp) == T2_EINVAL);
+    t2_task_split sp;
+    T2_CHECK(t2_task_split_parse("validation", &sp) == 0 && sp == T2_SPLIT_VALIDATION);
+    T2_CHECK(t2_task_split_parse("tset", &sp) == T2_EINVAL);
     t2_task_set *s = NULL;
     t2_task_opts o = {.split = T2_SPLIT_TEST, .n = 5};
     T2_CHECK(t2_task_set_open(&s, "nope", &o) == T2_ENOTFOUND && s == NULL);
@@ -163,7 +163,7 @@ static void test_splits_disjoint(void) {
     static const size_t n_eval[N_SYNTH] = {1000, 1000, 1000, 1000, 1000, 400, 1000, 40};
     for (int f = 0; f < N_SYNTH; f++) {
         strset seen[3] = {{0}};
-        t2_split sps[3] = {T2_SPLIT_TRAIN, T2_SPLIT_VALIDATION, T2_SPLIT_TEST};
+        t2_task_split sps[3] = {T2_SPLIT_TRAIN, T2_SPLIT_VALIDATION, T2_SPLIT_TEST};
         for (int k = 0; k < 3; k++) {
             t2_task_set *s = open_set(SYNTH[f], sps[k], k ? n_eval[f] : n_train[f], 11);
             if (!s)
@@ -176,7 +176,7 @@ static void test_splits_disjoint(void) {
                 for (int j = 0; j < k; j++)
                     T2_CHECK_MSG(!strset_has(&seen[j], it->prompt),
                                  "%s: '%s' is in the %s and %s splits", SYNTH[f], it->prompt,
-                                 t2_split_name(sps[j]), t2_split_name(sps[k]));
+                                 t2_task_split_name(sps[j]), t2_task_split_name(sps[k]));
             }
             t2_task_set_destroy(&s);
         }
@@ -1060,11 +1060,11 @@ static void test_cli(void) {
 
 /* ================================================================ real data */
 
-static size_t count_split(const char *fam, t2_split sp) {
+static size_t count_split(const char *fam, t2_task_split sp) {
     t2_task_opts o = {.split = sp};
     t2_task_set *s = NULL;
     int rc = t2_task_set_open(&s, fam, &o);
-    T2_CHECK_MSG(rc == 0, "%s %s: %s", fam, t2_split_name(sp), t2_err_msg());
+    T2_CHECK_MSG(rc == 0, "%s %s: %s", fam, t2_task_split_name(sp), t2_err_msg());
     size_t n = s ? t2_task_set_count(s) : 0;
     t2_task_set_destroy(&s);
     return n;
