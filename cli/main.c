@@ -28,6 +28,7 @@ static const struct {
     {"eval", t2_cmd_eval, "accuracy on task families (batched generation, scorers, CSV)"},
     {"train", t2_cmd_train, "train a model's weights on a text file (data-parallel with mpirun)"},
     {"logits", t2_cmd_logits, "write the logits of a token sequence (for parity tests)"},
+    {"submit", t2_cmd_submit, "send prompts to a running deployment (router, workers)"},
 };
 
 static void usage(FILE *f) {

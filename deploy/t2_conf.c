@@ -1,0 +1,629 @@
+/* t2_conf.c - reading deploy/t2.cfg (libconfig) into a t2_conf, every value checked and
+ * every error located as FILE:LINE: section.setting. */
+#include "t2_conf.h"
+
+#include "t2_err.h"
+
+#include <libconfig.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const label_names[T2_CFG_N_LABELS] = {"code", "math", "reasoning", "other"};
+
+const char *t2_conf_apply_name(int apply) {
+    return apply == T2_CFG_APPLY_FACTORED ? "factored" : "merged";
+}
+
+int t2_conf_name_ok(const char *s) {
+    size_t n = s ? strlen(s) : 0;
+    if (n < 1 || n > T2_CONF_NAME_MAX) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == ':' || ch == '/' || ch == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static int set_str(char **dst, const char *v) {
+    char *s = v ? strdup(v) : NULL;
+    if (v && !s) return t2_err_set(T2_ENOMEM, "out of memory");
+    free(*dst);
+    *dst = s;
+    return 0;
+}
+
+int t2_conf_defaults(t2_conf *c) {
+    memset(c, 0, sizeof *c);
+    int rc = 0;
+    rc |= set_str(&c->router.bind, "tcp://127.0.0.1:5555");
+    rc |= set_str(&c->router.endpoint, "tcp://127.0.0.1:5555");
+    c->router.heartbeat_ms = 1000;
+    c->router.liveness = 3;
+    c->router.queue_max = 1024;
+    c->router.max_msg = 4194304;
+    c->router.stats_ms = 10000;
+    c->router.cancel_grace_ms = 0;
+    c->worker.capacity = 8;
+    c->worker.classify_capacity = 2;
+    c->worker.threads = 1;
+    c->worker.batch = 128;
+    c->worker.apply = T2_CFG_APPLY_MERGED;
+    c->worker.cache = 8;
+    c->worker.max_tokens = 256;
+    c->worker.temperature = 1.0f;
+    c->worker.top_p = 0.9f;
+    c->worker.classify_max_tokens = 24;
+    c->worker.n_services = 2;
+    snprintf(c->worker.services[0], sizeof c->worker.services[0], "generate");
+    snprintf(c->worker.services[1], sizeof c->worker.services[1], "classify");
+    rc |= set_str(&c->worker.log_level, "info");
+    rc |= set_str(&c->dispatcher.service, "generate-adaptive");
+    rc |= set_str(&c->dispatcher.generate_service, "generate");
+    rc |= set_str(&c->dispatcher.classify_service, "classify");
+    c->dispatcher.capacity = 64;
+    c->dispatcher.classify_timeout_ms = 60000;
+    rc |= set_str(&c->dispatcher.labels[T2_CFG_LABEL_CODE], "code");
+    rc |= set_str(&c->dispatcher.labels[T2_CFG_LABEL_MATH], "math");
+    rc |= set_str(&c->dispatcher.labels[T2_CFG_LABEL_REASONING], "reasoning");
+    rc |= set_str(&c->dispatcher.log_level, "info");
+    rc |= set_str(&c->client.service, "generate-adaptive");
+    c->client.timeout_ms = 0;
+    c->n_groups = 1;
+    snprintf(c->groups[0].name, sizeof c->groups[0].name, "g0");
+    c->groups[0].ranks = 1;
+    c->groups[0].apply = -1;
+    c->groups[0].cache = -1;
+    c->group = c->groups[0];
+    if (rc) {
+        t2_conf_free(c);
+        return t2_err_set(T2_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+void t2_conf_free(t2_conf *c) {
+    if (!c) return;
+    char **strs[] = {&c->path,
+                     &c->router.bind,
+                     &c->router.endpoint,
+                     &c->model.path,
+                     &c->model.tokenizer,
+                     &c->model.factors,
+                     &c->model.experts_dir,
+                     &c->model.profiles_dir,
+                     &c->model.classifier_expert,
+                     &c->worker.name,
+                     &c->worker.log_level,
+                     &c->dispatcher.service,
+                     &c->dispatcher.generate_service,
+                     &c->dispatcher.classify_service,
+                     &c->dispatcher.log_level,
+                     &c->client.service};
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        free(*strs[i]);
+        *strs[i] = NULL;
+    }
+    for (int i = 0; i < T2_CFG_N_LABELS; i++) {
+        free(c->dispatcher.labels[i]);
+        c->dispatcher.labels[i] = NULL;
+    }
+}
+
+/* ---- reading -------------------------------------------------------------------------------- */
+
+typedef struct reader {
+    const char *file; /* for messages */
+    char dir[4096];   /* the file's folder, for relative paths */
+} reader;
+
+/* "FILE:LINE: PATH: " + message, as T2_EINVAL. */
+static int bad(const reader *r, const config_setting_t *s, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int bad(const reader *r, const config_setting_t *s, const char *path, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const char *f = s && config_setting_source_file(s) ? config_setting_source_file(s) : r->file;
+    return t2_err_set(T2_EINVAL, "%s:%u: %s: %s", f, s ? config_setting_source_line(s) : 0, path,
+                      msg);
+}
+
+static const char *type_name(int t) {
+    switch (t) {
+    case CONFIG_TYPE_GROUP: return "a group";
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64: return "an integer";
+    case CONFIG_TYPE_FLOAT: return "a number";
+    case CONFIG_TYPE_STRING: return "a string";
+    case CONFIG_TYPE_BOOL: return "a boolean";
+    case CONFIG_TYPE_ARRAY: return "an array";
+    case CONFIG_TYPE_LIST: return "a list";
+    }
+    return "nothing";
+}
+
+static int get_long(const reader *r, const config_setting_t *s, const char *path, long lo, long hi,
+                    long *out) {
+    int t = config_setting_type(s);
+    if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
+        return bad(r, s, path, "%s, expected an integer in [%ld, %ld]", type_name(t), lo, hi);
+    long long v = config_setting_get_int64(s);
+    if (v < lo || v > hi) return bad(r, s, path, "%lld is out of range [%ld, %ld]", v, lo, hi);
+    *out = (long)v;
+    return 0;
+}
+
+static int get_int(const reader *r, const config_setting_t *s, const char *path, long lo, long hi,
+                   int *out) {
+    long v = 0;
+    int rc = get_long(r, s, path, lo, hi, &v);
+    if (rc == 0) *out = (int)v;
+    return rc;
+}
+
+static int get_float(const reader *r, const config_setting_t *s, const char *path, double lo,
+                     double hi, float *out) {
+    int t = config_setting_type(s);
+    double v;
+    if (t == CONFIG_TYPE_FLOAT)
+        v = config_setting_get_float(s);
+    else if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64)
+        v = (double)config_setting_get_int64(s);
+    else
+        return bad(r, s, path, "%s, expected a number in [%g, %g]", type_name(t), lo, hi);
+    if (!isfinite(v) || v < lo || v > hi)
+        return bad(r, s, path, "%g is out of range [%g, %g]", v, lo, hi);
+    *out = (float)v;
+    return 0;
+}
+
+static int get_string(const reader *r, const config_setting_t *s, const char *path,
+                      const char **out) {
+    int t = config_setting_type(s);
+    if (t != CONFIG_TYPE_STRING) return bad(r, s, path, "%s, expected a string", type_name(t));
+    *out = config_setting_get_string(s);
+    return 0;
+}
+
+/* A path: relative to the file's folder; "" means unset. */
+static int get_path(const reader *r, const config_setting_t *s, const char *path, char **dst) {
+    const char *v = "";
+    int rc = get_string(r, s, path, &v);
+    if (rc < 0) return rc;
+    if (!*v) return set_str(dst, NULL);
+    if (v[0] == '/' || !r->dir[0]) return set_str(dst, v);
+    char buf[8192];
+    if ((size_t)snprintf(buf, sizeof buf, "%s/%s", r->dir, v) >= sizeof buf)
+        return bad(r, s, path, "path too long");
+    return set_str(dst, buf);
+}
+
+static int get_name(const reader *r, const config_setting_t *s, const char *path, int optional,
+                    char **dst) {
+    const char *v = "";
+    int rc = get_string(r, s, path, &v);
+    if (rc < 0) return rc;
+    if (!*v && optional) return set_str(dst, NULL);
+    if (!t2_conf_name_ok(v))
+        return bad(r, s, path, "'%s' is not a name (1..%d characters of A-Z a-z 0-9 . _ : / -)", v,
+                   T2_CONF_NAME_MAX);
+    return set_str(dst, v);
+}
+
+static int get_endpoint(const reader *r, const config_setting_t *s, const char *path, char **dst) {
+    const char *v = "";
+    int rc = get_string(r, s, path, &v);
+    if (rc < 0) return rc;
+    if (strncmp(v, "tcp://", 6) && strncmp(v, "ipc://", 6) && strncmp(v, "inproc://", 9))
+        return bad(r, s, path, "'%s' is not a ZeroMQ endpoint (tcp://HOST:PORT, ipc://PATH)", v);
+    if (strlen(v) > 250) return bad(r, s, path, "endpoint longer than 250 characters");
+    return set_str(dst, v);
+}
+
+static int get_apply(const reader *r, const config_setting_t *s, const char *path, int *out) {
+    const char *v = "";
+    int rc = get_string(r, s, path, &v);
+    if (rc < 0) return rc;
+    if (!strcmp(v, "merged"))
+        *out = T2_CFG_APPLY_MERGED;
+    else if (!strcmp(v, "factored"))
+        *out = T2_CFG_APPLY_FACTORED;
+    else
+        return bad(r, s, path, "'%s' is not \"merged\" or \"factored\"", v);
+    return 0;
+}
+
+static int get_level(const reader *r, const config_setting_t *s, const char *path, char **dst) {
+    const char *v = "";
+    int rc = get_string(r, s, path, &v);
+    if (rc < 0) return rc;
+    if (strcmp(v, "error") && strcmp(v, "warn") && strcmp(v, "info") && strcmp(v, "debug"))
+        return bad(r, s, path, "'%s' is not error, warn, info or debug", v);
+    return set_str(dst, v);
+}
+
+static int want_group(const reader *r, const config_setting_t *s, const char *path) {
+    if (config_setting_type(s) != CONFIG_TYPE_GROUP)
+        return bad(r, s, path, "%s, expected a group { ... }", type_name(config_setting_type(s)));
+    return 0;
+}
+
+#define PATHOF(sec, s) (snprintf(path, sizeof path, "%s.%s", sec, config_setting_name(s)), path)
+
+static int read_router(const reader *r, const config_setting_t *g, t2_conf *c) {
+    char path[256];
+    int rc = want_group(r, g, "router");
+    for (int i = 0; rc == 0 && i < config_setting_length(g); i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        const char *n = config_setting_name(s), *p = PATHOF("router", s);
+        if (!strcmp(n, "bind"))
+            rc = get_endpoint(r, s, p, &c->router.bind);
+        else if (!strcmp(n, "endpoint"))
+            rc = get_endpoint(r, s, p, &c->router.endpoint);
+        else if (!strcmp(n, "heartbeat_ms"))
+            rc = get_int(r, s, p, 10, 600000, &c->router.heartbeat_ms);
+        else if (!strcmp(n, "liveness"))
+            rc = get_int(r, s, p, 1, 1000, &c->router.liveness);
+        else if (!strcmp(n, "queue_max"))
+            rc = get_int(r, s, p, 0, 10000000, &c->router.queue_max);
+        else if (!strcmp(n, "max_msg"))
+            rc = get_long(r, s, p, 1024, 256L << 20, &c->router.max_msg);
+        else if (!strcmp(n, "stats_ms"))
+            rc = get_int(r, s, p, 0, INT_MAX, &c->router.stats_ms);
+        else if (!strcmp(n, "cancel_grace_ms"))
+            rc = get_int(r, s, p, 0, INT_MAX, &c->router.cancel_grace_ms);
+        else
+            rc = bad(r, s, p, "unknown setting");
+    }
+    return rc;
+}
+
+static int read_model(const reader *r, const config_setting_t *g, t2_conf *c) {
+    char path[256];
+    int rc = want_group(r, g, "model");
+    for (int i = 0; rc == 0 && i < config_setting_length(g); i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        const char *n = config_setting_name(s), *p = PATHOF("model", s);
+        if (!strcmp(n, "path"))
+            rc = get_path(r, s, p, &c->model.path);
+        else if (!strcmp(n, "tokenizer"))
+            rc = get_path(r, s, p, &c->model.tokenizer);
+        else if (!strcmp(n, "factors"))
+            rc = get_path(r, s, p, &c->model.factors);
+        else if (!strcmp(n, "experts_dir"))
+            rc = get_path(r, s, p, &c->model.experts_dir);
+        else if (!strcmp(n, "profiles_dir"))
+            rc = get_path(r, s, p, &c->model.profiles_dir);
+        else if (!strcmp(n, "classifier_expert"))
+            rc = get_name(r, s, p, 1, &c->model.classifier_expert);
+        else if (!strcmp(n, "context"))
+            rc = get_int(r, s, p, 0, 1 << 22, &c->model.context);
+        else
+            rc = bad(r, s, p, "unknown setting");
+    }
+    return rc;
+}
+
+static int read_services(const reader *r, const config_setting_t *s, const char *p, t2_conf *c) {
+    int t = config_setting_type(s);
+    if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST)
+        return bad(r, s, p, "%s, expected an array of service names [\"generate\", ...]",
+                   type_name(t));
+    int n = config_setting_length(s);
+    if (n < 1 || n > T2_CONF_MAX_SERVICES)
+        return bad(r, s, p, "%d services, expected 1..%d", n, T2_CONF_MAX_SERVICES);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        char *v = NULL;
+        int rc = get_name(r, e, p, 0, &v);
+        if (rc < 0) return rc;
+        snprintf(c->worker.services[i], sizeof c->worker.services[i], "%s", v);
+        free(v);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(c->worker.services[j], c->worker.services[i]))
+                return bad(r, e, p, "'%s' named twice", c->worker.services[i]);
+    }
+    c->worker.n_services = n;
+    return 0;
+}
+
+static int read_worker(const reader *r, const config_setting_t *g, t2_conf *c) {
+    char path[256];
+    int rc = want_group(r, g, "worker");
+    for (int i = 0; rc == 0 && i < config_setting_length(g); i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        const char *n = config_setting_name(s), *p = PATHOF("worker", s);
+        if (!strcmp(n, "name"))
+            rc = get_name(r, s, p, 1, &c->worker.name);
+        else if (!strcmp(n, "capacity"))
+            rc = get_int(r, s, p, 1, 256, &c->worker.capacity);
+        else if (!strcmp(n, "classify_capacity"))
+            rc = get_int(r, s, p, 1, 256, &c->worker.classify_capacity);
+        else if (!strcmp(n, "threads"))
+            rc = get_int(r, s, p, 1, 256, &c->worker.threads);
+        else if (!strcmp(n, "batch"))
+            rc = get_int(r, s, p, 1, 4096, &c->worker.batch);
+        else if (!strcmp(n, "apply"))
+            rc = get_apply(r, s, p, &c->worker.apply);
+        else if (!strcmp(n, "cache"))
+            rc = get_int(r, s, p, 0, 4096, &c->worker.cache);
+        else if (!strcmp(n, "max_tokens"))
+            rc = get_int(r, s, p, 1, 1 << 20, &c->worker.max_tokens);
+        else if (!strcmp(n, "temperature"))
+            rc = get_float(r, s, p, 0, 100, &c->worker.temperature);
+        else if (!strcmp(n, "top_p"))
+            rc = get_float(r, s, p, 0, 1, &c->worker.top_p);
+        else if (!strcmp(n, "classify_max_tokens"))
+            rc = get_int(r, s, p, 1, 4096, &c->worker.classify_max_tokens);
+        else if (!strcmp(n, "services"))
+            rc = read_services(r, s, p, c);
+        else if (!strcmp(n, "log_level"))
+            rc = get_level(r, s, p, &c->worker.log_level);
+        else
+            rc = bad(r, s, p, "unknown setting");
+    }
+    if (rc == 0 && c->worker.capacity + c->worker.classify_capacity > 256)
+        rc = bad(r, g, "worker", "capacity + classify_capacity must be at most 256");
+    return rc;
+}
+
+static int read_labels(const reader *r, const config_setting_t *g, t2_conf *c) {
+    char path[256];
+    int rc = want_group(r, g, "dispatcher.labels");
+    for (int i = 0; rc == 0 && i < config_setting_length(g); i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        const char *n = config_setting_name(s), *p = PATHOF("dispatcher.labels", s);
+        int l = 0;
+        while (l < T2_CFG_N_LABELS && strcmp(n, label_names[l]))
+            l++;
+        if (l == T2_CFG_N_LABELS)
+            rc = bad(r, s, p, "unknown label (code, math, reasoning, other)");
+        else
+            rc = get_name(r, s, p, 1, &c->dispatcher.labels[l]);
+    }
+    return rc;
+}
+
+static int read_dispatcher(const reader *r, const config_setting_t *g, t2_conf *c) {
+    char path[256];
+    int rc = want_group(r, g, "dispatcher");
+    for (int i = 0; rc == 0 && i < config_setting_length(g); i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        const char *n = config_setting_name(s), *p = PATHOF("dispatcher", s);
+        if (!strcmp(n, "service"))
+            rc = get_name(r, s, p, 0, &c->dispatcher.service);
+        else if (!strcmp(n, "generate_service"))
+            rc = get_name(r, s, p, 0, &c->dispatcher.generate_service);
+        else if (!strcmp(n, "classify_service"))
+            rc = get_name(r, s, p, 0, &c->dispatcher.classify_service);
+        else if (!strcmp(n, "capacity"))
+            rc = get_int(r, s, p, 1, 4096, &c->dispatcher.capacity);
+        else if (!strcmp(n, "classify_timeout_ms"))
+            rc = get_int(r, s, p, 0, INT_MAX, &c->dispatcher.classify_timeout_ms);
+        else if (!strcmp(n, "labels"))
+            rc = read_labels(r, s, c);
+        else if (!strcmp(n, "log_level"))
+            rc = get_level(r, s, p, &c->dispatcher.log_level);
+        else
+            rc = bad(r, s, p, "unknown setting");
+    }
+    return rc;
+}
+
+static int read_client(const reader *r, const config_setting_t *g, t2_conf *c) {
+    char path[256];
+    int rc = want_group(r, g, "client");
+    for (int i = 0; rc == 0 && i < config_setting_length(g); i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        const char *n = config_setting_name(s), *p = PATHOF("client", s);
+        if (!strcmp(n, "service"))
+            rc = get_name(r, s, p, 0, &c->client.service);
+        else if (!strcmp(n, "timeout_ms"))
+            rc = get_int(r, s, p, 0, INT_MAX, &c->client.timeout_ms);
+        else
+            rc = bad(r, s, p, "unknown setting");
+    }
+    return rc;
+}
+
+static int read_groups(const reader *r, const config_setting_t *l, t2_conf *c) {
+    int t = config_setting_type(l);
+    if (t != CONFIG_TYPE_LIST)
+        return bad(r, l, "groups", "%s, expected a list ( { name = \"g0\"; ranks = 2; }, ... )",
+                   type_name(t));
+    int n = config_setting_length(l);
+    if (n < 1 || n > T2_CONF_MAX_GROUPS)
+        return bad(r, l, "groups", "%d groups, expected 1..%d", n, T2_CONF_MAX_GROUPS);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *g = config_setting_get_elem(l, (unsigned)i);
+        char gp[64], path[256];
+        snprintf(gp, sizeof gp, "groups[%d]", i);
+        int rc = want_group(r, g, gp);
+        if (rc < 0) return rc;
+        t2_conf_group *G = &c->groups[i];
+        memset(G, 0, sizeof *G);
+        snprintf(G->name, sizeof G->name, "g%d", i);
+        G->ranks = 1;
+        G->apply = -1;
+        G->cache = -1;
+        for (int k = 0; rc == 0 && k < config_setting_length(g); k++) {
+            const config_setting_t *s = config_setting_get_elem(g, (unsigned)k);
+            const char *nm = config_setting_name(s), *p = PATHOF(gp, s);
+            char *v = NULL;
+            if (!strcmp(nm, "name")) {
+                if ((rc = get_name(r, s, p, 0, &v)) == 0)
+                    snprintf(G->name, sizeof G->name, "%s", v);
+            } else if (!strcmp(nm, "host")) {
+                const char *h = "";
+                if ((rc = get_string(r, s, p, &h)) == 0) {
+                    if (strlen(h) >= sizeof G->host)
+                        rc = bad(r, s, p, "host name too long");
+                    else
+                        snprintf(G->host, sizeof G->host, "%s", h);
+                }
+            } else if (!strcmp(nm, "ranks"))
+                rc = get_int(r, s, p, 1, 4096, &G->ranks);
+            else if (!strcmp(nm, "apply"))
+                rc = get_apply(r, s, p, &G->apply);
+            else if (!strcmp(nm, "capacity"))
+                rc = get_int(r, s, p, 1, 256, &G->capacity);
+            else if (!strcmp(nm, "threads"))
+                rc = get_int(r, s, p, 1, 256, &G->threads);
+            else if (!strcmp(nm, "cache"))
+                rc = get_int(r, s, p, 0, 4096, &G->cache);
+            else
+                rc = bad(r, s, p, "unknown setting");
+            free(v);
+        }
+        if (rc < 0) return rc;
+        for (int j = 0; j < i; j++)
+            if (!strcmp(c->groups[j].name, G->name))
+                return bad(r, g, gp, "group name '%s' used twice", G->name);
+    }
+    c->n_groups = n;
+    return 0;
+}
+
+int t2_conf_load(t2_conf *c, const char *path, const char *group) {
+    int rc = t2_conf_defaults(c);
+    if (rc < 0) return rc;
+    if (!path) goto pick;
+    if ((rc = set_str(&c->path, path)) < 0) return rc;
+    reader r = {.file = path};
+    const char *slash = strrchr(path, '/');
+    if (slash) {
+        size_t n = (size_t)(slash - path);
+        if (n >= sizeof r.dir) return t2_err_set(T2_EINVAL, "%s: path too long", path);
+        memcpy(r.dir, path, n);
+        r.dir[n] = 0;
+        if (n == 0) snprintf(r.dir, sizeof r.dir, "/");
+    }
+    FILE *f = fopen(path, "r");
+    if (!f) return t2_err_set(T2_EIO, "%s: cannot open the configuration file", path);
+    fclose(f);
+    config_t cf;
+    config_init(&cf);
+    if (!config_read_file(&cf, path)) {
+        rc = t2_err_set(T2_EINVAL, "%s:%d: %s",
+                        config_error_file(&cf) ? config_error_file(&cf) : path,
+                        config_error_line(&cf), config_error_text(&cf));
+        config_destroy(&cf);
+        return rc;
+    }
+    const config_setting_t *root = config_root_setting(&cf);
+    for (int i = 0; rc == 0 && i < config_setting_length(root); i++) {
+        const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+        const char *n = config_setting_name(s);
+        if (!strcmp(n, "version")) {
+            int v;
+            if ((rc = get_int(&r, s, "version", 1, 1, &v)) < 0) break;
+        } else if (!strcmp(n, "router"))
+            rc = read_router(&r, s, c);
+        else if (!strcmp(n, "model"))
+            rc = read_model(&r, s, c);
+        else if (!strcmp(n, "worker"))
+            rc = read_worker(&r, s, c);
+        else if (!strcmp(n, "dispatcher"))
+            rc = read_dispatcher(&r, s, c);
+        else if (!strcmp(n, "client"))
+            rc = read_client(&r, s, c);
+        else if (!strcmp(n, "groups"))
+            rc = read_groups(&r, s, c);
+        else
+            rc = bad(&r, s, n,
+                     "unknown setting (router, model, worker, dispatcher, client, groups)");
+    }
+    config_destroy(&cf);
+    if (rc < 0) return rc;
+pick:
+    c->group = c->groups[0];
+    if (group) {
+        int k = 0;
+        while (k < c->n_groups && strcmp(c->groups[k].name, group))
+            k++;
+        if (k == c->n_groups)
+            return t2_err_set(T2_EINVAL, "%s: no group named '%s' in groups",
+                              path ? path : "defaults", group);
+        c->group = c->groups[k];
+    }
+    if (c->group.apply >= 0) c->worker.apply = c->group.apply;
+    if (c->group.capacity > 0) c->worker.capacity = c->group.capacity;
+    if (c->group.threads > 0) c->worker.threads = c->group.threads;
+    if (c->group.cache >= 0) c->worker.cache = c->group.cache;
+    if (c->worker.capacity + c->worker.classify_capacity > 256)
+        return t2_err_set(T2_EINVAL,
+                          "%s: group %s: capacity + worker.classify_capacity must be at "
+                          "most 256",
+                          path ? path : "defaults", c->group.name);
+    return 0;
+}
+
+/* ---- printing ------------------------------------------------------------------------------- */
+
+static void pstr(FILE *f, const char *key, const char *v) {
+    fprintf(f, "  %s = \"%s\";\n", key, v ? v : "");
+}
+
+void t2_conf_print(const t2_conf *c, FILE *f) {
+    fprintf(f, "# effective configuration%s%s\nversion = 1;\nrouter = {\n", c->path ? " of " : "",
+            c->path ? c->path : "");
+    pstr(f, "bind", c->router.bind);
+    pstr(f, "endpoint", c->router.endpoint);
+    fprintf(f,
+            "  heartbeat_ms = %d;\n  liveness = %d;\n  queue_max = %d;\n  max_msg = %ld;\n"
+            "  stats_ms = %d;\n  cancel_grace_ms = %d;\n};\nmodel = {\n",
+            c->router.heartbeat_ms, c->router.liveness, c->router.queue_max, c->router.max_msg,
+            c->router.stats_ms, c->router.cancel_grace_ms);
+    pstr(f, "path", c->model.path);
+    pstr(f, "tokenizer", c->model.tokenizer);
+    pstr(f, "factors", c->model.factors);
+    pstr(f, "experts_dir", c->model.experts_dir);
+    pstr(f, "profiles_dir", c->model.profiles_dir);
+    pstr(f, "classifier_expert", c->model.classifier_expert);
+    fprintf(f, "  context = %d;\n};\nworker = {\n", c->model.context);
+    pstr(f, "name", c->worker.name);
+    fprintf(f,
+            "  capacity = %d;\n  classify_capacity = %d;\n  threads = %d;\n  batch = %d;\n"
+            "  apply = \"%s\";\n  cache = %d;\n  max_tokens = %d;\n  temperature = %g;\n"
+            "  top_p = %g;\n  classify_max_tokens = %d;\n  services = [",
+            c->worker.capacity, c->worker.classify_capacity, c->worker.threads, c->worker.batch,
+            t2_conf_apply_name(c->worker.apply), c->worker.cache, c->worker.max_tokens,
+            (double)c->worker.temperature, (double)c->worker.top_p, c->worker.classify_max_tokens);
+    for (int i = 0; i < c->worker.n_services; i++)
+        fprintf(f, "%s\"%s\"", i ? ", " : "", c->worker.services[i]);
+    fprintf(f, "];\n");
+    pstr(f, "log_level", c->worker.log_level);
+    fprintf(f, "};\ndispatcher = {\n");
+    pstr(f, "service", c->dispatcher.service);
+    pstr(f, "generate_service", c->dispatcher.generate_service);
+    pstr(f, "classify_service", c->dispatcher.classify_service);
+    fprintf(f, "  capacity = %d;\n  classify_timeout_ms = %d;\n  labels = {",
+            c->dispatcher.capacity, c->dispatcher.classify_timeout_ms);
+    for (int l = 0; l < T2_CFG_N_LABELS; l++)
+        fprintf(f, " %s = \"%s\";", label_names[l],
+                c->dispatcher.labels[l] ? c->dispatcher.labels[l] : "");
+    fprintf(f, " };\n");
+    pstr(f, "log_level", c->dispatcher.log_level);
+    fprintf(f, "};\nclient = {\n");
+    pstr(f, "service", c->client.service);
+    fprintf(f, "  timeout_ms = %d;\n};\ngroups = (\n", c->client.timeout_ms);
+    for (int i = 0; i < c->n_groups; i++) {
+        const t2_conf_group *g = &c->groups[i];
+        fprintf(f, "  { name = \"%s\"; ranks = %d;", g->name, g->ranks);
+        if (g->apply >= 0) fprintf(f, " apply = \"%s\";", t2_conf_apply_name(g->apply));
+        if (g->capacity > 0) fprintf(f, " capacity = %d;", g->capacity);
+        if (g->threads > 0) fprintf(f, " threads = %d;", g->threads);
+        if (g->cache >= 0) fprintf(f, " cache = %d;", g->cache);
+        if (g->host[0]) fprintf(f, " host = \"%s\";", g->host);
+        fprintf(f, " }%s\n", i + 1 < c->n_groups ? "," : "");
+    }
+    fprintf(f, ");\n");
+}

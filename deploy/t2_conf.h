@@ -1,0 +1,120 @@
+/* t2_conf.h - the deployment file: one libconfig file (deploy/t2.cfg) read by t2-worker,
+ * t2-dispatcher, t2 submit, t2-config and the launcher.
+ *
+ *   t2_conf c;
+ *   if (t2_conf_load(&c, "t2.cfg", "g0") < 0) die(t2_err_msg());  // "t2.cfg:14: worker.capacity:
+ * ..."
+ *   ... c.router.endpoint, c.worker.capacity, c.group.ranks ...
+ *   t2_conf_free(&c);
+ *
+ * Every setting has a default (t2_conf_defaults); the file changes what it names. Each value
+ * read is checked (type, range, choice, name syntax) and a bad one is reported as
+ * "FILE:LINE: section.setting: what is wrong"; a setting the parser does not know is an error
+ * too (a typo must not silently fall back to a default). Relative paths in the file are taken
+ * relative to the file's folder. A group (groups = ( { name = "g0"; ... } )) may override the
+ * worker settings marked "group" below; t2_conf_load applies the named group's overrides
+ * (group NULL: none; a name not in the file is an error).
+ */
+#ifndef T2_CONF_H
+#define T2_CONF_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#define T2_CONF_MAX_GROUPS 64
+#define T2_CONF_MAX_SERVICES 8
+#define T2_CONF_NAME_MAX 64 /* service / expert / group names: 1..64 of [A-Za-z0-9._:/-] */
+
+enum { T2_CFG_APPLY_FACTORED = 0, T2_CFG_APPLY_MERGED = 1 }; /* = T2_APPLY_* of svf.h */
+enum {
+    T2_CFG_LABEL_CODE,
+    T2_CFG_LABEL_MATH,
+    T2_CFG_LABEL_REASONING,
+    T2_CFG_LABEL_OTHER,
+    T2_CFG_N_LABELS
+}; /* = t2_task_label */
+
+typedef struct t2_conf_group {
+    char name[T2_CONF_NAME_MAX + 1];
+    int ranks;      /* MPI ranks of this group (mpirun -np): 1 */
+    int apply;      /* -1: the worker section's */
+    int capacity;   /* 0: the worker section's */
+    int threads;    /* 0: the worker section's */
+    int cache;      /* -1: the worker section's */
+    char host[256]; /* for multi-host launchers: "" = this machine */
+} t2_conf_group;
+
+typedef struct t2_conf {
+    char *path; /* the file read (NULL: defaults only) */
+    struct {
+        char *bind;          /* t2-router --bind: "tcp://127.0.0.1:5555" */
+        char *endpoint;      /* where peers connect: "tcp://127.0.0.1:5555" */
+        int heartbeat_ms;    /* 1000 (router, workers, dispatchers and clients alike) */
+        int liveness;        /* 3 */
+        int queue_max;       /* 1024 */
+        long max_msg;        /* 4194304 */
+        int stats_ms;        /* 10000 */
+        int cancel_grace_ms; /* 0 = liveness x heartbeat */
+    } router;
+    struct {
+        char *path;              /* required by workers */
+        char *tokenizer;         /* NULL: embedded in the GGUF */
+        char *factors;           /* NULL: no adaptation (mixtures are refused) */
+        char *experts_dir;       /* NULL: the factors' folder */
+        char *profiles_dir;      /* NULL: the experts folder */
+        char *classifier_expert; /* NULL: ADAPT_CLASSIFIER is refused */
+        int context;             /* tokens per sequence; 0 = the model's seq_len */
+    } model;
+    struct {
+        char *name;              /* for logs and Ready; NULL: "HOST:PID" */
+        int capacity;            /* group: generate jobs held at once: 8 */
+        int classify_capacity;   /* classify jobs held at once: 2 */
+        int threads;             /* group: compute threads per rank: 1 */
+        int batch;               /* prompt tokens per forward (t2 run --batch): 128 */
+        int apply;               /* group: T2_CFG_APPLY_MERGED (default) or FACTORED */
+        int cache;               /* group: resolved mixtures kept per rank (LRU): 8 */
+        int max_tokens;          /* new tokens when a request gives none: 256 */
+        float temperature;       /* when a request gives none: 1.0 (as t2 run) */
+        float top_p;             /* when a request gives none: 0.9 (as t2 run) */
+        int classify_max_tokens; /* new tokens of a classification: 24 */
+        int n_services;          /* services served: "generate", "classify" */
+        char services[T2_CONF_MAX_SERVICES][T2_CONF_NAME_MAX + 1];
+        char *log_level; /* "info" */
+    } worker;
+    struct {
+        char *service;                 /* served: "generate-adaptive" */
+        char *generate_service;        /* pass 2 goes to: "generate" */
+        char *classify_service;        /* pass 1 goes to: "classify" */
+        int capacity;                  /* requests held at once: 64 */
+        int classify_timeout_ms;       /* pass 1 deadline: 60000 */
+        char *labels[T2_CFG_N_LABELS]; /* label -> expert; NULL = base weights.
+                                          Default code->"code", math->"math",
+                                          reasoning->"reasoning", other->base */
+        char *log_level;               /* "info" */
+    } dispatcher;
+    struct {
+        char *service;  /* t2 submit's default service: "generate-adaptive" */
+        int timeout_ms; /* per request; 0 = none: 0 */
+    } client;
+    int n_groups;
+    t2_conf_group groups[T2_CONF_MAX_GROUPS]; /* launcher: default one group "g0" of 1 */
+    t2_conf_group group;                      /* the group chosen at load (or groups[0]) */
+} t2_conf;
+
+/* Fill every default (strings owned by c). */
+int t2_conf_defaults(t2_conf *c);
+/* Read path over the defaults and apply group's overrides (group NULL: none, c->group =
+ * groups[0]). Returns 0, or T2_EINVAL / T2_EIO / T2_ENOMEM with "FILE:LINE: setting: why";
+ * c is always safe to t2_conf_free. */
+int t2_conf_load(t2_conf *c, const char *path, const char *group);
+void t2_conf_free(t2_conf *c);
+
+/* Print the effective configuration in libconfig syntax (t2-config show). */
+void t2_conf_print(const t2_conf *c, FILE *f);
+
+/* "merged" / "factored" */
+const char *t2_conf_apply_name(int apply);
+/* 1 if s is a valid service / expert / group name (1..64 of [A-Za-z0-9._:/-]). */
+int t2_conf_name_ok(const char *s);
+
+#endif

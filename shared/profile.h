@@ -1,0 +1,38 @@
+/* profile.h - task profiles: a stored mixture of SVF experts for one task (the result of the
+ * few-shot CEM search, DESIGN.md §1), used for every later prompt of that task.
+ *
+ * File (GGUF, one per profile, named NAME.gguf in the deployment's profiles folder):
+ *   t2.kind = "profile", t2.name = NAME, t2.experts = [expert names] (string array, 1..64,
+ *   names as the workers know them: the stem of their NAME.gguf), optional t2.task,
+ *   t2.training (free text: how it was found), t2.base_sha256 (the model it was made for);
+ *   tensor "alpha", F32: [n_experts] (one α per expert) or [n_matrices, n_experts] (GGML order:
+ *   one row of n_matrices per expert: one α per adapted matrix, in the model's order
+ *   blk.0.<first target>, ..., as t2.proto's ExpertAlpha.matrix_alpha).
+ * Every value is checked on load: names are 1..64 of [A-Za-z0-9._:/-], distinct; α finite and
+ * at most 1000 in magnitude (the wire's limit).
+ */
+#ifndef T2_PROFILE_H
+#define T2_PROFILE_H
+
+#include <stddef.h>
+
+#define T2_PROFILE_MAX_EXPERTS 64
+#define T2_PROFILE_MAX_MATRICES 16384
+
+typedef struct t2_profile {
+    char name[65];
+    int n_experts;
+    char (*experts)[65]; /* n_experts names */
+    int n_matrices;      /* 0: one α per expert; else α per expert per matrix */
+    float *alpha;        /* n_experts, or n_experts x n_matrices (row per expert) */
+    char *task, *training;
+    char base_sha256[65]; /* "" when unknown */
+} t2_profile;
+
+/* A new profile with room for n_experts (n_matrices 0: per expert); names and α zeroed. */
+int t2_profile_new(t2_profile **out, const char *name, int n_experts, int n_matrices);
+int t2_profile_load(t2_profile **out, const char *path);
+int t2_profile_save(const t2_profile *p, const char *path);
+void t2_profile_destroy(t2_profile **p);
+
+#endif

@@ -1,0 +1,17 @@
+# The distributed system (workers/, dispatcher/, deploy/, t2 submit) end to end on stories260K:
+# router + dispatcher + worker groups as real processes (mpirun), Python drivers with
+# watchdogs. Each skips (77) without the model, mpirun or (py_generate) python3-zmq/protobuf.
+if(T2_PYTHON3)
+  # 32 concurrent requests, 8 adaptations, two groups (2 ranks merged, 1 rank factored): every
+  # greedy answer byte-identical to `t2 run`; bad input; clean shutdown.
+  t2_add_script_test(dist_system integration ${T2_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/dist_system.py)
+  # a worker group, the dispatcher and the router killed under load.
+  t2_add_script_test(dist_faults integration ${T2_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/dist_faults.py)
+  # an independent Python client (protoc --python_out) against the real system.
+  t2_add_script_test(py_generate integration ${T2_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/py_generate.py)
+  set_tests_properties(dist_system dist_faults py_generate PROPERTIES TIMEOUT 400 RUN_SERIAL ON)
+endif()
+# the deployment file: every bad value named with FILE:LINE: setting; t2-local.sh start/stop.
+t2_add_script_test(dist_config unit bash ${CMAKE_CURRENT_SOURCE_DIR}/dist_config.sh)
+t2_add_script_test(dist_local integration bash ${CMAKE_CURRENT_SOURCE_DIR}/dist_local.sh)
+set_tests_properties(dist_local PROPERTIES TIMEOUT 120 RUN_SERIAL ON)

@@ -1,0 +1,43 @@
+#!/bin/bash
+# dist_config.sh - the deployment file (deploy/t2_conf.c through t2-config): the shipped
+# deploy/t2.cfg is valid; every kind of bad value is refused with FILE:LINE: setting: why.
+set -u
+BIN="${T2_BIN:-/work/main/build/bin}"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+C="$BIN/t2-config"
+W="$(mktemp -d /tmp/t2_dist_config.XXXXXX)"
+trap 'rm -rf "$W"' EXIT
+pass=0 fail=0
+ok() { if [ "$1" = 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "check failed: $2" >&2; fi; }
+"$C" check "$HERE/../deploy/t2.cfg" > /dev/null; ok $? "deploy/t2.cfg is valid"
+[ "$("$C" get "$HERE/../deploy/t2.cfg" worker.apply)" = merged ]; ok $? "default apply mode"
+[ "$("$C" get "$HERE/../deploy/t2.cfg" group.ranks --group g0)" = 2 ]; ok $? "group lookup"
+# bad FILE-CONTENT  EXPECTED-MESSAGE-PART
+bad() {
+    if [[ "$1" == version* ]]; then printf '%s\n' "$1" > "$W/bad.cfg"
+    else printf 'version = 1;\n%s\n' "$1" > "$W/bad.cfg"; fi
+    out=$("$C" check "$W/bad.cfg" 2>&1); rc=$?
+    [ $rc = 1 ] && [[ "$out" == *"$W/bad.cfg:"*"$2"* ]]
+    ok $? "'$1': got '$out' (exit $rc), wanted '$2'"
+}
+bad 'worker = { capacity = 0; };' '2: worker.capacity: 0 is out of range [1, 256]'
+bad 'worker = {
+  capacity = "eight";
+};' '3: worker.capacity: a string, expected an integer'
+bad 'worker = { apply = "folded"; };' 'worker.apply: '"'"'folded'"'"' is not "merged" or "factored"'
+bad 'worker = { top_p = 1.5; };' 'worker.top_p: 1.5 is out of range'
+bad 'worker = { services = ["generate", "generate"]; };' "worker.services: 'generate' named twice"
+bad 'worker = { capacitty = 3; };' 'worker.capacitty: unknown setting'
+bad 'router = { endpoint = "localhost:5555"; };' 'router.endpoint: '"'"'localhost:5555'"'"' is not a ZeroMQ endpoint'
+bad 'router = { heartbeat_ms = 5; };' 'router.heartbeat_ms: 5 is out of range'
+bad 'model = { classifier_expert = "a b"; };' 'model.classifier_expert: '"'"'a b'"'"' is not a name'
+bad 'dispatcher = { labels = { poetry = "x"; }; };' 'dispatcher.labels.poetry: unknown label'
+bad 'groups = ( { name = "a"; ranks = 0; } );' 'groups[0].ranks: 0 is out of range'
+bad 'groups = ( { name = "a"; }, { name = "a"; } );' "group name 'a' used twice"
+bad 'wroker = { };' 'wroker: unknown setting'
+bad 'worker = { capacity = = 3; };' '2: syntax error'
+bad 'version = 2;' '1: version: 2 is out of range'
+out=$("$C" check "$W/none.cfg" 2>&1); [ $? = 1 ] && [[ "$out" == *"cannot open"* ]]; ok $? "missing file: $out"
+out=$("$C" get "$HERE/../deploy/t2.cfg" group.name --group nope 2>&1); [[ "$out" == *"no group named 'nope'"* ]]; ok $? "unknown group: $out"
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]

@@ -1,0 +1,773 @@
+/* wk_head.c - rank 0 of a worker group: the router's jobs in, text out, and the scheduler of
+ * the pipeline.
+ *
+ * The head holds up to n_slots sequences (worker.capacity generate jobs + classify_capacity
+ * classify jobs). Each loop it
+ *   - takes the tokens the tail sent back (or, with one rank, its own), streams each new piece
+ *     of text as a Chunk and decides whether the sequence ends (EOS/BOS, max tokens, context
+ *     full; a classification also ends at its first newline);
+ *   - takes new jobs while slots are free: validates the task, encodes the prompt (with BOS, as
+ *     t2 run), resolves the mixture for its own layers and sends OPEN down the pipeline;
+ *   - issues work: one prompt chunk of `batch` tokens for a sequence being prefilled (chunks
+ *     exactly as t2_forward cuts them, so a prompt runs as in t2 run) and one decode step for
+ *     the sequences that have their next token, as long as fewer than `depth` (= ranks) steps
+ *     are in the pipeline. A step takes at most ceil(decoding / ranks) sequences, so with P
+ *     ranks about P micro-batches circulate and every rank has work.
+ * A sequence's numbers never depend on its batch (t2_forward_layers_multi and
+ * t2_matvec_batch are bit-identical per sequence), so the text is byte-identical to t2 run's.
+ */
+#include "wk.h"
+
+#include "platform.h"
+#include "t2_err.h"
+#include "t2_log.h"
+#include "t2_worker_api.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+enum { HS_FREE = 0, HS_OPENING, HS_PREFILL, HS_READY, HS_FLIGHT };
+
+typedef struct hslot {
+    int state;
+    int dead; /* cancelled: end it as soon as nothing of it is in the pipeline */
+    int wi;   /* which t2_worker (service) the job came from */
+    t2_job *job;
+    int kind;
+    int *tok;            /* prompt tokens (n_ctx) */
+    int n_prompt, sent;  /* prompt tokens, and how many went into the pipeline */
+    int last, next, pos; /* previous token, token to run next and its position */
+    int n_gen, max_gen;
+    char *text;
+    size_t len, cap;
+    double t0;
+    T2__Mixture *mix_used; /* for the Result: borrowed from the job, or &classifier_mix */
+    T2__Mixture base_mix;  /* the empty mixture: base weights */
+} hslot;
+
+typedef struct head {
+    wk_stage *s;
+    const t2_conf *c;
+    t2_tokenizer *tok;
+    int nw;
+    t2_worker *w[T2_CONF_MAX_SERVICES];
+    int classify_svc[T2_CONF_MAX_SERVICES];
+    hslot *sl;
+    int n;
+    int inflight, depth, rr;
+    /* the classifier expert as a mixture */
+    T2__ExpertAlpha cls_ea;
+    T2__ExpertAlpha *cls_eap[1];
+    T2__Mixture cls_mix;
+    uint64_t jobs, done, errors, tokens, steps, stepped;
+} head;
+
+static double now_ms(void) { return t2_now() * 1000.0; }
+
+/* ---- sending into the pipeline ------------------------------------------------------------- */
+
+static int pipe_send(head *h, const wk_hdr *hdr, const void *b1, size_t l1, const void *b2,
+                     size_t l2) {
+    char *buf = wk_pipe_buf(h->s->pipe, sizeof *hdr + l1 + l2);
+    if (!buf) return t2_err_set(T2_ENOMEM, "out of memory for a pipeline message");
+    memcpy(buf, hdr, sizeof *hdr);
+    if (l1) memcpy(buf + sizeof *hdr, b1, l1);
+    if (l2) memcpy(buf + sizeof *hdr + l1, b2, l2);
+    return wk_pipe_send(h->s->pipe, buf, sizeof *hdr + l1 + l2, 1, WK_TAG_FWD);
+}
+
+static void fatal(const char *what) {
+    T2_ERROR("%s: %s: the group stops", what, t2_err_msg());
+    MPI_Abort(MPI_COMM_WORLD, 1);
+}
+
+/* ---- ending a sequence ---------------------------------------------------------------------- */
+
+static void slot_reset(head *h, hslot *q) {
+    int slot = (int)(q - h->sl);
+    if (h->s->size > 1) {
+        wk_hdr c = {.type = WK_MSG_CLOSE, .slot = slot};
+        if (pipe_send(h, &c, NULL, 0, NULL, 0) < 0) fatal("CLOSE");
+    }
+    wk_stage_close(h->s, slot);
+    t2_job_destroy(&q->job);
+    q->state = HS_FREE;
+    q->dead = 0;
+    q->len = 0;
+    q->mix_used = NULL;
+}
+
+static void fill_result(head *h, hslot *q, T2__Result *r, int reason) {
+    r->has_text = 1;
+    r->text.data = (uint8_t *)q->text;
+    r->text.len = q->len;
+    r->has_finish_reason = 1;
+    r->finish_reason = reason;
+    r->has_prompt_tokens = r->has_completion_tokens = 1;
+    r->prompt_tokens = (uint32_t)q->n_prompt;
+    r->completion_tokens = (uint32_t)q->n_gen;
+    r->mixture = q->mix_used ? q->mix_used : &q->base_mix;
+    double ms = now_ms() - q->t0;
+    if (q->kind == WK_KIND_CLASSIFY) {
+        r->has_pass1_ms = 1;
+        r->pass1_ms = ms;
+    } else {
+        r->has_pass2_ms = 1;
+        r->pass2_ms = ms;
+    }
+}
+
+static void finish(head *h, hslot *q, int reason) {
+    T2__Result r = T2__RESULT__INIT;
+    fill_result(h, q, &r, reason);
+    if (q->kind == WK_KIND_CLASSIFY) {
+        r.label = (char *)wk_classify_label(q->len ? q->text : "");
+    }
+    const T2__Job *jm = t2_job_msg(q->job);
+    T2_DEBUG("job %" PRIu64 " (request %" PRIu64 "): %d prompt + %d new tokens, %s, %.1f ms",
+             jm->job_id, jm->request_id, q->n_prompt, q->n_gen,
+             reason == T2__FINISH_REASON__FINISH_STOP     ? "stop"
+             : reason == T2__FINISH_REASON__FINISH_LENGTH ? "length"
+                                                          : "cancelled",
+             now_ms() - q->t0);
+    if (t2_worker_send_result(h->w[q->wi], q->job, &r) < 0)
+        T2_DEBUG("job %" PRIu64 ": result not sent: %s", jm->job_id, t2_err_msg());
+    h->done++;
+    slot_reset(h, q);
+}
+
+/* A cancelled sequence: acknowledge with what it had (FINISH_CANCELLED). */
+static void finish_cancelled(head *h, hslot *q) {
+    finish(h, q, T2__FINISH_REASON__FINISH_CANCELLED);
+}
+
+/* ---- tokens back from the tail --------------------------------------------------------------- */
+
+static int text_append(hslot *q, const char *s, size_t n) {
+    if (q->len + n + 1 > q->cap) {
+        size_t cap = q->cap ? q->cap : 256;
+        while (cap < q->len + n + 1)
+            cap *= 2;
+        char *t = realloc(q->text, cap);
+        if (!t) return t2_err_set(T2_ENOMEM, "out of memory");
+        q->text = t;
+        q->cap = cap;
+    }
+    memcpy(q->text + q->len, s, n);
+    q->len += n;
+    q->text[q->len] = 0;
+    return 0;
+}
+
+static void on_token(head *h, hslot *q, int token) {
+    if (q->state != HS_FLIGHT) {
+        T2_WARN("token for slot %d in state %d: ignored", (int)(q - h->sl), q->state);
+        return;
+    }
+    h->tokens++;
+    if (q->dead) {
+        finish_cancelled(h, q);
+        return;
+    }
+    if (token == t2_tok_bos(h->tok) || token == t2_tok_eos(h->tok)) {
+        finish(h, q, T2__FINISH_REASON__FINISH_STOP);
+        return;
+    }
+    size_t n;
+    const char *piece = t2_tok_decode(h->tok, q->last, token, &n);
+    /* t2 run's printing rule: a one-byte piece that is neither printable nor space is dropped */
+    if (n == 1 && !(isprint((unsigned char)piece[0]) || isspace((unsigned char)piece[0]))) n = 0;
+    size_t before = q->len;
+    if (text_append(q, piece, n) < 0) {
+        t2_worker_send_error(h->w[q->wi], q->job, T2_ENOMEM, "out of memory for the text");
+        h->errors++;
+        slot_reset(h, q);
+        return;
+    }
+    q->n_gen++;
+    q->last = token;
+    if (q->kind == WK_KIND_GENERATE) {
+        uint32_t t = (uint32_t)token;
+        int rc = t2_worker_send_chunk(h->w[q->wi], q->job, piece, n, &t, 1);
+        if (rc == T2_ECANCELLED) { /* cancelled (acknowledged for us) or orphaned */
+            slot_reset(h, q);
+            return;
+        }
+    } else {
+        char *nl = memchr(q->text + before, '\n', q->len - before);
+        if (nl) { /* a classification is one line */
+            q->len = (size_t)(nl - q->text);
+            q->text[q->len] = 0;
+            finish(h, q, T2__FINISH_REASON__FINISH_STOP);
+            return;
+        }
+    }
+    if (q->n_gen >= q->max_gen) {
+        finish(h, q, T2__FINISH_REASON__FINISH_LENGTH);
+        return;
+    }
+    q->next = token;
+    q->pos = q->n_prompt + q->n_gen - 1;
+    q->state = HS_READY;
+}
+
+static void on_ack(head *h, const wk_hdr *a) {
+    if (a->slot < 0 || a->slot >= h->n) return;
+    hslot *q = &h->sl[a->slot];
+    if (q->state != HS_OPENING) return;
+    if (a->code < 0) {
+        char msg[240];
+        snprintf(msg, sizeof msg, "%.*s", (int)sizeof a->msg, a->msg);
+        t2_worker_send_error(h->w[q->wi], q->job, a->code, "%s", msg);
+        h->errors++;
+        slot_reset(h, q);
+        return;
+    }
+    if (q->dead) {
+        finish_cancelled(h, q);
+        return;
+    }
+    q->state = HS_PREFILL;
+}
+
+/* Messages from the tail (P > 1). Returns how many were handled. */
+static int drain_back(head *h) {
+    if (h->s->size == 1) return 0;
+    int handled = 0;
+    for (;;) {
+        void *msg;
+        size_t len;
+        int rc = wk_pipe_poll(h->s->pipe, h->s->size - 1, WK_TAG_BACK, &msg, &len);
+        if (rc < 0) fatal("receive");
+        if (rc == 0) return handled;
+        handled++;
+        const wk_hdr *hd = msg;
+        if (len < sizeof *hd) continue;
+        if (hd->type == WK_MSG_ACK) {
+            on_ack(h, hd);
+        } else if (hd->type == WK_MSG_TOKENS) {
+            const wk_pair *p = (const wk_pair *)((const char *)msg + sizeof *hd);
+            if (len != sizeof *hd + (size_t)hd->n * sizeof *p) continue;
+            h->inflight--;
+            /* copy: on_token may send (and poll nothing), but keep the pairs safe anyway */
+            int n = hd->n;
+            wk_pair pairs[256];
+            if (n > 256) n = 256;
+            memcpy(pairs, p, (size_t)n * sizeof *p);
+            for (int i = 0; i < n; i++)
+                if (pairs[i].slot >= 0 && pairs[i].slot < h->n)
+                    on_token(h, &h->sl[pairs[i].slot], pairs[i].val);
+        }
+    }
+}
+
+/* With one rank the head is the tail: its stage left the sampled tokens in s->out. */
+static void local_tokens(head *h) {
+    int n = h->s->n_out;
+    h->s->n_out = 0;
+    h->inflight--;
+    for (int i = 0; i < n; i++)
+        on_token(h, &h->sl[h->s->out[i].slot], h->s->out[i].val);
+}
+
+/* ---- new jobs -------------------------------------------------------------------------------- */
+
+static int reject(head *h, t2_worker *w, t2_job **job, int code) {
+    const T2__Job *jm = t2_job_msg(*job);
+    T2_INFO("job %" PRIu64 " (request %" PRIu64 ") refused: %s", jm->job_id, jm->request_id,
+            t2_err_msg());
+    t2_worker_send_error(w, *job, code, "%s", t2_err_msg());
+    t2_job_destroy(job);
+    h->errors++;
+    return 0;
+}
+
+/* The prompt tokens of the task into q->tok. */
+static int encode_prompt(head *h, hslot *q, const T2__Task *t) {
+    const int n_ctx = h->s->n_ctx;
+    if (t->has_prompt) {
+        if (memchr(t->prompt.data, 0, t->prompt.len))
+            return t2_err_set(T2_EINVAL, "the prompt contains a NUL byte");
+        size_t extra = q->kind == WK_KIND_CLASSIFY ? 64 : 1;
+        char *text = malloc(t->prompt.len + extra + 1);
+        if (!text) return t2_err_set(T2_ENOMEM, "out of memory");
+        if (q->kind == WK_KIND_CLASSIFY) {
+            char *question = malloc(t->prompt.len + 1);
+            if (!question) {
+                free(text);
+                return t2_err_set(T2_ENOMEM, "out of memory");
+            }
+            memcpy(question, t->prompt.data, t->prompt.len);
+            question[t->prompt.len] = 0;
+            wk_classify_prompt(question, text, t->prompt.len + extra + 1);
+            free(question);
+        } else {
+            if (t->prompt.len) memcpy(text, t->prompt.data, t->prompt.len);
+            text[t->prompt.len] = 0;
+        }
+        /* A prompt of more than n_ctx tokens is refused: t2_tok_encode says how many. */
+        int rc = t2_tok_encode(h->tok, text, 1, 0, q->tok, n_ctx, &q->n_prompt);
+        free(text);
+        if (rc == T2_ERANGE)
+            return t2_err_set(T2_ERANGE, "the prompt does not fit in the context of %d tokens",
+                              n_ctx);
+        return rc;
+    }
+    if (q->kind == WK_KIND_CLASSIFY)
+        return t2_err_set(T2_EINVAL, "a classification needs a text prompt, not token ids");
+    if (t->n_tokens > (size_t)n_ctx)
+        return t2_err_set(T2_ERANGE, "the prompt is %zu tokens, the context holds %d", t->n_tokens,
+                          n_ctx);
+    for (size_t i = 0; i < t->n_tokens; i++) {
+        if (t->tokens[i] >= (uint32_t)h->s->V)
+            return t2_err_set(T2_ERANGE, "token %u at index %zu is outside the vocabulary (0..%d)",
+                              t->tokens[i], i, h->s->V - 1);
+        q->tok[i] = (int)t->tokens[i];
+    }
+    q->n_prompt = (int)t->n_tokens;
+    return 0;
+}
+
+/* The mixture of the task (or the classifier expert) as a wk_mix; mix->n = 0: base weights. */
+static int task_mixture(head *h, hslot *q, const T2__Task *t, wk_mix *mix) {
+    memset(mix, 0, sizeof *mix);
+    int mode = t->adaptation && t->adaptation->has_mode ? (int)t->adaptation->mode
+                                                        : T2__ADAPT_MODE__ADAPT_NONE;
+    const T2__Mixture *pm = NULL;
+    static const char *const mode_names[] = {"none", "prompt", "classifier", "profile", "mixture"};
+    if (q->kind == WK_KIND_CLASSIFY) {
+        if (mode == T2__ADAPT_MODE__ADAPT_CLASSIFIER) {
+            if (!h->c->model.classifier_expert)
+                return t2_err_set(T2_EUNSUPPORTED, "no classifier expert configured "
+                                                   "(model.classifier_expert)");
+            pm = &h->cls_mix;
+        } else if (mode == T2__ADAPT_MODE__ADAPT_MIXTURE) {
+            pm = t->adaptation->mixture;
+        } else if (mode == T2__ADAPT_MODE__ADAPT_PROFILE) {
+            return t2_err_set(T2_EINVAL, "a classification takes no profile");
+        }
+    } else if (mode == T2__ADAPT_MODE__ADAPT_MIXTURE) {
+        pm = t->adaptation->mixture;
+    } else if (mode != T2__ADAPT_MODE__ADAPT_NONE) {
+        return t2_err_set(T2_EINVAL,
+                          "adaptation '%s' needs pass 1: send the request to the "
+                          "dispatcher's service (%s), not to a worker",
+                          mode >= 0 && mode <= 4 ? mode_names[mode] : "?",
+                          h->c->dispatcher.service);
+    }
+    if (!pm || pm->n_experts == 0) return 0;
+    if (pm->n_experts > WK_MIX_MAX)
+        return t2_err_set(T2_EINVAL, "mixture of %zu experts (at most %d)", pm->n_experts,
+                          WK_MIX_MAX);
+    const t2_expert *ex[WK_MIX_MAX];
+    int per_matrix = 0;
+    for (size_t i = 0; i < pm->n_experts; i++) {
+        const T2__ExpertAlpha *e = pm->experts[i];
+        if (!h->s->ad)
+            return t2_err_set(T2_EUNSUPPORTED,
+                              "this worker group has no SVD factors "
+                              "(model.factors): it cannot apply expert '%s'",
+                              e->expert);
+        int rc = wk_adapter_expert(h->s->ad, e->expert, &ex[i]);
+        if (rc < 0) return rc;
+        snprintf(mix->names[i], sizeof mix->names[i], "%s", e->expert);
+        if (e->n_matrix_alpha) per_matrix = 1;
+    }
+    const int n = (int)pm->n_experts, L = h->s->m->cfg.n_layers, NM = L * T2_N_TARGETS;
+    mix->n = n;
+    mix->per_matrix = per_matrix;
+    mix->n_alpha = per_matrix ? n * NM : n;
+    if (!(mix->alpha = calloc((size_t)mix->n_alpha, sizeof *mix->alpha)))
+        return t2_err_set(T2_ENOMEM, "out of memory");
+    for (int k = 0; k < n; k++) {
+        const T2__ExpertAlpha *e = pm->experts[k];
+        if (!per_matrix) {
+            mix->alpha[k] = e->alpha;
+            continue;
+        }
+        /* matrix_alpha: one per adapted matrix in model order (layer, then q k v o gate up
+         * down); none: alpha for every matrix */
+        size_t n_mats = 0;
+        for (int i = 0; i < NM; i++)
+            n_mats += ex[k]->rank[i] > 0;
+        if (e->n_matrix_alpha && e->n_matrix_alpha != n_mats) {
+            int rc = t2_err_set(T2_EINVAL,
+                                "expert '%s': %zu matrix alphas, the expert adapts %zu "
+                                "matrices",
+                                e->expert, e->n_matrix_alpha, n_mats);
+            wk_mix_free(mix);
+            return rc;
+        }
+        size_t j = 0;
+        for (int i = 0; i < NM; i++)
+            if (ex[k]->rank[i] > 0)
+                mix->alpha[(size_t)k * NM + i] =
+                    e->n_matrix_alpha ? e->matrix_alpha[j++] : e->alpha;
+    }
+    q->mix_used = (T2__Mixture *)pm;
+    return 0;
+}
+
+static int accept_job(head *h, int wi, t2_job *job) {
+    const T2__Job *jm = t2_job_msg(job);
+    const T2__Task *t = jm->task;
+    t2_worker *w = h->w[wi];
+    h->jobs++;
+    int slot = -1;
+    for (int i = 0; i < h->n && slot < 0; i++)
+        if (h->sl[i].state == HS_FREE) slot = i;
+    if (slot < 0) {
+        t2_err_set(T2_EBUSY, "all %d slots of this worker group are busy", h->n);
+        return reject(h, w, &job, T2_EBUSY);
+    }
+    hslot *q = &h->sl[slot];
+    q->kind = (h->classify_svc[wi] || (t->has_kind && t->kind == T2__KIND__KIND_CLASSIFY))
+                  ? WK_KIND_CLASSIFY
+                  : WK_KIND_GENERATE;
+    q->mix_used = NULL;
+    int rc = encode_prompt(h, q, t);
+    if (rc < 0) return reject(h, w, &job, rc);
+    if (q->n_prompt < 1) {
+        t2_err_set(T2_EINVAL, "empty prompt");
+        return reject(h, w, &job, T2_EINVAL);
+    }
+    const T2__Sampling *sp = t->sampling;
+    const t2_conf *c = h->c;
+    wk_open o = {.kind = q->kind, .apply = c->worker.apply};
+    o.temperature = sp && sp->has_temperature ? sp->temperature : c->worker.temperature;
+    o.top_p = sp && sp->has_top_p ? sp->top_p : c->worker.top_p;
+    o.seed = sp && sp->has_seed ? sp->seed : 0;
+    int max = sp && sp->has_max_tokens ? (int)sp->max_tokens : c->worker.max_tokens;
+    if (q->kind == WK_KIND_CLASSIFY) {
+        o.temperature = 0; /* pass 1 is greedy */
+        if (!(sp && sp->has_max_tokens)) max = c->worker.classify_max_tokens;
+    }
+    /* max_tokens beyond the context is clamped (as t2 run clamps -n): the last sampled token
+     * need not be run, so a prompt of P tokens leaves room for n_ctx - P + 1 */
+    int room = h->s->n_ctx - q->n_prompt + 1;
+    q->max_gen = max < room ? max : room;
+    wk_mix mix;
+    if ((rc = task_mixture(h, q, t, &mix)) < 0) return reject(h, w, &job, rc);
+    o.n_experts = mix.n;
+    o.per_matrix = mix.per_matrix;
+    o.n_alpha = mix.n_alpha;
+    if ((rc = wk_stage_open(h->s, slot, &o, &mix)) < 0) {
+        wk_mix_free(&mix);
+        return reject(h, w, &job, rc);
+    }
+    q->job = job;
+    q->wi = wi;
+    q->dead = 0;
+    q->sent = 0;
+    q->n_gen = 0;
+    q->len = 0;
+    q->last = q->tok[q->n_prompt - 1];
+    q->t0 = now_ms();
+    if (h->s->size > 1) {
+        size_t blen = wk_open_size(&o);
+        char *buf = wk_pipe_buf(h->s->pipe, sizeof(wk_hdr) + blen);
+        if (!buf) fatal("OPEN");
+        wk_hdr hd = {.type = WK_MSG_OPEN, .n = (int32_t)blen, .slot = slot};
+        memcpy(buf, &hd, sizeof hd);
+        wk_open_pack(buf + sizeof hd, &o, &mix);
+        if (wk_pipe_send(h->s->pipe, buf, sizeof hd + blen, 1, WK_TAG_FWD) < 0) fatal("OPEN");
+        q->state = HS_OPENING;
+    } else {
+        q->state = HS_PREFILL;
+    }
+    wk_mix_free(&mix);
+    T2_DEBUG("job %" PRIu64 " (request %" PRIu64 ", attempt %u) in slot %d: %d prompt tokens, "
+             "up to %d new",
+             jm->job_id, jm->request_id, jm->attempt, slot, q->n_prompt, q->max_gen);
+    return 1;
+}
+
+static int free_slots(const head *h) {
+    int n = 0;
+    for (int i = 0; i < h->n; i++)
+        n += h->sl[i].state == HS_FREE;
+    return n;
+}
+
+/* Take jobs while slots are free; otherwise just keep the connections alive. */
+static int intake(head *h) {
+    int got = 0;
+    for (int i = 0; i < h->nw; i++) {
+        if (!free_slots(h)) {
+            t2_worker_pump(h->w[i]);
+            continue;
+        }
+        t2_job *job;
+        int rc;
+        while (free_slots(h) && (rc = t2_worker_recv(h->w[i], &job, 0)) == 1) {
+            accept_job(h, i, job);
+            got++;
+        }
+    }
+    return got;
+}
+
+/* Cancelled sequences that are not in the pipeline end now; the others when they come back. */
+static void check_cancels(head *h) {
+    for (int i = 0; i < h->n; i++) {
+        hslot *q = &h->sl[i];
+        if (q->state == HS_FREE || q->dead || !t2_job_was_cancelled(q->job)) continue;
+        q->dead = 1;
+        if (q->state == HS_PREFILL || q->state == HS_READY) finish_cancelled(h, q);
+    }
+}
+
+/* ---- issuing work ---------------------------------------------------------------------------- */
+
+static int issue_prefill(head *h) {
+    wk_stage *s = h->s;
+    for (int k = 0; k < h->n; k++) {
+        int i = (h->rr + k) % h->n;
+        hslot *q = &h->sl[i];
+        if (q->state != HS_PREFILL || q->dead) continue;
+        int n = q->n_prompt - q->sent < s->batch ? q->n_prompt - q->sent : s->batch;
+        int last = q->sent + n == q->n_prompt;
+        if (wk_stage_prefill(s, i, q->sent, n, last, q->tok + q->sent, NULL) < 0) fatal("prefill");
+        if (s->size > 1) {
+            wk_hdr hd = {.type = WK_MSG_PREFILL, .n = n, .slot = i, .pos = q->sent, .last = last};
+            if (pipe_send(h, &hd, t2_state_x(s->slots[i].st), (size_t)n * s->D * sizeof(float),
+                          NULL, 0) < 0)
+                fatal("PREFILL");
+        }
+        q->sent += n;
+        if (last) {
+            q->state = HS_FLIGHT;
+            h->inflight++;
+            if (s->size == 1) local_tokens(h);
+        }
+        h->rr = i + 1;
+        return 1;
+    }
+    return 0;
+}
+
+static int issue_decode(head *h) {
+    wk_stage *s = h->s;
+    int decoding = 0;
+    for (int i = 0; i < h->n; i++)
+        decoding += h->sl[i].state == HS_READY ||
+                    (h->sl[i].state == HS_FLIGHT && h->sl[i].sent == h->sl[i].n_prompt);
+    int cap = (decoding + s->size - 1) / s->size;
+    if (cap < 1) cap = 1;
+    int slots[256], pos[256], toks[256], n = 0;
+    for (int k = 0; k < h->n && n < cap; k++) {
+        int i = (h->rr + k) % h->n;
+        hslot *q = &h->sl[i];
+        if (q->state != HS_READY || q->dead) continue;
+        slots[n] = i;
+        pos[n] = q->pos;
+        toks[n] = q->next;
+        n++;
+    }
+    if (!n) return 0;
+    if (wk_stage_decode(s, n, slots, pos, toks, NULL) < 0) fatal("decode");
+    if (s->size > 1) {
+        wk_pair pairs[256];
+        for (int i = 0; i < n; i++) {
+            pairs[i].slot = slots[i];
+            pairs[i].val = pos[i];
+        }
+        size_t plen = (size_t)n * sizeof(wk_pair), xlen = (size_t)n * s->D * sizeof(float);
+        char *buf = wk_pipe_buf(s->pipe, sizeof(wk_hdr) + plen + xlen);
+        if (!buf) fatal("DECODE");
+        wk_hdr hd = {.type = WK_MSG_DECODE, .n = n};
+        memcpy(buf, &hd, sizeof hd);
+        memcpy(buf + sizeof hd, pairs, plen);
+        float *x = (float *)(buf + sizeof hd + plen);
+        for (int i = 0; i < n; i++)
+            memcpy(x + (size_t)i * s->D, t2_state_x(s->slots[slots[i]].st),
+                   (size_t)s->D * sizeof(float));
+        if (wk_pipe_send(s->pipe, buf, sizeof hd + plen + xlen, 1, WK_TAG_FWD) < 0) fatal("DECODE");
+    }
+    for (int i = 0; i < n; i++)
+        h->sl[slots[i]].state = HS_FLIGHT;
+    h->inflight++;
+    h->steps++;
+    h->stepped += (uint64_t)n;
+    h->rr = slots[n - 1] + 1;
+    if (s->size == 1) local_tokens(h);
+    return 1;
+}
+
+/* ---- waiting --------------------------------------------------------------------------------- */
+
+/* Nothing to do now: wait for the router (new jobs, cancels) or for the tail. */
+static void wait_events(head *h) {
+    zmq_pollitem_t items[T2_CONF_MAX_SERVICES];
+    int ni = 0;
+    for (int i = 0; i < h->nw; i++) {
+        void *sock = t2_worker_socket(h->w[i]);
+        if (sock) items[ni++] = (zmq_pollitem_t){sock, 0, ZMQ_POLLIN, 0};
+    }
+    int expecting = h->inflight > 0;
+    for (int i = 0; i < h->n && !expecting; i++)
+        expecting = h->sl[i].state == HS_OPENING;
+    if (expecting) {
+        /* the tail will answer soon (tokens, or the ACK of an OPEN): look at both for ~1 ms */
+        for (int spin = 0; spin < 20; spin++) {
+            int flag = 0;
+            MPI_Iprobe(h->s->size - 1, WK_TAG_BACK, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+            if (flag) return;
+            if (ni && zmq_poll(items, ni, 0) > 0) return;
+            if (spin < 10) {
+                sched_yield();
+            } else {
+                struct timespec ts = {0, 100000};
+                nanosleep(&ts, NULL);
+            }
+        }
+        return;
+    }
+    if (ni)
+        zmq_poll(items, ni, 20);
+    else {
+        struct timespec ts = {0, 20000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* ---- the loop -------------------------------------------------------------------------------- */
+
+static int connect_workers(head *h, const t2_model *m) {
+    const t2_conf *c = h->c;
+    char **experts = NULL;
+    int n_experts = 0;
+    if (h->s->ad) {
+        const char *dir = c->model.experts_dir;
+        char buf[8192];
+        if (!dir) {
+            snprintf(buf, sizeof buf, "%s", c->model.factors);
+            char *sl = strrchr(buf, '/');
+            if (sl)
+                *sl = 0;
+            else
+                snprintf(buf, sizeof buf, ".");
+            dir = buf;
+        }
+        n_experts = wk_list_experts(dir, &experts, 256);
+    }
+    char name[256], host[128] = "host";
+    gethostname(host, sizeof host - 1);
+    const char *sha = t2_model_sha256((t2_model *)m);
+    int rc = 0;
+    for (int i = 0; i < c->worker.n_services && rc == 0; i++) {
+        const char *svc = c->worker.services[i];
+        t2_worker_opts o = t2_worker_opts_default(svc);
+        h->classify_svc[i] =
+            !strcmp(svc, c->dispatcher.classify_service) || !strcmp(svc, "classify");
+        o.capacity =
+            (uint32_t)(h->classify_svc[i] ? c->worker.classify_capacity : c->worker.capacity);
+        if (c->worker.name)
+            snprintf(name, sizeof name, "%s/%s", c->worker.name, svc);
+        else
+            snprintf(name, sizeof name, "%.40s:%d/%s/%s", host, (int)getpid(), c->group.name, svc);
+        for (char *p = name; *p; p++) /* a name the router accepts */
+            if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/-", *p))
+                *p = '-';
+        o.name = name;
+        o.model_sha256 = sha;
+        o.experts = (const char *const *)experts;
+        o.n_experts = (size_t)n_experts;
+        o.heartbeat_ms = c->router.heartbeat_ms;
+        o.liveness = c->router.liveness;
+        o.reconnect_ms = c->router.heartbeat_ms < 250 ? c->router.heartbeat_ms : 250;
+        o.reconnect_max_ms = 8 * o.reconnect_ms > 8000 ? 8000 : 8 * o.reconnect_ms;
+        if (o.reconnect_max_ms < 4 * c->router.heartbeat_ms && 4 * c->router.heartbeat_ms <= 8000)
+            o.reconnect_max_ms = 4 * c->router.heartbeat_ms;
+        if ((rc = t2_worker_new(&h->w[i], NULL, c->router.endpoint, &o)) == 0) h->nw++;
+    }
+    wk_free_names(experts, n_experts);
+    return rc;
+}
+
+int wk_head_run(wk_stage *s, const t2_conf *c, t2_tokenizer *tok, volatile int *stop) {
+    head hh, *h = &hh;
+    memset(h, 0, sizeof *h);
+    h->s = s;
+    h->c = c;
+    h->tok = tok;
+    h->n = s->n_slots;
+    h->depth = s->size;
+    int rc = 0;
+    if (c->model.classifier_expert) {
+        T2__ExpertAlpha ea = T2__EXPERT_ALPHA__INIT;
+        h->cls_ea = ea;
+        h->cls_ea.expert = c->model.classifier_expert;
+        h->cls_ea.has_alpha = 1;
+        h->cls_ea.alpha = 1.0f;
+        h->cls_eap[0] = &h->cls_ea;
+        T2__Mixture mm = T2__MIXTURE__INIT;
+        h->cls_mix = mm;
+        h->cls_mix.n_experts = 1;
+        h->cls_mix.experts = h->cls_eap;
+    }
+    if (!(h->sl = calloc((size_t)h->n, sizeof *h->sl)))
+        return t2_err_set(T2_ENOMEM, "out of memory");
+    for (int i = 0; i < h->n; i++) {
+        T2__Mixture mm = T2__MIXTURE__INIT;
+        h->sl[i].base_mix = mm;
+        if (!(h->sl[i].tok = malloc((size_t)s->n_ctx * sizeof(int)))) {
+            rc = t2_err_set(T2_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    if ((rc = connect_workers(h, s->m)) < 0) goto out;
+    T2_INFO("serving %s at %s: %d ranks, %d slots, apply %s, context %d", c->worker.services[0],
+            c->router.endpoint, s->size, h->n, t2_conf_apply_name(c->worker.apply), s->n_ctx);
+    double last_stats = t2_now();
+    while (!*stop) {
+        int did = 0;
+        wk_pipe_progress(s->pipe);
+        did += drain_back(h);
+        did += intake(h);
+        check_cancels(h);
+        if (h->inflight < h->depth) did += issue_prefill(h);
+        if (h->inflight < h->depth) did += issue_decode(h);
+        if (!did) wait_events(h);
+        if (t2_now() - last_stats > 60) {
+            last_stats = t2_now();
+            T2_INFO("jobs %" PRIu64 ", done %" PRIu64 ", refused %" PRIu64 ", tokens %" PRIu64
+                    ", decode steps %" PRIu64 " (%.2f sequences each)",
+                    h->jobs, h->done, h->errors, h->tokens, h->steps,
+                    h->steps ? (double)h->stepped / h->steps : 0.0);
+        }
+    }
+    T2_INFO("stopping: jobs %" PRIu64 ", done %" PRIu64 ", refused %" PRIu64 ", tokens %" PRIu64
+            ", decode steps %" PRIu64 " (%.2f sequences each)",
+            h->jobs, h->done, h->errors, h->tokens, h->steps,
+            h->steps ? (double)h->stepped / h->steps : 0.0);
+out:
+    /* goodbye first: the router requeues our unfinished jobs at once; then free the jobs */
+    for (int i = 0; i < h->nw; i++)
+        t2_worker_destroy(&h->w[i]);
+    for (int i = 0; h->sl && i < h->n; i++) {
+        t2_job_destroy(&h->sl[i].job);
+        free(h->sl[i].tok);
+        free(h->sl[i].text);
+    }
+    free(h->sl);
+    if (s->size > 1) { /* stop the other ranks; wait for the tail's goodbye */
+        wk_hdr sd = {.type = WK_MSG_SHUTDOWN};
+        if (pipe_send(h, &sd, NULL, 0, NULL, 0) < 0) fatal("SHUTDOWN");
+        for (;;) {
+            void *msg;
+            size_t len;
+            if (wk_pipe_wait(s->pipe, s->size - 1, WK_TAG_BACK, &msg, &len) < 0) fatal("receive");
+            if (len >= sizeof(wk_hdr) && ((wk_hdr *)msg)->type == WK_MSG_SHUTDOWN) break;
+        }
+    }
+    return rc;
+}

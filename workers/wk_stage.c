@@ -1,0 +1,320 @@
+/* wk_stage.c - what every rank of a worker group does: hold its layers' run states (one per
+ * slot), resolve mixtures for its layers, run its layers on prompt chunks and decode steps,
+ * and - on the tail - the classifier and the samplers. Non-head ranks serve the messages that
+ * come down the pipeline (wk_stage_serve). */
+#include "wk.h"
+
+#include "kernels.h"
+#include "t2_err.h"
+#include "t2_log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- OPEN bodies ---------------------------------------------------------------------------- */
+
+static size_t align4(size_t n) { return (n + 3) & ~(size_t)3; }
+
+size_t wk_open_size(const wk_open *o) {
+    return align4(sizeof *o + (size_t)o->n_experts * (WK_NAME_MAX + 1)) +
+           (size_t)o->n_alpha * sizeof(float);
+}
+
+void wk_open_pack(void *body, const wk_open *o, const wk_mix *mix) {
+    char *b = body;
+    memcpy(b, o, sizeof *o);
+    for (int i = 0; i < o->n_experts; i++)
+        memcpy(b + sizeof *o + (size_t)i * (WK_NAME_MAX + 1), mix->names[i], WK_NAME_MAX + 1);
+    size_t off = align4(sizeof *o + (size_t)o->n_experts * (WK_NAME_MAX + 1));
+    if (o->n_alpha) memcpy(b + off, mix->alpha, (size_t)o->n_alpha * sizeof(float));
+}
+
+int wk_open_unpack(const void *body, size_t len, wk_open *o, wk_mix *mix) {
+    const char *b = body;
+    memset(mix, 0, sizeof *mix);
+    if (len < sizeof *o) return t2_err_set(T2_EPROTO, "OPEN: %zu bytes", len);
+    memcpy(o, b, sizeof *o);
+    if (o->n_experts < 0 || o->n_experts > WK_MIX_MAX || o->n_alpha < 0 || len != wk_open_size(o))
+        return t2_err_set(T2_EPROTO, "OPEN: bad sizes");
+    mix->n = o->n_experts;
+    mix->per_matrix = o->per_matrix;
+    mix->n_alpha = o->n_alpha;
+    for (int i = 0; i < o->n_experts; i++) {
+        memcpy(mix->names[i], b + sizeof *o + (size_t)i * (WK_NAME_MAX + 1), WK_NAME_MAX + 1);
+        mix->names[i][WK_NAME_MAX] = 0;
+    }
+    if (o->n_alpha) {
+        if (!(mix->alpha = malloc((size_t)o->n_alpha * sizeof(float))))
+            return t2_err_set(T2_ENOMEM, "out of memory");
+        memcpy(mix->alpha, b + align4(sizeof *o + (size_t)o->n_experts * (WK_NAME_MAX + 1)),
+               (size_t)o->n_alpha * sizeof(float));
+    }
+    return 0;
+}
+
+void wk_mix_free(wk_mix *mix) {
+    free(mix->alpha);
+    mix->alpha = NULL;
+    mix->n = mix->n_alpha = 0;
+}
+
+/* ---- the stage ------------------------------------------------------------------------------ */
+
+int wk_stage_init(wk_stage *s, t2_model *m, t2_factors *f, const t2_conf *c, int rank, int size,
+                  const int *first, wk_pipe *pipe) {
+    memset(s, 0, sizeof *s);
+    s->rank = rank;
+    s->size = size;
+    s->l0 = first[rank];
+    s->l1 = first[rank + 1];
+    s->is_head = rank == 0;
+    s->is_tail = rank == size - 1;
+    s->m = m;
+    s->f = f;
+    s->pipe = pipe;
+    s->D = m->cfg.dim;
+    s->V = m->cfg.vocab_size;
+    s->batch = c->worker.batch;
+    s->n_ctx = c->model.context ? c->model.context : m->cfg.seq_len;
+    s->n_slots = c->worker.capacity + c->worker.classify_capacity;
+    int rc;
+    if (s->n_ctx > m->cfg.seq_len)
+        return t2_err_set(T2_ERANGE, "model.context %d is longer than the model's %d", s->n_ctx,
+                          m->cfg.seq_len);
+    if (!(s->pool = t2_pool_new(c->worker.threads))) return t2_err_set(T2_ENOMEM, "out of memory");
+    s->slots = calloc((size_t)s->n_slots, sizeof *s->slots);
+    s->sts = calloc((size_t)s->n_slots, sizeof *s->sts);
+    s->pos = calloc((size_t)s->n_slots, sizeof *s->pos);
+    s->toks = calloc((size_t)s->n_slots, sizeof *s->toks);
+    s->xn = malloc((size_t)s->n_slots * s->D * sizeof(float));
+    s->xs = calloc((size_t)s->n_slots, sizeof *s->xs);
+    s->ys = calloc((size_t)s->n_slots, sizeof *s->ys);
+    s->out = calloc((size_t)s->n_slots, sizeof *s->out);
+    if (!s->slots || !s->sts || !s->pos || !s->toks || !s->xn || !s->xs || !s->ys || !s->out)
+        return t2_err_set(T2_ENOMEM, "out of memory");
+    for (int i = 0; i < s->n_slots; i++)
+        if ((rc = t2_state_new_range(&s->slots[i].st, m, s->batch, s->n_ctx, s->l0, s->l1)) < 0)
+            return rc;
+    if (f) {
+        const char *dir = c->model.experts_dir;
+        char buf[8192];
+        if (!dir) { /* the factors' folder */
+            snprintf(buf, sizeof buf, "%s", c->model.factors);
+            char *sl = strrchr(buf, '/');
+            if (sl)
+                *sl = 0;
+            else
+                snprintf(buf, sizeof buf, ".");
+            dir = buf;
+        }
+        if ((rc = wk_adapter_new(&s->ad, f, dir, s->l0, s->l1, c->worker.cache)) < 0) return rc;
+    }
+    return 0;
+}
+
+void wk_stage_free(wk_stage *s) {
+    for (int i = 0; s->slots && i < s->n_slots; i++) {
+        wk_stage_close(s, i);
+        t2_state_destroy(&s->slots[i].st);
+    }
+    free(s->slots);
+    free(s->sts);
+    free(s->pos);
+    free(s->toks);
+    free(s->xn);
+    free(s->xs);
+    free(s->ys);
+    free(s->out);
+    wk_adapter_destroy(&s->ad);
+    t2_pool_destroy(&s->pool);
+    memset(s, 0, sizeof *s);
+}
+
+int wk_stage_open(wk_stage *s, int slot, const wk_open *o, const wk_mix *mix) {
+    if (slot < 0 || slot >= s->n_slots) return t2_err_set(T2_EPROTO, "OPEN: slot %d", slot);
+    wk_stage_close(s, slot);
+    wk_rslot *r = &s->slots[slot];
+    int rc;
+    if (mix->n > 0) {
+        if (!s->ad)
+            return t2_err_set(T2_EUNSUPPORTED, "this worker group has no SVD factors "
+                                               "(model.factors): it cannot apply a mixture");
+        if ((rc = wk_adapter_resolve(s->ad, mix, o->apply, s->pool, &r->adapt)) < 0)
+            return t2_err_prefix(rc, "rank %d (layers %d..%d)", s->rank, s->l0, s->l1 - 1);
+    }
+    t2_state_set_adapt(r->st, r->adapt);
+    if (s->is_tail && !(r->smp = t2_sampler_new(s->V, o->temperature, o->top_p, o->seed))) {
+        t2_adapt_release(&r->adapt);
+        return t2_err_set(T2_ENOMEM, "out of memory");
+    }
+    r->open = 1;
+    return 0;
+}
+
+void wk_stage_close(wk_stage *s, int slot) {
+    if (slot < 0 || slot >= s->n_slots) return;
+    wk_rslot *r = &s->slots[slot];
+    t2_state_set_adapt(r->st, NULL);
+    t2_adapt_release(&r->adapt);
+    t2_sampler_destroy(&r->smp);
+    r->open = 0;
+}
+
+int wk_stage_prefill(wk_stage *s, int slot, int pos, int n, int last, const int *tokens,
+                     const float *x) {
+    if (slot < 0 || slot >= s->n_slots || !s->slots[slot].open || n < 1 || n > s->batch)
+        return t2_err_set(T2_EPROTO, "PREFILL: slot %d, %d tokens", slot, n);
+    t2_state *st = s->slots[slot].st;
+    int rc;
+    s->n_out = 0;
+    if (s->is_head) {
+        if ((rc = t2_embed(st, tokens, n)) < 0) return rc;
+    } else {
+        memcpy(t2_state_x(st), x, (size_t)n * s->D * sizeof(float));
+    }
+    if ((rc = t2_forward_layers(st, s->pool, n, pos)) < 0) return rc;
+    if (s->is_tail && last) {
+        if ((rc = t2_forward_head(st, s->pool, n, NULL)) < 0) return rc;
+        s->out[0].slot = slot;
+        s->out[0].val = t2_sample(s->slots[slot].smp, t2_state_logits(st));
+        s->n_out = 1;
+    }
+    return 0;
+}
+
+int wk_stage_decode(wk_stage *s, int n, const int *slots, const int *pos, const int *tokens,
+                    const float *x) {
+    int rc;
+    s->n_out = 0;
+    if (n < 1 || n > s->n_slots) return t2_err_set(T2_EPROTO, "DECODE: %d slots", n);
+    for (int i = 0; i < n; i++) {
+        if (slots[i] < 0 || slots[i] >= s->n_slots || !s->slots[slots[i]].open)
+            return t2_err_set(T2_EPROTO, "DECODE: slot %d is not open", slots[i]);
+        s->sts[i] = s->slots[slots[i]].st;
+        if (s->is_head) {
+            if ((rc = t2_embed(s->sts[i], &tokens[i], 1)) < 0) return rc;
+        } else {
+            memcpy(t2_state_x(s->sts[i]), x + (size_t)i * s->D, (size_t)s->D * sizeof(float));
+        }
+    }
+    if ((rc = t2_forward_layers_multi(s->sts, n, s->pool, pos)) < 0) return rc;
+    if (!s->is_tail) return 0;
+    /* the classifier as t2_forward_step_multi runs it: one pass over the matrix for all */
+    const t2_model *m = s->m;
+    for (int i = 0; i < n; i++) {
+        float *xn = s->xn + (size_t)i * s->D;
+        t2_rmsnorm(xn, t2_state_x(s->sts[i]), m->output_norm, s->D, m->cfg.rms_eps);
+        s->xs[i] = xn;
+        s->ys[i] = t2_state_logits(s->sts[i]);
+    }
+    t2_matvec_batch(s->pool, s->ys, &m->output, s->xs, n);
+    for (int i = 0; i < n; i++) {
+        s->out[i].slot = slots[i];
+        s->out[i].val = t2_sample(s->slots[slots[i]].smp, s->ys[i]);
+    }
+    s->n_out = n;
+    return 0;
+}
+
+/* ---- non-head ranks ------------------------------------------------------------------------- */
+
+/* Send hdr (+ body) to rank `dest`. */
+static int send_msg(wk_stage *s, const wk_hdr *h, const void *body, size_t blen, int dest,
+                    int tag) {
+    char *buf = wk_pipe_buf(s->pipe, sizeof *h + blen);
+    if (!buf) return t2_err_set(T2_ENOMEM, "out of memory for a message");
+    memcpy(buf, h, sizeof *h);
+    if (blen) memcpy(buf + sizeof *h, body, blen);
+    return wk_pipe_send(s->pipe, buf, sizeof *h + blen, dest, tag);
+}
+
+/* The tail's tokens back to the head. */
+static int send_tokens(wk_stage *s) {
+    if (!s->n_out) return 0;
+    wk_hdr h = {.type = WK_MSG_TOKENS, .n = s->n_out};
+    return send_msg(s, &h, s->out, (size_t)s->n_out * sizeof *s->out, 0, WK_TAG_BACK);
+}
+
+/* Activations of the step to the next rank: hdr, then (DECODE) the pairs, then n x D floats. */
+static int forward_step(wk_stage *s, const wk_hdr *h, const wk_pair *pairs, int n_rows, int slot) {
+    const size_t D = (size_t)s->D;
+    size_t plen = h->type == WK_MSG_DECODE ? (size_t)h->n * sizeof *pairs : 0;
+    size_t len = sizeof *h + plen + (size_t)n_rows * D * sizeof(float);
+    char *buf = wk_pipe_buf(s->pipe, len);
+    if (!buf) return t2_err_set(T2_ENOMEM, "out of memory for a message");
+    memcpy(buf, h, sizeof *h);
+    if (plen) memcpy(buf + sizeof *h, pairs, plen);
+    float *x = (float *)(buf + sizeof *h + plen);
+    if (h->type == WK_MSG_PREFILL)
+        memcpy(x, t2_state_x(s->slots[slot].st), (size_t)n_rows * D * sizeof(float));
+    else
+        for (int i = 0; i < n_rows; i++)
+            memcpy(x + (size_t)i * D, t2_state_x(s->slots[pairs[i].slot].st), D * sizeof(float));
+    return wk_pipe_send(s->pipe, buf, len, s->rank + 1, WK_TAG_FWD);
+}
+
+int wk_stage_serve(wk_stage *s) {
+    const size_t D = (size_t)s->D;
+    for (;;) {
+        void *msg;
+        size_t len;
+        int rc = wk_pipe_wait(s->pipe, s->rank - 1, WK_TAG_FWD, &msg, &len);
+        if (rc < 0) return rc;
+        if (len < sizeof(wk_hdr)) return t2_err_set(T2_EPROTO, "short pipeline message");
+        wk_hdr *h = msg;
+        char *body = (char *)msg + sizeof *h;
+        size_t blen = len - sizeof *h;
+        switch (h->type) {
+        case WK_MSG_OPEN: {
+            wk_open o;
+            wk_mix mix;
+            if ((rc = wk_open_unpack(body, blen, &o, &mix)) < 0) return rc;
+            if (h->code == 0 && (rc = wk_stage_open(s, h->slot, &o, &mix)) < 0) {
+                h->code = rc;
+                snprintf(h->msg, sizeof h->msg, "%s", t2_err_msg());
+            }
+            wk_mix_free(&mix);
+            if (s->is_tail) {
+                wk_hdr a = {.type = WK_MSG_ACK, .slot = h->slot, .code = h->code};
+                memcpy(a.msg, h->msg, sizeof a.msg);
+                rc = send_msg(s, &a, NULL, 0, 0, WK_TAG_BACK);
+            } else {
+                rc = send_msg(s, h, body, blen, s->rank + 1, WK_TAG_FWD);
+            }
+            break;
+        }
+        case WK_MSG_PREFILL:
+            if (blen != (size_t)h->n * D * sizeof(float))
+                return t2_err_set(T2_EPROTO, "PREFILL: %zu bytes for %d tokens", blen, h->n);
+            if ((rc = wk_stage_prefill(s, h->slot, h->pos, h->n, h->last, NULL, (float *)body)) < 0)
+                return rc;
+            rc = s->is_tail ? send_tokens(s) : forward_step(s, h, NULL, h->n, h->slot);
+            break;
+        case WK_MSG_DECODE: {
+            size_t plen = (size_t)h->n * sizeof(wk_pair);
+            if (h->n < 1 || h->n > s->n_slots || blen != plen + (size_t)h->n * D * sizeof(float))
+                return t2_err_set(T2_EPROTO, "DECODE: %zu bytes for %d slots", blen, h->n);
+            const wk_pair *pairs = (const wk_pair *)body;
+            for (int i = 0; i < h->n; i++) {
+                s->toks[i] = pairs[i].slot;
+                s->pos[i] = pairs[i].val;
+            }
+            if ((rc = wk_stage_decode(s, h->n, s->toks, s->pos, NULL, (float *)(body + plen))) < 0)
+                return rc;
+            rc = s->is_tail ? send_tokens(s) : forward_step(s, h, pairs, h->n, -1);
+            break;
+        }
+        case WK_MSG_CLOSE:
+            wk_stage_close(s, h->slot);
+            rc = s->is_tail ? 0 : send_msg(s, h, NULL, 0, s->rank + 1, WK_TAG_FWD);
+            break;
+        case WK_MSG_SHUTDOWN: /* pass it on; the tail says goodbye to the head */
+            rc = s->is_tail ? send_msg(s, h, NULL, 0, 0, WK_TAG_BACK)
+                            : send_msg(s, h, NULL, 0, s->rank + 1, WK_TAG_FWD);
+            T2_INFO("shutting down");
+            return rc;
+        default: return t2_err_set(T2_EPROTO, "pipeline message of type %d", h->type);
+        }
+        if (rc < 0) return rc;
+    }
+}
