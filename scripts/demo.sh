@@ -1,31 +1,53 @@
 #!/usr/bin/env bash
-# Install, build and run T2 on a small real model:
-#   1. Debian packages (scripts/install-deps.sh), then a release build into build/;
-#   2. `t2 run` on stories260K (greedy and sampled), with prompt and generation speed;
-#   3. SVF: the model's SVD factors, two experts, and generation with a mixture of them.
-# The model comes from ../shared/assets (next to this checkout) or T2_ASSETS.
+# T2's main job on the bundled model, from a fresh Debian machine:
+#   1. Debian packages (scripts/install-deps.sh; T2_SKIP_INSTALL=1 skips), a release build;
+#   2. SVF set-up for models/t2-base.gguf: its SVD factors and one expert per task family;
+#   3. a local deployment (deploy/t2-local.sh): a router, a dispatcher and one worker group of
+#      2 MPI ranks holding half of the layers each;
+#   4. a client (t2 submit) sending real task prompts with two-pass adaptation (pass 1: the base
+#      model classifies the prompt; pass 2: generation with the chosen expert), printing the
+#      answers, the chosen expert and the timings; then a clean shutdown.
+# The experts here are freshly initialised (p = 0.1 everywhere, which leaves the weights as they
+# are): training them by REINFORCE is a later milestone, so answers equal the base model's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 # mpirun as root (containers)
 if [ "${T2_SKIP_INSTALL:-0}" != 1 ]; then scripts/install-deps.sh; fi
 cmake -B build -S . > /dev/null
-cmake --build build -j "$(nproc)"
-T2=build/bin/t2
-A=${T2_ASSETS:-../shared/assets}/models
-work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-if [ ! -f "$A/stories260K.bin" ] || [ ! -f "$A/tok512.bin" ]; then
-    echo "demo: stories260K.bin and tok512.bin not found in $A (set T2_ASSETS); T2 does not yet" >&2
-    echo "ship a bundled model of its own (see README, status)" >&2
-    exit 1
-fi
-"$T2" convert "$A/stories260K.bin" "$work/model.gguf" -z "$A/tok512.bin"
-M="$work/model.gguf"
-echo; echo "== greedy, no prompt =="
-"$T2" run -m "$M" -t 0 -n 120 || true
-echo; echo "== sampled (temperature 0.8, top-p 0.9, seed 7), with a prompt =="
-"$T2" run -m "$M" -t 0.8 --top-p 0.9 -s 7 -n 120 -p "One day, a little dog" || true
-echo; echo "== SVF: factors, two random (untrained) experts, a mixture of them =="
-"$T2" decompose -m "$M" -o "$work/factors.gguf" --targets mlp
-"$T2" expert init -m "$M" --factors "$work/factors.gguf" -o "$work/rand1.gguf" --name rand1 --noise 0.5 --seed 1
-"$T2" expert init -m "$M" --factors "$work/factors.gguf" -o "$work/rand2.gguf" --name rand2 --noise 0.5 --seed 2
-"$T2" run -m "$M" -t 0 -n 120 -p "One day, a little dog" --factors "$work/factors.gguf" \
-    --mix rand1=0.7,rand2=0.5 --apply factored || true
+cmake --build build -j "$(nproc)" > /dev/null
+T2=$root/build/bin/t2
+work=$(mktemp -d -t t2-demo.XXXXXX)
+cleanup() { deploy/t2-local.sh stop -c "$work/t2.cfg" --run "$work/run" > /dev/null 2>&1 || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+echo "== SVF set-up for models/t2-base.gguf =="
+M=$root/models/t2-base.gguf
+"$T2" decompose -m "$M" -o "$work/factors.gguf" --targets mlp 2> /dev/null
+for e in math code reasoning; do
+    "$T2" expert init -m "$M" --factors "$work/factors.gguf" -o "$work/$e.gguf" --name "$e" --task "$e"
+done
+
+cat > "$work/t2.cfg" <<CFG
+version = 1;
+router = { bind = "ipc://$work/router.ipc"; endpoint = "ipc://$work/router.ipc"; };
+model = { path = "$M"; factors = "$work/factors.gguf"; experts_dir = "$work"; };
+worker = { capacity = 8; threads = 1; };
+dispatcher = { labels = { math = "math"; code = "code"; reasoning = "reasoning"; other = ""; }; };
+groups = ( { name = "g0"; ranks = 2; } );
+CFG
+echo; echo "== starting router, dispatcher and a 2-rank worker group =="
+deploy/t2-local.sh start -c "$work/t2.cfg" --run "$work/run"
+
+echo; echo "== two-pass requests (pass 1 classifies, pass 2 generates with the chosen expert) =="
+"$T2" submit -c "$work/t2.cfg" -t 0 -n 24 --parallel 4 --adapt prompt \
+    $'Jo had 6 eggs and traded 3. How many now?\n' \
+    $'run [3,4,7,0]\n' \
+    $'Which one? A) ant B) lion C) frog D) rhino\n' \
+    $'Thank Gus.\n'
+echo; echo "== an explicit mixture, and the base weights =="
+"$T2" submit -c "$work/t2.cfg" -t 0 -n 24 --adapt mix:math=0.6,code=0.4 $'run [2,0,5,9]\n'
+"$T2" submit -c "$work/t2.cfg" -t 0 -n 24 --adapt none $'run [2,0,5,9]\n'
+
+echo; echo "== shutdown =="
+deploy/t2-local.sh stop -c "$work/t2.cfg" --run "$work/run"
