@@ -10,10 +10,15 @@
  * Reported as GB/s of weight bytes read and as % of the memory read bandwidth measured in the
  * same time window: every timed matvec pass is preceded by a timed read pass
  * (t2_membw_read_pass) over a 512 MiB buffer on the same pool, and each is the best of its
- * passes, so that load from other processes hits both alike. Then t2_matmul for a 128-token
- * batch (GFLOP/s).
- * -q: quick (smaller cold set, fewer passes). */
+ * passes, so that load from other processes hits both alike. Then t2_matvec_batch (continuous
+ * batching: B sequences, one token each, against the same weights) on the 134M mix for
+ * B = 1, 2, 4, 8: tokens/s, GB/s of weights read and GB/s-equivalent (B x weight bytes / time,
+ * what B separate matvecs would have to stream), for the batched kernels ("new") and for the
+ * loop t2_matvec_batch used before them ("old": per 32-row block, t2_matvec_rows per vector),
+ * timed in alternation. Then t2_matmul for a 128-token batch (GFLOP/s).
+ * -q: quick (smaller cold set, fewer passes). -b: the t2_matvec_batch section only. */
 #include "kernels.h"
+#include "pool.h"
 #include "t2_err.h"
 
 #include <stdint.h>
@@ -169,6 +174,125 @@ static double bench_mix(t2_pool *pool, t2_dtype t, int passes, double *ref) {
     return (double)total / best / 1e9;
 }
 
+/* ---- t2_matvec_batch on the 134M mix ---- */
+
+/* Reference: t2_matvec_batch before the batched kernels, kept to measure against. Each thread
+ * takes t2_split blocks of 32 rows and runs t2_matvec_rows per vector on each block (the block
+ * is then read from cache by the other vectors; Q8_0 re-rounds x per block and vector). */
+typedef struct {
+    float *const *ys;
+    const t2_mat *W;
+    const float *const *xs;
+    int B;
+} old_batch_job;
+
+static void old_batch_task(void *arg, int ith, int nth) {
+    const old_batch_job *j = arg;
+    int lo, hi;
+    t2_split(j->W->rows, 32, ith, nth, &lo, &hi);
+    for (int r = lo; r < hi; r += 32) {
+        int r1 = r + 32 < hi ? r + 32 : hi;
+        for (int b = 0; b < j->B; b++) t2_matvec_rows(j->ys[b], j->W, j->xs[b], r, r1);
+    }
+}
+
+static void old_matvec_batch(t2_pool *pool, float *const *ys, const t2_mat *W,
+                             const float *const *xs, int B) {
+    if (B <= 0 || W->rows <= 0) return;
+    if (B == 1) {
+        t2_matvec(pool, ys[0], W, xs[0]);
+        return;
+    }
+    old_batch_job j = {ys, W, xs, B};
+    if (!pool || (size_t)W->rows * W->cols * B < 65536) old_batch_task(&j, 0, 1);
+    else t2_pool_run(pool, old_batch_task, &j);
+}
+
+typedef void (*batch_fn)(t2_pool *, float *const *, const t2_mat *, const float *const *, int);
+
+enum { BL = 12, BD = 768, BH = 2048, BV = 32000, BMAX = 8 };
+typedef struct {
+    t2_mat m[BL * 7 + 1]; /* per layer q, k, v, o, w1, w3, w2; then the classifier */
+    size_t bytes;
+    float *x[BMAX], *y[BMAX];
+} batch_mix;
+
+static void batch_mix_new(batch_mix *mx, t2_dtype t) {
+    void *dd = make_weights(t, BD, BD), *hd = make_weights(t, BH, BD), *dh = make_weights(t, BD, BH);
+    size_t bdd = t2_dtype_row_bytes(t, BD) * BD, bhd = t2_dtype_row_bytes(t, BD) * BH,
+           bdh = t2_dtype_row_bytes(t, BH) * BD;
+    mx->bytes = 0;
+    for (int l = 0; l < BL; l++)
+        for (int k = 0; k < 7; k++) {
+            int rows = k < 4 ? BD : k < 6 ? BH : BD, cols = k < 6 ? BD : BH;
+            size_t b = k < 4 ? bdd : k < 6 ? bhd : bdh;
+            mx->m[7 * l + k] = (t2_mat){t, rows, cols, dup_bytes(k < 4 ? dd : k < 6 ? hd : dh, b)};
+            mx->bytes += b;
+        }
+    mx->m[7 * BL] = (t2_mat){t, BV, BD, make_weights(t, BV, BD)};
+    mx->bytes += t2_dtype_row_bytes(t, BD) * BV;
+    free(dd);
+    free(hd);
+    free(dh);
+    for (int b = 0; b < BMAX; b++) { /* 64-byte aligned, as t2_state's vectors */
+        mx->x[b] = aligned_alloc(64, BH * sizeof(float));
+        mx->y[b] = aligned_alloc(64, BV * sizeof(float));
+        if (!mx->x[b] || !mx->y[b]) {
+            fprintf(stderr, "out of memory\n");
+            exit(1);
+        }
+        for (int i = 0; i < BH; i++) mx->x[b][i] = frand();
+    }
+}
+
+static void batch_mix_free(batch_mix *mx) {
+    for (int i = 0; i < BL * 7 + 1; i++) free((void *)mx->m[i].data);
+    for (int b = 0; b < BMAX; b++) {
+        free(mx->x[b]);
+        free(mx->y[b]);
+    }
+}
+
+/* One pass: every matrix of the mix against B vectors (as lin_multi drives it for B sequences
+ * on the base weights); returns seconds. */
+static double batch_pass(t2_pool *pool, batch_fn fn, batch_mix *mx, int B) {
+    const float *xs[BMAX];
+    for (int b = 0; b < B; b++) xs[b] = mx->x[b];
+    double t0 = now_s();
+    for (int i = 0; i < BL * 7 + 1; i++) fn(pool, mx->y, &mx->m[i], xs, B);
+    return now_s() - t0;
+}
+
+static void bench_batch(t2_pool *pool, t2_dtype t, int threads, int passes) {
+    static const int Bs[] = {1, 2, 4, 8};
+    batch_mix mx;
+    batch_mix_new(&mx, t);
+    const char *dn = t2_dtype_name(t);
+    double tok[2][4];
+    for (int bi = 0; bi < 4; bi++) {
+        int B = Bs[bi];
+        double best[2] = {1e30, 1e30};
+        for (int p = 0; p < passes + 1; p++)
+            for (int v = 0; v < 2; v++) { /* old and new in alternation: same load on both */
+                double dt = batch_pass(pool, v ? t2_matvec_batch : old_matvec_batch, &mx, B);
+                if (p > 0 && dt < best[v]) best[v] = dt;
+            }
+        for (int v = 0; v < 2; v++) {
+            tok[v][bi] = B / best[v];
+            double gbs = (double)mx.bytes / best[v] / 1e9;
+            printf("%-5s %2d  B=%d %-3s  %8.1f tok/s  %8.2f GB/s weights  %8.2f GB/s-equivalent\n",
+                   dn, threads, B, v ? "new" : "old", tok[v][bi], gbs, gbs * B);
+            if (g_csv)
+                fprintf(g_csv, "batch,%s,%d,134M mix B=%d,%s,%.3f,,\n", dn, threads, B,
+                        v ? "new" : "old", tok[v][bi]);
+        }
+    }
+    printf("%-5s %2d  B=8 / B=1 tok/s: old %.2fx, new %.2fx; B=8 new / old %.2fx\n\n", dn, threads,
+           tok[0][3] / tok[0][0], tok[1][3] / tok[1][0], tok[1][3] / tok[0][3]);
+    fflush(stdout);
+    batch_mix_free(&mx);
+}
+
 static double bench_sgemm(t2_pool *pool, t2_dtype t, int rows, int cols, int B, int passes) {
     t2_mat W = {t, rows, cols, make_weights(t, rows, cols)};
     float *X = malloc((size_t)B * cols * 4), *Y = malloc((size_t)B * rows * 4);
@@ -191,19 +315,20 @@ static double bench_sgemm(t2_pool *pool, t2_dtype t, int rows, int cols, int B, 
 
 static void usage(void) {
     fprintf(stderr, "usage: t2-bench-matvec [-o out.csv] [-t 1,2] [-d f32,f16,bf16,q8_0] "
-                    "[-m cold_MiB (512)] [-q]\n");
+                    "[-m cold_MiB (512)] [-q] [-b]\n");
 }
 
 int main(int argc, char **argv) {
     const char *csv = NULL, *tlist = "1,2", *dlist = "f32,f16,bf16,q8_0";
     size_t cold_mib = 512;
-    int quick = 0;
+    int quick = 0, batch_only = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc) csv = argv[++i];
         else if (!strcmp(argv[i], "-t") && i + 1 < argc) tlist = argv[++i];
         else if (!strcmp(argv[i], "-d") && i + 1 < argc) dlist = argv[++i];
         else if (!strcmp(argv[i], "-m") && i + 1 < argc) cold_mib = (size_t)atol(argv[++i]);
         else if (!strcmp(argv[i], "-q")) quick = 1;
+        else if (!strcmp(argv[i], "-b")) batch_only = 1;
         else {
             usage();
             return 2;
@@ -242,6 +367,18 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 32000; i++) g_x[i] = frand();
 
     printf("kernel level %s, OpenBLAS core %s\n", t2_kern_level(), t2_blas_corename());
+    if (batch_only) {
+        printf("\nt2_matvec_batch, 134M mix (old: the per-vector loop before the batched kernels):\n");
+        for (int di = 0; di < ntypes; di++)
+            for (int ti = 0; ti < nthreads; ti++) {
+                t2_pool *pool = t2_pool_new(threads[ti]);
+                if (!pool) return 1;
+                bench_batch(pool, types[di], threads[ti], passes);
+                t2_pool_destroy(&pool);
+            }
+        if (g_csv) fclose(g_csv);
+        return 0;
+    }
     double membw[8];
     for (int ti = 0; ti < nthreads; ti++) {
         membw[ti] = t2_membw_read_gbs(threads[ti], (size_t)1 << 30);
@@ -295,6 +432,15 @@ int main(int argc, char **argv) {
             t2_pool_destroy(&pool);
         }
     }
+
+    printf("\nt2_matvec_batch, 134M mix (old: the per-vector loop before the batched kernels):\n");
+    for (int di = 0; di < ntypes; di++)
+        for (int ti = 0; ti < nthreads; ti++) {
+            t2_pool *pool = t2_pool_new(threads[ti]);
+            if (!pool) return 1;
+            bench_batch(pool, types[di], threads[ti], passes);
+            t2_pool_destroy(&pool);
+        }
 
     printf("\nt2_matmul, 128-token batch (sgemm on %s):\n", t2_blas_corename());
     static const int mm[][2] = {{2048, 768}, {768, 2048}, {768, 768}};

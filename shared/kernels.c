@@ -30,11 +30,20 @@ typedef void (*t2_rows_fn)(float *y, const void *W, size_t rb, int cols, const f
 typedef void (*t2_rowsq_fn)(float *y, const void *W, size_t rb, int cols, const void *xq, int r0,
                             int r1);
 typedef void (*t2_cvt_fn)(float *dst, const void *src, int64_t n);
+/* Batched (t2_matvec_batch): ys[b][r] = dot(row r, xs[b]) for b < nb, r in [r0, r1), each value
+ * bit-identical to the single-vector kernel's (the same operations per vector; a row is loaded
+ * once for a group of vectors). */
+typedef void (*t2_rowsb_fn)(float *const *ys, const void *W, size_t rb, int cols,
+                            const float *const *xs, int nb, int r0, int r1);
+typedef void (*t2_rowsbq_fn)(float *const *ys, const void *W, size_t rb, int cols,
+                             const void *const *xqs, int nb, int r0, int r1);
 
 typedef struct t2_kern_ops {
     const char *name;
     t2_rows_fn mv_f32, mv_f16, mv_bf16;
     t2_rowsq_fn mv_q8_0;
+    t2_rowsb_fn mvb_f32, mvb_f16, mvb_bf16;
+    t2_rowsbq_fn mvb_q8_0;
     void (*q8_prep)(void *buf, const float *x, int cols); /* same bits at every level */
     t2_cvt_fn cvt_f16, cvt_bf16, cvt_q8_0;
     float (*dot)(const float *a, const float *b, int n);
@@ -87,6 +96,47 @@ static inline float tree8(const float *s) {
 DEF_GEN_ROWS(f32, 4, ld_f32)
 DEF_GEN_ROWS(f16, 2, ld_u16_f16)
 DEF_GEN_ROWS(bf16, 2, ld_u16_bf16)
+
+/* Batched: each group of up to GEN_G vectors shares the row's loads and conversions; per vector
+ * the partial sums, their order and the tree are gen_matvec_NAME's (bit-identical results).
+ * Blocks of GEN_BLOCK rows, each group passing over a whole block (as the SIMD variants). */
+#define GEN_G 4
+#define GEN_BLOCK 32
+#define DEF_GEN_BATCH_DRIVER(FNAME, ROWG, XT)                                                  \
+    static void FNAME(float *const *ys, const void *W, size_t rb, int cols, XT xs, int nb,    \
+                      int r0, int r1) {                                                        \
+        for (int q0 = r0; q0 < r1; q0 += GEN_BLOCK) {                                          \
+            int q1 = q0 + GEN_BLOCK < r1 ? q0 + GEN_BLOCK : r1;                                \
+            for (int b = 0; b < nb; b += GEN_G) {                                              \
+                int G = nb - b < GEN_G ? nb - b : GEN_G;                                       \
+                for (int r = q0; r < q1; r++)                                                  \
+                    ROWG(ys + b, r, (const uint8_t *)W + (size_t)r * rb, cols, xs + b, G);     \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+#define DEF_GEN_ROWS_BATCH(NAME, ES, LD)                                                       \
+    static void gen_row_g_##NAME(float *const *ys, int r, const uint8_t *w, int cols,         \
+                                 const float *const *xs, int G) {                             \
+        float s[GEN_G][8] = {{0}};                                                             \
+        int i = 0;                                                                             \
+        for (; i + 8 <= cols; i += 8) {                                                        \
+            float wf[8];                                                                       \
+            for (int j = 0; j < 8; j++) wf[j] = LD(w + (size_t)(i + j) * ES);                  \
+            for (int g = 0; g < G; g++)                                                        \
+                for (int j = 0; j < 8; j++) s[g][j] += wf[j] * xs[g][i + j];                   \
+        }                                                                                      \
+        for (int j = 0; i + j < cols; j++) {                                                   \
+            float wv = LD(w + (size_t)(i + j) * ES);                                           \
+            for (int g = 0; g < G; g++) s[g][j] += wv * xs[g][i + j];                          \
+        }                                                                                      \
+        for (int g = 0; g < G; g++) ys[g][r] = tree8(s[g]);                                    \
+    }                                                                                          \
+    DEF_GEN_BATCH_DRIVER(gen_matvecb_##NAME, gen_row_g_##NAME, const float *const *)
+
+DEF_GEN_ROWS_BATCH(f32, 4, ld_f32)
+DEF_GEN_ROWS_BATCH(f16, 2, ld_u16_f16)
+DEF_GEN_ROWS_BATCH(bf16, 2, ld_u16_bf16)
 
 /* Q8_0 with f32 x: the fallback when no memory is left for the prepared x. */
 static void gen_matvec_q8_0_f32x(float *y, const void *W, size_t rb, int cols, const float *x,
@@ -155,6 +205,33 @@ static void gen_matvec_q8_0(float *y, const void *W, size_t rb, int cols, const 
     }
 }
 
+/* Batched gen_matvec_q8_0: a block's int8 weights and scale are read once per group of vectors. */
+static void gen_row_g_q8_0(float *const *ys, int r, const uint8_t *w, int cols,
+                           const void *const *xqs, int G) {
+    const int16_t *x16[GEN_G];
+    const float *dx[GEN_G];
+    float acc[GEN_G];
+    for (int g = 0; g < G; g++) {
+        x16[g] = xqs[g];
+        dx[g] = (const float *)(x16[g] + cols);
+        acc[g] = 0.0f;
+    }
+    for (int b = 0; b < cols / 32; b++) {
+        const uint8_t *blk = w + (size_t)b * 34;
+        int32_t q[32];
+        for (int j = 0; j < 32; j++) q[j] = (int8_t)blk[2 + j];
+        float d = ld_u16_f16(blk);
+        for (int g = 0; g < G; g++) {
+            const int16_t *xb = x16[g] + 32 * b;
+            int32_t s = 0;
+            for (int j = 0; j < 32; j++) s += q[j] * xb[j];
+            acc[g] += (float)s * (d * dx[g][b]);
+        }
+    }
+    for (int g = 0; g < G; g++) ys[g][r] = acc[g];
+}
+DEF_GEN_BATCH_DRIVER(gen_matvecb_q8_0, gen_row_g_q8_0, const void *const *)
+
 static void gen_cvt_f16(float *dst, const void *src, int64_t n) { t2_to_f32(dst, src, T2_F16, n); }
 static void gen_cvt_bf16(float *dst, const void *src, int64_t n) { t2_to_f32(dst, src, T2_BF16, n); }
 static void gen_cvt_q8_0(float *dst, const void *src, int64_t n) { t2_to_f32(dst, src, T2_Q8_0, n); }
@@ -183,8 +260,22 @@ static double gen_sum(const float *a, size_t n) {
 }
 
 static const t2_kern_ops ops_generic = {
-    "generic",   gen_matvec_f32, gen_matvec_f16, gen_matvec_bf16, gen_matvec_q8_0, q8_prep_x,
-    gen_cvt_f16, gen_cvt_bf16,   gen_cvt_q8_0,   gen_dot,         gen_axpy,        gen_sum,
+    .name = "generic",
+    .mv_f32 = gen_matvec_f32,
+    .mv_f16 = gen_matvec_f16,
+    .mv_bf16 = gen_matvec_bf16,
+    .mv_q8_0 = gen_matvec_q8_0,
+    .mvb_f32 = gen_matvecb_f32,
+    .mvb_f16 = gen_matvecb_f16,
+    .mvb_bf16 = gen_matvecb_bf16,
+    .mvb_q8_0 = gen_matvecb_q8_0,
+    .q8_prep = q8_prep_x,
+    .cvt_f16 = gen_cvt_f16,
+    .cvt_bf16 = gen_cvt_bf16,
+    .cvt_q8_0 = gen_cvt_q8_0,
+    .dot = gen_dot,
+    .axpy = gen_axpy,
+    .sum = gen_sum,
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -196,6 +287,10 @@ void t2_k512_matvec_f32(float *y, const void *W, size_t rb, int cols, const floa
 void t2_k512_matvec_f16(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
 void t2_k512_matvec_bf16(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
 void t2_k512_matvec_q8_0(float *y, const void *W, size_t rb, int cols, const void *xq, int r0, int r1);
+void t2_k512_matvecb_f32(float *const *ys, const void *W, size_t rb, int cols, const float *const *xs, int nb, int r0, int r1);
+void t2_k512_matvecb_f16(float *const *ys, const void *W, size_t rb, int cols, const float *const *xs, int nb, int r0, int r1);
+void t2_k512_matvecb_bf16(float *const *ys, const void *W, size_t rb, int cols, const float *const *xs, int nb, int r0, int r1);
+void t2_k512_matvecb_q8_0(float *const *ys, const void *W, size_t rb, int cols, const void *const *xqs, int nb, int r0, int r1);
 void t2_k512_q8_prep_x(void *buf, const float *x, int cols);
 void t2_k512_to_f32_f16(float *dst, const void *src, int64_t n);
 void t2_k512_to_f32_bf16(float *dst, const void *src, int64_t n);
@@ -207,6 +302,10 @@ void t2_k256_matvec_f32(float *y, const void *W, size_t rb, int cols, const floa
 void t2_k256_matvec_f16(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
 void t2_k256_matvec_bf16(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
 void t2_k256_matvec_q8_0(float *y, const void *W, size_t rb, int cols, const void *xq, int r0, int r1);
+void t2_k256_matvecb_f32(float *const *ys, const void *W, size_t rb, int cols, const float *const *xs, int nb, int r0, int r1);
+void t2_k256_matvecb_f16(float *const *ys, const void *W, size_t rb, int cols, const float *const *xs, int nb, int r0, int r1);
+void t2_k256_matvecb_bf16(float *const *ys, const void *W, size_t rb, int cols, const float *const *xs, int nb, int r0, int r1);
+void t2_k256_matvecb_q8_0(float *const *ys, const void *W, size_t rb, int cols, const void *const *xqs, int nb, int r0, int r1);
 void t2_k256_to_f32_f16(float *dst, const void *src, int64_t n);
 void t2_k256_to_f32_bf16(float *dst, const void *src, int64_t n);
 void t2_k256_to_f32_q8_0(float *dst, const void *src, int64_t n);
@@ -215,14 +314,40 @@ void t2_k256_axpy(float *y, float a, const float *x, int n);
 double t2_k256_sum(const float *a, size_t n);
 
 static const t2_kern_ops ops_avx512 = {
-    "avx512",           t2_k512_matvec_f32,  t2_k512_matvec_f16, t2_k512_matvec_bf16,
-    t2_k512_matvec_q8_0, t2_k512_q8_prep_x,  t2_k512_to_f32_f16, t2_k512_to_f32_bf16,
-    t2_k512_to_f32_q8_0, t2_k512_dot,        t2_k512_axpy,       t2_k512_sum,
+    .name = "avx512",
+    .mv_f32 = t2_k512_matvec_f32,
+    .mv_f16 = t2_k512_matvec_f16,
+    .mv_bf16 = t2_k512_matvec_bf16,
+    .mv_q8_0 = t2_k512_matvec_q8_0,
+    .mvb_f32 = t2_k512_matvecb_f32,
+    .mvb_f16 = t2_k512_matvecb_f16,
+    .mvb_bf16 = t2_k512_matvecb_bf16,
+    .mvb_q8_0 = t2_k512_matvecb_q8_0,
+    .q8_prep = t2_k512_q8_prep_x,
+    .cvt_f16 = t2_k512_to_f32_f16,
+    .cvt_bf16 = t2_k512_to_f32_bf16,
+    .cvt_q8_0 = t2_k512_to_f32_q8_0,
+    .dot = t2_k512_dot,
+    .axpy = t2_k512_axpy,
+    .sum = t2_k512_sum,
 };
 static const t2_kern_ops ops_avx2 = {
-    "avx2",             t2_k256_matvec_f32, t2_k256_matvec_f16, t2_k256_matvec_bf16,
-    t2_k256_matvec_q8_0, q8_prep_x,         t2_k256_to_f32_f16, t2_k256_to_f32_bf16,
-    t2_k256_to_f32_q8_0, t2_k256_dot,       t2_k256_axpy,       t2_k256_sum,
+    .name = "avx2",
+    .mv_f32 = t2_k256_matvec_f32,
+    .mv_f16 = t2_k256_matvec_f16,
+    .mv_bf16 = t2_k256_matvec_bf16,
+    .mv_q8_0 = t2_k256_matvec_q8_0,
+    .mvb_f32 = t2_k256_matvecb_f32,
+    .mvb_f16 = t2_k256_matvecb_f16,
+    .mvb_bf16 = t2_k256_matvecb_bf16,
+    .mvb_q8_0 = t2_k256_matvecb_q8_0,
+    .q8_prep = q8_prep_x,
+    .cvt_f16 = t2_k256_to_f32_f16,
+    .cvt_bf16 = t2_k256_to_f32_bf16,
+    .cvt_q8_0 = t2_k256_to_f32_q8_0,
+    .dot = t2_k256_dot,
+    .axpy = t2_k256_axpy,
+    .sum = t2_k256_sum,
 };
 
 /* F16C and BMI2 straight from CPUID: clang 14's __builtin_cpu_supports does not know them. */
@@ -511,6 +636,87 @@ void t2_matvec_multi(t2_pool *pool, int n, float *const *ys, const t2_mat *const
 
 void t2_matvec(t2_pool *pool, float *y, const t2_mat *W, const float *x) {
     t2_matvec_multi(pool, 1, &y, &W, &x);
+}
+
+/* ---- several vectors against one matrix ----
+ * Threads take t2_split blocks of T2_MVB_ALIGN rows and run the level's batched kernel on them:
+ * a row chunk is loaded (and converted) once for a group of 2-4 vectors, and each block of 32
+ * rows is streamed from memory by the first group and reread from L2 by the others. Every output
+ * is computed by the same sequence of operations as in t2_matvec (Q8_0: from the same prepared
+ * x), so the values depend neither on B, nor on the other vectors, nor on the number of
+ * threads. */
+#define T2_MVB_ALIGN 32
+
+typedef struct mvb_job {
+    const t2_kern_ops *o;
+    float *const *ys;
+    const t2_mat *W;
+    const float *const *xs;
+    const void *const *xq; /* Q8_0: per vector prepared x (NULL: f32-x fallback, as run_rows) */
+    int B;
+} mvb_job;
+
+static void mvb_rows(const mvb_job *j, int r0, int r1) {
+    const t2_mat *W = j->W;
+    size_t rb = t2_dtype_row_bytes(W->type, W->cols);
+    switch (W->type) {
+    case T2_F32: j->o->mvb_f32(j->ys, W->data, rb, W->cols, j->xs, j->B, r0, r1); break;
+    case T2_F16: j->o->mvb_f16(j->ys, W->data, rb, W->cols, j->xs, j->B, r0, r1); break;
+    case T2_BF16: j->o->mvb_bf16(j->ys, W->data, rb, W->cols, j->xs, j->B, r0, r1); break;
+    case T2_Q8_0:
+        if (j->xq) j->o->mvb_q8_0(j->ys, W->data, rb, W->cols, j->xq, j->B, r0, r1);
+        else
+            for (int b = 0; b < j->B; b++)
+                gen_matvec_q8_0_f32x(j->ys[b], W->data, rb, W->cols, j->xs[b], r0, r1);
+        break;
+    }
+}
+
+static void mvb_task(void *ctx, int ith, int nth) {
+    const mvb_job *j = ctx;
+    int lo, hi;
+    t2_split(j->W->rows, T2_MVB_ALIGN, ith, nth, &lo, &hi);
+    if (hi > lo) mvb_rows(j, lo, hi);
+}
+
+void t2_matvec_batch(t2_pool *pool, float *const *ys, const t2_mat *W, const float *const *xs,
+                     int B) {
+    if (B <= 0 || W->rows <= 0) return;
+    if (B == 1) {
+        t2_matvec(pool, ys[0], W, xs[0]);
+        return;
+    }
+    mvb_job j = {ops(), ys, W, xs, NULL, B};
+    const void *xq_stack[16];
+    const void **xq = NULL;
+    size_t pb = (q8_prep_bytes(W->cols) + 63) / 64 * 64;
+    if (W->type == T2_Q8_0 && pb) {
+        /* each x prepared once, as t2_matvec prepares it (same function, same bits) */
+        xq = B <= 16 ? xq_stack : malloc((size_t)B * sizeof *xq);
+        uint8_t *qbuf = xq ? xq_get(pb * (size_t)B) : NULL;
+        if (!qbuf) { /* no memory: t2_matvec per vector, which has its own fallback */
+            if (xq != xq_stack) free(xq);
+            for (int b = 0; b < B; b++) t2_matvec(pool, ys[b], W, xs[b]);
+            return;
+        }
+        for (int b = 0; b < B; b++) {
+            int k = 0;
+            while (k < b && xs[k] != xs[b]) k++;
+            if (k < b) {
+                xq[b] = xq[k];
+                continue;
+            }
+            j.o->q8_prep(qbuf + pb * (size_t)b, xs[b], W->cols);
+            xq[b] = qbuf + pb * (size_t)b;
+        }
+        j.xq = xq;
+    }
+    /* small products are not worth waking the pool (t2_matvec's threshold, on B times the work) */
+    if (!pool || t2_pool_size(pool) == 1 || (size_t)W->rows * W->cols * B < T2_MV_MIN_PAR)
+        mvb_task(&j, 0, 1);
+    else
+        t2_pool_run(pool, mvb_task, &j);
+    if (xq && xq != xq_stack) free(xq);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -35,8 +35,11 @@ void t2_matvec(t2_pool *pool, float *y, const t2_mat *W, const float *x);
 void t2_matvec_multi(t2_pool *pool, int n, float *const *ys, const t2_mat *const *Ws,
                      const float *const *xs);
 
-/* ys[b] = W xs[b] for b in [0, B): every ys[b] is bit-identical to t2_matvec(W, xs[b]) (the same
- * row kernel), while W is read from memory once for all B vectors (blocks of rows stay in cache).
+/* ys[b] = W xs[b] for b in [0, B): every ys[b] is bit-identical to t2_matvec(W, xs[b]) at the same
+ * kernel level, whatever B, the other vectors or the number of threads, while W is read from
+ * memory once for all B vectors: batched row kernels load each chunk of a row once (converted to
+ * f32 once) and apply it to a group of 2-4 vectors, with the single-vector kernel's operations per
+ * vector (Q8_0: each x prepared as t2_matvec prepares it). Threads take t2_split blocks of 32 rows.
  * This is the multi-sequence decoding product: a sequence's numbers never depend on what else
  * shares the batch. */
 void t2_matvec_batch(t2_pool *pool, float *const *ys, const t2_mat *W, const float *const *xs,

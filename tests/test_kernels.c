@@ -355,6 +355,80 @@ static void test_matvec_multi_q8(void) {
     free(xc);
 }
 
+/* ---- t2_matvec_batch: every vector bit-identical to t2_matvec on its own ---- */
+
+static void test_matvec_batch(void) {
+    static const int Bs[] = {1, 2, 3, 4, 5, 8, 13, 20}; /* 20: Q8_0's prepared x off the stack */
+    static const int cols_f[] = {1, 7, 16, 17, 63, 64, 65, 172, 768, 2048};
+    static const int cols_q[] = {32, 64, 96, 160, 192, 768, 2048};
+    enum { NB = 8, BMAX = 20 };
+    t2_pool *pools[3] = {t2_pool_new(1), t2_pool_new(2), t2_pool_new(3)};
+    T2_CHECK(pools[0] && pools[1] && pools[2]);
+    int combos = 0;
+    for (size_t l = 0; l < 3; l++) {
+        if (t2_kern_force_level(LEVELS[l]) != 0) continue;
+        for (size_t t = 0; t < 4; t++) {
+            int q = TYPES[t] == T2_Q8_0;
+            const int *cl = q ? cols_q : cols_f;
+            int ncl = q ? 7 : 10;
+            for (int ci = 0; ci < 2 * ncl; ci++) {
+                int cols = cl[ci / 2];
+                /* enough rows for the pool to split them (>= 64K weights x vectors at B >= 2),
+                 * not a multiple of the 32-row blocks; or just a few */
+                int rows = ci % 2 ? 5 : 70000 / (2 * cols) + 37;
+                float *ref, *x = malloc((size_t)BMAX * cols * 4);
+                t2_mat W = make_mat(TYPES[t], rows, cols, &ref);
+                fill(x, (size_t)BMAX * cols, 2.0f);
+                /* some vectors with a wider range, one all zero, one Q8_0 block with a nan */
+                for (int c = 0; c < cols; c++) x[(size_t)3 * cols + c] *= 1000.0f;
+                memset(x + (size_t)6 * cols, 0, (size_t)cols * 4);
+                if (cols >= 64) x[(size_t)9 * cols + 40] = NAN;
+                float *want = malloc((size_t)BMAX * rows * 4), *got = malloc((size_t)BMAX * rows * 4);
+                for (int b = 0; b < BMAX; b++)
+                    t2_matvec(NULL, want + (size_t)b * rows, &W, x + (size_t)b * cols);
+                for (int bi = 0; bi < NB; bi++)
+                    for (int p = 0; p < 3; p++) {
+                        int B = Bs[bi];
+                        float *ys[BMAX];
+                        const float *xs[BMAX];
+                        /* vectors taken in a scrambled order, so that a vector meets different
+                         * neighbours in its group as B changes; vector 2 appears twice at B 13 */
+                        int idx[BMAX];
+                        for (int b = 0; b < B; b++) {
+                            idx[b] = B == 13 && b == 12 ? 2 : (b * 7 + bi) % BMAX;
+                            xs[b] = x + (size_t)idx[b] * cols;
+                            ys[b] = got + (size_t)b * rows;
+                        }
+                        memset(got, 0xff, (size_t)BMAX * rows * 4);
+                        t2_matvec_batch(pools[p], ys, &W, xs, B);
+                        int bad = 0;
+                        for (int b = 0; b < B; b++)
+                            bad += memcmp(ys[b], want + (size_t)idx[b] * rows, (size_t)rows * 4) != 0;
+                        T2_CHECK_MSG(bad == 0, "%s %s %dx%d B=%d %d threads: %d vectors differ",
+                                     LEVELS[l], t2_dtype_name(TYPES[t]), rows, cols, B, p + 1, bad);
+                        combos++;
+                    }
+                free((void *)W.data);
+                free(ref);
+                free(x);
+                free(want);
+                free(got);
+            }
+        }
+    }
+    printf("     %d combinations\n", combos);
+    /* B <= 0 and empty matrices are no-ops */
+    float y0 = 42.0f, x0 = 1.0f, *yp = &y0;
+    const float *xp = &x0;
+    t2_mat E = {T2_F32, 0, 1, &x0};
+    t2_matvec_batch(pools[1], &yp, &E, &xp, 1);
+    t2_mat O = {T2_F32, 1, 1, &x0};
+    t2_matvec_batch(pools[1], &yp, &O, &xp, 0);
+    T2_CHECK(y0 == 42.0f);
+    t2_kern_force_level(LEVELS[0]);
+    for (int p = 0; p < 3; p++) t2_pool_destroy(&pools[p]);
+}
+
 /* Q8_0 rounds x to int16 per block identically at every level: with one-hot rows (scale 1,
  * q = 1 at column r) y[r] is exactly the rounded x[r]. */
 static void test_q8_prep_levels(void) {
@@ -695,6 +769,7 @@ int main(void) {
     T2_RUN(test_matvec_threads);
     T2_RUN(test_matvec_multi);
     T2_RUN(test_matvec_multi_q8);
+    T2_RUN(test_matvec_batch);
     T2_RUN(test_q8_prep_levels);
     T2_RUN(test_matmul);
     T2_RUN(test_matmul_conversions);
