@@ -5,6 +5,8 @@
  */
 #if defined(__x86_64__)
 
+#include "kernels_simd.h"
+
 #include <immintrin.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,20 +15,6 @@
 #define TGT __attribute__((target("avx2,fma,f16c")))
 #define TGT_INLINE static inline __attribute__((always_inline)) TGT
 
-void t2_k256_matvec_f32(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
-void t2_k256_matvec_f16(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
-void t2_k256_matvec_bf16(float *y, const void *W, size_t rb, int cols, const float *x, int r0, int r1);
-void t2_k256_matvec_q8_0(float *y, const void *W, size_t rb, int cols, const void *xq, int r0, int r1);
-void t2_k256_matvecb_f32(float *const *ys, const void *W, size_t rb, int cols, const float *const *xs, int nb, int r0, int r1);
-void t2_k256_matvecb_f16(float *const *ys, const void *W, size_t rb, int cols, const float *const *xs, int nb, int r0, int r1);
-void t2_k256_matvecb_bf16(float *const *ys, const void *W, size_t rb, int cols, const float *const *xs, int nb, int r0, int r1);
-void t2_k256_matvecb_q8_0(float *const *ys, const void *W, size_t rb, int cols, const void *const *xqs, int nb, int r0, int r1);
-void t2_k256_to_f32_f16(float *dst, const void *src, int64_t n);
-void t2_k256_to_f32_bf16(float *dst, const void *src, int64_t n);
-void t2_k256_to_f32_q8_0(float *dst, const void *src, int64_t n);
-float t2_k256_dot(const float *a, const float *b, int n);
-void t2_k256_axpy(float *y, float a, const float *x, int n);
-double t2_k256_sum(const float *a, size_t n);
 
 TGT_INLINE float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
