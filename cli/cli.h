@@ -17,6 +17,7 @@ int t2_cmd_tasks(int argc, char **argv);
 int t2_cmd_decompose(int argc, char **argv);
 int t2_cmd_expert(int argc, char **argv);
 int t2_cmd_submit(int argc, char **argv);
+int t2_cmd_svf(int argc, char **argv);
 
 /* Option values, validated: on a bad value they print "t2 CMD: OPT: 'VAL' is not ..." and
  * return -1. */
@@ -26,6 +27,17 @@ int cli_float(const char *cmd, const char *opt, const char *s, double lo, double
 /* Read a text file (at most 1 GiB, no NUL bytes) into a NUL-terminated buffer the caller frees;
  * len may be NULL. Returns 0 or a T2_E code with a message naming the file. */
 int cli_read_text(const char *path, char **out, size_t *len);
+/* An SVG line plot of one or more series (x, y arrays of n points; non-finite points skipped;
+ * a legend when there are several). Returns 0 or T2_EIO with the message set. */
+typedef struct cli_series {
+    const char *name, *color;
+    const double *x, *y;
+    int n;
+} cli_series;
+int cli_plot_svg(const char *path, const char *title, const char *xlabel, const char *ylabel,
+                 const cli_series *s, int n_series);
+/* A duration for an ETA: "42s", "3m07s", "2h05m" or "?". */
+void cli_fmt_time(char *buf, size_t n, double s);
 /* Print "t2 CMD: <t2_err_msg()>" and return 1. */
 int cli_fail(const char *cmd);
 /* Print "t2 CMD: <fmt...>" plus "(see t2 CMD --help)" and return 2. */

@@ -200,65 +200,21 @@ static void csv_row(FILE *f, const log_row *r) {
             (double)r->grad_norm, (double)r->tps, r->elapsed);
 }
 
-/* A simple SVG line plot of the loss curve. */
+/* The loss curve as an SVG plot. */
 static int write_svg(const char *path, const log_row *rows, int n, const char *title) {
-    FILE *f = fopen(path, "w");
-    if (!f) return t2_err_set(T2_EIO, "%s: cannot write: %s", path, strerror(errno));
-    const double W = 640, H = 400, L = 70, R = 20, Tp = 40, Bt = 50;
-    double lo = INFINITY, hi = -INFINITY;
-    int s0 = n ? rows[0].step : 0, s1 = n ? rows[n - 1].step : 1;
-    for (int i = 0; i < n; i++) {
-        if (!isfinite(rows[i].loss)) continue;
-        lo = fmin(lo, rows[i].loss);
-        hi = fmax(hi, rows[i].loss);
+    double *x = malloc((size_t)(n ? n : 1) * sizeof(double));
+    double *y = malloc((size_t)(n ? n : 1) * sizeof(double));
+    int rc;
+    if (!x || !y) {
+        rc = t2_err_set(T2_ENOMEM, "out of memory for the plot");
+    } else {
+        for (int i = 0; i < n; i++) x[i] = rows[i].step, y[i] = rows[i].loss;
+        cli_series s = {"loss", "#1f77b4", x, y, n};
+        rc = cli_plot_svg(path, title, "step", "loss", &s, 1);
     }
-    if (!(lo <= hi)) lo = 0, hi = 1;
-    if (hi - lo < 1e-6) hi = lo + 1e-6;
-    if (s1 <= s0) s1 = s0 + 1;
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" "
-               "viewBox=\"0 0 %g %g\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H, W, H);
-    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-    fprintf(f, "<text x=\"%g\" y=\"24\" text-anchor=\"middle\" font-size=\"14\">", W / 2);
-    for (const char *c = title; *c; c++) {
-        if (*c == '<') fputs("&lt;", f);
-        else if (*c == '&') fputs("&amp;", f);
-        else if (*c == '>') fputs("&gt;", f);
-        else fputc(*c, f);
-    }
-    fprintf(f, "</text>\n");
-    fprintf(f, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"black\"/>\n", L, H - Bt,
-            W - R, H - Bt);
-    fprintf(f, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"black\"/>\n", L, Tp, L,
-            H - Bt);
-    for (int i = 0; i <= 4; i++) {
-        double v = lo + (hi - lo) * i / 4, y = H - Bt - (H - Tp - Bt) * i / 4;
-        fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"end\">%.3f</text>\n", L - 6, y + 4, v);
-        fprintf(f, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"#ddd\"/>\n", L, y,
-                W - R, y);
-        int s = s0 + (int)((double)(s1 - s0) * i / 4);
-        double x = L + (W - L - R) * i / 4;
-        fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">%d</text>\n", x, H - Bt + 18, s);
-    }
-    fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">step</text>\n", (L + W - R) / 2,
-            H - 12);
-    fprintf(f, "<text x=\"16\" y=\"%g\" text-anchor=\"middle\" transform=\"rotate(-90 16 %g)\">"
-               "loss</text>\n", (Tp + H - Bt) / 2, (Tp + H - Bt) / 2);
-    fprintf(f, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"");
-    for (int i = 0; i < n; i++) {
-        if (!isfinite(rows[i].loss)) continue;
-        double x = L + (W - L - R) * (rows[i].step - s0) / (double)(s1 - s0);
-        double y = H - Bt - (H - Tp - Bt) * (rows[i].loss - lo) / (hi - lo);
-        fprintf(f, "%.1f,%.1f ", x, y);
-    }
-    fprintf(f, "\"/>\n</svg>\n");
-    return fclose(f) == 0 ? 0 : t2_err_set(T2_EIO, "%s: write failed", path);
-}
-
-static void fmt_time(char *buf, size_t n, double s) {
-    if (!(s >= 0) || s > 1e7) snprintf(buf, n, "?");
-    else if (s < 60) snprintf(buf, n, "%.0fs", s);
-    else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
-    else snprintf(buf, n, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
+    free(x);
+    free(y);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -580,7 +536,7 @@ setup_done:
             }
             char eta[32];
             double per = (now - t_run) / (step - start);
-            fmt_time(eta, sizeof eta, per * (o->steps - step));
+            cli_fmt_time(eta, sizeof eta, per * (o->steps - step));
             if (is_tty) {
                 fprintf(stderr, "\r\033[Kstep %d/%d  loss %.4f  lr %.2e  |g| %.3f  %.0f tok/s  "
                         "ETA %s", step, o->steps, sum[0], (double)lr, (double)gnorm,

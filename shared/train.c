@@ -152,6 +152,7 @@ void t2_train_destroy(t2_train **trp) {
     free(tr->tokens);
     free(tr->tgt);
     free(tr->wts);
+    free(tr->kl_ref);
     free(tr->cos_t);
     free(tr->sin_t);
     t2_model_destroy(&tr->view);
@@ -481,6 +482,7 @@ int t2_train_forward(t2_train *tr, t2_pool *pool, const int *inputs, const int *
     const int H = c->n_heads, K = c->n_kv_heads, hd = c->head_dim;
     const int QD = H * hd, KVD = K * hd;
     tr->have_fwd = 0;
+    tr->kl_on = 0;
     if (B <= 0 || T <= 0 || B > tr->max_B || T > tr->max_T)
         return t2_err_set(T2_ERANGE, "train forward: batch %d x %d exceeds the trainer's %d x %d",
                           B, T, tr->max_B, tr->max_T);
@@ -574,6 +576,60 @@ int t2_train_forward(t2_train *tr, t2_pool *pool, const int *inputs, const int *
 
 const float *t2_train_token_nll(const t2_train *tr) { return tr->acts.nll; }
 
+const float *t2_train_probs(const t2_train *tr) { return tr->have_fwd ? tr->acts.probs : NULL; }
+
+int t2_train_set_kl(t2_train *tr, const float *ref, float lambda, double *kl) {
+    if (!tr->have_fwd)
+        return t2_err_set(T2_EINVAL, "train KL: no forward with targets to add the penalty to");
+    if (!(lambda >= 0) || !isfinite(lambda))
+        return t2_err_set(T2_EINVAL, "train KL: lambda %g is not a finite number >= 0",
+                          (double)lambda);
+    const int V = tr->cfg.vocab_size, N = tr->B * tr->T;
+    const size_t cap = (size_t)tr->max_B * tr->max_T * V;
+    if (!tr->kl_ref && !(tr->kl_ref = malloc(cap * sizeof(float))))
+        return t2_err_set(T2_ENOMEM, "out of memory for the KL reference (%zu floats)", cap);
+    double sum = 0;
+    for (int t = 0; t < N; t++) {
+        const float *q = ref + (size_t)t * V, *p = tr->acts.probs + (size_t)t * V;
+        float *dst = tr->kl_ref + (size_t)t * V;
+        if (tr->tgt[t] < 0) continue;
+        double qs = 0, row = 0;
+        for (int i = 0; i < V; i++) {
+            if (!(q[i] >= 0) || !isfinite(q[i]))
+                return t2_err_set(T2_EINVAL, "train KL: reference row %d has %g at %d", t,
+                                  (double)q[i], i);
+            qs += q[i];
+            if (q[i] > 0) row += q[i] * (log(q[i]) - log(fmax(p[i], 1e-30)));
+        }
+        if (fabs(qs - 1.0) > 1e-3)
+            return t2_err_set(T2_EINVAL, "train KL: reference row %d sums to %g, not 1", t, qs);
+        memcpy(dst, q, (size_t)V * sizeof(float));
+        sum += row;
+    }
+    tr->kl_lambda = lambda;
+    tr->kl_on = lambda > 0;
+    if (kl) *kl = tr->norm != 0 ? sum / tr->norm : 0.0;
+    return 0;
+}
+
+/* dlogits of the loss with the KL term: w_t / norm * (p - onehot) + lambda / norm * (p - ref) */
+static void kl_crossentropy_backward(t2_train *tr, float scale) {
+    const int V = tr->cfg.vocab_size, N = tr->B * tr->T;
+    const float ks = tr->kl_lambda * scale;
+    for (int t = 0; t < N; t++) {
+        float *p = tr->acts.probs + (size_t)t * V;
+        const float *q = tr->kl_ref + (size_t)t * V;
+        const int y = tr->tgt[t];
+        if (y < 0) {
+            memset(p, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        const float w = (tr->has_wts ? tr->wts[t] : 1.0f) * scale;
+        for (int i = 0; i < V; i++) p[i] = p[i] * (w + ks) - ks * q[i];
+        p[y] -= w;
+    }
+}
+
 int t2_train_backward(t2_train *tr, t2_pool *pool) {
     if (!tr->have_fwd)
         return t2_err_set(T2_EINVAL, "train backward: no forward with targets to differentiate");
@@ -594,8 +650,12 @@ int t2_train_backward(t2_train *tr, t2_pool *pool) {
 
     /* loss = sum_t w_t nll_t / norm: dlogits = w_t / norm * (p - onehot) */
     float scale = tr->norm != 0 ? 1.0f / tr->norm : 0.0f;
-    t2_tk_crossentropy_backward(pool, a->probs, tr->tgt, tr->has_wts ? tr->wts : NULL, scale, N,
-                                V);
+    if (tr->kl_on)
+        kl_crossentropy_backward(tr, scale);
+    else
+        t2_tk_crossentropy_backward(pool, a->probs, tr->tgt, tr->has_wts ? tr->wts : NULL, scale,
+                                    N, V);
+    tr->kl_on = 0;
     memset(a->dxn, 0, ND * sizeof(float));
     t2_tk_matmul_backward(pool, a->dxn, svf ? NULL : g->output, a->probs, a->xn_final, p->output,
                           N, D, V);

@@ -188,6 +188,18 @@ int t2_train_forward(t2_train *tr, t2_pool *pool, const int *inputs, const int *
                      const float *weights, int B, int T, float norm, float *loss);
 /* Per-token -log p(target) of the last forward (B*T floats; 0 where ignored). */
 const float *t2_train_token_nll(const t2_train *tr);
+/* The next-token probabilities of the last forward with targets: B*T rows of V floats (row t
+ * after input t). Valid until t2_train_backward (which overwrites them) or the next forward. */
+const float *t2_train_probs(const t2_train *tr);
+/* KL penalty to a reference model (REINFORCE's lambda * KL(pi_ref || pi), DESIGN §1): after a
+ * forward with targets, make its loss
+ *     sum_t w_t nll_t / norm  +  lambda * sum_t KL(ref_t || p_t) / norm
+ * over the positions with a target (ref: B*T rows of V probabilities of the reference model,
+ * e.g. t2_train_probs of a forward with the base weights, copied; read now, not kept). *kl
+ * (may be NULL) gets sum_t KL(ref_t || p_t) / norm. The next backward adds the term's gradient,
+ * lambda / norm * (p_t - ref_t) on the logits. Errors: T2_EINVAL (no forward with targets,
+ * lambda negative or not finite, a ref row that is not a distribution). */
+int t2_train_set_kl(t2_train *tr, const float *ref, float lambda, double *kl);
 /* Add the gradient of the last forward's loss to the gradients (dense weights, or p in SVF
  * mode). The forward's probabilities are consumed: call once per forward. */
 int t2_train_backward(t2_train *tr, t2_pool *pool);

@@ -63,6 +63,10 @@ struct t2_train {
     int *tokens, *tgt;
     float *wts, norm;
     double loss;
+    /* KL penalty of the last forward (t2_train_set_kl): lambda / norm * (p - kl_ref) */
+    float *kl_ref; /* (max_B * max_T, V), allocated on first use */
+    float kl_lambda;
+    int kl_on;
     /* SVF */
     int svf, n_svf, svf_rmax;
     t2_svf_opts svf_opts;

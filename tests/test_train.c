@@ -1,5 +1,7 @@
 /* test_train.c - unit tests of the trainer (shared/train*.c): learning, exact resume, clipping,
- * LR schedule, AdamW, SVF mode, consistency with the inference engine, thread independence. */
+ * LR schedule, AdamW, SVF mode, consistency with the inference engine, thread independence,
+ * the REINFORCE loss's KL penalty and the LoRA adapters' chain rule (against finite differences). */
+#include "lora.h"
 #include "t2_err.h"
 #include "t2_test.h"
 #include "train.h"
@@ -378,6 +380,153 @@ static void test_view_roundtrip(void) {
     t2_train_destroy(&tr);
 }
 
+/* loss + lambda * KL(ref || p) at the trainer's current parameters (forward only). */
+static double kl_objective(t2_train *tr, const int *in, const int *tg, const float *w, int B,
+                           int T, const float *ref, float lambda) {
+    float loss = 0;
+    double kl = 0;
+    T2_CHECK(t2_train_forward(tr, NULL, in, tg, w, B, T, (float)B, &loss) == 0);
+    T2_CHECK(t2_train_set_kl(tr, ref, lambda, &kl) == 0);
+    return loss + lambda * kl;
+}
+
+/* The REINFORCE loss with its KL penalty: gradient w.r.t. p against central differences, KL 0
+ * at the reference itself, and bad references refused. */
+static void test_kl_penalty(void) {
+    const int B = 2, T = 8, V = 11;
+    const float lambda = 0.7f;
+    t2_train *tr = tiny_trainer(0, B, T, 21);
+    int in[16], tg[16];
+    float w[16];
+    uint64_t r = 5;
+    draw_batch(&r, in, tg, B, T, V);
+    for (int t = 0; t < B * T; t++) {
+        w[t] = t < T ? 1.0f : -1.0f; /* one rewarded, one penalised sequence */
+        if (t % T < 3) tg[t] = -1;   /* the "prompt" has no targets */
+    }
+    tu_factors fac;
+    T2_CHECK(tu_factors_compute(&fac, tr, T2_TARGETS_MLP) == 0);
+    t2_svf_opts o;
+    t2_svf_opts_default(&o);
+    T2_CHECK(t2_train_svf_enable(tr, &o, fac.f, fac.n) == 0);
+    size_t np;
+    float *p = t2_train_trainable(tr, &np);
+    /* the reference: the base model (uniform p) */
+    float *ref = malloc((size_t)B * T * V * sizeof(float));
+    T2_CHECK(t2_train_forward(tr, NULL, in, tg, w, B, T, (float)B, NULL) == 0);
+    memcpy(ref, t2_train_probs(tr), (size_t)B * T * V * sizeof(float));
+    double kl0 = -1;
+    T2_CHECK(t2_train_set_kl(tr, ref, lambda, &kl0) == 0);
+    T2_CHECK_NEAR(kl0, 0.0, 1e-6);
+    /* move away from the reference */
+    for (size_t i = 0; i < np; i++) p[i] = 0.1f + 0.8f * (float)((tu_rng(&r) % 1000) / 1000.0 - 0.5);
+    t2_train_zero_grad(tr);
+    double f0 = kl_objective(tr, in, tg, w, B, T, ref, lambda);
+    T2_CHECK(t2_train_backward(tr, NULL) == 0);
+    float *dp = t2_train_grads_buf(tr, NULL);
+    float *g = malloc(np * sizeof(float));
+    memcpy(g, dp, np * sizeof(float));
+    double worst = 0, gmax = 0;
+    for (size_t i = 0; i < np; i += 7) {
+        const float h = 1e-2f, keep = p[i];
+        p[i] = keep + h;
+        double fp = kl_objective(tr, in, tg, w, B, T, ref, lambda);
+        p[i] = keep - h;
+        double fm = kl_objective(tr, in, tg, w, B, T, ref, lambda);
+        p[i] = keep;
+        double num = (fp - fm) / (2 * h);
+        worst = fmax(worst, fabs(num - g[i]));
+        gmax = fmax(gmax, fabs(g[i]));
+    }
+    T2_CHECK_MSG(gmax > 1e-4, "the gradient is not trivially zero (max %g)", gmax);
+    T2_CHECK_MSG(worst < 2e-3 + 2e-2 * gmax, "KL-penalised gradient vs finite differences: worst "
+                 "difference %g (max |g| %g, objective %g)", worst, gmax, f0);
+    /* the KL term has a gradient of its own: with zero rewards only it moves p */
+    float w0[16] = {0};
+    t2_train_zero_grad(tr);
+    kl_objective(tr, in, tg, w0, B, T, ref, lambda);
+    T2_CHECK(t2_train_backward(tr, NULL) == 0);
+    T2_CHECK(sqrt(t2_tk_sumsq(dp, np)) > 1e-5);
+    /* refused: no forward, negative lambda, a row that is not a distribution */
+    T2_CHECK_EQ_INT(t2_train_set_kl(tr, ref, lambda, NULL), T2_EINVAL);
+    T2_CHECK(t2_train_forward(tr, NULL, in, tg, w, B, T, (float)B, NULL) == 0);
+    T2_CHECK_EQ_INT(t2_train_set_kl(tr, ref, -1.0f, NULL), T2_EINVAL);
+    ref[3 * V] += 0.5f;
+    T2_CHECK_EQ_INT(t2_train_set_kl(tr, ref, lambda, NULL), T2_EINVAL);
+    free(g);
+    free(ref);
+    t2_train_destroy(&tr);
+    tu_factors_free(&fac);
+}
+
+/* LoRA: B = 0 leaves the model unchanged; dA and dB from the dense gradient match central
+ * differences of the loss; updates move only the adapters. */
+static void test_lora(void) {
+    const int B = 2, T = 8, V = 11;
+    t2_train *tr = tiny_trainer(0, B, T, 31);
+    int in[16], tg[16];
+    uint64_t r = 9;
+    draw_batch(&r, in, tg, B, T, V);
+    float base = 0, l1 = 0;
+    T2_CHECK(t2_train_forward(tr, NULL, in, tg, NULL, B, T, 0, &base) == 0);
+    t2_lora *lo = NULL;
+    T2_CHECK_EQ_INT(t2_lora_new(&lo, tr, T2_TARGETS_MLP, 99, 0, 1), T2_EINVAL); /* rank too big */
+    T2_CHECK(t2_lora_new(&lo, tr, T2_TARGETS_MLP, 2, 0, 1) == 0);
+    size_t n;
+    float *ab = t2_lora_params(lo, &n);
+    T2_CHECK_EQ_INT(n, 2 * 3 * 2 * (16 + 24)); /* layers x matrices x rank x (rows + cols) */
+    t2_lora_apply(lo, NULL);
+    T2_CHECK(t2_train_forward(tr, NULL, in, tg, NULL, B, T, 0, &l1) == 0);
+    T2_CHECK(l1 == base);
+    for (size_t i = 0; i < n; i++) ab[i] = 0.3f * (float)((tu_rng(&r) % 1000) / 1000.0 - 0.5);
+    t2_lora_apply(lo, NULL);
+    t2_train_zero_grad(tr);
+    t2_lora_zero_grad(lo);
+    T2_CHECK(t2_train_forward(tr, NULL, in, tg, NULL, B, T, 0, &l1) == 0);
+    T2_CHECK(t2_train_backward(tr, NULL) == 0);
+    t2_lora_grads(lo, NULL);
+    const float *g = t2_lora_grads_buf(lo, NULL);
+    double worst = 0, gmax = 0;
+    for (size_t i = 0; i < n; i += 5) {
+        const float h = 1e-2f, keep = ab[i];
+        float fp, fm;
+        ab[i] = keep + h;
+        t2_lora_apply(lo, NULL);
+        t2_train_forward(tr, NULL, in, tg, NULL, B, T, 0, &fp);
+        ab[i] = keep - h;
+        t2_lora_apply(lo, NULL);
+        t2_train_forward(tr, NULL, in, tg, NULL, B, T, 0, &fm);
+        ab[i] = keep;
+        double num = ((double)fp - fm) / (2 * h);
+        worst = fmax(worst, fabs(num - g[i]));
+        gmax = fmax(gmax, fabs(g[i]));
+    }
+    T2_CHECK_MSG(gmax > 1e-4, "the gradient is not trivially zero (max %g)", gmax);
+    T2_CHECK_MSG(worst < 2e-3 + 2e-2 * gmax, "LoRA gradient vs finite differences: worst "
+                 "difference %g (max |g| %g)", worst, gmax);
+    /* a few Adam steps lower the loss; the embedding is untouched */
+    t2_train_params *pp = t2_train_params_of(tr);
+    float emb0 = pp->token_embd[5];
+    t2_adamw_opts ao;
+    t2_adamw_opts_default(&ao);
+    float first = 0, last = 0;
+    for (int s = 0; s < 20; s++) {
+        t2_lora_apply(lo, NULL);
+        t2_train_zero_grad(tr);
+        t2_lora_zero_grad(lo);
+        t2_train_forward(tr, NULL, in, tg, NULL, B, T, 0, &last);
+        t2_train_backward(tr, NULL);
+        t2_lora_grads(lo, NULL);
+        t2_lora_clip_grad(lo, 1.0f);
+        T2_CHECK(t2_lora_update(lo, 0.02f, &ao) == 0);
+        if (!s) first = last;
+    }
+    T2_CHECK_MSG(last < first, "LoRA loss %g -> %g", (double)first, (double)last);
+    T2_CHECK(pp->token_embd[5] == emb0);
+    t2_lora_destroy(&lo);
+    t2_train_destroy(&tr);
+}
+
 int main(void) {
     T2_RUN(test_loss_decreases);
     T2_RUN(test_forward_matches_inference);
@@ -387,5 +536,7 @@ int main(void) {
     T2_RUN(test_grad_accumulation);
     T2_RUN(test_svf_mode);
     T2_RUN(test_view_roundtrip);
+    T2_RUN(test_kl_penalty);
+    T2_RUN(test_lora);
     return T2_TEST_END();
 }

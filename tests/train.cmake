@@ -16,3 +16,6 @@ t2_add_script_test(train_cli unit bash ${CMAKE_CURRENT_SOURCE_DIR}/train_cli.sh)
 
 # Data parallelism: mpirun -np 2 and -np 1 give the same loss curve (1e-4 relative).
 t2_add_script_test(train_mpi mpi bash ${CMAKE_CURRENT_SOURCE_DIR}/train_mpi.sh)
+
+# `t2 svf`: REINFORCE experts and the LoRA baseline end to end; 2 ranks == 1 rank.
+t2_add_script_test(svf_train mpi bash ${CMAKE_CURRENT_SOURCE_DIR}/svf_train.sh)
