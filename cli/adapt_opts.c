@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int cli_adapt_opt(cli_adapt *o, const char *cmd, int c, const char *arg) {
     switch (c) {
@@ -133,4 +134,35 @@ const char *cli_adapt_describe(const cli_adapt *o, char *buf, size_t cap) {
         n += (size_t)snprintf(buf + n, cap - n, "%s%s=%g", i ? "," : "", o->experts[i]->name,
                               (double)o->alpha[i]);
     return buf;
+}
+
+int cli_experts_dir(const cli_adapt *o, char *buf, size_t cap) {
+    if (o->experts_dir) {
+        snprintf(buf, cap, "%s", o->experts_dir);
+    } else {
+        char tmp[4096];
+        snprintf(tmp, sizeof tmp, "%s", o->factors_path ? o->factors_path : ".");
+        snprintf(buf, cap, "%s", dirname(tmp));
+    }
+    struct stat sb;
+    if (stat(buf, &sb) < 0 || !S_ISDIR(sb.st_mode))
+        return t2_err_set(T2_ENOTFOUND, "experts folder %s: %s", buf,
+                          stat(buf, &sb) < 0 ? strerror(errno) : "not a folder");
+    return 0;
+}
+
+int cli_expert_load_named(const char *dir, const char *name, const t2_factors *f,
+                          const char *what, t2_expert **out) {
+    *out = NULL;
+    if (!what) what = "expert";
+    if (!*name || strlen(name) > 64 || strchr(name, '/') || !strcmp(name, ".") ||
+        !strcmp(name, ".."))
+        return t2_err_set(T2_EINVAL, "%s '%s' is not an expert name (1..64 characters, no '/')",
+                          what, name);
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s.gguf", dir, name);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return t2_err_set(T2_ENOTFOUND, "%s '%s' not found (no %s)", what, name, path);
+    fclose(fp);
+    return t2_expert_load(out, path, f);
 }

@@ -39,4 +39,13 @@ void cli_adapt_free(cli_adapt *o);
 /* "base" or a short description of the mixture, into buf. */
 const char *cli_adapt_describe(const cli_adapt *o, char *buf, size_t cap);
 
+/* The folder where experts are found by name: --experts DIR, else the factors' folder. Into buf;
+ * T2_ENOTFOUND (message naming it) if it is not a folder. */
+int cli_experts_dir(const cli_adapt *o, char *buf, size_t cap);
+/* Load the expert DIR/NAME.gguf, checked against the factors. `what` says what it is for in the
+ * messages ("expert 'mc' for label reasoning not found (no DIR/mc.gguf)"); NULL: "expert". A
+ * name with '/' or "." / ".." is refused (T2_EINVAL). */
+int cli_expert_load_named(const char *dir, const char *name, const t2_factors *f,
+                          const char *what, t2_expert **out);
+
 #endif

@@ -13,6 +13,7 @@ int t2_cmd_convert(int argc, char **argv);
 int t2_cmd_init(int argc, char **argv);
 int t2_cmd_train(int argc, char **argv);
 int t2_cmd_eval(int argc, char **argv);
+int t2_cmd_adapt(int argc, char **argv);
 int t2_cmd_tasks(int argc, char **argv);
 int t2_cmd_decompose(int argc, char **argv);
 int t2_cmd_expert(int argc, char **argv);

@@ -1,12 +1,17 @@
-/* t2 eval: accuracy of a model (optionally adapted with SVF experts) on task families.
+/* t2 eval: accuracy of a model (optionally adapted with SVF experts) on task families, with the
+ * Transformer² adaptation strategies measured like the paper.
  *
  *   t2 eval -m models/t2-base.gguf --task math,code,mc --n 500
+ *   t2 eval -m models/t2-base.gguf --task math,code,mc --strategy prompt --factors F.gguf \
+ *           --experts experts/
  *
  * Each item's prompt is given as PROMPT "\n" (T2_TASK_SEP); the answer is generated with
- * continuous batching (shared/generate.h: up to --batch sequences in flight, one
- * multi-sequence step per token) and scored with the family's scorer (shared/tasks.h). Code
- * families are scored in sandboxes, -j at a time, after generation. The table, the 95 % Wilson
- * interval and a summary line go to stdout; per-item rows to --csv.
+ * continuous batching and scored by the family's scorer (shared/task_eval.h; code families of
+ * real data run their sandboxes -j at a time, after generation). --strategy picks each item's
+ * adaptation (cli/strategy.h): none, a pass 1 that classifies the prompt (prompt / classifier:
+ * the label selects an expert), or a task profile. The table (accuracy, 95 % Wilson interval,
+ * the wall time of pass 1 and pass 2 per family), pass 1's confusion matrix and a summary line go
+ * to stdout; per-item rows to --csv.
  */
 #include "cli.h"
 
@@ -16,15 +21,15 @@
 #include "model.h"
 #include "platform.h"
 #include "pool.h"
+#include "strategy.h"
 #include "t2_err.h"
+#include "task_eval.h"
 #include "tasks.h"
 #include "tokenizer.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +38,9 @@
 static const char eval_help[] =
     "usage: t2 eval -m MODEL --task FAMILY[,FAMILY...] [--split S] [--n N] [--seed S]\n"
     "               [--expert E | --mix ... --factors F] [--batch B] [-j T] [--csv FILE]\n"
-    "               [--max-tokens N] [-z TOK] [options]\n\n"
+    "               [--max-tokens N] [-z TOK] [options]\n"
+    "       t2 eval -m MODEL --task ... --strategy prompt|classifier|profile:FILE\n"
+    "               --factors F [--experts DIR] [--classifier NAME] [--labels MAP] [options]\n\n"
     "Accuracy of a model on task families (t2 tasks list): each item's prompt is given as\n"
     "PROMPT + newline, the answer is generated (greedy by default) with up to B sequences in\n"
     "flight, and scored by the family's scorer. Prints a table with the accuracy and its 95 %\n"
@@ -51,12 +58,29 @@ static const char eval_help[] =
     "                         blank (at an empty line; default for real data) or none\n"
     "  -t, --temperature T    0 = greedy (default 0)\n"
     "      --top-p P          nucleus threshold for T > 0 (default 1 = off)\n"
-    "      --csv FILE         per item: id,family,correct,extracted,gen_tokens,stop,generation\n"
+    "      --csv FILE         per item: id,family,correct,extracted,gen_tokens,stop,strategy,\n"
+    "                         label,expert,generation\n"
     "      --data DIR         real data sets folder (default $T2_DATA, $T2_ASSETS/data,\n"
     "                         ../shared/assets/data)\n"
     "      --timeout S        code families: sandbox limit per program (default 10)\n"
     "  -v, --verbose          print every item (id, verdict, extracted answer, generation)\n"
     CLI_ADAPT_HELP
+    "\nstrategies (two-pass inference, DESIGN.md section 1; experts are DIR/NAME.gguf):\n"
+    "  --strategy S           none (default: base weights or --expert/--mix),\n"
+    "                         prompt (pass 1: the base model answers \"Classify: PROMPT\",\n"
+    "                         greedy, 24 tokens, stop at the newline; the \\boxed{label} picks\n"
+    "                         the expert, no label = other; pass 2: the answer with that\n"
+    "                         expert),\n"
+    "                         classifier (the same, pass 1 run with the classifier expert),\n"
+    "                         profile:FILE (the task profile's mixture, from t2 adapt, for every\n"
+    "                         item; no pass 1)\n"
+    "  --classifier NAME      the classifier expert (default classify)\n"
+    "  --labels MAP           label -> expert, LABEL=NAME,... (an empty NAME: base weights);\n"
+    "                         labels not named keep the default code=code,math=math,\n"
+    "                         reasoning=mc,other=\n"
+    "The table then has the wall time of pass 1 and pass 2 per family; prompt and classifier\n"
+    "print pass 1's confusion matrix (rows: the items' true label, columns: the predicted one)\n"
+    "and the classification accuracy of each family.\n"
     "\nA prompt that leaves too little room in the context for the answer (--max-tokens, at\n"
     "most half the context) is cut from the left, keeping BOS and its last tokens; the count\n"
     "is reported. Exit status 0 on success, 1 if something failed, 2 for a bad invocation.\n";
@@ -72,6 +96,13 @@ static void wilson(int k, int n, double *lo, double *hi) {
     const double h = z * sqrt(p * (1 - p) / n + z2n / (4.0 * n)) / (1 + z2n);
     *lo = c - h < 0 ? 0 : c - h;
     *hi = c + h > 1 ? 1 : c + h;
+}
+
+static const char *interval(int k, int n, char *buf, size_t cap) {
+    double lo, hi;
+    wilson(k, n, &lo, &hi);
+    snprintf(buf, cap, "[%.1f, %.1f]%%", 100 * lo, 100 * hi);
+    return buf;
 }
 
 /* A CSV field (RFC 4180): quoted when it holds a comma, quote or line break. */
@@ -100,45 +131,10 @@ static void show(FILE *f, const char *s, size_t max) {
     if (*s) fputs("...", f);
 }
 
-/* ---- scoring, in parallel for code families ---- */
-
-typedef struct {
-    const t2_task_set *set;
-    const t2_gen_result *res;
-    t2_task_score *scores;
-    int *rcs;
-    int n;
-    atomic_int next;
-} score_job;
-
-static void *score_worker(void *arg) {
-    score_job *j = arg;
-    for (;;) {
-        int i = atomic_fetch_add(&j->next, 1);
-        if (i >= j->n) break;
-        const char *gen = j->res[i].text ? j->res[i].text : "";
-        j->rcs[i] = t2_task_score_item(j->set, t2_task_set_item(j->set, (size_t)i), gen,
-                                       &j->scores[i]);
-        if (j->rcs[i] < 0)
-            snprintf(j->scores[i].detail, sizeof j->scores[i].detail, "%s", t2_err_msg());
-    }
-    return NULL;
-}
-
-static void score_all(score_job *j, int threads) {
-    atomic_init(&j->next, 0);
-    pthread_t th[64];
-    int nt = threads < 64 ? threads : 64, started = 0;
-    for (int i = 1; i < nt && i < j->n; i++)
-        if (pthread_create(&th[started], NULL, score_worker, j) == 0) started++;
-    score_worker(j);
-    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
-}
-
 /* ---- progress ---- */
 
 typedef struct {
-    const char *family;
+    const char *family, *what;
     int n, done, tty;
     double t0, last;
 } progress;
@@ -150,8 +146,8 @@ static void on_done(void *ctx, int index, const t2_gen_result *r) {
     p->done++;
     double now = t2_now();
     if (p->tty && (now - p->last > 0.2 || p->done == p->n)) {
-        fprintf(stderr, "\r\033[Kt2 eval: %s: %d/%d generated (%.1f s)", p->family, p->done, p->n,
-                now - p->t0);
+        fprintf(stderr, "\r\033[Kt2 eval: %s: %d/%d %s (%.1f s)", p->family, p->done, p->n,
+                p->what, now - p->t0);
         if (p->done == p->n) fputc('\n', stderr);
         p->last = now;
     }
@@ -164,8 +160,68 @@ typedef struct {
     const char *split;
     int n, correct, failed, truncated, score_errors;
     int64_t prompt_tokens, gen_tokens;
-    double gen_seconds, score_seconds;
+    double gen_seconds, pass1_seconds, pass2_seconds;
+    int conf[T2_LABEL_COUNT][T2_LABEL_COUNT]; /* pass 1: [true label][predicted] */
+    int class_correct;
 } fam_row;
+
+enum { OPT_STRATEGY = 0x200, OPT_CLASSIFIER, OPT_LABELS };
+
+/* What the expert column of the CSV says for strategy none. */
+static const char *none_expert(const cli_adapt *ad) {
+    if (!ad->adapt) return "base";
+    if (ad->expert_path && ad->n_experts == 1) return ad->experts[0]->name;
+    return ad->mix ? ad->mix : "mix";
+}
+
+static void print_confusion(const fam_row *rows, int n_fams, const cli_strategy *strat) {
+    int conf[T2_LABEL_COUNT][T2_LABEL_COUNT] = {{0}};
+    int tot_n = 0, tot_ok = 0;
+    for (int fi = 0; fi < n_fams; fi++) {
+        if (rows[fi].n < 0) continue;
+        for (int t = 0; t < T2_LABEL_COUNT; t++)
+            for (int p = 0; p < T2_LABEL_COUNT; p++) conf[t][p] += rows[fi].conf[t][p];
+        tot_n += rows[fi].n;
+        tot_ok += rows[fi].class_correct;
+    }
+    printf("\npass 1 (%s): confusion matrix, rows = true label (the items'), columns = "
+           "predicted\n", strat->kind == CLI_STRAT_PROMPT ? "prompt, base weights"
+                                                         : "classifier expert");
+    printf("%-14s", "true label");
+    for (int p = 0; p < T2_LABEL_COUNT; p++) printf(" %9s", t2_task_label_name(p));
+    printf(" %7s %9s\n", "n", "accuracy");
+    int col[T2_LABEL_COUNT] = {0};
+    for (int t = 0; t < T2_LABEL_COUNT; t++) {
+        int n = 0;
+        printf("%-14s", t2_task_label_name(t));
+        for (int p = 0; p < T2_LABEL_COUNT; p++) {
+            printf(" %9d", conf[t][p]);
+            n += conf[t][p];
+            col[p] += conf[t][p];
+        }
+        if (n) printf(" %7d %8.1f%%\n", n, 100.0 * conf[t][t] / n);
+        else printf(" %7d %9s\n", n, "-");
+    }
+    printf("%-14s", "all");
+    for (int p = 0; p < T2_LABEL_COUNT; p++) printf(" %9d", col[p]);
+    printf(" %7d %8.1f%%\n", tot_n, tot_n ? 100.0 * tot_ok / tot_n : 0.0);
+
+    printf("\nclassification accuracy per family (pass 1), label -> expert: ");
+    for (int l = 0; l < T2_LABEL_COUNT; l++)
+        printf("%s%s=%s", l ? " " : "", t2_task_label_name(l), cli_strategy_label_expert(strat, l));
+    printf("\n%-14s %-10s %6s %8s %9s %17s\n", "family", "label", "n", "correct", "accuracy",
+           "95% interval");
+    for (int fi = 0; fi < n_fams; fi++) {
+        const fam_row *r = &rows[fi];
+        if (r->n < 0) continue;
+        const t2_task_family *f = t2_task_family_find(r->name);
+        char iv[40];
+        printf("%-14s %-10s %6d %8d %8.1f%% %17s\n", r->name,
+               f ? t2_task_label_name(f->label) : "?", r->n, r->class_correct,
+               r->n ? 100.0 * r->class_correct / r->n : 0.0,
+               interval(r->class_correct, r->n, iv, sizeof iv));
+    }
+}
 
 int t2_cmd_eval(int argc, char **argv) {
     const char *cmd = "eval", *model_path = NULL, *tok_path = NULL, *tasks = NULL;
@@ -183,9 +239,14 @@ int t2_cmd_eval(int argc, char **argv) {
         {"temperature", required_argument, 0, 't'}, {"top-p", required_argument, 0, 'P'},
         {"csv", required_argument, 0, 'C'},       {"data", required_argument, 0, 'D'},
         {"timeout", required_argument, 0, 'O'},   {"verbose", no_argument, 0, 'v'},
+        {"strategy", required_argument, 0, OPT_STRATEGY},
+        {"classifier", required_argument, 0, OPT_CLASSIFIER},
+        {"labels", required_argument, 0, OPT_LABELS},
         {"help", no_argument, 0, 'h'},            CLI_ADAPT_OPTIONS,
         {0, 0, 0, 0}};
     cli_adapt ad = {.mode = T2_APPLY_MERGED};
+    cli_strategy strat;
+    cli_strategy_init(&strat);
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:z:j:t:s:vh", opts, NULL)) != -1) {
@@ -218,6 +279,19 @@ int t2_cmd_eval(int argc, char **argv) {
         case 'D': data_dir = optarg; break;
         case 'O': if (cli_float(cmd, "--timeout", optarg, 0.1, 3600, &timeout)) return 2; break;
         case 'v': verbose = 1; break;
+        case OPT_STRATEGY:
+            if (cli_strategy_parse(&strat, optarg) < 0)
+                return cli_usage_error(cmd, "%s", t2_err_msg());
+            break;
+        case OPT_CLASSIFIER:
+            if (!*optarg || strlen(optarg) > 64 || strchr(optarg, '/'))
+                return cli_usage_error(cmd, "--classifier: '%s' is not an expert name", optarg);
+            strat.classifier = optarg;
+            break;
+        case OPT_LABELS:
+            if (cli_strategy_labels(&strat, optarg) < 0)
+                return cli_usage_error(cmd, "%s", t2_err_msg());
+            break;
         case 'h': fputs(eval_help, stdout); return 0;
         default: {
             int r = cli_adapt_opt(&ad, cmd, c, optarg);
@@ -230,6 +304,13 @@ int t2_cmd_eval(int argc, char **argv) {
     if (!model_path) return cli_usage_error(cmd, "no model: give -m MODEL");
     if (!tasks || !*tasks)
         return cli_usage_error(cmd, "no task: give --task FAMILY (t2 tasks list)");
+    if (strat.kind != CLI_STRAT_NONE && (ad.expert_path || ad.mix))
+        return cli_usage_error(cmd, "--strategy %s and --expert/--mix exclude each other",
+                               cli_strategy_name(&strat));
+    if (strat.kind != CLI_STRAT_NONE && !ad.factors_path)
+        return cli_usage_error(cmd, "--strategy %s needs --factors F.gguf (made by t2 decompose)",
+                               cli_strategy_name(&strat));
+    const int two_pass = cli_strategy_two_pass(&strat);
 
     /* the families, checked before anything is loaded */
     char *list = strdup(tasks);
@@ -262,11 +343,11 @@ int t2_cmd_eval(int argc, char **argv) {
     FILE *csv = NULL;
     fam_row *rows = calloc((size_t)n_fams, sizeof *rows);
     t2_task_set *set = NULL;
-    t2_gen_request *reqs = NULL;
-    t2_gen_result *res = NULL;
-    t2_task_score *scores = NULL;
-    int *rcs = NULL, n_res = 0;
-    char **prompts = NULL;
+    t2_teval_result res = {0};
+    t2_task_label *pred = NULL;
+    const t2_adapt **adapts = NULL;
+    t2_gen_result *cgen = NULL;
+    int n_cgen = 0;
     if (!rows) {
         t2_err_set(T2_ENOMEM, "out of memory");
         rc = cli_fail(cmd);
@@ -279,7 +360,8 @@ int t2_cmd_eval(int argc, char **argv) {
             rc = cli_fail(cmd);
             goto out;
         }
-        fprintf(csv, "id,family,correct,extracted,gen_tokens,stop,generation\n");
+        fprintf(csv, "id,family,correct,extracted,gen_tokens,stop,strategy,label,expert,"
+                     "generation\n");
     }
     double t_load = t2_now();
     if (t2_model_load(&m, model_path) < 0 || t2_model_load_tokenizer(&tok, m, tok_path) < 0) {
@@ -292,12 +374,13 @@ int t2_cmd_eval(int argc, char **argv) {
         rc = cli_fail(cmd);
         goto out;
     }
-    if (cli_adapt_setup(&ad, m, pool) < 0) {
+    if (cli_adapt_setup(&ad, m, pool) < 0 || cli_strategy_setup(&strat, &ad, pool) < 0) {
         rc = cli_fail(cmd);
         goto out;
     }
     char desc[512];
-    cli_adapt_describe(&ad, desc, sizeof desc);
+    if (strat.kind == CLI_STRAT_NONE) cli_adapt_describe(&ad, desc, sizeof desc);
+    else cli_strategy_describe(&strat, desc, sizeof desc);
     printf("t2 eval: %s (%.2f M parameters, %s, context %d), %s\n", model_path,
            (double)t2_model_n_params(m) / 1e6, t2_dtype_name(t2_model_dtype(m)), m->cfg.seq_len,
            desc);
@@ -312,6 +395,8 @@ int t2_cmd_eval(int argc, char **argv) {
 
     const int tty = isatty(2);
     int failed_families = 0, score_failures = 0;
+    char profile_col[80] = "";
+    if (strat.profile) snprintf(profile_col, sizeof profile_col, "profile:%s", strat.profile->name);
     for (int fi = 0; fi < n_fams; fi++) {
         const t2_task_family *fam = fams[fi];
         const int real = fam->kind == T2_KIND_REAL;
@@ -327,86 +412,102 @@ int t2_cmd_eval(int argc, char **argv) {
             row->n = -1;
             continue;
         }
-        int n = (int)t2_task_set_count(set);
-        reqs = calloc((size_t)n + 1, sizeof *reqs);
-        res = calloc((size_t)n + 1, sizeof *res);
-        scores = calloc((size_t)n + 1, sizeof *scores);
-        rcs = calloc((size_t)n + 1, sizeof *rcs);
-        prompts = calloc((size_t)n + 1, sizeof *prompts);
-        if (!reqs || !res || !scores || !rcs || !prompts) {
-            t2_err_set(T2_ENOMEM, "out of memory");
-            rc = cli_fail(cmd);
-            goto out;
-        }
-        for (int i = 0; i < n; i++) {
-            const t2_task_item *it = t2_task_set_item(set, (size_t)i);
-            size_t len = strlen(it->prompt) + strlen(T2_TASK_SEP) + 1;
-            if (!(prompts[i] = malloc(len))) {
+        const int n = (int)t2_task_set_count(set);
+
+        /* pass 1: the label of every item picks its expert */
+        if (two_pass) {
+            pred = calloc((size_t)n + 1, sizeof *pred);
+            adapts = calloc((size_t)n + 1, sizeof *adapts);
+            if (!pred || !adapts) {
                 t2_err_set(T2_ENOMEM, "out of memory");
                 rc = cli_fail(cmd);
                 goto out;
             }
-            snprintf(prompts[i], len, "%s%s", it->prompt, T2_TASK_SEP);
-            reqs[i].prompt = prompts[i];
-            reqs[i].adapt = ad.adapt;
-            reqs[i].seed = seed * 0x9E3779B97F4A7C15ull + (uint64_t)i + 1;
+            double t1 = t2_now();
+            if (t2_task_classify_items(m, tok, pool, set, NULL, n,
+                                       strat.kind == CLI_STRAT_CLASSIFIER ? strat.classifier_adapt
+                                                                          : NULL,
+                                       batch, pred, verbose ? &cgen : NULL, NULL) < 0) {
+                rc = cli_fail(cmd);
+                goto out;
+            }
+            n_cgen = verbose ? n : 0;
+            row->pass1_seconds = t2_now() - t1;
+            for (int k = 0; k < n; k++) {
+                const t2_task_item *it = t2_task_set_item(set, (size_t)k);
+                adapts[k] = strat.label_adapt[pred[k]];
+                row->conf[it->label][pred[k]]++;
+                row->class_correct += pred[k] == it->label;
+            }
         }
-        t2_gen_params gp;
-        t2_gen_params_default(&gp);
-        gp.max_tokens = max_tokens ? max_tokens : real ? 256 : 32;
-        gp.temperature = temp;
-        gp.top_p = top_p;
-        gp.batch = batch;
-        const char *mode = stop_mode ? stop_mode : real ? "blank" : "newline";
-        gp.stop[0] = !strcmp(mode, "newline") ? "\n" : !strcmp(mode, "blank") ? "\n\n" : NULL;
-        progress pr = {.family = fam->name, .n = n, .tty = tty, .t0 = t2_now()};
-        gp.on_done = on_done;
-        gp.on_done_ctx = &pr;
-        t2_gen_stats st;
-        if (t2_generate_batch(m, tok, pool, reqs, n, &gp, res, &st) < 0) {
+
+        /* pass 2: the answers */
+        t2_teval_params tp;
+        t2_teval_params_default(&tp);
+        tp.max_tokens = max_tokens;
+        tp.stop = !stop_mode ? T2_TEVAL_STOP_DEFAULT
+                  : !strcmp(stop_mode, "newline") ? T2_TEVAL_STOP_NEWLINE
+                  : !strcmp(stop_mode, "blank") ? T2_TEVAL_STOP_BLANK : T2_TEVAL_STOP_NONE;
+        tp.temperature = temp;
+        tp.top_p = top_p;
+        tp.batch = batch;
+        tp.seed = seed;
+        tp.score_threads = threads;
+        tp.adapt = strat.kind == CLI_STRAT_PROFILE ? strat.profile_adapt : ad.adapt;
+        progress pr = {.family = fam->name, .what = "generated", .n = n, .tty = tty,
+                       .t0 = t2_now()};
+        tp.on_done = on_done;
+        tp.on_done_ctx = &pr;
+        if (t2_task_eval(m, tok, pool, set, NULL, n, two_pass ? adapts : NULL, &tp, &res) < 0) {
             rc = cli_fail(cmd);
             goto out;
         }
-        n_res = n;
-        double ts = t2_now();
-        score_job job = {.set = set, .res = res, .scores = scores, .rcs = rcs, .n = n};
-        score_all(&job, fam->label == T2_LABEL_CODE && real ? threads : 1);
-        row->score_seconds = t2_now() - ts;
+        row->pass2_seconds = res.seconds;
         row->n = n;
-        row->failed = st.failed;
-        row->truncated = st.truncated;
-        row->prompt_tokens = st.prompt_tokens;
-        row->gen_tokens = st.gen_tokens;
-        row->gen_seconds = st.wall_seconds;
-        int first_err = 0;
-        for (int i = 0; i < n; i++) {
-            const t2_task_item *it = t2_task_set_item(set, (size_t)i);
-            const t2_gen_result *r = &res[i];
-            const int ok = rcs[i] == 0 && scores[i].correct;
-            row->correct += ok;
-            if (rcs[i] < 0) {
-                row->score_errors++;
-                if (row->score_errors == 1)
-                    fprintf(stderr, "t2 eval: %s: scoring failed: %s\n", it->id, scores[i].detail);
-            }
+        row->correct = res.correct;
+        row->failed = res.failed;
+        row->truncated = res.truncated;
+        row->score_errors = res.score_errors;
+        row->prompt_tokens = res.prompt_tokens;
+        row->gen_tokens = res.gen_tokens;
+        row->gen_seconds = res.gen_seconds;
+        int first_err = 0, first_score_err = 0;
+        for (int k = 0; k < n; k++) {
+            const t2_task_item *it = t2_task_set_item(set, (size_t)k);
+            const t2_gen_result *r = &res.gen[k];
+            const t2_teval_item *ti = &res.items[k];
+            const char *label = two_pass ? t2_task_label_name(pred[k]) : "";
+            const char *expert = two_pass ? cli_strategy_label_expert(&strat, pred[k])
+                                 : strat.kind == CLI_STRAT_PROFILE ? profile_col
+                                                                   : none_expert(&ad);
+            if (ti->score_rc < 0 && !first_score_err++)
+                fprintf(stderr, "t2 eval: %s: scoring failed: %s\n", it->id, ti->score.detail);
             if (r->error && !first_err++)
                 fprintf(stderr, "t2 eval: %s: %s\n", it->id, r->message);
             if (verbose) {
-                printf("%-5s %-28s ", ok ? "ok" : "wrong", it->id);
+                printf("%-5s %-28s ", ti->correct ? "ok" : "wrong", it->id);
                 printf("[");
-                show(stdout, rcs[i] == 0 ? scores[i].extracted : "", 24);
+                show(stdout, ti->score_rc == 0 ? ti->score.extracted : "", 24);
                 printf("] ");
                 show(stdout, r->text ? r->text : "", 70);
+                if (two_pass) {
+                    printf("  <- %s -> %s (pass 1: ", label, expert);
+                    show(stdout, cgen && cgen[k].text ? cgen[k].text : "", 40);
+                    printf(")");
+                }
                 printf("\n");
             }
             if (csv) {
                 csv_field(csv, it->id);
                 fputc(',', csv);
                 csv_field(csv, fam->name);
-                fprintf(csv, ",%d,", ok);
-                csv_field(csv, rcs[i] == 0 ? scores[i].extracted : "");
-                fprintf(csv, ",%d,%s,", r->n_gen,
-                        r->error ? "error" : t2_gen_stop_name(r->stop));
+                fprintf(csv, ",%d,", ti->correct);
+                csv_field(csv, ti->score_rc == 0 ? ti->score.extracted : "");
+                fprintf(csv, ",%d,%s,%s,%s,", r->n_gen,
+                        r->error ? "error" : t2_gen_stop_name(r->stop), cli_strategy_name(&strat),
+                        label);
+                csv_field(csv, expert);
+                fputc(',', csv);
                 csv_field(csv, r->text ? r->text : "");
                 fputc('\n', csv);
             }
@@ -414,7 +515,7 @@ int t2_cmd_eval(int argc, char **argv) {
         if (verbose) printf("\n");
         if (!tty)
             fprintf(stderr, "t2 eval: %s: %d items, %d correct, %.1f s\n", fam->name, n,
-                    row->correct, row->gen_seconds + row->score_seconds);
+                    row->correct, row->pass1_seconds + row->pass2_seconds);
         if (row->truncated)
             fprintf(stderr, "t2 eval: %s: %d prompt%s cut from the left (BOS and the last "
                     "tokens kept) to leave room for the answer in the context of %d\n",
@@ -428,63 +529,69 @@ int t2_cmd_eval(int argc, char **argv) {
                     fam->name, row->score_errors, row->score_errors > 1 ? "s" : "");
             score_failures++;
         }
-        t2_gen_results_free(res, n_res);
-        n_res = 0;
-        for (int i = 0; i < n; i++) free(prompts[i]);
-        free(prompts), prompts = NULL;
-        free(reqs), reqs = NULL;
-        free(res), res = NULL;
-        free(scores), scores = NULL;
-        free(rcs), rcs = NULL;
+        t2_teval_result_free(&res);
+        t2_gen_results_free(cgen, n_cgen);
+        free(cgen), cgen = NULL;
+        n_cgen = 0;
+        free(pred), pred = NULL;
+        free(adapts), adapts = NULL;
         t2_task_set_destroy(&set);
     }
 
     /* the table */
-    printf("%-14s %-10s %6s %8s %9s %17s %9s %9s %8s %8s\n", "family", "split", "n", "correct",
-           "accuracy", "95% interval", "prompt", "generated", "tok/s", "seconds");
-    int tot_n = 0, tot_ok = 0;
+    printf("%-14s %-10s %6s %8s %9s %17s %9s %9s %8s %8s %8s %8s\n", "family", "split", "n",
+           "correct", "accuracy", "95% interval", "prompt", "generated", "tok/s", "pass1 s",
+           "pass2 s", "seconds");
+    int tot_n = 0, tot_ok = 0, tot_cls = 0;
     int64_t tot_gen = 0, tot_prompt = 0;
-    double tot_s = 0, tot_gen_s = 0;
+    double tot_gen_s = 0, tot_p1 = 0, tot_p2 = 0;
+    char p1[16];
     for (int fi = 0; fi < n_fams; fi++) {
         const fam_row *r = &rows[fi];
         if (r->n < 0) {
-            printf("%-14s %-10s %6s %8s %9s %17s %9s %9s %8s %8s\n", r->name, r->split, "-", "-",
-                   "failed", "-", "-", "-", "-", "-");
+            printf("%-14s %-10s %6s %8s %9s %17s %9s %9s %8s %8s %8s %8s\n", r->name, r->split,
+                   "-", "-", "failed", "-", "-", "-", "-", "-", "-", "-");
             continue;
         }
-        double lo, hi, s = r->gen_seconds + r->score_seconds;
-        wilson(r->correct, r->n, &lo, &hi);
         char iv[40];
-        snprintf(iv, sizeof iv, "[%.1f, %.1f]%%", 100 * lo, 100 * hi);
-        printf("%-14s %-10s %6d %8d %8.1f%% %17s %9lld %9lld %8.0f %8.2f\n", r->name, r->split,
-               r->n, r->correct, r->n ? 100.0 * r->correct / r->n : 0.0, iv,
-               (long long)r->prompt_tokens, (long long)r->gen_tokens,
-               r->gen_seconds > 0 ? r->gen_tokens / r->gen_seconds : 0.0, s);
+        if (two_pass) snprintf(p1, sizeof p1, "%.2f", r->pass1_seconds);
+        else snprintf(p1, sizeof p1, "-");
+        printf("%-14s %-10s %6d %8d %8.1f%% %17s %9lld %9lld %8.0f %8s %8.2f %8.2f\n", r->name,
+               r->split, r->n, r->correct, r->n ? 100.0 * r->correct / r->n : 0.0,
+               interval(r->correct, r->n, iv, sizeof iv), (long long)r->prompt_tokens,
+               (long long)r->gen_tokens, r->gen_seconds > 0 ? r->gen_tokens / r->gen_seconds : 0.0,
+               p1, r->pass2_seconds, r->pass1_seconds + r->pass2_seconds);
         tot_n += r->n;
         tot_ok += r->correct;
+        tot_cls += r->class_correct;
         tot_gen += r->gen_tokens;
         tot_prompt += r->prompt_tokens;
-        tot_s += s;
         tot_gen_s += r->gen_seconds;
+        tot_p1 += r->pass1_seconds;
+        tot_p2 += r->pass2_seconds;
     }
+    if (two_pass) snprintf(p1, sizeof p1, "%.2f", tot_p1);
+    else snprintf(p1, sizeof p1, "-");
     if (n_fams > 1) {
-        double lo, hi;
-        wilson(tot_ok, tot_n, &lo, &hi);
         char iv[40];
-        snprintf(iv, sizeof iv, "[%.1f, %.1f]%%", 100 * lo, 100 * hi);
-        printf("%-14s %-10s %6d %8d %8.1f%% %17s %9lld %9lld %8.0f %8.2f\n", "all",
-               t2_task_split_name(split), tot_n, tot_ok, tot_n ? 100.0 * tot_ok / tot_n : 0.0, iv,
-               (long long)tot_prompt, (long long)tot_gen, tot_gen_s > 0 ? tot_gen / tot_gen_s : 0.0,
-               tot_s);
+        printf("%-14s %-10s %6d %8d %8.1f%% %17s %9lld %9lld %8.0f %8s %8.2f %8.2f\n", "all",
+               t2_task_split_name(split), tot_n, tot_ok, tot_n ? 100.0 * tot_ok / tot_n : 0.0,
+               interval(tot_ok, tot_n, iv, sizeof iv), (long long)tot_prompt, (long long)tot_gen,
+               tot_gen_s > 0 ? tot_gen / tot_gen_s : 0.0, p1, tot_p2, tot_p1 + tot_p2);
     }
+    if (two_pass) print_confusion(rows, n_fams, &strat);
     {
         double lo, hi;
         wilson(tot_ok, tot_n, &lo, &hi);
-        printf("\nsummary: model=%s adapt=\"%s\" tasks=%s split=%s n=%d correct=%d "
-               "accuracy=%.4f ci95=%.4f,%.4f gen_tokens=%lld tok_s=%.1f seconds=%.2f\n",
-               model_path, desc, tasks, t2_task_split_name(split), tot_n, tot_ok,
-               tot_n ? (double)tot_ok / tot_n : 0.0, lo, hi, (long long)tot_gen,
-               tot_gen_s > 0 ? tot_gen / tot_gen_s : 0.0, tot_s);
+        printf("\nsummary: model=%s adapt=\"%s\" strategy=%s tasks=%s split=%s n=%d correct=%d "
+               "accuracy=%.4f ci95=%.4f,%.4f gen_tokens=%lld tok_s=%.1f seconds=%.2f "
+               "pass1_s=%.2f pass2_s=%.2f",
+               model_path, desc, cli_strategy_name(&strat), tasks, t2_task_split_name(split),
+               tot_n, tot_ok, tot_n ? (double)tot_ok / tot_n : 0.0, lo, hi, (long long)tot_gen,
+               tot_gen_s > 0 ? tot_gen / tot_gen_s : 0.0, tot_p1 + tot_p2, tot_p1, tot_p2);
+        if (two_pass)
+            printf(" class_accuracy=%.4f", tot_n ? (double)tot_cls / tot_n : 0.0);
+        printf("\n");
     }
     fflush(stdout);
     if (csv) {
@@ -500,17 +607,14 @@ int t2_cmd_eval(int argc, char **argv) {
     rc = failed_families || score_failures ? 1 : 0;
 out:
     if (csv) fclose(csv);
-    t2_gen_results_free(res, n_res);
-    free(reqs);
-    free(res);
-    free(scores);
-    free(rcs);
-    if (prompts) {
-        for (size_t i = 0; prompts[i]; i++) free(prompts[i]);
-        free(prompts);
-    }
+    t2_teval_result_free(&res);
+    t2_gen_results_free(cgen, n_cgen);
+    free(cgen);
+    free(pred);
+    free(adapts);
     t2_task_set_destroy(&set);
     free(rows);
+    cli_strategy_free(&strat);
     cli_adapt_free(&ad);
     t2_pool_destroy(&pool);
     t2_tok_destroy(&tok);

@@ -26,6 +26,7 @@ static const struct {
     {"expert", t2_cmd_expert, "create or inspect SVF expert files"},
     {"tasks", t2_cmd_tasks, "task families: list, show, dump training text, score, check-real"},
     {"eval", t2_cmd_eval, "accuracy on task families (batched generation, scorers, CSV)"},
+    {"adapt", t2_cmd_adapt, "few-shot task profile: CEM search of expert mixing weights (MPI)"},
     {"svf", t2_cmd_svf, "train an SVF expert (or a LoRA) on a task family by REINFORCE"},
     {"train", t2_cmd_train, "train a model's weights on a text file (data-parallel with mpirun)"},
     {"logits", t2_cmd_logits, "write the logits of a token sequence (for parity tests)"},

@@ -182,3 +182,31 @@ out:
     t2_gguf_writer_destroy(&w);
     return rc;
 }
+
+int t2_profile_mixture_alpha(const t2_profile *p, const int *rank, int n_slots, float **alpha,
+                             int *n_alpha, int *per_matrix) {
+    *alpha = NULL;
+    *n_alpha = 0;
+    *per_matrix = p->n_matrices > 0;
+    if (!p->n_matrices) {
+        if (!(*alpha = malloc((size_t)p->n_experts * sizeof **alpha)))
+            return t2_err_set(T2_ENOMEM, "out of memory");
+        memcpy(*alpha, p->alpha, (size_t)p->n_experts * sizeof **alpha);
+        *n_alpha = p->n_experts;
+        return 0;
+    }
+    int adapted = 0;
+    for (int i = 0; i < n_slots; i++) adapted += rank[i] > 0;
+    if (adapted != p->n_matrices)
+        return t2_err_set(T2_EMISMATCH,
+                          "profile %s: %d alphas per expert, the experts adapt %d matrices",
+                          p->name, p->n_matrices, adapted);
+    float *a = calloc((size_t)p->n_experts * n_slots, sizeof *a);
+    if (!a) return t2_err_set(T2_ENOMEM, "out of memory");
+    for (int e = 0; e < p->n_experts; e++)
+        for (int i = 0, j = 0; i < n_slots; i++)
+            if (rank[i] > 0) a[(size_t)e * n_slots + i] = p->alpha[(size_t)e * p->n_matrices + j++];
+    *alpha = a;
+    *n_alpha = p->n_experts * n_slots;
+    return 0;
+}

@@ -35,4 +35,14 @@ int t2_profile_load(t2_profile **out, const char *path);
 int t2_profile_save(const t2_profile *p, const char *path);
 void t2_profile_destroy(t2_profile **p);
 
+/* The profile's α in the layout of svf.h's t2_mixture, for experts loaded in the profile's order:
+ * one α per expert: n_experts values (*per_matrix = 0); per matrix: n_experts rows of n_slots
+ * (n_slots = n_layers * T2_N_TARGETS, slot l * T2_N_TARGETS + k), each row spreading the
+ * profile's n_matrices values over the slots with rank[slot] > 0 in ascending order (the model's
+ * order), 0 elsewhere (*per_matrix = 1). rank: the experts' p lengths (t2_expert.rank; experts of
+ * one mixture share targets). *alpha is malloc'd (the caller frees it); *n_alpha its length.
+ * T2_EMISMATCH when n_matrices is not the number of adapted matrices. */
+int t2_profile_mixture_alpha(const t2_profile *p, const int *rank, int n_slots, float **alpha,
+                             int *n_alpha, int *per_matrix);
+
 #endif

@@ -36,7 +36,7 @@ done
 grep -qE "^all +test +60 " "$E" && ok "total row" || bad "total row"
 grep -qE "^summary: model=.* tasks=math,code,mc split=test n=60 correct=[0-9]+ accuracy=[0-9.]+ ci95=[0-9.]+,[0-9.]+ " "$E" \
     && ok "summary line" || { cat "$E"; bad "summary line"; }
-[ "$(head -1 "$W/b3.csv")" = "id,family,correct,extracted,gen_tokens,stop,generation" ] && ok "csv header" || bad "csv header"
+[ "$(head -1 "$W/b3.csv")" = "id,family,correct,extracted,gen_tokens,stop,strategy,label,expert,generation" ] && ok "csv header" || bad "csv header"
 rows=$(python3 -c 'import csv,sys; print(sum(1 for _ in csv.reader(open(sys.argv[1], encoding="latin-1"))) - 1)' "$W/b3.csv")
 [ "$rows" = 60 ] && ok "csv: 60 item rows" || bad "csv rows ($rows)"
 
