@@ -27,6 +27,7 @@
 #include "platform.h"
 #include "pool.h"
 #include "profile.h"
+#include "rng.h"
 #include "svf.h"
 #include "t2_err.h"
 #include "task_eval.h"
@@ -87,21 +88,6 @@ typedef struct {
     float elite, std0, timeout;
     uint64_t seed;
 } adapt_opts;
-
-/* ---- seeded Gaussian draws (identical on every rank) ---- */
-
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double gauss(uint64_t *s) { /* Box-Muller; one draw per call, for a simple stream */
-    double u1 = ((splitmix64(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0); /* (0, 1) */
-    double u2 = (splitmix64(s) >> 11) * (1.0 / 9007199254740992.0);
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
 
 /* ---- the search state shared by every rank ---- */
 
@@ -516,7 +502,8 @@ setup_done:
         fflush(stdout);
     }
     for (int d = 0; d < s.D; d++) mean[d] = (float)mean0, sd[d] = o->std0;
-    uint64_t rng = o->seed ^ 0x5DEECE66Dull;
+    t2_rand rng; /* the same draws on every rank */
+    t2_rand_seed(&rng, o->seed ^ 0x5DEECE66Dull);
     fitness best_fit = {-1, -INFINITY};
     int best_iter = 0;
     const double t0 = t2_now();
@@ -524,7 +511,7 @@ setup_done:
         for (int c = 0; c < o->pop; c++) {
             float *x = X + (size_t)c * s.D;
             for (int d = 0; d < s.D; d++) {
-                double v = mean[d] + sd[d] * gauss(&rng);
+                double v = mean[d] + sd[d] * t2_rand_normal(&rng);
                 x[d] = (float)(v < 0 ? 0 : v > 1 ? 1 : v);
             }
             rows[c] = x;

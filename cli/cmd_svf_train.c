@@ -29,6 +29,7 @@
 #include "rng.h"
 #include "svf.h"
 #include "t2_err.h"
+#include "task_eval.h"
 #include "tasks.h"
 #include "tokenizer.h"
 #include "train.h"
@@ -134,7 +135,7 @@ static int transfer_question(const char *id) {
 
 typedef struct {
     t2_task_set *set;
-    int *idx; /* items used */
+    size_t *idx; /* items used */
     int n;
 } item_list;
 
@@ -161,11 +162,11 @@ static int items_open(item_list *l, const svf_opts *o, t2_task_split split,
     }
     if (rc < 0) return rc;
     size_t cnt = t2_task_set_count(l->set);
-    l->idx = malloc((cnt ? cnt : 1) * sizeof(int));
+    l->idx = malloc((cnt ? cnt : 1) * sizeof *l->idx);
     if (!l->idx) return t2_err_set(T2_ENOMEM, "out of memory");
     l->n = 0;
     for (size_t i = 0; i < cnt && (!filter || l->n < n); i++)
-        if (!filter || !transfer_question(t2_task_set_item(l->set, i)->id)) l->idx[l->n++] = (int)i;
+        if (!filter || !transfer_question(t2_task_set_item(l->set, i)->id)) l->idx[l->n++] = i;
     if (l->n == 0)
         return t2_err_set(T2_ERANGE, "%s: no %s items to use", o->task,
                           t2_task_split_name(split));
@@ -222,71 +223,48 @@ static int current_policy(learner *lr, const t2_model *m, t2_pool *pool, const t
 
 /* ---- rollouts and evaluation ---- */
 
-static char *prompt_text(const t2_task_item *it) {
-    size_t len = strlen(it->prompt) + strlen(T2_TASK_SEP) + 1;
-    char *s = malloc(len);
-    if (s) snprintf(s, len, "%s%s", it->prompt, T2_TASK_SEP);
-    return s;
-}
-
-/* Generate and score items idx[0..n) of a set; correct[i] gets 0/1. */
+/* Generate (shared/task_eval.h: sampling seed by the item's index in the set and `seed`, so
+ * any rank count gives the same samples) and score items idx[0..n) of a set; correct[k] gets
+ * 0/1 and res (n entries, owned by the caller afterwards) the generations. */
 static int gen_score(const t2_model *m, const t2_tokenizer *tok, t2_pool *pool,
-                     const t2_adapt *ad, const t2_task_set *set, const int *idx, int n,
-                     const t2_gen_params *gp, uint64_t seed, int first, t2_gen_result *res,
-                     int *correct) {
-    t2_gen_request *rq = calloc((size_t)(n ? n : 1), sizeof *rq);
-    char **pr = calloc((size_t)(n ? n : 1), sizeof *pr);
-    int rc = 0;
-    if (!rq || !pr) {
-        rc = t2_err_set(T2_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (int i = 0; i < n; i++) {
-        if (!(pr[i] = prompt_text(t2_task_set_item(set, (size_t)idx[i])))) {
-            rc = t2_err_set(T2_ENOMEM, "out of memory");
-            goto out;
+                     const t2_adapt *ad, const t2_task_set *set, const size_t *idx, int n,
+                     const t2_teval_params *tp, uint64_t seed, t2_gen_result *res, int *correct) {
+    t2_teval_params p = *tp;
+    p.adapt = ad;
+    p.seed = seed;
+    t2_teval_result r;
+    int rc = t2_task_eval(m, tok, pool, set, idx, n, NULL, &p, &r);
+    if (rc < 0) return rc;
+    for (int k = 0; k < n; k++) {
+        if (r.items[k].score_rc < 0) {
+            rc = t2_err_set(r.items[k].score_rc, "%s: scoring failed: %s",
+                            t2_task_set_item(set, idx[k])->id, r.items[k].score.detail);
+            break;
         }
-        rq[i].prompt = pr[i];
-        rq[i].adapt = ad;
-        rq[i].seed = seed + 0x9E3779B97F4A7C15ull * (uint64_t)(first + i + 1); /* any rank count */
+        correct[k] = r.items[k].correct;
     }
-    if ((rc = t2_generate_batch(m, tok, pool, rq, n, gp, res, NULL)) < 0) goto out;
-    for (int i = 0; i < n; i++) {
-        t2_task_score sc;
-        const t2_task_item *it = t2_task_set_item(set, (size_t)idx[i]);
-        if (res[i].error) {
-            correct[i] = 0;
-            continue;
-        }
-        if ((rc = t2_task_score_item(set, it, res[i].text, &sc)) < 0) {
-            t2_gen_results_free(res, n);
-            goto out;
-        }
-        correct[i] = sc.correct;
+    if (rc == 0) { /* hand the generations over */
+        memcpy(res, r.gen, (size_t)n * sizeof *res);
+        memset(r.gen, 0, (size_t)n * sizeof *r.gen);
     }
-out:
-    if (pr)
-        for (int i = 0; i < n; i++) free(pr[i]);
-    free(pr);
-    free(rq);
+    t2_teval_result_free(&r);
     return rc;
 }
 
 /* Greedy validation accuracy, items split over the ranks. */
 static double validate(learner *lr, const t2_model *m, const t2_tokenizer *tok, t2_pool *pool,
-                       const item_list *val, const t2_gen_params *gp0, int rank, int nranks) {
+                       const item_list *val, const t2_teval_params *tp0, int rank, int nranks) {
     int lo = (int)((int64_t)val->n * rank / nranks), hi = (int)((int64_t)val->n * (rank + 1) / nranks);
     int n = hi - lo, ok = 0;
-    t2_gen_params gp = *gp0;
-    gp.temperature = 0;
-    gp.on_done = NULL;
+    t2_teval_params tp = *tp0;
+    tp.temperature = 0;
     const t2_model *gm;
     t2_adapt *ad = NULL;
     t2_gen_result *res = calloc((size_t)(n ? n : 1), sizeof *res);
     int *cor = calloc((size_t)(n ? n : 1), sizeof *cor);
     if (!res || !cor) die(rank, "out of memory");
     if (current_policy(lr, m, pool, &gm, &ad) < 0 ||
-        gen_score(gm, tok, pool, ad, val->set, val->idx + lo, n, &gp, 0, lo, res, cor) < 0) {
+        gen_score(gm, tok, pool, ad, val->set, val->idx + lo, n, &tp, 0, res, cor) < 0) {
         char msg[400];
         snprintf(msg, sizeof msg, "validation: %s", t2_err_msg());
         die(rank, msg);
@@ -448,7 +426,8 @@ static int run_svf(const svf_opts *o, int rank, int nranks) {
     svf_row *rows = NULL;
     int n_rows = 0, rc = 1;
     char *csv_path = NULL, *svg_path = NULL;
-    int *in = NULL, *tgt = NULL, *cor = NULL, *pick = NULL;
+    int *in = NULL, *tgt = NULL, *cor = NULL;
+    size_t *pick = NULL;
     float *wts = NULL, *ref = NULL;
     t2_gen_result *res = NULL;
     const int is_tty = isatty(2);
@@ -525,18 +504,18 @@ static int run_svf(const svf_opts *o, int rank, int nranks) {
     tgt = malloc(cap_tok * sizeof(int));
     wts = malloc(cap_tok * sizeof(float));
     cor = malloc((size_t)share * sizeof(int));
-    pick = malloc((size_t)o->batch * sizeof(int));
+    pick = malloc((size_t)o->batch * sizeof *pick);
     res = calloc((size_t)share, sizeof *res);
     if (o->kl > 0) ref = malloc(cap_tok * (size_t)cfg->vocab_size * sizeof(float));
     if (!in || !tgt || !wts || !cor || !pick || !res || (o->kl > 0 && !ref)) FAIL("out of memory");
 
-    t2_gen_params gp;
-    t2_gen_params_default(&gp);
+    t2_teval_params gp;
+    t2_teval_params_default(&gp);
     gp.max_tokens = o->max_tokens;
     gp.temperature = o->temp;
     gp.batch = share < T2_GEN_MAX_BATCH ? share : T2_GEN_MAX_BATCH;
-    gp.stop[0] = real ? "\n\n" : "\n";
-    t2_gen_params gv = gp;
+    gp.score_threads = threads;
+    t2_teval_params gv = gp;
     gv.batch = 32;
 
     if (rank == 0) {
@@ -595,13 +574,19 @@ static int run_svf(const svf_opts *o, int rank, int nranks) {
     while (step < o->steps && !stopped) {
         double t0 = t2_now();
         /* the same global draw on every rank */
-        for (int i = 0; i < o->batch; i++) pick[i] = train.idx[t2_rand_below(&rng, (uint64_t)train.n)];
+        for (int i = 0; i < o->batch; i++) { /* distinct items (each samples by its own seed) */
+            int dup;
+            do {
+                pick[i] = train.idx[t2_rand_below(&rng, (uint64_t)train.n)];
+                dup = 0;
+                for (int j = 0; j < i && train.n >= o->batch; j++) dup |= pick[j] == pick[i];
+            } while (dup);
+        }
         const uint64_t gseed = o->seed * 0x100000001B3ull + (uint64_t)step * 0xD1B54A32D192ED03ull;
         const t2_model *gm;
         t2_adapt *ad = NULL;
         if (current_policy(&L, m, pool, &gm, &ad) < 0 ||
-            gen_score(gm, tok, pool, ad, train.set, pick + share_lo, share, &gp, gseed, share_lo, res,
-                      cor) < 0)
+            gen_score(gm, tok, pool, ad, train.set, pick + share_lo, share, &gp, gseed, res, cor) < 0)
             FAIL("step %d: %s", step + 1, t2_err_msg());
         t2_adapt_release(&ad);
         /* the batch: inputs tokens[0..len-1), targets the answer tokens, weight = reward */

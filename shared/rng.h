@@ -27,8 +27,7 @@ static inline uint64_t t2_rand_below(t2_rand *r, uint64_t n) { return t2_rand_u6
 
 /* Standard normal (Box-Muller; one value per call). */
 static inline double t2_rand_normal(t2_rand *r) {
-    double u = t2_rand_unif(r), v = t2_rand_unif(r);
-    if (u < 1e-300) u = 1e-300;
+    double u = t2_rand_unif(r) + 0x1p-54, v = t2_rand_unif(r); /* u in (0, 1) */
     return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
 }
 
