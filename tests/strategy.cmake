@@ -13,3 +13,6 @@ t2_add_script_test(strategy_cli unit bash ${CMAKE_CURRENT_SOURCE_DIR}/strategy.s
 set_tests_properties(strategy_cli PROPERTIES TIMEOUT 300)
 t2_add_script_test(strategy_mpi mpi bash ${CMAKE_CURRENT_SOURCE_DIR}/strategy_mpi.sh)
 set_tests_properties(strategy_mpi PROPERTIES TIMEOUT 300)
+
+# The same commands on a real data set with a real model: GSM8K and stories260K (needs assets).
+t2_add_script_test(real_smoke integration bash ${CMAKE_CURRENT_SOURCE_DIR}/real_smoke.sh)
