@@ -286,11 +286,21 @@ typedef struct {
     double reward, acc, loss, kl, gnorm, val, tps, elapsed;
 } svf_row;
 
+/* A number, or nothing when there is none (step 0 has no rollout, most steps no validation). */
+static void csv_num(FILE *f, const char *fmt, double v) {
+    if (isfinite(v)) fprintf(f, fmt, v);
+    fputc(',', f);
+}
+
 static void csv_row(FILE *f, const svf_row *r) {
-    fprintf(f, "%d,%.6f,%.6f,%.6g,%.6g,%.6g,", r->step, r->reward, r->acc, r->loss, r->kl,
-            r->gnorm);
-    if (isfinite(r->val)) fprintf(f, "%.6f", r->val);
-    fprintf(f, ",%.1f,%.3f\n", r->tps, r->elapsed);
+    fprintf(f, "%d,", r->step);
+    csv_num(f, "%.6f", r->reward);
+    csv_num(f, "%.6f", r->acc);
+    csv_num(f, "%.6g", r->loss);
+    csv_num(f, "%.6g", r->kl);
+    csv_num(f, "%.6g", r->gnorm);
+    csv_num(f, "%.6f", r->val);
+    fprintf(f, "%.1f,%.3f\n", r->tps, r->elapsed);
 }
 
 static int write_plot(const char *path, const svf_row *rows, int n, const char *title) {
