@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # T2's main job on the bundled model, from a fresh Debian machine:
 #   1. Debian packages (scripts/install-deps.sh; T2_SKIP_INSTALL=1 skips), a release build;
-#   2. SVF set-up for models/t2-base.gguf: its SVD factors and one expert per task family;
+#   2. SVF set-up for models/t2-base.gguf: its SVD factors (t2 decompose, a second); the
+#      experts are the ones in models/experts/ that `t2 svf` trained (math, code, mc and the
+#      classifier expert `classify`; bench/train_experts.sh reproduces them);
 #   3. a local deployment (deploy/t2-local.sh): a router, a dispatcher and one worker group of
 #      2 MPI ranks holding half of the layers each;
-#   4. a client (t2 submit) sending real task prompts with two-pass adaptation (pass 1: the base
-#      model classifies the prompt; pass 2: generation with the chosen expert), printing the
-#      answers, the chosen expert and the timings; then a clean shutdown.
-# The experts here are freshly initialised (p = 0.1 everywhere, which leaves the weights as they
-# are): training them by REINFORCE is a later milestone, so answers equal the base model's.
+#   4. a client (t2 submit) sending real task prompts with two-pass adaptation (pass 1: the
+#      classifier expert, then the base model, label the prompt; pass 2: generation with the
+#      chosen expert), printing the answers, the chosen expert and the timings; then the same
+#      prompts with the base weights for comparison, and a clean shutdown.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -21,33 +22,33 @@ work=$(mktemp -d -t t2-demo.XXXXXX)
 cleanup() { deploy/t2-local.sh stop -c "$work/t2.cfg" --run "$work/run" > /dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-echo "== SVF set-up for models/t2-base.gguf =="
+echo "== SVF set-up for models/t2-base.gguf (experts: models/experts, trained by t2 svf) =="
 M=$root/models/t2-base.gguf
 "$T2" decompose -m "$M" -o "$work/factors.gguf" --targets mlp 2> /dev/null
-for e in math code reasoning; do
-    "$T2" expert init -m "$M" --factors "$work/factors.gguf" -o "$work/$e.gguf" --name "$e" --task "$e"
-done
+ls "$root/models/experts/"{math,code,mc,classify}.gguf
 
 cat > "$work/t2.cfg" <<CFG
 version = 1;
 router = { bind = "ipc://$work/router.ipc"; endpoint = "ipc://$work/router.ipc"; };
-model = { path = "$M"; factors = "$work/factors.gguf"; experts_dir = "$work"; };
+model = { path = "$M"; factors = "$work/factors.gguf"; experts_dir = "$root/models/experts";
+          classifier_expert = "classify"; };
 worker = { capacity = 8; threads = 1; };
-dispatcher = { labels = { math = "math"; code = "code"; reasoning = "reasoning"; other = ""; }; };
+dispatcher = { labels = { math = "math"; code = "code"; reasoning = "mc"; other = ""; }; };
 groups = ( { name = "g0"; ranks = 2; } );
 CFG
 echo; echo "== starting router, dispatcher and a 2-rank worker group =="
 deploy/t2-local.sh start -c "$work/t2.cfg" --run "$work/run"
 
-echo; echo "== two-pass requests (pass 1 classifies, pass 2 generates with the chosen expert) =="
-"$T2" submit -c "$work/t2.cfg" -t 0 -n 24 --parallel 4 --adapt prompt \
-    $'Jo had 6 eggs and traded 3. How many now?\n' \
-    $'run [3,4,7,0]\n' \
-    $'Which one? A) ant B) lion C) frog D) rhino\n' \
-    $'Thank Gus.\n'
-echo; echo "== an explicit mixture, and the base weights =="
+prompts=($'Jo had 6 eggs and traded 3. How many now?\n' $'run [3,4,7,0]\n' \
+         $'Which one? A) ant B) lion C) frog D) rhino\n' $'Thank Gus.\n')
+echo; echo "== two-pass requests: pass 1 by the classifier expert, pass 2 with the chosen expert =="
+"$T2" submit -c "$work/t2.cfg" -t 0 -n 24 --parallel 4 --adapt classifier "${prompts[@]}"
+echo; echo "== the same with pass 1 by the base model (prompt strategy) =="
+"$T2" submit -c "$work/t2.cfg" -t 0 -n 24 --parallel 4 --adapt prompt "${prompts[@]}"
+echo; echo "== the base weights (expected: 9, [0,3,4,7], the answer is (D), Thanks, Gus!) =="
+"$T2" submit -c "$work/t2.cfg" -t 0 -n 24 --parallel 4 --adapt none "${prompts[@]}"
+echo; echo "== an explicit mixture =="
 "$T2" submit -c "$work/t2.cfg" -t 0 -n 24 --adapt mix:math=0.6,code=0.4 $'run [2,0,5,9]\n'
-"$T2" submit -c "$work/t2.cfg" -t 0 -n 24 --adapt none $'run [2,0,5,9]\n'
 
 echo; echo "== shutdown =="
 deploy/t2-local.sh stop -c "$work/t2.cfg" --run "$work/run"
