@@ -39,13 +39,14 @@ CFG
 echo; echo "== starting router, dispatcher and a 2-rank worker group =="
 deploy/t2-local.sh start -c "$work/t2.cfg" --run "$work/run"
 
-prompts=($'Jo had 6 eggs and traded 3. How many now?\n' $'run [3,4,7,0]\n' \
-         $'Which one? A) ant B) lion C) frog D) rhino\n' $'Thank Gus.\n')
+# family prompts the base model gets wrong (test split) and the experts right, and one of none
+prompts=($'Jo had 6 eggs and traded 3. How many now?\n' $'run [2,0,9,6]\n' \
+         $'Which one? A) frog B) elephant C) deer D) ant\n' $'Thank Gus.\n')
 echo; echo "== two-pass requests: pass 1 by the classifier expert, pass 2 with the chosen expert =="
 "$T2" submit -c "$work/t2.cfg" -t 0 -n 24 --parallel 4 --adapt classifier "${prompts[@]}"
 echo; echo "== the same with pass 1 by the base model (prompt strategy) =="
 "$T2" submit -c "$work/t2.cfg" -t 0 -n 24 --parallel 4 --adapt prompt "${prompts[@]}"
-echo; echo "== the base weights (expected: 9, [0,3,4,7], the answer is (D), Thanks, Gus!) =="
+echo; echo "== the base weights (right answers: #### 9, [0,2,6,9], the answer is (B), Thanks, Gus!) =="
 "$T2" submit -c "$work/t2.cfg" -t 0 -n 24 --parallel 4 --adapt none "${prompts[@]}"
 echo; echo "== an explicit mixture =="
 "$T2" submit -c "$work/t2.cfg" -t 0 -n 24 --adapt mix:math=0.6,code=0.4 $'run [2,0,5,9]\n'
