@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # docs/RESULTS.md Tables 1-3 on the bundled model and experts: every number there is in one of
-# the files this writes (default docs/results/). About 15 minutes on 2 cores.
+# the files this writes (default docs/results/). About 25 minutes on 2 cores.
 #
 #   bench/tables.sh [BUILD_DIR] [EXPERTS_DIR] [OUT_DIR]   (build, models/experts, docs/results)
 #
 # Table 1: base / LoRA / SVF on the training families' test splits (n 500; LoRA models are
 #          read from EXPERTS_DIR/lora16-LR-FAMILY.gguf when bench/train_experts.sh made them).
 # Table 2: base / prompt / classifier / few-shot (a CEM profile per family from 10 training
-#          shots) on the transfer families' test splits (n 500; mc-hard 450: all it has).
+#          shots; α per expert and α per expert per matrix) on the transfer families' test
+#          splits (n 500; mc-hard 450: all it has).
 # Table 3 and the confusion matrices: the pass-1 / pass-2 times and the label counts that the
 #          prompt and classifier runs of Table 2 print.
 set -euo pipefail
@@ -42,11 +43,19 @@ for fam in math-hard code-hard mc-hard; do
         --mix-experts math,code,mc -j 2 -o "$out/profiles/$fam.gguf" > "$out/adapt-$fam.txt" 2>&1
 done
 
+for fam in math-hard code-hard mc-hard; do
+    "$t2" adapt --task "$fam" --shots 10 -m "$M" --factors "$F" --experts "$experts" \
+        --mix-experts math,code,mc --per-matrix -j 2 -o "$out/profiles/$fam-per-matrix.gguf" \
+        > "$out/adapt-$fam-per-matrix.txt" 2>&1
+done
+
 log "Table 2 / 3: strategies on the transfer families"
 for fam in math-hard code-hard mc-hard; do
     n=$(n_of "$fam")
-    for s in none prompt classifier "profile:$out/profiles/$fam.gguf"; do
+    for s in none prompt classifier "profile:$out/profiles/$fam.gguf" \
+        "profile:$out/profiles/$fam-per-matrix.gguf"; do
         tag=${s%%:*}
+        [ "${s%-per-matrix.gguf}" != "$s" ] && tag=profile-per-matrix
         "${ev[@]}" --factors "$F" --experts "$experts" --task "$fam" --n "$n" --strategy "$s" \
             > "$out/t2-$fam-$tag.txt"
     done

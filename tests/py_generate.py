@@ -132,6 +132,7 @@ def main():
             c.send(m)
 
         cancelled = set()  # replies already on their way when a Cancel went out are dropped
+        finished_anyway = set()  # cancelled requests whose Result came back all the same
 
         def run(expect_ids, timeout=30):
             texts = {i: b"" for i in expect_ids}
@@ -146,6 +147,8 @@ def main():
                 body = getattr(m, kind)
                 rid = body.request_id
                 if rid in cancelled:
+                    if kind == "result":
+                        finished_anyway.add(rid)
                     continue
                 if rid not in texts:
                     check(False, f"{kind} for unknown request {rid}")
@@ -226,7 +229,13 @@ def main():
         texts, finals = run([21])
         check(finals.get(21, ("", None))[0] == "result", "serving after a cancel")
         st = c.stats()
-        check(st is not None and st.cancels >= 1, f"router counted the cancel: {st and st.cancels}")
+        # On a loaded machine the 500 tokens (a few hundred ms on stories260K) can all be out
+        # before the Cancel reaches the router: then there is nothing to cancel and nothing to
+        # count. Otherwise the router must have counted it.
+        if 20 in finished_anyway:
+            print("note: request 20 finished before its Cancel arrived (nothing to count)")
+        check(st is not None and (st.cancels >= 1 or 20 in finished_anyway),
+              f"router counted the cancel: {st and st.cancels}")
 
         # ---- bad requests ----
         request(30, "generate-adaptive", "Once upon a time", n=0)
