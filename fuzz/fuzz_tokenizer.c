@@ -24,8 +24,17 @@
 static void encode_decode(const t2_tokenizer *t, const char *text, int bos, int eos) {
     size_t tl = strlen(text);
     int cap = (int)tl + 3, n = 0;
+    /* A decoded token is at most its piece plus one byte (a vocabulary read from the input may
+     * have long pieces, the unknown token's included). */
+    size_t maxp = 0;
+    for (int id = 0; id < t2_tok_vocab_size(t); id++) {
+        size_t pl;
+        t2_tok_piece(t, id, &pl);
+        if (pl > maxp) maxp = pl;
+    }
+    const size_t bound = tl + 1 + (maxp + 1) * (size_t)cap;
     int *ids = malloc((size_t)cap * sizeof *ids);
-    char *out = malloc(tl + 2 + 16 * (size_t)cap);
+    char *out = malloc(bound + 1);
     if (!ids || !out) abort();
 
     if (t2_tok_encode(t, text, bos, eos, ids, cap, &n) != 0) abort(); /* cap is enough */
@@ -54,7 +63,7 @@ static void encode_decode(const t2_tokenizer *t, const char *text, int bos, int 
         for (int i = first; i < last; i++) {
             size_t pl;
             const char *p = t2_tok_decode(t, prev, ids[i], &pl);
-            if (len + pl > tl + 1 + 16 * (size_t)cap) abort();
+            if (len + pl > bound) abort();
             memcpy(out + len, p, pl);
             len += pl;
             prev = ids[i];
