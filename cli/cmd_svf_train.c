@@ -9,7 +9,8 @@
  * (t2_generate_batch, temperature 1), score it with the family's scorer (reward +1 if
  * correct, -1 otherwise), and minimise
  *
- *     L = -(1/G) sum_seq r_seq sum_{t in answer} log pi(y_t)  +  lambda (1/G) sum_t KL(pi_base || pi)
+ *     L = -(1/G) sum_seq r_seq sum_{t in answer} log pi(y_t)
+ *         + lambda (1/G) sum_t KL(pi_base || pi)
  *
  * over the G sequences of the global batch, by Adam on the expert's p vectors (only p has
  * gradients: the trainer's SVF mode), after an MPI_Allreduce of the gradient and a global-norm
@@ -254,7 +255,8 @@ static int gen_score(const t2_model *m, const t2_tokenizer *tok, t2_pool *pool,
 /* Greedy validation accuracy, items split over the ranks. */
 static double validate(learner *lr, const t2_model *m, const t2_tokenizer *tok, t2_pool *pool,
                        const item_list *val, const t2_teval_params *tp0, int rank, int nranks) {
-    int lo = (int)((int64_t)val->n * rank / nranks), hi = (int)((int64_t)val->n * (rank + 1) / nranks);
+    const int lo = (int)((int64_t)val->n * rank / nranks);
+    const int hi = (int)((int64_t)val->n * (rank + 1) / nranks);
     int n = hi - lo, ok = 0;
     t2_teval_params tp = *tp0;
     tp.temperature = 0;
@@ -304,7 +306,8 @@ static void csv_row(FILE *f, const svf_row *r) {
 }
 
 static int write_plot(const char *path, const svf_row *rows, int n, const char *title) {
-    double *x = malloc(sizeof(double) * (size_t)(n + 1) * 2), *y = malloc(sizeof(double) * (size_t)(n + 1) * 2);
+    double *x = malloc(sizeof(double) * (size_t)(n + 1) * 2);
+    double *y = malloc(sizeof(double) * (size_t)(n + 1) * 2);
     if (!x || !y) {
         free(x), free(y);
         return t2_err_set(T2_ENOMEM, "out of memory for the plot");
@@ -596,7 +599,8 @@ static int run_svf(const svf_opts *o, int rank, int nranks) {
         const t2_model *gm;
         t2_adapt *ad = NULL;
         if (current_policy(&L, m, pool, &gm, &ad) < 0 ||
-            gen_score(gm, tok, pool, ad, train.set, pick + share_lo, share, &gp, gseed, res, cor) < 0)
+            gen_score(gm, tok, pool, ad, train.set, pick + share_lo, share, &gp, gseed, res,
+                      cor) < 0)
             FAIL("step %d: %s", step + 1, t2_err_msg());
         t2_adapt_release(&ad);
         /* the batch: inputs tokens[0..len-1), targets the answer tokens, weight = reward */

@@ -29,14 +29,6 @@ struct t2_lora {
     int64_t steps;
 };
 
-/* Matrix kind k of layer l in a parameter table. */
-static float *mat_of(const t2_train_params *p, const t2_config *c, int l, int k) {
-    int rows, cols;
-    t2_train_mat_shape(c, k, &rows, &cols);
-    float *base[T2_N_TARGETS] = {p->wq, p->wk, p->wv, p->wo, p->w_gate, p->w_up, p->w_down};
-    return base[k] + (size_t)l * rows * cols;
-}
-
 int t2_lora_new(t2_lora **out, t2_train *tr, unsigned targets, int rank, float alpha,
                 uint64_t seed) {
     *out = NULL;
@@ -87,8 +79,8 @@ int t2_lora_new(t2_lora **out, t2_train *tr, unsigned targets, int rank, float a
             t->layer = l;
             t->kind = k;
             t2_train_mat_shape(c, k, &t->rows, &t->cols);
-            t->W = mat_of(t2_train_params_of(tr), c, l, k);
-            t->dW = mat_of(t2_train_grads_of(tr), c, l, k);
+            t->W = t2_train_mat_ptr(t2_train_params_of(tr), c, l, k);
+            t->dW = t2_train_mat_ptr(t2_train_grads_of(tr), c, l, k);
             t->W0 = lo->base + bo;
             bo += (size_t)t->rows * t->cols;
             memcpy(t->W0, t->W, (size_t)t->rows * t->cols * sizeof(float));
@@ -155,12 +147,14 @@ float *t2_lora_grads_buf(t2_lora *lo, size_t *n) {
 
 float t2_lora_clip_grad(t2_lora *lo, float max_norm) {
     float norm = (float)sqrt(t2_tk_sumsq(lo->grads, lo->n_params));
-    if (max_norm > 0 && norm > max_norm) t2_tk_scale(lo->grads, max_norm / (norm + 1e-6f), lo->n_params);
+    if (max_norm > 0 && norm > max_norm)
+        t2_tk_scale(lo->grads, max_norm / (norm + 1e-6f), lo->n_params);
     return norm;
 }
 
 int t2_lora_update(t2_lora *lo, float lr, const t2_adamw_opts *o) {
-    if (!isfinite(lr) || lr < 0) return t2_err_set(T2_EINVAL, "LoRA: bad learning rate %g", (double)lr);
+    if (!isfinite(lr) || lr < 0)
+        return t2_err_set(T2_EINVAL, "LoRA: bad learning rate %g", (double)lr);
     lo->steps++;
     t2_tk_adamw(lo->params, lo->grads, lo->m, lo->v, lo->n_params, lr, o->beta1, o->beta2, o->eps,
                 o->weight_decay, (long)lo->steps);

@@ -66,7 +66,7 @@ void t2_train_mat_shape(const t2_config *c, int kind, int *rows, int *cols) {
 }
 
 /* Layer l's matrix of a kind inside a table (parameters or gradients). */
-static float *mat_ptr(const t2_train_params *p, const t2_config *c, int l, int kind) {
+float *t2_train_mat_ptr(const t2_train_params *p, const t2_config *c, int l, int kind) {
     int rows, cols;
     t2_train_mat_shape(c, kind, &rows, &cols);
     float *base[T2_N_TARGETS] = {p->wq, p->wk, p->wv, p->wo, p->w_gate, p->w_up, p->w_down};
@@ -127,7 +127,7 @@ static int build_view(t2_train *tr) {
         for (int k = 0; k < T2_N_TARGETS; k++) {
             int rows, cols;
             t2_train_mat_shape(c, k, &rows, &cols);
-            *mats[k] = (t2_mat){T2_F32, rows, cols, mat_ptr(p, c, l, k)};
+            *mats[k] = (t2_mat){T2_F32, rows, cols, t2_train_mat_ptr(p, c, l, k)};
         }
         ly->attn_norm = p->attn_norm + (size_t)l * c->dim;
         ly->ffn_norm = p->ffn_norm + (size_t)l * c->dim;
@@ -240,7 +240,7 @@ int t2_train_load_params(t2_train *tr, const t2_model *m) {
         const t2_layer *ly = &m->layers[l];
         const t2_mat *mats[T2_N_TARGETS] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo,
                                         &ly->w_gate, &ly->w_up, &ly->w_down};
-        for (int k = 0; k < T2_N_TARGETS; k++) CVT(mat_ptr(p, c, l, k), *mats[k]);
+        for (int k = 0; k < T2_N_TARGETS; k++) CVT(t2_train_mat_ptr(p, c, l, k), *mats[k]);
         memcpy(p->attn_norm + (size_t)l * c->dim, ly->attn_norm, (size_t)c->dim * sizeof(float));
         memcpy(p->ffn_norm + (size_t)l * c->dim, ly->ffn_norm, (size_t)c->dim * sizeof(float));
     }
@@ -296,8 +296,8 @@ void t2_train_tensor_at(t2_train *tr, int i, t2_train_tensor *t) {
         snprintf(t->name, sizeof t->name, "blk.%d.%s.weight", l, t2_target_name(j));
         t2_train_mat_shape(c, j, &t->rows, &t->cols);
         t->is_matrix = 1;
-        t->param = mat_ptr(&tr->params, c, l, j);
-        t->grad = mat_ptr(&tr->grads, c, l, j);
+        t->param = t2_train_mat_ptr(&tr->params, c, l, j);
+        t->grad = t2_train_mat_ptr(&tr->grads, c, l, j);
     } else {
         snprintf(t->name, sizeof t->name, "blk.%d.%s.weight", l,
                  j == 7 ? "attn_norm" : "ffn_norm");
@@ -450,8 +450,8 @@ static void lin_forward(t2_train *tr, t2_pool *pool, int l, int kind, float *out
         t2_tk_svf_matmul_forward(pool, out, svf_z(tr, i, N), tr->svf_zs, inp, t->f.U, t->s_eff,
                                  t->f.Vt, N, cols, rows, t->f.rank);
     } else {
-        t2_tk_matmul_forward(pool, out, inp, mat_ptr(&tr->params, &tr->cfg, l, kind), N, cols,
-                             rows);
+        const float *W = t2_train_mat_ptr(&tr->params, &tr->cfg, l, kind);
+        t2_tk_matmul_forward(pool, out, inp, W, N, cols, rows);
     }
 }
 
@@ -466,9 +466,9 @@ static void lin_backward(t2_train *tr, t2_pool *pool, int l, int kind, float *di
                                   dout, svf_z(tr, i, N), t->f.U, t->s_eff, t->f.Vt, N, cols,
                                   rows, t->f.rank);
     } else {
-        float *dW = tr->svf ? NULL : mat_ptr(&tr->grads, &tr->cfg, l, kind);
-        t2_tk_matmul_backward(pool, dinp, dW, dout, inp, mat_ptr(&tr->params, &tr->cfg, l, kind),
-                              N, cols, rows);
+        float *dW = tr->svf ? NULL : t2_train_mat_ptr(&tr->grads, &tr->cfg, l, kind);
+        const float *W = t2_train_mat_ptr(&tr->params, &tr->cfg, l, kind);
+        t2_tk_matmul_backward(pool, dinp, dW, dout, inp, W, N, cols, rows);
     }
 }
 

@@ -82,6 +82,8 @@ struct t2_train {
 
 /* Rows and columns of a matrix kind. */
 void t2_train_mat_shape(const t2_config *c, int kind, int *rows, int *cols);
+/* Layer l's matrix of a kind inside a table (parameters or gradients). */
+float *t2_train_mat_ptr(const t2_train_params *p, const t2_config *c, int l, int kind);
 /* FNV-1a 64 over bytes, continuing from h. */
 uint64_t t2_train_hash(uint64_t h, const void *data, size_t n);
 

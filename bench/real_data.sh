@@ -3,7 +3,7 @@
 # and MBPP with the llama2.c stories260K, which writes stories and scores about 0 — the point
 # is that every command runs end to end on real files. About 5 minutes on 2 cores.
 #
-#   bench/real_gsm8k.sh [BUILD_DIR] [OUT_DIR]      (defaults: build, docs/results)
+#   bench/real_data.sh [BUILD_DIR] [OUT_DIR]      (defaults: build, docs/results)
 #   T2_ASSETS=../shared/assets (the default) holds models/ and data/
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
