@@ -1,6 +1,6 @@
 #include "bench_util.h"
 
-#include "model.h"
+#include "engine/model.h"
 
 #include <stdio.h>
 #include <sys/stat.h>

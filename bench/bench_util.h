@@ -2,7 +2,7 @@
 #ifndef T2_BENCH_UTIL_H
 #define T2_BENCH_UTIL_H
 
-#include "t2_types.h"
+#include "engine/t2_types.h"
 
 /* Write the 134 M-parameter bench shape (dim 768, hidden 2048, 12 layers, 12 heads, vocab
  * 32000, separate output matrix, random weights, seed 42) as `type` to path unless it exists. */

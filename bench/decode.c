@@ -11,11 +11,11 @@
  * Prints a table; --csv FILE also writes it as CSV.
  */
 #include "bench_util.h"
-#include "kernels.h"
-#include "model.h"
-#include "platform.h"
-#include "t2_err.h"
-#include "transformer.h"
+#include "engine/kernels.h"
+#include "engine/model.h"
+#include "base/platform.h"
+#include "base/t2_err.h"
+#include "engine/transformer.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -17,9 +17,9 @@
  * loop t2_matvec_batch used before them ("old": per 32-row block, t2_matvec_rows per vector),
  * timed in alternation. Then t2_matmul for a 128-token batch (GFLOP/s).
  * -q: quick (smaller cold set, fewer passes). -b: the t2_matvec_batch section only. */
-#include "kernels.h"
-#include "pool.h"
-#include "t2_err.h"
+#include "engine/kernels.h"
+#include "base/pool.h"
+#include "base/t2_err.h"
 
 #include <stdint.h>
 #include <stdio.h>

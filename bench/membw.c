@@ -4,8 +4,8 @@
  *
  * Each thread stream-sums its slice of one buffer (default 1 GiB) with the widest loads of the
  * current kernel level; best of several passes (t2_membw_read_gbs in shared/membw.c). */
-#include "kernels.h"
-#include "t2_err.h"
+#include "engine/kernels.h"
+#include "base/t2_err.h"
 
 #include <stdio.h>
 #include <stdlib.h>

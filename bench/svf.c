@@ -10,12 +10,12 @@
  * Prints a table; --csv FILE writes the rows as CSV (metric,value,unit).
  */
 #include "bench_util.h"
-#include "kernels.h"
-#include "model.h"
-#include "platform.h"
-#include "svf.h"
-#include "t2_err.h"
-#include "transformer.h"
+#include "engine/kernels.h"
+#include "engine/model.h"
+#include "base/platform.h"
+#include "svf/svf.h"
+#include "base/t2_err.h"
+#include "engine/transformer.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -13,9 +13,9 @@
  * Prints a table (ms/step, tokens/s, SVF/full ratio, trainable parameters) and, with --csv,
  * writes it as CSV. Data-parallel scaling over MPI ranks is bench/train_mpi.sh.
  */
-#include "platform.h"
-#include "t2_err.h"
-#include "train.h"
+#include "base/platform.h"
+#include "base/t2_err.h"
+#include "train/train.h"
 #include "train_util.h"
 
 #include <stdio.h>

@@ -1,7 +1,7 @@
 #include "adapt_opts.h"
 
 #include "cli.h"
-#include "t2_err.h"
+#include "base/t2_err.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -4,9 +4,9 @@
 #ifndef T2_CLI_ADAPT_OPTS_H
 #define T2_CLI_ADAPT_OPTS_H
 
-#include "model.h"
-#include "pool.h"
-#include "svf.h"
+#include "engine/model.h"
+#include "base/pool.h"
+#include "svf/svf.h"
 
 typedef struct cli_adapt {
     const char *factors_path, *expert_path, *mix, *experts_dir;

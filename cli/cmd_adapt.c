@@ -23,16 +23,16 @@
 #include "cli.h"
 
 #include "adapt_opts.h"
-#include "model.h"
-#include "platform.h"
-#include "pool.h"
-#include "profile.h"
-#include "rng.h"
-#include "svf.h"
-#include "t2_err.h"
-#include "task_eval.h"
-#include "tasks.h"
-#include "tokenizer.h"
+#include "engine/model.h"
+#include "base/platform.h"
+#include "base/pool.h"
+#include "svf/profile.h"
+#include "base/rng.h"
+#include "svf/svf.h"
+#include "base/t2_err.h"
+#include "tasks/task_eval.h"
+#include "tasks/tasks.h"
+#include "engine/tokenizer.h"
 
 #include <getopt.h>
 #include <math.h>

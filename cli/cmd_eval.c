@@ -3,12 +3,12 @@
 
 #include "adapt_opts.h"
 
-#include "kernels.h"
-#include "model.h"
-#include "platform.h"
-#include "t2_err.h"
-#include "tokenizer.h"
-#include "transformer.h"
+#include "engine/kernels.h"
+#include "engine/model.h"
+#include "base/platform.h"
+#include "base/t2_err.h"
+#include "engine/tokenizer.h"
+#include "engine/transformer.h"
 
 #include <errno.h>
 #include <getopt.h>

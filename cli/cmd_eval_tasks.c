@@ -16,16 +16,16 @@
 #include "cli.h"
 
 #include "adapt_opts.h"
-#include "generate.h"
-#include "kernels.h"
-#include "model.h"
-#include "platform.h"
-#include "pool.h"
+#include "engine/generate.h"
+#include "engine/kernels.h"
+#include "engine/model.h"
+#include "base/platform.h"
+#include "base/pool.h"
 #include "strategy.h"
-#include "t2_err.h"
-#include "task_eval.h"
-#include "tasks.h"
-#include "tokenizer.h"
+#include "base/t2_err.h"
+#include "tasks/task_eval.h"
+#include "tasks/tasks.h"
+#include "engine/tokenizer.h"
 
 #include <errno.h>
 #include <getopt.h>

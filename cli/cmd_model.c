@@ -1,9 +1,9 @@
 /* t2 convert and t2 init: writing model files. */
 #include "cli.h"
 
-#include "model.h"
-#include "t2_err.h"
-#include "tokenizer.h"
+#include "engine/model.h"
+#include "base/t2_err.h"
+#include "engine/tokenizer.h"
 
 #include <getopt.h>
 #include <stdio.h>

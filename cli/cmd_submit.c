@@ -3,10 +3,10 @@
  * timings; or one JSON object per answer with --json. */
 #include "cli.h"
 
-#include "json.h"
+#include "base/json.h"
 #include "t2_client.h"
 #include "t2_conf.h"
-#include "t2_err.h"
+#include "base/t2_err.h"
 #include "t2_wire.h"
 
 #include <errno.h>

@@ -2,12 +2,12 @@
 #include "cli.h"
 
 #include "adapt_opts.h"
-#include "tokenizer.h"
+#include "engine/tokenizer.h"
 
-#include "model.h"
-#include "platform.h"
-#include "svf.h"
-#include "t2_err.h"
+#include "engine/model.h"
+#include "base/platform.h"
+#include "svf/svf.h"
+#include "base/t2_err.h"
 
 #include <getopt.h>
 #include <stdlib.h>

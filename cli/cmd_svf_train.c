@@ -22,18 +22,18 @@
  */
 #include "cli.h"
 
-#include "generate.h"
-#include "lora.h"
-#include "model.h"
-#include "platform.h"
-#include "pool.h"
-#include "rng.h"
-#include "svf.h"
-#include "t2_err.h"
-#include "task_eval.h"
-#include "tasks.h"
-#include "tokenizer.h"
-#include "train.h"
+#include "engine/generate.h"
+#include "train/lora.h"
+#include "engine/model.h"
+#include "base/platform.h"
+#include "base/pool.h"
+#include "base/rng.h"
+#include "svf/svf.h"
+#include "base/t2_err.h"
+#include "tasks/task_eval.h"
+#include "tasks/tasks.h"
+#include "engine/tokenizer.h"
+#include "train/train.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -2,10 +2,10 @@
  * and self-check the scorers on the real data sets. */
 #include "cli.h"
 
-#include "json.h"
-#include "sandbox.h"
-#include "t2_err.h"
-#include "tasks.h"
+#include "base/json.h"
+#include "tasks/sandbox.h"
+#include "base/t2_err.h"
+#include "tasks/tasks.h"
 
 #include <errno.h>
 #include <getopt.h>

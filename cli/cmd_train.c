@@ -11,11 +11,11 @@
  */
 #include "cli.h"
 
-#include "model.h"
-#include "platform.h"
-#include "t2_err.h"
-#include "tokenizer.h"
-#include "train.h"
+#include "engine/model.h"
+#include "base/platform.h"
+#include "base/t2_err.h"
+#include "engine/tokenizer.h"
+#include "train/train.h"
 
 #include <errno.h>
 #include <getopt.h>

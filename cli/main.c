@@ -1,10 +1,10 @@
 /* t2 - the T2 command line. `t2 --help` lists the sub-commands; `t2 CMD --help` explains one. */
 #include "cli.h"
 
-#include "json.h"
-#include "platform.h"
-#include "t2_err.h"
-#include "t2_log.h"
+#include "base/json.h"
+#include "base/platform.h"
+#include "base/t2_err.h"
+#include "base/t2_log.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,7 +1,7 @@
 /* plot.c - the SVG line plots of training logs (t2 train, t2 svf) and the ETA format. */
 #include "cli.h"
 
-#include "t2_err.h"
+#include "base/t2_err.h"
 
 #include <errno.h>
 #include <math.h>

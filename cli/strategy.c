@@ -1,7 +1,7 @@
 /* strategy.c - the adaptation strategies of t2 eval (strategy.h). */
 #include "strategy.h"
 
-#include "t2_err.h"
+#include "base/t2_err.h"
 
 #include <stdio.h>
 #include <stdlib.h>

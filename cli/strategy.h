@@ -15,9 +15,9 @@
 #define T2_CLI_STRATEGY_H
 
 #include "adapt_opts.h"
-#include "profile.h"
-#include "svf.h"
-#include "tasks.h"
+#include "svf/profile.h"
+#include "svf/svf.h"
+#include "tasks/tasks.h"
 
 #define CLI_STRAT_MAX_EXPERTS (T2_PROFILE_MAX_EXPERTS + T2_LABEL_COUNT + 1)
 

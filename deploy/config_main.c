@@ -9,7 +9,7 @@
  */
 #include "t2_conf.h"
 
-#include "t2_err.h"
+#include "base/t2_err.h"
 
 #include <stdio.h>
 #include <stdlib.h>

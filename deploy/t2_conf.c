@@ -2,7 +2,7 @@
  * every error located as FILE:LINE: section.setting. */
 #include "t2_conf.h"
 
-#include "t2_err.h"
+#include "base/t2_err.h"
 
 #include <libconfig.h>
 #include <limits.h>

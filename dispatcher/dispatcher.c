@@ -12,11 +12,11 @@
  * the mixture and the pass-1 / pass-2 times (wall time measured here). Nothing is kept between
  * requests but a cache of profile files: run as many dispatchers as you like.
  */
-#include "profile.h"
+#include "svf/profile.h"
 #include "t2_client.h"
 #include "t2_conf.h"
-#include "t2_err.h"
-#include "t2_log.h"
+#include "base/t2_err.h"
+#include "base/t2_log.h"
 #include "t2_wire.h"
 #include "t2_worker_api.h"
 

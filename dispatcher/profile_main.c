@@ -8,8 +8,8 @@
  * expert in --mix order, one number per adapted matrix in the model's order); the --mix weights
  * are then ignored.
  */
-#include "profile.h"
-#include "t2_err.h"
+#include "svf/profile.h"
+#include "base/t2_err.h"
 
 #include <errno.h>
 #include <math.h>

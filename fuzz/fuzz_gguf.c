@@ -5,8 +5,8 @@
  * read array elements up to a cap, and touch the first and last byte of every tensor.
  * Seeds: fuzz/corpus/fuzz_gguf (written by `test_gguf --write-seeds DIR`).
  */
-#include "gguf.h"
-#include "t2_err.h"
+#include "engine/gguf.h"
+#include "base/t2_err.h"
 
 #include <stdint.h>
 #include <stdlib.h>

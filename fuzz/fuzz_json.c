@@ -4,8 +4,8 @@
  * parses is written back as JSON (strings through t2_json_write_str) and parsed again: the two
  * trees must be equal, or we abort(). Limits must hold (depth, elements per container).
  */
-#include "json.h"
-#include "t2_err.h"
+#include "base/json.h"
+#include "base/t2_err.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -9,9 +9,9 @@
  *   2: bytes[1..] are a GGUF file; if it opens and has a tokenizer, exercise it as in mode 0.
  * Round-trip failures abort(): they are real bugs, not just rejected input.
  */
-#include "gguf.h"
-#include "t2_err.h"
-#include "tokenizer.h"
+#include "engine/gguf.h"
+#include "base/t2_err.h"
+#include "engine/tokenizer.h"
 
 #include <stdint.h>
 #include <stdio.h>

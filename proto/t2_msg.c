@@ -2,7 +2,7 @@
  * every pointer protobuf-c may leave NULL is checked, every count bounded, every float finite. */
 #include "t2_msg.h"
 
-#include "t2_err.h"
+#include "base/t2_err.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* main.c - t2-router: command-line flags into a t2_router_config, signals, run. */
-#include "t2_err.h"
-#include "t2_log.h"
+#include "base/t2_err.h"
+#include "base/t2_log.h"
 #include "t2_router.h"
 
 #include <errno.h>

@@ -10,8 +10,8 @@
  */
 #include "t2_router.h"
 
-#include "t2_err.h"
-#include "t2_log.h"
+#include "base/t2_err.h"
+#include "base/t2_log.h"
 #include "t2_wire.h"
 
 #include <errno.h>

@@ -1,8 +1,8 @@
 /* t2_client.c - see t2_client.h. */
 #include "t2_client.h"
 
-#include "t2_err.h"
-#include "t2_log.h"
+#include "base/t2_err.h"
+#include "base/t2_log.h"
 #include "t2_wire.h"
 
 #include <errno.h>

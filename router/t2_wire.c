@@ -1,7 +1,7 @@
 /* t2_wire.c - see t2_wire.h. */
 #include "t2_wire.h"
 
-#include "t2_err.h"
+#include "base/t2_err.h"
 
 #include <errno.h>
 #include <stdarg.h>

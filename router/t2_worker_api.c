@@ -1,8 +1,8 @@
 /* t2_worker_api.c - see t2_worker_api.h. */
 #include "t2_worker_api.h"
 
-#include "t2_err.h"
-#include "t2_log.h"
+#include "base/t2_err.h"
+#include "base/t2_log.h"
 #include "t2_wire.h"
 
 #include <errno.h>

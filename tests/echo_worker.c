@@ -11,8 +11,8 @@
  * --events FILE gets one line per event, for tests: "job JOB REQ ATTEMPT", "chunk JOB SEQ",
  * "cancel JOB", "done JOB", "orphan JOB", "hang". SIGTERM / SIGINT end it cleanly (exit 0).
  */
-#include "t2_err.h"
-#include "t2_log.h"
+#include "base/t2_err.h"
+#include "base/t2_log.h"
 #include "t2_worker_api.h"
 
 #include <inttypes.h>

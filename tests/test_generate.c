@@ -8,14 +8,14 @@
  * the prompt, then one t2_forward per token, a fresh state per prompt. */
 #include "t2_test.h"
 
-#include "generate.h"
-#include "model.h"
-#include "pool.h"
-#include "sampler.h"
-#include "svf.h"
-#include "t2_err.h"
-#include "tokenizer.h"
-#include "transformer.h"
+#include "engine/generate.h"
+#include "engine/model.h"
+#include "base/pool.h"
+#include "engine/sampler.h"
+#include "svf/svf.h"
+#include "base/t2_err.h"
+#include "engine/tokenizer.h"
+#include "engine/transformer.h"
 
 #include <ctype.h>
 #include <stdint.h>

@@ -6,8 +6,8 @@
  *   test_gguf                     run the tests
  *   test_gguf --write-seeds DIR   write the fuzzer's seed files (fuzz/corpus/fuzz_gguf) to DIR
  */
-#include "gguf.h"
-#include "t2_err.h"
+#include "engine/gguf.h"
+#include "base/t2_err.h"
 #include "t2_test.h"
 
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /* test_kernels.c - kernels (every dtype x every SIMD level this CPU has) and the thread pool. */
-#include "kernels.h"
-#include "pool.h"
-#include "t2_err.h"
+#include "engine/kernels.h"
+#include "base/pool.h"
+#include "base/t2_err.h"
 #include "t2_test.h"
 
 #include <stdatomic.h>

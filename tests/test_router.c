@@ -20,7 +20,7 @@
  * A watchdog (alarm) kills everything if the whole run takes over 40 s.
  */
 #include "t2_client.h"
-#include "t2_err.h"
+#include "base/t2_err.h"
 #include "t2_test.h"
 #include "t2_wire.h"
 #include "t2_worker_api.h"

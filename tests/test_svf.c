@@ -1,13 +1,13 @@
 /* test_svf.c - SVF in memory: factors, experts, mixtures, the adaptation cache, and the
  * multi-sequence step: sequences with different mixtures (factored and merged) in one batch give
  * bit-identical logits to each sequence run alone, whatever the thread count. */
-#include "kernels.h"
-#include "model.h"
-#include "sha256.h"
-#include "svf.h"
-#include "t2_err.h"
+#include "engine/kernels.h"
+#include "engine/model.h"
+#include "base/sha256.h"
+#include "svf/svf.h"
+#include "base/t2_err.h"
 #include "t2_test.h"
-#include "transformer.h"
+#include "engine/transformer.h"
 
 static t2_model *model;
 static t2_factors *factors;

@@ -12,16 +12,16 @@
  *     slots in model order. */
 #include "t2_test.h"
 
-#include "generate.h"
-#include "model.h"
-#include "pool.h"
-#include "profile.h"
-#include "svf.h"
-#include "t2_err.h"
-#include "task_eval.h"
-#include "tasks.h"
-#include "tokenizer.h"
-#include "transformer.h"
+#include "engine/generate.h"
+#include "engine/model.h"
+#include "base/pool.h"
+#include "svf/profile.h"
+#include "svf/svf.h"
+#include "base/t2_err.h"
+#include "tasks/task_eval.h"
+#include "tasks/tasks.h"
+#include "engine/tokenizer.h"
+#include "engine/transformer.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -6,10 +6,10 @@
  */
 #include "t2_test.h"
 
-#include "json.h"
-#include "sandbox.h"
-#include "t2_err.h"
-#include "tasks.h"
+#include "base/json.h"
+#include "tasks/sandbox.h"
+#include "base/t2_err.h"
+#include "tasks/tasks.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,8 +1,8 @@
 /* test_tokenizer.c - tokenizer: loading (llama2.c and GGUF), encode/decode, bad files. */
-#include "gguf.h"
-#include "t2_err.h"
+#include "engine/gguf.h"
+#include "base/t2_err.h"
 #include "t2_test.h"
-#include "tokenizer.h"
+#include "engine/tokenizer.h"
 
 #include <pthread.h>
 #include <stdint.h>

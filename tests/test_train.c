@@ -1,13 +1,13 @@
 /* test_train.c - unit tests of the trainer (shared/train*.c): learning, exact resume, clipping,
  * LR schedule, AdamW, SVF mode, consistency with the inference engine, thread independence,
  * the REINFORCE loss's KL penalty and the LoRA adapters' chain rule (against finite differences). */
-#include "lora.h"
-#include "t2_err.h"
+#include "train/lora.h"
+#include "base/t2_err.h"
 #include "t2_test.h"
-#include "train.h"
-#include "train_kernels.h"
+#include "train/train.h"
+#include "train/train_kernels.h"
 #include "train_util.h"
-#include "transformer.h"
+#include "engine/transformer.h"
 
 #include <stdint.h>
 #include <unistd.h>

@@ -10,9 +10,9 @@
  * of each line, followed by a newline (NUL with -0); -s decodes as if after BOS (dropping the
  * dummy-prefix space of the first token).
  */
-#include "gguf.h"
-#include "t2_err.h"
-#include "tokenizer.h"
+#include "engine/gguf.h"
+#include "base/t2_err.h"
+#include "engine/tokenizer.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -11,8 +11,8 @@
  *   *.f32              raw little-endian float32 arrays (row-major)
  * Weights (per token) include zeros, negatives and ignored targets (-1), as REINFORCE uses them.
  */
-#include "t2_err.h"
-#include "train.h"
+#include "base/t2_err.h"
+#include "train/train.h"
 #include "train_util.h"
 
 #include <stdio.h>

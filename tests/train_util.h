@@ -3,7 +3,7 @@
 #ifndef T2_TRAIN_UTIL_H
 #define T2_TRAIN_UTIL_H
 
-#include "train.h"
+#include "train/train.h"
 
 #include <lapacke.h>
 #include <math.h>

@@ -8,10 +8,10 @@
  */
 #include "wk.h"
 
-#include "kernels.h"
-#include "platform.h"
-#include "t2_err.h"
-#include "t2_log.h"
+#include "engine/kernels.h"
+#include "base/platform.h"
+#include "base/t2_err.h"
+#include "base/t2_log.h"
 
 #include <signal.h>
 #include <sys/prctl.h>

@@ -25,13 +25,13 @@
 #ifndef T2_WK_H
 #define T2_WK_H
 
-#include "model.h"
-#include "pool.h"
-#include "sampler.h"
-#include "svf.h"
+#include "engine/model.h"
+#include "base/pool.h"
+#include "engine/sampler.h"
+#include "svf/svf.h"
 #include "t2_conf.h"
-#include "tokenizer.h"
-#include "transformer.h"
+#include "engine/tokenizer.h"
+#include "engine/transformer.h"
 
 #include <mpi.h>
 #include <stddef.h>

@@ -7,9 +7,9 @@
  */
 #include "wk.h"
 
-#include "gguf.h"
-#include "t2_err.h"
-#include "t2_log.h"
+#include "engine/gguf.h"
+#include "base/t2_err.h"
+#include "base/t2_log.h"
 
 #include <dirent.h>
 #include <stdio.h>

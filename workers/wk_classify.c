@@ -1,6 +1,6 @@
 /* wk_classify.c - the classification prompt and its label (shared/tasks.h). Kept apart from
  * the rest of the worker because tasks.h's `t2_split` enum and pool.h's t2_split() clash. */
-#include "tasks.h"
+#include "tasks/tasks.h"
 
 #include <stdio.h>
 #include <string.h>

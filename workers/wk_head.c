@@ -18,9 +18,9 @@
  */
 #include "wk.h"
 
-#include "platform.h"
-#include "t2_err.h"
-#include "t2_log.h"
+#include "base/platform.h"
+#include "base/t2_err.h"
+#include "base/t2_log.h"
 #include "t2_worker_api.h"
 
 #include <ctype.h>

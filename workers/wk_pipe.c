@@ -3,7 +3,7 @@
  * spinning (an idle group must not burn its cores: Open MPI's blocking receive polls). */
 #include "wk.h"
 
-#include "t2_err.h"
+#include "base/t2_err.h"
 
 #include <sched.h>
 #include <stdlib.h>

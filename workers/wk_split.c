@@ -1,7 +1,7 @@
 /* wk_split.c - which layers each rank of a worker group runs. */
 #include "wk.h"
 
-#include "t2_err.h"
+#include "base/t2_err.h"
 
 #include <stdlib.h>
 

@@ -4,9 +4,9 @@
  * come down the pipeline (wk_stage_serve). */
 #include "wk.h"
 
-#include "kernels.h"
-#include "t2_err.h"
-#include "t2_log.h"
+#include "engine/kernels.h"
+#include "base/t2_err.h"
+#include "base/t2_log.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,0 +1,358 @@
+/* generate.c - batched generation with continuous batching (see generate.h). */
+#include "engine/generate.h"
+
+#include "base/platform.h"
+#include "engine/sampler.h"
+#include "engine/adapt.h"
+#include "base/t2_err.h"
+#include "engine/transformer.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *t2_gen_stop_name(t2_gen_stop s) {
+    switch (s) {
+    case T2_GEN_STOP_STRING: return "stop";
+    case T2_GEN_STOP_EOS: return "eos";
+    case T2_GEN_STOP_LENGTH: return "length";
+    case T2_GEN_STOP_CONTEXT: return "context";
+    default: return "none";
+    }
+}
+
+void t2_gen_params_default(t2_gen_params *p) {
+    memset(p, 0, sizeof *p);
+    p->max_tokens = 64;
+    p->temperature = 0.0f;
+    p->top_p = 1.0f;
+    p->batch = 8;
+    p->prompt_batch = 128;
+    p->truncate = 1;
+    p->stop[0] = "\n";
+}
+
+void t2_gen_results_free(t2_gen_result *r, int n) {
+    if (!r) return;
+    for (int i = 0; i < n; i++) {
+        free(r[i].text);
+        free(r[i].tokens);
+        memset(&r[i], 0, sizeof r[i]);
+    }
+}
+
+/* One sequence in flight. */
+typedef struct {
+    t2_state *st;
+    t2_sampler *smp;
+    int req;     /* request index, -1 when free */
+    int pos;     /* position at which `token` is run next */
+    int token;   /* the last sampled token (run in the next step) */
+    size_t cap;  /* of the result's text buffer */
+    double t0;
+} slot;
+
+typedef struct {
+    const t2_model *m;
+    const t2_tokenizer *tok;
+    t2_pool *pool;
+    const t2_gen_request *reqs;
+    const t2_gen_params *p;
+    t2_gen_result *out;
+    t2_gen_stats *stats;
+    int n_stops;
+    size_t stop_max; /* longest stop string */
+    int ctx;         /* the context (positions) a sequence may use */
+} gen;
+
+static void req_fail(t2_gen_result *r, int code, const char *msg) {
+    r->error = code;
+    r->stop = T2_GEN_STOP_NONE;
+    snprintf(r->message, sizeof r->message, "%s", msg);
+}
+
+/* Append n bytes to the result's text; 0 or T2_ENOMEM. */
+static int text_add(t2_gen_result *r, size_t *cap, const char *s, size_t n) {
+    if (r->len + n + 1 > *cap) {
+        size_t nc = *cap ? *cap : 64;
+        while (nc < r->len + n + 1) nc *= 2;
+        char *nt = realloc(r->text, nc);
+        if (!nt) return t2_err_set(T2_ENOMEM, "out of memory for generated text");
+        r->text = nt;
+        *cap = nc;
+    }
+    memcpy(r->text + r->len, s, n);
+    r->len += n;
+    r->text[r->len] = 0;
+    return 0;
+}
+
+static void finish(gen *g, slot *s, t2_gen_stop why) {
+    t2_gen_result *r = &g->out[s->req];
+    r->stop = why;
+    r->seconds = t2_now() - s->t0;
+    if (g->stats) {
+        g->stats->gen_tokens += r->n_gen;
+        if (r->truncated) g->stats->truncated++;
+    }
+    int idx = s->req;
+    s->req = -1;
+    t2_sampler_destroy(&s->smp);
+    if (g->p->on_done) g->p->on_done(g->p->on_done_ctx, idx, r);
+}
+
+/* Sample the next token of slot s from its state's logits and process it: 1 if the sequence
+ * goes on (its token is to be run at s->pos), 0 if it finished, < 0 on failure. */
+static int take_token(gen *g, slot *s) {
+    t2_gen_result *r = &g->out[s->req];
+    const int next = t2_sample(s->smp, t2_state_logits(s->st));
+    const int prev = r->tokens[r->n_prompt + r->n_gen - 1];
+    r->tokens[r->n_prompt + r->n_gen] = next;
+    r->n_gen++;
+    if (next == t2_tok_bos(g->tok) || next == t2_tok_eos(g->tok)) {
+        finish(g, s, T2_GEN_STOP_EOS);
+        return 0;
+    }
+    size_t n;
+    const char *piece = t2_tok_decode(g->tok, prev, next, &n);
+    /* as t2 run prints: a single control byte other than whitespace is dropped */
+    const unsigned char c0 = n == 1 ? (unsigned char)piece[0] : 0;
+    const int drop = n == 1 && c0 < 0x80 && !(isprint(c0) || isspace(c0));
+    if (!drop && n) {
+        const size_t old = r->len;
+        if (text_add(r, &s->cap, piece, n) < 0) return T2_ENOMEM;
+        /* the earliest stop string that ends in the new bytes */
+        size_t from = old + 1 > g->stop_max ? old + 1 - g->stop_max : 0, cut = (size_t)-1;
+        for (int k = 0; k < g->n_stops; k++) {
+            const char *hit = strstr(r->text + from, g->p->stop[k]);
+            if (hit && (size_t)(hit - r->text) < cut) cut = (size_t)(hit - r->text);
+        }
+        if (cut != (size_t)-1) {
+            r->len = cut;
+            r->text[cut] = 0;
+            finish(g, s, T2_GEN_STOP_STRING);
+            return 0;
+        }
+    }
+    if (r->n_gen >= g->p->max_tokens) {
+        finish(g, s, T2_GEN_STOP_LENGTH);
+        return 0;
+    }
+    s->pos = r->n_prompt + r->n_gen - 1;
+    if (s->pos >= g->ctx) {
+        finish(g, s, T2_GEN_STOP_CONTEXT);
+        return 0;
+    }
+    s->token = next;
+    return 1;
+}
+
+/* Start request `req` in slot s: run its prompt and take the first token. 1 if the sequence
+ * is in flight, 0 if it finished or failed on its own, < 0 on an engine failure. */
+static int start(gen *g, slot *s, int req) {
+    t2_gen_result *r = &g->out[req];
+    const t2_gen_params *p = g->p;
+    s->req = req;
+    s->t0 = t2_now();
+    s->cap = 0;
+    s->smp = t2_sampler_new(g->m->cfg.vocab_size, p->temperature, p->top_p, g->reqs[req].seed);
+    r->text = malloc(1);
+    if (!s->smp || !r->text) return t2_err_set(T2_ENOMEM, "out of memory");
+    r->text[0] = 0;
+    s->cap = 1;
+    t2_state_set_adapt(s->st, g->reqs[req].adapt);
+    double t0 = t2_now();
+    int rc = t2_forward(s->st, g->pool, r->tokens, r->n_prompt, 0, NULL);
+    if (g->stats) {
+        g->stats->prompt_seconds += t2_now() - t0;
+        g->stats->prompt_tokens += r->n_prompt;
+    }
+    if (rc == T2_ENOMEM) return rc;
+    if (rc < 0) { /* this request's own problem (e.g. a mixture made for another model) */
+        int idx = s->req;
+        req_fail(r, rc, t2_err_msg());
+        if (g->stats) g->stats->failed++;
+        s->req = -1;
+        t2_sampler_destroy(&s->smp);
+        if (p->on_done) p->on_done(p->on_done_ctx, idx, r);
+        return 0;
+    }
+    return take_token(g, s);
+}
+
+/* Encode every prompt (with truncation) into out[i].tokens; per-request failures recorded. */
+static int encode_all(gen *g, int n, int *max_needed) {
+    const t2_gen_params *p = g->p;
+    const int C = g->ctx;
+    int reserve = p->max_tokens < C / 2 ? p->max_tokens : C / 2;
+    if (reserve < 1) reserve = 1;
+    *max_needed = 1;
+    for (int i = 0; i < n; i++) {
+        t2_gen_result *r = &g->out[i];
+        const char *prompt = g->reqs[i].prompt ? g->reqs[i].prompt : "";
+        size_t len = strlen(prompt);
+        int cap = (int)(len + 3), np = 0;
+        if (len > (size_t)1 << 28) {
+            req_fail(r, T2_ERANGE, "prompt longer than 256 MiB");
+            if (g->stats) g->stats->failed++;
+            continue;
+        }
+        int *toks = malloc((size_t)(cap + p->max_tokens) * sizeof(int));
+        if (!toks) return t2_err_set(T2_ENOMEM, "out of memory encoding prompts");
+        int rc = t2_tok_encode(g->tok, prompt, 1, 0, toks, cap, &np);
+        if (rc < 0) {
+            free(toks);
+            if (rc == T2_ENOMEM) return rc;
+            req_fail(r, rc, t2_err_msg());
+            if (g->stats) g->stats->failed++;
+            continue;
+        }
+        if (np > C - reserve) {
+            if (!p->truncate && np > C) {
+                char msg[128];
+                snprintf(msg, sizeof msg, "the prompt is %d tokens, more than the context of %d",
+                         np, C);
+                free(toks);
+                req_fail(r, T2_ERANGE, msg);
+                if (g->stats) g->stats->failed++;
+                continue;
+            }
+            if (p->truncate) { /* BOS + the last C - reserve - 1 tokens */
+                int keep = C - reserve;
+                if (keep < 1) keep = 1;
+                r->truncated = np - keep;
+                memmove(toks + 1, toks + 1 + r->truncated, (size_t)(keep - 1) * sizeof(int));
+                np = keep;
+            }
+        }
+        r->tokens = toks;
+        r->n_prompt = np;
+        int need = np + p->max_tokens - 1;
+        if (need > *max_needed) *max_needed = need;
+    }
+    if (*max_needed > C) *max_needed = C;
+    return 0;
+}
+
+int t2_generate_batch(const t2_model *m, const t2_tokenizer *tok, t2_pool *pool,
+                      const t2_gen_request *reqs, int n, const t2_gen_params *p,
+                      t2_gen_result *out, t2_gen_stats *stats) {
+    if (!m || !tok || (n > 0 && (!reqs || !out)) || !p || n < 0)
+        return t2_err_set(T2_EINVAL, "generate: missing model, tokenizer, requests or results");
+    if (p->max_tokens < 1)
+        return t2_err_set(T2_EINVAL, "generate: max_tokens %d (at least 1)", p->max_tokens);
+    if (p->batch < 1 || p->batch > T2_GEN_MAX_BATCH)
+        return t2_err_set(T2_EINVAL, "generate: batch %d out of range (1..%d)", p->batch,
+                          T2_GEN_MAX_BATCH);
+    if (p->prompt_batch < 1 || p->prompt_batch > 65536)
+        return t2_err_set(T2_EINVAL, "generate: prompt batch %d out of range (1..65536)",
+                          p->prompt_batch);
+    if (!(p->temperature >= 0) || !(p->top_p >= 0 && p->top_p <= 1))
+        return t2_err_set(T2_EINVAL, "generate: temperature %g / top-p %g out of range",
+                          (double)p->temperature, (double)p->top_p);
+    if (p->n_ctx < 0) return t2_err_set(T2_EINVAL, "generate: n_ctx %d < 0", p->n_ctx);
+    if (t2_tok_vocab_size(tok) > m->cfg.vocab_size)
+        return t2_err_set(T2_EMISMATCH, "generate: the tokenizer has %d pieces, the model %d",
+                          t2_tok_vocab_size(tok), m->cfg.vocab_size);
+    gen g = {.m = m, .tok = tok, .pool = pool, .reqs = reqs, .p = p, .out = out, .stats = stats};
+    for (g.n_stops = 0; g.n_stops < T2_GEN_MAX_STOPS && p->stop[g.n_stops]; g.n_stops++) {
+        size_t l = strlen(p->stop[g.n_stops]);
+        if (!l) return t2_err_set(T2_EINVAL, "generate: empty stop string");
+        if (l > g.stop_max) g.stop_max = l;
+    }
+    g.ctx = p->n_ctx && p->n_ctx < m->cfg.seq_len ? p->n_ctx : m->cfg.seq_len;
+    if (stats) memset(stats, 0, sizeof *stats);
+    for (int i = 0; i < n; i++) memset(&out[i], 0, sizeof out[i]);
+    if (n == 0) return 0;
+
+    const double t_start = t2_now();
+    const int nslots = p->batch < n ? p->batch : n;
+    slot *slots = calloc((size_t)nslots, sizeof *slots);
+    t2_state **sts = malloc((size_t)nslots * sizeof *sts);
+    int *toks = malloc((size_t)nslots * sizeof(int)), *pos = malloc((size_t)nslots * sizeof(int));
+    int *idx = malloc((size_t)nslots * sizeof(int));
+    int *grouped = malloc((size_t)nslots * sizeof(int));
+    int rc = 0, ctx_needed = 1;
+    double in_flight_sum = 0;
+    if (!slots || !sts || !toks || !pos || !idx || !grouped) {
+        rc = t2_err_set(T2_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = encode_all(&g, n, &ctx_needed)) < 0) goto out;
+    for (int i = 0; i < nslots; i++) {
+        slots[i].req = -1;
+        if ((rc = t2_state_new(&slots[i].st, m, p->prompt_batch, ctx_needed)) < 0) goto out;
+    }
+    int next = 0, active = 0;
+    for (;;) {
+        /* fill free slots (a request may finish or fail right away: keep filling) */
+        for (int i = 0; i < nslots && next < n; i++) {
+            while (slots[i].req < 0 && next < n) {
+                int q = next++;
+                if (out[q].error) { /* failed while encoding */
+                    if (p->on_done) p->on_done(p->on_done_ctx, q, &out[q]);
+                    continue;
+                }
+                if ((rc = start(&g, &slots[i], q)) < 0) goto out;
+            }
+        }
+        active = 0;
+        for (int i = 0; i < nslots; i++)
+            if (slots[i].req >= 0) idx[active++] = i;
+        if (!active) break;
+        /* one decode step, in groups of sequences whose adaptations share factors */
+        for (int a = 0; a < active; a++) grouped[a] = 0;
+        for (int a0 = 0; a0 < active; a0++) {
+            if (grouped[a0]) continue;
+            const t2_svd *f = NULL;
+            int k = 0;
+            for (int a = a0; a < active; a++) {
+                if (grouped[a]) continue;
+                const t2_gen_request *rq = &reqs[slots[idx[a]].req];
+                const t2_svd *fa = rq->adapt ? rq->adapt->svd : NULL;
+                if (fa && f && fa != f) continue;
+                if (fa) f = fa;
+                grouped[a] = 1;
+                slot *s = &slots[idx[a]];
+                sts[k] = s->st;
+                toks[k] = s->token;
+                pos[k] = s->pos;
+                k++;
+            }
+            double t0 = t2_now();
+            rc = t2_forward_step_multi(sts, k, pool, toks, pos);
+            if (stats) {
+                stats->decode_seconds += t2_now() - t0;
+                stats->steps++;
+            }
+            in_flight_sum += k;
+            if (rc < 0) goto out;
+            for (int a = a0, j = 0; a < active && j < k; a++) {
+                slot *s = &slots[idx[a]];
+                if (sts[j] != s->st) continue;
+                j++;
+                if ((rc = take_token(&g, s)) < 0) goto out;
+                rc = 0;
+            }
+        }
+    }
+    if (stats) {
+        stats->wall_seconds = t2_now() - t_start;
+        stats->mean_in_flight = stats->steps ? in_flight_sum / stats->steps : 0;
+    }
+out:
+    if (slots)
+        for (int i = 0; i < nslots; i++) {
+            t2_state_destroy(&slots[i].st);
+            t2_sampler_destroy(&slots[i].smp);
+        }
+    free(slots);
+    free(sts);
+    free(toks);
+    free(pos);
+    free(idx);
+    free(grouped);
+    if (rc < 0) t2_gen_results_free(out, n);
+    return rc < 0 ? rc : 0;
+}

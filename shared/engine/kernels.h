@@ -1,0 +1,80 @@
+/* kernels.h - the math of the forward pass, outputs first and sizes last.
+ *
+ * Matrix-vector work (batch-1 generation) runs on T2's own SIMD kernels, chosen at run time
+ * from the CPU's flags (AVX-512F+BW+VL, else AVX2+FMA+F16C, else portable C); matrix-matrix
+ * work (prompt batches) on OpenBLAS sgemm, one single-threaded call per pool thread on its own
+ * slice of output rows, so T2's threads and OpenBLAS's never fight.
+ *
+ * Shapes: W is a t2_mat (rows = out features, cols = in features, row-major, any t2_dtype);
+ * x has W.cols floats; y has W.rows floats. X / Y in batch calls are B rows of cols / rows floats.
+ * Determinism: for a given W, x and kernel level, results do not depend on the number of threads
+ * (each output element is computed by exactly one thread with a fixed order of summation).
+ */
+#ifndef T2_KERNELS_H
+#define T2_KERNELS_H
+
+#include "base/pool.h"
+#include "engine/t2_types.h"
+
+/* Which SIMD level the run-time dispatch chose: "avx512", "avx2" or "generic". */
+const char *t2_kern_level(void);
+/* Force a level ("avx512", "avx2", "generic") for tests; returns 0 or T2_EUNSUPPORTED if the CPU
+ * lacks it. Not thread-safe: call before starting work. */
+int t2_kern_force_level(const char *level);
+
+/* Q8_0 weights: x is first rounded to 16 bits per 32-element block (x ~= dx * int16, dx = the
+ * block's max |x| / 32767; once per call, shared by the threads) so that every block is an exact
+ * integer dot product; the added error is <= max |x_block| / 65534 per element, far below the
+ * weights' own 8-bit rounding. (GGML rounds x to 8 bits for Q8_0.)
+ *
+ * y[r] = dot(W[r, :], x) for r in [r0, r1), single thread. */
+void t2_matvec_rows(float *y, const t2_mat *W, const float *x, int r0, int r1);
+/* y = W x on the pool (pool may be NULL: single thread). */
+void t2_matvec(t2_pool *pool, float *y, const t2_mat *W, const float *x);
+/* n independent products ys[i] = Ws[i] xs[i] in one pool call (rows of all split together). */
+void t2_matvec_multi(t2_pool *pool, int n, float *const *ys, const t2_mat *const *Ws,
+                     const float *const *xs);
+
+/* ys[b] = W xs[b] for b in [0, B): every ys[b] is bit-identical to t2_matvec(W, xs[b]) at the same
+ * kernel level, whatever B, the other vectors or the number of threads, while W is read from
+ * memory once for all B vectors: batched row kernels load each chunk of a row once (converted to
+ * f32 once) and apply it to a group of 2-4 vectors, with the single-vector kernel's operations per
+ * vector (Q8_0: each x prepared as t2_matvec prepares it). Threads take t2_split blocks of 32 rows.
+ * This is the multi-sequence decoding product: a sequence's numbers never depend on what else
+ * shares the batch. */
+void t2_matvec_batch(t2_pool *pool, float *const *ys, const t2_mat *W, const float *const *xs,
+                     int B);
+
+/* Y[b, :] = W X[b, :] for b in [0, B): Y is B x W.rows, X is B x W.cols (row-major).
+ * F32 weights go straight to sgemm; other types are converted to f32 a block of rows at a time
+ * into per-thread scratch (allocated by the kernels module on first use, grown as needed; freed
+ * by t2_kern_free_scratch). Each sgemm call covers a fixed block of rows of W, so the result does
+ * not depend on the number of threads either. B == 1 runs t2_matvec (same result as it).
+ * Returns 0 or T2_ENOMEM. */
+int t2_matmul(t2_pool *pool, float *Y, const t2_mat *W, const float *X, int B);
+void t2_kern_free_scratch(void);
+/* The OpenBLAS core t2_matmul runs on (openblas_get_corename(); follows OPENBLAS_CORETYPE). */
+const char *t2_blas_corename(void);
+
+/* Small kernels (single thread; dims are small). */
+void t2_rmsnorm(float *out, const float *x, const float *weight, int n, float eps);
+void t2_softmax(float *x, int n);
+/* Rotate adjacent pairs (x[2i], x[2i+1]) of each head by pos * theta^(-2i/head_dim)
+ * (Meta/llama2.c layout, GGML rope "normal" mode). x has n_heads * head_dim floats. */
+void t2_rope(float *x, int n_heads, int head_dim, int pos, float theta);
+/* out[i] = silu(gate[i]) * up[i] */
+void t2_swiglu(float *out, const float *gate, const float *up, int n);
+float t2_dot_f32(const float *a, const float *b, int n);
+/* y += a * x */
+void t2_axpy_f32(float *y, float a, const float *x, int n);
+
+/* Memory read bandwidth in GB/s (1e9 bytes/s): n_threads threads stream-sum a freshly allocated,
+ * initialised buffer of `bytes` bytes (use >= 256 MiB so that it comes from DRAM) with the
+ * current kernel level's widest loads; best of several passes. Takes ~1 s for 1 GiB.
+ * Returns a negative T2_E* code on failure (no memory, no threads). */
+double t2_membw_read_gbs(int n_threads, size_t bytes);
+/* One timed read pass over the n floats at a, split over the pool's threads; returns GB/s (for
+ * benchmarks that interleave reference passes with their own, so both see the same load). */
+double t2_membw_read_pass(t2_pool *pool, const float *a, size_t n);
+
+#endif

@@ -1,0 +1,96 @@
+#include "engine/sampler.h"
+
+#include "engine/kernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+typedef struct {
+    float p;
+    int i;
+} prob_index;
+
+struct t2_sampler {
+    int vocab;
+    float temperature, top_p;
+    uint64_t rng;
+    prob_index *cand; /* (V) top-p candidates */
+};
+
+t2_sampler *t2_sampler_new(int vocab_size, float temperature, float top_p, uint64_t seed) {
+    t2_sampler *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->vocab = vocab_size;
+    s->temperature = temperature;
+    s->top_p = top_p;
+    s->rng = seed ? seed : 0x853c49e6748fea9bull; /* xorshift needs a non-zero state */
+    s->cand = malloc((size_t)vocab_size * sizeof *s->cand);
+    if (!s->cand) t2_sampler_destroy(&s);
+    return s;
+}
+
+void t2_sampler_destroy(t2_sampler **sp) {
+    if (!sp || !*sp) return;
+    free((*sp)->cand);
+    free(*sp);
+    *sp = NULL;
+}
+
+int t2_argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+static uint32_t rng_u32(uint64_t *s) { /* xorshift64*, upper half */
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return (uint32_t)((*s * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+static float rng_f32(uint64_t *s) { return (float)(rng_u32(s) >> 8) / 16777216.0f; } /* [0,1) */
+
+static int by_prob_desc(const void *a, const void *b) {
+    float pa = ((const prob_index *)a)->p, pb = ((const prob_index *)b)->p;
+    return (pa < pb) - (pa > pb);
+}
+
+int t2_sample(t2_sampler *s, float *logits) {
+    const int n = s->vocab;
+    if (s->temperature == 0.0f) return t2_argmax(logits, n);
+    for (int i = 0; i < n; i++) logits[i] /= s->temperature;
+    t2_softmax(logits, n);
+    float coin = rng_f32(&s->rng);
+    if (s->top_p <= 0.0f || s->top_p >= 1.0f) {
+        float cdf = 0;
+        for (int i = 0; i < n; i++) {
+            cdf += logits[i];
+            if (coin < cdf) return i;
+        }
+        return n - 1; /* rounding */
+    }
+    /* Tokens below (1 - top_p) / (n - 1) cannot be in the nucleus: skip them before sorting. */
+    const float cutoff = (1.0f - s->top_p) / (float)(n - 1);
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (logits[i] >= cutoff) s->cand[k++] = (prob_index){logits[i], i};
+    if (k == 0) return t2_argmax(logits, n);
+    qsort(s->cand, (size_t)k, sizeof *s->cand, by_prob_desc);
+    float cum = 0;
+    int last = k - 1;
+    for (int i = 0; i < k; i++) {
+        cum += s->cand[i].p;
+        if (cum > s->top_p) {
+            last = i;
+            break;
+        }
+    }
+    float r = coin * cum, cdf = 0;
+    for (int i = 0; i <= last; i++) {
+        cdf += s->cand[i].p;
+        if (r < cdf) return s->cand[i].i;
+    }
+    return s->cand[last].i;
+}

@@ -1,0 +1,465 @@
+#include "engine/transformer.h"
+
+#include "engine/kernels.h"
+#include "engine/adapt.h"
+#include "base/t2_err.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define T2_MAX_MULTI 256 /* sequences in one multi-sequence step */
+
+struct t2_state {
+    const t2_model *m;
+    const t2_adapt *adapt;
+    int max_batch, n_ctx, l0, l1;
+    /* activations for up to max_batch (B) tokens */
+    float *x;      /* (B, D) residual stream */
+    float *xb;     /* (B, D) normed input / projection output */
+    float *xb2;    /* (B, H*h) attention output */
+    float *q;      /* (B, H*h) */
+    float *k;      /* (B, K*h) */
+    float *v;      /* (B, K*h) */
+    float *hb;     /* (B, F) gate, then swiglu */
+    float *hb2;    /* (B, F) up */
+    float *z;      /* (B, D) factored SVF: Vᵀ x (rank <= D) */
+    float *logits; /* (V) */
+    float *key_cache;   /* (l1 - l0, n_ctx, K*h) */
+    float *value_cache; /* (l1 - l0, n_ctx, K*h) */
+    float *att;    /* (n_att_threads, n_ctx) attention scores, one row per pool thread */
+    int n_att_threads;
+};
+
+void t2_state_destroy(t2_state **sp) {
+    if (!sp || !*sp) return;
+    t2_state *s = *sp;
+    free(s->x);
+    free(s->xb);
+    free(s->xb2);
+    free(s->q);
+    free(s->k);
+    free(s->v);
+    free(s->hb);
+    free(s->hb2);
+    free(s->z);
+    free(s->logits);
+    free(s->key_cache);
+    free(s->value_cache);
+    free(s->att);
+    free(s);
+    *sp = NULL;
+}
+
+static float *falloc(size_t n) { return aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64); }
+
+int t2_state_new_range(t2_state **out, const t2_model *m, int max_batch, int n_ctx, int l0, int l1) {
+    const t2_config *c = &m->cfg;
+    *out = NULL;
+    if (n_ctx <= 0) n_ctx = c->seq_len;
+    if (n_ctx > c->seq_len)
+        return t2_err_set(T2_ERANGE, "context %d is longer than the model's %d", n_ctx, c->seq_len);
+    if (max_batch <= 0 || max_batch > 65536)
+        return t2_err_set(T2_ERANGE, "batch %d out of range (1..65536)", max_batch);
+    if (l0 < 0 || l1 > c->n_layers || l0 >= l1)
+        return t2_err_set(T2_ERANGE, "layer range [%d, %d) not within the model's %d layers", l0,
+                          l1, c->n_layers);
+    t2_state *s = calloc(1, sizeof *s);
+    if (!s) return t2_err_set(T2_ENOMEM, "out of memory for the run state");
+    const size_t B = (size_t)max_batch, D = c->dim, F = c->hidden_dim;
+    const size_t QD = (size_t)c->n_heads * c->head_dim, KVD = (size_t)c->n_kv_heads * c->head_dim;
+    const size_t cache = (size_t)(l1 - l0) * n_ctx * KVD;
+    s->m = m;
+    s->max_batch = max_batch;
+    s->n_ctx = n_ctx;
+    s->l0 = l0;
+    s->l1 = l1;
+    s->x = falloc(B * D);
+    s->xb = falloc(B * D);
+    s->xb2 = falloc(B * QD);
+    s->q = falloc(B * QD);
+    s->k = falloc(B * KVD);
+    s->v = falloc(B * KVD);
+    s->hb = falloc(B * F);
+    s->hb2 = falloc(B * F);
+    s->z = falloc(B * D);
+    s->logits = falloc((size_t)c->vocab_size);
+    s->key_cache = falloc(cache);
+    s->value_cache = falloc(cache);
+    if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->hb || !s->hb2 || !s->z ||
+        !s->logits || !s->key_cache || !s->value_cache) {
+        t2_state_destroy(&s);
+        return t2_err_set(T2_ENOMEM, "out of memory for the run state (KV cache %zu MiB)",
+                          2 * cache * sizeof(float) >> 20);
+    }
+    *out = s;
+    return 0;
+}
+
+int t2_state_new(t2_state **out, const t2_model *m, int max_batch, int n_ctx) {
+    return t2_state_new_range(out, m, max_batch, n_ctx, 0, m->cfg.n_layers);
+}
+
+int t2_state_n_ctx(const t2_state *s) { return s->n_ctx; }
+float *t2_state_logits(t2_state *s) { return s->logits; }
+float *t2_state_x(t2_state *s) { return s->x; }
+void t2_state_set_adapt(t2_state *s, const t2_adapt *a) { s->adapt = a; }
+
+static int ensure_att(t2_state *s, int nth) {
+    if (s->n_att_threads >= nth) return 0;
+    float *att = falloc((size_t)nth * s->n_ctx);
+    if (!att) return t2_err_set(T2_ENOMEM, "out of memory for attention scores");
+    free(s->att);
+    s->att = att;
+    s->n_att_threads = nth;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* linear layers, with or without an adaptation                                                */
+
+/* Y (B x W.rows) = X (B x W.cols) Wᵀ */
+static int linear(t2_pool *pool, float *Y, const t2_mat *W, const float *X, int B) {
+    if (B == 1) {
+        t2_matvec(pool, Y, W, X);
+        return 0;
+    }
+    return t2_matmul(pool, Y, W, X, B);
+}
+
+static inline int adapt_idx(int l, int k) { return l * T2_N_TARGETS + k; }
+
+/* Single sequence, B tokens: target k of layer l. */
+static int lin(t2_state *s, t2_pool *pool, int l, int k, float *Y, const float *X, int B) {
+    const t2_mat *W = t2_layer_mat(&s->m->layers[l], k);
+    const t2_adapt *a = s->adapt;
+    const int idx = adapt_idx(l, k);
+    if (a && a->sigma[idx]) {
+        if (a->mode == T2_APPLY_MERGED) return linear(pool, Y, &a->merged[idx], X, B);
+        const t2_svd *sv = t2_adapt_svd(a, l, k);
+        const t2_mat Vt = {T2_F32, sv->rank, sv->cols, sv->Vt};
+        const t2_mat U = {T2_F32, sv->rows, sv->rank, sv->U};
+        int rc = linear(pool, s->z, &Vt, X, B);
+        if (rc < 0) return rc;
+        const float *sig = a->sigma[idx];
+        for (int b = 0; b < B; b++)
+            for (int q = 0; q < sv->rank; q++) s->z[(size_t)b * sv->rank + q] *= sig[q];
+        return linear(pool, Y, &U, s->z, B);
+    }
+    return linear(pool, Y, W, X, B);
+}
+
+/* n sequences, one token each: ys[i] = W_i xs[i] for target k of layer l, where W_i is the base
+ * matrix, sequence i's merged matrix, or its factored form. Sequences that use the same matrix
+ * share one pass over it; all factored sequences share the passes over Vᵀ and U. */
+static void lin_multi(t2_state *const *st, int n, t2_pool *pool, int l, int k, float *const *ys,
+                      const float *const *xs) {
+    const t2_mat *base = t2_layer_mat(&st[0]->m->layers[l], k);
+    const int idx = adapt_idx(l, k);
+    const t2_mat *w[T2_MAX_MULTI];
+    int done[T2_MAX_MULTI], nf = 0;
+    float *gy[T2_MAX_MULTI], *fz[T2_MAX_MULTI];
+    const float *gx[2 * T2_MAX_MULTI]; /* factored inputs first, then one dense group's */
+    const t2_adapt *fa = NULL;
+    for (int i = 0; i < n; i++) {
+        const t2_adapt *a = st[i]->adapt;
+        done[i] = 0;
+        w[i] = base;
+        if (a && a->sigma[idx]) {
+            if (a->mode == T2_APPLY_MERGED) {
+                w[i] = &a->merged[idx];
+            } else { /* factored */
+                w[i] = NULL;
+                fa = a;
+                gx[nf] = xs[i];
+                fz[nf++] = st[i]->z;
+            }
+        }
+    }
+    /* dense groups: one pass per distinct matrix */
+    for (int i = 0; i < n; i++) {
+        if (done[i] || !w[i]) continue;
+        int g = 0;
+        for (int j = i; j < n; j++)
+            if (!done[j] && w[j] && w[j]->data == w[i]->data) {
+                gy[g] = ys[j];
+                gx[nf + g] = xs[j];
+                g++;
+                done[j] = 1;
+            }
+        t2_matvec_batch(pool, gy, w[i], gx + nf, g);
+    }
+    if (!nf) return;
+    const t2_svd *sv = t2_adapt_svd(fa, l, k);
+    const t2_mat Vt = {T2_F32, sv->rank, sv->cols, sv->Vt};
+    const t2_mat U = {T2_F32, sv->rows, sv->rank, sv->U};
+    t2_matvec_batch(pool, fz, &Vt, gx, nf);
+    int f = 0;
+    for (int i = 0; i < n; i++) {
+        const t2_adapt *a = st[i]->adapt;
+        if (w[i]) continue;
+        const float *sig = a->sigma[idx];
+        for (int q = 0; q < sv->rank; q++) fz[f][q] *= sig[q];
+        gy[f++] = ys[i];
+    }
+    t2_matvec_batch(pool, gy, &U, (const float *const *)fz, nf);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* attention                                                                                   */
+
+typedef struct {
+    t2_state *const *st; /* n_st states */
+    int n_st, B, layer;  /* B tokens per state */
+    const int *pos;      /* first position of each state's tokens */
+} attn_ctx;
+
+/* Causal grouped-query attention; work items are (state, token, head) triples split across
+ * threads. Token b of state i is at position pos[i] + b. */
+static void attention_task(void *arg, int ith, int nth) {
+    attn_ctx *a = arg;
+    const t2_config *c = &a->st[0]->m->cfg;
+    const int hd = c->head_dim, H = c->n_heads, group = c->n_heads / c->n_kv_heads;
+    const int KVD = c->n_kv_heads * hd, QD = H * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    int lo, hi;
+    t2_split(a->n_st * a->B * H, 1, ith, nth, &lo, &hi);
+    for (int item = lo; item < hi; item++) {
+        const int i = item / (a->B * H), b = (item / H) % a->B, h = item % H;
+        t2_state *s = a->st[i];
+        const int p = a->pos[i] + b;
+        const size_t loff = (size_t)(a->layer - s->l0) * s->n_ctx * KVD;
+        float *att = s->att + (size_t)ith * s->n_ctx;
+        const float *q = s->q + (size_t)b * QD + (size_t)h * hd;
+        const float *kc = s->key_cache + loff + (size_t)(h / group) * hd;
+        const float *vc = s->value_cache + loff + (size_t)(h / group) * hd;
+        for (int t = 0; t <= p; t++) att[t] = t2_dot_f32(q, kc + (size_t)t * KVD, hd) * scale;
+        t2_softmax(att, p + 1);
+        float *o = s->xb2 + (size_t)b * QD + (size_t)h * hd;
+        memset(o, 0, (size_t)hd * sizeof(float));
+        for (int t = 0; t <= p; t++) t2_axpy_f32(o, att[t], vc + (size_t)t * KVD, hd);
+    }
+}
+
+static void run_attention(t2_pool *pool, attn_ctx *a) {
+    if (pool)
+        t2_pool_run(pool, attention_task, a);
+    else
+        attention_task(a, 0, 1);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* stages                                                                                      */
+
+int t2_embed(t2_state *s, const int *tokens, int n) {
+    const t2_model *m = s->m;
+    const int D = m->cfg.dim, V = m->cfg.vocab_size;
+    if (n <= 0 || n > s->max_batch)
+        return t2_err_set(T2_ERANGE, "embed: %d tokens (batch holds 1..%d)", n, s->max_batch);
+    for (int b = 0; b < n; b++) {
+        if (tokens[b] < 0 || tokens[b] >= V)
+            return t2_err_set(T2_ERANGE, "token %d at index %d is outside the vocabulary (0..%d)",
+                              tokens[b], b, V - 1);
+        t2_to_f32(s->x + (size_t)b * D, t2_mat_row(&m->token_embd, tokens[b]), m->token_embd.type, D);
+    }
+    return 0;
+}
+
+static int check_pos(const t2_state *s, int n, int pos) {
+    if (pos < 0 || pos > s->n_ctx - n)
+        return t2_err_set(T2_ERANGE, "positions %d..%d exceed the context of %d tokens", pos,
+                          pos + n - 1, s->n_ctx);
+    return 0;
+}
+
+/* B > 1 tokens of one sequence (matrix-matrix path). */
+static int layers_batch(t2_state *s, t2_pool *pool, int B, int pos) {
+    const t2_model *m = s->m;
+    const t2_config *c = &m->cfg;
+    const int D = c->dim, F = c->hidden_dim, hd = c->head_dim;
+    const int QD = c->n_heads * hd, KVD = c->n_kv_heads * hd;
+    int rc;
+    for (int l = s->l0; l < s->l1; l++) {
+        const t2_layer *ly = &m->layers[l];
+        float *kc = s->key_cache + ((size_t)(l - s->l0) * s->n_ctx + pos) * KVD;
+        float *vc = s->value_cache + ((size_t)(l - s->l0) * s->n_ctx + pos) * KVD;
+        /* attention: x += wo @ attn(rope(wq @ rmsnorm(x)), rope(wk @ ...), wv @ ...) */
+        for (int b = 0; b < B; b++)
+            t2_rmsnorm(s->xb + (size_t)b * D, s->x + (size_t)b * D, ly->attn_norm, D, c->rms_eps);
+        if ((rc = lin(s, pool, l, T2_TGT_Q, s->q, s->xb, B)) < 0 ||
+            (rc = lin(s, pool, l, T2_TGT_K, kc, s->xb, B)) < 0 ||
+            (rc = lin(s, pool, l, T2_TGT_V, vc, s->xb, B)) < 0)
+            return rc;
+        for (int b = 0; b < B; b++) {
+            t2_rope(s->q + (size_t)b * QD, c->n_heads, hd, pos + b, c->rope_theta);
+            t2_rope(kc + (size_t)b * KVD, c->n_kv_heads, hd, pos + b, c->rope_theta);
+        }
+        attn_ctx actx = {&s, 1, B, l, &pos};
+        run_attention(pool, &actx);
+        if ((rc = lin(s, pool, l, T2_TGT_O, s->xb, s->xb2, B)) < 0) return rc;
+        for (size_t i = 0; i < (size_t)B * D; i++) s->x[i] += s->xb[i];
+        /* MLP: x += w_down @ (silu(w_gate @ rmsnorm(x)) * (w_up @ rmsnorm(x))) */
+        for (int b = 0; b < B; b++)
+            t2_rmsnorm(s->xb + (size_t)b * D, s->x + (size_t)b * D, ly->ffn_norm, D, c->rms_eps);
+        if ((rc = lin(s, pool, l, T2_TGT_GATE, s->hb, s->xb, B)) < 0 ||
+            (rc = lin(s, pool, l, T2_TGT_UP, s->hb2, s->xb, B)) < 0)
+            return rc;
+        t2_swiglu(s->hb, s->hb, s->hb2, B * F);
+        if ((rc = lin(s, pool, l, T2_TGT_DOWN, s->xb, s->hb, B)) < 0) return rc;
+        for (size_t i = 0; i < (size_t)B * D; i++) s->x[i] += s->xb[i];
+    }
+    return 0;
+}
+
+/* One token for each of n sequences (matrix-vector path, shared passes over the weights). */
+static int layers_multi(t2_state *const *st, int n, t2_pool *pool, const int *pos) {
+    const t2_model *m = st[0]->m;
+    const t2_config *c = &m->cfg;
+    const int D = c->dim, F = c->hidden_dim, hd = c->head_dim, KVD = c->n_kv_heads * hd;
+    float *ys[T2_MAX_MULTI], *ys2[T2_MAX_MULTI];
+    const float *xs[T2_MAX_MULTI];
+    for (int l = st[0]->l0; l < st[0]->l1; l++) {
+        const t2_layer *ly = &m->layers[l];
+        for (int i = 0; i < n; i++) {
+            t2_rmsnorm(st[i]->xb, st[i]->x, ly->attn_norm, D, c->rms_eps);
+            xs[i] = st[i]->xb;
+        }
+        for (int i = 0; i < n; i++) ys[i] = st[i]->q;
+        lin_multi(st, n, pool, l, T2_TGT_Q, ys, xs);
+        for (int i = 0; i < n; i++)
+            ys[i] = st[i]->key_cache + ((size_t)(l - st[i]->l0) * st[i]->n_ctx + pos[i]) * KVD;
+        lin_multi(st, n, pool, l, T2_TGT_K, ys, xs);
+        for (int i = 0; i < n; i++) {
+            t2_rope(st[i]->q, c->n_heads, hd, pos[i], c->rope_theta);
+            t2_rope(ys[i], c->n_kv_heads, hd, pos[i], c->rope_theta);
+            ys[i] = st[i]->value_cache + ((size_t)(l - st[i]->l0) * st[i]->n_ctx + pos[i]) * KVD;
+        }
+        lin_multi(st, n, pool, l, T2_TGT_V, ys, xs);
+        attn_ctx actx = {st, n, 1, l, pos};
+        run_attention(pool, &actx);
+        for (int i = 0; i < n; i++) {
+            ys[i] = st[i]->xb;
+            xs[i] = st[i]->xb2;
+        }
+        lin_multi(st, n, pool, l, T2_TGT_O, ys, xs);
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < D; j++) st[i]->x[j] += st[i]->xb[j];
+            t2_rmsnorm(st[i]->xb, st[i]->x, ly->ffn_norm, D, c->rms_eps);
+            xs[i] = st[i]->xb;
+            ys[i] = st[i]->hb;
+            ys2[i] = st[i]->hb2;
+        }
+        lin_multi(st, n, pool, l, T2_TGT_GATE, ys, xs);
+        lin_multi(st, n, pool, l, T2_TGT_UP, ys2, xs);
+        for (int i = 0; i < n; i++) {
+            t2_swiglu(st[i]->hb, st[i]->hb, st[i]->hb2, F);
+            ys[i] = st[i]->xb;
+            xs[i] = st[i]->hb;
+        }
+        lin_multi(st, n, pool, l, T2_TGT_DOWN, ys, xs);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < D; j++) st[i]->x[j] += st[i]->xb[j];
+    }
+    return 0;
+}
+
+static int check_multi(t2_state *const *st, int n, t2_pool *pool, const int *pos) {
+    if (n <= 0 || n > T2_MAX_MULTI)
+        return t2_err_set(T2_ERANGE, "multi-sequence step: %d sequences (1..%d)", n, T2_MAX_MULTI);
+    for (int i = 0; i < n; i++) {
+        if (st[i]->m != st[0]->m || st[i]->l0 != st[0]->l0 || st[i]->l1 != st[0]->l1)
+            return t2_err_set(T2_EINVAL, "multi-sequence step: state %d is for another model or "
+                              "layer range", i);
+        if (st[i]->adapt && st[i]->adapt->n_layers != st[i]->m->cfg.n_layers)
+            return t2_err_set(T2_EMISMATCH, "state %d: adaptation made for another model", i);
+        if (st[i]->adapt && st[0]->adapt && st[i]->adapt->svd != st[0]->adapt->svd)
+            return t2_err_set(T2_EINVAL, "multi-sequence step: adaptations from different factors");
+        for (int j = 0; j < i; j++)
+            if (st[j] == st[i]) return t2_err_set(T2_EINVAL, "multi-sequence step: state %d twice", i);
+        int rc = check_pos(st[i], 1, pos[i]);
+        if (rc < 0) return rc;
+        if ((rc = ensure_att(st[i], t2_pool_size(pool))) < 0) return rc;
+    }
+    return 0;
+}
+
+int t2_forward_layers(t2_state *s, t2_pool *pool, int n, int pos) {
+    if (n <= 0 || n > s->max_batch)
+        return t2_err_set(T2_ERANGE, "forward: %d tokens (batch holds 1..%d)", n, s->max_batch);
+    if (n == 1) return t2_forward_layers_multi(&s, 1, pool, &pos);
+    int rc = check_pos(s, n, pos);
+    if (rc < 0 || (rc = ensure_att(s, t2_pool_size(pool))) < 0) return rc;
+    return layers_batch(s, pool, n, pos);
+}
+
+int t2_forward_layers_multi(t2_state *const *states, int n, t2_pool *pool, const int *pos) {
+    int rc = check_multi(states, n, pool, pos);
+    if (rc < 0) return rc;
+    return layers_multi(states, n, pool, pos);
+}
+
+int t2_forward_head(t2_state *s, t2_pool *pool, int n, float *logits_all) {
+    const t2_model *m = s->m;
+    const int D = m->cfg.dim, V = m->cfg.vocab_size;
+    if (n <= 0 || n > s->max_batch)
+        return t2_err_set(T2_ERANGE, "head: %d tokens (batch holds 1..%d)", n, s->max_batch);
+    if (!logits_all) {
+        t2_rmsnorm(s->xb, s->x + (size_t)(n - 1) * D, m->output_norm, D, m->cfg.rms_eps);
+        t2_matvec(pool, s->logits, &m->output, s->xb);
+        return 0;
+    }
+    for (int b = 0; b < n; b++)
+        t2_rmsnorm(s->xb + (size_t)b * D, s->x + (size_t)b * D, m->output_norm, D, m->cfg.rms_eps);
+    int rc = linear(pool, logits_all, &m->output, s->xb, n);
+    if (rc < 0) return rc;
+    memcpy(s->logits, logits_all + (size_t)(n - 1) * V, (size_t)V * sizeof(float));
+    return 0;
+}
+
+static int require_all_layers(const t2_state *s) {
+    if (s->l0 != 0 || s->l1 != s->m->cfg.n_layers)
+        return t2_err_set(T2_EINVAL, "forward: this state covers layers [%d, %d) only", s->l0, s->l1);
+    return 0;
+}
+
+int t2_forward(t2_state *s, t2_pool *pool, const int *tokens, int n, int pos, float *logits_all) {
+    const int V = s->m->cfg.vocab_size;
+    int rc;
+    if ((rc = require_all_layers(s)) < 0) return rc;
+    if (n <= 0) return t2_err_set(T2_EINVAL, "forward: no tokens");
+    if ((rc = check_pos(s, n, pos)) < 0) return rc;
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return t2_err_set(T2_ERANGE, "token %d at index %d is outside the vocabulary (0..%d)",
+                              tokens[i], i, V - 1);
+    for (int done = 0; done < n; done += s->max_batch) {
+        int B = n - done < s->max_batch ? n - done : s->max_batch;
+        if ((rc = t2_embed(s, tokens + done, B)) < 0 ||
+            (rc = t2_forward_layers(s, pool, B, pos + done)) < 0 ||
+            (rc = t2_forward_head(s, pool, B, logits_all ? logits_all + (size_t)done * V : NULL)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int t2_forward_step_multi(t2_state *const *states, int n, t2_pool *pool, const int *tokens,
+                          const int *pos) {
+    int rc;
+    if (n <= 0 || n > T2_MAX_MULTI)
+        return t2_err_set(T2_ERANGE, "multi-sequence step: %d sequences (1..%d)", n, T2_MAX_MULTI);
+    for (int i = 0; i < n; i++)
+        if ((rc = require_all_layers(states[i])) < 0 || (rc = t2_embed(states[i], tokens + i, 1)) < 0)
+            return rc;
+    if ((rc = t2_forward_layers_multi(states, n, pool, pos)) < 0) return rc;
+    const t2_model *m = states[0]->m;
+    const int D = m->cfg.dim;
+    float *ys[T2_MAX_MULTI];
+    const float *xs[T2_MAX_MULTI];
+    for (int i = 0; i < n; i++) {
+        t2_rmsnorm(states[i]->xb, states[i]->x, m->output_norm, D, m->cfg.rms_eps);
+        ys[i] = states[i]->logits;
+        xs[i] = states[i]->xb;
+    }
+    t2_matvec_batch(pool, ys, &m->output, xs, n);
+    return 0;
+}

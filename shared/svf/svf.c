@@ -1,0 +1,833 @@
+#include "svf/svf.h"
+
+#include "engine/kernels.h"
+#include "base/platform.h"
+#include "base/sha256.h"
+#include "base/t2_err.h"
+#include "base/t2_log.h"
+
+#include <cblas.h>
+#include <lapacke.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void openblas_set_num_threads(int); /* T2 threads sgemm itself: one OpenBLAS thread each */
+
+static const char *const target_names[T2_N_TARGETS] = {
+    "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+
+int t2_targets_parse(const char *s, unsigned *out) {
+    if (!strcmp(s, "mlp")) *out = T2_TARGETS_MLP;
+    else if (!strcmp(s, "attn")) *out = T2_TARGETS_ATTN;
+    else if (!strcmp(s, "all")) *out = T2_TARGETS_ALL;
+    else {
+        unsigned t = 0;
+        const char *p = s;
+        while (*p) {
+            size_t n = strcspn(p, ",");
+            int found = 0;
+            for (int k = 0; k < T2_N_TARGETS; k++)
+                if (strlen(target_names[k]) == n && !strncmp(p, target_names[k], n)) {
+                    t |= 1u << k;
+                    found = 1;
+                }
+            if (!found)
+                return t2_err_set(T2_EINVAL, "unknown target '%.*s' (mlp, attn, all, or a comma "
+                                  "list of attn_q attn_k attn_v attn_output ffn_gate ffn_up "
+                                  "ffn_down)", (int)n, p);
+            p += n;
+            if (*p == ',') p++;
+        }
+        if (!t) return t2_err_set(T2_EINVAL, "no targets in '%s'", s);
+        *out = t;
+    }
+    return 0;
+}
+
+const char *t2_targets_str(unsigned t, char *buf, size_t cap) {
+    if (t == T2_TARGETS_MLP) snprintf(buf, cap, "mlp");
+    else if (t == T2_TARGETS_ATTN) snprintf(buf, cap, "attn");
+    else if (t == T2_TARGETS_ALL) snprintf(buf, cap, "all");
+    else {
+        size_t n = 0;
+        buf[0] = 0;
+        for (int k = 0; k < T2_N_TARGETS && n < cap; k++)
+            if (t & (1u << k)) n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? "," : "", target_names[k]);
+    }
+    return buf;
+}
+
+static int is_hex64(const char *s, size_t n) {
+    if (n != 64) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
+    return 1;
+}
+
+/* Read a string key into buf (NUL-terminated, truncated to cap - 1). */
+static int gguf_str_copy(const t2_gguf *g, const char *key, char *buf, size_t cap) {
+    const char *s;
+    size_t n;
+    int rc = t2_gguf_get_str(g, key, &s, &n);
+    if (rc < 0) return rc;
+    if (n >= cap) n = cap - 1;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    return 0;
+}
+
+static char *gguf_str_dup(const t2_gguf *g, const char *key) {
+    const char *s;
+    size_t n;
+    if (t2_gguf_get_str(g, key, &s, &n) < 0) {
+        t2_err_clear();
+        return strdup("");
+    }
+    return strndup(s, n);
+}
+
+/* Common header checks of a factors / expert / profile file: kind, base sha256, targets. */
+static int check_header(const t2_gguf *g, const char *kind, char sha[65], unsigned *targets) {
+    const char *path = t2_gguf_path(g);
+    char buf[256];
+    int rc = gguf_str_copy(g, "t2.kind", buf, sizeof buf);
+    if (rc < 0) return t2_err_prefix(rc, "%s: not a T2 %s file", path, kind);
+    if (strcmp(buf, kind))
+        return t2_err_set(T2_EFORMAT, "%s: is a T2 '%s' file, expected '%s'", path, buf, kind);
+    const char *s;
+    size_t n;
+    if ((rc = t2_gguf_get_str(g, "t2.base_sha256", &s, &n)) < 0) return rc;
+    if (!is_hex64(s, n))
+        return t2_err_set(T2_EFORMAT, "%s: t2.base_sha256 is not 64 lowercase hex digits", path);
+    memcpy(sha, s, 64);
+    sha[64] = 0;
+    if ((rc = gguf_str_copy(g, "t2.targets", buf, sizeof buf)) < 0) return rc;
+    if ((rc = t2_targets_parse(buf, targets)) < 0) return t2_err_prefix(rc, "%s: t2.targets", path);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* factors                                                                                     */
+
+void t2_factors_destroy(t2_factors **fp) {
+    if (!fp || !*fp) return;
+    t2_gguf_close(&(*fp)->gguf);
+    free((*fp)->svd);
+    free((*fp)->owned);
+    free(*fp);
+    *fp = NULL;
+}
+
+size_t t2_factors_bytes(const t2_factors *f) {
+    size_t b = 0;
+    for (int i = 0; i < f->n_layers * T2_N_TARGETS; i++) {
+        const t2_svd *s = &f->svd[i];
+        b += ((size_t)s->rows * s->rank + s->rank + (size_t)s->rank * s->cols) * sizeof(float);
+    }
+    return b;
+}
+
+static t2_factors *factors_alloc(int n_layers, unsigned targets) {
+    t2_factors *f = calloc(1, sizeof *f);
+    if (!f) return NULL;
+    f->n_layers = n_layers;
+    f->targets = targets;
+    f->svd = calloc((size_t)n_layers * T2_N_TARGETS, sizeof *f->svd);
+    if (!f->svd) t2_factors_destroy(&f);
+    return f;
+}
+
+typedef struct {
+    t2_model *m;
+    t2_factors *f;
+    int *todo; /* indices l * T2_N_TARGETS + k */
+    int n_todo;
+    atomic_int next, done, failed;
+    double *err; /* per todo */
+    t2_progress_fn progress;
+    void *progress_ctx;
+    double t0;
+} svd_job;
+
+/* One matrix: float64 copy, dgesdd (singular vectors of nearby singular values are only as good
+ * as the arithmetic: float64 keeps W' accurate to float32 rounding even for uneven scales), the
+ * factors rounded to float32, and the reconstruction error of the stored factors.
+ * Returns 0 or a T2_E code. */
+static int svd_one(svd_job *j, int idx, double *err) {
+    const int l = idx / T2_N_TARGETS, k = idx % T2_N_TARGETS;
+    const t2_mat *W = t2_layer_mat(&j->m->layers[l], k);
+    const int rows = W->rows, cols = W->cols, r = rows < cols ? rows : cols;
+    t2_svd *s = &j->f->svd[idx];
+    float *row = malloc((size_t)cols * sizeof(float));
+    double *a = malloc((size_t)rows * cols * sizeof(double));
+    double *u = malloc((size_t)rows * r * sizeof(double));
+    double *vt = malloc((size_t)r * cols * sizeof(double));
+    double *sv = malloc((size_t)r * sizeof(double));
+    float *rec = malloc((size_t)rows * cols * sizeof(float));
+    float *us = malloc((size_t)rows * r * sizeof(float));
+    int rc = 0;
+    if (!row || !a || !u || !vt || !sv || !rec || !us) {
+        rc = T2_ENOMEM;
+        goto out;
+    }
+    for (int i = 0; i < rows; i++) {
+        t2_to_f32(row, t2_mat_row(W, i), W->type, cols);
+        for (int q = 0; q < cols; q++) a[(size_t)i * cols + q] = row[q];
+    }
+    if (LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'S', rows, cols, a, cols, sv, u, r, vt, cols) != 0) {
+        rc = T2_EINTERNAL;
+        goto out;
+    }
+    float *U = (float *)s->U, *S = (float *)s->S, *Vt = (float *)s->Vt;
+    double sum = 0;
+    for (int q = 0; q < r; q++) {
+        S[q] = (float)sv[q];
+        sum += S[q];
+    }
+    for (size_t i = 0; i < (size_t)rows * r; i++) U[i] = (float)u[i];
+    for (size_t i = 0; i < (size_t)r * cols; i++) Vt[i] = (float)vt[i];
+    s->sum_s = (float)sum;
+    /* reconstruction from the stored float32 factors: (U diag S) Vt vs W */
+    for (int i = 0; i < rows; i++)
+        for (int q = 0; q < r; q++) us[(size_t)i * r + q] = U[(size_t)i * r + q] * S[q];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, r, 1.0f, us, r, Vt, cols,
+                0.0f, rec, cols);
+    double num = 0, den = 0;
+    for (int i = 0; i < rows; i++) {
+        t2_to_f32(row, t2_mat_row(W, i), W->type, cols);
+        for (int q = 0; q < cols; q++) {
+            double d = (double)rec[(size_t)i * cols + q] - row[q];
+            num += d * d;
+            den += (double)row[q] * row[q];
+        }
+    }
+    *err = den > 0 ? sqrt(num / den) : sqrt(num);
+out:
+    free(row);
+    free(a);
+    free(u);
+    free(vt);
+    free(sv);
+    free(rec);
+    free(us);
+    return rc;
+}
+
+static void svd_task(void *arg, int ith, int nth) {
+    svd_job *j = arg;
+    for (;;) {
+        int i = atomic_fetch_add(&j->next, 1);
+        if (i >= j->n_todo || atomic_load(&j->failed)) break;
+        int rc = svd_one(j, j->todo[i], &j->err[i]);
+        if (rc < 0) atomic_store(&j->failed, rc);
+        int d = atomic_fetch_add(&j->done, 1) + 1;
+        if (ith == 0 && j->progress) j->progress(j->progress_ctx, d, j->n_todo, t2_now() - j->t0);
+    }
+}
+
+int t2_factors_compute(t2_factors **out, t2_model *m, unsigned targets, t2_pool *pool,
+                       t2_progress_fn progress, void *progress_ctx, double *worst_err) {
+    *out = NULL;
+    const t2_config *c = &m->cfg;
+    const char *sha = t2_model_sha256(m);
+    if (!sha) return T2_EIO;
+    if (!targets || (targets & ~T2_TARGETS_ALL))
+        return t2_err_set(T2_EINVAL, "decompose: no valid targets");
+    t2_factors *f = factors_alloc(c->n_layers, targets);
+    svd_job j = {.m = m, .f = f, .progress = progress, .progress_ctx = progress_ctx};
+    int rc = 0;
+    if (!f) return t2_err_set(T2_ENOMEM, "out of memory");
+    memcpy(f->base_sha256, sha, 65);
+    size_t total = 0;
+    j.todo = malloc((size_t)c->n_layers * T2_N_TARGETS * sizeof *j.todo);
+    j.err = calloc((size_t)c->n_layers * T2_N_TARGETS, sizeof *j.err);
+    if (!j.todo || !j.err) {
+        rc = t2_err_set(T2_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int l = 0; l < c->n_layers; l++)
+        for (int k = 0; k < T2_N_TARGETS; k++) {
+            if (!(targets & (1u << k))) continue;
+            const t2_mat *W = t2_layer_mat(&m->layers[l], k);
+            t2_svd *s = &f->svd[l * T2_N_TARGETS + k];
+            s->rows = W->rows;
+            s->cols = W->cols;
+            s->rank = W->rows < W->cols ? W->rows : W->cols;
+            total += (size_t)s->rows * s->rank + s->rank + (size_t)s->rank * s->cols;
+            j.todo[j.n_todo++] = l * T2_N_TARGETS + k;
+        }
+    if (!(f->owned = malloc(total * sizeof(float)))) {
+        rc = t2_err_set(T2_ENOMEM, "out of memory for %zu MiB of factors", total * 4 >> 20);
+        goto out;
+    }
+    float *p = f->owned;
+    for (int i = 0; i < j.n_todo; i++) {
+        t2_svd *s = &f->svd[j.todo[i]];
+        s->U = p;
+        p += (size_t)s->rows * s->rank;
+        s->S = p;
+        p += s->rank;
+        s->Vt = p;
+        p += (size_t)s->rank * s->cols;
+    }
+    j.t0 = t2_now();
+    openblas_set_num_threads(1);
+    t2_pool_run(pool, svd_task, &j);
+    if ((rc = atomic_load(&j.failed)) < 0) {
+        rc = t2_err_set(rc, "decompose: SVD failed (%s)", t2_strerror(rc));
+        goto out;
+    }
+    double worst = 0;
+    for (int i = 0; i < j.n_todo; i++) worst = j.err[i] > worst ? j.err[i] : worst;
+    if (worst_err) *worst_err = worst;
+out:
+    free(j.todo);
+    free(j.err);
+    if (rc < 0) t2_factors_destroy(&f);
+    *out = f;
+    return rc;
+}
+
+static int add_f32(t2_gguf_writer *w, const char *name, const float *data, int rows, int cols) {
+    int64_t ne[2] = {cols, rows};
+    return t2_gguf_add_tensor(w, name, T2_F32, rows ? 2 : 1, ne, data);
+}
+
+int t2_factors_save(const t2_factors *f, const char *path) {
+    t2_gguf_writer *w = t2_gguf_writer_new();
+    char key[128], tbuf[128];
+    int rc;
+    if (!w) return t2_err_set(T2_ENOMEM, "out of memory");
+    if ((rc = t2_gguf_set_str(w, "t2.kind", "factors")) < 0 ||
+        (rc = t2_gguf_set_str(w, "t2.base_sha256", f->base_sha256)) < 0 ||
+        (rc = t2_gguf_set_str(w, "t2.targets", t2_targets_str(f->targets, tbuf, sizeof tbuf))) < 0 ||
+        (rc = t2_gguf_set_u32(w, "t2.n_layers", (uint32_t)f->n_layers)) < 0)
+        goto out;
+    for (int l = 0; l < f->n_layers; l++)
+        for (int k = 0; k < T2_N_TARGETS; k++) {
+            const t2_svd *s = t2_factors_get(f, l, k);
+            if (!s->rank) continue;
+            snprintf(key, sizeof key, "blk.%d.%s.svd_u", l, target_names[k]);
+            if ((rc = add_f32(w, key, s->U, s->rows, s->rank)) < 0) goto out;
+            snprintf(key, sizeof key, "blk.%d.%s.svd_s", l, target_names[k]);
+            if ((rc = add_f32(w, key, s->S, 0, s->rank)) < 0) goto out;
+            snprintf(key, sizeof key, "blk.%d.%s.svd_vt", l, target_names[k]);
+            if ((rc = add_f32(w, key, s->Vt, s->rank, s->cols)) < 0) goto out;
+        }
+    rc = t2_gguf_writer_write(w, path);
+out:
+    t2_gguf_writer_destroy(&w);
+    return rc;
+}
+
+/* F32 tensor of the given shape (rows 0: 1-D of cols), all values finite. */
+static int get_f32_tensor(const t2_gguf *g, const char *name, int rows, int cols, const float **out) {
+    const char *path = t2_gguf_path(g);
+    const t2_gguf_tensor *t = t2_gguf_find_tensor(g, name);
+    if (!t) return t2_err_set(T2_ENOTFOUND, "%s: tensor '%s' not found", path, name);
+    int ok = t->type == T2_F32 && (rows ? (t->n_dims == 2 && t->ne[0] == cols && t->ne[1] == rows)
+                                        : (t->n_dims == 1 && t->ne[0] == cols));
+    if (!ok)
+        return t2_err_set(T2_EMISMATCH, "%s: tensor '%s' is %s [%lld x %lld], expected F32 [%d x %d]: "
+                          "made for another model?", path, name, t2_dtype_name(t->type),
+                          (long long)t->ne[0], (long long)(t->n_dims > 1 ? t->ne[1] : 1), cols,
+                          rows ? rows : 1);
+    const float *d = t->data;
+    size_t n = (size_t)(rows ? rows : 1) * cols;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(d[i]))
+            return t2_err_set(T2_EFORMAT, "%s: tensor '%s' has a non-finite value at index %zu",
+                              path, name, i);
+    *out = d;
+    return 0;
+}
+
+int t2_factors_load(t2_factors **out, const char *path, t2_model *m) {
+    *out = NULL;
+    t2_gguf *g = NULL;
+    t2_factors *f = NULL;
+    char sha[65], key[128];
+    unsigned targets;
+    int rc = t2_gguf_open(&g, path);
+    if (rc < 0) return rc;
+    if ((rc = check_header(g, "factors", sha, &targets)) < 0) goto err;
+    const char *msha = t2_model_sha256(m);
+    if (!msha) {
+        rc = T2_EIO;
+        goto err;
+    }
+    if (strcmp(sha, msha)) {
+        rc = t2_err_set(T2_EMISMATCH, "%s: factors were made for another model (base sha256 "
+                        "%.12s..., %s is %.12s...)", path, sha, m->path, msha);
+        goto err;
+    }
+    if (!(f = factors_alloc(m->cfg.n_layers, targets))) {
+        rc = t2_err_set(T2_ENOMEM, "out of memory");
+        goto err;
+    }
+    memcpy(f->base_sha256, sha, 65);
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int k = 0; k < T2_N_TARGETS; k++) {
+            if (!(targets & (1u << k))) continue;
+            const t2_mat *W = t2_layer_mat(&m->layers[l], k);
+            t2_svd *s = &f->svd[l * T2_N_TARGETS + k];
+            s->rows = W->rows;
+            s->cols = W->cols;
+            s->rank = W->rows < W->cols ? W->rows : W->cols;
+            snprintf(key, sizeof key, "blk.%d.%s.svd_u", l, target_names[k]);
+            if ((rc = get_f32_tensor(g, key, s->rows, s->rank, &s->U)) < 0) goto err;
+            snprintf(key, sizeof key, "blk.%d.%s.svd_s", l, target_names[k]);
+            if ((rc = get_f32_tensor(g, key, 0, s->rank, &s->S)) < 0) goto err;
+            snprintf(key, sizeof key, "blk.%d.%s.svd_vt", l, target_names[k]);
+            if ((rc = get_f32_tensor(g, key, s->rank, s->cols, &s->Vt)) < 0) goto err;
+            double sum = 0;
+            for (int q = 0; q < s->rank; q++) {
+                if (s->S[q] < 0) {
+                    rc = t2_err_set(T2_EFORMAT, "%s: blk.%d.%s.svd_s has a negative singular value",
+                                    path, l, target_names[k]);
+                    goto err;
+                }
+                sum += s->S[q];
+            }
+            s->sum_s = (float)sum;
+        }
+    f->gguf = g;
+    *out = f;
+    return 0;
+err:
+    t2_factors_destroy(&f);
+    t2_gguf_close(&g);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* experts                                                                                     */
+
+void t2_expert_destroy(t2_expert **ep) {
+    if (!ep || !*ep) return;
+    t2_expert *e = *ep;
+    free(e->name);
+    free(e->task);
+    free(e->training);
+    free(e->rank);
+    free(e->p);
+    free(e->owned);
+    free(e);
+    *ep = NULL;
+}
+
+int64_t t2_expert_n_params(const t2_expert *e) {
+    int64_t n = 0;
+    for (int i = 0; i < e->n_layers * T2_N_TARGETS; i++) n += e->rank[i];
+    return n;
+}
+
+/* Allocate an expert shaped like the factors restricted to `targets`. */
+static t2_expert *expert_alloc(const t2_factors *f, unsigned targets) {
+    t2_expert *e = calloc(1, sizeof *e);
+    if (!e) return NULL;
+    const int n = f->n_layers * T2_N_TARGETS;
+    e->n_layers = f->n_layers;
+    e->targets = targets;
+    e->max_mult = 1.0f;
+    memcpy(e->base_sha256, f->base_sha256, 65);
+    e->rank = calloc((size_t)n, sizeof *e->rank);
+    e->p = calloc((size_t)n, sizeof *e->p);
+    size_t total = 0;
+    if (e->rank && e->p) {
+        for (int i = 0; i < n; i++)
+            if (targets & (1u << (i % T2_N_TARGETS))) {
+                e->rank[i] = f->svd[i].rank;
+                total += (size_t)f->svd[i].rank;
+            }
+        e->owned = calloc(total ? total : 1, sizeof(float));
+    }
+    if (!e->rank || !e->p || !e->owned) {
+        t2_expert_destroy(&e);
+        return NULL;
+    }
+    float *q = e->owned;
+    for (int i = 0; i < n; i++)
+        if (e->rank[i]) {
+            e->p[i] = q;
+            q += e->rank[i];
+        }
+    return e;
+}
+
+static uint64_t rng_next(uint64_t *s) {
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 0x2545F4914F6CDD1Dull;
+}
+
+int t2_expert_init(t2_expert **out, const t2_factors *f, unsigned targets, const char *name,
+                   const char *task, float init_value, float noise_std, uint64_t seed,
+                   float max_mult) {
+    *out = NULL;
+    if (!targets) targets = f->targets;
+    if (targets & ~f->targets)
+        return t2_err_set(T2_EMISMATCH, "expert targets include matrices the factors do not have");
+    if (!isfinite(init_value) || !isfinite(noise_std) || noise_std < 0 || !(max_mult > 0) ||
+        !isfinite(max_mult))
+        return t2_err_set(T2_EINVAL, "expert init: init value, noise and max_mult must be finite "
+                          "(noise >= 0, max_mult > 0)");
+    t2_expert *e = expert_alloc(f, targets);
+    if (!e) return t2_err_set(T2_ENOMEM, "out of memory");
+    e->name = strdup(name ? name : "expert");
+    e->task = strdup(task ? task : "");
+    e->training = strdup("initialised");
+    e->max_mult = max_mult;
+    if (!e->name || !e->task || !e->training) {
+        t2_expert_destroy(&e);
+        return t2_err_set(T2_ENOMEM, "out of memory");
+    }
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 7;
+    if (!s) s = 1;
+    for (int i = 0; i < e->n_layers * T2_N_TARGETS; i++)
+        for (int q = 0; q < e->rank[i]; q++) {
+            float z = 0;
+            if (noise_std > 0) {
+                double u1 = ((rng_next(&s) >> 11) + 1.0) / 9007199254740993.0;
+                double u2 = (rng_next(&s) >> 11) / 9007199254740992.0;
+                z = (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+            }
+            e->p[i][q] = init_value + noise_std * z;
+        }
+    *out = e;
+    return 0;
+}
+
+int t2_expert_save(const t2_expert *e, const char *path) {
+    t2_gguf_writer *w = t2_gguf_writer_new();
+    char key[128], tbuf[128];
+    int rc;
+    if (!w) return t2_err_set(T2_ENOMEM, "out of memory");
+    if ((rc = t2_gguf_set_str(w, "t2.kind", "expert")) < 0 ||
+        (rc = t2_gguf_set_str(w, "t2.name", e->name)) < 0 ||
+        (rc = t2_gguf_set_str(w, "t2.task", e->task)) < 0 ||
+        (rc = t2_gguf_set_str(w, "t2.base_sha256", e->base_sha256)) < 0 ||
+        (rc = t2_gguf_set_str(w, "t2.targets", t2_targets_str(e->targets, tbuf, sizeof tbuf))) < 0 ||
+        (rc = t2_gguf_set_str(w, "t2.activation", "sigmoid")) < 0 ||
+        (rc = t2_gguf_set_f32(w, "t2.max_mult", e->max_mult)) < 0 ||
+        (rc = t2_gguf_set_str(w, "t2.training", e->training ? e->training : "")) < 0 ||
+        (rc = t2_gguf_set_u32(w, "t2.n_layers", (uint32_t)e->n_layers)) < 0)
+        goto out;
+    for (int l = 0; l < e->n_layers; l++)
+        for (int k = 0; k < T2_N_TARGETS; k++) {
+            int i = l * T2_N_TARGETS + k;
+            if (!e->rank[i]) continue;
+            snprintf(key, sizeof key, "blk.%d.%s.svf_p", l, target_names[k]);
+            if ((rc = add_f32(w, key, e->p[i], 0, e->rank[i])) < 0) goto out;
+        }
+    rc = t2_gguf_writer_write(w, path);
+out:
+    t2_gguf_writer_destroy(&w);
+    return rc;
+}
+
+int t2_expert_load(t2_expert **out, const char *path, const t2_factors *f) {
+    *out = NULL;
+    t2_gguf *g = NULL;
+    t2_expert *e = NULL;
+    char sha[65], key[128], act[64];
+    unsigned targets;
+    int rc = t2_gguf_open(&g, path);
+    if (rc < 0) return rc;
+    if ((rc = check_header(g, "expert", sha, &targets)) < 0) goto out;
+    if (strcmp(sha, f->base_sha256)) {
+        rc = t2_err_set(T2_EMISMATCH, "%s: expert was trained for another model (base sha256 "
+                        "%.12s..., the loaded model is %.12s...)", path, sha, f->base_sha256);
+        goto out;
+    }
+    if (targets & ~f->targets) {
+        char a[128], b[128];
+        rc = t2_err_set(T2_EMISMATCH, "%s: expert targets '%s' are not all in the factors ('%s')",
+                        path, t2_targets_str(targets, a, sizeof a), t2_targets_str(f->targets, b, sizeof b));
+        goto out;
+    }
+    if ((rc = gguf_str_copy(g, "t2.activation", act, sizeof act)) < 0) goto out;
+    if (strcmp(act, "sigmoid")) {
+        rc = t2_err_set(T2_EUNSUPPORTED, "%s: activation '%s' is not supported (sigmoid)", path, act);
+        goto out;
+    }
+    if (!(e = expert_alloc(f, targets))) {
+        rc = t2_err_set(T2_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = t2_gguf_get_f32(g, "t2.max_mult", &e->max_mult)) < 0) goto out;
+    if (!(e->max_mult > 0) || !isfinite(e->max_mult)) {
+        rc = t2_err_set(T2_EFORMAT, "%s: t2.max_mult %g must be finite and positive", path,
+                        (double)e->max_mult);
+        goto out;
+    }
+    e->name = gguf_str_dup(g, "t2.name");
+    e->task = gguf_str_dup(g, "t2.task");
+    e->training = gguf_str_dup(g, "t2.training");
+    if (!e->name || !e->task || !e->training) {
+        rc = t2_err_set(T2_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int l = 0; l < e->n_layers; l++)
+        for (int k = 0; k < T2_N_TARGETS; k++) {
+            int i = l * T2_N_TARGETS + k;
+            if (!e->rank[i]) continue;
+            const float *p;
+            snprintf(key, sizeof key, "blk.%d.%s.svf_p", l, target_names[k]);
+            if ((rc = get_f32_tensor(g, key, 0, e->rank[i], &p)) < 0) goto out;
+            memcpy(e->p[i], p, (size_t)e->rank[i] * sizeof(float));
+        }
+    *out = e;
+    e = NULL;
+out:
+    t2_expert_destroy(&e);
+    t2_gguf_close(&g);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* mixtures                                                                                    */
+
+int t2_mixture_check(const t2_mixture *mix, const t2_factors *f) {
+    if (mix->n <= 0) return t2_err_set(T2_EINVAL, "mixture: no experts");
+    const t2_expert *e0 = mix->experts[0];
+    for (int i = 0; i < mix->n; i++) {
+        const t2_expert *e = mix->experts[i];
+        if (strcmp(e->base_sha256, f->base_sha256))
+            return t2_err_set(T2_EMISMATCH, "mixture: expert '%s' is for another model", e->name);
+        if (e->targets != e0->targets || e->max_mult != e0->max_mult)
+            return t2_err_set(T2_EMISMATCH, "mixture: expert '%s' has other targets or max_mult "
+                              "than '%s'", e->name, e0->name);
+    }
+    const int n_alpha = mix->n * (mix->per_matrix ? f->n_layers * T2_N_TARGETS : 1);
+    if (mix->n_alpha != n_alpha)
+        return t2_err_set(T2_EINVAL, "mixture: %d mixing coefficients for %d experts%s: expected %d",
+                          mix->n_alpha, mix->n, mix->per_matrix ? " per matrix" : "", n_alpha);
+    for (int i = 0; i < n_alpha; i++)
+        if (!isfinite(mix->alpha[i]))
+            return t2_err_set(T2_EINVAL, "mixture: alpha %d is not finite", i);
+    return 0;
+}
+
+static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+void t2_svf_sigma(float *out, const t2_svd *svd, const float *p, float max_mult) {
+    double sum = 0;
+    for (int q = 0; q < svd->rank; q++) {
+        out[q] = svd->S[q] * sigmoidf(p[q]) * max_mult;
+        sum += out[q];
+    }
+    float c = sum > 0 ? (float)(svd->sum_s / sum) : 1.0f;
+    for (int q = 0; q < svd->rank; q++) out[q] *= c;
+}
+
+void t2_adapt_release(t2_adapt **ap) {
+    if (!ap || !*ap) return;
+    t2_adapt *a = *ap;
+    *ap = NULL;
+    if (--a->refs > 0) return;
+    free(a->sigma);
+    free(a->merged);
+    free(a->sigma_buf);
+    free(a->merged_buf);
+    free(a);
+}
+
+t2_adapt *t2_adapt_ref(t2_adapt *a) {
+    a->refs++;
+    return a;
+}
+
+typedef struct {
+    t2_adapt *a;
+    const int *todo;
+    int n_todo;
+    atomic_int next;
+    float *scratch; /* per thread: rows x rank */
+    size_t scratch_per;
+} merge_job;
+
+static void merge_task(void *arg, int ith, int nth) {
+    merge_job *j = arg;
+    float *us = j->scratch + (size_t)ith * j->scratch_per;
+    for (;;) {
+        int i = atomic_fetch_add(&j->next, 1);
+        if (i >= j->n_todo) break;
+        int idx = j->todo[i];
+        const t2_svd *s = &j->a->f->svd[idx];
+        const float *sig = j->a->sigma[idx];
+        for (int r = 0; r < s->rows; r++)
+            for (int q = 0; q < s->rank; q++)
+                us[(size_t)r * s->rank + q] = s->U[(size_t)r * s->rank + q] * sig[q];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->rows, s->cols, s->rank, 1.0f, us,
+                    s->rank, s->Vt, s->cols, 0.0f, (float *)j->a->merged[idx].data, s->cols);
+    }
+}
+
+int t2_adapt_new(t2_adapt **out, const t2_factors *f, const t2_mixture *mix, int mode,
+                 t2_pool *pool) {
+    *out = NULL;
+    int rc = t2_mixture_check(mix, f);
+    if (rc < 0) return rc;
+    const int n = f->n_layers * T2_N_TARGETS;
+    const t2_expert *e0 = mix->experts[0];
+    t2_adapt *a = calloc(1, sizeof *a);
+    int *todo = NULL;
+    float *pmix = NULL;
+    if (!a) return t2_err_set(T2_ENOMEM, "out of memory");
+    a->refs = 1;
+    a->f = f;
+    a->svd = f->svd;
+    a->n_layers = f->n_layers;
+    a->targets = e0->targets;
+    a->mode = mode;
+    size_t total = 0, merged_total = 0, max_scratch = 0;
+    int max_rank = 1;
+    for (int i = 0; i < n; i++)
+        if (e0->rank[i]) {
+            total += (size_t)e0->rank[i];
+            merged_total += (size_t)f->svd[i].rows * f->svd[i].cols;
+            size_t sc = (size_t)f->svd[i].rows * f->svd[i].rank;
+            max_scratch = sc > max_scratch ? sc : max_scratch;
+            max_rank = e0->rank[i] > max_rank ? e0->rank[i] : max_rank;
+        }
+    a->sigma = calloc((size_t)n, sizeof *a->sigma);
+    a->sigma_buf = malloc((total ? total : 1) * sizeof(float));
+    pmix = malloc((size_t)max_rank * sizeof(float));
+    if (!a->sigma || !a->sigma_buf || !pmix) goto oom;
+    float *q = a->sigma_buf;
+    for (int i = 0; i < n; i++) {
+        if (!e0->rank[i]) continue;
+        const int r = e0->rank[i];
+        for (int t = 0; t < r; t++) pmix[t] = 0;
+        for (int k = 0; k < mix->n; k++) {
+            float al = mix->alpha[mix->per_matrix ? (size_t)k * n + i : (size_t)k];
+            const float *p = mix->experts[k]->p[i];
+            for (int t = 0; t < r; t++) pmix[t] += al * p[t];
+        }
+        t2_svf_sigma(q, &f->svd[i], pmix, e0->max_mult);
+        a->sigma[i] = q;
+        q += r;
+    }
+    a->bytes = total * sizeof(float);
+    if (mode == T2_APPLY_MERGED) {
+        a->merged = calloc((size_t)n, sizeof *a->merged);
+        a->merged_buf = malloc((merged_total ? merged_total : 1) * sizeof(float));
+        todo = malloc((size_t)n * sizeof *todo);
+        if (!a->merged || !a->merged_buf || !todo) goto oom;
+        float *w = a->merged_buf;
+        int n_todo = 0;
+        for (int i = 0; i < n; i++) {
+            if (!a->sigma[i]) continue;
+            a->merged[i] = (t2_mat){T2_F32, f->svd[i].rows, f->svd[i].cols, w};
+            w += (size_t)f->svd[i].rows * f->svd[i].cols;
+            todo[n_todo++] = i;
+        }
+        const int nth = t2_pool_size(pool);
+        merge_job j = {.a = a, .todo = todo, .n_todo = n_todo, .scratch_per = max_scratch};
+        j.scratch = malloc((size_t)nth * max_scratch * sizeof(float) + 1);
+        if (!j.scratch) goto oom;
+        openblas_set_num_threads(1);
+        t2_pool_run(pool, merge_task, &j);
+        free(j.scratch);
+        a->bytes += merged_total * sizeof(float);
+    }
+    free(todo);
+    free(pmix);
+    *out = a;
+    return 0;
+oom:
+    free(todo);
+    free(pmix);
+    t2_adapt_release(&a);
+    return t2_err_set(T2_ENOMEM, "out of memory applying a mixture");
+}
+
+uint64_t t2_mixture_key(const t2_mixture *mix) {
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a over names, sha and alpha bits */
+#define MIX(b) (h = (h ^ (uint8_t)(b)) * 0x100000001b3ull)
+    for (int i = 0; i < mix->n; i++) {
+        for (const char *s = mix->experts[i]->name; *s; s++) MIX(*s);
+        MIX(0);
+        for (int t = 0; t < 64; t++) MIX(mix->experts[i]->base_sha256[t]);
+    }
+    MIX(mix->per_matrix);
+    const int n_alpha = mix->n * (mix->per_matrix ? mix->experts[0]->n_layers * T2_N_TARGETS : 1);
+    for (int i = 0; i < n_alpha; i++) {
+        uint32_t u;
+        memcpy(&u, &mix->alpha[i], 4);
+        for (int b = 0; b < 4; b++) MIX(u >> (8 * b));
+    }
+#undef MIX
+    return h;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* LRU cache                                                                                   */
+
+struct t2_adapt_cache {
+    int cap, n;
+    uint64_t tick;
+    struct {
+        uint64_t key, used;
+        t2_adapt *a;
+    } *e;
+};
+
+t2_adapt_cache *t2_adapt_cache_new(int capacity) {
+    if (capacity < 1) capacity = 1;
+    t2_adapt_cache *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->cap = capacity;
+    c->e = calloc((size_t)capacity, sizeof *c->e);
+    if (!c->e) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void t2_adapt_cache_destroy(t2_adapt_cache **cp) {
+    if (!cp || !*cp) return;
+    for (int i = 0; i < (*cp)->n; i++) t2_adapt_release(&(*cp)->e[i].a);
+    free((*cp)->e);
+    free(*cp);
+    *cp = NULL;
+}
+
+int t2_adapt_cache_size(const t2_adapt_cache *c) { return c->n; }
+
+t2_adapt *t2_adapt_cache_get(t2_adapt_cache *c, uint64_t key) {
+    for (int i = 0; i < c->n; i++)
+        if (c->e[i].key == key) {
+            c->e[i].used = ++c->tick;
+            return t2_adapt_ref(c->e[i].a);
+        }
+    return NULL;
+}
+
+void t2_adapt_cache_put(t2_adapt_cache *c, uint64_t key, t2_adapt *a) {
+    for (int i = 0; i < c->n; i++)
+        if (c->e[i].key == key) { /* replace */
+            t2_adapt_release(&c->e[i].a);
+            c->e[i].a = t2_adapt_ref(a);
+            c->e[i].used = ++c->tick;
+            return;
+        }
+    int slot = c->n;
+    if (c->n == c->cap) { /* evict the least recently used */
+        slot = 0;
+        for (int i = 1; i < c->n; i++)
+            if (c->e[i].used < c->e[slot].used) slot = i;
+        t2_adapt_release(&c->e[slot].a);
+    } else {
+        c->n++;
+    }
+    c->e[slot].key = key;
+    c->e[slot].a = t2_adapt_ref(a);
+    c->e[slot].used = ++c->tick;
+}
