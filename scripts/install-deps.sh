@@ -14,5 +14,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     libzmq3-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler \
     libopenmpi-dev openmpi-bin \
     libopenblas-dev liblapacke-dev \
-    libconfig-dev \
+    libconfig-dev libjansson-dev \
     python3 python3-numpy python3-torch python3-sentencepiece python3-zmq python3-protobuf
