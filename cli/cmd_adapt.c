@@ -1,4 +1,4 @@
-/* t2 adapt: few-shot adaptation (DESIGN.md §1, strategy 3). The cross-entropy method searches
+/* t2 adapt: few-shot adaptation (docs/DESIGN.md §7). The cross-entropy method searches
  * the mixing coefficients α of a set of SVF experts (one per expert, or one per expert per
  * adapted matrix) that maximise accuracy on a few labelled items of a task, and writes the best α
  * as a task profile (shared/profile.h) that `t2 eval --strategy profile:FILE` and the dispatcher
@@ -47,7 +47,7 @@ static const char adapt_help[] =
     "                [--mix-experts NAME,NAME,...] [--per-matrix] [--shots N] [--pop N]\n"
     "                [--elite F] [--std S] [--iters N] [--seed S] -o PROFILE.gguf [options]\n"
     "       mpirun -np P t2 adapt ...      (candidates scored in parallel over P ranks)\n\n"
-    "Few-shot adaptation by the cross-entropy method (DESIGN.md section 1): search the mixing\n"
+    "Few-shot adaptation (cross-entropy method, docs/DESIGN.md section 7): search the mixing\n"
     "coefficients alpha of the experts DIR/NAME.gguf (p' = sum_k alpha_k p_k) that answer the\n"
     "most of N labelled items (shots) of the task correctly, and write them as a task profile for\n"
     "`t2 eval --strategy profile:FILE` and the dispatcher. The mean starts at 1/n_experts, the\n"

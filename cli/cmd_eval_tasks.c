@@ -65,7 +65,7 @@ static const char eval_help[] =
     "      --timeout S        code families: sandbox limit per program (default 10)\n"
     "  -v, --verbose          print every item (id, verdict, extracted answer, generation)\n"
     CLI_ADAPT_HELP
-    "\nstrategies (two-pass inference, DESIGN.md section 1; experts are DIR/NAME.gguf):\n"
+    "\nstrategies (two-pass inference, docs/DESIGN.md section 1; experts are DIR/NAME.gguf):\n"
     "  --strategy S           none (default: base weights or --expert/--mix),\n"
     "                         prompt (pass 1: the base model answers \"Classify: PROMPT\",\n"
     "                         greedy, 24 tokens, stop at the newline; the \\boxed{label} picks\n"

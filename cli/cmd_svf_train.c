@@ -4,7 +4,7 @@
  *   t2 decompose -m models/t2-base.gguf -o factors.gguf
  *   mpirun -np 2 t2 svf --task math -m models/t2-base.gguf --factors factors.gguf -o math.gguf
  *
- * One step (DESIGN §1): draw a global batch of training prompts (the same draw on every rank;
+ * A step (docs/DESIGN.md §7): draw a global batch of training prompts (the same draw on every rank;
  * rank r takes its contiguous share), sample an answer to each with the current expert
  * (t2_generate_batch, temperature 1), score it with the family's scorer (reward +1 if
  * correct, -1 otherwise), and minimise

@@ -1,4 +1,4 @@
-/* strategy.h - the adaptation strategies of `t2 eval --strategy` (DESIGN.md §1, two-pass
+/* strategy.h - the adaptation strategies of `t2 eval --strategy` (docs/DESIGN.md §1, two-pass
  * inference), measured as the deployment runs them (dispatcher/dispatcher.c):
  *
  *   none        base weights, or the --expert / --mix of adapt_opts.h, for every item;

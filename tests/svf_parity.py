@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """svf_parity.py - T2's SVF (factors, experts, mixtures; merged and factored paths) against an
-independent PyTorch computation of the method, DESIGN.md §1:
+independent PyTorch computation of the method, docs/DESIGN.md §3:
 
     s  = sigmoid(p') * max_mult,  p' = sum_k alpha_k p_k
     W' = U diag(sigma * s) V^T * (sum sigma / sum(sigma * s))      (torch's own float64 SVD of W)

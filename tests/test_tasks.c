@@ -359,7 +359,7 @@ static void test_ids_roundtrip(void) {
     t2_task_set_destroy(&m);
 }
 
-/* Every synthetic prompt and answer is short and single-line (DESIGN §4: a tiny model). */
+/* Every synthetic prompt and answer is short and single-line (docs/TASKS.md §4: a tiny model). */
 static void test_lengths(void) {
     for (int f = 0; f < N_SYNTH; f++) {
         t2_task_set *s = open_set(SYNTH[f], T2_SPLIT_TRAIN, SYNTH[f][0] == 'o' ? 300 : 2000, 3);

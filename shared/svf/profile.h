@@ -1,5 +1,5 @@
 /* profile.h - task profiles: a stored mixture of SVF experts for one task (the result of the
- * few-shot CEM search, DESIGN.md §1), used for every later prompt of that task.
+ * few-shot CEM search, docs/DESIGN.md §7), used for every later prompt of that task.
  *
  * File (GGUF, one per profile, named NAME.gguf in the deployment's profiles folder):
  *   t2.kind = "profile", t2.name = NAME, t2.experts = [expert names] (string array, 1..64,

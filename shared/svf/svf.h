@@ -1,6 +1,6 @@
 /* svf.h - singular-value fine-tuning: SVD factors, experts, mixtures and their application.
  *
- * The method (DESIGN.md §1). Every targeted weight matrix W (rows x cols) is factored once:
+ * The method (docs/DESIGN.md §3). Every targeted weight matrix W (rows x cols) is factored once:
  * W = U diag(σ) Vᵀ, rank r = min(rows, cols). An expert is one vector p (r numbers) per targeted
  * matrix; its applied scale is s = act(p) = sigmoid(p) · max_mult and the adapted matrix is
  *

@@ -42,7 +42,7 @@ typedef enum t2_task_split {
     T2_SPLIT_ALL, /* every item (real data sets: all rows; for scoring by id) */
 } t2_task_split;
 
-/* The classification categories (DESIGN §1: code / math / reasoning / other). */
+/* The classification categories (docs/DESIGN.md §1: code / math / reasoning / other). */
 typedef enum t2_task_label {
     T2_LABEL_CODE = 0,
     T2_LABEL_MATH,

@@ -14,7 +14,7 @@
  * GLOBAL norm: the per-rank losses and gradients then simply add up (MPI_Allreduce of
  * t2_train_grads_buf).
  *
- * SVF mode (Transformer², DESIGN §1): for chosen target matrices W = U diag(sigma) V^T (factors
+ * SVF mode (docs/DESIGN.md §3, §7): for chosen target matrices W = U diag(sigma) V^T (factors
  * given by the caller), the forward uses W' = U diag(s_eff) V^T with
  *     m = act(p),  s_eff = sigma * m * (sum sigma / sum (sigma * m))
  * computed in factored form y = U (s_eff * (V^T x)); only p is trained and its gradient is
@@ -102,7 +102,7 @@ typedef struct t2_svf_opts {
     unsigned targets; /* bit mask of 1 << T2_TGT_*; default T2_TARGETS_MLP */
     int act;          /* T2_SVF_ACT_*; default sigmoid */
     float max_mult;   /* sigmoid's maximum; default 1 */
-    float p_init;     /* initial p; default 0.1 (DESIGN §1) */
+    float p_init;     /* initial p; default 0.1 (docs/DESIGN.md §1) */
 } t2_svf_opts;
 
 /* A target as the trainer holds it: its factors (borrowed), p and dp (owned, in the p block). */
@@ -191,7 +191,7 @@ const float *t2_train_token_nll(const t2_train *tr);
 /* The next-token probabilities of the last forward with targets: B*T rows of V floats (row t
  * after input t). Valid until t2_train_backward (which overwrites them) or the next forward. */
 const float *t2_train_probs(const t2_train *tr);
-/* KL penalty to a reference model (REINFORCE's lambda * KL(pi_ref || pi), DESIGN §1): after a
+/* KL penalty to a reference model (REINFORCE's lambda KL(pi_ref || pi), docs/DESIGN.md §7): after a
  * forward with targets, make its loss
  *     sum_t w_t nll_t / norm  +  lambda * sum_t KL(ref_t || p_t) / norm
  * over the positions with a target (ref: B*T rows of V probabilities of the reference model,
