@@ -1,6 +1,8 @@
 /* t2-config - check and query a deployment file (deploy/t2.cfg), for people and for launchers.
  *
- *   t2-config check FILE [--group NAME]   validate every setting; "FILE: ok" or the first error
+ *   t2-config check FILE [--group NAME]   validate every setting and that every file it names
+ *                                         exists and is of the right kind; "FILE: ok" or the
+ *                                         first error
  *   t2-config show FILE [--group NAME]    the effective configuration (defaults filled in)
  *   t2-config get FILE KEY [--group NAME] one value: router.endpoint, model.path, worker.apply, ...
  *   t2-config groups FILE                 one line per worker group: NAME RANKS HOST(or -)
@@ -95,6 +97,11 @@ int main(int argc, char **argv) {
     }
     int rc = 0;
     if (!strcmp(cmd, "check")) {
+        if (t2_conf_check_files(&c, stderr) < 0) {
+            fprintf(stderr, "t2-config: %s\n", t2_err_msg());
+            t2_conf_free(&c);
+            return 1;
+        }
         printf("%s: ok (%d group%s)\n", file, c.n_groups, c.n_groups == 1 ? "" : "s");
     } else if (!strcmp(cmd, "show")) {
         t2_conf_print(&c, stdout);

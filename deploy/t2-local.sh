@@ -9,7 +9,9 @@
 # CFG defaults to deploy/t2.cfg, DIR (binaries) to build/bin, the run folder (pid files, logs)
 # to ./t2-run. `start` returns once every process has registered with the router (or fails
 # after T2_START_TIMEOUT seconds, 60, naming the log to read). `stop` stops the dispatcher and
-# the groups first (their jobs go back to the router's queues), the router last.
+# the groups first (their jobs go back to the router's queues), the router last. Logs are
+# appended to, never emptied (a line "== t2-local.sh start ..." marks each start); a `start`
+# that fails stops what it started itself and leaves running what was already running.
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
 cfg="$here/t2.cfg"
@@ -54,16 +56,22 @@ wait_ready() {
     return 1
 }
 
+# a line in LOG that marks where this start's output begins
+mark() { echo "== t2-local.sh start $(date '+%Y-%m-%d %H:%M:%S') ==" >> "$1"; }
+
 start() {
     local ok=0
+    started=()
     if alive "$run/router.pid"; then
         echo "router: running (pid $(cat "$run/router.pid"))"
     else
+        mark "$run/router.log"
         # shellcheck disable=SC2046
         "$bin/t2-router" $("$bin/t2-config" router-args "$cfg") < /dev/null >> "$run/router.log" 2>&1 &
         echo $! > "$run/router.pid"
         sleep 0.2
         alive "$run/router.pid" || { echo "t2-local.sh: the router died: see $run/router.log" >&2; tail -3 "$run/router.log" >&2; return 1; }
+        started+=(router)
         echo "router: started (pid $!, log $run/router.log)"
     fi
     while read -r name ranks host; do
@@ -72,31 +80,50 @@ start() {
             continue
         fi
         [ "$host" = - ] || echo "group $name: host $host ignored here (see deploy/hosts.example)"
-        : > "$run/$name.log"
+        mark "$run/$name.log"
         rm -f "$run/$name.head.pid"
         mpirun --oversubscribe --bind-to none -np "$ranks" "$bin/t2-worker" -c "$cfg" \
             --group "$name" --pid-file "$run/$name.head.pid" < /dev/null >> "$run/$name.log" 2>&1 &
         echo $! > "$run/$name.mpirun.pid"
+        started+=("group $name")
         if wait_ready "$run/$name.log" "$run/$name.head.pid" "$run/$name.mpirun.pid"; then
             echo "group $name: started, $ranks rank(s) (log $run/$name.log)"
         else
             ok=1
+            break
         fi
     done < <(groups)
+    [ $ok = 0 ] || { undo_start; return 1; }
     if alive "$run/dispatcher.pid"; then
         echo "dispatcher: running"
     else
-        : > "$run/dispatcher.log"
+        mark "$run/dispatcher.log"
         rm -f "$run/dispatcher.ready"
         "$bin/t2-dispatcher" -c "$cfg" --pid-file "$run/dispatcher.ready" < /dev/null >> "$run/dispatcher.log" 2>&1 &
         echo $! > "$run/dispatcher.pid"
+        started+=(dispatcher)
         if wait_ready "$run/dispatcher.log" "$run/dispatcher.ready" "$run/dispatcher.pid"; then
             echo "dispatcher: started (log $run/dispatcher.log)"
         else
-            ok=1
+            undo_start
+            return 1
         fi
     fi
-    return $ok
+    return 0
+}
+
+# stop, in reverse order, what this `start` started (nothing that was already running)
+undo_start() {
+    local i what
+    echo "t2-local.sh: start failed: stopping what it started" >&2
+    for ((i = ${#started[@]} - 1; i >= 0; i--)); do
+        what=${started[$i]}
+        case "$what" in
+        router) stop_one router "$run/router.pid" "$run/router.pid" ;;
+        dispatcher) stop_one dispatcher "$run/dispatcher.pid" "$run/dispatcher.pid" ;;
+        "group "*) stop_one "$what" "$run/${what#group }.head.pid" "$run/${what#group }.mpirun.pid" ;;
+        esac
+    done >&2
 }
 
 # SIGTERM the process in PIDFILE (or SIGPID), wait for WAITPIDFILE's process to exit

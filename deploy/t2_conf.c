@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *const label_names[T2_CFG_N_LABELS] = {"code", "math", "reasoning", "other"};
 
@@ -626,4 +627,86 @@ void t2_conf_print(const t2_conf *c, FILE *f) {
         fprintf(f, " }%s\n", i + 1 < c->n_groups ? "," : "");
     }
     fprintf(f, ");\n");
+}
+
+/* ---- the files a configuration names ---- */
+
+enum { KIND_FILE, KIND_DIR, KIND_GGUF, KIND_MODEL };
+
+static int check_path(const t2_conf *c, const char *setting, const char *path, int kind) {
+    const char *cfg = c->path ? c->path : "(defaults)";
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return t2_err_set(T2_ENOTFOUND, "%s: %s: %s: no such %s", cfg, setting, path,
+                          kind == KIND_DIR ? "folder" : "file");
+    if (kind == KIND_DIR) {
+        if (!S_ISDIR(st.st_mode))
+            return t2_err_set(T2_EINVAL, "%s: %s: %s: not a folder", cfg, setting, path);
+        return 0;
+    }
+    if (!S_ISREG(st.st_mode))
+        return t2_err_set(T2_EINVAL, "%s: %s: %s: not a regular file", cfg, setting, path);
+    FILE *f = fopen(path, "rb");
+    if (!f) return t2_err_set(T2_EIO, "%s: %s: %s: cannot read it", cfg, setting, path);
+    char magic[4] = {0};
+    size_t n = fread(magic, 1, sizeof magic, f);
+    fclose(f);
+    const int gguf = n == 4 && !memcmp(magic, "GGUF", 4);
+    if (kind == KIND_GGUF && !gguf)
+        return t2_err_set(T2_EINVAL, "%s: %s: %s: not a GGUF file", cfg, setting, path);
+    /* a llama2.c checkpoint starts with a 28-byte header; anything shorter is no model */
+    if (kind == KIND_MODEL && !gguf && st.st_size < 28)
+        return t2_err_set(T2_EINVAL, "%s: %s: %s: not a GGUF file or a llama2.c checkpoint",
+                          cfg, setting, path);
+    return 0;
+}
+
+static int check_expert(const t2_conf *c, const char *setting, const char *dir, const char *name) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s.gguf", dir, name) >= (int)sizeof path)
+        return t2_err_set(T2_EINVAL, "%s: %s: path too long", c->path, setting);
+    return check_path(c, setting, path, KIND_GGUF);
+}
+
+/* The folder of a file path, into buf ("." when it has none). */
+static const char *dir_of(const char *path, char *buf, size_t cap) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) return ".";
+    size_t n = (size_t)(slash - path);
+    if (n == 0) n = 1; /* "/x" */
+    if (n >= cap) n = cap - 1;
+    memcpy(buf, path, n);
+    buf[n] = 0;
+    return buf;
+}
+
+int t2_conf_check_files(const t2_conf *c, FILE *warn) {
+    int rc = 0;
+    if (c->model.path && (rc = check_path(c, "model.path", c->model.path, KIND_MODEL)) < 0)
+        return rc;
+    if (c->model.tokenizer &&
+        (rc = check_path(c, "model.tokenizer", c->model.tokenizer, KIND_FILE)) < 0)
+        return rc;
+    if (!c->model.factors) return 0; /* no adaptation: no experts are read */
+    if ((rc = check_path(c, "model.factors", c->model.factors, KIND_GGUF)) < 0) return rc;
+    char buf[4096];
+    const char *experts = c->model.experts_dir ? c->model.experts_dir
+                                               : dir_of(c->model.factors, buf, sizeof buf);
+    if ((rc = check_path(c, "model.experts_dir", experts, KIND_DIR)) < 0) return rc;
+    if (c->model.profiles_dir &&
+        (rc = check_path(c, "model.profiles_dir", c->model.profiles_dir, KIND_DIR)) < 0)
+        return rc;
+    if (c->model.classifier_expert &&
+        (rc = check_expert(c, "model.classifier_expert", experts, c->model.classifier_expert)) < 0)
+        return rc;
+    for (int l = 0; l < T2_CFG_N_LABELS; l++) {
+        if (!c->dispatcher.labels[l]) continue;
+        char setting[64];
+        snprintf(setting, sizeof setting, "dispatcher.labels.%s", label_names[l]);
+        /* a missing label expert fails only the requests given that label: a warning */
+        if (check_expert(c, setting, experts, c->dispatcher.labels[l]) < 0 && warn)
+            fprintf(warn, "warning: %s (requests labelled %s will fail)\n", t2_err_msg(),
+                    label_names[l]);
+    }
+    return 0;
 }

@@ -117,4 +117,12 @@ const char *t2_conf_apply_name(int apply);
 /* 1 if s is a valid service / expert / group name (1..64 of [A-Za-z0-9._:/-]). */
 int t2_conf_name_ok(const char *s);
 
+/* Check that every file and folder the configuration names exists and is of the right kind:
+ * model.path (a GGUF or a llama2.c checkpoint), model.tokenizer, model.factors (GGUF), the experts
+ * and profiles folders and the classifier expert (EXPERTS/NAME.gguf, GGUF). Returns 0, or
+ * T2_ENOTFOUND / T2_EINVAL / T2_EIO with "FILE: setting: PATH: why" for the first problem. A
+ * label's missing expert only fails the requests given that label: it is written to `warn`
+ * (if not NULL) as "warning: ...". */
+int t2_conf_check_files(const t2_conf *c, FILE *warn);
+
 #endif

@@ -15,3 +15,6 @@ endif()
 t2_add_script_test(dist_config unit bash ${CMAKE_CURRENT_SOURCE_DIR}/dist_config.sh)
 t2_add_script_test(dist_local integration bash ${CMAKE_CURRENT_SOURCE_DIR}/dist_local.sh)
 set_tests_properties(dist_local PROPERTIES TIMEOUT 120 RUN_SERIAL ON)
+# the shipped deploy/t2.cfg runs as it is; logs are appended; a failed start stops what it started.
+t2_add_script_test(deploy_local integration bash ${CMAKE_CURRENT_SOURCE_DIR}/deploy_local.sh)
+set_tests_properties(deploy_local PROPERTIES TIMEOUT 200 RUN_SERIAL ON)

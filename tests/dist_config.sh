@@ -37,6 +37,25 @@ bad 'groups = ( { name = "a"; }, { name = "a"; } );' "group name 'a' used twice"
 bad 'wroker = { };' 'wroker: unknown setting'
 bad 'worker = { capacity = = 3; };' '2: syntax error'
 bad 'version = 2;' '1: version: 2 is out of range'
+# every file the configuration names exists and is of the right kind
+: > "$W/empty"; mkdir -p "$W/ex"; printf 'GGUF\3\0\0\0' > "$W/f.gguf"; cp "$W/f.gguf" "$W/ex/cls.gguf"
+files() {
+    printf 'version = 1;\n%s\n' "$1" > "$W/files.cfg"
+    out=$("$C" check "$W/files.cfg" 2>&1); rc=$?
+    if [ -z "$2" ]; then [ $rc = 0 ]; else [ $rc = 1 ] && [[ "$out" == *"$W/files.cfg: "*"$2"* ]]; fi
+    ok $? "'$1': got '$out' (exit $rc), wanted '${2:-ok}'"
+}
+files 'model = { path = "nope.gguf"; };' "model.path: $W/nope.gguf: no such file"
+files 'model = { path = "ex"; };' "model.path: $W/ex: not a regular file"
+files 'model = { path = "empty"; };' "model.path: $W/empty: not a GGUF file or a llama2.c checkpoint"
+files 'model = { path = "f.gguf"; tokenizer = "tok.bin"; };' "model.tokenizer: $W/tok.bin: no such file"
+files 'model = { path = "f.gguf"; factors = "empty"; };' "model.factors: $W/empty: not a GGUF file"
+files 'model = { path = "f.gguf"; factors = "f.gguf"; experts_dir = "f.gguf"; };' "model.experts_dir: $W/f.gguf: not a folder"
+files 'model = { path = "f.gguf"; factors = "f.gguf"; experts_dir = "ex"; profiles_dir = "none"; };' "model.profiles_dir: $W/none: no such folder"
+files 'model = { path = "f.gguf"; factors = "f.gguf"; experts_dir = "ex"; classifier_expert = "clx"; };' "model.classifier_expert: $W/ex/clx.gguf: no such file"
+files 'model = { path = "f.gguf"; factors = "f.gguf"; experts_dir = "ex"; classifier_expert = "cls"; };' ""
+[[ "$out" == *"warning: $W/files.cfg: dispatcher.labels.code: $W/ex/code.gguf: no such file"* ]]
+ok $? "a missing label expert is a warning: $out"
 out=$("$C" check "$W/none.cfg" 2>&1); [ $? = 1 ] && [[ "$out" == *"cannot open"* ]]; ok $? "missing file: $out"
 out=$("$C" get "$HERE/../deploy/t2.cfg" group.name --group nope 2>&1); [[ "$out" == *"no group named 'nope'"* ]]; ok $? "unknown group: $out"
 echo "$pass passed, $fail failed"
