@@ -233,6 +233,24 @@ static int mix_profile(dreq *q, const t2_profile *p) {
     return 0;
 }
 
+
+/* The text pass 1 classifies: the prompt, or a conversation's last user message. */
+static int pass1_text(const T2__Task *t, ProtobufCBinaryData *out) {
+    if (t->has_prompt) {
+        *out = t->prompt;
+        return 0;
+    }
+    for (size_t i = t->n_messages; i-- > 0;)
+        if (!strcmp(t->messages[i]->role, "user")) {
+            out->data = (uint8_t *)t->messages[i]->content;
+            out->len = strlen(t->messages[i]->content);
+            return 0;
+        }
+    return t2_err_set(T2_EINVAL, t->n_messages ? "pass 1 classifies a user message: this "
+                      "conversation has none" : "pass 1 classifies a text prompt: this task "
+                      "has token ids");
+}
+
 static void start(dsp *d, dreq *q) {
     const T2__Job *jm = t2_job_msg(q->job);
     const T2__Task *t = jm->task;
@@ -261,15 +279,14 @@ static void start(dsp *d, dreq *q) {
     }
     case T2__ADAPT_MODE__ADAPT_PROMPT:
     case T2__ADAPT_MODE__ADAPT_CLASSIFIER: {
-        if (!t->has_prompt) {
-            fail(d, q, T2_EINVAL, "pass 1 classifies a text prompt: this task has token ids");
-            return;
-        }
         T2__Task ct = T2__TASK__INIT;
         ct.has_kind = 1;
         ct.kind = T2__KIND__KIND_CLASSIFY;
         ct.has_prompt = 1;
-        ct.prompt = t->prompt;
+        if (pass1_text(t, &ct.prompt) < 0) {
+            fail(d, q, T2_EINVAL, "%s", t2_err_msg());
+            return;
+        }
         T2__Sampling s = T2__SAMPLING__INIT;
         s.has_temperature = 1;
         s.temperature = 0;

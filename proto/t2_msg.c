@@ -5,6 +5,7 @@
 #include "base/t2_err.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -177,13 +178,36 @@ static int check_adaptation(const T2__Adaptation *a) {
     return 0;
 }
 
+static int check_chat(const T2__Task *t) {
+    if (t->n_messages > T2_MSG_CHAT_MAX)
+        return BAD("task: %zu messages (at most %u)", t->n_messages, T2_MSG_CHAT_MAX);
+    if (t->n_messages && !t->messages) return BAD("task: messages missing");
+    for (size_t i = 0; i < t->n_messages; i++) {
+        const T2__ChatMessage *m = t->messages[i];
+        char what[48];
+        int rc;
+        if (!m) return BAD("task.messages[%zu] missing", i);
+        snprintf(what, sizeof what, "task.messages[%zu].role", i);
+        if ((rc = check_name(m->role, what)) < 0) return rc;
+        snprintf(what, sizeof what, "task.messages[%zu].content", i);
+        if (!m->content) return BAD("%s missing", what);
+        if ((rc = check_text(m->content, T2_MSG_TEXT_MAX, what)) < 0) return rc;
+    }
+    if (t->has_add_generation_prompt && !t->n_messages)
+        return BAD("task.add_generation_prompt without messages");
+    return 0;
+}
+
 int t2_msg_validate_task(const T2__Task *t) {
     int rc;
     if (t->has_kind && t->kind != T2__KIND__KIND_GENERATE && t->kind != T2__KIND__KIND_CLASSIFY)
         return BAD("task.kind %d unknown", (int)t->kind);
-    if (t->has_prompt == (t->n_tokens > 0))
-        return BAD("task needs exactly one of prompt and tokens");
+    if ((t->has_prompt != 0) + (t->n_tokens > 0) + (t->n_messages > 0) != 1)
+        return BAD("task needs exactly one of prompt, tokens and messages");
     if ((rc = check_bytes(t->has_prompt, &t->prompt, "task.prompt")) < 0) return rc;
+    if (t->has_prompt && !utf8_ok(t->prompt.data, t->prompt.len))
+        return BAD("task.prompt is not valid UTF-8");
+    if ((rc = check_chat(t)) < 0) return rc;
     if ((rc = check_tokens(t->n_tokens, t->tokens, "task")) < 0) return rc;
     if (t->sampling && (rc = check_sampling(t->sampling)) < 0) return rc;
     if (t->adaptation && (rc = check_adaptation(t->adaptation)) < 0) return rc;

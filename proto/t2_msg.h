@@ -32,6 +32,7 @@
 #define T2_MSG_TEMPERATURE_MAX 100.0f
 #define T2_MSG_MIX_EXPERTS_MAX 64u       /* experts in one Mixture */
 #define T2_MSG_MATRIX_ALPHA_MAX 16384u   /* per-matrix coefficients of one expert */
+#define T2_MSG_CHAT_MAX 1024u            /* messages of one conversation */
 #define T2_MSG_ALPHA_ABS_MAX 1000.0f     /* |alpha| */
 #define T2_MSG_READY_EXPERTS_MAX 256u    /* experts a worker may list in Ready */
 #define T2_MSG_CAPACITY_MAX 4096u        /* Ready.capacity */

@@ -293,6 +293,9 @@ static int reject(head *h, t2_worker *w, t2_job **job, int code) {
 /* The prompt tokens of the task into q->tok. */
 static int encode_prompt(head *h, hslot *q, const T2__Task *t) {
     const int n_ctx = h->s->n_ctx;
+    if (t->n_messages)
+        return t2_err_set(T2_EUNSUPPORTED, "chat messages: this worker does not render chat "
+                          "templates yet (send a prompt)");
     if (t->has_prompt) {
         if (memchr(t->prompt.data, 0, t->prompt.len))
             return t2_err_set(T2_EINVAL, "the prompt contains a NUL byte");
