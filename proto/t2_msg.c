@@ -4,6 +4,7 @@
 
 #include "base/t2_err.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -411,10 +412,114 @@ uint64_t t2_msg_job_id(const T2__Msg *m) {
     }
 }
 
+/* ---- the wire bytes themselves ----
+ * protobuf-c accepts what a strict reader should not: a varint too large for its uint32 field is
+ * cut to its low 32 bits (max_tokens 2^32 + 5 would read as 5), a field given twice keeps the
+ * last value (or merges two sub-messages), and two members of Msg's `body` oneof leave only the
+ * last. This walk over the encoded bytes refuses all three before unpacking. */
+
+#define SCAN_DEPTH_MAX 16
+
+static int read_varint(const uint8_t *p, size_t n, size_t *at, uint64_t *v) {
+    uint64_t x = 0;
+    for (int i = 0; i < 10; i++) {
+        if (*at >= n) return BAD("truncated varint");
+        const uint8_t b = p[(*at)++];
+        if (i == 9 && b > 1) return BAD("varint longer than 64 bits");
+        x |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return BAD("varint longer than 10 bytes");
+}
+
+/* A varint value v of field f fits its declared type. */
+static int varint_fits(const ProtobufCFieldDescriptor *f, uint64_t v) {
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_SINT32: return v <= 0xffffffffu;
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_ENUM: return (int64_t)v >= INT32_MIN && (int64_t)v <= INT32_MAX;
+    case PROTOBUF_C_TYPE_BOOL: return v <= 1;
+    default: return 1;
+    }
+}
+
+static int is_varint_type(ProtobufCType t) {
+    return t == PROTOBUF_C_TYPE_UINT32 || t == PROTOBUF_C_TYPE_SINT32 ||
+           t == PROTOBUF_C_TYPE_INT32 || t == PROTOBUF_C_TYPE_ENUM || t == PROTOBUF_C_TYPE_BOOL;
+}
+
+static int scan_message(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
+                        int depth);
+
+/* The length-delimited payload of field f: a sub-message, a packed list, or bytes. */
+static int scan_payload(const ProtobufCFieldDescriptor *f, const uint8_t *p, size_t n,
+                        int depth) {
+    if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+        return scan_message(f->descriptor, p, n, depth + 1);
+    if (f->label == PROTOBUF_C_LABEL_REPEATED && is_varint_type(f->type)) {
+        for (size_t at = 0; at < n;) {
+            uint64_t v;
+            if (read_varint(p, n, &at, &v) < 0) return T2_EPROTO;
+            if (!varint_fits(f, v))
+                return BAD("field %s: value %" PRIu64 " does not fit its type", f->name, v);
+        }
+    }
+    return 0;
+}
+
+static int scan_message(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
+                        int depth) {
+    if (depth > SCAN_DEPTH_MAX) return BAD("messages nested deeper than %d", SCAN_DEPTH_MAX);
+    uint64_t seen = 0; /* non-repeated fields 1..63 already given */
+    unsigned oneof_seen = 0;
+    for (size_t at = 0; at < n;) {
+        uint64_t key, v;
+        if (read_varint(p, n, &at, &key) < 0) return T2_EPROTO;
+        const uint64_t num = key >> 3;
+        const unsigned wt = (unsigned)(key & 7);
+        const ProtobufCFieldDescriptor *f =
+            num && num <= 0x1fffffff ? protobuf_c_message_descriptor_get_field(d, (unsigned)num)
+                                     : NULL;
+        if (f && f->label != PROTOBUF_C_LABEL_REPEATED && num < 64) {
+            if (seen & (1ull << num)) return BAD("%s.%s given twice", d->short_name, f->name);
+            seen |= 1ull << num;
+        }
+        if (f && (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && ++oneof_seen > 1)
+            return BAD("%s has more than one body", d->short_name);
+        switch (wt) {
+        case 0:
+            if (read_varint(p, n, &at, &v) < 0) return T2_EPROTO;
+            if (f && !varint_fits(f, v))
+                return BAD("%s.%s: value %" PRIu64 " does not fit its type", d->short_name,
+                           f->name, v);
+            break;
+        case 1:
+        case 5:
+            if (n - at < (wt == 1 ? 8u : 4u)) return BAD("truncated fixed-width field");
+            at += wt == 1 ? 8 : 4;
+            break;
+        case 2:
+            if (read_varint(p, n, &at, &v) < 0) return T2_EPROTO;
+            if (v > n - at) return BAD("a length of %" PRIu64 " bytes runs past the message", v);
+            if (f && scan_payload(f, p + at, (size_t)v, depth) < 0) return T2_EPROTO;
+            at += (size_t)v;
+            break;
+        default: return BAD("wire type %u is not used by T2", wt);
+        }
+    }
+    return 0;
+}
+
 int t2_msg_decode(const void *buf, size_t len, T2__Msg **out, t2_msg_ids *ids) {
     *out = NULL;
     if (ids) memset(ids, 0, sizeof *ids);
     if (len && !buf) return t2_err_set(T2_EINVAL, "no buffer");
+    if (scan_message(&t2__msg__descriptor, buf, len, 0) < 0)
+        return t2_err_prefix(T2_EPROTO, "undecodable message (%zu bytes)", len);
     T2__Msg *m = t2__msg__unpack(NULL, len, (const uint8_t *)buf);
     if (!m) return BAD("undecodable message (%zu bytes): not a t2.Msg protobuf", len);
     if (ids) {

@@ -1,5 +1,7 @@
 /* test_msg.c - validation of Tasks (proto/t2_msg.c): prompt, tokens or a conversation, exactly
- * one; prompts and message contents valid UTF-8; roles are names; bounded message counts. */
+ * one; prompts and message contents valid UTF-8; roles are names; bounded message counts; and
+ * the strict reading of the wire bytes (t2_msg_decode): values too large for their field, fields
+ * given twice, two bodies in one Msg. */
 #include "t2_test.h"
 
 #include "base/t2_err.h"
@@ -67,6 +69,89 @@ static void test_chat(void) {
     T2_CHECK(strstr(t2_err_msg(), "add_generation_prompt without messages") != NULL);
 }
 
+/* ---- a tiny protobuf encoder, to write what a well-behaved packer never would ---- */
+typedef struct {
+    uint8_t b[512];
+    size_t n;
+} enc;
+static void put_varint(enc *e, uint64_t v) {
+    do {
+        e->b[e->n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+}
+static void put_uint(enc *e, unsigned field, uint64_t v) {
+    put_varint(e, (uint64_t)field << 3);
+    put_varint(e, v);
+}
+static void put_bytes(enc *e, unsigned field, const void *p, size_t n) {
+    put_varint(e, (uint64_t)field << 3 | 2);
+    put_varint(e, n);
+    memcpy(e->b + e->n, p, n);
+    e->n += n;
+}
+/* Msg{version 1, request{id, "generate", task{prompt "hi", sampling{max_tokens}}}} */
+static void request_msg(enc *msg, uint64_t max_tokens, int id_twice) {
+    enc samp = {0}, task = {0}, req = {0};
+    put_uint(&samp, 4, max_tokens);
+    put_bytes(&task, 2, "hi", 2);
+    put_bytes(&task, 4, samp.b, samp.n);
+    put_uint(&req, 1, 7);
+    if (id_twice) put_uint(&req, 1, 8);
+    put_bytes(&req, 2, "generate", 8);
+    put_bytes(&req, 3, task.b, task.n);
+    memset(msg, 0, sizeof *msg);
+    put_uint(msg, 1, 1);
+    put_bytes(msg, 2, req.b, req.n);
+}
+
+static int decode(const enc *e) {
+    T2__Msg *m = NULL;
+    int rc = t2_msg_decode(e->b, e->n, &m, NULL);
+    t2_msg_free(m);
+    return rc;
+}
+
+static void test_strict_wire(void) {
+    enc e;
+    request_msg(&e, 5, 0);
+    T2_CHECK_EQ_INT(decode(&e), 0); /* the control */
+    request_msg(&e, (1ull << 32) + 5, 0);
+    T2_CHECK(decode(&e) < 0);
+    T2_CHECK_MSG(strstr(t2_err_msg(), "max_tokens: value 4294967301 does not fit") != NULL, "%s",
+                 t2_err_msg());
+    request_msg(&e, 5, 1);
+    T2_CHECK(decode(&e) < 0);
+    T2_CHECK_MSG(strstr(t2_err_msg(), "request_id given twice") != NULL, "%s", t2_err_msg());
+    /* two bodies: the request, then a cancel */
+    request_msg(&e, 5, 0);
+    enc cancel = {0};
+    put_uint(&cancel, 1, 7);
+    put_bytes(&e, 3, cancel.b, cancel.n);
+    T2_CHECK(decode(&e) < 0);
+    T2_CHECK_MSG(strstr(t2_err_msg(), "more than one body") != NULL, "%s", t2_err_msg());
+    /* a packed token id beyond 32 bits */
+    enc task = {0}, req = {0}, toks = {0};
+    put_varint(&toks, 3);
+    put_varint(&toks, 1ull << 32);
+    put_bytes(&task, 3, toks.b, toks.n);
+    put_uint(&req, 1, 7);
+    put_bytes(&req, 2, "generate", 8);
+    put_bytes(&req, 3, task.b, task.n);
+    memset(&e, 0, sizeof e);
+    put_uint(&e, 1, 1);
+    put_bytes(&e, 2, req.b, req.n);
+    T2_CHECK(decode(&e) < 0);
+    T2_CHECK_MSG(strstr(t2_err_msg(), "tokens: value 4294967296 does not fit") != NULL, "%s",
+                 t2_err_msg());
+    /* a length that runs past the end */
+    enc bad = {0};
+    put_uint(&bad, 1, 1);
+    put_varint(&bad, 2 << 3 | 2);
+    put_varint(&bad, 100);
+    T2_CHECK(decode(&bad) < 0);
+}
+
 static void test_nothing(void) {
     T2__Task t = T2__TASK__INIT;
     T2_CHECK(t2_msg_validate_task(&t) < 0);
@@ -75,6 +160,7 @@ static void test_nothing(void) {
 int main(void) {
     T2_RUN(test_prompt_utf8);
     T2_RUN(test_chat);
+    T2_RUN(test_strict_wire);
     T2_RUN(test_nothing);
     return T2_TEST_END();
 }
