@@ -102,8 +102,11 @@ static int profile_get(dsp *d, const char *name, const t2_profile **out) {
     char dbuf[4096], path[8192];
     snprintf(path, sizeof path, "%s/%s.gguf", profiles_dir(d->c, dbuf, sizeof dbuf), name);
     struct stat sb;
-    if (stat(path, &sb) != 0)
-        return t2_err_set(T2_ENOTFOUND, "profile '%s' not found (no %s)", name, path);
+    /* clients see names, never this host's paths: the path goes to the log */
+    if (stat(path, &sb) != 0) {
+        T2_INFO("profile '%s': no %s", name, path);
+        return t2_err_set(T2_ENOTFOUND, "profile '%s' not found", name);
+    }
     pentry *e = NULL, *lru = &d->prof[0];
     for (int i = 0; i < PROFILE_CACHE; i++) {
         if (d->prof[i].p && !strcmp(d->prof[i].name, name)) e = &d->prof[i];
@@ -116,7 +119,11 @@ static int profile_get(dsp *d, const char *name, const t2_profile **out) {
         if (!e) e = lru;
         t2_profile_destroy(&e->p);
         int rc = t2_profile_load(&e->p, path);
-        if (rc < 0) return rc;
+        if (rc < 0) {
+            T2_WARN("profile '%s': %s", name, t2_err_msg());
+            return t2_err_set(rc, "profile '%s' cannot be read (the dispatcher's log says why)",
+                              name);
+        }
         snprintf(e->name, sizeof e->name, "%s", name);
         e->mtime = sb.st_mtim;
         e->size = sb.st_size;

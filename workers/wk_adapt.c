@@ -79,15 +79,20 @@ static int load_expert(wk_adapter *a, const char *name, wk_ex **out) {
     char path[8192];
     snprintf(path, sizeof path, "%s/%s.gguf", a->dir, name);
     struct stat sb;
-    if (stat(path, &sb) != 0)
-        return t2_err_set(T2_ENOTFOUND, "expert '%s' not found (no %s)", name, path);
+    /* clients see names, never this host's paths: the path goes to the log */
+    if (stat(path, &sb) != 0) {
+        T2_INFO("expert '%s': no %s", name, path);
+        return t2_err_set(T2_ENOTFOUND, "expert '%s' not found", name);
+    }
     wk_ex *e = calloc(1, sizeof *e);
     if (!e) return t2_err_set(T2_ENOMEM, "out of memory");
     snprintf(e->name, sizeof e->name, "%s", name);
     int rc = t2_expert_load(&e->full, path, a->f);
     if (rc < 0) {
         free(e);
-        return rc;
+        T2_WARN("expert '%s': %s", name, t2_err_msg());
+        return t2_err_set(rc, "expert '%s' cannot be used (%s; the worker's log says more)", name,
+                          t2_strerror(rc));
     }
     const int n = e->full->n_layers * T2_N_TARGETS;
     e->view = *e->full;
