@@ -63,11 +63,27 @@ out:
 static const char init_help[] =
     "usage: t2 init -o OUT.gguf --dim D --hidden F --layers L --heads H [--kv-heads K]\n"
     "               --vocab V [--seq-len S] [--type f32|f16|bf16|q8_0] [--tied] [--seed N]\n"
-    "               [-z TOKENIZER]\n\n"
-    "Write a Llama GGUF with random weights (normal, std 1/sqrt(fan-in)) for tests and\n"
+    "               [-z TOKENIZER] [--arch llama|qwen2|qwen3] [--head-dim N]\n"
+    "               [--rope-scaling llama3]\n\n"
+    "Write a GGUF with random weights (normal, std 1/sqrt(fan-in)) for tests and\n"
     "benchmarks. --kv-heads defaults to --heads, --seq-len to 2048. --tied shares the\n"
     "classifier with the embedding (default: a separate output matrix). -z embeds a llama2.c\n"
-    "tokenizer whose vocabulary size must equal V.\n";
+    "tokenizer whose vocabulary size must equal V.\n"
+    "  --arch A          llama (default), qwen2 (Q/K/V biases) or qwen3 (Q/K norms)\n"
+    "  --head-dim N      head dimension (default dim / heads)\n"
+    "  --rope-scaling llama3   Llama-3 rope scaling: factor 8, low/high frequency factors 1\n"
+    "                    and 4, original context seq-len / 4 (rope_freqs tensor + metadata)\n";
+
+/* --rope-scaling: only llama3, with fixed test parameters */
+static int init_rope_scaling(const char *cmd, const char *v, t2_config *cfg) {
+    if (strcmp(v, "llama3") != 0)
+        return cli_usage_error(cmd, "--rope-scaling '%s': only llama3 is supported", v);
+    cfg->rope_scaling = T2_ROPE_LLAMA3;
+    cfg->rope_factor = 8.0f;
+    cfg->rope_low_freq = 1.0f;
+    cfg->rope_high_freq = 4.0f;
+    return 0;
+}
 
 int t2_cmd_init(int argc, char **argv) {
     const char *cmd = "init", *out = NULL, *tok_path = NULL;
@@ -82,6 +98,8 @@ int t2_cmd_init(int argc, char **argv) {
         {"vocab", required_argument, 0, 'V'},  {"seq-len", required_argument, 0, 'S'},
         {"type", required_argument, 0, 'T'},   {"tied", no_argument, 0, 't'},
         {"seed", required_argument, 0, 's'},   {"tokenizer", required_argument, 0, 'z'},
+        {"arch", required_argument, 0, 'A'},   {"head-dim", required_argument, 0, 'D'},
+        {"rope-scaling", required_argument, 0, 'R'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -101,6 +119,12 @@ int t2_cmd_init(int argc, char **argv) {
         case 't': tied = 1; break;
         case 's': if (cli_u64(cmd, "--seed", optarg, &seed)) return 2; break;
         case 'z': tok_path = optarg; break;
+        case 'A':
+            if (t2_arch_parse(optarg, strlen(optarg), &cfg.arch) < 0)
+                return cli_usage_error(cmd, "--arch: %s", t2_err_msg());
+            break;
+        case 'D': if (cli_int(cmd, "--head-dim", optarg, 2, 4096, &cfg.head_dim)) return 2; break;
+        case 'R': if (init_rope_scaling(cmd, optarg, &cfg)) return 2; break;
         case 'h': fputs(init_help, stdout); return 0;
         default: return cli_usage_error(cmd, "bad option");
         }
@@ -109,14 +133,15 @@ int t2_cmd_init(int argc, char **argv) {
     if (!out || !cfg.dim || !cfg.hidden_dim || !cfg.n_layers || !cfg.n_heads || !cfg.vocab_size)
         return cli_usage_error(cmd, "give -o, --dim, --hidden, --layers, --heads and --vocab");
     if (!cfg.n_kv_heads) cfg.n_kv_heads = cfg.n_heads;
+    if (cfg.rope_scaling == T2_ROPE_LLAMA3) cfg.rope_orig_ctx = cfg.seq_len / 4 ? cfg.seq_len / 4 : 1;
     t2_model *m = NULL;
     t2_tokenizer *tok = NULL;
     int rc = 1;
     if (t2_model_init_random(&m, &cfg, tied, seed) < 0) goto fail;
     if (tok_path && t2_model_load_tokenizer(&tok, m, tok_path) < 0) goto fail;
     if (t2_model_save_gguf(m, tok, type, "t2-random", out) < 0) goto fail;
-    fprintf(stderr, "t2 init: wrote %s (%lld parameters, %s)\n", out,
-            (long long)t2_model_n_params(m), t2_dtype_name(type));
+    fprintf(stderr, "t2 init: wrote %s (%s, %lld parameters, %s)\n", out,
+            t2_arch_name(m->cfg.arch), (long long)t2_model_n_params(m), t2_dtype_name(type));
     rc = 0;
     goto out;
 fail:
