@@ -1,5 +1,6 @@
 /* t2 convert and t2 init: writing model files. */
 #include "cli.h"
+#include "convert_hf.h"
 
 #include "engine/model.h"
 #include "base/t2_err.h"
@@ -8,12 +9,16 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char convert_help[] =
     "usage: t2 convert IN OUT.gguf [-z TOKENIZER] [--type f32|f16|bf16|q8_0] [--name NAME]\n\n"
     "Write a model as GGUF (llama.cpp tensor names). IN is a llama2.c checkpoint (legacy or\n"
     "version-1 header, shared or separate classifier) or a GGUF. The tokenizer (-z, a llama2.c\n"
     "tokenizer.bin; or the one embedded in a GGUF input) is embedded in the output.\n"
+    "IN may also be a Hugging Face folder (config.json of LlamaForCausalLM, MistralForCausalLM,\n"
+    "Qwen2ForCausalLM or Qwen3ForCausalLM; model.safetensors or model.safetensors.index.json\n"
+    "shards, F32/F16/BF16; tokenizer.json and generation_config.json when present).\n"
     "  --type T   type of the weight matrices (default f32; norms stay f32)\n";
 
 int t2_cmd_convert(int argc, char **argv) {
@@ -39,6 +44,11 @@ int t2_cmd_convert(int argc, char **argv) {
     }
     if (argc - optind != 2) return cli_usage_error(cmd, "give IN and OUT.gguf");
     const char *in = argv[optind], *out = argv[optind + 1];
+    struct stat sb;
+    if (stat(in, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        if (tok_path) return cli_usage_error(cmd, "-z is for llama2.c inputs, not '%s'", in);
+        return cli_convert_hf(in, out, type, name) < 0 ? cli_fail(cmd) : 0;
+    }
     t2_model *m = NULL;
     t2_tokenizer *tok = NULL;
     int rc = 1;
