@@ -457,7 +457,7 @@ static int hf_eos(const char *dir, t2_gguf_writer *w, int vocab) {
 
 /* ------------------------------------------------------------------------------------------ */
 
-int cli_convert_hf(const char *dir, const char *out, t2_dtype type, const char *name) {
+int cli_convert_hf(const char *dir, const char *out, const t2_dtype *type_opt, const char *name) {
     t2_config c;
     int tied = 0, biases = 0, rc, has_tok = 0;
     hf_src src = {0};
@@ -475,6 +475,7 @@ int cli_convert_hf(const char *dir, const char *out, t2_dtype type, const char *
     if ((rc = has_tok = hf_tokenizer(dir, &w)) < 0 || (rc = hf_eos(dir, w, c.vocab_size)) < 0)
         goto out;
     if (!name) name = base && base[1] ? base + 1 : dir;
+    t2_dtype type = type_opt ? *type_opt : m->token_embd.type;
     if ((rc = t2_model_write_gguf(m, w, type, name, out)) < 0) goto out;
     fprintf(stderr, "t2 convert: wrote %s (%s, %lld parameters, %s%s)\n", out,
             t2_arch_name(c.arch), (long long)t2_model_n_params(m), t2_dtype_name(type),

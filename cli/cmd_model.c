@@ -18,12 +18,14 @@ static const char convert_help[] =
     "tokenizer.bin; or the one embedded in a GGUF input) is embedded in the output.\n"
     "IN may also be a Hugging Face folder (config.json of LlamaForCausalLM, MistralForCausalLM,\n"
     "Qwen2ForCausalLM or Qwen3ForCausalLM; model.safetensors or model.safetensors.index.json\n"
-    "shards, F32/F16/BF16; tokenizer.json and generation_config.json when present).\n"
+    "shards, F32/F16/BF16; tokenizer.json and generation_config.json when present); without\n"
+    "--type its matrices keep the checkpoint's type (that of model.embed_tokens.weight).\n"
     "  --type T   type of the weight matrices (default f32; norms stay f32)\n";
 
 int t2_cmd_convert(int argc, char **argv) {
     const char *cmd = "convert", *tok_path = NULL, *name = NULL;
     t2_dtype type = T2_F32;
+    int type_given = 0;
     static const struct option opts[] = {{"tokenizer", required_argument, 0, 'z'},
                                          {"type", required_argument, 0, 'T'},
                                          {"name", required_argument, 0, 'N'},
@@ -36,6 +38,7 @@ int t2_cmd_convert(int argc, char **argv) {
         case 'z': tok_path = optarg; break;
         case 'T':
             if (t2_dtype_parse(optarg, &type) < 0) return cli_usage_error(cmd, "%s", t2_err_msg());
+            type_given = 1;
             break;
         case 'N': name = optarg; break;
         case 'h': fputs(convert_help, stdout); return 0;
@@ -47,7 +50,7 @@ int t2_cmd_convert(int argc, char **argv) {
     struct stat sb;
     if (stat(in, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         if (tok_path) return cli_usage_error(cmd, "-z is for llama2.c inputs, not '%s'", in);
-        return cli_convert_hf(in, out, type, name) < 0 ? cli_fail(cmd) : 0;
+        return cli_convert_hf(in, out, type_given ? &type : NULL, name) < 0 ? cli_fail(cmd) : 0;
     }
     t2_model *m = NULL;
     t2_tokenizer *tok = NULL;

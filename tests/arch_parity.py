@@ -71,10 +71,10 @@ CASES = [
                                                       tied=True, dtype="BF16", shards=3,
                                                       seed=2)),
     # Mistral (a llama GGUF): multi-query, theta 1e6, F16
-    ("hf-mistral-mqa-f16", TOL, hf_model("mis", arch="mistral", kv_heads=1, dtype="F16",
-                                         rope_theta=1e6, seed=3)),
+    ("hf-mistral-mqa-f16(--type f32)", TOL, hf_model("mis", "f32", arch="mistral", kv_heads=1,
+                                                     dtype="F16", rope_theta=1e6, seed=3)),
     ("hf-qwen2-bias-f32", TOL, hf_model("q2", arch="qwen2", rope_theta=1e6, eps=1e-6, seed=4)),
-    # Qwen2 tied, BF16 shards, written as BF16 (exact): the --type path
+    # Qwen2 tied, BF16 shards, written as BF16 (exact; the default keeps the checkpoint's type)
     ("hf-qwen2-tied-bf16-sharded(--type bf16)", TOL,
      hf_model("q2t", convert_type="bf16", arch="qwen2", tied=True, dtype="BF16", shards=2,
               seed=5)),
