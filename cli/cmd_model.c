@@ -85,7 +85,7 @@ static const char init_help[] =
     "  --arch A          llama (default), qwen2 (Q/K/V biases) or qwen3 (Q/K norms)\n"
     "  --head-dim N      head dimension (default dim / heads)\n"
     "  --rope-scaling llama3   Llama-3 rope scaling: factor 8, low/high frequency factors 1\n"
-    "                    and 4, original context seq-len / 4 (rope_freqs tensor + metadata)\n";
+    "                    and 4, original context seq-len / 4 (written as the rope_freqs tensor)\n";
 
 /* --rope-scaling: only llama3, with fixed test parameters */
 static int init_rope_scaling(const char *cmd, const char *v, t2_config *cfg) {

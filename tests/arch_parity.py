@@ -62,6 +62,65 @@ def init_model(tag, arch, extra=(), dim=48, hidden=100, layers=2, heads=4, kv_he
     return make
 
 
+def rewrite_gguf(src, dst, add_kv, drop_tensors):
+    """Copy GGUF src to dst with string/float keys added (add_kv: {key: value}) and tensors
+    dropped: a small GGUF v3 writer of this test's own, for files t2 does not write."""
+    import struct
+    import ref_llama as R
+    g = R.GGUFFile(src)
+
+    def gstr(x):
+        b = x.encode()
+        return struct.pack("<Q", len(b)) + b
+    types = dict(g.kv_types)
+    values = dict(g.kv)
+    for k, v in add_kv.items():
+        types[k] = (R.GGUF_STRING if isinstance(v, str) else
+                    R.GGUF_UINT32 if isinstance(v, int) else R.GGUF_FLOAT32)
+        values[k] = v
+    kv = []
+    for k, v in values.items():
+        t = types[k]
+        if t == R.GGUF_STRING:
+            kv.append(gstr(k) + struct.pack("<I", t) + gstr(v))
+        elif t in R._GGUF_SCALAR and t != R.GGUF_BOOL:
+            kv.append(gstr(k) + struct.pack("<I", t) + struct.pack(R._GGUF_SCALAR[t], v))
+        else:
+            raise lp.CaseError("rewrite_gguf: key %s of type %d not handled" % (k, t))
+    tensors = [t for t in g.tensors.values() if t.name not in drop_tensors]
+    infos, blobs, off = [], [], 0
+    for t in tensors:
+        raw = g.buf[t.data_start:t.data_start + t.nbytes]
+        infos.append(gstr(t.name) + struct.pack("<I", len(t.ne)) +
+                     b"".join(struct.pack("<Q", x) for x in t.ne) + struct.pack("<IQ", t.type, off))
+        pad = -len(raw) % 32
+        blobs.append(raw + bytes(pad))
+        off += len(raw) + pad
+    head = struct.pack("<IIQQ", R.GGUF_MAGIC, 3, len(tensors), len(kv)) + b"".join(kv) + \
+        b"".join(infos)
+    head += bytes(-len(head) % 32)
+    with open(dst, "wb") as f:
+        f.write(head + b"".join(blobs))
+
+
+def llama3_metadata(seq_len=96):
+    """t2 init --rope-scaling llama3, rewritten with llama.rope.scaling.* keys instead of the
+    rope_freqs tensor: T2 and the reference compute the factors from the metadata."""
+    base = init_model("l3m", "llama", ["--rope-scaling", "llama3"], seq_len=seq_len)
+
+    def make(env):
+        src, _ = base(env)
+        out = env.path("init_l3_metadata.gguf")
+        rewrite_gguf(src, out, {"llama.rope.scaling.type": "llama3",
+                                "llama.rope.scaling.factor": 8.0,
+                                "llama.rope.scaling.low_freq_factor": 1.0,
+                                "llama.rope.scaling.high_freq_factor": 4.0,
+                                "llama.rope.scaling.original_context_length": seq_len // 4},
+                     {"rope_freqs.weight"})
+        return out, out
+    return make
+
+
 CASES = [
     # Llama 3: GQA, rope scaling (original context 32 of 128: all three bands), separate output
     ("hf-llama3-scaling-f32", TOL, hf_model("l3", arch="llama", rope_scaling=True,
@@ -84,6 +143,7 @@ CASES = [
     ("hf-qwen3-tied-bf16-sharded", TOL, hf_model("q3t", arch="qwen3", tied=True, dtype="BF16",
                                                  shards=4, kv_heads=4, seed=7)),
     ("init-llama-rope-llama3", TOL, init_model("l3", "llama", ["--rope-scaling", "llama3"])),
+    ("init-llama-rope-llama3(metadata)", TOL, llama3_metadata()),
     ("init-llama-hd20", TOL, init_model("lhd", "llama", ["--head-dim", "20", "--tied"])),
     ("init-qwen2-bf16", TOL, init_model("q2", "qwen2", wtype="bf16")),
     ("init-qwen3-hd16-f16", TOL, init_model("q3", "qwen3", ["--head-dim", "16"], wtype="f16")),

@@ -566,9 +566,12 @@ def llama3_rope_factors(head_dim, theta, factor, low, high, orig_ctx):
 
 
 def _gguf_rope_factors(g, arch, head_dim, theta):
-    if "rope_freqs.weight" in g.tensors:
-        return g.tensor("rope_freqs.weight").reshape(-1)
     rs = g.get(arch + ".rope.scaling.type", None, (GGUF_STRING,))
+    if "rope_freqs.weight" in g.tensors:
+        f = g.tensor("rope_freqs.weight").reshape(-1)
+        if rs == "linear":  # llama.cpp applies both
+            f = f * g.get_float(arch + ".rope.scaling.factor", 1.0)
+        return f
     if rs in (None, "none"):
         if g.get_float(arch + ".rope.scale_linear", 1.0) != 1.0:
             raise ModelError("%s: %s.rope.scale_linear not supported" % (g.path, arch))

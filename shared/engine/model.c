@@ -528,6 +528,7 @@ static int gguf_globals(t2_model *m, const t2_gguf *g, float linear) {
     float *freqs = m->extra + m->n_extra - c->head_dim;
     if (t2_gguf_find_tensor(g, "rope_freqs.weight")) {
         if ((rc = gguf_norm(g, "rope_freqs.weight", half, freqs)) < 0) return rc;
+        for (int i = 0; i < half && linear > 0; i++) freqs[i] *= linear; /* llama.cpp: both */
         m->rope_freqs = freqs;
     } else if (linear > 0) {
         for (int i = 0; i < half; i++) freqs[i] = linear;
@@ -712,13 +713,8 @@ static int write_config_keys(const t2_model *m, t2_gguf_writer *w) {
         ((rc = U32("attention.key_length", c->head_dim)) < 0 ||
          (rc = U32("attention.value_length", c->head_dim)) < 0))
         return rc;
-    if (c->rope_scaling == T2_ROPE_LLAMA3 &&
-        ((rc = t2_gguf_set_str(w, akey(k, sizeof k, c, "rope.scaling.type"), "llama3")) < 0 ||
-         (rc = F32("rope.scaling.factor", c->rope_factor)) < 0 ||
-         (rc = F32("rope.scaling.low_freq_factor", c->rope_low_freq)) < 0 ||
-         (rc = F32("rope.scaling.high_freq_factor", c->rope_high_freq)) < 0 ||
-         (rc = U32("rope.scaling.original_context_length", c->rope_orig_ctx)) < 0))
-        return rc;
+    /* Rope scaling is written as the rope_freqs tensor only, as llama.cpp does: llama.cpp
+     * refuses a scaling type it does not know and would apply rope.scaling.factor again. */
 #undef U32
 #undef F32
     return 0;
