@@ -146,7 +146,8 @@ int t2_cmd_init(int argc, char **argv) {
     if (!out || !cfg.dim || !cfg.hidden_dim || !cfg.n_layers || !cfg.n_heads || !cfg.vocab_size)
         return cli_usage_error(cmd, "give -o, --dim, --hidden, --layers, --heads and --vocab");
     if (!cfg.n_kv_heads) cfg.n_kv_heads = cfg.n_heads;
-    if (cfg.rope_scaling == T2_ROPE_LLAMA3) cfg.rope_orig_ctx = cfg.seq_len / 4 ? cfg.seq_len / 4 : 1;
+    if (cfg.rope_scaling == T2_ROPE_LLAMA3)
+        cfg.rope_orig_ctx = cfg.seq_len >= 4 ? cfg.seq_len / 4 : 1;
     t2_model *m = NULL;
     t2_tokenizer *tok = NULL;
     int rc = 1;

@@ -21,7 +21,8 @@ patch() {
 b = open(sys.argv[1], "rb").read()
 o, n = sys.argv[3].encode(), sys.argv[4].encode()
 assert len(o) == len(n) and o in b
-open(sys.argv[2], "wb").write(b.replace(o, n, 1))' "$@" || { echo "setup failed: patch $*"; exit 1; }
+open(sys.argv[2], "wb").write(b.replace(o, n, 1))' "$@" ||
+        { echo "setup failed: patch $*"; exit 1; }
 }
 logits() { "$T2" logits -m "$1" --tokens 1,2 -o "$tmp/out.f32"; }
 
@@ -30,16 +31,19 @@ patch "$tmp/llama.gguf" "$tmp/mamba.gguf" llama mamba
 expect_fail "GGUF of an unknown architecture" "mamba.gguf: architecture 'mamba' is not supported" \
     logits "$tmp/mamba.gguf"
 patch "$tmp/qwen3.gguf" "$tmp/missing.gguf" blk.1.attn_k_norm.weight blk.1.attn_k_norX.weight
-expect_fail "GGUF with a missing tensor" "missing.gguf: tensor 'blk.1.attn_k_norm.weight' not found" \
+expect_fail "GGUF with a missing tensor" \
+    "missing.gguf: tensor 'blk.1.attn_k_norm.weight' not found" \
     logits "$tmp/missing.gguf"
 # swap the names of q's bias (32) and k's bias (16): both mis-shaped
 patch "$tmp/qwen2.gguf" "$tmp/s1.gguf" blk.0.attn_q.bias blk.0.attn_X.bias
 patch "$tmp/s1.gguf" "$tmp/s2.gguf" blk.0.attn_k.bias blk.0.attn_q.bias
 patch "$tmp/s2.gguf" "$tmp/shape.gguf" blk.0.attn_X.bias blk.0.attn_k.bias
 expect_fail "GGUF with a mis-shaped tensor" \
-    "shape.gguf: tensor 'blk.0.attn_q.bias' has shape \[16\], expected \[32\]" logits "$tmp/shape.gguf"
+    "shape.gguf: tensor 'blk.0.attn_q.bias' has shape \[16\], expected \[32\]" \
+    logits "$tmp/shape.gguf"
 patch "$tmp/qwen3.gguf" "$tmp/qwen9.gguf" qwen3 qwen9
-expect_fail "GGUF of another unknown architecture" "qwen9.gguf: architecture 'qwen9' is not supported" \
+expect_fail "GGUF of another unknown architecture" \
+    "qwen9.gguf: architecture 'qwen9' is not supported" \
     logits "$tmp/qwen9.gguf"
 
 # Hugging Face folders
@@ -63,18 +67,22 @@ hf "$tmp/lie" LlamaForCausalLM
 st "$tmp/lie/model.safetensors" \
     '{"model.embed_tokens.weight": {"dtype": "F32", "shape": [4, 8], "data_offsets": [0, 128]}}' 64
 expect_fail "safetensors header lying about offsets" \
-    "model.safetensors: tensor 'model.embed_tokens.weight': data_offsets \[0, 128\] past the end of the data section \(64 bytes\)" \
+    "model.safetensors: tensor 'model.embed_tokens.weight': data_offsets \[0, 128\] past the end of\
+ the data section \(64 bytes\)" \
     "$T2" convert "$tmp/lie" "$tmp/o.gguf"
 st "$tmp/lie/model.safetensors" \
-    '{"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}, "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}}' 24
+    '{"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
+      "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}}' 24
 expect_fail "safetensors tensors overlapping" "model.safetensors: tensors 'a' and 'b' overlap" \
     "$T2" convert "$tmp/lie" "$tmp/o.gguf"
 st "$tmp/lie/model.safetensors" \
     '{"a": {"dtype": "F32", "shape": [5], "data_offsets": [0, 16]}}' 16
-expect_fail "safetensors size not matching the shape" "tensor 'a': data_offsets \[0, 16\] hold 16 bytes but F32 of this shape needs 20" \
+expect_fail "safetensors size not matching the shape" \
+    "tensor 'a': data_offsets \[0, 16\] hold 16 bytes but F32 of this shape needs 20" \
     "$T2" convert "$tmp/lie" "$tmp/o.gguf"
 printf '\377\377\377\377\0\0\0\0{}' > "$tmp/lie/model.safetensors"
-expect_fail "safetensors header length past the file" "model.safetensors: header length 4294967295 does not fit the file" \
+expect_fail "safetensors header length past the file" \
+    "model.safetensors: header length 4294967295 does not fit the file" \
     "$T2" convert "$tmp/lie" "$tmp/o.gguf"
 st "$tmp/lie/model.safetensors" '{"a": [1, 2' 0
 expect_fail "safetensors header not JSON" "model.safetensors: header is not valid JSON" \

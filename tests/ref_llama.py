@@ -67,7 +67,8 @@ class Config:
         if self.n_heads <= 0:
             raise ModelError("config: n_heads must be > 0 (got %d)" % self.n_heads)
         if self._head_dim is None and self.dim % self.n_heads:
-            raise ModelError("config: dim %d not divisible by n_heads %d" % (self.dim, self.n_heads))
+            raise ModelError("config: dim %d not divisible by n_heads %d"
+                             % (self.dim, self.n_heads))
         self.validate()
 
     @property

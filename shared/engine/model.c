@@ -495,7 +495,8 @@ static int gguf_layer(t2_model *m, const t2_gguf *g, int l) {
         if ((rc = gguf_mat(g, key, mats[i].rows, mats[i].cols, mats[i].dst)) < 0) return rc;
     }
     struct { const char *name; int n; const float *dst; } vecs[] = {
-        {"attn_norm.weight", D, norm_slot(m, 2 * l)}, {"ffn_norm.weight", D, norm_slot(m, 2 * l + 1)},
+        {"attn_norm.weight", D, norm_slot(m, 2 * l)},
+        {"ffn_norm.weight", D, norm_slot(m, 2 * l + 1)},
         {"attn_q.bias", QD, ly->bq},     {"attn_k.bias", KVD, ly->bk},
         {"attn_v.bias", KVD, ly->bv},    {"attn_q_norm.weight", c->head_dim, ly->q_norm},
         {"attn_k_norm.weight", c->head_dim, ly->k_norm},
@@ -899,7 +900,8 @@ int t2_model_init_random(t2_model **out, const t2_config *cfg, int tied, uint64_
         return rc;
     }
     for (size_t i = 0; i + c.head_dim < m->n_extra; i++)
-        m->extra[i] = c.arch == T2_ARCH_QWEN2 ? 0.5f * rng_normal(&s) : 1.0f + 0.1f * rng_normal(&s);
+        m->extra[i] = c.arch == T2_ARCH_QWEN2 ? 0.5f * rng_normal(&s)         /* biases */
+                                              : 1.0f + 0.1f * rng_normal(&s); /* Q/K norms */
     if ((rc = t2_model_finish_rope(m)) < 0) {
         t2_model_destroy(&m);
         return rc;
