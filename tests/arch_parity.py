@@ -62,6 +62,20 @@ def init_model(tag, arch, extra=(), dim=48, hidden=100, layers=2, heads=4, kv_he
     return make
 
 
+def reconverted(tag, arch, extra=()):
+    """t2 init, then `t2 convert` GGUF -> GGUF: T2 runs the copy, the reference the original
+    (biases, Q/K norms, rope_freqs and head_dim must survive the writer)."""
+    base = init_model("rc_" + tag, arch, extra)
+
+    def make(env):
+        src, _ = base(env)
+        out = env.path("rc_%s.converted.gguf" % tag)
+        env.run([env.t2, "convert", src, out], "t2 convert")
+        env.produced(out, "t2 convert")
+        return out, src
+    return make
+
+
 def rewrite_gguf(src, dst, add_kv, drop_tensors):
     """Copy GGUF src to dst with string/float keys added (add_kv: {key: value}) and tensors
     dropped: a small GGUF v3 writer of this test's own, for files t2 does not write."""
@@ -146,6 +160,9 @@ CASES = [
     ("init-llama-rope-llama3(metadata)", TOL, llama3_metadata()),
     ("init-llama-hd20", TOL, init_model("lhd", "llama", ["--head-dim", "20", "--tied"])),
     ("init-qwen2-bf16", TOL, init_model("q2", "qwen2", wtype="bf16")),
+    ("init-qwen2(convert)", TOL, reconverted("q2", "qwen2")),
+    ("init-qwen3-hd20-llama3(convert)", TOL,
+     reconverted("q3", "qwen3", ["--head-dim", "20", "--rope-scaling", "llama3"])),
     ("init-qwen3-hd16-f16", TOL, init_model("q3", "qwen3", ["--head-dim", "16"], wtype="f16")),
 ]
 
