@@ -143,6 +143,8 @@ CASES = [
     ("hf-llama-hd24-tied-bf16-sharded", TOL, hf_model("lhd", arch="llama", head_dim=24,
                                                       tied=True, dtype="BF16", shards=3,
                                                       seed=2)),
+    # Llama with attention_bias: the Q/K biases are permuted like the rows
+    ("hf-llama-attention-bias", TOL, hf_model("lb", arch="llama", attention_bias=True, seed=8)),
     # Mistral (a llama GGUF): multi-query, theta 1e6, F16
     ("hf-mistral-mqa-f16(--type f32)", TOL, hf_model("mis", "f32", arch="mistral", kv_heads=1,
                                                      dtype="F16", rope_theta=1e6, seed=3)),

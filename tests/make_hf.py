@@ -57,7 +57,8 @@ def write_safetensors(path, tensors, dtype, header_pad=0):
             f.write(b)
 
 
-def make_tensors(rng, arch, dim, hidden, layers, heads, kv_heads, head_dim, vocab, tied):
+def make_tensors(rng, arch, dim, hidden, layers, heads, kv_heads, head_dim, vocab, tied,
+                 bias=False):
     def W(rows, cols):
         return rng.standard_normal((rows, cols)) / np.sqrt(cols)
 
@@ -78,7 +79,7 @@ def make_tensors(rng, arch, dim, hidden, layers, heads, kv_heads, head_dim, voca
         t[p + "mlp.gate_proj.weight"] = W(hidden, dim)
         t[p + "mlp.up_proj.weight"] = W(hidden, dim)
         t[p + "mlp.down_proj.weight"] = W(dim, hidden)
-        if arch == "qwen2":
+        if arch == "qwen2" or bias:
             for n, d in (("q_proj", qd), ("k_proj", kvd), ("v_proj", kvd)):
                 t[p + "self_attn.%s.bias" % n] = 0.5 * rng.standard_normal(d)
         if arch == "qwen3":
@@ -89,11 +90,12 @@ def make_tensors(rng, arch, dim, hidden, layers, heads, kv_heads, head_dim, voca
 
 def write_model(out, arch="llama", dtype="F32", shards=1, tied=False, head_dim=None,
                 rope_scaling=False, seed=1, dim=64, hidden=112, layers=2, heads=4, kv_heads=2,
-                vocab=211, seq_len=128, rope_theta=10000.0, eps=1e-5):
+                vocab=211, seq_len=128, rope_theta=10000.0, eps=1e-5, attention_bias=False):
     os.makedirs(out, exist_ok=True)
     rng = np.random.default_rng(seed)
     hd = head_dim or dim // heads
-    t = make_tensors(rng, arch, dim, hidden, layers, heads, kv_heads, hd, vocab, tied)
+    t = make_tensors(rng, arch, dim, hidden, layers, heads, kv_heads, hd, vocab, tied,
+                     attention_bias)
     cfg = {"architectures": [ARCH_CLASS[arch]], "model_type": arch, "hidden_size": dim,
            "intermediate_size": hidden, "num_hidden_layers": layers,
            "num_attention_heads": heads, "num_key_value_heads": kv_heads, "vocab_size": vocab,
@@ -103,6 +105,8 @@ def write_model(out, arch="llama", dtype="F32", shards=1, tied=False, head_dim=N
            "bos_token_id": 1, "eos_token_id": 2}
     if head_dim:
         cfg["head_dim"] = head_dim
+    if attention_bias:
+        cfg["attention_bias"] = True
     if rope_scaling:
         cfg["rope_scaling"] = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                "high_freq_factor": 4.0,
