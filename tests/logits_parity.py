@@ -226,14 +226,16 @@ def run_case(env, name, tol, make, rows):
     return ok_all
 
 
-def main(argv=None):
+def main(argv=None, cases=None):
+    """Run `cases` (default CASES; other scripts such as arch_parity.py pass their own)."""
+    cases = CASES if cases is None else cases
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--case", action="append", help="run only cases containing this string")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--list", action="store_true")
     a = ap.parse_args(argv)
     if a.list:
-        for name, tol, _ in CASES:
+        for name, tol, _ in cases:
             print(name)
         return 0
     try:
@@ -253,7 +255,7 @@ def main(argv=None):
     rows, skipped = [], []
     n_fail_cases = 0
     try:
-        for name, tol, make in CASES:
+        for name, tol, make in cases:
             if a.case and not any(s in name for s in a.case):
                 continue
             try:

@@ -2,8 +2,16 @@
 """ref_llama.py - independent PyTorch (float64) reference for Llama-family models.
 
 Used by the parity tests to check T2's logits. It shares no code with the C implementation:
-it parses the model files itself (llama2.c v0 / v1 checkpoints and GGUF v2/v3) and runs a
+it parses the model files itself (llama2.c v0 / v1 checkpoints, GGUF v2/v3 of architecture
+llama, qwen2 or qwen3, and Hugging Face folders: config.json + *.safetensors) and runs a
 plain, unoptimised forward pass in float64 over the whole token list.
+
+Architectures: llama (Llama 2/3, Mistral), qwen2 (biases on Q, K, V), qwen3 (per-head RMSNorm
+of Q and K, own head_dim). Rotary layouts: GGUF llama rotates adjacent pairs (x[2i], x[2i+1]);
+GGUF qwen2/qwen3 and every Hugging Face model rotate halves (x[i], x[i + hd/2]) -- for HF
+llama this is why a GGUF converter permutes the Q/K rows. Frequencies theta^(-2i/hd), divided
+by per-frequency factors when the model has rope scaling (Llama 3: computed here from the
+config in float64; GGUF: the rope_freqs tensor or llama.rope.scaling.* keys).
 
 Library:
     model = load_model(path)            # -> Model (config + float64 tensors)
@@ -41,7 +49,8 @@ class ModelError(Exception):
 
 class Config:
     def __init__(self, dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len,
-                 norm_eps=1e-5, rope_theta=10000.0):
+                 norm_eps=1e-5, rope_theta=10000.0, head_dim=None, arch="llama",
+                 rope_halves=False, rope_factors=None):
         self.dim = int(dim)
         self.hidden_dim = int(hidden_dim)
         self.n_layers = int(n_layers)
@@ -51,11 +60,24 @@ class Config:
         self.seq_len = int(seq_len)
         self.norm_eps = float(norm_eps)
         self.rope_theta = float(rope_theta)
+        self.arch = arch
+        self.rope_halves = bool(rope_halves)   # rotate (x[i], x[i+hd/2]) instead of pairs
+        self.rope_factors = rope_factors       # None or float64 array (hd/2): divisors
+        self._head_dim = None if head_dim is None else int(head_dim)
+        if self.n_heads <= 0:
+            raise ModelError("config: n_heads must be > 0 (got %d)" % self.n_heads)
+        if self._head_dim is None and self.dim % self.n_heads:
+            raise ModelError("config: dim %d not divisible by n_heads %d"
+                             % (self.dim, self.n_heads))
         self.validate()
 
     @property
     def head_dim(self):
-        return self.dim // self.n_heads
+        return self.dim // self.n_heads if self._head_dim is None else self._head_dim
+
+    @property
+    def q_dim(self):
+        return self.n_heads * self.head_dim
 
     @property
     def kv_dim(self):
@@ -66,9 +88,7 @@ class Config:
                      "seq_len"):
             if getattr(self, name) <= 0:
                 raise ModelError("config: %s must be > 0 (got %d)" % (name, getattr(self, name)))
-        if self.dim % self.n_heads:
-            raise ModelError("config: dim %d not divisible by n_heads %d" % (self.dim, self.n_heads))
-        if self.head_dim % 2:
+        if self.head_dim <= 0 or self.head_dim % 2:
             raise ModelError("config: head_dim %d is odd (RoPE needs pairs)" % self.head_dim)
         if self.n_heads % self.n_kv_heads:
             raise ModelError("config: n_heads %d not divisible by n_kv_heads %d"
@@ -77,17 +97,26 @@ class Config:
             raise ModelError("config: bad norm_eps %r" % self.norm_eps)
         if not (self.rope_theta > 0 and math.isfinite(self.rope_theta)):
             raise ModelError("config: bad rope_theta %r" % self.rope_theta)
+        if self.rope_factors is not None:
+            f = np.asarray(self.rope_factors, dtype=np.float64)
+            if f.shape != (self.head_dim // 2,) or not (np.isfinite(f).all() and (f > 0).all()):
+                raise ModelError("config: rope factors must be %d positive numbers"
+                                 % (self.head_dim // 2))
+            self.rope_factors = f
 
     def __repr__(self):
-        return ("Config(dim=%d, hidden_dim=%d, n_layers=%d, n_heads=%d, n_kv_heads=%d, "
-                "vocab_size=%d, seq_len=%d, head_dim=%d, norm_eps=%g, rope_theta=%g)"
-                % (self.dim, self.hidden_dim, self.n_layers, self.n_heads, self.n_kv_heads,
-                   self.vocab_size, self.seq_len, self.head_dim, self.norm_eps, self.rope_theta))
+        return ("Config(arch=%s, dim=%d, hidden_dim=%d, n_layers=%d, n_heads=%d, n_kv_heads=%d, "
+                "vocab_size=%d, seq_len=%d, head_dim=%d, norm_eps=%g, rope_theta=%g, rope=%s%s)"
+                % (self.arch, self.dim, self.hidden_dim, self.n_layers, self.n_heads,
+                   self.n_kv_heads, self.vocab_size, self.seq_len, self.head_dim, self.norm_eps,
+                   self.rope_theta, "halves" if self.rope_halves else "pairs",
+                   "" if self.rope_factors is None else ", scaled"))
 
 
 class Model:
-    """config + float64 tensors. layers[i] has attn_norm, wq, wk, wv, wo, ffn_norm, w1, w2, w3;
-    matrices are (out, in)."""
+    """config + float64 tensors. layers[i] has attn_norm, wq, wk, wv, wo, ffn_norm, w1, w2, w3
+    and optionally bq, bk, bv (biases) and q_norm, k_norm (per-head norms); matrices are
+    (out, in)."""
 
     def __init__(self, config, tok_emb, layers, norm, wcls, fmt, tied):
         self.config = config
@@ -102,10 +131,12 @@ class Model:
     def check_shapes(self):
         c = self.config
         exp = {
-            "attn_norm": (c.dim,), "wq": (c.dim, c.dim), "wk": (c.kv_dim, c.dim),
-            "wv": (c.kv_dim, c.dim), "wo": (c.dim, c.dim), "ffn_norm": (c.dim,),
+            "attn_norm": (c.dim,), "wq": (c.q_dim, c.dim), "wk": (c.kv_dim, c.dim),
+            "wv": (c.kv_dim, c.dim), "wo": (c.dim, c.q_dim), "ffn_norm": (c.dim,),
             "w1": (c.hidden_dim, c.dim), "w2": (c.dim, c.hidden_dim), "w3": (c.hidden_dim, c.dim),
         }
+        optional = {"bq": (c.q_dim,), "bk": (c.kv_dim,), "bv": (c.kv_dim,),
+                    "q_norm": (c.head_dim,), "k_norm": (c.head_dim,)}
         def chk(name, t, shape):
             if tuple(t.shape) != tuple(shape):
                 raise ModelError("tensor %s: shape %s, expected %s" % (name, tuple(t.shape), shape))
@@ -117,10 +148,11 @@ class Model:
         if len(self.layers) != c.n_layers:
             raise ModelError("expected %d layers, got %d" % (c.n_layers, len(self.layers)))
         for i, L in enumerate(self.layers):
-            if set(L) != set(exp):
+            if not set(exp) <= set(L) <= set(exp) | set(optional):
                 raise ModelError("layer %d: tensors %s" % (i, sorted(L)))
-            for k, shape in exp.items():
-                chk("layer %d %s" % (i, k), L[k], shape)
+            for k, shape in list(exp.items()) + list(optional.items()):
+                if k in L:
+                    chk("layer %d %s" % (i, k), L[k], shape)
         chk("norm", self.norm, (c.dim,))
         chk("wcls", self.wcls, (c.vocab_size, c.dim))
 
@@ -137,10 +169,13 @@ LLAMA2C_MAGIC = 0x616B3432  # "ak42"
 GGUF_MAGIC = 0x46554747     # "GGUF"
 
 
-def _rope_tables(seq_len, head_dim, theta):
-    """cos/sin (seq_len, head_dim/2) in float64: angle = pos * theta^(-2i/head_dim)."""
+def _rope_tables(seq_len, head_dim, theta, factors=None):
+    """cos/sin (seq_len, head_dim/2) in float64: angle = pos * theta^(-2i/head_dim), divided by
+    factors[i] when given (rope scaling)."""
     i = np.arange(0, head_dim, 2, dtype=np.float64)
     inv = theta ** (-(i / head_dim))
+    if factors is not None:
+        inv = inv / factors
     ang = np.arange(seq_len, dtype=np.float64)[:, None] * inv[None, :]
     return np.cos(ang), np.sin(ang)
 
@@ -509,45 +544,93 @@ class GGUFFile:
         return a.reshape(t.shape)
 
 
+GGUF_ARCHS = ("llama", "qwen2", "qwen3")
+
+
+def llama3_rope_factors(head_dim, theta, factor, low, high, orig_ctx):
+    """Llama 3.1 rope scaling as per-frequency divisors (float64): wavelengths longer than
+    orig_ctx/low are divided by `factor`, shorter than orig_ctx/high kept, the band between
+    blended linearly in orig_ctx/wavelength."""
+    out = []
+    for i in range(head_dim // 2):
+        inv = theta ** (-2.0 * i / head_dim)
+        wavelen = 2 * math.pi / inv
+        if wavelen < orig_ctx / high:
+            scaled = inv
+        elif wavelen > orig_ctx / low:
+            scaled = inv / factor
+        else:
+            smooth = (orig_ctx / wavelen - low) / (high - low)
+            scaled = (1 - smooth) * inv / factor + smooth * inv
+        out.append(inv / scaled)
+    return np.array(out, dtype=np.float64)
+
+
+def _gguf_rope_factors(g, arch, head_dim, theta):
+    rs = g.get(arch + ".rope.scaling.type", None, (GGUF_STRING,))
+    if "rope_freqs.weight" in g.tensors:
+        f = g.tensor("rope_freqs.weight").reshape(-1)
+        if rs == "linear":  # llama.cpp applies both
+            f = f * g.get_float(arch + ".rope.scaling.factor", 1.0)
+        return f
+    if rs in (None, "none"):
+        if g.get_float(arch + ".rope.scale_linear", 1.0) != 1.0:
+            raise ModelError("%s: %s.rope.scale_linear not supported" % (g.path, arch))
+        return None
+    factor = g.get_float(arch + ".rope.scaling.factor", None)
+    if factor is None:
+        raise ModelError("%s: rope scaling %r without a factor" % (g.path, rs))
+    if rs == "linear":
+        return np.full(head_dim // 2, factor, dtype=np.float64)
+    if rs == "llama3":
+        return llama3_rope_factors(head_dim, theta, factor,
+                                   g.get_float(arch + ".rope.scaling.low_freq_factor", 1.0),
+                                   g.get_float(arch + ".rope.scaling.high_freq_factor", 4.0),
+                                   g.get_int(arch + ".rope.scaling.original_context_length"))
+    raise ModelError("%s: rope scaling %r not supported" % (g.path, rs))
+
+
 def load_gguf(path, buf):
     g = GGUFFile(path, buf)
     arch = g.get("general.architecture", None, (GGUF_STRING,))
-    if arch != "llama":
-        raise ModelError("%s: general.architecture is %r, only 'llama' is supported" % (path, arch))
+    if arch not in GGUF_ARCHS:
+        raise ModelError("%s: general.architecture is %r, the reference supports %s"
+                         % (path, arch, ", ".join(GGUF_ARCHS)))
+    A = arch + "."
     emb_np = g.tensor("token_embd.weight")
     if emb_np.ndim != 2:
         raise ModelError("%s: token_embd.weight must be 2-D, has ne=%s"
                          % (path, g.tensors["token_embd.weight"].ne))
     vocab = emb_np.shape[0]
-    if "llama.vocab_size" in g.kv and g.get_int("llama.vocab_size") != vocab:
-        raise ModelError("%s: llama.vocab_size %d != token_embd rows %d"
-                         % (path, g.get_int("llama.vocab_size"), vocab))
-    n_heads = g.get_int("llama.attention.head_count")
-    c = Config(dim=g.get_int("llama.embedding_length"),
-               hidden_dim=g.get_int("llama.feed_forward_length"),
-               n_layers=g.get_int("llama.block_count"),
+    if A + "vocab_size" in g.kv and g.get_int(A + "vocab_size") != vocab:
+        raise ModelError("%s: %svocab_size %d != token_embd rows %d"
+                         % (path, A, g.get_int(A + "vocab_size"), vocab))
+    n_heads = g.get_int(A + "attention.head_count")
+    dim = g.get_int(A + "embedding_length")
+    head_dim = g.get_int(A + "attention.key_length", 0) or None
+    theta = g.get_float(A + "rope.freq_base", 10000.0 if arch == "llama" else 1e6)
+    hd = head_dim or dim // n_heads
+    c = Config(dim=dim,
+               hidden_dim=g.get_int(A + "feed_forward_length"),
+               n_layers=g.get_int(A + "block_count"),
                n_heads=n_heads,
-               n_kv_heads=g.get_int("llama.attention.head_count_kv", n_heads),
+               n_kv_heads=g.get_int(A + "attention.head_count_kv", n_heads),
                vocab_size=vocab,
-               seq_len=g.get_int("llama.context_length"),
-               norm_eps=g.get_float("llama.attention.layer_norm_rms_epsilon", 1e-5),
-               rope_theta=g.get_float("llama.rope.freq_base", 10000.0))
+               seq_len=g.get_int(A + "context_length"),
+               norm_eps=g.get_float(A + "attention.layer_norm_rms_epsilon", 1e-5),
+               rope_theta=theta, head_dim=head_dim, arch=arch,
+               rope_halves=arch != "llama",
+               rope_factors=_gguf_rope_factors(g, arch, hd, theta))
     # features this reference does not implement must not be silently ignored
-    for key, want in (("llama.rope.dimension_count", c.head_dim),
-                      ("llama.attention.key_length", c.head_dim),
-                      ("llama.attention.value_length", c.head_dim)):
+    for key, want in ((A + "rope.dimension_count", c.head_dim),
+                      (A + "attention.value_length", c.head_dim)):
         if key in g.kv and g.get_int(key) != want:
             raise ModelError("%s: %s = %d, the reference only supports %d"
                              % (path, key, g.get_int(key), want))
-    rs = g.get("llama.rope.scaling.type", None, (GGUF_STRING,))
-    if rs not in (None, "none"):
-        raise ModelError("%s: rope scaling %r not supported" % (path, rs))
-    if g.get_float("llama.rope.scale_linear", 1.0) != 1.0:
-        raise ModelError("%s: llama.rope.scale_linear not supported" % path)
-    if "llama.expert_count" in g.kv and g.get_int("llama.expert_count") not in (0, 1):
+    if A + "expert_count" in g.kv and g.get_int(A + "expert_count") not in (0, 1):
         raise ModelError("%s: mixture-of-experts models not supported" % path)
 
-    used = set()
+    used = set(["rope_freqs.weight"])
 
     def T(name):
         used.add(name)
@@ -557,12 +640,19 @@ def load_gguf(path, buf):
     layers = []
     for i in range(c.n_layers):
         p = "blk.%d." % i
-        layers.append(dict(
+        L = dict(
             attn_norm=_t(T(p + "attn_norm.weight")), wq=_t(T(p + "attn_q.weight")),
             wk=_t(T(p + "attn_k.weight")), wv=_t(T(p + "attn_v.weight")),
             wo=_t(T(p + "attn_output.weight")), ffn_norm=_t(T(p + "ffn_norm.weight")),
             w1=_t(T(p + "ffn_gate.weight")), w2=_t(T(p + "ffn_down.weight")),
-            w3=_t(T(p + "ffn_up.weight"))))
+            w3=_t(T(p + "ffn_up.weight")))
+        if arch == "qwen2" or (arch == "llama" and p + "attn_q.bias" in g.tensors):
+            for k, n in (("bq", "attn_q.bias"), ("bk", "attn_k.bias"), ("bv", "attn_v.bias")):
+                L[k] = _t(T(p + n))
+        if arch == "qwen3":
+            L["q_norm"] = _t(T(p + "attn_q_norm.weight"))
+            L["k_norm"] = _t(T(p + "attn_k_norm.weight"))
+        layers.append(L)
     norm = _t(T("output_norm.weight"))
     emb_t = _t(emb)
     tied = "output.weight" not in g.tensors
@@ -575,7 +665,122 @@ def load_gguf(path, buf):
     return m
 
 
+# --------------------------------------------------------------------------------------------
+# Hugging Face folders: config.json + model.safetensors or shards listed in
+# model.safetensors.index.json (this reader is independent of T2's C reader)
+
+HF_ARCHS = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama",
+            "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3"}
+_ST_DTYPES = {"F32": "<f4", "F16": "<f2", "BF16": "bf16", "F64": "<f8"}
+
+
+def read_safetensors(path):
+    """{name: float64 numpy array} of one .safetensors file (strictly checked)."""
+    import json
+    with open(path, "rb") as f:
+        buf = f.read()
+    if len(buf) < 8:
+        raise ModelError("%s: too small for a safetensors header" % path)
+    n = struct.unpack_from("<Q", buf, 0)[0]
+    if 8 + n > len(buf):
+        raise ModelError("%s: header length %d past end of file" % (path, n))
+    hdr = json.loads(buf[8:8 + n].decode("utf-8"))
+    base = 8 + n
+    out = {}
+    for name, info in hdr.items():
+        if name == "__metadata__":
+            continue
+        dt = _ST_DTYPES.get(info["dtype"])
+        if dt is None:
+            raise ModelError("%s: tensor %r: dtype %s not supported" % (path, name, info["dtype"]))
+        shape = tuple(int(x) for x in info["shape"])
+        b, e = (int(x) for x in info["data_offsets"])
+        count = int(np.prod(shape, dtype=np.int64))
+        size = 2 if dt == "bf16" else int(dt[2])
+        if not 0 <= b <= e <= len(buf) - base or e - b != count * size:
+            raise ModelError("%s: tensor %r: bad data_offsets %s" % (path, name, (b, e)))
+        raw = buf[base + b:base + e]
+        if dt == "bf16":
+            u = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << np.uint32(16)
+            a = u.view(np.float32).astype(np.float64)
+        else:
+            a = np.frombuffer(raw, dtype=dt).astype(np.float64)
+        out[name] = a.reshape(shape)
+    return out
+
+
+def load_hf(folder):
+    import json
+    with open(os.path.join(folder, "config.json")) as f:
+        cfg = json.load(f)
+    archs = cfg.get("architectures") or []
+    if len(archs) != 1 or archs[0] not in HF_ARCHS:
+        raise ModelError("%s: architectures %r not supported" % (folder, archs))
+    arch = HF_ARCHS[archs[0]]
+    index = os.path.join(folder, "model.safetensors.index.json")
+    tensors = {}
+    if os.path.exists(index):
+        with open(index) as f:
+            files = sorted(set(json.load(f)["weight_map"].values()))
+    else:
+        files = ["model.safetensors"]
+    for fn in files:
+        tensors.update(read_safetensors(os.path.join(folder, fn)))
+    dim, n_heads = cfg["hidden_size"], cfg["num_attention_heads"]
+    head_dim = cfg.get("head_dim") or None
+    hd = head_dim or dim // n_heads
+    theta = float(cfg.get("rope_theta", 10000.0))
+    factors = None
+    rs = cfg.get("rope_scaling")
+    if rs:
+        kind = rs.get("rope_type", rs.get("type"))
+        if kind != "llama3":
+            raise ModelError("%s: rope scaling %r not supported" % (folder, kind))
+        factors = llama3_rope_factors(hd, theta, rs["factor"], rs["low_freq_factor"],
+                                      rs["high_freq_factor"],
+                                      rs["original_max_position_embeddings"])
+    c = Config(dim=dim, hidden_dim=cfg["intermediate_size"], n_layers=cfg["num_hidden_layers"],
+               n_heads=n_heads, n_kv_heads=cfg.get("num_key_value_heads", n_heads),
+               vocab_size=cfg["vocab_size"], seq_len=cfg["max_position_embeddings"],
+               norm_eps=cfg.get("rms_norm_eps", 1e-6), rope_theta=theta, head_dim=head_dim,
+               arch=arch, rope_halves=True, rope_factors=factors)
+    used = set()
+
+    def T(name):
+        if name not in tensors:
+            raise ModelError("%s: missing tensor %r" % (folder, name))
+        used.add(name)
+        return _t(tensors[name])
+
+    layers = []
+    for i in range(c.n_layers):
+        p = "model.layers.%d." % i
+        L = dict(attn_norm=T(p + "input_layernorm.weight"),
+                 wq=T(p + "self_attn.q_proj.weight"), wk=T(p + "self_attn.k_proj.weight"),
+                 wv=T(p + "self_attn.v_proj.weight"), wo=T(p + "self_attn.o_proj.weight"),
+                 ffn_norm=T(p + "post_attention_layernorm.weight"),
+                 w1=T(p + "mlp.gate_proj.weight"), w2=T(p + "mlp.down_proj.weight"),
+                 w3=T(p + "mlp.up_proj.weight"))
+        if p + "self_attn.q_proj.bias" in tensors:
+            for k, n in (("bq", "q_proj"), ("bk", "k_proj"), ("bv", "v_proj")):
+                L[k] = T(p + "self_attn.%s.bias" % n)
+        if arch == "qwen3":
+            L["q_norm"] = T(p + "self_attn.q_norm.weight")
+            L["k_norm"] = T(p + "self_attn.k_norm.weight")
+        layers.append(L)
+    emb = T("model.embed_tokens.weight")
+    tied = bool(cfg.get("tie_word_embeddings", False))
+    wcls = emb if tied else T("lm_head.weight")
+    norm = T("model.norm.weight")
+    extra = sorted(set(tensors) - used - {"lm_head.weight"})
+    if extra:
+        raise ModelError("%s: tensors the reference does not understand: %s" % (folder, extra[:10]))
+    return Model(c, emb, layers, norm, wcls, "hf-" + arch, tied)
+
+
 def load_model(path):
+    if os.path.isdir(path):
+        return load_hf(path)
     with open(path, "rb") as f:
         buf = f.read()
     if len(buf) < 4:
@@ -596,13 +801,17 @@ def rmsnorm(x, w, eps):
     return x * torch.rsqrt((x * x).mean(dim=-1, keepdim=True) + eps) * w
 
 
-def apply_rope(x, cos, sin):
-    """x: (T, H, hd); rotate adjacent pairs (x[2i], x[2i+1]) by angle[pos, i]."""
+def apply_rope(x, cos, sin, halves=False):
+    """x: (T, H, hd); rotate adjacent pairs (x[2i], x[2i+1]) -- or, with halves, the pairs
+    (x[i], x[i + hd/2]) -- by angle[pos, i]."""
     T, H, hd = x.shape
-    xr = x.reshape(T, H, hd // 2, 2)
-    a, b = xr[..., 0], xr[..., 1]
     c = cos[:, None, :]
     s = sin[:, None, :]
+    if halves:
+        a, b = x[..., :hd // 2], x[..., hd // 2:]
+        return torch.cat((a * c - b * s, a * s + b * c), dim=-1)
+    xr = x.reshape(T, H, hd // 2, 2)
+    a, b = xr[..., 0], xr[..., 1]
     out = torch.stack((a * c - b * s, a * s + b * c), dim=-1)
     return out.reshape(T, H, hd)
 
@@ -621,7 +830,7 @@ def forward(model, tokens):
             raise ModelError("token %d out of range [0, %d)" % (t, c.vocab_size))
     hd, nh, nkv = c.head_dim, c.n_heads, c.n_kv_heads
     group = nh // nkv
-    cos_np, sin_np = _rope_tables(T, hd, c.rope_theta)
+    cos_np, sin_np = _rope_tables(T, hd, c.rope_theta, c.rope_factors)
     cos, sin = torch.from_numpy(cos_np), torch.from_numpy(sin_np)
     kv_of_head = torch.arange(nh) // group
     mask = torch.ones(T, T, dtype=torch.bool).tril()  # [query, key]: key <= query
@@ -629,17 +838,23 @@ def forward(model, tokens):
     x = model.tok_emb[torch.tensor(tokens)].clone()
     for L in model.layers:
         h = rmsnorm(x, L["attn_norm"], c.norm_eps)
-        q = (h @ L["wq"].T).reshape(T, nh, hd)
-        k = (h @ L["wk"].T).reshape(T, nkv, hd)
-        v = (h @ L["wv"].T).reshape(T, nkv, hd)
-        q = apply_rope(q, cos, sin)
-        k = apply_rope(k, cos, sin)
+        q, k, v = h @ L["wq"].T, h @ L["wk"].T, h @ L["wv"].T
+        if "bq" in L:
+            q, k, v = q + L["bq"], k + L["bk"], v + L["bv"]
+        q = q.reshape(T, nh, hd)
+        k = k.reshape(T, nkv, hd)
+        v = v.reshape(T, nkv, hd)
+        if "q_norm" in L:
+            q = rmsnorm(q, L["q_norm"], c.norm_eps)
+            k = rmsnorm(k, L["k_norm"], c.norm_eps)
+        q = apply_rope(q, cos, sin, c.rope_halves)
+        k = apply_rope(k, cos, sin, c.rope_halves)
         k = k[:, kv_of_head, :]  # (T, nh, hd)
         v = v[:, kv_of_head, :]
         scores = torch.einsum("qhd,khd->hqk", q, k) / math.sqrt(hd)
         scores = scores.masked_fill(~mask, float("-inf"))
         att = torch.softmax(scores, dim=-1)
-        o = torch.einsum("hqk,khd->qhd", att, v).reshape(T, c.dim)
+        o = torch.einsum("hqk,khd->qhd", att, v).reshape(T, c.q_dim)
         x = x + o @ L["wo"].T
         h = rmsnorm(x, L["ffn_norm"], c.norm_eps)
         g = h @ L["w1"].T

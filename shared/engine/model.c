@@ -21,6 +21,7 @@
 #define T2_MAX_LAYERS 4096
 #define T2_MAX_VOCAB (1 << 24)
 #define T2_MAX_SEQ (1 << 22)
+#define T2_MAX_HEAD_DIM 4096
 
 int t2_config_check(const t2_config *c, const char *what) {
     if (c->dim <= 0 || c->dim > T2_MAX_DIM)
@@ -31,15 +32,20 @@ int t2_config_check(const t2_config *c, const char *what) {
     if (c->n_layers <= 0 || c->n_layers > T2_MAX_LAYERS)
         return t2_err_set(T2_EFORMAT, "%s: n_layers %d out of range (1..%d)", what, c->n_layers,
                           T2_MAX_LAYERS);
-    if (c->n_heads <= 0 || c->n_heads > c->dim || c->dim % c->n_heads)
+    /* a head dimension other than dim / n_heads must come from the file (qwen3, ...) */
+    int own_hd = c->n_heads > 0 && c->head_dim != c->dim / c->n_heads;
+    if (c->n_heads <= 0 || c->n_heads > T2_MAX_DIM || (!own_hd && c->dim % c->n_heads))
         return t2_err_set(T2_EFORMAT, "%s: n_heads %d must be positive and divide dim %d", what,
                           c->n_heads, c->dim);
     if (c->n_kv_heads <= 0 || c->n_kv_heads > c->n_heads || c->n_heads % c->n_kv_heads)
         return t2_err_set(T2_EFORMAT, "%s: n_kv_heads %d must be positive and divide n_heads %d",
                           what, c->n_kv_heads, c->n_heads);
-    if (c->head_dim != c->dim / c->n_heads || c->head_dim % 2)
-        return t2_err_set(T2_EFORMAT, "%s: head_dim %d must be dim/n_heads (%d) and even", what,
-                          c->head_dim, c->dim / c->n_heads);
+    if (c->head_dim <= 0 || c->head_dim > T2_MAX_HEAD_DIM || c->head_dim % 2)
+        return t2_err_set(T2_EFORMAT, "%s: head_dim %d must be even and in 2..%d", what,
+                          c->head_dim, T2_MAX_HEAD_DIM);
+    if ((int64_t)c->n_heads * c->head_dim > T2_MAX_DIM)
+        return t2_err_set(T2_EFORMAT, "%s: n_heads %d x head_dim %d too large", what, c->n_heads,
+                          c->head_dim);
     if (c->vocab_size <= 0 || c->vocab_size > T2_MAX_VOCAB)
         return t2_err_set(T2_EFORMAT, "%s: vocab_size %d out of range (1..%d)", what,
                           c->vocab_size, T2_MAX_VOCAB);
@@ -52,6 +58,71 @@ int t2_config_check(const t2_config *c, const char *what) {
     if (!(c->rope_theta > 1 && isfinite(c->rope_theta)))
         return t2_err_set(T2_EFORMAT, "%s: rope theta %g must be finite and > 1", what,
                           (double)c->rope_theta);
+    if ((unsigned)c->arch > T2_ARCH_QWEN3)
+        return t2_err_set(T2_EINVAL, "%s: architecture %d unknown", what, (int)c->arch);
+    if (c->rope_scaling == T2_ROPE_LLAMA3 &&
+        !(c->rope_factor >= 1 && c->rope_factor < 1e6f && c->rope_low_freq > 0 &&
+          c->rope_high_freq > c->rope_low_freq && c->rope_high_freq < 1e6f &&
+          c->rope_orig_ctx > 0 && c->rope_orig_ctx <= T2_MAX_SEQ))
+        return t2_err_set(T2_EFORMAT, "%s: Llama-3 rope scaling needs factor >= 1, 0 < low freq "
+                          "factor < high freq factor and an original context in 1..%d (got %g, "
+                          "%g, %g, %d)", what, T2_MAX_SEQ, (double)c->rope_factor,
+                          (double)c->rope_low_freq, (double)c->rope_high_freq, c->rope_orig_ctx);
+    return 0;
+}
+
+static const char *const arch_names[] = {"llama", "qwen2", "qwen3"};
+
+const char *t2_arch_name(t2_arch a) {
+    return (unsigned)a <= T2_ARCH_QWEN3 ? arch_names[a] : "?";
+}
+
+int t2_arch_parse(const char *name, size_t len, t2_arch *out) {
+    for (int a = 0; a <= T2_ARCH_QWEN3; a++)
+        if (strlen(arch_names[a]) == len && memcmp(arch_names[a], name, len) == 0) {
+            *out = (t2_arch)a;
+            return 0;
+        }
+    return t2_err_set(T2_EUNSUPPORTED, "architecture '%.*s' is not supported (T2 runs llama, "
+                      "qwen2 and qwen3)", (int)(len > 64 ? 64 : len), name);
+}
+
+void t2_rope_llama3_factors(const t2_config *c, float *factors) {
+    /* Llama 3.1: long wavelengths are slowed down by `factor`, short ones kept, and the band in
+     * between interpolated on orig_ctx / wavelength. */
+    const double lo_wl = c->rope_orig_ctx / (double)c->rope_low_freq;
+    const double hi_wl = c->rope_orig_ctx / (double)c->rope_high_freq;
+    for (int i = 0; i < c->head_dim / 2; i++) {
+        double freq = pow(c->rope_theta, -2.0 * i / c->head_dim), wl = 2 * M_PI / freq;
+        double f = 1.0;
+        if (wl > lo_wl) {
+            f = c->rope_factor;
+        } else if (wl >= hi_wl) {
+            double smooth = (c->rope_orig_ctx / wl - c->rope_low_freq) /
+                            (c->rope_high_freq - c->rope_low_freq);
+            f = 1.0 / ((1 - smooth) / c->rope_factor + smooth);
+        }
+        factors[i] = (float)f;
+    }
+}
+
+int t2_model_finish_rope(t2_model *m) {
+    const t2_config *c = &m->cfg;
+    float *freqs = m->extra + m->n_extra - c->head_dim, *inv = freqs + c->head_dim / 2;
+    if (c->rope_scaling == T2_ROPE_LLAMA3 && !m->rope_freqs) {
+        t2_rope_llama3_factors(c, freqs);
+        m->rope_freqs = freqs;
+    }
+    for (int i = 0; i < c->head_dim / 2; i++)
+        if (m->rope_freqs && !(m->rope_freqs[i] > 0 && isfinite(m->rope_freqs[i])))
+            return t2_err_set(T2_EFORMAT, "%s: rope_freqs[%d] = %g must be finite and > 0",
+                              m->path, i, (double)m->rope_freqs[i]);
+    if (c->arch == T2_ARCH_LLAMA && !m->rope_freqs) return 0; /* plain: t2_rope */
+    for (int i = 0; i < c->head_dim / 2; i++) { /* t2_rope's arithmetic */
+        inv[i] = 1.0f / powf(c->rope_theta, (2 * i) / (float)c->head_dim);
+        if (m->rope_freqs) inv[i] /= m->rope_freqs[i];
+    }
+    m->rope_inv_freq = inv;
     return 0;
 }
 
@@ -69,6 +140,7 @@ void t2_model_destroy(t2_model **mp) {
     free(m->layers);
     free(m->norms);
     free(m->owned);
+    free(m->extra);
     free(m->path);
     free(m);
     *mp = NULL;
@@ -84,6 +156,33 @@ static t2_model *model_alloc(const char *path, const t2_config *c) {
     m->norms = malloc(((size_t)2 * c->n_layers + 1) * (size_t)c->dim * sizeof(float));
     if (!m->path || !m->layers || !m->norms) t2_model_destroy(&m);
     return m;
+}
+
+/* Owned f32 memory for biases (when `biases`), Q/K norms (qwen3) and the rope tables (h floats
+ * at the end: rope_freqs, then rope_inv_freq), with the layers' pointers set. */
+static int extra_alloc(t2_model *m, int biases) {
+    const t2_config *c = &m->cfg;
+    const size_t hd = c->head_dim, QD = (size_t)c->n_heads * hd;
+    const size_t KVD = (size_t)c->n_kv_heads * hd;
+    const int qk = c->arch == T2_ARCH_QWEN3;
+    size_t per = (biases ? QD + 2 * KVD : 0) + (qk ? 2 * hd : 0);
+    m->n_extra = per * c->n_layers + hd;
+    if (!(m->extra = calloc(m->n_extra, sizeof(float))))
+        return t2_err_set(T2_ENOMEM, "%s: out of memory", m->path);
+    float *p = m->extra;
+    for (int l = 0; l < c->n_layers; l++) {
+        t2_layer *ly = &m->layers[l];
+        if (biases) {
+            ly->bq = p, p += QD;
+            ly->bk = p, p += KVD;
+            ly->bv = p, p += KVD;
+        }
+        if (qk) {
+            ly->q_norm = p, p += hd;
+            ly->k_norm = p, p += hd;
+        }
+    }
+    return 0;
 }
 
 static float *norm_slot(t2_model *m, int i) { return m->norms + (size_t)i * m->cfg.dim; }
@@ -286,88 +385,178 @@ static int gguf_norm(const t2_gguf *g, const char *name, int dim, float *dst) {
     return 0;
 }
 
+/* "<arch>.<suffix>" into buf */
+static const char *akey(char *buf, size_t n, const t2_config *c, const char *suffix) {
+    snprintf(buf, n, "%s.%s", t2_arch_name(c->arch), suffix);
+    return buf;
+}
+
+/* Rope scaling from "<arch>.rope.scaling.*": none, linear (factors filled) or llama3. */
+static int gguf_rope_scaling(const t2_gguf *g, t2_config *c, float *linear) {
+    char k[96];
+    const char *s;
+    size_t n;
+    *linear = 0;
+    int rc = t2_gguf_get_str(g, akey(k, sizeof k, c, "rope.scaling.type"), &s, &n);
+    if (rc == T2_ENOTFOUND) return (t2_err_clear(), 0);
+    if (rc < 0) return rc;
+    if (n == 4 && memcmp(s, "none", 4) == 0) return 0;
+    float factor;
+    if ((rc = gguf_float(g, akey(k, sizeof k, c, "rope.scaling.factor"), &factor, 0)) < 0)
+        return rc;
+    if (n == 6 && memcmp(s, "linear", 6) == 0) {
+        if (!(factor >= 1 && factor < 1e6f))
+            return t2_err_set(T2_EFORMAT, "%s: %s = %g must be in 1..1e6", t2_gguf_path(g), k,
+                              (double)factor);
+        *linear = factor;
+        return 0;
+    }
+    if (n == 6 && memcmp(s, "llama3", 6) == 0) {
+        c->rope_scaling = T2_ROPE_LLAMA3;
+        c->rope_factor = factor;
+        if ((rc = gguf_float(g, akey(k, sizeof k, c, "rope.scaling.low_freq_factor"),
+                             &c->rope_low_freq, 1.0f)) < 0 ||
+            (rc = gguf_float(g, akey(k, sizeof k, c, "rope.scaling.high_freq_factor"),
+                             &c->rope_high_freq, 4.0f)) < 0)
+            return rc;
+        return gguf_int(g, akey(k, sizeof k, c, "rope.scaling.original_context_length"),
+                        &c->rope_orig_ctx, 1, 0);
+    }
+    return t2_err_set(T2_EUNSUPPORTED, "%s: rope scaling '%.*s' is not supported (T2 supports "
+                      "none, linear and llama3)", t2_gguf_path(g), (int)(n > 32 ? 32 : n), s);
+}
+
+/* Hyperparameters from the metadata (and the vocabulary from token_embd). */
+static int gguf_config(const t2_gguf *g, t2_config *c, float *linear) {
+    const char *path = t2_gguf_path(g), *arch;
+    size_t arch_len;
+    char k[96];
+    int rc;
+    if ((rc = t2_gguf_get_str(g, "general.architecture", &arch, &arch_len)) < 0) return rc;
+    if ((rc = t2_arch_parse(arch, arch_len, &c->arch)) < 0)
+        return t2_err_prefix(rc, "%s", path);
+#define AINT(suffix, dst, req, dflt) gguf_int(g, akey(k, sizeof k, c, suffix), dst, req, dflt)
+    if ((rc = AINT("embedding_length", &c->dim, 1, 0)) < 0 ||
+        (rc = AINT("feed_forward_length", &c->hidden_dim, 1, 0)) < 0 ||
+        (rc = AINT("block_count", &c->n_layers, 1, 0)) < 0 ||
+        (rc = AINT("attention.head_count", &c->n_heads, 1, 0)) < 0 ||
+        (rc = AINT("attention.head_count_kv", &c->n_kv_heads, 0, c->n_heads)) < 0 ||
+        (rc = AINT("context_length", &c->seq_len, 1, 0)) < 0 ||
+        (rc = gguf_float(g, akey(k, sizeof k, c, "attention.layer_norm_rms_epsilon"),
+                         &c->rms_eps, 1e-5f)) < 0 ||
+        (rc = gguf_float(g, akey(k, sizeof k, c, "rope.freq_base"), &c->rope_theta,
+                         c->arch == T2_ARCH_LLAMA ? 10000.0f : 1000000.0f)) < 0)
+        return rc;
+    int kl, vl;
+    if ((rc = AINT("attention.key_length", &kl, 0, c->n_heads ? c->dim / c->n_heads : 0)) < 0 ||
+        (rc = AINT("attention.value_length", &vl, 0, kl)) < 0)
+        return rc;
+    if (vl != kl)
+        return t2_err_set(T2_EUNSUPPORTED, "%s: key length %d and value length %d differ (not "
+                          "supported)", path, kl, vl);
+    c->head_dim = kl;
+    const t2_gguf_tensor *emb = t2_gguf_find_tensor(g, "token_embd.weight");
+    if (!emb || emb->n_dims != 2 || emb->ne[1] > INT32_MAX)
+        return t2_err_set(T2_EFORMAT, "%s: tensor 'token_embd.weight' %s", path,
+                          emb ? "is not a 2-D matrix" : "not found");
+    c->vocab_size = (int)emb->ne[1];
+    int vocab_kv, rope_dim;
+    if ((rc = AINT("vocab_size", &vocab_kv, 0, c->vocab_size)) < 0) return rc;
+    if (vocab_kv != c->vocab_size)
+        return t2_err_set(T2_EFORMAT, "%s: %s %d but token_embd.weight has %d rows", path, k,
+                          vocab_kv, c->vocab_size);
+    config_defaults(c);
+    if ((rc = AINT("rope.dimension_count", &rope_dim, 0, c->head_dim)) < 0) return rc;
+#undef AINT
+    if ((rc = gguf_rope_scaling(g, c, linear)) < 0 || (rc = t2_config_check(c, path)) < 0)
+        return rc;
+    if (rope_dim != c->head_dim)
+        return t2_err_set(T2_EUNSUPPORTED, "%s: partial rotary embeddings (rope dimension %d, "
+                          "head dim %d) are not supported", path, rope_dim, c->head_dim);
+    return 0;
+}
+
+/* Layer l's matrices, norms, biases and Q/K norms. */
+static int gguf_layer(t2_model *m, const t2_gguf *g, int l) {
+    const t2_config *c = &m->cfg;
+    const int D = c->dim, F = c->hidden_dim, QD = c->n_heads * c->head_dim;
+    const int KVD = c->n_kv_heads * c->head_dim;
+    t2_layer *ly = &m->layers[l];
+    char key[128];
+    int rc;
+    struct { const char *suffix; int rows, cols; t2_mat *dst; } mats[] = {
+        {"attn_q", QD, D, &ly->wq},       {"attn_k", KVD, D, &ly->wk},
+        {"attn_v", KVD, D, &ly->wv},      {"attn_output", D, QD, &ly->wo},
+        {"ffn_gate", F, D, &ly->w_gate},  {"ffn_down", D, F, &ly->w_down},
+        {"ffn_up", F, D, &ly->w_up},
+    };
+    for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
+        snprintf(key, sizeof key, "blk.%d.%s.weight", l, mats[i].suffix);
+        if ((rc = gguf_mat(g, key, mats[i].rows, mats[i].cols, mats[i].dst)) < 0) return rc;
+    }
+    struct { const char *name; int n; const float *dst; } vecs[] = {
+        {"attn_norm.weight", D, norm_slot(m, 2 * l)},
+        {"ffn_norm.weight", D, norm_slot(m, 2 * l + 1)},
+        {"attn_q.bias", QD, ly->bq},     {"attn_k.bias", KVD, ly->bk},
+        {"attn_v.bias", KVD, ly->bv},    {"attn_q_norm.weight", c->head_dim, ly->q_norm},
+        {"attn_k_norm.weight", c->head_dim, ly->k_norm},
+    };
+    for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++) {
+        if (!vecs[i].dst) continue;
+        snprintf(key, sizeof key, "blk.%d.%s", l, vecs[i].name);
+        if ((rc = gguf_norm(g, key, vecs[i].n, t2_model_fill_ptr(vecs[i].dst))) < 0) return rc;
+    }
+    ly->attn_norm = norm_slot(m, 2 * l);
+    ly->ffn_norm = norm_slot(m, 2 * l + 1);
+    return 0;
+}
+
+/* Embedding, classifier, final norm and rope factors. */
+static int gguf_globals(t2_model *m, const t2_gguf *g, float linear) {
+    const t2_config *c = &m->cfg;
+    const int D = c->dim, V = c->vocab_size, half = c->head_dim / 2;
+    int rc;
+    if ((rc = gguf_mat(g, "token_embd.weight", V, D, &m->token_embd)) < 0) return rc;
+    if (t2_gguf_find_tensor(g, "output.weight")) {
+        if ((rc = gguf_mat(g, "output.weight", V, D, &m->output)) < 0) return rc;
+    } else {
+        m->output = m->token_embd;
+        m->tied = 1;
+    }
+    if ((rc = gguf_norm(g, "output_norm.weight", D, norm_slot(m, 2 * c->n_layers))) < 0)
+        return rc;
+    m->output_norm = norm_slot(m, 2 * c->n_layers);
+    float *freqs = m->extra + m->n_extra - c->head_dim;
+    if (t2_gguf_find_tensor(g, "rope_freqs.weight")) {
+        if ((rc = gguf_norm(g, "rope_freqs.weight", half, freqs)) < 0) return rc;
+        for (int i = 0; i < half && linear > 0; i++) freqs[i] *= linear; /* llama.cpp: both */
+        m->rope_freqs = freqs;
+    } else if (linear > 0) {
+        for (int i = 0; i < half; i++) freqs[i] = linear;
+        m->rope_freqs = freqs;
+    }
+    return t2_model_finish_rope(m);
+}
+
 static int load_gguf(t2_model **out, const char *path) {
     t2_gguf *g = NULL;
     t2_model *m = NULL;
     t2_config c = {0};
-    char key[128];
+    float linear = 0;
     int rc = t2_gguf_open(&g, path);
     if (rc < 0) return rc;
-    const char *arch;
-    size_t arch_len;
-    if ((rc = t2_gguf_get_str(g, "general.architecture", &arch, &arch_len)) < 0) goto err;
-    if (arch_len != 5 || memcmp(arch, "llama", 5) != 0) {
-        rc = t2_err_set(T2_EUNSUPPORTED, "%s: architecture '%.*s' is not supported (T2 runs 'llama')",
-                        path, (int)(arch_len > 64 ? 64 : arch_len), arch);
-        goto err;
-    }
-    if ((rc = gguf_int(g, "llama.embedding_length", &c.dim, 1, 0)) < 0 ||
-        (rc = gguf_int(g, "llama.feed_forward_length", &c.hidden_dim, 1, 0)) < 0 ||
-        (rc = gguf_int(g, "llama.block_count", &c.n_layers, 1, 0)) < 0 ||
-        (rc = gguf_int(g, "llama.attention.head_count", &c.n_heads, 1, 0)) < 0 ||
-        (rc = gguf_int(g, "llama.attention.head_count_kv", &c.n_kv_heads, 0, c.n_heads)) < 0 ||
-        (rc = gguf_int(g, "llama.context_length", &c.seq_len, 1, 0)) < 0 ||
-        (rc = gguf_float(g, "llama.attention.layer_norm_rms_epsilon", &c.rms_eps, 1e-5f)) < 0 ||
-        (rc = gguf_float(g, "llama.rope.freq_base", &c.rope_theta, 10000.0f)) < 0)
-        goto err;
-    const t2_gguf_tensor *emb = t2_gguf_find_tensor(g, "token_embd.weight");
-    if (!emb || emb->n_dims != 2 || emb->ne[1] > INT32_MAX) {
-        rc = t2_err_set(T2_EFORMAT, "%s: tensor 'token_embd.weight' %s", path,
-                        emb ? "is not a 2-D matrix" : "not found");
-        goto err;
-    }
-    c.vocab_size = (int)emb->ne[1];
-    int vocab_kv;
-    if ((rc = gguf_int(g, "llama.vocab_size", &vocab_kv, 0, c.vocab_size)) < 0) goto err;
-    if (vocab_kv != c.vocab_size) {
-        rc = t2_err_set(T2_EFORMAT, "%s: llama.vocab_size %d but token_embd.weight has %d rows",
-                        path, vocab_kv, c.vocab_size);
-        goto err;
-    }
-    config_defaults(&c);
-    int rope_dim;
-    if ((rc = gguf_int(g, "llama.rope.dimension_count", &rope_dim, 0, c.head_dim)) < 0) goto err;
-    if ((rc = t2_config_check(&c, path)) < 0) goto err;
-    if (rope_dim != c.head_dim) {
-        rc = t2_err_set(T2_EUNSUPPORTED, "%s: partial rotary embeddings (rope dimension %d, head "
-                        "dim %d) are not supported", path, rope_dim, c.head_dim);
-        goto err;
-    }
+    if ((rc = gguf_config(g, &c, &linear)) < 0) goto err;
     if (!(m = model_alloc(path, &c))) {
         rc = t2_err_set(T2_ENOMEM, "%s: out of memory", path);
         goto err;
     }
     m->format = T2_FORMAT_GGUF;
-    const int D = c.dim, F = c.hidden_dim, QD = c.n_heads * c.head_dim;
-    const int KVD = c.n_kv_heads * c.head_dim, V = c.vocab_size;
-    if ((rc = gguf_mat(g, "token_embd.weight", V, D, &m->token_embd)) < 0) goto err;
-    if (t2_gguf_find_tensor(g, "output.weight")) {
-        if ((rc = gguf_mat(g, "output.weight", V, D, &m->output)) < 0) goto err;
-    } else {
-        m->output = m->token_embd;
-        m->tied = 1;
-    }
-    if ((rc = gguf_norm(g, "output_norm.weight", D, norm_slot(m, 2 * c.n_layers))) < 0) goto err;
-    m->output_norm = norm_slot(m, 2 * c.n_layers);
-    for (int l = 0; l < c.n_layers; l++) {
-        t2_layer *ly = &m->layers[l];
-        struct { const char *suffix; int rows, cols; t2_mat *dst; } mats[] = {
-            {"attn_q", QD, D, &ly->wq},       {"attn_k", KVD, D, &ly->wk},
-            {"attn_v", KVD, D, &ly->wv},      {"attn_output", D, QD, &ly->wo},
-            {"ffn_gate", F, D, &ly->w_gate},  {"ffn_down", D, F, &ly->w_down},
-            {"ffn_up", F, D, &ly->w_up},
-        };
-        for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
-            snprintf(key, sizeof key, "blk.%d.%s.weight", l, mats[i].suffix);
-            if ((rc = gguf_mat(g, key, mats[i].rows, mats[i].cols, mats[i].dst)) < 0) goto err;
-        }
-        snprintf(key, sizeof key, "blk.%d.attn_norm.weight", l);
-        if ((rc = gguf_norm(g, key, D, norm_slot(m, 2 * l))) < 0) goto err;
-        snprintf(key, sizeof key, "blk.%d.ffn_norm.weight", l);
-        if ((rc = gguf_norm(g, key, D, norm_slot(m, 2 * l + 1))) < 0) goto err;
-        ly->attn_norm = norm_slot(m, 2 * l);
-        ly->ffn_norm = norm_slot(m, 2 * l + 1);
-    }
+    /* biases: required by qwen2, optional (all layers or none) for llama, none for qwen3 */
+    int biases = c.arch == T2_ARCH_QWEN2 ||
+                 (c.arch == T2_ARCH_LLAMA && t2_gguf_find_tensor(g, "blk.0.attn_q.bias"));
+    if ((rc = extra_alloc(m, biases)) < 0 || (rc = gguf_globals(m, g, linear)) < 0) goto err;
+    for (int l = 0; l < c.n_layers; l++)
+        if ((rc = gguf_layer(m, g, l)) < 0) goto err;
     m->gguf = g;
     *out = m;
     return 0;
@@ -432,7 +621,8 @@ int64_t t2_model_n_params(const t2_model *m) {
     int64_t D = c->dim, F = c->hidden_dim, QD = (int64_t)c->n_heads * c->head_dim;
     int64_t KVD = (int64_t)c->n_kv_heads * c->head_dim;
     int64_t per_layer = 2 * QD * D + 2 * KVD * D + 3 * F * D + 2 * D;
-    return (int64_t)c->vocab_size * D * (m->tied ? 1 : 2) + c->n_layers * per_layer + D;
+    int64_t extra = m->extra ? (int64_t)m->n_extra - c->head_dim : 0; /* biases, Q/K norms */
+    return (int64_t)c->vocab_size * D * (m->tied ? 1 : 2) + c->n_layers * per_layer + D + extra;
 }
 
 t2_dtype t2_model_dtype(const t2_model *m) { return m->layers[0].w_gate.type; }
@@ -502,32 +692,90 @@ static int convert_mat(const t2_mat *w, t2_dtype type, const void **data, void *
     return 0;
 }
 
+/* Architecture keys "<arch>.*" (Llama-2 files keep exactly their historical keys). */
+static int write_config_keys(const t2_model *m, t2_gguf_writer *w) {
+    const t2_config *c = &m->cfg;
+    char k[96];
+    int rc;
+#define U32(suffix, v) t2_gguf_set_u32(w, akey(k, sizeof k, c, suffix), (uint32_t)(v))
+#define F32(suffix, v) t2_gguf_set_f32(w, akey(k, sizeof k, c, suffix), (v))
+    if ((rc = U32("context_length", c->seq_len)) < 0 ||
+        (rc = U32("embedding_length", c->dim)) < 0 ||
+        (rc = U32("block_count", c->n_layers)) < 0 ||
+        (rc = U32("feed_forward_length", c->hidden_dim)) < 0 ||
+        (rc = U32("attention.head_count", c->n_heads)) < 0 ||
+        (rc = U32("attention.head_count_kv", c->n_kv_heads)) < 0 ||
+        (rc = U32("rope.dimension_count", c->head_dim)) < 0 ||
+        (rc = U32("vocab_size", c->vocab_size)) < 0 ||
+        (rc = F32("attention.layer_norm_rms_epsilon", c->rms_eps)) < 0 ||
+        (rc = F32("rope.freq_base", c->rope_theta)) < 0)
+        return rc;
+    if (c->head_dim * c->n_heads != c->dim &&
+        ((rc = U32("attention.key_length", c->head_dim)) < 0 ||
+         (rc = U32("attention.value_length", c->head_dim)) < 0))
+        return rc;
+    /* Rope scaling is written as the rope_freqs tensor only, as llama.cpp does: llama.cpp
+     * refuses a scaling type it does not know and would apply rope.scaling.factor again. */
+#undef U32
+#undef F32
+    return 0;
+}
+
+/* Layer l's biases and Q/K norms (F32), when the model has them. */
+static int write_layer_vecs(const t2_model *m, t2_gguf_writer *w, int l) {
+    const t2_config *c = &m->cfg;
+    const t2_layer *ly = &m->layers[l];
+    const int64_t QD = (int64_t)c->n_heads * c->head_dim;
+    const int64_t KVD = (int64_t)c->n_kv_heads * c->head_dim;
+    struct { const char *name; int64_t n; const float *p; } v[] = {
+        {"attn_q.bias", QD, ly->bq}, {"attn_k.bias", KVD, ly->bk}, {"attn_v.bias", KVD, ly->bv},
+        {"attn_q_norm.weight", c->head_dim, ly->q_norm},
+        {"attn_k_norm.weight", c->head_dim, ly->k_norm},
+    };
+    char key[128];
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        if (!v[i].p) continue;
+        snprintf(key, sizeof key, "blk.%d.%s", l, v[i].name);
+        int rc = t2_gguf_add_tensor(w, key, T2_F32, 1, &v[i].n, v[i].p);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
 int t2_model_save_gguf(const t2_model *m, const t2_tokenizer *tok, t2_dtype type,
                        const char *name, const char *path) {
+    t2_gguf_writer *w = t2_gguf_writer_new();
+    if (!w) return t2_err_set(T2_ENOMEM, "%s: out of memory", path);
+    int rc = 0;
+    if (tok) { /* the tokenizer's keys after the model's, as before */
+        if ((rc = t2_gguf_set_str(w, "general.architecture", t2_arch_name(m->cfg.arch))) < 0 ||
+            (rc = t2_gguf_set_str(w, "general.name", name ? name : "t2-model")) < 0 ||
+            (rc = t2_gguf_set_u32(w, "general.file_type", file_type_code(type))) < 0 ||
+            (rc = write_config_keys(m, w)) < 0 || (rc = t2_tok_write_gguf(tok, w)) < 0) {
+            t2_gguf_writer_destroy(&w);
+            return rc;
+        }
+    }
+    rc = t2_model_write_gguf(m, w, type, name, path);
+    t2_gguf_writer_destroy(&w);
+    return rc;
+}
+
+int t2_model_write_gguf(const t2_model *m, t2_gguf_writer *w, t2_dtype type, const char *name,
+                        const char *path) {
     const t2_config *c = &m->cfg;
     int n_mats = 7 * c->n_layers + 2, nbuf = 0, rc;
     void **bufs = calloc((size_t)n_mats, sizeof *bufs);
-    t2_gguf_writer *w = t2_gguf_writer_new();
     char key[128];
-    if (!bufs || !w) {
+    if (!bufs) {
         rc = t2_err_set(T2_ENOMEM, "%s: out of memory", path);
         goto out;
     }
-    if ((rc = t2_gguf_set_str(w, "general.architecture", "llama")) < 0 ||
+    if ((rc = t2_gguf_set_str(w, "general.architecture", t2_arch_name(c->arch))) < 0 ||
         (rc = t2_gguf_set_str(w, "general.name", name ? name : "t2-model")) < 0 ||
         (rc = t2_gguf_set_u32(w, "general.file_type", file_type_code(type))) < 0 ||
-        (rc = t2_gguf_set_u32(w, "llama.context_length", (uint32_t)c->seq_len)) < 0 ||
-        (rc = t2_gguf_set_u32(w, "llama.embedding_length", (uint32_t)c->dim)) < 0 ||
-        (rc = t2_gguf_set_u32(w, "llama.block_count", (uint32_t)c->n_layers)) < 0 ||
-        (rc = t2_gguf_set_u32(w, "llama.feed_forward_length", (uint32_t)c->hidden_dim)) < 0 ||
-        (rc = t2_gguf_set_u32(w, "llama.attention.head_count", (uint32_t)c->n_heads)) < 0 ||
-        (rc = t2_gguf_set_u32(w, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads)) < 0 ||
-        (rc = t2_gguf_set_u32(w, "llama.rope.dimension_count", (uint32_t)c->head_dim)) < 0 ||
-        (rc = t2_gguf_set_u32(w, "llama.vocab_size", (uint32_t)c->vocab_size)) < 0 ||
-        (rc = t2_gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", c->rms_eps)) < 0 ||
-        (rc = t2_gguf_set_f32(w, "llama.rope.freq_base", c->rope_theta)) < 0)
+        (rc = write_config_keys(m, w)) < 0)
         goto out;
-    if (tok && (rc = t2_tok_write_gguf(tok, w)) < 0) goto out;
 
     /* add a matrix, converted to `type` */
 #define ADD_MAT(nm, wp)                                                                     \
@@ -564,14 +812,19 @@ int t2_model_save_gguf(const t2_model *m, const t2_tokenizer *tok, t2_dtype type
         ADD_NORM(key, ly->attn_norm);
         snprintf(key, sizeof key, "blk.%d.ffn_norm.weight", l);
         ADD_NORM(key, ly->ffn_norm);
+        if ((rc = write_layer_vecs(m, w, l)) < 0) goto out;
+    }
+    if (m->rope_freqs) {
+        int64_t ne_[1] = {c->head_dim / 2};
+        if ((rc = t2_gguf_add_tensor(w, "rope_freqs.weight", T2_F32, 1, ne_, m->rope_freqs)) < 0)
+            goto out;
     }
 #undef ADD_MAT
 #undef ADD_NORM
     rc = t2_gguf_writer_write(w, path);
 out:
-    for (int i = 0; i < nbuf; i++) free(bufs[i]);
+    for (int i = 0; i < nbuf && bufs; i++) free(bufs[i]);
     free(bufs);
-    t2_gguf_writer_destroy(&w);
     return rc;
 }
 
@@ -640,6 +893,41 @@ int t2_model_init_random(t2_model **out, const t2_config *cfg, int tied, uint64_
         m->layers[l].ffn_norm = norm_slot(m, 2 * l + 1);
     }
     m->output_norm = norm_slot(m, 2 * c.n_layers);
+    /* other architectures: biases and Q/K norms drawn after all of the above, so Llama models
+     * keep their weights for a given seed */
+    if ((rc = extra_alloc(m, c.arch == T2_ARCH_QWEN2)) < 0) {
+        t2_model_destroy(&m);
+        return rc;
+    }
+    for (size_t i = 0; i + c.head_dim < m->n_extra; i++)
+        m->extra[i] = c.arch == T2_ARCH_QWEN2 ? 0.5f * rng_normal(&s)         /* biases */
+                                              : 1.0f + 0.1f * rng_normal(&s); /* Q/K norms */
+    if ((rc = t2_model_finish_rope(m)) < 0) {
+        t2_model_destroy(&m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+int t2_model_new_blank(t2_model **out, const t2_config *cfg, int biases, const char *path) {
+    t2_config c = *cfg;
+    *out = NULL;
+    config_defaults(&c);
+    int rc = t2_config_check(&c, path);
+    if (rc < 0) return rc;
+    t2_model *m = model_alloc(path, &c);
+    if (!m) return t2_err_set(T2_ENOMEM, "%s: out of memory", path);
+    if ((rc = extra_alloc(m, biases)) < 0) {
+        t2_model_destroy(&m);
+        return rc;
+    }
+    for (int l = 0; l < c.n_layers; l++) {
+        m->layers[l].attn_norm = norm_slot(m, 2 * l);
+        m->layers[l].ffn_norm = norm_slot(m, 2 * l + 1);
+    }
+    m->output_norm = norm_slot(m, 2 * c.n_layers);
+    m->format = T2_FORMAT_GGUF;
     *out = m;
     return 0;
 }

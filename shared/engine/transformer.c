@@ -249,6 +249,53 @@ static void run_attention(t2_pool *pool, attn_ctx *a) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* rotary embedding, biases and Q/K norms                                                      */
+
+/* Rotate n_heads heads of x at position pos: t2_rope for plain Llama; else by the model's
+ * frequency table, on adjacent pairs (llama: x[2i], x[2i+1]) or on halves (NEOX, qwen2/qwen3:
+ * x[i], x[i + h/2]). */
+static void rope(const t2_model *m, float *x, int n_heads, int pos) {
+    const t2_config *c = &m->cfg;
+    if (!m->rope_inv_freq) {
+        t2_rope(x, n_heads, c->head_dim, pos, c->rope_theta);
+        return;
+    }
+    const int hd = c->head_dim, half = hd / 2, neox = c->arch != T2_ARCH_LLAMA;
+    for (int i = 0; i < half; i++) {
+        float val = pos * m->rope_inv_freq[i];
+        float fcr = cosf(val), fci = sinf(val);
+        const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+        for (int h = 0; h < n_heads; h++) {
+            float *v = x + (size_t)h * hd;
+            float v0 = v[a], v1 = v[b];
+            v[a] = v0 * fcr - v1 * fci;
+            v[b] = v0 * fci + v1 * fcr;
+        }
+    }
+}
+
+/* One token's q (H*h), k and v (K*h) after their projections: + biases (qwen2), per-head
+ * RMSNorm of q and k (qwen3), then the rotary embedding of q and k at position pos. */
+static void qkv_post(const t2_model *m, const t2_layer *ly, float *q, float *k, float *v,
+                     int pos) {
+    const t2_config *c = &m->cfg;
+    const int hd = c->head_dim, QD = c->n_heads * hd, KVD = c->n_kv_heads * hd;
+    if (ly->bq) {
+        for (int i = 0; i < QD; i++) q[i] += ly->bq[i];
+        for (int i = 0; i < KVD; i++) k[i] += ly->bk[i];
+        for (int i = 0; i < KVD; i++) v[i] += ly->bv[i];
+    }
+    if (ly->q_norm) {
+        for (int h = 0; h < c->n_heads; h++)
+            t2_rmsnorm(q + (size_t)h * hd, q + (size_t)h * hd, ly->q_norm, hd, c->rms_eps);
+        for (int h = 0; h < c->n_kv_heads; h++)
+            t2_rmsnorm(k + (size_t)h * hd, k + (size_t)h * hd, ly->k_norm, hd, c->rms_eps);
+    }
+    rope(m, q, c->n_heads, pos);
+    rope(m, k, c->n_kv_heads, pos);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* stages                                                                                      */
 
 int t2_embed(t2_state *s, const int *tokens, int n) {
@@ -290,10 +337,9 @@ static int layers_batch(t2_state *s, t2_pool *pool, int B, int pos) {
             (rc = lin(s, pool, l, T2_TGT_K, kc, s->xb, B)) < 0 ||
             (rc = lin(s, pool, l, T2_TGT_V, vc, s->xb, B)) < 0)
             return rc;
-        for (int b = 0; b < B; b++) {
-            t2_rope(s->q + (size_t)b * QD, c->n_heads, hd, pos + b, c->rope_theta);
-            t2_rope(kc + (size_t)b * KVD, c->n_kv_heads, hd, pos + b, c->rope_theta);
-        }
+        for (int b = 0; b < B; b++)
+            qkv_post(m, ly, s->q + (size_t)b * QD, kc + (size_t)b * KVD, vc + (size_t)b * KVD,
+                     pos + b);
         attn_ctx actx = {&s, 1, B, l, &pos};
         run_attention(pool, &actx);
         if ((rc = lin(s, pool, l, T2_TGT_O, s->xb, s->xb2, B)) < 0) return rc;
@@ -329,12 +375,10 @@ static int layers_multi(t2_state *const *st, int n, t2_pool *pool, const int *po
         for (int i = 0; i < n; i++)
             ys[i] = st[i]->key_cache + ((size_t)(l - st[i]->l0) * st[i]->n_ctx + pos[i]) * KVD;
         lin_multi(st, n, pool, l, T2_TGT_K, ys, xs);
-        for (int i = 0; i < n; i++) {
-            t2_rope(st[i]->q, c->n_heads, hd, pos[i], c->rope_theta);
-            t2_rope(ys[i], c->n_kv_heads, hd, pos[i], c->rope_theta);
-            ys[i] = st[i]->value_cache + ((size_t)(l - st[i]->l0) * st[i]->n_ctx + pos[i]) * KVD;
-        }
-        lin_multi(st, n, pool, l, T2_TGT_V, ys, xs);
+        for (int i = 0; i < n; i++)
+            ys2[i] = st[i]->value_cache + ((size_t)(l - st[i]->l0) * st[i]->n_ctx + pos[i]) * KVD;
+        lin_multi(st, n, pool, l, T2_TGT_V, ys2, xs);
+        for (int i = 0; i < n; i++) qkv_post(m, ly, st[i]->q, ys[i], ys2[i], pos[i]);
         attn_ctx actx = {st, n, 1, l, pos};
         run_attention(pool, &actx);
         for (int i = 0; i < n; i++) {

@@ -230,6 +230,12 @@ int t2_train_load_params(t2_train *tr, const t2_model *m) {
         a->n_heads != b->n_heads || a->n_kv_heads != b->n_kv_heads ||
         a->vocab_size != b->vocab_size || (m->tied != 0) != tr->tied)
         return t2_err_set(T2_EMISMATCH, "%s: model shape differs from the trainer's", m->path);
+    if (b->arch != T2_ARCH_LLAMA || m->rope_inv_freq || m->layers[0].bq ||
+        b->head_dim * b->n_heads != b->dim)
+        return t2_err_set(T2_EUNSUPPORTED, "%s: training supports plain Llama models only (this "
+                          "is %s%s)", m->path, t2_arch_name(b->arch),
+                          b->arch == T2_ARCH_LLAMA ? " with rope scaling, biases or its own "
+                          "head dim" : "");
     const t2_config *c = a;
     t2_train_params *p = &tr->params;
 #define CVT(dst, w) t2_to_f32((dst), (w).data, (w).type, (int64_t)(w).rows * (w).cols)
