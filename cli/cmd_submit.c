@@ -421,6 +421,15 @@ int t2_cmd_submit(int argc, char **argv) {
     t2_client_opts co = t2_client_opts_default();
     co.heartbeat_ms = cf.router.heartbeat_ms;
     co.liveness = cf.router.liveness;
+    t2_curve_client cc;
+    if (cf.security.curve) {
+        if (t2_curve_load_client(cf.security.router_public, cf.security.client_key, &cc) < 0) {
+            rc = cli_fail(cmd);
+            t2_conf_free(&cf);
+            return rc;
+        }
+        co.curve = &cc;
+    }
     if (t2_client_new(&s.c, NULL, endpoint ? endpoint : cf.router.endpoint, &co) < 0) {
         rc = cli_fail(cmd);
         t2_conf_free(&cf);

@@ -31,6 +31,7 @@ static const struct {
     {"train", t2_cmd_train, "train a model's weights on a text file (data-parallel with mpirun)"},
     {"logits", t2_cmd_logits, "write the logits of a token sequence (for parity tests)"},
     {"submit", t2_cmd_submit, "send prompts to a running deployment (router, workers)"},
+    {"keygen", t2_cmd_keygen, "CurveZMQ key pairs for a secured deployment"},
 };
 
 static void usage(FILE *f) {

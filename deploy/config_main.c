@@ -11,6 +11,7 @@
  */
 #include "t2_conf.h"
 
+#include "base/sha256.h"
 #include "base/t2_err.h"
 
 #include <stdio.h>
@@ -28,6 +29,29 @@ static const char usage[] =
     "     group.name group.ranks group.host\n";
 
 static void out_str(const char *s) { printf("%s\n", s ? s : ""); }
+
+/* The router's security flags: CURVE keys and allowed lists, or --insecure, and the model
+ * every worker must announce (its sha256, computed here from model.path). */
+static int print_security_args(const t2_conf *c) {
+    const struct { const char *flag, *path; } f[] = {
+        {"--curve-key", c->security.router_key},       {"--allow-clients", c->security.clients},
+        {"--allow-workers", c->security.workers},      {"--allow-dispatchers", c->security.dispatchers}};
+    if (c->security.curve) {
+        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+            if (f[i].path) printf(" %s %s", f[i].flag, f[i].path);
+    } else if (c->security.insecure) {
+        printf(" --insecure");
+    }
+    if (c->security.pin_model && c->model.path) {
+        char hex[65];
+        if (t2_sha256_file(c->model.path, hex) < 0) {
+            fprintf(stderr, "t2-config: model.path: %s\n", t2_err_msg());
+            return 1;
+        }
+        printf(" --model-sha256 %s", hex);
+    }
+    return 0;
+}
 
 static int get(const t2_conf *c, const char *key) {
     if (!strcmp(key, "router.bind"))
@@ -137,6 +161,7 @@ int main(int argc, char **argv) {
                 dup |= !strcmp(svc[i], svc[j]);
             if (!dup) printf(" --service %s", svc[i]);
         }
+        rc = print_security_args(&c);
         printf("\n");
     } else {
         fprintf(stderr, "t2-config: unknown command '%s'\n%s", cmd, usage);

@@ -82,7 +82,9 @@ start() {
         [ "$host" = - ] || echo "group $name: host $host ignored here (see deploy/hosts.example)"
         mark "$run/$name.log"
         rm -f "$run/$name.head.pid"
-        mpirun --oversubscribe --bind-to none -np "$ranks" "$bin/t2-worker" -c "$cfg" \
+        # Open MPI's own traffic is unauthenticated: keep it on this machine's loopback
+        mpirun --oversubscribe --bind-to none --mca btl_tcp_if_include "${T2_MPI_IF:-lo}" \
+            --mca oob_tcp_if_include "${T2_MPI_IF:-lo}" -np "$ranks" "$bin/t2-worker" -c "$cfg" \
             --group "$name" --pid-file "$run/$name.head.pid" < /dev/null >> "$run/$name.log" 2>&1 &
         echo $! > "$run/$name.mpirun.pid"
         started+=("group $name")

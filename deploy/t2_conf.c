@@ -2,6 +2,7 @@
  * every error located as FILE:LINE: section.setting. */
 #include "t2_conf.h"
 
+#include "base/platform.h"
 #include "base/t2_err.h"
 
 #include <libconfig.h>
@@ -75,6 +76,7 @@ int t2_conf_defaults(t2_conf *c) {
     rc |= set_str(&c->dispatcher.log_level, "info");
     rc |= set_str(&c->client.service, "generate-adaptive");
     c->client.timeout_ms = 0;
+    c->security.pin_model = 1;
     c->n_groups = 1;
     snprintf(c->groups[0].name, sizeof c->groups[0].name, "g0");
     c->groups[0].ranks = 1;
@@ -105,7 +107,15 @@ void t2_conf_free(t2_conf *c) {
                      &c->dispatcher.generate_service,
                      &c->dispatcher.classify_service,
                      &c->dispatcher.log_level,
-                     &c->client.service};
+                     &c->client.service,
+                     &c->security.router_key,
+                     &c->security.router_public,
+                     &c->security.client_key,
+                     &c->security.worker_key,
+                     &c->security.dispatcher_key,
+                     &c->security.clients,
+                     &c->security.workers,
+                     &c->security.dispatchers};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         free(*strs[i]);
         *strs[i] = NULL;
@@ -435,6 +445,63 @@ static int read_client(const reader *r, const config_setting_t *g, t2_conf *c) {
     return rc;
 }
 
+static int get_bool(const reader *r, const config_setting_t *s, const char *path, int *out) {
+    if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+        return bad(r, s, path, "%s, expected true or false", type_name(config_setting_type(s)));
+    *out = config_setting_get_bool(s);
+    return 0;
+}
+
+static int read_security(const reader *r, const config_setting_t *g, t2_conf *c) {
+    char path[256];
+    int rc = want_group(r, g, "security");
+    for (int i = 0; rc == 0 && i < config_setting_length(g); i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        const char *n = config_setting_name(s), *p = PATHOF("security", s);
+        char **dst = !strcmp(n, "router_key")       ? &c->security.router_key
+                     : !strcmp(n, "router_public")  ? &c->security.router_public
+                     : !strcmp(n, "client_key")     ? &c->security.client_key
+                     : !strcmp(n, "worker_key")     ? &c->security.worker_key
+                     : !strcmp(n, "dispatcher_key") ? &c->security.dispatcher_key
+                     : !strcmp(n, "clients")        ? &c->security.clients
+                     : !strcmp(n, "workers")        ? &c->security.workers
+                     : !strcmp(n, "dispatchers")    ? &c->security.dispatchers
+                                                    : NULL;
+        if (dst)
+            rc = get_path(r, s, p, dst);
+        else if (!strcmp(n, "curve"))
+            rc = get_bool(r, s, p, &c->security.curve);
+        else if (!strcmp(n, "insecure"))
+            rc = get_bool(r, s, p, &c->security.insecure);
+        else if (!strcmp(n, "pin_model"))
+            rc = get_bool(r, s, p, &c->security.pin_model);
+        else
+            rc = bad(r, s, p, "unknown setting");
+    }
+    return rc;
+}
+
+/* What the security settings must say together (after reading the whole file). */
+static int check_security(const t2_conf *c, const char *file) {
+    const char *f = file ? file : "defaults";
+    if (!c->security.curve) {
+        if (c->security.insecure) return 0;
+        if (!t2_endpoint_is_local(c->router.bind) || !t2_endpoint_is_local(c->router.endpoint))
+            return t2_err_set(T2_EINVAL, "%s: router.bind / router.endpoint: plain ZeroMQ on a "
+                              "non-loopback address lets anyone who reaches it own the "
+                              "deployment: set security.curve = true (keys from t2 keygen), or "
+                              "security.insecure = true to accept that", f);
+        return 0;
+    }
+    if (!c->security.router_key || !c->security.router_public)
+        return t2_err_set(T2_EINVAL, "%s: security.curve needs security.router_key and "
+                          "security.router_public", f);
+    if (!c->security.clients && !c->security.workers && !c->security.dispatchers)
+        return t2_err_set(T2_EINVAL, "%s: security.curve without security.clients, workers or "
+                          "dispatchers: nobody could connect", f);
+    return 0;
+}
+
 static int read_groups(const reader *r, const config_setting_t *l, t2_conf *c) {
     int t = config_setting_type(l);
     if (t != CONFIG_TYPE_LIST)
@@ -538,11 +605,14 @@ int t2_conf_load(t2_conf *c, const char *path, const char *group) {
             rc = read_client(&r, s, c);
         else if (!strcmp(n, "groups"))
             rc = read_groups(&r, s, c);
+        else if (!strcmp(n, "security"))
+            rc = read_security(&r, s, c);
         else
-            rc = bad(&r, s, n,
-                     "unknown setting (router, model, worker, dispatcher, client, groups)");
+            rc = bad(&r, s, n, "unknown setting (router, model, worker, dispatcher, client, "
+                     "security, groups)");
     }
     config_destroy(&cf);
+    if (rc == 0) rc = check_security(c, path);
     if (rc < 0) return rc;
 pick:
     c->group = c->groups[0];
@@ -631,7 +701,7 @@ void t2_conf_print(const t2_conf *c, FILE *f) {
 
 /* ---- the files a configuration names ---- */
 
-enum { KIND_FILE, KIND_DIR, KIND_GGUF, KIND_MODEL };
+enum { KIND_FILE, KIND_DIR, KIND_GGUF, KIND_MODEL, KIND_SECRET, KIND_ANY };
 
 static int check_path(const t2_conf *c, const char *setting, const char *path, int kind) {
     const char *cfg = c->path ? c->path : "(defaults)";
@@ -639,6 +709,10 @@ static int check_path(const t2_conf *c, const char *setting, const char *path, i
     if (stat(path, &st) < 0)
         return t2_err_set(T2_ENOTFOUND, "%s: %s: %s: no such %s", cfg, setting, path,
                           kind == KIND_DIR ? "folder" : "file");
+    if (kind == KIND_ANY && S_ISDIR(st.st_mode)) return 0; /* a file or a folder */
+    if (kind == KIND_SECRET && (st.st_mode & 077))
+        return t2_err_set(T2_EINVAL, "%s: %s: %s: a secret key file must not be accessible to "
+                          "other users (chmod 600 it)", cfg, setting, path);
     if (kind == KIND_DIR) {
         if (!S_ISDIR(st.st_mode))
             return t2_err_set(T2_EINVAL, "%s: %s: %s: not a folder", cfg, setting, path);
@@ -680,6 +754,24 @@ static const char *dir_of(const char *path, char *buf, size_t cap) {
     return buf;
 }
 
+static int check_security_files(const t2_conf *c) {
+    if (!c->security.curve) return 0;
+    const struct { const char *setting, *path; int kind; } f[] = {
+        {"security.router_key", c->security.router_key, KIND_SECRET},
+        {"security.router_public", c->security.router_public, KIND_FILE},
+        {"security.client_key", c->security.client_key, KIND_SECRET},
+        {"security.worker_key", c->security.worker_key, KIND_SECRET},
+        {"security.dispatcher_key", c->security.dispatcher_key, KIND_SECRET},
+        {"security.clients", c->security.clients, KIND_ANY},
+        {"security.workers", c->security.workers, KIND_ANY},
+        {"security.dispatchers", c->security.dispatchers, KIND_ANY}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        int rc = f[i].path ? check_path(c, f[i].setting, f[i].path, f[i].kind) : 0;
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
 int t2_conf_check_files(const t2_conf *c, FILE *warn) {
     int rc = 0;
     if (c->model.path && (rc = check_path(c, "model.path", c->model.path, KIND_MODEL)) < 0)
@@ -687,6 +779,7 @@ int t2_conf_check_files(const t2_conf *c, FILE *warn) {
     if (c->model.tokenizer &&
         (rc = check_path(c, "model.tokenizer", c->model.tokenizer, KIND_FILE)) < 0)
         return rc;
+    if ((rc = check_security_files(c)) < 0) return rc;
     if (!c->model.factors) return 0; /* no adaptation: no experts are read */
     if ((rc = check_path(c, "model.factors", c->model.factors, KIND_GGUF)) < 0) return rc;
     char buf[4096];

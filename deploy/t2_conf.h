@@ -93,6 +93,19 @@ typedef struct t2_conf {
         char *log_level;               /* "info" */
     } dispatcher;
     struct {
+        int curve;            /* CurveZMQ on every connection to the router: 0 */
+        int insecure;         /* plain ZeroMQ on a non-loopback address, knowingly: 0 */
+        char *router_key;     /* the router's key pair file (t2 keygen; read by the router) */
+        char *router_public;  /* the router's public key file (every other process) */
+        char *client_key;     /* key pair files by role: t2 submit and the gateway, */
+        char *worker_key;     /* worker groups, */
+        char *dispatcher_key; /* dispatchers */
+        char *clients;        /* allowed public keys by role: a file of keys or a folder */
+        char *workers;        /* of .pub files (NULL: none of that role may connect) */
+        char *dispatchers;
+        int pin_model;        /* router refuses workers of another model (sha256): 1 */
+    } security;
+    struct {
         char *service;  /* t2 submit's default service: "generate-adaptive" */
         int timeout_ms; /* per request; 0 = none: 0 */
     } client;

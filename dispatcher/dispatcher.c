@@ -15,6 +15,7 @@
 #include "svf/profile.h"
 #include "t2_client.h"
 #include "t2_conf.h"
+#include "base/sha256.h"
 #include "base/t2_err.h"
 #include "base/t2_log.h"
 #include "t2_wire.h"
@@ -462,6 +463,17 @@ int main(int argc, char **argv) {
     t2_client_opts co = t2_client_opts_default();
     co.heartbeat_ms = c.router.heartbeat_ms;
     co.liveness = c.router.liveness;
+    /* the model the deployment serves: the router may refuse registrations of another */
+    char sha[65];
+    if (c.model.path && t2_sha256_file(c.model.path, sha) == 0) wo.model_sha256 = sha;
+    t2_curve_client cc;
+    if (c.security.curve) {
+        if (t2_curve_load_client(c.security.router_public, c.security.dispatcher_key, &cc) < 0) {
+            fprintf(stderr, "t2-dispatcher: %s\n", t2_err_msg());
+            goto out;
+        }
+        wo.curve = co.curve = &cc;
+    }
     if (!zctx || !(d->r = calloc((size_t)d->n, sizeof *d->r)) ||
         t2_worker_new(&d->w, zctx, ep, &wo) < 0 || t2_client_new(&d->cl, zctx, ep, &co) < 0) {
         fprintf(stderr, "t2-dispatcher: %s\n", zctx ? t2_err_msg() : "zmq_ctx_new failed");

@@ -32,9 +32,17 @@ static void usage(FILE *f) {
             "                        (default liveness x heartbeat)\n"
             "  --service NAME        a service known from the start (repeatable; others appear\n"
             "                        when a worker registers for them)\n"
+            "  --client-max N        requests one client may have queued or running (default %d)\n"
+            "  --curve-key FILE      the router's CURVE key pair (t2 keygen): encrypt and\n"
+            "                        authenticate every connection\n"
+            "  --allow-clients F     public keys allowed as clients (a file, one key a line, or\n"
+            "  --allow-workers F     a folder of .pub files); as workers; as dispatchers\n"
+            "  --allow-dispatchers F\n"
+            "  --insecure            allow plain ZeroMQ on a non-loopback address\n"
+            "  --model-sha256 HEX    refuse workers that announce another model\n"
             "  --log-level LEVEL     error, warn, info, debug (default info)\n"
             "  --help\n",
-            d.bind, d.heartbeat_ms, d.liveness, d.queue_max, d.max_msg, d.stats_ms);
+            d.bind, d.heartbeat_ms, d.liveness, d.queue_max, d.max_msg, d.stats_ms, d.client_max);
 }
 
 static int parse_int(const char *flag, const char *s, long lo, long hi, long *out) {
@@ -52,6 +60,10 @@ static int parse_args(t2_router_config *cfg, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return 1;
+        if (strcmp(a, "--insecure") == 0) {
+            cfg->insecure = 1;
+            continue;
+        }
         if (i + 1 >= argc) return t2_err_set(T2_EINVAL, "%s: unknown flag or missing value", a);
         const char *v = argv[++i];
         long n;
@@ -77,6 +89,20 @@ static int parse_args(t2_router_config *cfg, int argc, char **argv) {
             if (strlen(v) > T2_MSG_NAME_MAX)
                 return t2_err_set(T2_EINVAL, "--service '%s': longer than %u bytes", v, T2_MSG_NAME_MAX);
             snprintf(cfg->services[cfg->n_services++], sizeof cfg->services[0], "%s", v);
+        } else if (strcmp(a, "--client-max") == 0) {
+            if (!(rc = parse_int(a, v, 1, 10000000, &n))) cfg->client_max = (int)n;
+        } else if (strcmp(a, "--curve-key") == 0 || strcmp(a, "--allow-clients") == 0 ||
+                   strcmp(a, "--allow-workers") == 0 || strcmp(a, "--allow-dispatchers") == 0) {
+            char *dst = a[2] == 'c' ? cfg->curve_key
+                        : a[8] == 'c' ? cfg->allow[T2_KEY_CLIENT]
+                        : a[8] == 'w' ? cfg->allow[T2_KEY_WORKER]
+                                      : cfg->allow[T2_KEY_DISPATCHER];
+            if (strlen(v) >= T2_ROUTER_PATH_MAX) return t2_err_set(T2_EINVAL, "%s: path too long", a);
+            snprintf(dst, T2_ROUTER_PATH_MAX, "%s", v);
+        } else if (strcmp(a, "--model-sha256") == 0) {
+            if (strlen(v) != 64 || strspn(v, "0123456789abcdef") != 64)
+                return t2_err_set(T2_EINVAL, "--model-sha256: '%s' is not 64 lowercase hex digits", v);
+            snprintf(cfg->model_sha256, sizeof cfg->model_sha256, "%s", v);
         } else if (strcmp(a, "--log-level") == 0) {
             rc = t2_log_set_level_str(v);
         } else {

@@ -10,6 +10,7 @@
  */
 #include "t2_router.h"
 
+#include "base/platform.h"
 #include "base/t2_err.h"
 #include "base/t2_log.h"
 #include "t2_wire.h"
@@ -50,6 +51,7 @@ struct peer {
     size_t id_len;
     uint64_t hash;
     int role, dead;
+    int key_role; /* T2_KEY_*: the role of its CURVE key (T2_KEY_NONE: CURVE off) */
     const char *dead_reason;
     uint64_t last_seen;
     peer *hnext, *dnext;
@@ -93,6 +95,11 @@ typedef struct router {
     uint32_t n_workers, n_clients, n_queued, n_inflight;
     counters c;
     uint64_t logged_decode_errors;
+    /* security */
+    int curve;                             /* CURVE on: every peer authenticated by ZAP */
+    void *zap;                             /* the ZAP handler's socket */
+    t2_curve_set allowed[T2_KEY_DISPATCHER + 1]; /* public keys by role */
+    uint64_t zap_refused, refused; /* connections and messages refused (for the log) */
 } router;
 
 /* ---- settings ----------------------------------------------------------------------------- */
@@ -106,7 +113,9 @@ void t2_router_config_defaults(t2_router_config *cfg) {
     cfg->max_msg = T2_MSG_MAX_DEFAULT;
     cfg->stats_ms = 10000;
     cfg->cancel_grace_ms = 0;
+    cfg->client_max = 256;
 }
+
 
 int t2_router_config_check(const t2_router_config *cfg) {
     if (!cfg->bind[0]) return t2_err_set(T2_EINVAL, "bind: no endpoint");
@@ -121,6 +130,20 @@ int t2_router_config_check(const t2_router_config *cfg) {
     if (cfg->stats_ms < 0) return t2_err_set(T2_EINVAL, "stats-ms %d is negative", cfg->stats_ms);
     if (cfg->cancel_grace_ms < 0)
         return t2_err_set(T2_EINVAL, "cancel-grace-ms %d is negative", cfg->cancel_grace_ms);
+    if (cfg->client_max < 1)
+        return t2_err_set(T2_EINVAL, "client-max %d is below 1", cfg->client_max);
+    if (!cfg->curve_key[0] && !cfg->insecure && !t2_endpoint_is_local(cfg->bind))
+        return t2_err_set(T2_EINVAL, "bind %s: plain ZeroMQ on a non-loopback address lets "
+                          "anyone who reaches it own the deployment: give --curve-key (t2 "
+                          "keygen), or --insecure to accept that", cfg->bind);
+    int any_allowed = 0;
+    for (int k = T2_KEY_CLIENT; k <= T2_KEY_DISPATCHER; k++) any_allowed |= cfg->allow[k][0] != 0;
+    if (cfg->curve_key[0] && !any_allowed)
+        return t2_err_set(T2_EINVAL, "curve-key without any --allow-clients / --allow-workers / "
+                          "--allow-dispatchers list: nobody could connect");
+    if (!cfg->curve_key[0] && any_allowed)
+        return t2_err_set(T2_EINVAL, "allowed-key lists without --curve-key: keys are only "
+                          "checked with CURVE on");
     if (cfg->n_services < 0 || cfg->n_services > T2_ROUTER_DECLARED_MAX)
         return t2_err_set(T2_EINVAL, "more than %d services", T2_ROUTER_DECLARED_MAX);
     for (int i = 0; i < cfg->n_services; i++) {
@@ -591,6 +614,12 @@ static void on_request(router *r, peer *p, const uint8_t *id, size_t n, T2__Msg 
         T2_DEBUG("client %s resent request %" PRIu64 ": already in flight", p->tag, rid);
         return;
     }
+    if (p->n_cjobs >= (uint32_t)r->cfg->client_max && p->key_role != T2_KEY_DISPATCHER) {
+        r->c.busy++;
+        reply_error(r, id, n, rid, 0, T2_EBUSY, "this client has %u requests queued or running "
+                    "(at most %d per client)", p->n_cjobs, r->cfg->client_max);
+        return;
+    }
     if (s->qlen >= (uint32_t)r->cfg->queue_max && !pick_worker(s)) {
         r->c.busy++;
         reply_error(r, id, n, rid, 0, T2_EBUSY, "service '%s' busy: %u requests waiting (queue-max %d)",
@@ -649,6 +678,16 @@ static void on_ready(router *r, peer *p, const uint8_t *id, size_t n, const T2__
         decode_error(r, id, n, 0, "this connection is a client; a worker needs its own socket");
         return;
     }
+    if (r->cfg->model_sha256[0] &&
+        (!m->model_sha256 || strcmp(m->model_sha256, r->cfg->model_sha256))) {
+        if (++r->refused <= 20 || r->refused % 1000 == 0)
+            T2_WARN("refused a worker for '%s' of model %.12s: this deployment serves %.12s",
+                    m->service, m->model_sha256 ? m->model_sha256 : "(none)",
+                    r->cfg->model_sha256);
+        decode_error(r, id, n, 0, "this router serves model %s; the worker announces %s",
+                     r->cfg->model_sha256, m->model_sha256 ? m->model_sha256 : "none");
+        return;
+    }
     service *s = svc_add(r, m->service);
     if (!s) {
         reply_error(r, id, n, 0, 0, T2_ENOMEM, "too many services (at most %d)", T2_ROUTER_SERVICES_MAX);
@@ -677,6 +716,8 @@ static void on_ready(router *r, peer *p, const uint8_t *id, size_t n, const T2__
     T2_INFO("worker %s ready for '%s': capacity %u, %zu expert(s), model %.12s", p->tag, s->name,
             p->capacity, m->n_experts, m->model_sha256 ? m->model_sha256 : "-");
 }
+
+static void fail_job(router *r, peer *w, uint64_t job_id, const char *why);
 
 static void on_worker_reply(router *r, peer *p, const uint8_t *id, size_t n, const T2__Msg *m,
                             zmq_msg_t *frame) {
@@ -708,8 +749,13 @@ static void on_worker_reply(router *r, peer *p, const uint8_t *id, size_t n, con
         return;
     }
     if (rid != j->request_id) {
-        decode_error(r, id, n, rid, "job %" PRIu64 " belongs to request %" PRIu64 ", not %" PRIu64,
-                     jid, j->request_id, rid);
+        /* a worker that mixes up its jobs cannot be trusted with this one: the client gets a
+         * final Error now, and the job is cancelled at the worker */
+        char why[160];
+        snprintf(why, sizeof why, "job %" PRIu64 " belongs to request %" PRIu64 ", not %" PRIu64,
+                 jid, j->request_id, rid);
+        decode_error(r, id, n, rid, "%s", why);
+        fail_job(r, p, jid, why);
         return;
     }
     if (m->body_case == T2__MSG__BODY_CHUNK) {
@@ -762,6 +808,8 @@ static void fail_job(router *r, peer *w, uint64_t job_id, const char *why) {
     cancel_job(r, j);
 }
 
+static const char *role_forbids(int role, int body);
+
 static void handle(router *r, const uint8_t *id, size_t n, zmq_msg_t *frame, int frames) {
     size_t len = zmq_msg_size(frame);
     if (frames != 1) {
@@ -792,7 +840,20 @@ static void handle(router *r, const uint8_t *id, size_t n, zmq_msg_t *frame, int
         return;
     }
     uint64_t rid = ids.request_id;
+    const int key_role = r->curve ? t2_key_role_of(zmq_msg_gets(frame, "User-Id")) : T2_KEY_NONE;
+    const char *forbidden = role_forbids(key_role, m->body_case);
+    if (r->curve && !key_role) forbidden = "no authenticated key";
+    if (forbidden) {
+        if (++r->refused <= 20 || r->refused % 1000 == 0) /* a loop must not flood the log */
+            T2_WARN("refused %s from %s key %s: %s (%" PRIu64 " refused)",
+                    t2_msg_body_name(m->body_case), t2_key_role_name(key_role),
+                    zmq_msg_gets(frame, "User-Id"), forbidden, r->refused);
+        decode_error(r, id, n, rid, "%s", forbidden);
+        t2_msg_free(m);
+        return;
+    }
     peer *p = peer_find(r, id, n); /* never a dead one: reap() runs after every message */
+    if (p && !p->key_role) p->key_role = key_role;
     if (p) p->last_seen = r->now;
     switch (m->body_case) {
     case T2__MSG__BODY_REQUEST: on_request(r, p, id, n, &m); break;
@@ -845,6 +906,103 @@ static int drain(router *r) {
         reap(r);
         dispatch_dirty(r);
     }
+    return 0;
+}
+
+/* ---- ZAP: who may connect (CURVE) ------------------------------------------------------- */
+
+static void zap_send(void *s, const void *data, size_t n, int more) {
+    zmq_send(s, data, n, more ? ZMQ_SNDMORE : 0);
+}
+
+/* One ZAP request (RFC 27): version, request id, domain, address, routing id, mechanism,
+ * credentials. The answer's User-Id ("client:KEY8") comes back on every frame of the
+ * connection, so handle() knows the role of whoever sent a message. */
+static void on_zap(router *r) {
+    char f[7][64];
+    size_t len[7] = {0};
+    int nf = 0, more = 1;
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, r->zap, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            if (!nf) return;
+            break;
+        }
+        if (nf < 7) {
+            len[nf] = zmq_msg_size(&m);
+            memcpy(f[nf], zmq_msg_data(&m), len[nf] < 64 ? len[nf] : 64);
+            nf++;
+        }
+        more = zmq_msg_more(&m);
+        zmq_msg_close(&m);
+    }
+    int role = T2_KEY_NONE;
+    char key[T2_CURVE_KEY_LEN + 1] = "?", addr[48] = "?";
+    if (nf == 7 && len[3] < sizeof addr) {
+        memcpy(addr, f[3], len[3]);
+        addr[len[3]] = 0;
+    }
+    if (nf == 7 && len[0] == 3 && !memcmp(f[0], "1.0", 3) && len[5] == 5 &&
+        !memcmp(f[5], "CURVE", 5) && len[6] == 32) {
+        zmq_z85_encode(key, (const uint8_t *)f[6], 32);
+        for (int k = T2_KEY_DISPATCHER; k >= T2_KEY_CLIENT && !role; k--)
+            if (t2_curve_set_has(&r->allowed[k], (const uint8_t *)f[6])) role = k;
+    }
+    char uid[64] = "";
+    if (role) snprintf(uid, sizeof uid, "%s:%.8s", t2_key_role_name(role), key);
+    else if (++r->zap_refused <= 20 || r->zap_refused % 1000 == 0)
+        T2_WARN("refused a connection from %s: public key %.40s is not allowed (%" PRIu64
+                " refused)", addr, key, r->zap_refused);
+    zap_send(r->zap, "1.0", 3, 1);
+    zap_send(r->zap, nf > 1 ? f[1] : "", nf > 1 && len[1] <= 64 ? len[1] : 0, 1);
+    zap_send(r->zap, role ? "200" : "400", 3, 1);
+    const char *text = role ? "OK" : "key not allowed";
+    zap_send(r->zap, text, strlen(text), 1);
+    zap_send(r->zap, uid, strlen(uid), 1);
+    zap_send(r->zap, "", 0, 0);
+}
+
+/* What a connection with this key role may send (T2_KEY_NONE: CURVE off, anything). NULL if
+ * allowed, else why not. */
+static const char *role_forbids(int role, int body) {
+    if (role == T2_KEY_NONE) return NULL;
+    switch (body) {
+    case T2__MSG__BODY_READY:
+    case T2__MSG__BODY_CHUNK:
+    case T2__MSG__BODY_RESULT:
+        return role == T2_KEY_CLIENT ? "a client key may not act as a worker" : NULL;
+    case T2__MSG__BODY_REQUEST:
+    case T2__MSG__BODY_CANCEL:
+        return role == T2_KEY_WORKER ? "a worker key may not submit requests" : NULL;
+    default: return NULL;
+    }
+}
+
+/* Load the keys and turn CURVE on for the router's socket; the ZAP handler's socket first. */
+static int setup_curve(router *r) {
+    const t2_router_config *cfg = r->cfg;
+    t2_curve_pair pair;
+    int rc = t2_curve_load_pair(cfg->curve_key, &pair);
+    if (rc < 0) return rc;
+    for (int k = T2_KEY_CLIENT; k <= T2_KEY_DISPATCHER; k++)
+        if (cfg->allow[k][0] && (rc = t2_curve_set_load(&r->allowed[k], cfg->allow[k])) < 0)
+            return rc;
+    r->zap = zmq_socket(r->ctx, ZMQ_REP);
+    if (!r->zap || zmq_bind(r->zap, "inproc://zeromq.zap.01") != 0)
+        return t2_err_set(T2_EZMQ, "ZAP handler: %s", zmq_strerror(errno));
+    int one = 1;
+    if (zmq_setsockopt(r->sock, ZMQ_CURVE_SERVER, &one, sizeof one) ||
+        zmq_setsockopt(r->sock, ZMQ_CURVE_SECRETKEY, pair.secret_key, T2_CURVE_KEY_LEN) ||
+        zmq_setsockopt(r->sock, ZMQ_ZAP_DOMAIN, "t2", 2))
+        rc = t2_err_set(T2_EZMQ, "CURVE: %s", zmq_strerror(errno));
+    memset(&pair, 0, sizeof pair);
+    if (rc < 0) return rc;
+    r->curve = 1;
+    T2_INFO("CURVE on: %d client, %d worker, %d dispatcher key(s) allowed",
+            r->allowed[T2_KEY_CLIENT].n, r->allowed[T2_KEY_WORKER].n,
+            r->allowed[T2_KEY_DISPATCHER].n);
     return 0;
 }
 
@@ -919,6 +1077,8 @@ static void router_free(router *r) {
     free(r->jtab);
     free(r->ptab);
     if (r->sock) zmq_close(r->sock);
+    if (r->zap) zmq_close(r->zap);
+    for (int k = 0; k <= T2_KEY_DISPATCHER; k++) t2_curve_set_free(&r->allowed[k]);
     if (r->ctx) zmq_ctx_term(r->ctx);
 }
 
@@ -957,6 +1117,7 @@ int t2_router_run(const t2_router_config *cfg, volatile sig_atomic_t *stop) {
     zmq_setsockopt(r.sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(r.sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(r.sock, ZMQ_MAXMSGSIZE, &hard, sizeof hard);
+    if (cfg->curve_key[0] && (rc = setup_curve(&r)) < 0) goto out;
     if (zmq_bind(r.sock, cfg->bind) != 0) {
         rc = t2_err_set(T2_EZMQ, "bind %s: %s", cfg->bind, zmq_strerror(errno));
         goto out;
@@ -971,14 +1132,15 @@ int t2_router_run(const t2_router_config *cfg, volatile sig_atomic_t *stop) {
         r.now = t2_wire_now_ms();
         uint64_t due = next_tick < next_stats ? next_tick : next_stats;
         long wait = due > r.now ? (long)(due - r.now) : 0;
-        zmq_pollitem_t item = {r.sock, 0, ZMQ_POLLIN, 0};
-        int n = zmq_poll(&item, 1, wait);
+        zmq_pollitem_t items[2] = {{r.sock, 0, ZMQ_POLLIN, 0}, {r.zap, 0, ZMQ_POLLIN, 0}};
+        int n = zmq_poll(items, r.zap ? 2 : 1, wait);
         if (n < 0) {
             if (errno == EINTR) continue;
             rc = t2_err_set(T2_EZMQ, "poll: %s", zmq_strerror(errno));
             break;
         }
-        if (n > 0 && (rc = drain(&r)) < 0) break;
+        if (n > 0 && r.zap && (items[1].revents & ZMQ_POLLIN)) on_zap(&r);
+        if (n > 0 && (items[0].revents & ZMQ_POLLIN) && (rc = drain(&r)) < 0) break;
         r.now = t2_wire_now_ms();
         if (r.now >= next_tick) {
             tick(&r);

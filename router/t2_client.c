@@ -30,6 +30,8 @@ struct t2_client {
     int own_ctx;
     char *endpoint;
     int hb_ms, liveness;
+    int has_curve;
+    t2_curve_client curve;
     uint64_t next_id, last_heard, next_hb, epoch;
     pending *tab[PENDING_BUCKETS];
     size_t n_pending;
@@ -104,7 +106,7 @@ static void mark_unsent(t2_client *c) {
  * request is only ever sent to a router whose epoch we know, so that a restart (a new epoch)
  * always shows which requests to send again. */
 static int open_socket(t2_client *c) {
-    c->sock = t2_wire_dealer(c->ctx, c->endpoint, 100);
+    c->sock = t2_wire_dealer_curve(c->ctx, c->endpoint, 100, c->has_curve ? &c->curve : NULL);
     if (!c->sock) return T2_EZMQ;
     uint64_t now = t2_wire_now_ms();
     c->last_heard = now;
@@ -136,6 +138,10 @@ int t2_client_new(t2_client **out, void *zctx, const char *endpoint, const t2_cl
     c->endpoint = strdup(endpoint);
     c->hb_ms = o.heartbeat_ms;
     c->liveness = o.liveness;
+    if (o.curve) {
+        c->has_curve = 1;
+        c->curve = *o.curve;
+    }
     c->next_id = 1;
     c->ctx = zctx;
     if (!zctx) {
@@ -175,6 +181,7 @@ void t2_client_destroy(t2_client **cp) {
             free(p);
         }
     free(c->endpoint);
+    memset(&c->curve, 0, sizeof c->curve); /* no secret left in freed memory */
     free(c);
     *cp = NULL;
 }

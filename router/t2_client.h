@@ -34,6 +34,7 @@
 #ifndef T2_CLIENT_H
 #define T2_CLIENT_H
 
+#include "t2_curve.h"
 #include "t2_msg.h"
 
 #include <stddef.h>
@@ -44,6 +45,7 @@ typedef struct t2_client t2_client;
 typedef struct t2_client_opts {
     int heartbeat_ms; /* 1000; must match the router's */
     int liveness;     /* 3 */
+    const t2_curve_client *curve; /* NULL: plain; else CURVE with these keys (copied) */
 } t2_client_opts;
 
 t2_client_opts t2_client_opts_default(void);

@@ -14,6 +14,7 @@
 #ifndef T2_ROUTER_H
 #define T2_ROUTER_H
 
+#include "t2_curve.h"
 #include "t2_msg.h"
 
 #include <signal.h>
@@ -21,6 +22,7 @@
 
 #define T2_ROUTER_SERVICES_MAX 256 /* services declared + registered by workers */
 #define T2_ROUTER_DECLARED_MAX 32  /* --service flags */
+#define T2_ROUTER_PATH_MAX 4096    /* key file paths */
 
 /* Every setting of the router, with its default. A libconfig file (later) and the command
  * line fill the same struct. */
@@ -35,6 +37,15 @@ typedef struct t2_router_config {
                              or this long: 0 = liveness * heartbeat_ms */
     int n_services;       /* services known from the start (others appear when a worker */
     char services[T2_ROUTER_DECLARED_MAX][T2_MSG_NAME_MAX + 1]; /* registers for them) */
+    int client_max;       /* requests one client connection may have queued or running: 256
+                             (dispatcher keys are exempt: they carry many users' requests) */
+    /* Security (t2_curve.h). curve_key "" = plain ZeroMQ, allowed only on ipc:// and loopback
+     * TCP unless `insecure`. With a key, every peer must speak CURVE with a public key listed
+     * in allow[role] (role T2_KEY_CLIENT / WORKER / DISPATCHER; "" = none of that role). */
+    char curve_key[T2_ROUTER_PATH_MAX];                       /* the router's key pair file */
+    char allow[T2_KEY_DISPATCHER + 1][T2_ROUTER_PATH_MAX];    /* allowed public keys by role */
+    int insecure;         /* plain TCP on a non-loopback address, knowingly */
+    char model_sha256[65]; /* "" = any; else the model every worker must announce */
 } t2_router_config;
 
 void t2_router_config_defaults(t2_router_config *cfg);

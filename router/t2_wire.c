@@ -108,6 +108,11 @@ int t2_wire_recv(void *sock, T2__Msg **out, size_t max_len, t2_msg_ids *ids) {
 }
 
 void *t2_wire_dealer(void *zctx, const char *endpoint, int linger_ms) {
+    return t2_wire_dealer_curve(zctx, endpoint, linger_ms, NULL);
+}
+
+void *t2_wire_dealer_curve(void *zctx, const char *endpoint, int linger_ms,
+                           const t2_curve_client *curve) {
     void *s = zmq_socket(zctx, ZMQ_DEALER);
     if (!s) {
         t2_err_set(T2_EZMQ, "zmq_socket: %s", zmq_strerror(errno));
@@ -119,6 +124,15 @@ void *t2_wire_dealer(void *zctx, const char *endpoint, int linger_ms) {
     zmq_setsockopt(s, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (curve && (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, curve->server_key, T2_CURVE_KEY_LEN) ||
+                  zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, curve->pair.public_key,
+                                 T2_CURVE_KEY_LEN) ||
+                  zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, curve->pair.secret_key,
+                                 T2_CURVE_KEY_LEN))) {
+        t2_err_set(T2_EZMQ, "CURVE keys: %s", zmq_strerror(errno));
+        zmq_close(s);
+        return NULL;
+    }
     if (zmq_connect(s, endpoint) != 0) {
         t2_err_set(T2_EZMQ, "connect %s: %s", endpoint, zmq_strerror(errno));
         zmq_close(s);

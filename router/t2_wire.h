@@ -4,6 +4,7 @@
 #ifndef T2_WIRE_H
 #define T2_WIRE_H
 
+#include "t2_curve.h"
 #include "t2_msg.h"
 
 #include <stddef.h>
@@ -35,5 +36,8 @@ int t2_wire_recv(void *sock, T2__Msg **out, size_t max_len, t2_msg_ids *ids);
 /* A new DEALER socket with a random routing id, the given linger, connected to endpoint.
  * NULL on failure (t2_err_msg says why). */
 void *t2_wire_dealer(void *zctx, const char *endpoint, int linger_ms);
+/* The same, speaking CURVE to the router when curve is not NULL (t2_curve.h). */
+void *t2_wire_dealer_curve(void *zctx, const char *endpoint, int linger_ms,
+                           const t2_curve_client *curve);
 
 #endif

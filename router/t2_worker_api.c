@@ -31,6 +31,8 @@ struct t2_worker {
     size_t n_experts;
     uint32_t capacity;
     int hb_ms, liveness, reconnect_ms, reconnect_max_ms, backoff_ms;
+    int has_curve;
+    t2_curve_client curve;
     uint64_t last_heard, next_hb, reconnect_at, epoch;
     uint32_t gen;
     t2_job *jobs; /* every live job: in the backlog (not yet returned by recv) or handed out */
@@ -114,7 +116,7 @@ static void new_generation(t2_worker *w) {
 
 static int connect_now(t2_worker *w) {
     uint64_t now = t2_wire_now_ms();
-    w->sock = t2_wire_dealer(w->ctx, w->endpoint, 200);
+    w->sock = t2_wire_dealer_curve(w->ctx, w->endpoint, 200, w->has_curve ? &w->curve : NULL);
     if (!w->sock) return T2_EZMQ;
     w->last_heard = now;
     w->next_hb = now + (uint64_t)w->hb_ms;
@@ -441,6 +443,10 @@ int t2_worker_new(t2_worker **out, void *zctx, const char *endpoint, const t2_wo
     w->liveness = o->liveness;
     w->reconnect_ms = w->backoff_ms = o->reconnect_ms;
     w->reconnect_max_ms = o->reconnect_max_ms;
+    if (o->curve) {
+        w->has_curve = 1;
+        w->curve = *o->curve;
+    }
     w->ctx = zctx;
     if (!fail && !zctx) {
         w->ctx = zmq_ctx_new();
@@ -485,6 +491,7 @@ void t2_worker_destroy(t2_worker **wp) {
     free(w->service);
     free(w->name);
     free(w->sha);
+    memset(&w->curve, 0, sizeof w->curve); /* no secret left in freed memory */
     free(w);
     *wp = NULL;
 }

@@ -37,6 +37,7 @@
 #ifndef T2_WORKER_API_H
 #define T2_WORKER_API_H
 
+#include "t2_curve.h"
 #include "t2_msg.h"
 
 #include <stddef.h>
@@ -56,6 +57,7 @@ typedef struct t2_worker_opts {
     int liveness;             /* 3 */
     int reconnect_ms;         /* first reconnection delay: 250 */
     int reconnect_max_ms;     /* backoff cap: 8000 */
+    const t2_curve_client *curve; /* NULL: plain; else CURVE with these keys (copied) */
 } t2_worker_opts;
 
 /* The defaults above for `service`. */

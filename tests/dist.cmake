@@ -18,3 +18,10 @@ set_tests_properties(dist_local PROPERTIES TIMEOUT 120 RUN_SERIAL ON)
 # the shipped deploy/t2.cfg runs as it is; logs are appended; a failed start stops what it started.
 t2_add_script_test(deploy_local integration bash ${CMAKE_CURRENT_SOURCE_DIR}/deploy_local.sh)
 set_tests_properties(deploy_local PROPERTIES TIMEOUT 200 RUN_SERIAL ON)
+# CurveZMQ: allowed keys served, unknown keys / plain clients / a client key as a worker / a
+# worker of another model refused; secret-key modes; plain TCP off loopback.
+t2_add_script_test(security security bash ${CMAKE_CURRENT_SOURCE_DIR}/security.sh)
+set_tests_properties(security PROPERTIES TIMEOUT 200 RUN_SERIAL ON)
+# one client's flood of 3,000 requests does not starve another client's 20.
+t2_add_script_test(fairness integration bash ${CMAKE_CURRENT_SOURCE_DIR}/fairness.sh)
+set_tests_properties(fairness PROPERTIES TIMEOUT 200 RUN_SERIAL ON)

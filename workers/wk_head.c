@@ -68,6 +68,8 @@ typedef struct head {
     T2__ExpertAlpha *cls_eap[1];
     T2__Mixture cls_mix;
     uint64_t jobs, done, errors, tokens, steps, stepped;
+    int has_curve;
+    t2_curve_client curve; /* this group's CURVE keys (security.worker_key) */
 } head;
 
 static double now_ms(void) { return t2_now() * 1000.0; }
@@ -665,6 +667,14 @@ static int connect_workers(head *h, const t2_model *m) {
     char name[256], host[128] = "host";
     gethostname(host, sizeof host - 1);
     const char *sha = t2_model_sha256((t2_model *)m);
+    if (c->security.curve) {
+        int rc = t2_curve_load_client(c->security.router_public, c->security.worker_key, &h->curve);
+        if (rc < 0) {
+            wk_free_names(experts, n_experts);
+            return rc;
+        }
+        h->has_curve = 1;
+    }
     int rc = 0;
     for (int i = 0; i < c->worker.n_services && rc == 0; i++) {
         const char *svc = c->worker.services[i];
@@ -682,6 +692,7 @@ static int connect_workers(head *h, const t2_model *m) {
                 *p = '-';
         o.name = name;
         o.model_sha256 = sha;
+        o.curve = h->has_curve ? &h->curve : NULL;
         o.experts = (const char *const *)experts;
         o.n_experts = (size_t)n_experts;
         o.heartbeat_ms = c->router.heartbeat_ms;

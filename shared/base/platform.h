@@ -15,5 +15,8 @@ void t2_blas_autoselect(char **argv);
 double t2_now(void);
 /* Online CPUs (at least 1). */
 int t2_nproc(void);
+/* 1 if a ZeroMQ endpoint stays on this machine: ipc://, inproc://, or tcp:// on a loopback
+ * address (127.x.x.x, localhost, [::1]). */
+int t2_endpoint_is_local(const char *endpoint);
 
 #endif
