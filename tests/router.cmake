@@ -7,7 +7,7 @@ target_link_libraries(echo_worker PRIVATE t2net)
 t2_add_c_test(test_router integration)
 target_link_libraries(test_router PRIVATE t2net Threads::Threads)
 add_dependencies(test_router t2-router echo_worker)
-set_tests_properties(test_router PROPERTIES TIMEOUT 60)
+set_tests_properties(test_router PROPERTIES TIMEOUT 180)
 
 # py_client: an independent Python client (python3-zmq, python3-protobuf, protoc) against the
 # router and an echo worker; skips (77) without them.
