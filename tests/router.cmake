@@ -15,3 +15,10 @@ if(T2_PYTHON3)
   t2_add_script_test(py_client integration ${T2_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/py_client.py)
   set_tests_properties(py_client PROPERTIES TIMEOUT 60)
 endif()
+
+# test_router_alloc: the router's loop (t2router, in a thread) forwards 1,000 chunks with no
+# allocation in its thread, counted by a replaced malloc (tests/t2_alloc_count.h); every chunk
+# arrives once, in order. Skips (77) under AddressSanitizer.
+t2_add_c_test(test_router_alloc unit)
+target_link_libraries(test_router_alloc PRIVATE t2router Threads::Threads)
+set_tests_properties(test_router_alloc PROPERTIES TIMEOUT 60)

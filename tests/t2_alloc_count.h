@@ -6,7 +6,8 @@
  *   t2_alloc_snap a = t2_alloc_now();  ... the hot path ...  long n = t2_alloc_since(&a);
  *
  * t2_alloc_now().all counts every thread; .mine counts only the threads that called
- * t2_alloc_track_thread(1) (e.g. a router's loop thread, not ZeroMQ's I/O threads).
+ * t2_alloc_track_thread(1) (e.g. a router's loop thread, not ZeroMQ's I/O threads), minus the
+ * calls made by a library set aside with t2_alloc_set_aside (counted in .mine_aside).
  * t2_alloc_last_caller() is the return address of the latest counted call, for
  * `addr2line -e PROGRAM ADDRESS` when a test finds an allocation it should not.
  *
@@ -16,8 +17,14 @@
 #define T2_ALLOC_COUNT_H
 
 #include <errno.h>
+#include <execinfo.h>
+#include <link.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define T2_ALLOC_COUNTING 0
@@ -31,28 +38,68 @@
 #endif
 
 typedef struct t2_alloc_snap {
-    long all, mine;
+    long all, mine, mine_aside;
 } t2_alloc_snap;
 
-static atomic_long t2_alloc_all, t2_alloc_mine;
+static atomic_long t2_alloc_all, t2_alloc_mine, t2_alloc_aside;
 static _Thread_local int t2_alloc_tracked;
 static void *_Atomic t2_alloc_caller;
+/* [lo, hi): the code of a library whose own calls a tracked thread counts apart (.mine_aside) */
+static uintptr_t t2_alloc_aside_lo, t2_alloc_aside_hi;
 
 static inline void t2_alloc_track_thread(int on) { t2_alloc_tracked = on; }
 
 static inline t2_alloc_snap t2_alloc_now(void) {
-    t2_alloc_snap s = {atomic_load(&t2_alloc_all), atomic_load(&t2_alloc_mine)};
+    t2_alloc_snap s = {atomic_load(&t2_alloc_all), atomic_load(&t2_alloc_mine),
+                       atomic_load(&t2_alloc_aside)};
     return s;
 }
 
-/* Calls counted since the snapshot: of every thread (.all) and of the tracked threads (.mine). */
+/* Calls counted since the snapshot: of every thread (.all), of the tracked threads (.mine),
+ * and of those the calls made by the library set aside (.mine_aside, not in .mine). */
 static inline t2_alloc_snap t2_alloc_diff(const t2_alloc_snap *before) {
     t2_alloc_snap now = t2_alloc_now();
-    t2_alloc_snap d = {now.all - before->all, now.mine - before->mine};
+    t2_alloc_snap d = {now.all - before->all, now.mine - before->mine,
+                       now.mine_aside - before->mine_aside};
     return d;
 }
 
+static int t2_alloc_find_lib(struct dl_phdr_info *info, size_t size, void *name) {
+    (void)size;
+    if (!info->dlpi_name || !strstr(info->dlpi_name, (const char *)name)) return 0;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        if (a < lo) lo = a;
+        if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
+    }
+    t2_alloc_aside_lo = lo;
+    t2_alloc_aside_hi = hi;
+    return hi > lo;
+}
+
+/* Count the calls made directly by the loaded library whose file name contains `name` apart
+ * (e.g. "libzmq": its pipes grow by blocks of messages, not per message). 0, or -1 if no such
+ * library is loaded. */
+static inline int t2_alloc_set_aside(const char *name) {
+    return dl_iterate_phdr(t2_alloc_find_lib, (void *)name) ? 0 : -1;
+}
+
 static inline void *t2_alloc_last_caller(void) { return atomic_load(&t2_alloc_caller); }
+
+/* T2_ALLOC_TRACE=1 in the environment: t2_alloc_trace(1) makes every counted call of a tracked
+ * thread print its stack to stderr (backtrace_symbols_fd allocates nothing), to find it. */
+static _Atomic int t2_alloc_tracing;
+static inline void t2_alloc_trace(int on) {
+    const char *e = getenv("T2_ALLOC_TRACE");
+    if (on && e && *e == '1') {
+        void *warm[2];
+        backtrace(warm, 2); /* its first call loads libgcc (and allocates): before the window */
+    }
+    atomic_store(&t2_alloc_tracing, on && e && *e == '1');
+}
 
 #if T2_ALLOC_COUNTING
 extern void *__libc_malloc(size_t n);
@@ -62,11 +109,19 @@ extern void *__libc_memalign(size_t align, size_t n);
 
 #define T2_ALLOC_COUNT()                                                                   \
     do {                                                                                   \
+        uintptr_t from_ = (uintptr_t)__builtin_return_address(0);                          \
         atomic_fetch_add_explicit(&t2_alloc_all, 1, memory_order_relaxed);                 \
-        if (t2_alloc_tracked)                                                              \
+        if (t2_alloc_tracked && from_ >= t2_alloc_aside_lo && from_ < t2_alloc_aside_hi)   \
+            atomic_fetch_add_explicit(&t2_alloc_aside, 1, memory_order_relaxed);           \
+        else if (t2_alloc_tracked)                                                         \
             atomic_fetch_add_explicit(&t2_alloc_mine, 1, memory_order_relaxed);            \
         atomic_store_explicit(&t2_alloc_caller, __builtin_return_address(0),               \
                               memory_order_relaxed);                                       \
+        if (t2_alloc_tracked && atomic_load(&t2_alloc_tracing)) {                          \
+            void *bt_[24];                                                                 \
+            backtrace_symbols_fd(bt_, backtrace(bt_, 24), 2);                              \
+            write(2, "--\n", 3);                                                           \
+        }                                                                                  \
     } while (0)
 
 void *malloc(size_t n) {

@@ -1,0 +1,164 @@
+/* test_router_alloc.c - the router's loop allocates nothing per chunk.
+ *
+ * The router (router.c, t2_router_run) runs in a thread of this program; a worker (t2_worker)
+ * and a client (t2_client) in the main thread stream one request of 1,100 chunks through it.
+ * Allocations are counted by the replaced malloc of t2_alloc_count.h, in the router's thread
+ * only (ZeroMQ's I/O threads and our own peers are not the router's hot path). After 100
+ * warm-up chunks, the next 1,000 forwarded chunks must cost 0 allocations made by T2 or
+ * protobuf-c; libzmq's own calls are counted apart: its pipes grow by blocks of 256 messages
+ * now and then, which is allowed up to 1 per 100 chunks (a frame allocated per chunk, e.g. by
+ * packing a new one, would be 1,000). Every chunk must arrive once, in order, with its text;
+ * then the result. Skips (77) under AddressSanitizer. */
+#include "t2_alloc_count.h"
+
+#include "base/t2_err.h"
+#include "t2_client.h"
+#include "t2_router.h"
+#include "t2_test.h"
+#include "t2_wire.h"
+#include "t2_worker_api.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define WARM 100
+#define COUNTED 1000
+#define BATCH 50
+#define HANG_MS 15000 /* a limit on hangs, not a measure of speed */
+
+static t2_router_config cfg;
+static volatile sig_atomic_t stop;
+static int router_rc;
+
+static void *router_thread(void *arg) {
+    (void)arg;
+    t2_alloc_track_thread(1);
+    router_rc = t2_router_run(&cfg, &stop);
+    return NULL;
+}
+
+static int free_port(void) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = 0;
+    if (s >= 0 && bind(s, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(s, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (s >= 0) close(s);
+    return port;
+}
+
+typedef struct stream {
+    t2_worker *w;
+    t2_client *c;
+    t2_job *job;
+    uint64_t id;
+    int sent, got, bad;
+} stream;
+
+/* Send `n` chunks ("c<k> "), then take client events until they all came (or HANG_MS). */
+static int pass_chunks(stream *s, int n) {
+    char text[32];
+    for (int k = 0; k < n; k++) {
+        int len = snprintf(text, sizeof text, "c%d ", s->sent);
+        uint32_t tok = (uint32_t)s->sent;
+        if (t2_worker_send_chunk(s->w, s->job, text, (size_t)len, &tok, 1) < 0) return -1;
+        s->sent++;
+    }
+    t2_client_event ev = {0};
+    uint64_t end = t2_wire_now_ms() + HANG_MS;
+    while (s->got < s->sent && t2_wire_now_ms() < end) {
+        t2_worker_pump(s->w);
+        if (t2_client_recv(s->c, &ev, 5) != 1) continue;
+        if (ev.type != T2_CLIENT_CHUNK || ev.request_id != s->id) {
+            s->bad++;
+            continue;
+        }
+        int len = snprintf(text, sizeof text, "c%d ", s->got);
+        const T2__Chunk *ch = ev.chunk;
+        if (!ch->has_text || ch->text.len != (size_t)len || memcmp(ch->text.data, text, len) ||
+            ch->n_tokens != 1 || ch->tokens[0] != (uint32_t)s->got)
+            s->bad++;
+        s->got++;
+    }
+    t2_client_event_clear(&ev);
+    return s->got == s->sent ? 0 : -1;
+}
+
+static void test_chunks_without_allocation(void) {
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", free_port());
+    t2_router_config_defaults(&cfg);
+    snprintf(cfg.bind, sizeof cfg.bind, "%s", ep);
+    cfg.stats_ms = 0;
+    cfg.n_services = 1; /* declared: the request waits for the worker's Ready */
+    snprintf(cfg.services[0], sizeof cfg.services[0], "echo");
+    pthread_t th;
+    T2_CHECK(pthread_create(&th, NULL, router_thread, NULL) == 0);
+    stream s = {0};
+    t2_worker_opts wo = t2_worker_opts_default("echo");
+    t2_client_opts co = t2_client_opts_default();
+    T2_CHECK(t2_worker_new(&s.w, NULL, ep, &wo) == 0);
+    T2_CHECK(t2_client_new(&s.c, NULL, ep, &co) == 0);
+    T2_CHECK(s.c && t2_client_submit_prompt(s.c, "echo", "hello", 0, &s.id) == 0);
+    /* the client's handshake and the worker's job */
+    uint64_t end = t2_wire_now_ms() + HANG_MS;
+    t2_client_event ev = {0};
+    while (s.w && s.c && !s.job && t2_wire_now_ms() < end) {
+        if (t2_client_recv(s.c, &ev, 5) == 1)
+            T2_CHECK_MSG(ev.type != T2_CLIENT_ERROR, "%s", ev.message);
+        t2_worker_recv(s.w, &s.job, 5);
+    }
+    t2_client_event_clear(&ev);
+    T2_CHECK_MSG(s.job != NULL, "no job reached the worker in %d ms", HANG_MS);
+    if (s.job) {
+        T2_CHECK(pass_chunks(&s, WARM) == 0);
+        t2_alloc_trace(1);
+        t2_alloc_snap before = t2_alloc_now();
+        for (int k = 0; k < COUNTED / BATCH; k++) T2_CHECK(pass_chunks(&s, BATCH) == 0);
+        t2_alloc_snap d = t2_alloc_diff(&before);
+        t2_alloc_trace(0);
+        printf("     %d chunks through the router: %ld allocations in its thread by T2 and "
+               "protobuf-c, %ld by libzmq (%ld in all threads)\n",
+               COUNTED, d.mine, d.mine_aside, d.all);
+        T2_CHECK_MSG(d.mine == 0, "%ld allocations in the router's loop, the last from %p",
+                     d.mine, t2_alloc_last_caller());
+        T2_CHECK_MSG(d.mine_aside <= COUNTED / 100, "libzmq allocated %ld times in the router's "
+                     "thread for %d chunks", d.mine_aside, COUNTED);
+        T2_CHECK_EQ_INT(s.got, WARM + COUNTED);
+        T2_CHECK_EQ_INT(s.bad, 0);
+        /* the end of the request still comes */
+        T2__Result res = T2__RESULT__INIT;
+        T2_CHECK(t2_worker_send_result(s.w, s.job, &res) == 0);
+        int done = 0;
+        end = t2_wire_now_ms() + HANG_MS;
+        while (!done && t2_wire_now_ms() < end)
+            if (t2_client_recv(s.c, &ev, 10) == 1) done = ev.type;
+        T2_CHECK_EQ_INT(done, T2_CLIENT_RESULT);
+        t2_client_event_clear(&ev);
+        t2_job_destroy(&s.job);
+    }
+    t2_client_destroy(&s.c);
+    t2_worker_destroy(&s.w);
+    stop = 1;
+    pthread_join(th, NULL);
+    T2_CHECK_MSG(router_rc == 0, "router: %s", t2_err_msg());
+}
+
+int main(void) {
+    if (!T2_ALLOC_COUNTING) {
+        printf("SKIP: allocations are not counted under AddressSanitizer (its own malloc)\n");
+        return 77;
+    }
+    if (t2_alloc_set_aside("libzmq") < 0) {
+        fprintf(stderr, "test_router_alloc: libzmq is not loaded as a shared library\n");
+        return 1;
+    }
+    T2_RUN(test_chunks_without_allocation);
+    return T2_TEST_END();
+}
