@@ -523,3 +523,14 @@ int t2_msg_decode_in(t2_msg_arena *a, const void *buf, size_t len, T2__Msg **out
     t2_msg_arena_reset(a);
     return decode_with(&a->al, buf, len, out, ids);
 }
+
+int t2_msg_dup(T2__Msg *m, T2__Msg **out) {
+    uint8_t *buf;
+    size_t len;
+    *out = NULL;
+    int rc = t2_msg_pack_alloc(m, &buf, &len);
+    if (rc < 0) return rc;
+    rc = t2_msg_decode(buf, len, out, NULL);
+    free(buf);
+    return rc;
+}

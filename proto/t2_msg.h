@@ -71,6 +71,9 @@ void t2_msg_arena_reset(t2_msg_arena *a);
 /* t2_msg_decode, into the arena (after resetting it). Same returns. */
 int t2_msg_decode_in(t2_msg_arena *a, const void *buf, size_t len, T2__Msg **out,
                      t2_msg_ids *ids);
+/* A copy of m of its own (e.g. of one in an arena, to keep): free it with t2_msg_free.
+ * 0, T2_ENOMEM, or T2_EPROTO when m is not valid (t2_msg_validate). */
+int t2_msg_dup(T2__Msg *m, T2__Msg **out);
 
 /* Validate an envelope (version, exactly one body) and its body. 0 or T2_EPROTO + message. */
 int t2_msg_validate(const T2__Msg *m);

@@ -5,9 +5,9 @@
  *
  *   t2_alloc_snap a = t2_alloc_now();  ... the hot path ...  long n = t2_alloc_since(&a);
  *
- * t2_alloc_now().all counts every thread; .mine counts only the threads that called
- * t2_alloc_track_thread(1) (e.g. a router's loop thread, not ZeroMQ's I/O threads), minus the
- * calls made by a library set aside with t2_alloc_set_aside (counted in .mine_aside).
+ * t2_alloc_now().all counts every thread; .mine[g] counts only the threads that called
+ * t2_alloc_track_thread(g) (e.g. a router's loop thread, not ZeroMQ's I/O threads), minus the
+ * calls made by a library set aside with t2_alloc_set_aside (counted in .aside[g]).
  * t2_alloc_last_caller() is the return address of the latest counted call, for
  * `addr2line -e PROGRAM ADDRESS` when a test finds an allocation it should not.
  *
@@ -37,30 +37,42 @@
 #define T2_ALLOC_COUNTING 1
 #endif
 
+#define T2_ALLOC_GROUPS 4
+
 typedef struct t2_alloc_snap {
-    long all, mine, mine_aside;
+    long all;                    /* every thread */
+    long mine[T2_ALLOC_GROUPS];  /* threads tracked in group g (t2_alloc_track_thread(g)) */
+    long aside[T2_ALLOC_GROUPS]; /* of those, calls made by the library set aside */
 } t2_alloc_snap;
 
-static atomic_long t2_alloc_all, t2_alloc_mine, t2_alloc_aside;
+static atomic_long t2_alloc_all, t2_alloc_mine[T2_ALLOC_GROUPS], t2_alloc_aside[T2_ALLOC_GROUPS];
 static _Thread_local int t2_alloc_tracked;
 static void *_Atomic t2_alloc_caller;
-/* [lo, hi): the code of a library whose own calls a tracked thread counts apart (.mine_aside) */
+/* [lo, hi): the code of a library whose own calls tracked threads count apart (.aside) */
 static uintptr_t t2_alloc_aside_lo, t2_alloc_aside_hi;
 
-static inline void t2_alloc_track_thread(int on) { t2_alloc_tracked = on; }
+/* Count this thread's calls in group g (1 .. T2_ALLOC_GROUPS - 1); 0: not tracked. */
+static inline void t2_alloc_track_thread(int g) {
+    t2_alloc_tracked = g > 0 && g < T2_ALLOC_GROUPS ? g : 0;
+}
 
 static inline t2_alloc_snap t2_alloc_now(void) {
-    t2_alloc_snap s = {atomic_load(&t2_alloc_all), atomic_load(&t2_alloc_mine),
-                       atomic_load(&t2_alloc_aside)};
+    t2_alloc_snap s = {atomic_load(&t2_alloc_all), {0}, {0}};
+    for (int g = 0; g < T2_ALLOC_GROUPS; g++) {
+        s.mine[g] = atomic_load(&t2_alloc_mine[g]);
+        s.aside[g] = atomic_load(&t2_alloc_aside[g]);
+    }
     return s;
 }
 
-/* Calls counted since the snapshot: of every thread (.all), of the tracked threads (.mine),
- * and of those the calls made by the library set aside (.mine_aside, not in .mine). */
+/* Calls counted since the snapshot. */
 static inline t2_alloc_snap t2_alloc_diff(const t2_alloc_snap *before) {
-    t2_alloc_snap now = t2_alloc_now();
-    t2_alloc_snap d = {now.all - before->all, now.mine - before->mine,
-                       now.mine_aside - before->mine_aside};
+    t2_alloc_snap d = t2_alloc_now();
+    d.all -= before->all;
+    for (int g = 0; g < T2_ALLOC_GROUPS; g++) {
+        d.mine[g] -= before->mine[g];
+        d.aside[g] -= before->aside[g];
+    }
     return d;
 }
 
@@ -81,8 +93,8 @@ static int t2_alloc_find_lib(struct dl_phdr_info *info, size_t size, void *name)
 }
 
 /* Count the calls made directly by the loaded library whose file name contains `name` apart
- * (e.g. "libzmq": its pipes grow by blocks of messages, not per message). 0, or -1 if no such
- * library is loaded. */
+ * (e.g. "libzmq": its pipes grow by blocks of messages, and it allocates the body of every
+ * frame over 33 bytes it sends). 0, or -1 if no such library is loaded. */
 static inline int t2_alloc_set_aside(const char *name) {
     return dl_iterate_phdr(t2_alloc_find_lib, (void *)name) ? 0 : -1;
 }
@@ -110,11 +122,12 @@ extern void *__libc_memalign(size_t align, size_t n);
 #define T2_ALLOC_COUNT()                                                                   \
     do {                                                                                   \
         uintptr_t from_ = (uintptr_t)__builtin_return_address(0);                          \
+        int g_ = t2_alloc_tracked;                                                         \
         atomic_fetch_add_explicit(&t2_alloc_all, 1, memory_order_relaxed);                 \
-        if (t2_alloc_tracked && from_ >= t2_alloc_aside_lo && from_ < t2_alloc_aside_hi)   \
-            atomic_fetch_add_explicit(&t2_alloc_aside, 1, memory_order_relaxed);           \
-        else if (t2_alloc_tracked)                                                         \
-            atomic_fetch_add_explicit(&t2_alloc_mine, 1, memory_order_relaxed);            \
+        if (g_ && from_ >= t2_alloc_aside_lo && from_ < t2_alloc_aside_hi)                 \
+            atomic_fetch_add_explicit(&t2_alloc_aside[g_], 1, memory_order_relaxed);       \
+        else if (g_)                                                                       \
+            atomic_fetch_add_explicit(&t2_alloc_mine[g_], 1, memory_order_relaxed);        \
         atomic_store_explicit(&t2_alloc_caller, __builtin_return_address(0),               \
                               memory_order_relaxed);                                       \
         if (t2_alloc_tracked && atomic_load(&t2_alloc_tracing)) {                          \
