@@ -54,7 +54,9 @@ static float rng_f32(uint64_t *s) { return (float)(rng_u32(s) >> 8) / 16777216.0
 
 /* a goes before b: higher probability first, then the lower token id - the order a stable sort
  * of the candidates (collected in id order) by probability gives. */
-static int cand_before(prob_index a, prob_index b) { return a.p > b.p || (a.p == b.p && a.i < b.i); }
+static int cand_before(prob_index a, prob_index b) {
+    return a.p > b.p || (a.p == b.p && a.i < b.i);
+}
 
 static void sift_down(prob_index *c, int root, int n) {
     for (;;) {
