@@ -161,6 +161,64 @@ static void test_chunks_without_allocation(void) {
     T2_CHECK_MSG(router_rc == 0, "router: %s", t2_err_msg());
 }
 
+/* A Chunk of `text_len` bytes of text and `n_tok` tokens, packed. */
+static uint8_t *packed_chunk(size_t text_len, size_t n_tok, size_t *len) {
+    char *text = malloc(text_len);
+    uint32_t *toks = malloc(n_tok * sizeof *toks + 1);
+    for (size_t i = 0; i < text_len; i++) text[i] = (char)('a' + i % 26);
+    for (size_t i = 0; i < n_tok; i++) toks[i] = (uint32_t)(i * 7919 % 100000);
+    T2__Chunk c = T2__CHUNK__INIT;
+    c.has_request_id = c.has_job_id = c.has_seq = c.has_text = 1;
+    c.request_id = 0xfedcba9876543210ull;
+    c.job_id = 3;
+    c.text.data = (uint8_t *)text;
+    c.text.len = text_len;
+    c.tokens = toks;
+    c.n_tokens = n_tok;
+    T2__Msg m = T2__MSG__INIT;
+    m.body_case = T2__MSG__BODY_CHUNK;
+    m.chunk = &c;
+    uint8_t *buf = NULL;
+    T2_CHECK(t2_msg_pack_alloc(&m, &buf, len) == 0);
+    free(text);
+    free(toks);
+    return buf;
+}
+
+/* The arena decodes what t2_msg_decode decodes, whatever its size: a message bigger than the
+ * block spills, the block grows to fit it at the next reset (up to 1 MiB), and from then on
+ * decoding it allocates nothing; bigger ones keep spilling; a cut message is refused and the
+ * arena still works. */
+static void test_arena_decode(void) {
+    t2_msg_arena *a = NULL;
+    T2_CHECK(t2_msg_arena_new(&a, 64) == 0);
+    const size_t sizes[][2] = {{5, 1}, {100000, 5000}, {3u << 20, 300000}, {7, 2}};
+    for (size_t k = 0; a && k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t len;
+        uint8_t *buf = packed_chunk(sizes[k][0], sizes[k][1], &len);
+        T2__Msg *heap = NULL, *in = NULL;
+        T2_CHECK(t2_msg_decode(buf, len, &heap, NULL) == 0);
+        for (int rep = 0; rep < 3; rep++) { /* spill, grow (at the reset), fit */
+            t2_alloc_snap before = t2_alloc_now();
+            T2_CHECK_MSG(t2_msg_decode_in(a, buf, len, &in, NULL) == 0, "%s", t2_err_msg());
+            long n = t2_alloc_diff(&before).mine[G_PEERS];
+            if (rep == 2 && sizes[k][0] < (1u << 19))
+                T2_CHECK_MSG(n == 0, "%zu-byte message: %ld allocations decoding it a third time",
+                             len, n);
+        }
+        const T2__Chunk *x = in ? in->chunk : NULL, *y = heap ? heap->chunk : NULL;
+        T2_CHECK(x && y && x->request_id == y->request_id && x->text.len == y->text.len &&
+                 x->n_tokens == y->n_tokens && !memcmp(x->text.data, y->text.data, y->text.len) &&
+                 !memcmp(x->tokens, y->tokens, y->n_tokens * sizeof *y->tokens));
+        t2_msg_free(heap);
+        /* cut short: refused, nothing kept */
+        T2_CHECK(t2_msg_decode_in(a, buf, len - 1, &in, NULL) == T2_EPROTO && in == NULL);
+        free(buf);
+    }
+    t2_msg_arena_destroy(&a);
+    T2_CHECK(a == NULL);
+}
+
 int main(void) {
     if (!T2_ALLOC_COUNTING) {
         printf("SKIP: allocations are not counted under AddressSanitizer (its own malloc)\n");
@@ -171,6 +229,7 @@ int main(void) {
         return 1;
     }
     t2_alloc_track_thread(G_PEERS);
+    T2_RUN(test_arena_decode);
     T2_RUN(test_chunks_without_allocation);
     return T2_TEST_END();
 }
