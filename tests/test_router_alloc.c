@@ -96,6 +96,23 @@ static int pass_chunks(stream *s, int n) {
     return s->got == s->sent ? 0 : -1;
 }
 
+/* The router's loop and the peers' chunk path: nothing from T2 or protobuf-c; libzmq's pipe
+ * growth in the router's thread bounded. */
+static void check_counts(const t2_alloc_snap *d, int chunks) {
+    printf("     %d chunks: router thread %ld allocations by T2 + protobuf-c, %ld by libzmq; "
+           "worker + client %ld by T2 + protobuf-c, %ld by libzmq; all threads %ld\n",
+           chunks, d->mine[G_ROUTER], d->aside[G_ROUTER], d->mine[G_PEERS], d->aside[G_PEERS],
+           d->all);
+    T2_CHECK_MSG(d->mine[G_ROUTER] == 0, "%ld allocations in the router's loop (last from %p)",
+                 d->mine[G_ROUTER], t2_alloc_last_caller());
+    T2_CHECK_MSG(d->aside[G_ROUTER] <= chunks / 100,
+                 "libzmq allocated %ld times in the router's thread for %d chunks",
+                 d->aside[G_ROUTER], chunks);
+    T2_CHECK_MSG(d->mine[G_PEERS] == 0,
+                 "%ld allocations sending (t2_worker) and receiving (t2_client) chunks",
+                 d->mine[G_PEERS]);
+}
+
 static void test_chunks_without_allocation(void) {
     char ep[64];
     snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", free_port());
@@ -129,18 +146,8 @@ static void test_chunks_without_allocation(void) {
         for (int k = 0; k < COUNTED / BATCH; k++) T2_CHECK(pass_chunks(&s, BATCH) == 0);
         t2_alloc_snap d = t2_alloc_diff(&before);
         t2_alloc_trace(0);
-        printf("     %d chunks: router thread %ld allocations by T2 + protobuf-c, %ld by libzmq; "
-               "worker + client %ld by T2 + protobuf-c, %ld by libzmq; all threads %ld\n",
-               COUNTED, d.mine[G_ROUTER], d.aside[G_ROUTER], d.mine[G_PEERS], d.aside[G_PEERS],
-               d.all);
-        T2_CHECK_MSG(d.mine[G_ROUTER] == 0, "%ld allocations in the router's loop (last from %p)",
-                     d.mine[G_ROUTER], t2_alloc_last_caller());
-        T2_CHECK_MSG(d.aside[G_ROUTER] <= COUNTED / 100,
-                     "libzmq allocated %ld times in the router's thread for %d chunks",
-                     d.aside[G_ROUTER], COUNTED);
-        T2_CHECK_MSG(d.mine[G_PEERS] == 0,
-                     "%ld allocations sending (t2_worker) and receiving (t2_client) chunks",
-                     d.mine[G_PEERS]);
+        if (T2_ALLOC_COUNTING) check_counts(&d, COUNTED);
+        else printf("     (not counted under AddressSanitizer)\n");
         T2_CHECK_EQ_INT(s.got, WARM + COUNTED);
         T2_CHECK_EQ_INT(s.bad, 0);
         /* the end of the request still comes */
@@ -202,7 +209,7 @@ static void test_arena_decode(void) {
             t2_alloc_snap before = t2_alloc_now();
             T2_CHECK_MSG(t2_msg_decode_in(a, buf, len, &in, NULL) == 0, "%s", t2_err_msg());
             long n = t2_alloc_diff(&before).mine[G_PEERS];
-            if (rep == 2 && sizes[k][0] < (1u << 19))
+            if (T2_ALLOC_COUNTING && rep == 2 && sizes[k][0] < (1u << 19))
                 T2_CHECK_MSG(n == 0, "%zu-byte message: %ld allocations decoding it a third time",
                              len, n);
         }
@@ -220,10 +227,8 @@ static void test_arena_decode(void) {
 }
 
 int main(void) {
-    if (!T2_ALLOC_COUNTING) {
-        printf("SKIP: allocations are not counted under AddressSanitizer (its own malloc)\n");
-        return 77;
-    }
+    if (!T2_ALLOC_COUNTING) /* the streams still run: ASan checks the arena and the loop */
+        printf("     allocations are not counted under AddressSanitizer (its own malloc)\n");
     if (t2_alloc_set_aside("libzmq") < 0) {
         fprintf(stderr, "test_router_alloc: libzmq is not loaded as a shared library\n");
         return 1;
