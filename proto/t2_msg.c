@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -514,13 +515,15 @@ static int scan_message(const ProtobufCMessageDescriptor *d, const uint8_t *p, s
     return 0;
 }
 
-int t2_msg_decode(const void *buf, size_t len, T2__Msg **out, t2_msg_ids *ids) {
+/* t2_msg_decode with protobuf-c's allocator al (NULL: malloc). */
+static int decode_with(ProtobufCAllocator *al, const void *buf, size_t len, T2__Msg **out,
+                       t2_msg_ids *ids) {
     *out = NULL;
     if (ids) memset(ids, 0, sizeof *ids);
     if (len && !buf) return t2_err_set(T2_EINVAL, "no buffer");
     if (scan_message(&t2__msg__descriptor, buf, len, 0) < 0)
         return t2_err_prefix(T2_EPROTO, "undecodable message (%zu bytes)", len);
-    T2__Msg *m = t2__msg__unpack(NULL, len, (const uint8_t *)buf);
+    T2__Msg *m = t2__msg__unpack(al, len, (const uint8_t *)buf);
     if (!m) return BAD("undecodable message (%zu bytes): not a t2.Msg protobuf", len);
     if (ids) {
         ids->body_case = m->body_case;
@@ -529,11 +532,15 @@ int t2_msg_decode(const void *buf, size_t len, T2__Msg **out, t2_msg_ids *ids) {
     }
     int rc = t2_msg_validate(m);
     if (rc < 0) {
-        t2__msg__free_unpacked(m, NULL);
+        t2__msg__free_unpacked(m, al);
         return rc;
     }
     *out = m;
     return 0;
+}
+
+int t2_msg_decode(const void *buf, size_t len, T2__Msg **out, t2_msg_ids *ids) {
+    return decode_with(NULL, buf, len, out, ids);
 }
 
 void t2_msg_free(T2__Msg *m) {
@@ -553,4 +560,106 @@ int t2_msg_pack_alloc(T2__Msg *m, uint8_t **buf, size_t *len) {
     *len = t2__msg__pack(m, b);
     *buf = b;
     return 0;
+}
+
+/* ---- decoding into an arena ----------------------------------------------------------------- */
+
+/* What did not fit in the block: freed at the next reset, which then grows the block. */
+typedef struct arena_spill {
+    struct arena_spill *next;
+    max_align_t data[];
+} arena_spill;
+
+struct t2_msg_arena {
+    ProtobufCAllocator al;
+    unsigned char *block;
+    size_t cap, used, demand; /* demand: bytes asked since the last reset */
+    arena_spill *spill;
+};
+
+#define ARENA_ALIGN 16
+#define ARENA_GROW_MAX (1u << 20)
+
+static void *arena_alloc(void *data, size_t size) {
+    t2_msg_arena *a = data;
+    size_t n = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    if (n < size) return NULL;
+    a->demand += n;
+    if (n <= a->cap - a->used) {
+        void *p = a->block + a->used;
+        a->used += n;
+        return p;
+    }
+    arena_spill *s = malloc(sizeof *s + n);
+    if (!s) return NULL;
+    s->next = a->spill;
+    a->spill = s;
+    return s->data;
+}
+
+static void arena_free(void *data, void *p) {
+    (void)data; /* everything goes at the next reset */
+    (void)p;
+}
+
+int t2_msg_arena_new(t2_msg_arena **out, size_t initial) {
+    t2_msg_arena *a = calloc(1, sizeof *a);
+    if (a) a->block = malloc(initial ? initial : 1);
+    if (!a || !a->block) {
+        free(a);
+        *out = NULL;
+        return t2_err_set(T2_ENOMEM, "out of memory for a %zu-byte message arena", initial);
+    }
+    a->cap = initial ? initial : 1;
+    a->al.alloc = arena_alloc;
+    a->al.free = arena_free;
+    a->al.allocator_data = a;
+    *out = a;
+    return 0;
+}
+
+void t2_msg_arena_reset(t2_msg_arena *a) {
+    int spilled = a->spill != NULL;
+    while (a->spill) {
+        arena_spill *s = a->spill;
+        a->spill = s->next;
+        free(s);
+    }
+    /* grow once to what the last message needed; a huge one (a long prompt, not a chunk) only
+     * spills, so that one big message does not pin its size for the arena's life */
+    if (spilled && a->demand > a->cap && a->demand <= ARENA_GROW_MAX) {
+        size_t cap = a->demand + a->demand / 4;
+        unsigned char *b = realloc(a->block, cap);
+        if (b) {
+            a->block = b;
+            a->cap = cap;
+        }
+    }
+    a->used = a->demand = 0;
+}
+
+void t2_msg_arena_destroy(t2_msg_arena **ap) {
+    t2_msg_arena *a = ap ? *ap : NULL;
+    if (!a) return;
+    t2_msg_arena_reset(a);
+    free(a->block);
+    free(a);
+    *ap = NULL;
+}
+
+int t2_msg_decode_in(t2_msg_arena *a, const void *buf, size_t len, T2__Msg **out,
+                     t2_msg_ids *ids) {
+    t2_msg_arena_reset(a);
+    return decode_with(&a->al, buf, len, out, ids);
+}
+
+int t2_msg_dup(T2__Msg *m, T2__Msg **out) {
+    uint8_t *buf;
+    size_t len;
+    *out = NULL;
+    int rc = t2_msg_pack_alloc(m, &buf, &len);
+    if (rc < 0) return rc;
+    rc = t2_msg_decode(buf, len, out, NULL);
+    free(buf);
+    return rc;
 }

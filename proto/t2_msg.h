@@ -58,6 +58,24 @@ int t2_msg_decode(const void *buf, size_t len, T2__Msg **out, t2_msg_ids *ids);
 /* Free a message from t2_msg_decode; NULL is fine. */
 void t2_msg_free(T2__Msg *m);
 
+/* Decoding without an allocation per message (a router or dispatcher forwards every chunk):
+ * t2_msg_decode_in unpacks into the arena's block instead of malloc. The message lives until
+ * the next decode into (or reset of) the same arena; never t2_msg_free it. A message bigger
+ * than the block still decodes (the overflow is malloc'd) and the block grows at the next
+ * reset to fit it, so a steady stream of messages allocates nothing. One arena, one thread. */
+typedef struct t2_msg_arena t2_msg_arena;
+/* initial: bytes of the block (a few KiB hold a Chunk or a Heartbeat). 0 or T2_ENOMEM. */
+int t2_msg_arena_new(t2_msg_arena **out, size_t initial);
+void t2_msg_arena_destroy(t2_msg_arena **a); /* NULL is fine; *a is set to NULL */
+/* Forget every message decoded into a (done by t2_msg_decode_in itself). */
+void t2_msg_arena_reset(t2_msg_arena *a);
+/* t2_msg_decode, into the arena (after resetting it). Same returns. */
+int t2_msg_decode_in(t2_msg_arena *a, const void *buf, size_t len, T2__Msg **out,
+                     t2_msg_ids *ids);
+/* A copy of m of its own (e.g. of one in an arena, to keep): free it with t2_msg_free.
+ * 0, T2_ENOMEM, or T2_EPROTO when m is not valid (t2_msg_validate). */
+int t2_msg_dup(T2__Msg *m, T2__Msg **out);
+
 /* Validate an envelope (version, exactly one body) and its body. 0 or T2_EPROTO + message. */
 int t2_msg_validate(const T2__Msg *m);
 

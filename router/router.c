@@ -100,6 +100,7 @@ typedef struct router {
     void *zap;                             /* the ZAP handler's socket */
     t2_curve_set allowed[T2_KEY_DISPATCHER + 1]; /* public keys by role */
     uint64_t zap_refused, refused; /* connections and messages refused (for the log) */
+    t2_msg_arena *arena; /* every frame is decoded here: no allocation per chunk */
 } router;
 
 /* ---- settings ----------------------------------------------------------------------------- */
@@ -821,9 +822,8 @@ static void handle(router *r, const uint8_t *id, size_t n, zmq_msg_t *frame, int
     T2__Msg *m;
     t2_msg_ids ids;
     char why[T2_MSG_ERROR_TEXT_MAX];
-    int rc = t2_msg_decode(zmq_msg_data(frame), len, &m, &ids);
+    int rc = t2_msg_decode_in(r->arena, zmq_msg_data(frame), len, &m, &ids);
     if (rc == 0 && len > r->cfg->max_msg) {
-        t2_msg_free(m);
         m = NULL;
         rc = T2_EPROTO;
         snprintf(why, sizeof why, "message of %zu bytes is over the limit of %zu", len, r->cfg->max_msg);
@@ -849,14 +849,22 @@ static void handle(router *r, const uint8_t *id, size_t n, zmq_msg_t *frame, int
                     t2_msg_body_name(m->body_case), t2_key_role_name(key_role),
                     zmq_msg_gets(frame, "User-Id"), forbidden, r->refused);
         decode_error(r, id, n, rid, "%s", forbidden);
-        t2_msg_free(m);
-        return;
+        return; /* m lives in the arena */
     }
     peer *p = peer_find(r, id, n); /* never a dead one: reap() runs after every message */
     if (p && !p->key_role) p->key_role = key_role;
     if (p) p->last_seen = r->now;
     switch (m->body_case) {
-    case T2__MSG__BODY_REQUEST: on_request(r, p, id, n, &m); break;
+    case T2__MSG__BODY_REQUEST: { /* kept as the job: decoded again, onto the heap */
+        T2__Msg *own = NULL;
+        if (t2_msg_decode(zmq_msg_data(frame), len, &own, NULL) < 0) {
+            reply_error(r, id, n, rid, 0, T2_ENOMEM, "router out of memory");
+            break;
+        }
+        on_request(r, p, id, n, &own);
+        t2_msg_free(own); /* NULL when on_request kept it */
+        break;
+    }
     case T2__MSG__BODY_CANCEL: on_cancel(r, p, id, n, m->cancel); break;
     case T2__MSG__BODY_HEARTBEAT: on_heartbeat(r, p, id, n, m->heartbeat); break;
     case T2__MSG__BODY_READY: on_ready(r, p, id, n, m->ready); break;
@@ -871,7 +879,6 @@ static void handle(router *r, const uint8_t *id, size_t n, zmq_msg_t *frame, int
         decode_error(r, id, n, rid, "a router does not take %s messages", t2_msg_body_name(m->body_case));
         break;
     }
-    t2_msg_free(m); /* NULL when on_request kept it */
 }
 
 /* Read everything waiting (bounded, so that timers still run under load). */
@@ -1076,6 +1083,7 @@ static void router_free(router *r) {
     for (int i = 0; i < r->nsvcs; i++) free(r->svcs[i]);
     free(r->jtab);
     free(r->ptab);
+    t2_msg_arena_destroy(&r->arena);
     if (r->sock) zmq_close(r->sock);
     if (r->zap) zmq_close(r->zap);
     for (int k = 0; k <= T2_KEY_DISPATCHER; k++) t2_curve_set_free(&r->allowed[k]);
@@ -1095,7 +1103,8 @@ int t2_router_run(const t2_router_config *cfg, volatile sig_atomic_t *stop) {
     r.ptab = calloc(r.pbuckets, sizeof *r.ptab);
     r.jtab = calloc(r.jbuckets, sizeof *r.jtab);
     r.ctx = zmq_ctx_new();
-    if (!r.ptab || !r.jtab || !r.ctx) {
+    t2_msg_arena_new(&r.arena, 16384);
+    if (!r.ptab || !r.jtab || !r.ctx || !r.arena) {
         rc = t2_err_set(T2_ENOMEM, "router: out of memory");
         goto out;
     }

@@ -36,6 +36,7 @@ struct t2_client {
     pending *tab[PENDING_BUCKETS];
     size_t n_pending;
     t2_client_stats st;
+    t2_msg_arena *arena; /* frames are decoded here: no allocation per chunk */
 };
 
 t2_client_opts t2_client_opts_default(void) {
@@ -148,7 +149,8 @@ int t2_client_new(t2_client **out, void *zctx, const char *endpoint, const t2_cl
         c->ctx = zmq_ctx_new();
         c->own_ctx = 1;
     }
-    if (!c->endpoint || !c->ctx) {
+    if (c->endpoint && c->ctx) t2_msg_arena_new(&c->arena, 8192);
+    if (!c->endpoint || !c->ctx || !c->arena) {
         t2_client_destroy(&c);
         return t2_err_set(T2_ENOMEM, "client: out of memory");
     }
@@ -182,6 +184,7 @@ void t2_client_destroy(t2_client **cp) {
         }
     free(c->endpoint);
     memset(&c->curve, 0, sizeof c->curve); /* no secret left in freed memory */
+    t2_msg_arena_destroy(&c->arena);
     free(c);
     *cp = NULL;
 }
@@ -291,7 +294,8 @@ static int local_error(t2_client_event *ev, uint64_t id, int code, const char *t
     return 1;
 }
 
-/* A message from the router: 1 if it makes an event (ev filled, m kept by ev), else 0. */
+/* A message from the router (in the arena): 1 if it makes an event (ev filled: a chunk points
+ * into the arena; results, errors and stats, rare, into a copy that ev owns), else 0. */
 static int on_message(t2_client *c, T2__Msg *m, t2_client_event *ev) {
     c->last_heard = t2_wire_now_ms();
     uint64_t rid = t2_msg_request_id(m);
@@ -307,12 +311,12 @@ static int on_message(t2_client *c, T2__Msg *m, t2_client_event *ev) {
         c->st.chunks++;
         ev->type = T2_CLIENT_CHUNK;
         ev->request_id = rid;
-        ev->chunk = m->chunk;
-        ev->msg_ = m;
+        ev->chunk = m->chunk; /* in the arena until the next recv */
         return 1;
     case T2__MSG__BODY_RESULT:
         if (!p) break;
         drop(c, rid);
+        if (t2_msg_dup(m, &m) < 0) return local_error(ev, rid, T2_ENOMEM, "out of memory");
         c->st.results++;
         ev->type = T2_CLIENT_RESULT;
         ev->request_id = rid;
@@ -323,6 +327,7 @@ static int on_message(t2_client *c, T2__Msg *m, t2_client_event *ev) {
         if (rid && !p) break;
         if (p) drop(c, rid);
         c->st.errors++;
+        if (t2_msg_dup(m, &m) < 0) return local_error(ev, rid, T2_ENOMEM, "out of memory");
         ev->type = T2_CLIENT_ERROR;
         ev->request_id = rid;
         ev->code = m->error->code;
@@ -330,6 +335,7 @@ static int on_message(t2_client *c, T2__Msg *m, t2_client_event *ev) {
         ev->msg_ = m;
         return 1;
     case T2__MSG__BODY_STATS:
+        if (t2_msg_dup(m, &m) < 0) return local_error(ev, 0, T2_ENOMEM, "out of memory");
         ev->type = T2_CLIENT_STATS;
         ev->stats = m->stats;
         ev->msg_ = m;
@@ -351,7 +357,6 @@ static int on_message(t2_client *c, T2__Msg *m, t2_client_event *ev) {
         T2_WARN("router %s sent an unexpected %s message", c->endpoint, t2_msg_body_name(m->body_case));
         break;
     }
-    t2_msg_free(m);
     return 0;
 }
 
@@ -394,7 +399,7 @@ int t2_client_recv(t2_client *c, t2_client_event *ev, int timeout_ms) {
         }
         for (int k = 0; k < 64; k++) {
             T2__Msg *m;
-            int rc = t2_wire_recv(c->sock, &m, 0, NULL);
+            int rc = t2_wire_recv_in(c->sock, c->arena, &m, 0, NULL);
             if (rc == 0) break;
             if (rc < 0) {
                 if (errno == ETERM) return t2_err_set(T2_EZMQ, "ZeroMQ context terminated");

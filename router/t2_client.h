@@ -100,7 +100,9 @@ typedef struct t2_client_event {
 } t2_client_event;
 
 /* Wait up to timeout_ms (0: do not wait, -1: forever) for the next event. Returns 1 with
- * *ev filled (its pointers valid until the next recv or t2_client_event_clear on it), 0 when
+ * *ev filled (its pointers valid until the next recv or t2_client_event_clear on it, and a
+ * CHUNK's also until t2_client_destroy: chunks are decoded into the client's arena, with no
+ * allocation per chunk), 0 when
  * none came in time or a signal interrupted the wait, or T2_EZMQ when the context was
  * terminated. ev must be zeroed before its first use. */
 int t2_client_recv(t2_client *c, t2_client_event *ev, int timeout_ms);

@@ -73,7 +73,20 @@ int t2_wire_send_error(void *sock, const void *ident, size_t ident_len, uint64_t
     return t2_wire_send(sock, ident, ident_len, &m);
 }
 
+static int recv_with(void *sock, t2_msg_arena *arena, T2__Msg **out, size_t max_len,
+                     t2_msg_ids *ids);
+
 int t2_wire_recv(void *sock, T2__Msg **out, size_t max_len, t2_msg_ids *ids) {
+    return recv_with(sock, NULL, out, max_len, ids);
+}
+
+int t2_wire_recv_in(void *sock, t2_msg_arena *arena, T2__Msg **out, size_t max_len,
+                    t2_msg_ids *ids) {
+    return recv_with(sock, arena, out, max_len, ids);
+}
+
+static int recv_with(void *sock, t2_msg_arena *arena, T2__Msg **out, size_t max_len,
+                     t2_msg_ids *ids) {
     *out = NULL;
     if (ids) memset(ids, 0, sizeof *ids);
     if (!max_len) max_len = T2_MSG_MAX_PEER;
@@ -102,7 +115,10 @@ int t2_wire_recv(void *sock, T2__Msg **out, size_t max_len, t2_msg_ids *ids) {
     else if (n > max_len)
         rc = t2_err_set(T2_EPROTO, "message of %zu bytes (at most %zu)", n, max_len);
     else
-        rc = t2_msg_decode(zmq_msg_data(&frame), n, out, ids) < 0 ? T2_EPROTO : 1;
+        rc = (arena ? t2_msg_decode_in(arena, zmq_msg_data(&frame), n, out, ids)
+                    : t2_msg_decode(zmq_msg_data(&frame), n, out, ids)) < 0
+                 ? T2_EPROTO
+                 : 1;
     zmq_msg_close(&frame);
     return rc;
 }

@@ -33,6 +33,11 @@ int t2_wire_send_error(void *sock, const void *ident, size_t ident_len, uint64_t
  * max_len 0: T2_MSG_MAX_PEER. */
 int t2_wire_recv(void *sock, T2__Msg **out, size_t max_len, t2_msg_ids *ids);
 
+/* t2_wire_recv decoding into an arena (no allocation per message): *out lives until the next
+ * decode into the arena; never t2_msg_free it. */
+int t2_wire_recv_in(void *sock, t2_msg_arena *arena, T2__Msg **out, size_t max_len,
+                    t2_msg_ids *ids);
+
 /* A new DEALER socket with a random routing id, the given linger, connected to endpoint.
  * NULL on failure (t2_err_msg says why). */
 void *t2_wire_dealer(void *zctx, const char *endpoint, int linger_ms);

@@ -37,6 +37,7 @@ struct t2_worker {
     uint32_t gen;
     t2_job *jobs; /* every live job: in the backlog (not yet returned by recv) or handed out */
     t2_worker_stats st;
+    t2_msg_arena *arena; /* frames are decoded here (a Job is copied out to be kept) */
 };
 
 t2_worker_opts t2_worker_opts_default(const char *service) {
@@ -140,18 +141,21 @@ static t2_job *find_job(t2_worker *w, uint64_t id) {
     return NULL;
 }
 
+/* A message from the router, in the arena (valid until the next receive). */
 static void on_message(t2_worker *w, T2__Msg *m) {
     w->last_heard = t2_wire_now_ms();
     w->backoff_ms = w->reconnect_ms; /* the router answers: reset the backoff */
     switch (m->body_case) {
     case T2__MSG__BODY_JOB: {
         t2_job *j = calloc(1, sizeof *j);
-        if (!j) {
+        T2__Msg *own = NULL;
+        if (!j || t2_msg_dup(m, &own) < 0) {
             t2_wire_send_error(w->sock, NULL, 0, m->job->request_id, m->job->job_id, T2_ENOMEM,
                                "worker out of memory");
-            t2_msg_free(m);
+            free(j);
             return;
         }
+        m = own;
         j->w = w;
         j->msg = m;
         j->id = m->job->job_id;
@@ -162,7 +166,7 @@ static void on_message(t2_worker *w, T2__Msg *m) {
         j->prev = prev;
         *pp = j;
         w->st.jobs++;
-        return; /* m is kept by the job */
+        return;
     }
     case T2__MSG__BODY_CANCEL: {
         t2_job *j = m->cancel->has_job_id ? find_job(w, m->cancel->job_id) : NULL;
@@ -208,7 +212,6 @@ static void on_message(t2_worker *w, T2__Msg *m) {
         T2_WARN("router %s sent an unexpected %s message", w->endpoint, t2_msg_body_name(m->body_case));
         break;
     }
-    t2_msg_free(m);
 }
 
 /* Everything due now, then wait up to `wait_ms` for input (0: none). Returns 0, 1 when a
@@ -248,7 +251,7 @@ static int pump(t2_worker *w, long wait_ms) {
     for (int k = 0; k < 1000 && w->sock; k++) {
         T2__Msg *m;
         t2_msg_ids ids;
-        int rc = t2_wire_recv(w->sock, &m, 0, &ids);
+        int rc = t2_wire_recv_in(w->sock, w->arena, &m, 0, &ids);
         if (rc == 0) break;
         if (rc < 0) {
             if (errno == ETERM) return t2_err_set(T2_EZMQ, "ZeroMQ context terminated");
@@ -453,6 +456,7 @@ int t2_worker_new(t2_worker **out, void *zctx, const char *endpoint, const t2_wo
         w->own_ctx = 1;
         if (!w->ctx) fail = 1;
     }
+    if (!fail && t2_msg_arena_new(&w->arena, 8192) < 0) fail = 1;
     if (fail) {
         t2_worker_destroy(&w);
         return t2_err_set(T2_ENOMEM, "worker: out of memory");
@@ -492,6 +496,7 @@ void t2_worker_destroy(t2_worker **wp) {
     free(w->name);
     free(w->sha);
     memset(&w->curve, 0, sizeof w->curve); /* no secret left in freed memory */
+    t2_msg_arena_destroy(&w->arena);
     free(w);
     *wp = NULL;
 }

@@ -1,6 +1,8 @@
 /* t2_test.h - minimal test macros. A test program is a list of `static void test_x(void)`
  * functions run by T2_RUN; failures print file:line and the expression, and main returns
- * non-zero; the last line is "N passed, N failed". */
+ * non-zero; the last line is "N passed, N failed, N skipped". A test that cannot check anything
+ * here says why with T2_SKIP (it returns); a program whose tests all skipped exits 77 (ctest
+ * SKIP). A precondition of a whole program: print "SKIP: why" and exit(77) before any T2_RUN. */
 #ifndef T2_TEST_H
 #define T2_TEST_H
 
@@ -10,7 +12,15 @@
 #include <string.h>
 
 static int t2_test_failed_checks;
-static int t2_test_passed, t2_test_failed;
+static int t2_test_passed, t2_test_failed, t2_test_skipped;
+static char t2_test_skip_why[256];
+
+/* Leave the current test function, reporting it as skipped (not passed) with the reason. */
+#define T2_SKIP(...)                                                                       \
+    do {                                                                                   \
+        snprintf(t2_test_skip_why, sizeof t2_test_skip_why, __VA_ARGS__);                  \
+        return;                                                                            \
+    } while (0)
 
 #define T2_CHECK(cond)                                                                     \
     do {                                                                                   \
@@ -50,8 +60,12 @@ static int t2_test_passed, t2_test_failed;
 #define T2_RUN(fn)                                                                         \
     do {                                                                                   \
         int before_ = t2_test_failed_checks;                                               \
+        t2_test_skip_why[0] = 0;                                                           \
         fn();                                                                              \
-        if (t2_test_failed_checks == before_) {                                            \
+        if (t2_test_failed_checks == before_ && t2_test_skip_why[0]) {                     \
+            t2_test_skipped++;                                                             \
+            printf("SKIP %s: %s\n", #fn, t2_test_skip_why);                                \
+        } else if (t2_test_failed_checks == before_) {                                     \
             t2_test_passed++;                                                              \
             printf("ok   %s\n", #fn);                                                      \
         } else {                                                                           \
@@ -62,7 +76,9 @@ static int t2_test_passed, t2_test_failed;
     } while (0)
 
 #define T2_TEST_END()                                                                      \
-    (printf("%d passed, %d failed\n", t2_test_passed, t2_test_failed), t2_test_failed ? 1 : 0)
+    (printf("%d passed, %d failed, %d skipped\n", t2_test_passed, t2_test_failed,            \
+            t2_test_skipped),                                                              \
+     t2_test_failed ? 1 : (t2_test_passed == 0 && t2_test_skipped > 0) ? 77 : 0)
 
 /* Path of a shared asset, or exit 77 (ctest SKIP) with a message when absent. */
 static inline const char *t2_test_asset(const char *rel) {

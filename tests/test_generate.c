@@ -218,7 +218,9 @@ static void run_case(const char *what, int max_tokens, float temp, const char *c
             T2_CHECK_EQ_INT(st.failed, failed);
             T2_CHECK_EQ_INT(st.gen_tokens, gen);
             T2_CHECK(st.mean_in_flight <= batches[bi] + 1e-9);
-            T2_CHECK(st.wall_seconds >= 0 && st.steps >= 0);
+            /* decode time is part of the wall time; a step holds at least one sequence */
+            T2_CHECK(st.wall_seconds >= st.decode_seconds && st.decode_seconds >= 0);
+            T2_CHECK(st.steps > 0 ? st.mean_in_flight >= 1.0 : st.decode_seconds == 0);
             t2_gen_results_free(res, NP);
         }
         t2_pool_destroy(&pool);

@@ -17,7 +17,10 @@
  *                context and one zmq_poll, as a dispatcher is
  *   restart      the router restarts under a request in flight: workers and clients
  *                reconnect, the request completes, new requests work
- * A watchdog (alarm) kills everything if the whole run takes over 40 s.
+ * Time limits are limits on hangs, not measures of speed: every wait for something that must
+ * happen gives up only after HANG_MS, so that a loaded machine slows the test down without
+ * failing it. Only what must NOT happen early is timed (a timeout does not fire before its
+ * time). A watchdog (alarm) kills everything if the whole run takes over WATCHDOG_S.
  */
 #include "t2_client.h"
 #include "base/t2_err.h"
@@ -43,6 +46,8 @@
 #include <zmq.h>
 
 #define HB "100"
+#define HANG_MS 15000   /* a wait for something that must happen: longer means it is stuck */
+#define WATCHDOG_S 150  /* the whole run (ctest's TIMEOUT is above it) */
 #define LIVENESS "3"
 #define MAX_CHILDREN 32
 
@@ -62,7 +67,7 @@ static void kill_all(void) {
 
 static void on_alarm(int sig) {
     (void)sig;
-    static const char m[] = "test_router: watchdog: over 40 s, killing everything\n";
+    static const char m[] = "test_router: watchdog: the run took too long, killing everything\n";
     if (write(2, m, sizeof m - 1) < 0) {
     }
     kill_all();
@@ -120,7 +125,7 @@ static int wait_child(pid_t pid, int timeout_ms) {
 
 static int stop_child(pid_t pid, int sig) {
     kill(pid, sig);
-    return wait_child(pid, 5000);
+    return wait_child(pid, HANG_MS);
 }
 
 static int free_port(void) {
@@ -217,7 +222,7 @@ static t2_client *new_client(void) {
 static int get_stats(t2_client *c, T2__Stats *out) {
     t2_client_request_stats(c);
     t2_client_event ev = {0};
-    uint64_t end = now_ms() + 2000;
+    uint64_t end = now_ms() + HANG_MS;
     while (now_ms() < end) {
         if (t2_client_recv(c, &ev, 100) == 1 && ev.type == T2_CLIENT_STATS) {
             *out = *ev.stats;
@@ -333,7 +338,7 @@ static void submit(t2_client *c, req *r, const char *service) {
 static T2__Msg *raw_exchange(void *s, const void *buf, size_t len, int nparts) {
     for (int i = 0; i < nparts; i++)
         zmq_send(s, buf, len, (i + 1 < nparts ? ZMQ_SNDMORE : 0));
-    uint64_t end = now_ms() + 2000;
+    uint64_t end = now_ms() + HANG_MS;
     while (now_ms() < end) {
         zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
         zmq_poll(&it, 1, 100);
@@ -405,7 +410,7 @@ static void test_concurrent(void) {
             submit(cs[ci], r, "echo");
         }
     uint64_t t0 = now_ms();
-    int ended = run_requests(cs, NC, rs, N, 10000);
+    int ended = run_requests(cs, NC, rs, N, HANG_MS);
     printf("     %d requests ended in %" PRIu64 " ms\n", ended, now_ms() - t0);
     T2_CHECK_EQ_INT(ended, N);
     check_echoed(rs, N);
@@ -490,7 +495,7 @@ static void test_bad_input(void) {
     { /* a worker's reply over the limit (the echo of a prompt just under it): the client
        * gets one final EPROTO, the job is cancelled at the worker and its slot freed */
         pid_t big = start_worker("big", "big", "1", "0", "8192", NULL, NULL);
-        T2_CHECK(wait_workers(admin, before.workers + 1, 5000));
+        T2_CHECK(wait_workers(admin, before.workers + 1, HANG_MS));
         static char p2[65536 - 40];
         memset(p2, 'b', sizeof p2 - 1);
         p2[sizeof p2 - 1] = 0;
@@ -498,12 +503,12 @@ static void test_bad_input(void) {
         req r = {0};
         T2_CHECK(t2_client_submit_prompt(c, "big", p2, 0, &r.id) == 0);
         t2_client *cs[1] = {c};
-        T2_CHECK_EQ_INT(run_requests(cs, 1, &r, 1, 5000), 1);
+        T2_CHECK_EQ_INT(run_requests(cs, 1, &r, 1, HANG_MS), 1);
         T2_CHECK_MSG(r.errors == 1 && r.code == T2_EPROTO && r.results == 0 && r.chunks == 8,
                      "oversized result: %d errors (code %d), %d results, %d chunks", r.errors,
                      r.code, r.results, r.chunks);
         t2_client_destroy(&c);
-        T2_CHECK_EQ_INT(wait_idle(admin, 2000), 0);
+        T2_CHECK_EQ_INT(wait_idle(admin, HANG_MS), 0);
         T2_CHECK_EQ_INT(stop_child(big, SIGTERM), 0);
     }
 
@@ -520,7 +525,7 @@ static void test_bad_input(void) {
     char got[64] = {0};
     size_t glen = 0;
     int done = 0;
-    uint64_t end = now_ms() + 3000;
+    uint64_t end = now_ms() + HANG_MS;
     while (!done && now_ms() < end) {
         zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
         zmq_poll(&it, 1, 50);
@@ -546,7 +551,7 @@ static void test_worker_death(void) {
     uint32_t w0 = before.workers;
     pid_t die = start_worker("fragile", "dying", "2", "40", "4", "--die-after-chunks", "5");
     pid_t hang = start_worker("fragile", "hanging", "2", "40", "4", "--hang-after-chunks", "5");
-    T2_CHECK(wait_workers(admin, w0 + 2, 5000));
+    T2_CHECK(wait_workers(admin, w0 + 2, HANG_MS));
     t2_client *c = new_client();
     enum { N = 4 };
     req rs[N];
@@ -557,21 +562,21 @@ static void test_worker_death(void) {
     }
     /* all four are at the two doomed workers before the good one arrives */
     t2_client *cs[1] = {c};
-    uint64_t end = now_ms() + 3000;
+    uint64_t end = now_ms() + HANG_MS;
     while (now_ms() < end && count_events("dying", "job ") + count_events("hanging", "job ") < N)
         run_requests(cs, 1, rs, N, 10); /* keep the client heartbeating meanwhile */
     T2_CHECK_EQ_INT(count_events("dying", "job ") + count_events("hanging", "job "), N);
     pid_t ok = start_worker("fragile", "rescuer", "4", "5", "4", NULL, NULL);
-    int ended = run_requests(cs, 1, rs, N, 8000);
+    int ended = run_requests(cs, 1, rs, N, HANG_MS);
     T2_CHECK_EQ_INT(ended, N);
     check_echoed(rs, N);
-    T2_CHECK_EQ_INT(wait_child(die, 3000), 3); /* it crashed as told */
+    T2_CHECK_EQ_INT(wait_child(die, HANG_MS), 3); /* it crashed as told */
     T2_CHECK(count_events("hanging", "hang") == 1);
     T2_CHECK(get_stats(admin, &after) == 0);
     printf("     requeues %" PRIu64 " -> %" PRIu64 ", rescuer ran %d job(s)\n", before.requeues,
            after.requeues, count_events("rescuer", "job "));
     T2_CHECK(after.requeues - before.requeues >= N);
-    T2_CHECK(wait_events("rescuer", "done ", N, 2000)); /* written just after the result */
+    T2_CHECK(wait_events("rescuer", "done ", N, HANG_MS)); /* written just after the result */
     T2_CHECK_EQ_INT(count_events("rescuer", "done "), N);
     T2_CHECK_EQ_INT(stop_child(hang, SIGKILL), 128 + SIGKILL);
     T2_CHECK_EQ_INT(stop_child(ok, SIGTERM), 0);
@@ -581,7 +586,7 @@ static void test_worker_death(void) {
 /* Wait for the first chunk of request id on client c. */
 static int first_chunk(t2_client *c, uint64_t id) {
     t2_client_event ev = {0};
-    uint64_t end = now_ms() + 3000;
+    uint64_t end = now_ms() + HANG_MS;
     int got = 0;
     while (!got && now_ms() < end)
         if (t2_client_recv(c, &ev, 50) == 1 && ev.request_id == id && ev.type == T2_CLIENT_CHUNK) got = 1;
@@ -602,7 +607,7 @@ static void test_client_gone(void) {
     T2_CHECK(t2_client_submit_prompt(c, "slow", long_prompt, 0, &id) == 0);
     T2_CHECK(first_chunk(c, id));
     t2_client_destroy(&c);
-    T2_CHECK_MSG(wait_events("slow", "cancel ", 1, 2000), "no cancel after a goodbye");
+    T2_CHECK_MSG(wait_events("slow", "cancel ", 1, HANG_MS), "no cancel after a goodbye");
 
     /* 2. a client that vanishes: a raw socket closed without a word */
     void *s = t2_wire_dealer(zctx, endpoint, 0);
@@ -611,7 +616,7 @@ static void test_client_gone(void) {
     zmq_send(s, b, len, 0);
     free(b);
     int chunk = 0;
-    uint64_t end = now_ms() + 3000;
+    uint64_t end = now_ms() + HANG_MS;
     while (!chunk && now_ms() < end) {
         zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
         zmq_poll(&it, 1, 50);
@@ -624,7 +629,7 @@ static void test_client_gone(void) {
     T2_CHECK(chunk);
     zmq_close(s);
     uint64_t t0 = now_ms();
-    T2_CHECK_MSG(wait_events("slow", "cancel ", 2, 2000), "no cancel after a client vanished");
+    T2_CHECK_MSG(wait_events("slow", "cancel ", 2, HANG_MS), "no cancel after a client vanished");
     printf("     vanished client's job cancelled after %" PRIu64 " ms\n", now_ms() - t0);
 
     /* 3. an explicit cancel */
@@ -633,7 +638,7 @@ static void test_client_gone(void) {
     T2_CHECK(first_chunk(c, id));
     T2_CHECK_EQ_INT(t2_client_cancel(c, id), 0);
     T2_CHECK_EQ_INT(t2_client_cancel(c, id), T2_ENOTFOUND);
-    T2_CHECK_MSG(wait_events("slow", "cancel ", 3, 2000), "no cancel after t2_client_cancel");
+    T2_CHECK_MSG(wait_events("slow", "cancel ", 3, HANG_MS), "no cancel after t2_client_cancel");
     t2_client_event ev = {0};
     T2_CHECK_EQ_INT(t2_client_recv(c, &ev, 200), 0); /* nothing more for it */
     t2_client_event_clear(&ev);
@@ -648,7 +653,7 @@ static void test_client_gone(void) {
     t0 = now_ms();
     T2_CHECK(t2_client_submit(c, "slow", &t, 300, &id) == 0);
     int chunks = 0, code = 0;
-    end = now_ms() + 3000;
+    end = now_ms() + HANG_MS;
     while (!code && now_ms() < end)
         if (t2_client_recv(c, &ev, 50) == 1) {
             if (ev.type == T2_CLIENT_CHUNK) chunks++;
@@ -658,12 +663,12 @@ static void test_client_gone(void) {
     uint64_t dt = now_ms() - t0;
     t2_client_event_clear(&ev);
     T2_CHECK_EQ_INT(code, T2_ETIMEOUT);
-    T2_CHECK_MSG(chunks > 0 && dt >= 290 && dt < 1500, "%d chunks, timed out after %" PRIu64 " ms",
-                 chunks, dt);
-    T2_CHECK_MSG(wait_events("slow", "cancel ", 4, 2000), "no cancel after a timeout");
+    /* not before its 300 ms (how much later depends on the machine's load) */
+    T2_CHECK_MSG(chunks > 0 && dt >= 290, "%d chunks, timed out after %" PRIu64 " ms", chunks, dt);
+    T2_CHECK_MSG(wait_events("slow", "cancel ", 4, HANG_MS), "no cancel after a timeout");
     t2_client_destroy(&c);
 
-    T2_CHECK_EQ_INT(wait_idle(admin, 2000), 0);
+    T2_CHECK_EQ_INT(wait_idle(admin, HANG_MS), 0);
     T2_CHECK(get_stats(admin, &after) == 0);
     T2_CHECK_EQ_INT(after.cancels - before.cancels, 4);
     T2_CHECK_EQ_INT(after.timeouts - before.timeouts, 1);
@@ -687,14 +692,13 @@ static void test_busy(void) {
     T2_CHECK_EQ_INT(t2_client_recv(c, &ev, 300), 0); /* both wait: no worker */
     uint64_t t0 = now_ms();
     T2_CHECK(t2_client_submit_prompt(c, "idle", "three", 0, &busy) == 0);
-    int rc = t2_client_recv(c, &ev, 1000);
+    int rc = t2_client_recv(c, &ev, HANG_MS); /* without EBUSY nothing would ever come */
     uint64_t dt = now_ms() - t0;
     T2_CHECK_EQ_INT(rc, 1);
     T2_CHECK_EQ_INT(ev.type, T2_CLIENT_ERROR);
     T2_CHECK_EQ_INT(ev.request_id, busy);
     T2_CHECK_EQ_INT(ev.code, T2_EBUSY);
     printf("     busy answer after %" PRIu64 " ms: %s\n", dt, ev.message ? ev.message : "");
-    T2_CHECK(dt < 500);
 
     /* a request timeout while queued */
     T2_CHECK_EQ_INT(t2_client_cancel(c, a), 0);
@@ -705,12 +709,12 @@ static void test_busy(void) {
     uint64_t late;
     t0 = now_ms();
     T2_CHECK(t2_client_submit(c, "idle", &t, 300, &late) == 0);
-    rc = t2_client_recv(c, &ev, 2000);
+    rc = t2_client_recv(c, &ev, HANG_MS);
     dt = now_ms() - t0;
     T2_CHECK_EQ_INT(rc, 1);
     T2_CHECK_EQ_INT(ev.request_id, late);
     T2_CHECK_EQ_INT(ev.code, T2_ETIMEOUT);
-    T2_CHECK_MSG(dt >= 290 && dt < 1000, "timeout after %" PRIu64 " ms", dt);
+    T2_CHECK_MSG(dt >= 290, "timeout after %" PRIu64 " ms (its limit is 300)", dt);
     t2_client_event_clear(&ev);
     t2_client_destroy(&c);
 
@@ -735,7 +739,7 @@ static void test_restart(void) {
     T2_CHECK(file_has("router1.log", "shutdown: requests="));
     start_router();
     t2_client *cs[1] = {c};
-    int ended = run_requests(cs, 1, &r, 1, 8000);
+    int ended = run_requests(cs, 1, &r, 1, HANG_MS);
     T2_CHECK_EQ_INT(ended, 1);
     check_echoed(&r, 1);
     t2_client_stats st;
@@ -747,7 +751,7 @@ static void test_restart(void) {
     /* every worker is back; new requests work */
     t2_client_destroy(&admin);
     admin = new_client();
-    T2_CHECK(wait_workers(admin, 3, 5000));
+    T2_CHECK(wait_workers(admin, 3, HANG_MS));
     enum { N = 6 };
     req rs[N];
     memset(rs, 0, sizeof rs);
@@ -756,7 +760,7 @@ static void test_restart(void) {
         make_prompt(&rs[i], 0, 100 + i, 30);
         submit(c, &rs[i], "echo");
     }
-    T2_CHECK_EQ_INT(run_requests(cs, 1, rs, N, 5000), N);
+    T2_CHECK_EQ_INT(run_requests(cs, 1, rs, N, HANG_MS), N);
     check_echoed(rs, N);
     t2_client_destroy(&c);
 }
@@ -840,7 +844,7 @@ static void test_dispatcher_pattern(void) {
     pthread_t th;
     atomic_store(&relay_stop, 0);
     T2_CHECK(pthread_create(&th, NULL, relay_main, NULL) == 0);
-    T2_CHECK(wait_workers(admin, st.workers + 1, 5000));
+    T2_CHECK(wait_workers(admin, st.workers + 1, HANG_MS));
     t2_client *c = new_client();
     enum { N = 6 };
     req rs[N];
@@ -850,7 +854,7 @@ static void test_dispatcher_pattern(void) {
         submit(c, &rs[i], "relay");
     }
     t2_client *cs[1] = {c};
-    T2_CHECK_EQ_INT(run_requests(cs, 1, rs, N, 5000), N);
+    T2_CHECK_EQ_INT(run_requests(cs, 1, rs, N, HANG_MS), N);
     check_echoed(rs, N);
     t2_client_destroy(&c);
     atomic_store(&relay_stop, 1);
@@ -864,7 +868,7 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 
 int main(int argc, char **argv) {
     signal(SIGALRM, on_alarm);
-    alarm(40);
+    alarm(WATCHDOG_S);
     signal(SIGPIPE, SIG_IGN);
     const char *b = getenv("T2_BIN");
     if (b) snprintf(bin_dir, sizeof bin_dir, "%s", b);
@@ -895,7 +899,7 @@ int main(int argc, char **argv) {
     pid_t e2 = start_worker("echo", "echo2", "2", "1", "4", NULL, NULL);
     pid_t slow = start_worker("slow", "slow", "2", "50", "2", NULL, NULL);
     admin = new_client();
-    T2_CHECK_MSG(wait_workers(admin, 3, 5000), "the 3 workers did not register");
+    T2_CHECK_MSG(wait_workers(admin, 3, HANG_MS), "the 3 workers did not register");
 
     T2_RUN(test_concurrent);
     T2_RUN(test_bad_input);

@@ -121,7 +121,59 @@ static void test_cache_lru(void) {
     t2_adapt_release(&held);
     t2_adapt_release(&g);
     for (int i = 0; i < 3; i++) t2_adapt_release(&a[i]);
-    T2_CHECK(t2_mixture_key(&mix) != 0);
+}
+
+/* The cache key follows every byte it hashes: same mixture, same key; a change of any expert
+ * name, base sha, order, alpha bit or per_matrix flag, another key. */
+static void test_mixture_key(void) {
+    t2_expert x = *ex[0], y = *ex[1]; /* shallow copies whose name / sha we may change */
+    const t2_expert *e[2] = {&x, &y};
+    float alpha[2] = {0.25f, 0.75f};
+    t2_mixture mix = {2, e, alpha, 2, 0};
+    const uint64_t k0 = t2_mixture_key(&mix);
+    t2_mixture same = mix;
+    float alpha2[2] = {0.25f, 0.75f};
+    same.alpha = alpha2;
+    T2_CHECK(t2_mixture_key(&same) == k0);
+    alpha2[1] = 0.5f;
+    T2_CHECK(t2_mixture_key(&same) != k0);
+    alpha2[1] = -0.75f; /* the sign: only the top byte differs */
+    T2_CHECK(t2_mixture_key(&same) != k0);
+    alpha2[1] = 0.75f;
+    alpha2[0] = nextafterf(0.25f, 1.0f); /* one ulp */
+    T2_CHECK(t2_mixture_key(&same) != k0);
+    alpha2[0] = 0.25f;
+    const t2_expert *swapped[2] = {&y, &x};
+    same.experts = swapped;
+    T2_CHECK(t2_mixture_key(&same) != k0);
+    same.experts = e;
+    T2_CHECK(t2_mixture_key(&same) == k0);
+    /* the same letters split differently between the two names */
+    x.name = "ab";
+    y.name = "c";
+    const uint64_t k1 = t2_mixture_key(&mix);
+    x.name = "a";
+    y.name = "bc";
+    T2_CHECK(t2_mixture_key(&mix) != k1);
+    x.name = ex[0]->name;
+    y.name = ex[1]->name;
+    T2_CHECK(t2_mixture_key(&mix) == k0);
+    x.base_sha256[63] ^= 1;
+    T2_CHECK(t2_mixture_key(&mix) != k0);
+    x.base_sha256[63] ^= 1;
+    /* per-matrix alphas equal to the plain ones still make another key */
+    const int nm = factors->n_layers * T2_N_TARGETS;
+    float *pm = malloc(2 * (size_t)nm * sizeof *pm);
+    for (int i = 0; i < nm; i++) {
+        pm[i] = alpha[0];
+        pm[nm + i] = alpha[1];
+    }
+    t2_mixture per = {2, e, pm, 2 * nm, 1};
+    const uint64_t kp = t2_mixture_key(&per);
+    T2_CHECK(kp != k0);
+    pm[2 * nm - 1] = 0; /* the last alpha is hashed too */
+    T2_CHECK(t2_mixture_key(&per) != kp);
+    free(pm);
 }
 
 #define NSEQ 6
@@ -214,6 +266,7 @@ int main(void) {
     T2_RUN(test_mixture_checks);
     T2_RUN(test_per_matrix_alpha);
     T2_RUN(test_cache_lru);
+    T2_RUN(test_mixture_key);
     T2_RUN(test_multi_sequence_bit_identical);
     T2_RUN(test_multi_errors);
     for (int i = 0; i < 3; i++) t2_expert_destroy(&ex[i]);

@@ -12,6 +12,7 @@
 #include "tasks/tasks.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -825,11 +826,12 @@ static void test_jsonl(void) {
 
 /* ================================================================ sandbox */
 
-static int have_python(void) {
-    if (access(T2_SANDBOX_PYTHON, X_OK) == 0)
-        return 1;
-    printf("SKIP part: %s not found\n", T2_SANDBOX_PYTHON);
-    return 0;
+/* The sandbox groups run only with the interpreter: without it, exit 77 (SKIP) saying so. */
+static void require_python(void) {
+    if (access(T2_SANDBOX_PYTHON, X_OK) != 0) {
+        printf("SKIP: %s not found (the sandbox runs Python programs)\n", T2_SANDBOX_PYTHON);
+        exit(77);
+    }
 }
 
 static int run_py(const char *prog, double timeout, t2_sandbox_result *r) {
@@ -840,8 +842,6 @@ static int run_py(const char *prog, double timeout, t2_sandbox_result *r) {
 }
 
 static void test_sandbox_basics(void) {
-    if (!have_python())
-        return;
     t2_sandbox_result r;
     if (run_py("print('hello from the sandbox')\n", 10, &r) == 0) {
         T2_CHECK(r.status == T2_SANDBOX_PASSED && strstr(r.output, "hello from the sandbox"));
@@ -881,8 +881,6 @@ static void test_sandbox_basics(void) {
 }
 
 static void test_sandbox_limits(void) {
-    if (!have_python())
-        return;
     t2_sandbox_result r;
     /* an endless loop is killed at the wall-clock limit */
     if (run_py("while True:\n    pass\n", 1.0, &r) == 0) {
@@ -905,16 +903,15 @@ static void test_sandbox_limits(void) {
 }
 
 /* The sandboxed program cannot reach a TCP server the test itself runs on 127.0.0.1. */
-static void check_no_network(const char *what) {
+static int check_no_network(const char *what) {
     int srv = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t al = sizeof a;
     if (srv < 0 || bind(srv, (struct sockaddr *)&a, sizeof a) < 0 || listen(srv, 4) < 0 ||
         getsockname(srv, (struct sockaddr *)&a, &al) < 0) {
-        printf("SKIP part: cannot listen on 127.0.0.1\n");
         if (srv >= 0)
             close(srv);
-        return;
+        return -1;
     }
     char prog[512];
     snprintf(prog, sizeof prog,
@@ -934,12 +931,12 @@ static void check_no_network(const char *what) {
         printf("     %s: isolation %s, %s", what, t2_sandbox_isolation_name(r.isolation), r.output);
     }
     close(srv);
+    return 0;
 }
 
 static void test_sandbox_network(void) {
-    if (!have_python())
-        return;
-    check_no_network("default");
+    if (check_no_network("default") < 0)
+        T2_SKIP("cannot listen on 127.0.0.1: %s", strerror(errno));
     setenv("T2_SANDBOX_NO_NETNS", "1", 1); /* the fallback when namespaces are not allowed */
     check_no_network("without namespaces");
     unsetenv("T2_SANDBOX_NO_NETNS");
@@ -947,8 +944,6 @@ static void test_sandbox_network(void) {
 
 /* Code scoring through a data set in the temp folder: reference passes, wrong code fails. */
 static void test_code_scorer_tmp(void) {
-    if (!have_python())
-        return;
     write_file("mbpp/mbpp.jsonl",
                "{\"text\": \"Add.\", \"code\": \"def add(a, b):\\r\\n    return a + b\", "
                "\"task_id\": 11, \"test_setup_code\": \"\", \"test_list\": [\"assert add(1, 2) "
@@ -997,14 +992,11 @@ static int run_cmd(const char *cmd, char **out) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+static char t2_bin[600]; /* the `t2` program (main checks that it is there) */
+
 static void test_cli(void) {
-    const char *bin = getenv("T2_BIN");
-    char t2[600], cmd[1600], *out = NULL;
-    snprintf(t2, sizeof t2, "%s/t2", bin ? bin : "bin");
-    if (access(t2, X_OK) != 0) {
-        printf("SKIP part: %s not found (set T2_BIN)\n", t2);
-        return;
-    }
+    const char *t2 = t2_bin;
+    char cmd[1600], *out = NULL;
     /* dump = the API's dump */
     snprintf(cmd, sizeof cmd, "%s tasks dump --family all --n 50 --seed 3 --mix pretrain", t2);
     T2_CHECK(run_cmd(cmd, &out) == 0);
@@ -1116,8 +1108,6 @@ static void test_real_text_scorers(void) {
 }
 
 static void test_real_code_scorers(void) {
-    if (!have_python())
-        return;
     /* the first 50 MBPP test rows and 30 HumanEval rows: reference passes, wrong code fails */
     struct {
         const char *fam;
@@ -1151,13 +1141,51 @@ static void test_real_code_scorers(void) {
     t2_task_set_destroy(&s);
 }
 
+/* Groups, one ctest entry each, so that a group whose precondition is missing is reported as
+ * skipped (exit 77) instead of passing with nothing checked:
+ *   (none)     generators, scorers, JSON: no outside program needed
+ *   sandbox    the Python sandbox and code scoring (needs T2_SANDBOX_PYTHON)
+ *   cli        `t2 tasks` (needs $T2_BIN/t2)
+ *   real       the real data sets (needs the assets)
+ *   real-code  MBPP / HumanEval references through the sandbox (assets and Python) */
 int main(int argc, char **argv) {
-    if (argc > 1 && !strcmp(argv[1], "real")) {
+    const char *group = argc > 1 ? argv[1] : "";
+    if (!strcmp(group, "real") || !strcmp(group, "real-code")) {
         t2_test_asset("data/gsm8k/test.jsonl"); /* exit 77 without the assets */
-        T2_RUN(test_real_rows);
-        T2_RUN(test_real_text_scorers);
-        T2_RUN(test_real_code_scorers);
+        if (!strcmp(group, "real")) {
+            T2_RUN(test_real_rows);
+            T2_RUN(test_real_text_scorers);
+        } else {
+            require_python();
+            T2_RUN(test_real_code_scorers);
+        }
         return T2_TEST_END();
+    }
+    if (!strcmp(group, "sandbox")) {
+        require_python();
+        make_tmp_data();
+        T2_RUN(test_sandbox_basics);
+        T2_RUN(test_sandbox_limits);
+        T2_RUN(test_sandbox_network);
+        T2_RUN(test_code_scorer_tmp);
+        rm_tmp_data();
+        return T2_TEST_END();
+    }
+    if (!strcmp(group, "cli")) {
+        const char *bin = getenv("T2_BIN");
+        snprintf(t2_bin, sizeof t2_bin, "%s/t2", bin ? bin : "bin");
+        if (access(t2_bin, X_OK) != 0) {
+            printf("SKIP: %s not found (set T2_BIN to the folder of the t2 program)\n", t2_bin);
+            return 77;
+        }
+        make_tmp_data();
+        T2_RUN(test_cli);
+        rm_tmp_data();
+        return T2_TEST_END();
+    }
+    if (group[0]) {
+        fprintf(stderr, "test_tasks: unknown group '%s' (sandbox, cli, real, real-code)\n", group);
+        return 2;
     }
     make_tmp_data();
     T2_RUN(test_families_registry);
@@ -1175,11 +1203,6 @@ int main(int argc, char **argv) {
     T2_RUN(test_json_malformed);
     T2_RUN(test_json_writer_roundtrip);
     T2_RUN(test_jsonl);
-    T2_RUN(test_sandbox_basics);
-    T2_RUN(test_sandbox_limits);
-    T2_RUN(test_sandbox_network);
-    T2_RUN(test_code_scorer_tmp);
-    T2_RUN(test_cli);
     rm_tmp_data();
     return T2_TEST_END();
 }

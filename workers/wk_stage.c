@@ -8,6 +8,7 @@
 #include "base/t2_err.h"
 #include "base/t2_log.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,13 +30,37 @@ void wk_open_pack(void *body, const wk_open *o, const wk_mix *mix) {
     if (o->n_alpha) memcpy(b + off, mix->alpha, (size_t)o->n_alpha * sizeof(float));
 }
 
+/* The counts of an OPEN header, before anything is sized from them. */
+static int open_check(const wk_open *o) {
+    if (o->n_experts < 0 || o->n_experts > WK_MIX_MAX)
+        return t2_err_set(T2_EPROTO, "OPEN: %d experts (0..%d)", o->n_experts, WK_MIX_MAX);
+    if (o->per_matrix != 0 && o->per_matrix != 1)
+        return t2_err_set(T2_EPROTO, "OPEN: per_matrix %d (0 or 1)", o->per_matrix);
+    int ok = o->per_matrix ? o->n_experts > 0 && o->n_alpha > 0 && o->n_alpha % o->n_experts == 0
+                           : o->n_alpha == o->n_experts;
+    if (!ok)
+        return t2_err_set(T2_EPROTO, "OPEN: %d alphas for %d experts%s", o->n_alpha,
+                          o->n_experts, o->per_matrix ? " per matrix" : "");
+    if (o->kind != WK_KIND_GENERATE && o->kind != WK_KIND_CLASSIFY)
+        return t2_err_set(T2_EPROTO, "OPEN: kind %d", o->kind);
+    if (!isfinite(o->temperature) || o->temperature < 0 || !isfinite(o->top_p))
+        return t2_err_set(T2_EPROTO, "OPEN: temperature %g, top_p %g", (double)o->temperature,
+                          (double)o->top_p);
+    return 0;
+}
+
 int wk_open_unpack(const void *body, size_t len, wk_open *o, wk_mix *mix) {
     const char *b = body;
     memset(mix, 0, sizeof *mix);
-    if (len < sizeof *o) return t2_err_set(T2_EPROTO, "OPEN: %zu bytes", len);
+    if (len < sizeof *o)
+        return t2_err_set(T2_EPROTO, "OPEN: %zu bytes, shorter than its %zu-byte header", len,
+                          sizeof *o);
     memcpy(o, b, sizeof *o);
-    if (o->n_experts < 0 || o->n_experts > WK_MIX_MAX || o->n_alpha < 0 || len != wk_open_size(o))
-        return t2_err_set(T2_EPROTO, "OPEN: bad sizes");
+    int rc = open_check(o);
+    if (rc < 0) return rc;
+    if (len != wk_open_size(o))
+        return t2_err_set(T2_EPROTO, "OPEN: %zu bytes, %zu expected for %d experts and %d alphas",
+                          len, wk_open_size(o), o->n_experts, o->n_alpha);
     mix->n = o->n_experts;
     mix->per_matrix = o->per_matrix;
     mix->n_alpha = o->n_alpha;

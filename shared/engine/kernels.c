@@ -418,10 +418,17 @@ typedef struct xq_buf {
     const t2_kern_ops *o;
     const float *src;
     int cols;
+    /* the per-call table of prepared-x pointers of t2_matvec_multi / t2_matvec_batch when it
+     * is longer than their stack table: kept, so that no call allocates once it has grown */
+    const void **ptrs;
+    int n_ptrs;
 } xq_buf;
 static void xq_free(void *v) {
     xq_buf *b = v;
-    if (b) free(b->p);
+    if (b) {
+        free(b->p);
+        free(b->ptrs);
+    }
     free(b);
 }
 static void xq_init(void) { g_xq_key_ok = pthread_key_create(&g_xq_key, xq_free) == 0; }
@@ -453,6 +460,20 @@ static void *xq_get(size_t bytes) {
         b->cap = cap;
     }
     return b->p;
+}
+
+/* A table of n pointers for one call on this thread (its contents are the caller's). */
+static const void **xq_ptrs(int n) {
+    xq_buf *b = xq_this_thread();
+    if (!b) return NULL;
+    if (b->n_ptrs < n) {
+        int cap = n < 64 ? 64 : n;
+        const void **p = realloc(b->ptrs, (size_t)cap * sizeof *p);
+        if (!p) return NULL;
+        b->ptrs = p;
+        b->n_ptrs = cap;
+    }
+    return b->ptrs;
 }
 
 static void xq_release_thread(void) {
@@ -562,7 +583,7 @@ void t2_matvec_multi(t2_pool *pool, int n, float *const *ys, const t2_mat *const
                      const float *const *xs) {
     if (n <= 0) return;
     const void *xq_stack[16];
-    const void **xq = n <= 16 ? xq_stack : calloc((size_t)n, sizeof *xq);
+    const void **xq = n <= 16 ? xq_stack : xq_ptrs(n);
     mv_job j = {n, ys, Ws, xs, xq, ops(), 0, 0, 0};
     if (!xq) { /* no memory even for n pointers: single thread, Q8_0 on f32 x */
         for (int i = 0; i < n; i++) run_rows(j.o, ys[i], Ws[i], xs[i], NULL, 0, Ws[i]->rows);
@@ -603,7 +624,6 @@ void t2_matvec_multi(t2_pool *pool, int n, float *const *ys, const t2_mat *const
         atomic_init(&j.next_chunk, 0);
         t2_pool_run(pool, mv_task, &j);
     }
-    if (xq != xq_stack) free(xq);
 }
 
 void t2_matvec(t2_pool *pool, float *y, const t2_mat *W, const float *x) {
@@ -664,10 +684,9 @@ void t2_matvec_batch(t2_pool *pool, float *const *ys, const t2_mat *W, const flo
     size_t pb = (q8_prep_bytes(W->cols) + 63) / 64 * 64;
     if (W->type == T2_Q8_0 && pb) {
         /* each x prepared once, as t2_matvec prepares it (same function, same bits) */
-        xq = B <= 16 ? xq_stack : malloc((size_t)B * sizeof *xq);
+        xq = B <= 16 ? xq_stack : xq_ptrs(B);
         uint8_t *qbuf = xq ? xq_get(pb * (size_t)B) : NULL;
         if (!qbuf) { /* no memory: t2_matvec per vector, which has its own fallback */
-            if (xq != xq_stack) free(xq);
             for (int b = 0; b < B; b++) t2_matvec(pool, ys[b], W, xs[b]);
             return;
         }
@@ -688,7 +707,6 @@ void t2_matvec_batch(t2_pool *pool, float *const *ys, const t2_mat *W, const flo
         mvb_task(&j, 0, 1);
     else
         t2_pool_run(pool, mvb_task, &j);
-    if (xq && xq != xq_stack) free(xq);
 }
 
 /* ------------------------------------------------------------------------------------------ */

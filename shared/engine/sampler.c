@@ -52,9 +52,35 @@ static uint32_t rng_u32(uint64_t *s) { /* xorshift64*, upper half */
 
 static float rng_f32(uint64_t *s) { return (float)(rng_u32(s) >> 8) / 16777216.0f; } /* [0,1) */
 
-static int by_prob_desc(const void *a, const void *b) {
-    float pa = ((const prob_index *)a)->p, pb = ((const prob_index *)b)->p;
-    return (pa < pb) - (pa > pb);
+/* a goes before b: higher probability first, then the lower token id - the order a stable sort
+ * of the candidates (collected in id order) by probability gives. */
+static int cand_before(prob_index a, prob_index b) {
+    return a.p > b.p || (a.p == b.p && a.i < b.i);
+}
+
+static void sift_down(prob_index *c, int root, int n) {
+    for (;;) {
+        int child = 2 * root + 1;
+        if (child >= n) return;
+        if (child + 1 < n && cand_before(c[child], c[child + 1])) child++;
+        if (!cand_before(c[root], c[child])) return;
+        prob_index t = c[root];
+        c[root] = c[child];
+        c[child] = t;
+        root = child;
+    }
+}
+
+/* Heap sort in place: no allocation per token (glibc's qsort mallocs above 1 KiB). The order
+ * is total, so the result is the same as any correct sort's. */
+static void sort_cands(prob_index *c, int n) {
+    for (int i = n / 2 - 1; i >= 0; i--) sift_down(c, i, n);
+    for (int end = n - 1; end > 0; end--) {
+        prob_index t = c[0];
+        c[0] = c[end];
+        c[end] = t;
+        sift_down(c, 0, end);
+    }
 }
 
 int t2_sample(t2_sampler *s, float *logits) {
@@ -77,7 +103,7 @@ int t2_sample(t2_sampler *s, float *logits) {
     for (int i = 0; i < n; i++)
         if (logits[i] >= cutoff) s->cand[k++] = (prob_index){logits[i], i};
     if (k == 0) return t2_argmax(logits, n);
-    qsort(s->cand, (size_t)k, sizeof *s->cand, by_prob_desc);
+    sort_cands(s->cand, k);
     float cum = 0;
     int last = k - 1;
     for (int i = 0; i < k; i++) {
