@@ -2,6 +2,7 @@
 
 #include "engine/kernels.h"
 #include "base/platform.h"
+#include "base/rng.h"
 #include "base/sha256.h"
 #include "base/t2_err.h"
 #include "base/t2_log.h"
@@ -458,13 +459,6 @@ static t2_expert *expert_alloc(const t2_factors *f, unsigned targets) {
     return e;
 }
 
-static uint64_t rng_next(uint64_t *s) {
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 0x2545F4914F6CDD1Dull;
-}
-
 int t2_expert_init(t2_expert **out, const t2_factors *f, unsigned targets, const char *name,
                    const char *task, float init_value, float noise_std, uint64_t seed,
                    float max_mult) {
@@ -491,11 +485,7 @@ int t2_expert_init(t2_expert **out, const t2_factors *f, unsigned targets, const
     for (int i = 0; i < e->n_layers * T2_N_TARGETS; i++)
         for (int q = 0; q < e->rank[i]; q++) {
             float z = 0;
-            if (noise_std > 0) {
-                double u1 = ((rng_next(&s) >> 11) + 1.0) / 9007199254740993.0;
-                double u2 = (rng_next(&s) >> 11) / 9007199254740992.0;
-                z = (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
-            }
+            if (noise_std > 0) z = (float)t2_xorshift64s_normal(&s);
             e->p[i][q] = init_value + noise_std * z;
         }
     *out = e;
