@@ -1,6 +1,7 @@
 #include "svf/svf.h"
 
 #include "engine/kernels.h"
+#include "base/hash.h"
 #include "base/platform.h"
 #include "base/rng.h"
 #include "base/sha256.h"
@@ -738,21 +739,21 @@ oom:
 }
 
 uint64_t t2_mixture_key(const t2_mixture *mix) {
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a over names, sha and alpha bits */
-#define MIX(b) (h = (h ^ (uint8_t)(b)) * 0x100000001b3ull)
+    uint64_t h = T2_FNV1A64_INIT; /* over names (with their NUL), sha and alpha bits */
     for (int i = 0; i < mix->n; i++) {
-        for (const char *s = mix->experts[i]->name; *s; s++) MIX(*s);
-        MIX(0);
-        for (int t = 0; t < 64; t++) MIX(mix->experts[i]->base_sha256[t]);
+        const char *name = mix->experts[i]->name;
+        h = t2_fnv1a64(h, name, strlen(name) + 1);
+        h = t2_fnv1a64(h, mix->experts[i]->base_sha256, 64);
     }
-    MIX(mix->per_matrix);
+    const uint8_t per_matrix = (uint8_t)mix->per_matrix;
+    h = t2_fnv1a64(h, &per_matrix, 1);
     const int n_alpha = mix->n * (mix->per_matrix ? mix->experts[0]->n_layers * T2_N_TARGETS : 1);
     for (int i = 0; i < n_alpha; i++) {
         uint32_t u;
         memcpy(&u, &mix->alpha[i], 4);
-        for (int b = 0; b < 4; b++) MIX(u >> (8 * b));
+        const uint8_t le[4] = {(uint8_t)u, (uint8_t)(u >> 8), (uint8_t)(u >> 16), (uint8_t)(u >> 24)};
+        h = t2_fnv1a64(h, le, 4);
     }
-#undef MIX
     return h;
 }
 

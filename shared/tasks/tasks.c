@@ -82,21 +82,6 @@ const char *t2_task_kind_name(t2_task_kind k) {
 
 /* ---------------------------------------------------------------- hashing, arena */
 
-uint64_t t2_hash64(const void *data, size_t n, uint64_t salt) {
-    const unsigned char *p = data;
-    uint64_t h = 0xcbf29ce484222325ull ^ salt;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
-}
-
 struct t2_arena_block {
     t2_arena_block *next;
     size_t used, cap;

@@ -3,14 +3,13 @@
 #ifndef T2_TASKS_INTERNAL_H
 #define T2_TASKS_INTERNAL_H
 
+#include "base/hash.h"
 #include "base/rng.h"
 #include "tasks/tasks.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* 64-bit FNV-1a followed by a splitmix finaliser. */
-uint64_t t2_hash64(const void *data, size_t n, uint64_t salt);
 
 /* --- string arena: all strings of a set live in it --- */
 typedef struct t2_arena_block t2_arena_block;

@@ -414,7 +414,7 @@ int t2_train_svf_enable(t2_train *tr, const t2_svf_opts *o, const t2_svf_factors
     tr->svf_idx = idx;
     tr->n_p = n_p;
     tr->svf_rmax = rmax;
-    tr->base_hash = t2_train_hash(0xcbf29ce484222325ull, tr->params_mem, tr->n_params * 4);
+    tr->base_hash = t2_fnv1a64(T2_FNV1A64_INIT, tr->params_mem, tr->n_params * 4);
     /* moments of the dense block are no longer used */
     free(tr->adam_m);
     free(tr->adam_v);
