@@ -607,13 +607,30 @@ int t2_mixture_check(const t2_mixture *mix, const t2_factors *f) {
 static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 void t2_svf_sigma(float *out, const t2_svd *svd, const float *p, float max_mult) {
-    double sum = 0;
-    for (int q = 0; q < svd->rank; q++) {
-        out[q] = svd->S[q] * sigmoidf(p[q]) * max_mult;
+    t2_svf_scale(out, svd->S, p, svd->rank, T2_SVF_ACT_SIGMOID, max_mult);
+}
+
+float t2_svf_act(float p, int act, float max_mult) {
+    return act == T2_SVF_ACT_SIGMOID ? sigmoidf(p) * max_mult : p;
+}
+
+float t2_svf_act_grad(float p, int act, float max_mult) {
+    if (act != T2_SVF_ACT_SIGMOID) return 1.0f;
+    const float sg = sigmoidf(p);
+    return max_mult * sg * (1.0f - sg);
+}
+
+void t2_svf_scale(float *out, const float *sigma, const float *p, int r, int act, float max_mult) {
+    double sum_sigma = 0, sum = 0;
+    for (int q = 0; q < r; q++) {
+        /* (σ · sigmoid) · max_mult, in this order: the values experts have always been run with */
+        out[q] = act == T2_SVF_ACT_SIGMOID ? sigma[q] * sigmoidf(p[q]) * max_mult : sigma[q] * p[q];
+        sum_sigma += sigma[q];
         sum += out[q];
     }
-    float c = sum > 0 ? (float)(svd->sum_s / sum) : 1.0f;
-    for (int q = 0; q < svd->rank; q++) out[q] *= c;
+    /* Σσ rounded to float, as t2_svd.sum_s holds it */
+    const float c = sum != 0 ? (float)((float)sum_sigma / sum) : 1.0f;
+    for (int q = 0; q < r; q++) out[q] *= c;
 }
 
 void t2_adapt_release(t2_adapt **ap) {

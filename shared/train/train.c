@@ -403,8 +403,7 @@ int t2_train_svf_enable(t2_train *tr, const t2_svf_opts *o, const t2_svf_factors
         tg[i].dp = tr->svf_dp + off;
         tg[i].s_eff = tr->svf_s_eff + off;
         for (int k = 0; k < tg[i].f.rank; k++) tg[i].p[k] = o->p_init;
-        t2_tk_svf_scale_forward(tg[i].s_eff, tg[i].p, tg[i].f.s, tg[i].f.rank, o->act,
-                                o->max_mult);
+        t2_svf_scale(tg[i].s_eff, tg[i].f.s, tg[i].p, tg[i].f.rank, o->act, o->max_mult);
         off += (size_t)tg[i].f.rank;
     }
     tr->svf = 1;
@@ -520,8 +519,8 @@ int t2_train_forward(t2_train *tr, t2_pool *pool, const int *inputs, const int *
     if (tr->svf)
         for (int i = 0; i < tr->n_svf; i++) {
             t2_svf_target *t = &tr->targets_svf[i];
-            t2_tk_svf_scale_forward(t->s_eff, t->p, t->f.s, t->f.rank, tr->svf_opts.act,
-                                    tr->svf_opts.max_mult);
+            t2_svf_scale(t->s_eff, t->f.s, t->p, t->f.rank, tr->svf_opts.act,
+                         tr->svf_opts.max_mult);
         }
 
     t2_train_acts *a = &tr->acts;
