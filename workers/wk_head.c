@@ -23,7 +23,6 @@
 #include "base/t2_log.h"
 #include "t2_worker_api.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <sched.h>
@@ -182,9 +181,7 @@ static void on_token(head *h, hslot *q, int token) {
         return;
     }
     size_t n;
-    const char *piece = t2_tok_decode(h->tok, q->last, token, &n);
-    /* t2 run's printing rule: a one-byte piece that is neither printable nor space is dropped */
-    if (n == 1 && !(isprint((unsigned char)piece[0]) || isspace((unsigned char)piece[0]))) n = 0;
+    const char *piece = t2_tok_piece_text(h->tok, q->last, token, &n); /* as t2 run prints it */
     size_t before = q->len;
     if (text_append(q, piece, n) < 0) {
         t2_worker_send_error(h->w[q->wi], q->job, T2_ENOMEM, "out of memory for the text");

@@ -7,7 +7,6 @@
 #include "base/t2_err.h"
 #include "engine/transformer.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,11 +114,8 @@ static int take_token(gen *g, slot *s) {
         return 0;
     }
     size_t n;
-    const char *piece = t2_tok_decode(g->tok, prev, next, &n);
-    /* as t2 run prints: a single control byte other than whitespace is dropped */
-    const unsigned char c0 = n == 1 ? (unsigned char)piece[0] : 0;
-    const int drop = n == 1 && c0 < 0x80 && !(isprint(c0) || isspace(c0));
-    if (!drop && n) {
+    const char *piece = t2_tok_piece_text(g->tok, prev, next, &n); /* as t2 run prints it */
+    if (n) {
         const size_t old = r->len;
         if (text_add(r, &s->cap, piece, n) < 0) return T2_ENOMEM;
         /* the earliest stop string that ends in the new bytes */

@@ -583,6 +583,18 @@ const char *t2_tok_decode(const t2_tokenizer *t, int prev, int token, size_t *le
     return p;
 }
 
+const char *t2_tok_piece_text(const t2_tokenizer *t, int prev, int token, size_t *len) {
+    size_t n;
+    const char *p = t2_tok_decode(t, prev, token, &n);
+    if (n == 1) {
+        const unsigned char c = (unsigned char)p[0];
+        const int space = c == ' ' || (c >= '\t' && c <= '\r');
+        if ((c < 0x20 || c == 0x7F) && !space) n = 0;
+    }
+    if (len) *len = n;
+    return p;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Encode                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
