@@ -15,6 +15,7 @@
 #include "svf/profile.h"
 #include "t2_client.h"
 #include "t2_conf.h"
+#include "base/backoff.h"
 #include "base/t2_err.h"
 #include "base/t2_log.h"
 #include "t2_wire.h"
@@ -432,9 +433,7 @@ int main(int argc, char **argv) {
     wo.name = name;
     wo.heartbeat_ms = c.router.heartbeat_ms;
     wo.liveness = c.router.liveness;
-    wo.reconnect_ms = c.router.heartbeat_ms < 250 ? c.router.heartbeat_ms : 250;
-    wo.reconnect_max_ms = 4 * c.router.heartbeat_ms < 8000 ? 4 * c.router.heartbeat_ms : 8000;
-    if (wo.reconnect_max_ms < wo.reconnect_ms) wo.reconnect_max_ms = wo.reconnect_ms;
+    t2_backoff_schedule(c.router.heartbeat_ms, &wo.reconnect_ms, &wo.reconnect_max_ms);
     t2_client_opts co = t2_client_opts_default();
     co.heartbeat_ms = c.router.heartbeat_ms;
     co.liveness = c.router.liveness;

@@ -18,6 +18,7 @@
  */
 #include "wk.h"
 
+#include "base/backoff.h"
 #include "base/platform.h"
 #include "base/t2_err.h"
 #include "base/t2_log.h"
@@ -680,10 +681,7 @@ static int connect_workers(head *h, const t2_model *m) {
         o.n_experts = (size_t)n_experts;
         o.heartbeat_ms = c->router.heartbeat_ms;
         o.liveness = c->router.liveness;
-        o.reconnect_ms = c->router.heartbeat_ms < 250 ? c->router.heartbeat_ms : 250;
-        o.reconnect_max_ms = 8 * o.reconnect_ms > 8000 ? 8000 : 8 * o.reconnect_ms;
-        if (o.reconnect_max_ms < 4 * c->router.heartbeat_ms && 4 * c->router.heartbeat_ms <= 8000)
-            o.reconnect_max_ms = 4 * c->router.heartbeat_ms;
+        t2_backoff_schedule(c->router.heartbeat_ms, &o.reconnect_ms, &o.reconnect_max_ms);
         if ((rc = t2_worker_new(&h->w[i], NULL, c->router.endpoint, &o)) == 0) h->nw++;
     }
     wk_free_names(experts, n_experts);
