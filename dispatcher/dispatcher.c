@@ -16,6 +16,7 @@
 #include "t2_client.h"
 #include "t2_conf.h"
 #include "base/backoff.h"
+#include "base/name.h"
 #include "base/t2_err.h"
 #include "base/t2_log.h"
 #include "t2_wire.h"
@@ -425,9 +426,7 @@ int main(int argc, char **argv) {
     char name[128], host[64] = "host";
     gethostname(host, sizeof host - 1);
     snprintf(name, sizeof name, "dispatcher/%.40s:%d", host, (int)getpid());
-    for (char *p = name; *p; p++) /* a name the router accepts */
-        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/-", *p))
-            *p = '-';
+    t2_name_sanitize(name); /* a name the router accepts */
     t2_worker_opts wo = t2_worker_opts_default(c.dispatcher.service);
     wo.capacity = (uint32_t)c.dispatcher.capacity;
     wo.name = name;

@@ -19,6 +19,7 @@
 #include "wk.h"
 
 #include "base/backoff.h"
+#include "base/name.h"
 #include "base/platform.h"
 #include "base/t2_err.h"
 #include "base/t2_log.h"
@@ -672,9 +673,7 @@ static int connect_workers(head *h, const t2_model *m) {
             snprintf(name, sizeof name, "%s/%s", c->worker.name, svc);
         else
             snprintf(name, sizeof name, "%.40s:%d/%s/%s", host, (int)getpid(), c->group.name, svc);
-        for (char *p = name; *p; p++) /* a name the router accepts */
-            if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/-", *p))
-                *p = '-';
+        t2_name_sanitize(name); /* a name the router accepts */
         o.name = name;
         o.model_sha256 = sha;
         o.experts = (const char *const *)experts;

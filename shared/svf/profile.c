@@ -2,6 +2,7 @@
 #include "svf/profile.h"
 
 #include "engine/gguf.h"
+#include "base/name.h"
 #include "base/t2_err.h"
 
 #include <math.h>
@@ -9,16 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int name_ok(const char *s, size_t n) {
-    if (n < 1 || n > 64) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == ':' || c == '/' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
+static int name_ok(const char *s, size_t n) { return t2_name_ok(s, n, 64); }
 
 void t2_profile_destroy(t2_profile **pp) {
     t2_profile *p = pp ? *pp : NULL;
