@@ -19,6 +19,7 @@
 #include "wk.h"
 
 #include "base/backoff.h"
+#include "base/buf.h"
 #include "base/name.h"
 #include "base/platform.h"
 #include "base/t2_err.h"
@@ -47,8 +48,7 @@ typedef struct hslot {
     int n_prompt, sent;  /* prompt tokens, and how many went into the pipeline */
     int last, next, pos; /* previous token, token to run next and its position */
     int n_gen, max_gen;
-    char *text;
-    size_t len, cap;
+    t2_buf text; /* the answer so far */
     double t0;
     T2__Mixture *mix_used; /* for the Result: borrowed from the job, or &classifier_mix */
     T2__Mixture base_mix;  /* the empty mixture: base weights */
@@ -102,14 +102,14 @@ static void slot_reset(head *h, hslot *q) {
     t2_job_destroy(&q->job);
     q->state = HS_FREE;
     q->dead = 0;
-    q->len = 0;
+    q->text.len = 0;
     q->mix_used = NULL;
 }
 
 static void fill_result(head *h, hslot *q, T2__Result *r, int reason) {
     r->has_text = 1;
-    r->text.data = (uint8_t *)q->text;
-    r->text.len = q->len;
+    r->text.data = (uint8_t *)q->text.data;
+    r->text.len = q->text.len;
     r->has_finish_reason = 1;
     r->finish_reason = reason;
     r->has_prompt_tokens = r->has_completion_tokens = 1;
@@ -130,7 +130,7 @@ static void finish(head *h, hslot *q, int reason) {
     T2__Result r = T2__RESULT__INIT;
     fill_result(h, q, &r, reason);
     if (q->kind == WK_KIND_CLASSIFY) {
-        r.label = (char *)wk_classify_label(q->len ? q->text : "");
+        r.label = (char *)wk_classify_label(q->text.len ? q->text.data : "");
     }
     const T2__Job *jm = t2_job_msg(q->job);
     T2_DEBUG("job %" PRIu64 " (request %" PRIu64 "): %d prompt + %d new tokens, %s, %.1f ms",
@@ -152,22 +152,6 @@ static void finish_cancelled(head *h, hslot *q) {
 
 /* ---- tokens back from the tail --------------------------------------------------------------- */
 
-static int text_append(hslot *q, const char *s, size_t n) {
-    if (q->len + n + 1 > q->cap) {
-        size_t cap = q->cap ? q->cap : 256;
-        while (cap < q->len + n + 1)
-            cap *= 2;
-        char *t = realloc(q->text, cap);
-        if (!t) return t2_err_set(T2_ENOMEM, "out of memory");
-        q->text = t;
-        q->cap = cap;
-    }
-    memcpy(q->text + q->len, s, n);
-    q->len += n;
-    q->text[q->len] = 0;
-    return 0;
-}
-
 static void on_token(head *h, hslot *q, int token) {
     if (q->state != HS_FLIGHT) {
         T2_WARN("token for slot %d in state %d: ignored", (int)(q - h->sl), q->state);
@@ -184,8 +168,8 @@ static void on_token(head *h, hslot *q, int token) {
     }
     size_t n;
     const char *piece = t2_tok_piece_text(h->tok, q->last, token, &n); /* as t2 run prints it */
-    size_t before = q->len;
-    if (text_append(q, piece, n) < 0) {
+    size_t before = q->text.len;
+    if (t2_buf_add(&q->text, piece, n) < 0) {
         t2_worker_send_error(h->w[q->wi], q->job, T2_ENOMEM, "out of memory for the text");
         h->errors++;
         slot_reset(h, q);
@@ -201,10 +185,10 @@ static void on_token(head *h, hslot *q, int token) {
             return;
         }
     } else {
-        char *nl = memchr(q->text + before, '\n', q->len - before);
+        char *nl = memchr(q->text.data + before, '\n', q->text.len - before);
         if (nl) { /* a classification is one line */
-            q->len = (size_t)(nl - q->text);
-            q->text[q->len] = 0;
+            q->text.len = (size_t)(nl - q->text.data);
+            q->text.data[q->text.len] = 0;
             finish(h, q, T2__FINISH_REASON__FINISH_STOP);
             return;
         }
@@ -467,7 +451,7 @@ static int accept_job(head *h, int wi, t2_job *job) {
     q->dead = 0;
     q->sent = 0;
     q->n_gen = 0;
-    q->len = 0;
+    q->text.len = 0;
     q->last = q->tok[q->n_prompt - 1];
     q->t0 = now_ms();
     if (h->s->size > 1) {
@@ -750,7 +734,7 @@ out:
     for (int i = 0; h->sl && i < h->n; i++) {
         t2_job_destroy(&h->sl[i].job);
         free(h->sl[i].tok);
-        free(h->sl[i].text);
+        t2_buf_free(&h->sl[i].text);
     }
     free(h->sl);
     if (s->size > 1) { /* stop the other ranks; wait for the tail's goodbye */

@@ -1,6 +1,7 @@
 /* generate.c - batched generation with continuous batching (see generate.h). */
 #include "engine/generate.h"
 
+#include "base/buf.h"
 #include "base/platform.h"
 #include "engine/sampler.h"
 #include "engine/adapt.h"
@@ -71,20 +72,15 @@ static void req_fail(t2_gen_result *r, int code, const char *msg) {
     snprintf(r->message, sizeof r->message, "%s", msg);
 }
 
-/* Append n bytes to the result's text; 0 or T2_ENOMEM. */
+/* Append n bytes to the result's text (a t2_buf spread over the result and the slot's cap);
+ * 0 or T2_ENOMEM. */
 static int text_add(t2_gen_result *r, size_t *cap, const char *s, size_t n) {
-    if (r->len + n + 1 > *cap) {
-        size_t nc = *cap ? *cap : 64;
-        while (nc < r->len + n + 1) nc *= 2;
-        char *nt = realloc(r->text, nc);
-        if (!nt) return t2_err_set(T2_ENOMEM, "out of memory for generated text");
-        r->text = nt;
-        *cap = nc;
-    }
-    memcpy(r->text + r->len, s, n);
-    r->len += n;
-    r->text[r->len] = 0;
-    return 0;
+    t2_buf b = {r->text, r->len, *cap};
+    const int rc = t2_buf_add(&b, s, n);
+    r->text = b.data;
+    r->len = b.len;
+    *cap = b.cap;
+    return rc;
 }
 
 static void finish(gen *g, slot *s, t2_gen_stop why) {
