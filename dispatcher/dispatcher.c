@@ -376,15 +376,9 @@ int main(int argc, char **argv) {
                             {"--endpoint", NULL, &endpoint},
                             {"--log-level", NULL, &level},
                             {"--pid-file", NULL, &pid_file}};
-    int arc = t2_args_parse(argc, argv, 1, flags, sizeof flags / sizeof flags[0]);
-    if (arc == T2_ARGS_HELP) {
-        fputs(usage, stdout);
-        return 0;
-    }
-    if (arc < 0) {
-        fprintf(stderr, "t2-dispatcher: %s\n%s", t2_err_msg(), usage);
-        return 2;
-    }
+    const size_t n_flags = sizeof flags / sizeof *flags;
+    int ex = t2_args_main("t2-dispatcher", usage, argc, argv, 1, flags, n_flags);
+    if (ex >= 0) return ex;
     if (!cfg_path) {
         fprintf(stderr, "t2-dispatcher: no configuration: give -c FILE\n%s", usage);
         return 2;

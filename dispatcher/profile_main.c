@@ -67,15 +67,8 @@ int main(int argc, char **argv) {
     const t2_arg flags[] = {{"-o", NULL, &out},           {"--name", NULL, &name},
                             {"--mix", NULL, &mix},         {"--matrix-alpha", NULL, &afile},
                             {"--task", NULL, &task},       {"--training", NULL, &training}};
-    int arc = t2_args_parse(argc, argv, 2, flags, sizeof flags / sizeof flags[0]);
-    if (arc == T2_ARGS_HELP) {
-        fputs(usage, stdout);
-        return 0;
-    }
-    if (arc < 0) {
-        fprintf(stderr, "t2-profile: %s\n%s", t2_err_msg(), usage);
-        return 2;
-    }
+    int ex = t2_args_main("t2-profile", usage, argc, argv, 2, flags, sizeof flags / sizeof *flags);
+    if (ex >= 0) return ex;
     if (!out || !name || !mix) {
         fprintf(stderr, "t2-profile create: -o, --name and --mix are required\n%s", usage);
         return 2;

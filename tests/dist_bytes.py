@@ -61,39 +61,44 @@ def reference_raw(d):
     return r.stdout[len(p):-1]
 
 
+def serve_and_check(d, check, want):
+    """One worker group serving the fine-tuned model: its answers against t2 run's bytes."""
+    d.make_files()
+    d.write_config([("g1", 1, "merged")])
+    d.start_router()
+    d.start_group("g1")
+    d.start_dispatcher()
+    check(d.wait_ready(["g1", "dispatcher"]), "processes ready")
+    rc, got, err = submit_raw(d)
+    check(rc == 0, f"t2 submit: exit {rc}: {err.strip()}")
+    check(got == want + b"\n", f"streamed answer {got!r} differs from t2 run's {want!r}")
+    rc, out, err = d.submit("-t", "0", "-n", str(N_NEW), "--adapt", "none", PROMPT)
+    if check(rc == 0 and len(out) == 1 and out[0]["error"] is None, f"--json: {err}"):
+        check(out[0]["text"].encode("utf-8") == want,
+              f"JSON answer {out[0]['text']!r} differs from t2 run's {want!r}")
+        check(out[0]["stream_ok"], "the streamed chunks differ from the result text")
+    for name in ("dispatcher", "g1", "router"):
+        rc = d.stop(name)
+        check(rc == 0, f"{name}: exit code {rc} after SIGTERM")
+
+
 def main():
     check = Checks("dist_bytes")
     d = Deployment("dist_bytes", watchdog_s=200)
-    ok = False
-    try:
+    passed = False
+    try:  # an exception fails the test with its traceback; the processes are killed either way
         dist_util.MODEL = train_model(d)  # every helper of dist_util now serves this model
         want = reference_raw(d)
         letters = [c for c in want.decode("utf-8", "replace") if c in BYTE_LETTERS]
         if not letters:
-            d.cleanup(True)
+            passed = True  # nothing failed: the files go
             skip(f"the fine-tuned model's greedy answer {want!r} has no byte-fallback letter")
         print(f"t2 run: {want.decode('utf-8', 'replace')!r} ({len(letters)} letters written as "
               f"byte tokens)")
-        d.make_files()
-        d.write_config([("g1", 1, "merged")])
-        d.start_router()
-        d.start_group("g1")
-        d.start_dispatcher()
-        check(d.wait_ready(["g1", "dispatcher"]), "processes ready")
-
-        rc, got, err = submit_raw(d)
-        check(rc == 0, f"t2 submit: exit {rc}: {err.strip()}")
-        check(got == want + b"\n", f"streamed answer {got!r} differs from t2 run's {want!r}")
-        rc, out, err = d.submit("-t", "0", "-n", str(N_NEW), "--adapt", "none", PROMPT)
-        if check(rc == 0 and len(out) == 1 and out[0]["error"] is None, f"--json: {err}"):
-            check(out[0]["text"].encode("utf-8") == want,
-                  f"JSON answer {out[0]['text']!r} differs from t2 run's {want!r}")
-            check(out[0]["stream_ok"], "the streamed chunks differ from the result text")
-        ok = check.failed == 0
-    except Exception as e:  # noqa: BLE001
-        check(False, f"exception: {type(e).__name__}: {e}")
+        serve_and_check(d, check, want)
+        passed = check.failed == 0
     finally:
-        d.cleanup(ok and check.failed == 0)
+        d.cleanup(passed)
     return check.done()
 
 

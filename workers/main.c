@@ -45,15 +45,8 @@ int main(int argc, char **argv) {
                             {"--endpoint", NULL, &endpoint},
                             {"--log-level", NULL, &level},
                             {"--pid-file", NULL, &pid_file}};
-    int arc = t2_args_parse(argc, argv, 1, flags, sizeof flags / sizeof flags[0]);
-    if (arc == T2_ARGS_HELP) {
-        fputs(usage, stdout);
-        return 0;
-    }
-    if (arc < 0) {
-        fprintf(stderr, "t2-worker: %s\n%s", t2_err_msg(), usage);
-        return 2;
-    }
+    int ex = t2_args_main("t2-worker", usage, argc, argv, 1, flags, sizeof flags / sizeof *flags);
+    if (ex >= 0) return ex;
     if (!cfg_path) {
         fprintf(stderr, "t2-worker: no configuration: give -c FILE\n%s", usage);
         return 2;

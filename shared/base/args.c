@@ -2,6 +2,7 @@
 
 #include "base/t2_err.h"
 
+#include <stdio.h>
 #include <string.h>
 
 int t2_args_next(int argc, char **argv, int *i, const char **flag, const char **value) {
@@ -27,4 +28,18 @@ int t2_args_parse(int argc, char **argv, int first, const t2_arg *args, size_t n
         *args[j].value = value;
     }
     return rc;
+}
+
+int t2_args_main(const char *prog, const char *usage, int argc, char **argv, int first,
+                 const t2_arg *args, size_t n) {
+    const int rc = t2_args_parse(argc, argv, first, args, n);
+    if (rc == T2_ARGS_HELP) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s\n%s", prog, t2_err_msg(), usage);
+        return 2;
+    }
+    return -1;
 }

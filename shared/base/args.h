@@ -23,4 +23,10 @@ typedef struct t2_arg {
  * the message "FLAG: unknown flag" or "FLAG: missing value". */
 int t2_args_parse(int argc, char **argv, int first, const t2_arg *args, size_t n);
 
+/* t2_args_parse for a main: -1 when the flags are good (go on), else the exit code after
+ * printing: 0 for --help (usage on stdout), 2 for a bad flag ("PROG: FLAG: problem" and the usage
+ * on stderr). */
+int t2_args_main(const char *prog, const char *usage, int argc, char **argv, int first,
+                 const t2_arg *args, size_t n);
+
 #endif
