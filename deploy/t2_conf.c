@@ -19,6 +19,14 @@ const char *t2_conf_apply_name(int apply) {
     return apply == T2_CFG_APPLY_FACTORED ? "factored" : "merged";
 }
 
+const char *t2_conf_experts_dir(const t2_conf *c, char *buf, size_t cap) {
+    if (c->model.experts_dir) return c->model.experts_dir;
+    const char *f = c->model.factors, *sl = f ? strrchr(f, '/') : NULL;
+    if (!sl) return ".";
+    snprintf(buf, cap, "%.*s", (int)(sl - f), f);
+    return buf;
+}
+
 int t2_conf_name_ok(const char *s) {
     return s && t2_name_ok(s, strlen(s), T2_CONF_NAME_MAX);
 }

@@ -86,17 +86,7 @@ struct dsp {
 static double now_ms(void) { return (double)t2_wire_now_ms(); }
 
 static const char *profiles_dir(const t2_conf *c, char *buf, size_t cap) {
-    if (c->model.profiles_dir) return c->model.profiles_dir;
-    if (c->model.experts_dir) return c->model.experts_dir;
-    if (c->model.factors) {
-        snprintf(buf, cap, "%s", c->model.factors);
-        char *sl = strrchr(buf, '/');
-        if (sl) {
-            *sl = 0;
-            return buf;
-        }
-    }
-    return ".";
+    return c->model.profiles_dir ? c->model.profiles_dir : t2_conf_experts_dir(c, buf, cap);
 }
 
 static int profile_get(dsp *d, const char *name, const t2_profile **out) {

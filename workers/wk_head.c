@@ -629,17 +629,8 @@ static int connect_workers(head *h, const t2_model *m) {
     char **experts = NULL;
     int n_experts = 0;
     if (h->s->ad) {
-        const char *dir = c->model.experts_dir;
         char buf[8192];
-        if (!dir) {
-            snprintf(buf, sizeof buf, "%s", c->model.factors);
-            char *sl = strrchr(buf, '/');
-            if (sl)
-                *sl = 0;
-            else
-                snprintf(buf, sizeof buf, ".");
-            dir = buf;
-        }
+        const char *dir = t2_conf_experts_dir(c, buf, sizeof buf);
         n_experts = wk_list_experts(dir, &experts, 256);
     }
     char name[256], host[128] = "host";
