@@ -866,6 +866,16 @@ int t2_gguf_get_str(const t2_gguf *g, const char *key, const char **s, size_t *l
     return 0;
 }
 
+char *t2_gguf_str_dup(const t2_gguf *g, const char *key) {
+    const char *s;
+    size_t n;
+    if (t2_gguf_get_str(g, key, &s, &n) < 0) {
+        t2_err_clear();
+        return strdup("");
+    }
+    return strndup(s, n);
+}
+
 int t2_gguf_get_arr(const t2_gguf *g, const char *key, t2_gguf_vtype *elem, uint64_t *n) {
     const gguf_kv *kv = NULL;
     int rc = lookup(g, key, &kv);

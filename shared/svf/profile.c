@@ -69,16 +69,6 @@ static int check(const t2_profile *p, const char *where) {
     return 0;
 }
 
-static char *dup_str(const t2_gguf *g, const char *key) {
-    const char *s;
-    size_t n;
-    if (t2_gguf_get_str(g, key, &s, &n) < 0) {
-        t2_err_clear();
-        return strdup("");
-    }
-    return strndup(s, n);
-}
-
 int t2_profile_load(t2_profile **out, const char *path) {
     *out = NULL;
     t2_gguf *g = NULL;
@@ -132,8 +122,8 @@ int t2_profile_load(t2_profile **out, const char *path) {
     memcpy(p->alpha, t->data, t->nbytes);
     free(p->task);
     free(p->training);
-    p->task = dup_str(g, "t2.task");
-    p->training = dup_str(g, "t2.training");
+    p->task = t2_gguf_str_dup(g, "t2.task");
+    p->training = t2_gguf_str_dup(g, "t2.training");
     if (!p->task || !p->training) {
         rc = t2_err_set(T2_ENOMEM, "out of memory");
         goto out;

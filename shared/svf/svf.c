@@ -81,16 +81,6 @@ static int gguf_str_copy(const t2_gguf *g, const char *key, char *buf, size_t ca
     return 0;
 }
 
-static char *gguf_str_dup(const t2_gguf *g, const char *key) {
-    const char *s;
-    size_t n;
-    if (t2_gguf_get_str(g, key, &s, &n) < 0) {
-        t2_err_clear();
-        return strdup("");
-    }
-    return strndup(s, n);
-}
-
 /* Common header checks of a factors / expert / profile file: kind, base sha256, targets. */
 static int check_header(const t2_gguf *g, const char *kind, char sha[65], unsigned *targets) {
     const char *path = t2_gguf_path(g);
@@ -230,6 +220,16 @@ static void svd_task(void *arg, int ith, int nth) {
     }
 }
 
+/* The SVD of layer l's matrix k, shaped after the model's matrix (full rank). */
+static t2_svd *svd_slot(t2_factors *f, const t2_model *m, int l, int k) {
+    const t2_mat *W = t2_layer_mat(&m->layers[l], k);
+    t2_svd *s = &f->svd[l * T2_N_TARGETS + k];
+    s->rows = W->rows;
+    s->cols = W->cols;
+    s->rank = W->rows < W->cols ? W->rows : W->cols;
+    return s;
+}
+
 int t2_factors_compute(t2_factors **out, t2_model *m, unsigned targets, t2_pool *pool,
                        t2_progress_fn progress, void *progress_ctx, double *worst_err) {
     *out = NULL;
@@ -253,11 +253,7 @@ int t2_factors_compute(t2_factors **out, t2_model *m, unsigned targets, t2_pool 
     for (int l = 0; l < c->n_layers; l++)
         for (int k = 0; k < T2_N_TARGETS; k++) {
             if (!(targets & (1u << k))) continue;
-            const t2_mat *W = t2_layer_mat(&m->layers[l], k);
-            t2_svd *s = &f->svd[l * T2_N_TARGETS + k];
-            s->rows = W->rows;
-            s->cols = W->cols;
-            s->rank = W->rows < W->cols ? W->rows : W->cols;
+            t2_svd *s = svd_slot(f, m, l, k);
             total += (size_t)s->rows * s->rank + s->rank + (size_t)s->rank * s->cols;
             j.todo[j.n_todo++] = l * T2_N_TARGETS + k;
         }
@@ -374,11 +370,7 @@ int t2_factors_load(t2_factors **out, const char *path, t2_model *m) {
     for (int l = 0; l < m->cfg.n_layers; l++)
         for (int k = 0; k < T2_N_TARGETS; k++) {
             if (!(targets & (1u << k))) continue;
-            const t2_mat *W = t2_layer_mat(&m->layers[l], k);
-            t2_svd *s = &f->svd[l * T2_N_TARGETS + k];
-            s->rows = W->rows;
-            s->cols = W->cols;
-            s->rank = W->rows < W->cols ? W->rows : W->cols;
+            t2_svd *s = svd_slot(f, m, l, k);
             snprintf(key, sizeof key, "blk.%d.%s.svd_u", l, target_names[k]);
             if ((rc = get_f32_tensor(g, key, s->rows, s->rank, &s->U)) < 0) goto err;
             snprintf(key, sizeof key, "blk.%d.%s.svd_s", l, target_names[k]);
@@ -556,9 +548,9 @@ int t2_expert_load(t2_expert **out, const char *path, const t2_factors *f) {
                         (double)e->max_mult);
         goto out;
     }
-    e->name = gguf_str_dup(g, "t2.name");
-    e->task = gguf_str_dup(g, "t2.task");
-    e->training = gguf_str_dup(g, "t2.training");
+    e->name = t2_gguf_str_dup(g, "t2.name");
+    e->task = t2_gguf_str_dup(g, "t2.task");
+    e->training = t2_gguf_str_dup(g, "t2.training");
     if (!e->name || !e->task || !e->training) {
         rc = t2_err_set(T2_ENOMEM, "out of memory");
         goto out;
