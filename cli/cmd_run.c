@@ -12,7 +12,6 @@
 #include "engine/tokenizer.h"
 #include "engine/transformer.h"
 
-#include <ctype.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,16 +34,6 @@ static const char run_help[] =
     "      --batch N          prompt tokens per forward batch (default 128)\n"
     CLI_ADAPT_HELP
     "\nThe text goes to stdout; speed (prompt and generation tokens/s) to stderr.\n";
-
-/* Print a decoded piece. A lone control byte other than whitespace is dropped, as llama2.c does;
- * unlike llama2.c, bytes >= 0x80 are kept, so byte-fallback pieces reassemble into UTF-8. */
-static void print_piece(const char *s, size_t n) {
-    if (n == 1) {
-        unsigned char c = (unsigned char)s[0];
-        if (c < 0x80 && !isprint(c) && !isspace(c)) return;
-    }
-    fwrite(s, 1, n, stdout);
-}
 
 int t2_cmd_run(int argc, char **argv) {
     const char *cmd = "run", *model_path = NULL, *tok_path = NULL, *prompt = "";
@@ -135,8 +124,8 @@ int t2_cmd_run(int argc, char **argv) {
     /* the prompt, printed as llama2.c does (each piece decoded after its predecessor) */
     for (int i = 1; i < n_prompt; i++) {
         size_t n;
-        const char *s = t2_tok_decode(tok, tokens[i - 1], tokens[i], &n);
-        print_piece(s, n);
+        const char *s = t2_tok_piece_text(tok, tokens[i - 1], tokens[i], &n);
+        fwrite(s, 1, n, stdout);
     }
     fflush(stdout);
     double t0 = t2_now();
@@ -151,8 +140,8 @@ int t2_cmd_run(int argc, char **argv) {
         int next = t2_sample(smp, t2_state_logits(st));
         if (next == t2_tok_bos(tok) || next == t2_tok_eos(tok)) break;
         size_t n;
-        const char *s = t2_tok_decode(tok, token, next, &n);
-        print_piece(s, n);
+        const char *s = t2_tok_piece_text(tok, token, next, &n);
+        fwrite(s, 1, n, stdout);
         fflush(stdout);
         token = next;
         n_gen++;

@@ -3,6 +3,7 @@
  * timings; or one JSON object per answer with --json. */
 #include "cli.h"
 
+#include "base/buf.h"
 #include "base/json.h"
 #include "t2_client.h"
 #include "t2_conf.h"
@@ -49,8 +50,7 @@ typedef struct sreq {
     const char *prompt;
     uint64_t id;
     int state; /* 0 waiting, 1 in flight, 2 done */
-    char *text;
-    size_t len, cap;
+    t2_buf text; /* the streamed chunks put together */
     double t_submit, t_first, t_done;
 } sreq;
 
@@ -78,22 +78,6 @@ static void on_sigint(int sig) {
 }
 
 static double now_ms(void) { return (double)t2_wire_now_ms(); }
-
-static int append(sreq *r, const void *s, size_t n) {
-    if (r->len + n + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : 256;
-        while (cap < r->len + n + 1)
-            cap *= 2;
-        char *t = realloc(r->text, cap);
-        if (!t) return -1;
-        r->text = t;
-        r->cap = cap;
-    }
-    memcpy(r->text + r->len, s, n);
-    r->len += n;
-    r->text[r->len] = 0;
-    return 0;
-}
 
 /* --adapt MODE into the task's adaptation. */
 static int parse_adapt(submit *s, const char *a) {
@@ -205,7 +189,7 @@ static void print_json(const sreq *r, int index, const T2__Result *res, int code
         if (res->has_text)
             t2_json_write_str(stdout, (const char *)res->text.data, res->text.len);
         else
-            t2_json_write_str(stdout, r->text ? r->text : "", r->len);
+            t2_json_write_str(stdout, r->text.data ? r->text.data : "", r->text.len);
         printf(",\"finish\":\"%s\",\"prompt_tokens\":%u,\"completion_tokens\":%u,\"label\":",
                finish_name(res->finish_reason), res->prompt_tokens, res->completion_tokens);
         if (res->label)
@@ -228,9 +212,10 @@ static void print_json(const sreq *r, int index, const T2__Result *res, int code
         }
         printf("]");
         /* the streamed chunks put together must be the final text */
-        int stream_ok = res->has_text ? r->len == res->text.len &&
-                                            (!r->len || !memcmp(r->text, res->text.data, r->len))
-                                      : r->len == 0;
+        const t2_buf *t = &r->text;
+        int stream_ok = res->has_text ? t->len == res->text.len &&
+                                            (!t->len || !memcmp(t->data, res->text.data, t->len))
+                                      : t->len == 0;
         printf(",\"stream_ok\":%s", stream_ok ? "true" : "false");
         json_num("pass1_ms", res->pass1_ms, res->has_pass1_ms);
         json_num("pass2_ms", res->pass2_ms, res->has_pass2_ms);
@@ -501,7 +486,7 @@ int t2_cmd_submit(int argc, char **argv) {
                     fwrite(ev.chunk->text.data, 1, ev.chunk->text.len, stdout);
                     fflush(stdout);
                 }
-                append(r, ev.chunk->text.data, ev.chunk->text.len);
+                t2_buf_add(&r->text, ev.chunk->text.data, ev.chunk->text.len);
             }
         } else if (ev.type == T2_CLIENT_RESULT || ev.type == T2_CLIENT_ERROR) {
             r->t_done = now_ms();
@@ -522,7 +507,7 @@ int t2_cmd_submit(int argc, char **argv) {
     rc = s.failed || done < n_prompts ? 1 : 0;
 out:
     for (int i = 0; rq && i < n_prompts; i++)
-        free(rq[i].text);
+        t2_buf_free(&rq[i].text);
     free(rq);
     for (int i = 0; i < n_prompts; i++)
         free(prompts[i]);

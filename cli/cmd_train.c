@@ -13,6 +13,7 @@
 
 #include "engine/model.h"
 #include "base/platform.h"
+#include "base/rng.h"
 #include "base/t2_err.h"
 #include "engine/tokenizer.h"
 #include "train/train.h"
@@ -73,13 +74,6 @@ static const char train_help[] =
 
 /* ------------------------------------------------------------------------------------------ */
 /* data                                                                                        */
-
-static uint64_t rng_next(uint64_t *s) { /* xorshift64* */
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 0x2545F4914F6CDD1Dull;
-}
 
 /* Tokenise documents (mode 'b' blank-line paragraphs, 'l' lines, 'n' whole file) into one
  * stream, each document BOS-first. */
@@ -486,7 +480,7 @@ setup_done:
     while (step < o->steps) {
         double t0 = t2_now();
         /* the same global batch on every rank: G window offsets */
-        for (int i = 0; i < G; i++) offs[i] = rng_next(&meta.rng[0]) % (n_tok - (size_t)T);
+        for (int i = 0; i < G; i++) offs[i] = t2_xorshift64s(&meta.rng[0]) % (n_tok - (size_t)T);
         t2_train_zero_grad(tr);
         double loss = 0;
         for (int b0 = 0; b0 < share && rc == 0; b0 += micro) {

@@ -3,6 +3,7 @@
 #include "t2_conf.h"
 
 #include "base/platform.h"
+#include "base/name.h"
 #include "base/t2_err.h"
 
 #include <libconfig.h>
@@ -20,16 +21,16 @@ const char *t2_conf_apply_name(int apply) {
     return apply == T2_CFG_APPLY_FACTORED ? "factored" : "merged";
 }
 
+const char *t2_conf_experts_dir(const t2_conf *c, char *buf, size_t cap) {
+    if (c->model.experts_dir) return c->model.experts_dir;
+    const char *f = c->model.factors, *sl = f ? strrchr(f, '/') : NULL;
+    if (!sl) return ".";
+    snprintf(buf, cap, "%.*s", (int)(sl - f), f);
+    return buf;
+}
+
 int t2_conf_name_ok(const char *s) {
-    size_t n = s ? strlen(s) : 0;
-    if (n < 1 || n > T2_CONF_NAME_MAX) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '.' || ch == '_' || ch == ':' || ch == '/' || ch == '-'))
-            return 0;
-    }
-    return 1;
+    return s && t2_name_ok(s, strlen(s), T2_CONF_NAME_MAX);
 }
 
 static int set_str(char **dst, const char *v) {

@@ -127,6 +127,9 @@ void t2_conf_print(const t2_conf *c, FILE *f);
 
 /* "merged" / "factored" */
 const char *t2_conf_apply_name(int apply);
+/* Where the experts are: model.experts_dir, else the folder of model.factors (written into
+ * buf[cap]), else ".". */
+const char *t2_conf_experts_dir(const t2_conf *c, char *buf, size_t cap);
 /* 1 if s is a valid service / expert / group name (1..64 of [A-Za-z0-9._:/-]). */
 int t2_conf_name_ok(const char *s);
 

@@ -16,6 +16,9 @@
 #include "t2_client.h"
 #include "t2_conf.h"
 #include "base/sha256.h"
+#include "base/args.h"
+#include "base/backoff.h"
+#include "base/name.h"
 #include "base/t2_err.h"
 #include "base/t2_log.h"
 #include "t2_wire.h"
@@ -84,17 +87,7 @@ struct dsp {
 static double now_ms(void) { return (double)t2_wire_now_ms(); }
 
 static const char *profiles_dir(const t2_conf *c, char *buf, size_t cap) {
-    if (c->model.profiles_dir) return c->model.profiles_dir;
-    if (c->model.experts_dir) return c->model.experts_dir;
-    if (c->model.factors) {
-        snprintf(buf, cap, "%s", c->model.factors);
-        char *sl = strrchr(buf, '/');
-        if (sl) {
-            *sl = 0;
-            return buf;
-        }
-    }
-    return ".";
+    return c->model.profiles_dir ? c->model.profiles_dir : t2_conf_experts_dir(c, buf, cap);
 }
 
 static int profile_get(dsp *d, const char *name, const t2_profile **out) {
@@ -394,30 +387,13 @@ static const char usage[] =
 
 int main(int argc, char **argv) {
     const char *cfg_path = NULL, *endpoint = NULL, *level = NULL, *pid_file = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return 0;
-        }
-        if (!v) {
-            fprintf(stderr, "t2-dispatcher: %s: missing value or unknown flag\n%s", a, usage);
-            return 2;
-        }
-        i++;
-        if (!strcmp(a, "-c") || !strcmp(a, "--config"))
-            cfg_path = v;
-        else if (!strcmp(a, "--endpoint"))
-            endpoint = v;
-        else if (!strcmp(a, "--log-level"))
-            level = v;
-        else if (!strcmp(a, "--pid-file"))
-            pid_file = v;
-        else {
-            fprintf(stderr, "t2-dispatcher: unknown flag %s\n%s", a, usage);
-            return 2;
-        }
-    }
+    const t2_arg flags[] = {{"--config", "-c", &cfg_path},
+                            {"--endpoint", NULL, &endpoint},
+                            {"--log-level", NULL, &level},
+                            {"--pid-file", NULL, &pid_file}};
+    const size_t n_flags = sizeof flags / sizeof *flags;
+    int ex = t2_args_main("t2-dispatcher", usage, argc, argv, 1, flags, n_flags);
+    if (ex >= 0) return ex;
     if (!cfg_path) {
         fprintf(stderr, "t2-dispatcher: no configuration: give -c FILE\n%s", usage);
         return 2;
@@ -449,17 +425,13 @@ int main(int argc, char **argv) {
     char name[128], host[64] = "host";
     gethostname(host, sizeof host - 1);
     snprintf(name, sizeof name, "dispatcher/%.40s:%d", host, (int)getpid());
-    for (char *p = name; *p; p++) /* a name the router accepts */
-        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/-", *p))
-            *p = '-';
+    t2_name_sanitize(name); /* a name the router accepts */
     t2_worker_opts wo = t2_worker_opts_default(c.dispatcher.service);
     wo.capacity = (uint32_t)c.dispatcher.capacity;
     wo.name = name;
     wo.heartbeat_ms = c.router.heartbeat_ms;
     wo.liveness = c.router.liveness;
-    wo.reconnect_ms = c.router.heartbeat_ms < 250 ? c.router.heartbeat_ms : 250;
-    wo.reconnect_max_ms = 4 * c.router.heartbeat_ms < 8000 ? 4 * c.router.heartbeat_ms : 8000;
-    if (wo.reconnect_max_ms < wo.reconnect_ms) wo.reconnect_max_ms = wo.reconnect_ms;
+    t2_backoff_schedule(c.router.heartbeat_ms, &wo.reconnect_ms, &wo.reconnect_max_ms);
     t2_client_opts co = t2_client_opts_default();
     co.heartbeat_ms = c.router.heartbeat_ms;
     co.liveness = c.router.liveness;

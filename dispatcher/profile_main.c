@@ -9,6 +9,7 @@
  * are then ignored.
  */
 #include "svf/profile.h"
+#include "base/args.h"
 #include "base/t2_err.h"
 
 #include <errno.h>
@@ -63,30 +64,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *out = NULL, *name = NULL, *mix = NULL, *afile = NULL, *task = "", *training = "";
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) {
-            fprintf(stderr, "t2-profile: %s needs a value\n%s", a, usage);
-            return 2;
-        }
-        i++;
-        if (!strcmp(a, "-o"))
-            out = v;
-        else if (!strcmp(a, "--name"))
-            name = v;
-        else if (!strcmp(a, "--mix"))
-            mix = v;
-        else if (!strcmp(a, "--matrix-alpha"))
-            afile = v;
-        else if (!strcmp(a, "--task"))
-            task = v;
-        else if (!strcmp(a, "--training"))
-            training = v;
-        else {
-            fprintf(stderr, "t2-profile: unknown flag %s\n%s", a, usage);
-            return 2;
-        }
-    }
+    const t2_arg flags[] = {{"-o", NULL, &out},           {"--name", NULL, &name},
+                            {"--mix", NULL, &mix},         {"--matrix-alpha", NULL, &afile},
+                            {"--task", NULL, &task},       {"--training", NULL, &training}};
+    int ex = t2_args_main("t2-profile", usage, argc, argv, 2, flags, sizeof flags / sizeof *flags);
+    if (ex >= 0) return ex;
     if (!out || !name || !mix) {
         fprintf(stderr, "t2-profile create: -o, --name and --mix are required\n%s", usage);
         return 2;

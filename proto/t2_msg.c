@@ -2,6 +2,7 @@
  * every pointer protobuf-c may leave NULL is checked, every count bounded, every float finite. */
 #include "t2_msg.h"
 
+#include "base/name.h"
 #include "base/t2_err.h"
 
 #include <inttypes.h>
@@ -21,9 +22,7 @@ static int check_name(const char *s, const char *what) {
     if (n > T2_MSG_NAME_MAX) return BAD("%s longer than %u bytes", what, T2_MSG_NAME_MAX);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 c == '.' || c == '_' || c == '-' || c == ':' || c == '/';
-        if (!ok) return BAD("%s has a byte 0x%02x outside [A-Za-z0-9._:/-]", what, c);
+        if (!t2_name_char_ok(c)) return BAD("%s has a byte 0x%02x outside [A-Za-z0-9._:/-]", what, c);
     }
     return 0;
 }

@@ -1,4 +1,5 @@
 /* main.c - t2-router: command-line flags into a t2_router_config, signals, run. */
+#include "base/args.h"
 #include "base/t2_err.h"
 #include "base/t2_log.h"
 #include "t2_router.h"
@@ -57,17 +58,22 @@ static int parse_int(const char *flag, const char *s, long lo, long hi, long *ou
 
 /* Flags into cfg. Returns 0, 1 for --help, or T2_EINVAL with a message. */
 static int parse_args(t2_router_config *cfg, int argc, char **argv) {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return 1;
-        if (strcmp(a, "--insecure") == 0) {
+    /* --insecure is the one flag without a value: taken out before the pairs are read */
+    char *pairs[argc + 1];
+    int np = 0;
+    for (int k = 0; k < argc; k++) {
+        if (k > 0 && strcmp(argv[k], "--insecure") == 0)
             cfg->insecure = 1;
-            continue;
-        }
-        if (i + 1 >= argc) return t2_err_set(T2_EINVAL, "%s: unknown flag or missing value", a);
-        const char *v = argv[++i];
+        else
+            pairs[np++] = argv[k];
+    }
+    pairs[np] = NULL;
+    argc = np;
+    argv = pairs;
+    const char *a, *v;
+    int rc, i = 1;
+    while ((rc = t2_args_next(argc, argv, &i, &a, &v)) == 1) {
         long n;
-        int rc = 0;
         if (strcmp(a, "--bind") == 0) {
             if (strlen(v) >= sizeof cfg->bind) return t2_err_set(T2_EINVAL, "--bind: endpoint too long");
             snprintf(cfg->bind, sizeof cfg->bind, "%s", v);
@@ -110,7 +116,8 @@ static int parse_args(t2_router_config *cfg, int argc, char **argv) {
         }
         if (rc < 0) return rc;
     }
-    return t2_router_config_check(cfg);
+    if (rc == T2_ARGS_HELP) return 1;
+    return rc < 0 ? rc : t2_router_config_check(cfg);
 }
 
 int main(int argc, char **argv) {

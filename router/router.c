@@ -11,6 +11,7 @@
 #include "t2_router.h"
 
 #include "base/platform.h"
+#include "base/hash.h"
 #include "base/t2_err.h"
 #include "base/t2_log.h"
 #include "t2_wire.h"
@@ -161,12 +162,6 @@ int t2_router_config_check(const t2_router_config *cfg) {
 
 /* ---- peers -------------------------------------------------------------------------------- */
 
-static uint64_t hash_bytes(const uint8_t *p, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
-
 static void hex_tag(char *out, size_t cap, const uint8_t *id, size_t n) {
     size_t k = n < 6 ? n : 6, o = 0;
     o += (size_t)snprintf(out + o, cap - o, "#");
@@ -174,7 +169,7 @@ static void hex_tag(char *out, size_t cap, const uint8_t *id, size_t n) {
 }
 
 static peer *peer_find(router *r, const uint8_t *id, size_t n) {
-    uint64_t h = hash_bytes(id, n);
+    uint64_t h = t2_fnv1a64(T2_FNV1A64_INIT, id, n);
     for (peer *p = r->ptab[h & (r->pbuckets - 1)]; p; p = p->hnext)
         if (p->hash == h && p->id_len == n && memcmp(p->id, id, n) == 0) return p;
     return NULL;
@@ -203,7 +198,7 @@ static peer *peer_new(router *r, const uint8_t *id, size_t n, int role) {
     if (!p) return NULL;
     memcpy(p->id, id, n);
     p->id_len = n;
-    p->hash = hash_bytes(id, n);
+    p->hash = t2_fnv1a64(T2_FNV1A64_INIT, id, n);
     p->role = role;
     p->last_seen = r->now;
     hex_tag(p->tag, sizeof p->tag, id, n);

@@ -1,6 +1,7 @@
 /* t2_worker_api.c - see t2_worker_api.h. */
 #include "t2_worker_api.h"
 
+#include "base/backoff.h"
 #include "base/t2_err.h"
 #include "base/t2_log.h"
 #include "t2_wire.h"
@@ -47,8 +48,8 @@ t2_worker_opts t2_worker_opts_default(const char *service) {
     o.capacity = 1;
     o.heartbeat_ms = 1000;
     o.liveness = 3;
-    o.reconnect_ms = 250;
-    o.reconnect_max_ms = 8000;
+    o.reconnect_ms = T2_BACKOFF_FIRST_MS;
+    o.reconnect_max_ms = T2_BACKOFF_CAP_MS;
     return o;
 }
 
@@ -132,7 +133,7 @@ static void disconnect(t2_worker *w, const char *why) {
     new_generation(w);
     w->st.reconnects++;
     w->reconnect_at = t2_wire_now_ms() + (uint64_t)w->backoff_ms;
-    w->backoff_ms = w->backoff_ms * 2 > w->reconnect_max_ms ? w->reconnect_max_ms : w->backoff_ms * 2;
+    w->backoff_ms = t2_backoff_next(w->backoff_ms, w->reconnect_max_ms);
 }
 
 static t2_job *find_job(t2_worker *w, uint64_t id) {

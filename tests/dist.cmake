@@ -9,7 +9,11 @@ if(T2_PYTHON3)
   t2_add_script_test(dist_faults integration ${T2_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/dist_faults.py)
   # an independent Python client (protoc --python_out) against the real system.
   t2_add_script_test(py_generate integration ${T2_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/py_generate.py)
+  # a greedy answer made of byte-fallback tokens (a model fine-tuned here on umlaut text) comes
+  # back from a worker group byte-identical to `t2 run`.
+  t2_add_script_test(dist_bytes integration ${T2_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/dist_bytes.py)
   set_tests_properties(dist_system dist_faults py_generate PROPERTIES TIMEOUT 400 RUN_SERIAL ON)
+  set_tests_properties(dist_bytes PROPERTIES TIMEOUT 200 RUN_SERIAL ON)
 endif()
 # the deployment file: every bad value named with FILE:LINE: setting; t2-local.sh start/stop.
 t2_add_script_test(dist_config unit bash ${CMAKE_CURRENT_SOURCE_DIR}/dist_config.sh)

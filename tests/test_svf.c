@@ -260,6 +260,29 @@ static void test_multi_errors(void) {
     T2_CHECK(t2_state_new_range(&a, model, 1, 8, 1, 1) == T2_ERANGE);
 }
 
+/* t2_svf_scale, the one σ' formula of inference and training: Σ out = Σσ, also when Σ(σ⊙m) is
+ * negative (identity activation); c = 1, not a division by zero, when Σ(σ⊙m) is 0. */
+static void test_sigma_scale_guard(void) {
+    const float sigma[3] = {3.0f, 2.0f, 1.0f};
+    float out[3];
+    const float neg[3] = {-1.0f, -0.5f, 0.25f}; /* Σσm = -3.75 */
+    t2_svf_scale(out, sigma, neg, 3, T2_SVF_ACT_LINEAR, 1.0f);
+    T2_CHECK_NEAR(out[0] + out[1] + out[2], 6.0, 1e-5);
+    T2_CHECK_NEAR(out[0], 3.0 * -1.0 * (6.0 / -3.75), 1e-5);
+    const float zero_sum[3] = {0.0f, 0.5f, -1.0f}; /* Σσm = 0: c = 1 */
+    t2_svf_scale(out, sigma, zero_sum, 3, T2_SVF_ACT_LINEAR, 1.0f);
+    T2_CHECK(out[0] == 0.0f && out[1] == 1.0f && out[2] == -1.0f);
+    const float under[3] = {-200.0f, -200.0f, -200.0f}; /* sigmoids underflow to 0 */
+    t2_svf_scale(out, sigma, under, 3, T2_SVF_ACT_SIGMOID, 2.0f);
+    T2_CHECK(out[0] == 0.0f && out[1] == 0.0f && out[2] == 0.0f);
+    const float p[3] = {0.3f, -1.2f, 2.0f};
+    t2_svf_scale(out, sigma, p, 3, T2_SVF_ACT_SIGMOID, 2.0f);
+    T2_CHECK_NEAR(out[0] + out[1] + out[2], 6.0, 1e-5);
+    const double m0 = 2.0 / (1.0 + exp(-0.3)), m1 = 2.0 / (1.0 + exp(1.2));
+    const double m2 = 2.0 / (1.0 + exp(-2.0));
+    T2_CHECK_NEAR(out[0], 3.0 * m0 * 6.0 / (3.0 * m0 + 2.0 * m1 + m2), 1e-5);
+}
+
 int main(void) {
     setup();
     T2_RUN(test_sha256_vectors);
@@ -269,6 +292,7 @@ int main(void) {
     T2_RUN(test_mixture_key);
     T2_RUN(test_multi_sequence_bit_identical);
     T2_RUN(test_multi_errors);
+    T2_RUN(test_sigma_scale_guard);
     for (int i = 0; i < 3; i++) t2_expert_destroy(&ex[i]);
     t2_factors_destroy(&factors);
     t2_model_destroy(&model);

@@ -320,6 +320,24 @@ static void test_decode(void) {
     t2_tok_destroy(&t);
 }
 
+/* t2_tok_piece_text: what t2 run and worker groups print. Byte pieces (<0xXX> is id XX + 3 in
+ * tok512): bytes >= 0x80 and whitespace kept whatever the locale, other control bytes dropped. */
+static void test_piece_text(void) {
+    t2_tokenizer *t = load_bin("models/tok512.bin", 512);
+    if (!t) return;
+    size_t len;
+    for (int b = 0; b < 256; b++) {
+        const char *p = t2_tok_piece_text(t, 403, b + 3, &len);
+        const int keep = b >= 0x80 || (b >= 0x20 && b < 0x7F) || (b >= 0x09 && b <= 0x0D);
+        T2_CHECK_MSG(len == (size_t)keep && (!keep || (unsigned char)p[0] == b), "byte 0x%02X", b);
+    }
+    const char *p = t2_tok_piece_text(t, 403, 407, &len); /* " upon": pieces as decoded */
+    T2_CHECK(len == 5 && memcmp(p, " upon", 5) == 0);
+    p = t2_tok_piece_text(t, 1, 465, &len); /* a multi-byte piece */
+    T2_CHECK(len == 3 && memcmp(p, "\xe2\x80\x9c", 3) == 0);
+    t2_tok_destroy(&t);
+}
+
 static void test_known_encodings(void) {
     t2_tokenizer *t = load_bin("models/tok512.bin", 512);
     if (t) {
@@ -910,6 +928,7 @@ int main(void) {
     }
     T2_RUN(test_load_llama2c);
     T2_RUN(test_decode);
+    T2_RUN(test_piece_text);
     T2_RUN(test_known_encodings);
     T2_RUN(test_round_trip);
     T2_RUN(test_matches_reference);

@@ -9,6 +9,7 @@
 #include "wk.h"
 
 #include "engine/kernels.h"
+#include "base/args.h"
 #include "base/platform.h"
 #include "base/t2_err.h"
 #include "base/t2_log.h"
@@ -39,32 +40,13 @@ static const char usage[] =
 int main(int argc, char **argv) {
     t2_blas_autoselect(argv); /* the same OpenBLAS kernels as t2 run: same prompt numbers */
     const char *cfg_path = NULL, *group = NULL, *endpoint = NULL, *level = NULL, *pid_file = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return 0;
-        }
-        if (!v) {
-            fprintf(stderr, "t2-worker: %s: missing value or unknown flag\n%s", a, usage);
-            return 2;
-        }
-        i++;
-        if (!strcmp(a, "-c") || !strcmp(a, "--config"))
-            cfg_path = v;
-        else if (!strcmp(a, "--group"))
-            group = v;
-        else if (!strcmp(a, "--endpoint"))
-            endpoint = v;
-        else if (!strcmp(a, "--log-level"))
-            level = v;
-        else if (!strcmp(a, "--pid-file"))
-            pid_file = v;
-        else {
-            fprintf(stderr, "t2-worker: unknown flag %s\n%s", a, usage);
-            return 2;
-        }
-    }
+    const t2_arg flags[] = {{"--config", "-c", &cfg_path},
+                            {"--group", NULL, &group},
+                            {"--endpoint", NULL, &endpoint},
+                            {"--log-level", NULL, &level},
+                            {"--pid-file", NULL, &pid_file}};
+    int ex = t2_args_main("t2-worker", usage, argc, argv, 1, flags, sizeof flags / sizeof *flags);
+    if (ex >= 0) return ex;
     if (!cfg_path) {
         fprintf(stderr, "t2-worker: no configuration: give -c FILE\n%s", usage);
         return 2;

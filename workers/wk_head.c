@@ -18,12 +18,14 @@
  */
 #include "wk.h"
 
+#include "base/backoff.h"
+#include "base/buf.h"
+#include "base/name.h"
 #include "base/platform.h"
 #include "base/t2_err.h"
 #include "base/t2_log.h"
 #include "t2_worker_api.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <sched.h>
@@ -46,8 +48,7 @@ typedef struct hslot {
     int n_prompt, sent;  /* prompt tokens, and how many went into the pipeline */
     int last, next, pos; /* previous token, token to run next and its position */
     int n_gen, max_gen;
-    char *text;
-    size_t len, cap;
+    t2_buf text; /* the answer so far */
     double t0;
     T2__Mixture *mix_used; /* for the Result: borrowed from the job, or &classifier_mix */
     T2__Mixture base_mix;  /* the empty mixture: base weights */
@@ -103,14 +104,14 @@ static void slot_reset(head *h, hslot *q) {
     t2_job_destroy(&q->job);
     q->state = HS_FREE;
     q->dead = 0;
-    q->len = 0;
+    q->text.len = 0;
     q->mix_used = NULL;
 }
 
 static void fill_result(head *h, hslot *q, T2__Result *r, int reason) {
     r->has_text = 1;
-    r->text.data = (uint8_t *)q->text;
-    r->text.len = q->len;
+    r->text.data = (uint8_t *)q->text.data;
+    r->text.len = q->text.len;
     r->has_finish_reason = 1;
     r->finish_reason = reason;
     r->has_prompt_tokens = r->has_completion_tokens = 1;
@@ -131,7 +132,7 @@ static void finish(head *h, hslot *q, int reason) {
     T2__Result r = T2__RESULT__INIT;
     fill_result(h, q, &r, reason);
     if (q->kind == WK_KIND_CLASSIFY) {
-        r.label = (char *)wk_classify_label(q->len ? q->text : "");
+        r.label = (char *)wk_classify_label(q->text.len ? q->text.data : "");
     }
     const T2__Job *jm = t2_job_msg(q->job);
     T2_DEBUG("job %" PRIu64 " (request %" PRIu64 "): %d prompt + %d new tokens, %s, %.1f ms",
@@ -153,22 +154,6 @@ static void finish_cancelled(head *h, hslot *q) {
 
 /* ---- tokens back from the tail --------------------------------------------------------------- */
 
-static int text_append(hslot *q, const char *s, size_t n) {
-    if (q->len + n + 1 > q->cap) {
-        size_t cap = q->cap ? q->cap : 256;
-        while (cap < q->len + n + 1)
-            cap *= 2;
-        char *t = realloc(q->text, cap);
-        if (!t) return t2_err_set(T2_ENOMEM, "out of memory");
-        q->text = t;
-        q->cap = cap;
-    }
-    memcpy(q->text + q->len, s, n);
-    q->len += n;
-    q->text[q->len] = 0;
-    return 0;
-}
-
 static void on_token(head *h, hslot *q, int token) {
     if (q->state != HS_FLIGHT) {
         T2_WARN("token for slot %d in state %d: ignored", (int)(q - h->sl), q->state);
@@ -184,11 +169,9 @@ static void on_token(head *h, hslot *q, int token) {
         return;
     }
     size_t n;
-    const char *piece = t2_tok_decode(h->tok, q->last, token, &n);
-    /* t2 run's printing rule: a one-byte piece that is neither printable nor space is dropped */
-    if (n == 1 && !(isprint((unsigned char)piece[0]) || isspace((unsigned char)piece[0]))) n = 0;
-    size_t before = q->len;
-    if (text_append(q, piece, n) < 0) {
+    const char *piece = t2_tok_piece_text(h->tok, q->last, token, &n); /* as t2 run prints it */
+    size_t before = q->text.len;
+    if (t2_buf_add(&q->text, piece, n) < 0) {
         t2_worker_send_error(h->w[q->wi], q->job, T2_ENOMEM, "out of memory for the text");
         h->errors++;
         slot_reset(h, q);
@@ -204,10 +187,10 @@ static void on_token(head *h, hslot *q, int token) {
             return;
         }
     } else {
-        char *nl = memchr(q->text + before, '\n', q->len - before);
+        char *nl = memchr(q->text.data + before, '\n', q->text.len - before);
         if (nl) { /* a classification is one line */
-            q->len = (size_t)(nl - q->text);
-            q->text[q->len] = 0;
+            q->text.len = (size_t)(nl - q->text.data);
+            q->text.data[q->text.len] = 0;
             finish(h, q, T2__FINISH_REASON__FINISH_STOP);
             return;
         }
@@ -473,7 +456,7 @@ static int accept_job(head *h, int wi, t2_job *job) {
     q->dead = 0;
     q->sent = 0;
     q->n_gen = 0;
-    q->len = 0;
+    q->text.len = 0;
     q->last = q->tok[q->n_prompt - 1];
     q->t0 = now_ms();
     if (h->s->size > 1) {
@@ -651,17 +634,8 @@ static int connect_workers(head *h, const t2_model *m) {
     char **experts = NULL;
     int n_experts = 0;
     if (h->s->ad) {
-        const char *dir = c->model.experts_dir;
         char buf[8192];
-        if (!dir) {
-            snprintf(buf, sizeof buf, "%s", c->model.factors);
-            char *sl = strrchr(buf, '/');
-            if (sl)
-                *sl = 0;
-            else
-                snprintf(buf, sizeof buf, ".");
-            dir = buf;
-        }
+        const char *dir = t2_conf_experts_dir(c, buf, sizeof buf);
         n_experts = wk_list_experts(dir, &experts, 256);
     }
     char name[256], host[128] = "host";
@@ -687,9 +661,7 @@ static int connect_workers(head *h, const t2_model *m) {
             snprintf(name, sizeof name, "%s/%s", c->worker.name, svc);
         else
             snprintf(name, sizeof name, "%.40s:%d/%s/%s", host, (int)getpid(), c->group.name, svc);
-        for (char *p = name; *p; p++) /* a name the router accepts */
-            if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/-", *p))
-                *p = '-';
+        t2_name_sanitize(name); /* a name the router accepts */
         o.name = name;
         o.model_sha256 = sha;
         o.curve = h->has_curve ? &h->curve : NULL;
@@ -697,10 +669,7 @@ static int connect_workers(head *h, const t2_model *m) {
         o.n_experts = (size_t)n_experts;
         o.heartbeat_ms = c->router.heartbeat_ms;
         o.liveness = c->router.liveness;
-        o.reconnect_ms = c->router.heartbeat_ms < 250 ? c->router.heartbeat_ms : 250;
-        o.reconnect_max_ms = 8 * o.reconnect_ms > 8000 ? 8000 : 8 * o.reconnect_ms;
-        if (o.reconnect_max_ms < 4 * c->router.heartbeat_ms && 4 * c->router.heartbeat_ms <= 8000)
-            o.reconnect_max_ms = 4 * c->router.heartbeat_ms;
+        t2_backoff_schedule(c->router.heartbeat_ms, &o.reconnect_ms, &o.reconnect_max_ms);
         if ((rc = t2_worker_new(&h->w[i], NULL, c->router.endpoint, &o)) == 0) h->nw++;
     }
     wk_free_names(experts, n_experts);
@@ -770,7 +739,7 @@ out:
     for (int i = 0; h->sl && i < h->n; i++) {
         t2_job_destroy(&h->sl[i].job);
         free(h->sl[i].tok);
-        free(h->sl[i].text);
+        t2_buf_free(&h->sl[i].text);
     }
     free(h->sl);
     if (s->size > 1) { /* stop the other ranks; wait for the tail's goodbye */

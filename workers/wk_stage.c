@@ -121,17 +121,8 @@ int wk_stage_init(wk_stage *s, t2_model *m, t2_factors *f, const t2_conf *c, int
         if ((rc = t2_state_new_range(&s->slots[i].st, m, s->batch, s->n_ctx, s->l0, s->l1)) < 0)
             return rc;
     if (f) {
-        const char *dir = c->model.experts_dir;
         char buf[8192];
-        if (!dir) { /* the factors' folder */
-            snprintf(buf, sizeof buf, "%s", c->model.factors);
-            char *sl = strrchr(buf, '/');
-            if (sl)
-                *sl = 0;
-            else
-                snprintf(buf, sizeof buf, ".");
-            dir = buf;
-        }
+        const char *dir = t2_conf_experts_dir(c, buf, sizeof buf);
         if ((rc = wk_adapter_new(&s->ad, f, dir, s->l0, s->l1, c->worker.cache)) < 0) return rc;
     }
     return 0;

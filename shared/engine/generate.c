@@ -1,13 +1,13 @@
 /* generate.c - batched generation with continuous batching (see generate.h). */
 #include "engine/generate.h"
 
+#include "base/buf.h"
 #include "base/platform.h"
 #include "engine/sampler.h"
 #include "engine/adapt.h"
 #include "base/t2_err.h"
 #include "engine/transformer.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,20 +72,15 @@ static void req_fail(t2_gen_result *r, int code, const char *msg) {
     snprintf(r->message, sizeof r->message, "%s", msg);
 }
 
-/* Append n bytes to the result's text; 0 or T2_ENOMEM. */
+/* Append n bytes to the result's text (a t2_buf spread over the result and the slot's cap);
+ * 0 or T2_ENOMEM. */
 static int text_add(t2_gen_result *r, size_t *cap, const char *s, size_t n) {
-    if (r->len + n + 1 > *cap) {
-        size_t nc = *cap ? *cap : 64;
-        while (nc < r->len + n + 1) nc *= 2;
-        char *nt = realloc(r->text, nc);
-        if (!nt) return t2_err_set(T2_ENOMEM, "out of memory for generated text");
-        r->text = nt;
-        *cap = nc;
-    }
-    memcpy(r->text + r->len, s, n);
-    r->len += n;
-    r->text[r->len] = 0;
-    return 0;
+    t2_buf b = {r->text, r->len, *cap};
+    const int rc = t2_buf_add(&b, s, n);
+    r->text = b.data;
+    r->len = b.len;
+    *cap = b.cap;
+    return rc;
 }
 
 static void finish(gen *g, slot *s, t2_gen_stop why) {
@@ -115,11 +110,8 @@ static int take_token(gen *g, slot *s) {
         return 0;
     }
     size_t n;
-    const char *piece = t2_tok_decode(g->tok, prev, next, &n);
-    /* as t2 run prints: a single control byte other than whitespace is dropped */
-    const unsigned char c0 = n == 1 ? (unsigned char)piece[0] : 0;
-    const int drop = n == 1 && c0 < 0x80 && !(isprint(c0) || isspace(c0));
-    if (!drop && n) {
+    const char *piece = t2_tok_piece_text(g->tok, prev, next, &n); /* as t2 run prints it */
+    if (n) {
         const size_t old = r->len;
         if (text_add(r, &s->cap, piece, n) < 0) return T2_ENOMEM;
         /* the earliest stop string that ends in the new bytes */

@@ -28,6 +28,7 @@
  */
 #include "engine/gguf.h"
 
+#include "base/hash.h"
 #include "base/t2_err.h"
 
 #include <errno.h>
@@ -254,12 +255,6 @@ typedef struct name_index {
     size_t count, names_cap;
 } name_index;
 
-static uint64_t hash_name(const char *s) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
-}
-
 static void index_free(name_index *ix) {
     free(ix->slot);
     free(ix->names);
@@ -269,7 +264,7 @@ static void index_free(name_index *ix) {
 /* Index of `s`, or -1. */
 static int64_t index_find(const name_index *ix, const char *s) {
     if (!ix->count || !s) return -1;
-    for (size_t h = (size_t)hash_name(s) & ix->mask;; h = (h + 1) & ix->mask) {
+    for (size_t h = (size_t)t2_fnv1a64_str(s) & ix->mask;; h = (h + 1) & ix->mask) {
         size_t v = ix->slot[h];
         if (!v) return -1;
         if (strcmp(ix->names[v - 1], s) == 0) return (int64_t)(v - 1);
@@ -290,7 +285,7 @@ static int index_reserve(name_index *ix) {
     size_t *slot = calloc(cap, sizeof *slot);
     if (!slot) return -1;
     for (size_t i = 0; i < ix->count; i++) {
-        size_t h = (size_t)hash_name(ix->names[i]) & (cap - 1);
+        size_t h = (size_t)t2_fnv1a64_str(ix->names[i]) & (cap - 1);
         while (slot[h]) h = (h + 1) & (cap - 1);
         slot[h] = i + 1;
     }
@@ -304,7 +299,7 @@ static int index_reserve(name_index *ix) {
  * already present (then nothing is added). Returns 0, or -1 if out of memory. */
 static int index_add(name_index *ix, const char *s, int64_t *dup) {
     if (index_reserve(ix) < 0) return -1;
-    size_t h = (size_t)hash_name(s) & ix->mask;
+    size_t h = (size_t)t2_fnv1a64_str(s) & ix->mask;
     for (; ix->slot[h]; h = (h + 1) & ix->mask)
         if (strcmp(ix->names[ix->slot[h] - 1], s) == 0) {
             *dup = (int64_t)(ix->slot[h] - 1);
@@ -869,6 +864,16 @@ int t2_gguf_get_str(const t2_gguf *g, const char *key, const char **s, size_t *l
     *s = (const char *)kv->val;
     *len = (size_t)kv->n;
     return 0;
+}
+
+char *t2_gguf_str_dup(const t2_gguf *g, const char *key) {
+    const char *s;
+    size_t n;
+    if (t2_gguf_get_str(g, key, &s, &n) < 0) {
+        t2_err_clear();
+        return strdup("");
+    }
+    return strndup(s, n);
 }
 
 int t2_gguf_get_arr(const t2_gguf *g, const char *key, t2_gguf_vtype *elem, uint64_t *n) {

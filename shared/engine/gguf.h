@@ -80,6 +80,9 @@ int t2_gguf_get_f32(const t2_gguf *g, const char *key, float *out);
 int t2_gguf_get_bool(const t2_gguf *g, const char *key, int *out);
 /* Not NUL-terminated in the file: returns a pointer into the mapping and its length. */
 int t2_gguf_get_str(const t2_gguf *g, const char *key, const char **s, size_t *len);
+/* A malloc'd NUL-terminated copy of the string at key, "" when the key is absent or not a string
+ * (an optional text field); NULL only when out of memory. */
+char *t2_gguf_str_dup(const t2_gguf *g, const char *key);
 /* Arrays: element type and count. */
 int t2_gguf_get_arr(const t2_gguf *g, const char *key, t2_gguf_vtype *elem, uint64_t *n);
 /* Numeric array element i as double / int64 (any numeric element type). i < n is checked. */

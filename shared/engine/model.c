@@ -1,5 +1,6 @@
 #include "engine/model.h"
 
+#include "base/rng.h"
 #include "base/sha256.h"
 #include "engine/adapt.h"
 
@@ -831,23 +832,10 @@ out:
 /* ------------------------------------------------------------------------------------------ */
 /* random models                                                                               */
 
-static uint64_t rng_next(uint64_t *s) { /* xorshift64* */
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 0x2545F4914F6CDD1Dull;
-}
-
-static float rng_normal(uint64_t *s) { /* Box-Muller */
-    double u1 = ((rng_next(s) >> 11) + 1.0) / 9007199254740993.0;
-    double u2 = (rng_next(s) >> 11) / 9007199254740992.0;
-    return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
-}
-
 /* Fill rows x cols normals of std 1/sqrt(cols) at *p and advance *p past them. */
 static float *fill_normal(float **p, size_t rows, size_t cols, uint64_t *s) {
     float *q = *p, sd = 1.0f / sqrtf((float)cols);
-    for (size_t i = 0; i < rows * cols; i++) q[i] = sd * rng_normal(s);
+    for (size_t i = 0; i < rows * cols; i++) q[i] = sd * (float)t2_xorshift64s_normal(s);
     *p += rows * cols;
     return q;
 }
@@ -887,7 +875,7 @@ int t2_model_init_random(t2_model **out, const t2_config *cfg, int tied, uint64_
     }
 #undef FILL
     for (size_t i = 0; i < ((size_t)2 * c.n_layers + 1) * D; i++)
-        m->norms[i] = 1.0f + 0.1f * rng_normal(&s);
+        m->norms[i] = 1.0f + 0.1f * (float)t2_xorshift64s_normal(&s);
     for (int l = 0; l < c.n_layers; l++) {
         m->layers[l].attn_norm = norm_slot(m, 2 * l);
         m->layers[l].ffn_norm = norm_slot(m, 2 * l + 1);
@@ -900,8 +888,8 @@ int t2_model_init_random(t2_model **out, const t2_config *cfg, int tied, uint64_
         return rc;
     }
     for (size_t i = 0; i + c.head_dim < m->n_extra; i++)
-        m->extra[i] = c.arch == T2_ARCH_QWEN2 ? 0.5f * rng_normal(&s)         /* biases */
-                                              : 1.0f + 0.1f * rng_normal(&s); /* Q/K norms */
+        m->extra[i] = c.arch == T2_ARCH_QWEN2 ? 0.5f * (float)t2_xorshift64s_normal(&s) /* biases */
+                                              : 1.0f + 0.1f * (float)t2_xorshift64s_normal(&s); /* Q/K norms */
     if ((rc = t2_model_finish_rope(m)) < 0) {
         t2_model_destroy(&m);
         return rc;

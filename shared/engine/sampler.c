@@ -1,5 +1,6 @@
 #include "engine/sampler.h"
 
+#include "base/rng.h"
 #include "engine/kernels.h"
 
 #include <math.h>
@@ -43,14 +44,8 @@ int t2_argmax(const float *x, int n) {
     return best;
 }
 
-static uint32_t rng_u32(uint64_t *s) { /* xorshift64*, upper half */
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return (uint32_t)((*s * 0x2545F4914F6CDD1Dull) >> 32);
-}
-
-static float rng_f32(uint64_t *s) { return (float)(rng_u32(s) >> 8) / 16777216.0f; } /* [0,1) */
+/* [0, 1) from the upper 24 bits of a xorshift64* draw */
+static float rng_f32(uint64_t *s) { return (float)(t2_xorshift64s(s) >> 40) / 16777216.0f; }
 
 /* a goes before b: higher probability first, then the lower token id - the order a stable sort
  * of the candidates (collected in id order) by probability gives. */

@@ -25,6 +25,7 @@
  */
 #include "engine/tokenizer.h"
 
+#include "base/hash.h"
 #include "base/t2_err.h"
 
 #include <errno.h>
@@ -71,19 +72,10 @@ struct t2_tokenizer {
 /* Construction helpers                                                                     */
 /* ---------------------------------------------------------------------------------------- */
 
-static uint32_t hash_bytes(const char *s, size_t n) {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
-    return h;
-}
-
 /* Id of the table piece with these bytes, or -1. */
 static int lookup(const t2_tokenizer *t, const char *s, size_t n) {
     if (n == 0 || n > (size_t)t->max_len) return -1;
-    uint32_t i = hash_bytes(s, n) & t->table_mask;
+    uint32_t i = t2_fnv1a32(s, n) & t->table_mask;
     for (;;) {
         int32_t id = t->table[i];
         if (id < 0) return -1;
@@ -166,7 +158,7 @@ static int tok_finish(t2_tokenizer *t, int have_types) {
         if (i == t->bos || i == t->eos || i == t->unk) continue;
         const char *p = t->text + t->off[i];
         if ((uint32_t)t->max_len >= t->len[i] && lookup(t, p, t->len[i]) >= 0) continue;
-        uint32_t h = hash_bytes(p, t->len[i]) & t->table_mask;
+        uint32_t h = t2_fnv1a32(p, t->len[i]) & t->table_mask;
         while (t->table[h] >= 0) h = (h + 1) & t->table_mask;
         t->table[h] = i; /* first (lowest) id wins for duplicate pieces */
         if ((int)t->len[i] > t->max_len) t->max_len = (int)t->len[i];
@@ -586,6 +578,18 @@ const char *t2_tok_decode(const t2_tokenizer *t, int prev, int token, size_t *le
     if (t->byte_val[token] >= 0) {
         p = t->byte_str + 2 * t->byte_val[token];
         n = 1;
+    }
+    if (len) *len = n;
+    return p;
+}
+
+const char *t2_tok_piece_text(const t2_tokenizer *t, int prev, int token, size_t *len) {
+    size_t n;
+    const char *p = t2_tok_decode(t, prev, token, &n);
+    if (n == 1) {
+        const unsigned char c = (unsigned char)p[0];
+        const int space = c == ' ' || (c >= '\t' && c <= '\r');
+        if ((c < 0x20 || c == 0x7F) && !space) n = 0;
     }
     if (len) *len = n;
     return p;

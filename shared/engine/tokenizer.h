@@ -57,6 +57,12 @@ int t2_tok_encode(const t2_tokenizer *t, const char *text, int bos, int eos, int
 /* The bytes `token` stands for when it follows `prev` (leading space dropped after BOS, byte
  * pieces as their byte). Pointer valid until t2_tok_destroy. An out-of-range token gives "". */
 const char *t2_tok_decode(const t2_tokenizer *t, int prev, int token, size_t *len);
+/* What to print for `token` after `prev`: t2_tok_decode's bytes, except that a piece of a single
+ * control byte other than whitespace (0x00-0x1F but \t \n \v \f \r, and 0x7F) gives *len = 0,
+ * as llama2.c prints. Bytes >= 0x80 are kept, so byte-fallback pieces reassemble into UTF-8. The
+ * rule does not depend on the C locale. `t2 run`, batched generation and worker groups all print
+ * with it, so their texts are byte-identical. */
+const char *t2_tok_piece_text(const t2_tokenizer *t, int prev, int token, size_t *len);
 /* The raw piece text (with spaces, "<0x0A>" for byte pieces) and score. */
 const char *t2_tok_piece(const t2_tokenizer *t, int token, size_t *len);
 float t2_tok_score(const t2_tokenizer *t, int token);

@@ -2,6 +2,7 @@
 #include "svf/profile.h"
 
 #include "engine/gguf.h"
+#include "base/name.h"
 #include "base/t2_err.h"
 
 #include <math.h>
@@ -9,16 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int name_ok(const char *s, size_t n) {
-    if (n < 1 || n > 64) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == ':' || c == '/' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
+static int name_ok(const char *s, size_t n) { return t2_name_ok(s, n, 64); }
 
 void t2_profile_destroy(t2_profile **pp) {
     t2_profile *p = pp ? *pp : NULL;
@@ -77,16 +69,6 @@ static int check(const t2_profile *p, const char *where) {
     return 0;
 }
 
-static char *dup_str(const t2_gguf *g, const char *key) {
-    const char *s;
-    size_t n;
-    if (t2_gguf_get_str(g, key, &s, &n) < 0) {
-        t2_err_clear();
-        return strdup("");
-    }
-    return strndup(s, n);
-}
-
 int t2_profile_load(t2_profile **out, const char *path) {
     *out = NULL;
     t2_gguf *g = NULL;
@@ -140,8 +122,8 @@ int t2_profile_load(t2_profile **out, const char *path) {
     memcpy(p->alpha, t->data, t->nbytes);
     free(p->task);
     free(p->training);
-    p->task = dup_str(g, "t2.task");
-    p->training = dup_str(g, "t2.training");
+    p->task = t2_gguf_str_dup(g, "t2.task");
+    p->training = t2_gguf_str_dup(g, "t2.training");
     if (!p->task || !p->training) {
         rc = t2_err_set(T2_ENOMEM, "out of memory");
         goto out;

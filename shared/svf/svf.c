@@ -1,7 +1,9 @@
 #include "svf/svf.h"
 
 #include "engine/kernels.h"
+#include "base/hash.h"
 #include "base/platform.h"
+#include "base/rng.h"
 #include "base/sha256.h"
 #include "base/t2_err.h"
 #include "base/t2_log.h"
@@ -77,16 +79,6 @@ static int gguf_str_copy(const t2_gguf *g, const char *key, char *buf, size_t ca
     memcpy(buf, s, n);
     buf[n] = 0;
     return 0;
-}
-
-static char *gguf_str_dup(const t2_gguf *g, const char *key) {
-    const char *s;
-    size_t n;
-    if (t2_gguf_get_str(g, key, &s, &n) < 0) {
-        t2_err_clear();
-        return strdup("");
-    }
-    return strndup(s, n);
 }
 
 /* Common header checks of a factors / expert / profile file: kind, base sha256, targets. */
@@ -228,6 +220,16 @@ static void svd_task(void *arg, int ith, int nth) {
     }
 }
 
+/* The SVD of layer l's matrix k, shaped after the model's matrix (full rank). */
+static t2_svd *svd_slot(t2_factors *f, const t2_model *m, int l, int k) {
+    const t2_mat *W = t2_layer_mat(&m->layers[l], k);
+    t2_svd *s = &f->svd[l * T2_N_TARGETS + k];
+    s->rows = W->rows;
+    s->cols = W->cols;
+    s->rank = W->rows < W->cols ? W->rows : W->cols;
+    return s;
+}
+
 int t2_factors_compute(t2_factors **out, t2_model *m, unsigned targets, t2_pool *pool,
                        t2_progress_fn progress, void *progress_ctx, double *worst_err) {
     *out = NULL;
@@ -251,11 +253,7 @@ int t2_factors_compute(t2_factors **out, t2_model *m, unsigned targets, t2_pool 
     for (int l = 0; l < c->n_layers; l++)
         for (int k = 0; k < T2_N_TARGETS; k++) {
             if (!(targets & (1u << k))) continue;
-            const t2_mat *W = t2_layer_mat(&m->layers[l], k);
-            t2_svd *s = &f->svd[l * T2_N_TARGETS + k];
-            s->rows = W->rows;
-            s->cols = W->cols;
-            s->rank = W->rows < W->cols ? W->rows : W->cols;
+            t2_svd *s = svd_slot(f, m, l, k);
             total += (size_t)s->rows * s->rank + s->rank + (size_t)s->rank * s->cols;
             j.todo[j.n_todo++] = l * T2_N_TARGETS + k;
         }
@@ -372,11 +370,7 @@ int t2_factors_load(t2_factors **out, const char *path, t2_model *m) {
     for (int l = 0; l < m->cfg.n_layers; l++)
         for (int k = 0; k < T2_N_TARGETS; k++) {
             if (!(targets & (1u << k))) continue;
-            const t2_mat *W = t2_layer_mat(&m->layers[l], k);
-            t2_svd *s = &f->svd[l * T2_N_TARGETS + k];
-            s->rows = W->rows;
-            s->cols = W->cols;
-            s->rank = W->rows < W->cols ? W->rows : W->cols;
+            t2_svd *s = svd_slot(f, m, l, k);
             snprintf(key, sizeof key, "blk.%d.%s.svd_u", l, target_names[k]);
             if ((rc = get_f32_tensor(g, key, s->rows, s->rank, &s->U)) < 0) goto err;
             snprintf(key, sizeof key, "blk.%d.%s.svd_s", l, target_names[k]);
@@ -458,13 +452,6 @@ static t2_expert *expert_alloc(const t2_factors *f, unsigned targets) {
     return e;
 }
 
-static uint64_t rng_next(uint64_t *s) {
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 0x2545F4914F6CDD1Dull;
-}
-
 int t2_expert_init(t2_expert **out, const t2_factors *f, unsigned targets, const char *name,
                    const char *task, float init_value, float noise_std, uint64_t seed,
                    float max_mult) {
@@ -491,11 +478,7 @@ int t2_expert_init(t2_expert **out, const t2_factors *f, unsigned targets, const
     for (int i = 0; i < e->n_layers * T2_N_TARGETS; i++)
         for (int q = 0; q < e->rank[i]; q++) {
             float z = 0;
-            if (noise_std > 0) {
-                double u1 = ((rng_next(&s) >> 11) + 1.0) / 9007199254740993.0;
-                double u2 = (rng_next(&s) >> 11) / 9007199254740992.0;
-                z = (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
-            }
+            if (noise_std > 0) z = (float)t2_xorshift64s_normal(&s);
             e->p[i][q] = init_value + noise_std * z;
         }
     *out = e;
@@ -565,9 +548,9 @@ int t2_expert_load(t2_expert **out, const char *path, const t2_factors *f) {
                         (double)e->max_mult);
         goto out;
     }
-    e->name = gguf_str_dup(g, "t2.name");
-    e->task = gguf_str_dup(g, "t2.task");
-    e->training = gguf_str_dup(g, "t2.training");
+    e->name = t2_gguf_str_dup(g, "t2.name");
+    e->task = t2_gguf_str_dup(g, "t2.task");
+    e->training = t2_gguf_str_dup(g, "t2.training");
     if (!e->name || !e->task || !e->training) {
         rc = t2_err_set(T2_ENOMEM, "out of memory");
         goto out;
@@ -616,13 +599,30 @@ int t2_mixture_check(const t2_mixture *mix, const t2_factors *f) {
 static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 void t2_svf_sigma(float *out, const t2_svd *svd, const float *p, float max_mult) {
-    double sum = 0;
-    for (int q = 0; q < svd->rank; q++) {
-        out[q] = svd->S[q] * sigmoidf(p[q]) * max_mult;
+    t2_svf_scale(out, svd->S, p, svd->rank, T2_SVF_ACT_SIGMOID, max_mult);
+}
+
+float t2_svf_act(float p, int act, float max_mult) {
+    return act == T2_SVF_ACT_SIGMOID ? sigmoidf(p) * max_mult : p;
+}
+
+float t2_svf_act_grad(float p, int act, float max_mult) {
+    if (act != T2_SVF_ACT_SIGMOID) return 1.0f;
+    const float sg = sigmoidf(p);
+    return max_mult * sg * (1.0f - sg);
+}
+
+void t2_svf_scale(float *out, const float *sigma, const float *p, int r, int act, float max_mult) {
+    double sum_sigma = 0, sum = 0;
+    for (int q = 0; q < r; q++) {
+        /* (σ · sigmoid) · max_mult, in this order: the values experts have always been run with */
+        out[q] = act == T2_SVF_ACT_SIGMOID ? sigma[q] * sigmoidf(p[q]) * max_mult : sigma[q] * p[q];
+        sum_sigma += sigma[q];
         sum += out[q];
     }
-    float c = sum > 0 ? (float)(svd->sum_s / sum) : 1.0f;
-    for (int q = 0; q < svd->rank; q++) out[q] *= c;
+    /* Σσ rounded to float, as t2_svd.sum_s holds it */
+    const float c = sum != 0 ? (float)((float)sum_sigma / sum) : 1.0f;
+    for (int q = 0; q < r; q++) out[q] *= c;
 }
 
 void t2_adapt_release(t2_adapt **ap) {
@@ -748,21 +748,21 @@ oom:
 }
 
 uint64_t t2_mixture_key(const t2_mixture *mix) {
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a over names, sha and alpha bits */
-#define MIX(b) (h = (h ^ (uint8_t)(b)) * 0x100000001b3ull)
+    uint64_t h = T2_FNV1A64_INIT; /* over names (with their NUL), sha and alpha bits */
     for (int i = 0; i < mix->n; i++) {
-        for (const char *s = mix->experts[i]->name; *s; s++) MIX(*s);
-        MIX(0);
-        for (int t = 0; t < 64; t++) MIX(mix->experts[i]->base_sha256[t]);
+        const char *name = mix->experts[i]->name;
+        h = t2_fnv1a64(h, name, strlen(name) + 1);
+        h = t2_fnv1a64(h, mix->experts[i]->base_sha256, 64);
     }
-    MIX(mix->per_matrix);
+    const uint8_t per_matrix = (uint8_t)mix->per_matrix;
+    h = t2_fnv1a64(h, &per_matrix, 1);
     const int n_alpha = mix->n * (mix->per_matrix ? mix->experts[0]->n_layers * T2_N_TARGETS : 1);
     for (int i = 0; i < n_alpha; i++) {
         uint32_t u;
         memcpy(&u, &mix->alpha[i], 4);
-        for (int b = 0; b < 4; b++) MIX(u >> (8 * b));
+        const uint8_t le[4] = {(uint8_t)u, (uint8_t)(u >> 8), (uint8_t)(u >> 16), (uint8_t)(u >> 24)};
+        h = t2_fnv1a64(h, le, 4);
     }
-#undef MIX
     return h;
 }
 

@@ -117,8 +117,24 @@ int t2_adapt_new(t2_adapt **out, const t2_factors *f, const t2_mixture *mix, int
                  t2_pool *pool);
 t2_adapt *t2_adapt_ref(t2_adapt *a);
 void t2_adapt_release(t2_adapt **a);
-/* σ' for one p vector (r floats): out = σ ⊙ act(p) · Σσ / Σ(σ⊙act(p)). */
+/* σ' for one p vector (r floats) of an expert: t2_svf_scale with the sigmoid activation. */
 void t2_svf_sigma(float *out, const t2_svd *svd, const float *p, float max_mult);
+
+/* SVF activations m = act(p). Experts use the sigmoid; training can also use the identity. */
+enum {
+    T2_SVF_ACT_SIGMOID = 0, /* m = max_mult * sigmoid(p) */
+    T2_SVF_ACT_LINEAR = 1,  /* m = p */
+};
+float t2_svf_act(float p, int act, float max_mult);
+float t2_svf_act_grad(float p, int act, float max_mult); /* dm/dp */
+
+/* The effective singular values, for inference and training alike (r values):
+ *     out = σ ⊙ m · c,  m = act(p),  c = Σσ / Σ(σ⊙m)
+ * so that Σ out = Σσ. The one exception is Σ(σ⊙m) == 0 (every m zero, or sigmoids underflowed
+ * to 0), where c = 1 and out = σ⊙m: no division by zero. A negative Σ(σ⊙m) (only possible with
+ * the identity activation) is divided by like any other sum, which keeps Σ out = Σσ and is what
+ * the training's backward pass differentiates. */
+void t2_svf_scale(float *out, const float *sigma, const float *p, int r, int act, float max_mult);
 
 /* A bounded LRU of merged adaptations keyed by a caller-given 64-bit mixture key. */
 typedef struct t2_adapt_cache t2_adapt_cache;

@@ -82,21 +82,6 @@ const char *t2_task_kind_name(t2_task_kind k) {
 
 /* ---------------------------------------------------------------- hashing, arena */
 
-uint64_t t2_hash64(const void *data, size_t n, uint64_t salt) {
-    const unsigned char *p = data;
-    uint64_t h = 0xcbf29ce484222325ull ^ salt;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
-}
-
 struct t2_arena_block {
     t2_arena_block *next;
     size_t used, cap;
@@ -238,7 +223,7 @@ static int open_synthetic(t2_task_set *s, const syn_family *f) {
     }
     if (o->n > 10000000)
         return t2_err_set(T2_ERANGE, "%s: n = %zu is too many", f->name, o->n);
-    t2_rng r = {o->seed ^ t2_hash64(f->name, strlen(f->name), 0x5eedull) ^
+    t2_rand r = {o->seed ^ t2_hash64(f->name, strlen(f->name), 0x5eedull) ^
                 ((uint64_t)o->split << 56)};
     hset seen = {0};
     char key[SYN_TEXT];
@@ -425,9 +410,9 @@ static void write_doc(FILE *f, int jsonl, const char *id, const char *family, co
 /* Pick the document a pretraining mixture shows for one core: the uncued prompt answered by
  * either reading (30 %), a cued prompt for the target (25 %) or the other reading (25 %),
  * or another cued skill on the same core (20 %, when the family has one). */
-static void pretrain_doc(const syn_item *si, t2_rng *r, const char **p, const char **a) {
-    uint32_t u = t2_rng_below(r, 100);
-    uint32_t coin = t2_rng_below(r, 2);
+static void pretrain_doc(const syn_item *si, t2_rand *r, const char **p, const char **a) {
+    uint32_t u = t2_rand_below_scaled(r, 100);
+    uint32_t coin = t2_rand_below_scaled(r, 2);
     if (si->n_cued == 0 || u < 30) {
         *p = si->prompt;
         *a = coin ? si->decoy : si->answer;
@@ -435,7 +420,7 @@ static void pretrain_doc(const syn_item *si, t2_rng *r, const char **p, const ch
     }
     u -= 30; /* 0..69 */
     if (si->n_extra && u >= 50) {
-        const syn_doc *d = &si->extra[t2_rng_below(r, (uint32_t)si->n_extra)];
+        const syn_doc *d = &si->extra[t2_rand_below_scaled(r, (uint32_t)si->n_extra)];
         *p = d->prompt;
         *a = d->answer;
         return;
@@ -451,13 +436,13 @@ static int dump_synthetic_stream(FILE *f, const t2_task_dump_opts *o) {
     unsigned total = 0;
     for (size_t i = 0; i < N_MIX; i++)
         total += MIX[i].weight;
-    t2_rng r = {o->seed * 0x9E3779B97F4A7C15ull + 0x7432ull};
+    t2_rand r = {o->seed * 0x9E3779B97F4A7C15ull + 0x7432ull};
     char key[SYN_TEXT], id[SYN_TEXT + 32];
     syn_item si;
     for (size_t k = 0; k < o->n; k++) {
         const syn_family *fam = single;
         if (!fam) {
-            unsigned w = t2_rng_below(&r, total);
+            unsigned w = t2_rand_below_scaled(&r, total);
             size_t j = 0;
             while (w >= MIX[j].weight)
                 w -= MIX[j++].weight;

@@ -3,29 +3,13 @@
 #ifndef T2_TASKS_INTERNAL_H
 #define T2_TASKS_INTERNAL_H
 
+#include "base/hash.h"
+#include "base/rng.h"
 #include "tasks/tasks.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* --- random numbers: splitmix64, enough for generators (not for cryptography) --- */
-typedef struct t2_rng {
-    uint64_t s;
-} t2_rng;
-
-static inline uint64_t t2_rng_next(t2_rng *r) {
-    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-/* Uniform in [0, n), n > 0. */
-static inline uint32_t t2_rng_below(t2_rng *r, uint32_t n) {
-    return (uint32_t)(((t2_rng_next(r) >> 32) * (uint64_t)n) >> 32);
-}
-
-/* 64-bit FNV-1a followed by a splitmix finaliser. */
-uint64_t t2_hash64(const void *data, size_t n, uint64_t salt);
 
 /* --- string arena: all strings of a set live in it --- */
 typedef struct t2_arena_block t2_arena_block;
@@ -74,7 +58,7 @@ typedef struct syn_item {
 typedef struct syn_family {
     const char *name;
     /* Draw a random key (of any split) into key[cap]. */
-    void (*sample)(t2_rng *r, char *key, size_t cap);
+    void (*sample)(t2_rand *r, char *key, size_t cap);
     /* Render a key: 0, or -1 if it is not a valid canonical key of this family. */
     int (*render)(const char *key, syn_item *it);
 } syn_family;
@@ -85,7 +69,8 @@ const syn_family *t2_syn_find(const char *name);
 t2_task_split t2_syn_split_of(const char *family, const char *key);
 /* Draw a key of the given split (rejection sampling). 0, or T2_EINTERNAL if the split seems
  * empty. */
-int t2_syn_sample_split(const syn_family *f, t2_rng *r, t2_task_split split, char *key, size_t cap);
+int t2_syn_sample_split(const syn_family *f, t2_rand *r, t2_task_split split, char *key,
+                        size_t cap);
 
 /* --- real data sets (tasks_real.c) --- */
 int t2_real_load(t2_task_set *s);

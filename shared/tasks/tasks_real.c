@@ -8,6 +8,7 @@
 #include "base/json.h"
 #include "tasks/sandbox.h"
 #include "base/t2_err.h"
+#include "base/buf.h"
 #include "tasks/tasks_internal.h"
 
 #include <errno.h>
@@ -40,31 +41,14 @@ static int need_str(const t2_json *row, const char *key, const char **out) {
     return 0;
 }
 
-/* A growable string. */
+/* A growable string whose appends do not fail one by one: an out-of-memory sticks in oom. */
 typedef struct sbuf {
-    char *p;
-    size_t n, cap;
+    t2_buf t;
     int oom;
 } sbuf;
 
 static void sb_addn(sbuf *b, const char *s, size_t n) {
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 256;
-        while (nc < b->n + n + 1)
-            nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
+    if (!b->oom && t2_buf_add(&b->t, s, n) < 0) b->oom = 1;
 }
 static void sb_add(sbuf *b, const char *s) { sb_addn(b, s, strlen(s)); }
 /* append with "\r\n" -> "\n" */
@@ -155,23 +139,23 @@ static int arc_row(void *vctx, const t2_json *row, size_t line) {
         const t2_json *e = t2_json_at(ch, i);
         const char *text, *label;
         if (e->type != T2_JSON_OBJECT) {
-            free(b.p);
+            free(b.t.data);
             return t2_err_set(T2_EFORMAT, "question.choices[%zu] is not an object", i);
         }
         if ((rc = need_str(e, "text", &text)) < 0 || (rc = need_str(e, "label", &label)) < 0) {
-            free(b.p);
+            free(b.t.data);
             return t2_err_prefix(rc, "question.choices[%zu]", i);
         }
         char l = label[0];
         if (!l || label[1] || !((l >= 'A' && l <= 'Z') || (l >= '1' && l <= '9'))) {
-            free(b.p);
+            free(b.t.data);
             return t2_err_set(T2_EFORMAT,
                               "question.choices[%zu].label \"%.20s\" is not one "
                               "letter or digit",
                               i, label);
         }
         if (memchr(labels, l, i)) {
-            free(b.p);
+            free(b.t.data);
             return t2_err_set(T2_EFORMAT, "question.choices: label '%c' appears twice", l);
         }
         labels[i] = l;
@@ -182,11 +166,11 @@ static int arc_row(void *vctx, const t2_json *row, size_t line) {
     }
     labels[ch->len] = 0;
     if (b.oom) {
-        free(b.p);
+        free(b.t.data);
         return t2_err_set(T2_ENOMEM, "out of memory");
     }
     if (!key[0] || key[1] || !strchr(labels, key[0])) {
-        free(b.p);
+        free(b.t.data);
         return t2_err_set(T2_EFORMAT, "answerKey \"%.20s\" is not one of the labels %s", key,
                           labels);
     }
@@ -194,14 +178,14 @@ static int arc_row(void *vctx, const t2_json *row, size_t line) {
     snprintf(id, sizeof id, "%s:%.120s", c->s->fam->name, rid);
     snprintf(ans, sizeof ans, "the answer is (%c)", key[0]);
     t2_task_item it = {.id = id,
-                       .prompt = b.p,
+                       .prompt = b.t.data,
                        .answer = ans,
                        .target = key,
                        .split = T2_SPLIT_TEST,
                        .label = T2_LABEL_REASONING,
                        .choices = labels};
     rc = t2_tset_add(c->s, &it);
-    free(b.p);
+    free(b.t.data);
     return rc;
 }
 
@@ -240,8 +224,8 @@ static int mbpp_row(void *vctx, const t2_json *row, size_t line) {
     for (size_t i = 0; i < tl->len; i++) {
         const t2_json *t = t2_json_at(tl, i);
         if (t->type != T2_JSON_STRING || strlen(t->str) != t->len) {
-            free(prompt.p);
-            free(tests.p);
+            free(prompt.t.data);
+            free(tests.t.data);
             return t2_err_set(T2_EFORMAT, "test_list[%zu] is not a string", i);
         }
         sb_add(&prompt, "\n");
@@ -257,18 +241,18 @@ static int mbpp_row(void *vctx, const t2_json *row, size_t line) {
         char id[32];
         snprintf(id, sizeof id, "mbpp:%ld", id_num);
         t2_task_item it = {.id = id,
-                           .prompt = prompt.p,
-                           .answer = ans.p,
+                           .prompt = prompt.t.data,
+                           .answer = ans.t.data,
                            .target = "pass",
                            .split = sp,
                            .label = T2_LABEL_CODE,
                            .code_prefix = "",
-                           .code_tests = tests.p};
+                           .code_tests = tests.t.data};
         rc = t2_tset_add(c->s, &it);
     }
-    free(prompt.p);
-    free(tests.p);
-    free(ans.p);
+    free(prompt.t.data);
+    free(tests.t.data);
+    free(ans.t.data);
     return rc;
 }
 
@@ -307,9 +291,9 @@ static int humaneval_row(void *vctx, const t2_json *row, size_t line) {
                        .split = T2_SPLIT_TEST,
                        .label = T2_LABEL_CODE,
                        .code_prefix = prompt,
-                       .code_tests = tests.p};
+                       .code_tests = tests.t.data};
     rc = t2_tset_add(c->s, &it);
-    free(tests.p);
+    free(tests.t.data);
     return rc;
 }
 

@@ -125,11 +125,12 @@ static int parse_digits(const char *key, int *d, int lo, int hi) {
 /* ---------------------------------------------------------------- math */
 /* key "N.O.A.B": NAME had A OBJECTS and traded B. Readings: got (A+B, the target), lost (A-B). */
 
-static void math_sample(t2_rng *r, char *key, size_t cap) {
-    int a = 3 + (int)t2_rng_below(r, 17);
+static void math_sample(t2_rand *r, char *key, size_t cap) {
+    int a = 3 + (int)t2_rand_below_scaled(r, 17);
     int bmax = a - 1 < 9 ? a - 1 : 9;
-    int b = 1 + (int)t2_rng_below(r, (uint32_t)bmax);
-    fmt(key, cap, "%u.%u.%d.%d", t2_rng_below(r, N_NAMES), t2_rng_below(r, N_OBJECTS), a, b);
+    int b = 1 + (int)t2_rand_below_scaled(r, (uint32_t)bmax);
+    fmt(key, cap, "%u.%u.%d.%d", t2_rand_below_scaled(r, N_NAMES),
+        t2_rand_below_scaled(r, N_OBJECTS), a, b);
 }
 
 static int math_render(const char *key, syn_item *it) {
@@ -160,14 +161,15 @@ static int math_render(const char *key, syn_item *it) {
 /* ---------------------------------------------------------------- math-hard */
 /* key "N.O.A.B.C": two trades, larger numbers. Target: both gains (A+B+C); decoy: both losses. */
 
-static void mathh_sample(t2_rng *r, char *key, size_t cap) {
+static void mathh_sample(t2_rand *r, char *key, size_t cap) {
     int a, b, c;
     do {
-        a = 10 + (int)t2_rng_below(r, 30);
-        b = 2 + (int)t2_rng_below(r, 8);
-        c = 2 + (int)t2_rng_below(r, 8);
+        a = 10 + (int)t2_rand_below_scaled(r, 30);
+        b = 2 + (int)t2_rand_below_scaled(r, 8);
+        c = 2 + (int)t2_rand_below_scaled(r, 8);
     } while (a - b - c < 1);
-    fmt(key, cap, "%u.%u.%d.%d.%d", t2_rng_below(r, N_NAMES), t2_rng_below(r, N_OBJECTS), a, b, c);
+    fmt(key, cap, "%u.%u.%d.%d.%d", t2_rand_below_scaled(r, N_NAMES),
+        t2_rand_below_scaled(r, N_OBJECTS), a, b, c);
 }
 
 static int mathh_render(const char *key, syn_item *it) {
@@ -209,10 +211,10 @@ static int mathh_render(const char *key, syn_item *it) {
 /* ---------------------------------------------------------------- code */
 /* key: the digits of a list of 3-5 single digits. Readings: sort (target), reverse. */
 
-static void code_sample(t2_rng *r, char *key, size_t cap) {
-    int n = 3 + (int)t2_rng_below(r, 3);
+static void code_sample(t2_rand *r, char *key, size_t cap) {
+    int n = 3 + (int)t2_rand_below_scaled(r, 3);
     for (int i = 0; i < n && (size_t)i + 1 < cap; i++)
-        key[i] = (char)('0' + t2_rng_below(r, 10));
+        key[i] = (char)('0' + t2_rand_below_scaled(r, 10));
     key[n] = 0;
 }
 
@@ -252,22 +254,23 @@ static int code_render(const char *key, syn_item *it) {
  * key "d.DIGITS": "run dedupe [..]" on a list of 4-5 digits with a repeat (composed op).
  * Target: the sort reading; decoy: the reverse reading. */
 
-static void codeh_sample(t2_rng *r, char *key, size_t cap) {
-    if (t2_rng_below(r, 2)) {
-        int n = 3 + (int)t2_rng_below(r, 3);
+static void codeh_sample(t2_rand *r, char *key, size_t cap) {
+    if (t2_rand_below_scaled(r, 2)) {
+        int n = 3 + (int)t2_rand_below_scaled(r, 3);
         key[0] = 's';
         key[1] = '.';
         for (int i = 0; i < n && (size_t)i + 3 < cap; i++)
-            key[2 + i] = (char)('a' + t2_rng_below(r, 8));
+            key[2 + i] = (char)('a' + t2_rand_below_scaled(r, 8));
         key[2 + n] = 0;
     } else {
-        int n = 4 + (int)t2_rng_below(r, 2);
+        int n = 4 + (int)t2_rand_below_scaled(r, 2);
         key[0] = 'd';
         key[1] = '.';
         for (int i = 0; i < n && (size_t)i + 3 < cap; i++)
-            key[2 + i] = (char)('0' + t2_rng_below(r, 10));
+            key[2 + i] = (char)('0' + t2_rand_below_scaled(r, 10));
         /* force a repeat: copy one position onto another */
-        int i = (int)t2_rng_below(r, (uint32_t)n), j = (int)t2_rng_below(r, (uint32_t)n);
+        int i = (int)t2_rand_below_scaled(r, (uint32_t)n);
+        int j = (int)t2_rand_below_scaled(r, (uint32_t)n);
         key[2 + j] = key[2 + i];
         key[2 + n] = 0;
     }
@@ -362,30 +365,30 @@ static int mc_span(const int *v) {
     return hi - lo;
 }
 
-static void shuffle4(t2_rng *r, int *v) {
+static void shuffle4(t2_rand *r, int *v) {
     for (int i = 3; i > 0; i--) {
-        int j = (int)t2_rng_below(r, (uint32_t)i + 1), t = v[i];
+        int j = (int)t2_rand_below_scaled(r, (uint32_t)i + 1), t = v[i];
         v[i] = v[j];
         v[j] = t;
     }
 }
 
-static void mc_sample(t2_rng *r, char *key, size_t cap) {
+static void mc_sample(t2_rand *r, char *key, size_t cap) {
     int v[4];
     do {
         for (int i = 0; i < 4; i++)
-            v[i] = (int)t2_rng_below(r, N_ANIMALS);
+            v[i] = (int)t2_rand_below_scaled(r, N_ANIMALS);
     } while (!mc_spread_ok(v));
     fmt(key, cap, "%d.%d.%d.%d", v[0], v[1], v[2], v[3]);
 }
 
-static void mch_sample(t2_rng *r, char *key, size_t cap) {
+static void mch_sample(t2_rand *r, char *key, size_t cap) {
     int v[4];
     do { /* four distinct ranks from a window of 7, two of them neighbours */
-        int w = (int)t2_rng_below(r, N_ANIMALS - 6);
+        int w = (int)t2_rand_below_scaled(r, N_ANIMALS - 6);
         int pool[7] = {w, w + 1, w + 2, w + 3, w + 4, w + 5, w + 6};
         for (int i = 0; i < 4; i++) {
-            int j = i + (int)t2_rng_below(r, (uint32_t)(7 - i)), t = pool[i];
+            int j = i + (int)t2_rand_below_scaled(r, (uint32_t)(7 - i)), t = pool[i];
             pool[i] = pool[j];
             pool[j] = t;
             v[i] = pool[i];
@@ -443,18 +446,18 @@ static int mch_render(const char *key, syn_item *it) { return mc_common(key, it,
 
 static const char OTHER_KINDS[] = "gtbhw"; /* greet, thank, bye, hi, wave */
 
-static void other_sample(t2_rng *r, char *key, size_t cap) {
-    uint32_t kind = t2_rng_below(r, 11);
+static void other_sample(t2_rand *r, char *key, size_t cap) {
+    uint32_t kind = t2_rand_below_scaled(r, 11);
     if (kind == 10) {
-        fmt(key, cap, "c.%u", t2_rng_below(r, N_COLORS));
+        fmt(key, cap, "c.%u", t2_rand_below_scaled(r, N_COLORS));
         return;
     }
     char k[2] = {OTHER_KINDS[kind % 5], 0};
-    uint32_t i = t2_rng_below(r, N_NAMES);
+    uint32_t i = t2_rand_below_scaled(r, N_NAMES);
     if (kind < 5) {
         fmt(key, cap, "%s.%u", k, i);
     } else {
-        uint32_t j = t2_rng_below(r, N_NAMES - 1);
+        uint32_t j = t2_rand_below_scaled(r, N_NAMES - 1);
         if (j >= i)
             j++;
         fmt(key, cap, "%s.%u.%u", k, i, j);
@@ -526,8 +529,8 @@ static const char *const CLASSIFY_FROM[] = {"math",      "code",    "mc",   "mat
 
 static const syn_family *syn_find_nc(const char *name);
 
-static void cls_sample(t2_rng *r, char *key, size_t cap) {
-    const char *fam = CLASSIFY_FROM[t2_rng_below(r, N_CLASSIFY_FROM)];
+static void cls_sample(t2_rand *r, char *key, size_t cap) {
+    const char *fam = CLASSIFY_FROM[t2_rand_below_scaled(r, N_CLASSIFY_FROM)];
     const syn_family *f = syn_find_nc(fam);
     char inner[SYN_TEXT];
     syn_item tmp;
@@ -601,7 +604,8 @@ t2_task_split t2_syn_split_of(const char *family, const char *key) {
     return b < 80 ? T2_SPLIT_TRAIN : b < 90 ? T2_SPLIT_VALIDATION : T2_SPLIT_TEST;
 }
 
-int t2_syn_sample_split(const syn_family *f, t2_rng *r, t2_task_split split, char *key, size_t cap) {
+int t2_syn_sample_split(const syn_family *f, t2_rand *r, t2_task_split split, char *key,
+                        size_t cap) {
     syn_item tmp;
     for (int tries = 0; tries < 100000; tries++) {
         f->sample(r, key, cap);

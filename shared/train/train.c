@@ -409,8 +409,7 @@ int t2_train_svf_enable(t2_train *tr, const t2_svf_opts *o, const t2_svf_factors
         tg[i].dp = tr->svf_dp + off;
         tg[i].s_eff = tr->svf_s_eff + off;
         for (int k = 0; k < tg[i].f.rank; k++) tg[i].p[k] = o->p_init;
-        t2_tk_svf_scale_forward(tg[i].s_eff, tg[i].p, tg[i].f.s, tg[i].f.rank, o->act,
-                                o->max_mult);
+        t2_svf_scale(tg[i].s_eff, tg[i].f.s, tg[i].p, tg[i].f.rank, o->act, o->max_mult);
         off += (size_t)tg[i].f.rank;
     }
     tr->svf = 1;
@@ -420,7 +419,7 @@ int t2_train_svf_enable(t2_train *tr, const t2_svf_opts *o, const t2_svf_factors
     tr->svf_idx = idx;
     tr->n_p = n_p;
     tr->svf_rmax = rmax;
-    tr->base_hash = t2_train_hash(0xcbf29ce484222325ull, tr->params_mem, tr->n_params * 4);
+    tr->base_hash = t2_fnv1a64(T2_FNV1A64_INIT, tr->params_mem, tr->n_params * 4);
     /* moments of the dense block are no longer used */
     free(tr->adam_m);
     free(tr->adam_v);
@@ -526,8 +525,8 @@ int t2_train_forward(t2_train *tr, t2_pool *pool, const int *inputs, const int *
     if (tr->svf)
         for (int i = 0; i < tr->n_svf; i++) {
             t2_svf_target *t = &tr->targets_svf[i];
-            t2_tk_svf_scale_forward(t->s_eff, t->p, t->f.s, t->f.rank, tr->svf_opts.act,
-                                    tr->svf_opts.max_mult);
+            t2_svf_scale(t->s_eff, t->f.s, t->p, t->f.rank, tr->svf_opts.act,
+                         tr->svf_opts.max_mult);
         }
 
     t2_train_acts *a = &tr->acts;

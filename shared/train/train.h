@@ -49,11 +49,7 @@
 
 /* SVF targets: the matrix indices T2_TGT_* and masks T2_TARGETS_* of svf.h. */
 
-/* SVF activations m = act(p). */
-enum {
-    T2_SVF_ACT_SIGMOID = 0, /* m = max_mult * sigmoid(p) */
-    T2_SVF_ACT_LINEAR = 1,  /* m = p */
-};
+/* SVF activations: T2_SVF_ACT_* of svf.h. */
 
 #define T2_CKPT_MAGIC 0x4B433254u /* "T2CK" little-endian */
 #define T2_CKPT_VERSION 1

@@ -21,17 +21,6 @@
 #include <string.h>
 #include <unistd.h>
 
-uint64_t t2_train_hash(uint64_t h, const void *data, size_t n) {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
-#define HASH0 0xcbf29ce484222325ull
-
 typedef struct {
     int32_t cfg[8];
     float rms_eps, rope_theta;
@@ -142,7 +131,7 @@ static void header_of(const t2_train *tr, const t2_ckpt_meta *meta, ckpt_header 
 }
 
 static int write_all(FILE *f, const void *p, size_t n, uint64_t *h) {
-    *h = t2_train_hash(*h, p, n);
+    *h = t2_fnv1a64(*h, p, n);
     return fwrite(p, 1, n, f) == n ? 0 : -1;
 }
 
@@ -174,7 +163,7 @@ int t2_train_save_checkpoint(const t2_train *tr, const t2_ckpt_meta *meta, const
     header_of(tr, meta, &h);
     unsigned char hb[HEADER_BYTES];
     size_t hn = header_pack(hb, T2_CKPT_MAGIC, T2_CKPT_VERSION, &h);
-    uint64_t hash = HASH0;
+    uint64_t hash = T2_FNV1A64_INIT;
     const float *vals = tr->svf ? tr->svf_p : tr->params_mem;
     int bad = hn != HEADER_BYTES || write_all(f, hb, hn, &hash) < 0 ||
               write_floats(f, vals, h.n, &hash) < 0 || write_floats(f, tr->adam_m, h.n, &hash) < 0 ||
@@ -213,7 +202,7 @@ static int read_header(FILE *f, const char *path, ckpt_header *h, uint64_t *hash
     if (version != T2_CKPT_VERSION)
         return t2_err_set(T2_EUNSUPPORTED, "%s: checkpoint version %u (this T2 reads %d)", path,
                           version, T2_CKPT_VERSION);
-    if (hash) *hash = t2_train_hash(HASH0, hb, HEADER_BYTES);
+    if (hash) *hash = t2_fnv1a64(T2_FNV1A64_INIT, hb, HEADER_BYTES);
     return 0;
 }
 
@@ -239,7 +228,7 @@ int t2_train_peek_checkpoint(const char *path, t2_config *cfg, int *tied, int *s
 
 static int read_floats(FILE *f, float *p, size_t n, uint64_t *h) {
     if (fread(p, sizeof(float), n, f) != n) return -1;
-    *h = t2_train_hash(*h, p, n * sizeof(float));
+    *h = t2_fnv1a64(*h, p, n * sizeof(float));
     return 0;
 }
 

@@ -2,6 +2,7 @@
 #ifndef T2_TRAIN_INTERNAL_H
 #define T2_TRAIN_INTERNAL_H
 
+#include "base/hash.h"
 #include "train/train.h"
 
 #include <stddef.h>
@@ -84,7 +85,5 @@ struct t2_train {
 void t2_train_mat_shape(const t2_config *c, int kind, int *rows, int *cols);
 /* Layer l's matrix of a kind inside a table (parameters or gradients). */
 float *t2_train_mat_ptr(const t2_train_params *p, const t2_config *c, int l, int kind);
-/* FNV-1a 64 over bytes, continuing from h. */
-uint64_t t2_train_hash(uint64_t h, const void *data, size_t n);
 
 #endif

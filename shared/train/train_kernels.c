@@ -134,48 +134,22 @@ void t2_tk_svf_matmul_backward(t2_pool *pool, float *dinp, float *ds, float *gu,
     t2_tk_gemm(pool, 0, 0, N, C, r, 1.0f, gu, r, Vt, C, 1.0f, dinp, C);
 }
 
-static float svf_act(float p, int act, float max_mult) {
-    if (act == T2_SVF_ACT_SIGMOID) return max_mult / (1.0f + expf(-p));
-    return p;
-}
-
-static float svf_act_grad(float p, int act, float max_mult) {
-    if (act == T2_SVF_ACT_SIGMOID) {
-        float sg = 1.0f / (1.0f + expf(-p));
-        return max_mult * sg * (1.0f - sg);
-    }
-    return 1.0f;
-}
-
-void t2_tk_svf_scale_forward(float *s_eff, const float *p, const float *sigma, int r, int act,
-                             float max_mult) {
-    double sum_s = 0, sum_a = 0;
-    for (int i = 0; i < r; i++) {
-        float a = sigma[i] * svf_act(p[i], act, max_mult);
-        s_eff[i] = a;
-        sum_s += sigma[i];
-        sum_a += a;
-    }
-    float c = sum_a != 0 ? (float)(sum_s / sum_a) : 1.0f;
-    for (int i = 0; i < r; i++) s_eff[i] *= c;
-}
-
 void t2_tk_svf_scale_backward(float *dp, const float *ds_eff, const float *p, const float *sigma,
                               int r, int act, float max_mult) {
     /* a_i = sigma_i m_i, S = sum a, c = sum sigma / S, s_eff_i = c a_i:
      * dL/da_j = c (ds_j - sum_i ds_i a_i / S) */
     double sum_s = 0, sum_a = 0, dot = 0;
     for (int i = 0; i < r; i++) {
-        double a = (double)sigma[i] * svf_act(p[i], act, max_mult);
+        double a = (double)sigma[i] * t2_svf_act(p[i], act, max_mult);
         sum_s += sigma[i];
         sum_a += a;
         dot += (double)ds_eff[i] * a;
     }
-    if (sum_a == 0) return;
-    double c = sum_s / sum_a, mean = dot / sum_a;
+    /* sum 0: the forward used c = 1 (see t2_svf_scale), so s_eff = a */
+    const double c = sum_a != 0 ? sum_s / sum_a : 1.0, mean = sum_a != 0 ? dot / sum_a : 0.0;
     for (int i = 0; i < r; i++) {
         double da = c * (ds_eff[i] - mean);
-        dp[i] += (float)(da * sigma[i] * svf_act_grad(p[i], act, max_mult));
+        dp[i] += (float)(da * sigma[i] * t2_svf_act_grad(p[i], act, max_mult));
     }
 }
 

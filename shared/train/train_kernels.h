@@ -46,11 +46,8 @@ void t2_tk_svf_matmul_backward(t2_pool *pool, float *dinp, float *ds, float *gu,
                                const float *dout, const float *z, const float *U, const float *s,
                                const float *Vt, int N, int C, int OC, int r);
 
-/* SVF activation (T2_SVF_ACT_* of train.h) and the nuclear-norm rescale:
- *   m = act(p);  s_eff = sigma * m * (sum sigma / sum (sigma * m)). */
-void t2_tk_svf_scale_forward(float *s_eff, const float *p, const float *sigma, int r, int act,
-                             float max_mult);
-/* dp (r) += d loss / d p given ds_eff = d loss / d s_eff. */
+/* The backward of t2_svf_scale (svf.h, the forward: s_eff = sigma * m * (sum sigma / sum
+ * (sigma * m)), m = act(p)): dp (r) += d loss / d p given ds_eff = d loss / d s_eff. */
 void t2_tk_svf_scale_backward(float *dp, const float *ds_eff, const float *p, const float *sigma,
                               int r, int act, float max_mult);
 

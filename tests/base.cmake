@@ -1,0 +1,2 @@
+# shared/base: RNGs and hashes against published vectors, names, backoff, flags, buffers.
+t2_add_c_test(test_base unit)

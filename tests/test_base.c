@@ -1,0 +1,117 @@
+/* test_base.c - the primitives of shared/base that other code used to copy: RNGs and hashes
+ * (pinned to published vectors, since seeds, splits and checkpoints depend on their values),
+ * the name rule, the reconnection backoff, the daemons' flag loop and the growable buffer. */
+#include "base/args.h"
+#include "base/backoff.h"
+#include "base/buf.h"
+#include "base/hash.h"
+#include "base/name.h"
+#include "base/rng.h"
+#include "base/t2_err.h"
+#include "t2_test.h"
+
+#include <stdint.h>
+
+static void test_hash_vectors(void) {
+    /* FNV-1a test vectors (Fowler, Noll, Vo) */
+    T2_CHECK(t2_fnv1a64(T2_FNV1A64_INIT, "", 0) == 0xcbf29ce484222325ull);
+    T2_CHECK(t2_fnv1a64_str("a") == 0xaf63dc4c8601ec8cull);
+    T2_CHECK(t2_fnv1a64_str("foobar") == 0x85944171f73967e8ull);
+    T2_CHECK(t2_fnv1a64(t2_fnv1a64(T2_FNV1A64_INIT, "foo", 3), "bar", 3) == 0x85944171f73967e8ull);
+    T2_CHECK(t2_fnv1a32("a", 1) == 0xe40c292cu);
+    T2_CHECK(t2_fnv1a32("foobar", 6) == 0xbf9cf968u);
+    /* FNV-1a from basis ^ salt, then MurmurHash3's fmix64 (the task generators' seeds) */
+    T2_CHECK(t2_hash64("math", 4, 0x5eedull) == 0x672dc418f8b020eaull);
+}
+
+static void test_rng_sequences(void) {
+    uint64_t s = 0; /* splitmix64 from state 0 (Vigna's reference) */
+    T2_CHECK(t2_splitmix64(&s) == 0xe220a8397b1dcdafull);
+    T2_CHECK(t2_splitmix64(&s) == 0x6e789e6aa1b965f4ull);
+    T2_CHECK(t2_splitmix64(&s) == 0x06c45d188009454full);
+    t2_rand r;
+    t2_rand_seed(&r, 42);
+    T2_CHECK(t2_rand_u64(&r) == 0xd86e1008eac15bc5ull);
+    /* the two ways to draw below n differ, and both stay reachable */
+    t2_rand a = {7}, b = {7};
+    T2_CHECK_EQ_INT(t2_rand_below_scaled(&a, 1000), 389);
+    T2_CHECK_EQ_INT(t2_rand_below(&b, 1000), 487);
+    uint64_t x = 1; /* xorshift64* (12, 25, 27; 0x2545F4914F6CDD1D) */
+    T2_CHECK(t2_xorshift64s(&x) == 0x47e4ce4b896cdd1dull);
+    T2_CHECK(t2_xorshift64s(&x) == 0xabcfa6a8e079651dull);
+    T2_CHECK(t2_xorshift64s(&x) == 0xb9d10d8feb731f57ull);
+    double sum = 0, sq = 0;
+    x = 99;
+    for (int i = 0; i < 20000; i++) {
+        double z = t2_xorshift64s_normal(&x);
+        sum += z;
+        sq += z * z;
+    }
+    T2_CHECK_NEAR(sum / 20000, 0.0, 0.03);
+    T2_CHECK_NEAR(sq / 20000, 1.0, 0.05);
+}
+
+static void test_names(void) {
+    T2_CHECK(t2_name_ok("rand1", 5, 64));
+    T2_CHECK(t2_name_ok("a.b_c:d/e-F9", 12, 64));
+    T2_CHECK(!t2_name_ok("", 0, 64));
+    T2_CHECK(!t2_name_ok("a b", 3, 64));
+    T2_CHECK(!t2_name_ok("abc", 3, 2));
+    T2_CHECK(!t2_name_ok("\xc3\xbc", 2, 64));
+    char host[] = "vm 1/\xc3\xbc:ok";
+    t2_name_sanitize(host);
+    T2_CHECK(strcmp(host, "vm-1/--:ok") == 0);
+}
+
+static void test_backoff(void) {
+    int first, max;
+    t2_backoff_schedule(100, &first, &max); /* the tests' heartbeat */
+    T2_CHECK(first == 100 && max == 400);
+    t2_backoff_schedule(1000, &first, &max); /* the default */
+    T2_CHECK(first == 250 && max == 4000);
+    t2_backoff_schedule(3000, &first, &max);
+    T2_CHECK(first == 250 && max == 8000);
+    t2_backoff_schedule(50, &first, &max);
+    T2_CHECK(first == 50 && max == 200);
+    T2_CHECK(t2_backoff_next(250, 4000) == 500);
+    T2_CHECK(t2_backoff_next(3000, 4000) == 4000);
+    T2_CHECK(t2_backoff_next(4000, 4000) == 4000);
+}
+
+static void test_args(void) {
+    const char *c = NULL, *level = "info";
+    const t2_arg flags[] = {{"--config", "-c", &c}, {"--log-level", NULL, &level}};
+    char *ok[] = {"prog", "-c", "x.cfg", "--log-level", "debug", "--config", "y.cfg"};
+    T2_CHECK(t2_args_parse(7, ok, 1, flags, 2) == 0);
+    T2_CHECK(c && !strcmp(c, "y.cfg") && !strcmp(level, "debug"));
+    char *help[] = {"prog", "-c", "x", "-h"};
+    T2_CHECK(t2_args_parse(4, help, 1, flags, 2) == T2_ARGS_HELP);
+    char *missing[] = {"prog", "--config"};
+    T2_CHECK(t2_args_parse(2, missing, 1, flags, 2) == T2_EINVAL);
+    T2_CHECK(strstr(t2_err_msg(), "--config: missing value") != NULL);
+    char *unknown[] = {"prog", "--bogus", "1"};
+    T2_CHECK(t2_args_parse(3, unknown, 1, flags, 2) == T2_EINVAL);
+    T2_CHECK(strstr(t2_err_msg(), "--bogus: unknown flag") != NULL);
+}
+
+static void test_buf(void) {
+    t2_buf b = {0};
+    T2_CHECK(t2_buf_add(&b, "", 0) == 0 && b.data && b.data[0] == 0 && b.len == 0);
+    for (int i = 0; i < 1000; i++) T2_CHECK(t2_buf_add(&b, "ab\0", 3) == 0);
+    T2_CHECK(b.len == 3000 && b.cap > b.len && b.data[b.len] == 0);
+    T2_CHECK(b.data[2997] == 'a' && b.data[2999] == 0);
+    const size_t len = b.len;
+    T2_CHECK(t2_buf_add(&b, "x", SIZE_MAX - 2) == T2_ENOMEM && b.len == len);
+    t2_buf_free(&b);
+    T2_CHECK(!b.data && b.len == 0 && b.cap == 0);
+}
+
+int main(void) {
+    T2_RUN(test_hash_vectors);
+    T2_RUN(test_rng_sequences);
+    T2_RUN(test_names);
+    T2_RUN(test_backoff);
+    T2_RUN(test_args);
+    T2_RUN(test_buf);
+    return T2_TEST_END();
+}
