@@ -371,8 +371,8 @@ int main(int argc, char **argv) {
         printf("\nt2_matvec_batch, 134M mix (old: the per-vector loop before the batched kernels):\n");
         for (int di = 0; di < ntypes; di++)
             for (int ti = 0; ti < nthreads; ti++) {
-                t2_pool *pool = t2_pool_new(threads[ti]);
-                if (!pool) return 1;
+                t2_pool *pool;
+                if (t2_pool_new(&pool, threads[ti]) < 0) return 1;
                 bench_batch(pool, types[di], threads[ti], passes);
                 t2_pool_destroy(&pool);
             }
@@ -404,8 +404,8 @@ int main(int argc, char **argv) {
         t2_dtype t = types[di];
         const char *dn = t2_dtype_name(t);
         for (int ti = 0; ti < nthreads; ti++) {
-            t2_pool *pool = t2_pool_new(threads[ti]);
-            if (!pool) {
+            t2_pool *pool;
+            if (t2_pool_new(&pool, threads[ti]) < 0) {
                 fprintf(stderr, "cannot start %d threads\n", threads[ti]);
                 return 1;
             }
@@ -436,8 +436,8 @@ int main(int argc, char **argv) {
     printf("\nt2_matvec_batch, 134M mix (old: the per-vector loop before the batched kernels):\n");
     for (int di = 0; di < ntypes; di++)
         for (int ti = 0; ti < nthreads; ti++) {
-            t2_pool *pool = t2_pool_new(threads[ti]);
-            if (!pool) return 1;
+            t2_pool *pool;
+            if (t2_pool_new(&pool, threads[ti]) < 0) return 1;
             bench_batch(pool, types[di], threads[ti], passes);
             t2_pool_destroy(&pool);
         }
@@ -446,7 +446,8 @@ int main(int argc, char **argv) {
     static const int mm[][2] = {{2048, 768}, {768, 2048}, {768, 768}};
     for (int di = 0; di < ntypes; di++)
         for (int ti = 0; ti < nthreads; ti++) {
-            t2_pool *pool = t2_pool_new(threads[ti]);
+            t2_pool *pool;
+            if (t2_pool_new(&pool, threads[ti]) < 0) return 1;
             for (int s = 0; s < 3; s++) {
                 double g = bench_sgemm(pool, types[di], mm[s][0], mm[s][1], 128, passes);
                 printf("%-5s %2d  %4dx%-4d x 128  %8.1f GFLOP/s\n", t2_dtype_name(types[di]),

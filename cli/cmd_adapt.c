@@ -407,7 +407,7 @@ static int run_adapt(const adapt_opts *o, int rank, int nranks) {
     if ((rc = t2_model_load(&s.m, o->model)) < 0 ||
         (rc = t2_model_load_tokenizer(&s.tok, s.m, o->tok)) < 0)
         goto setup_done;
-    if (!(s.pool = t2_pool_new(oo.threads))) {
+    if (t2_pool_new(&s.pool, oo.threads) < 0) {
         rc = t2_err_set(T2_ENOMEM, "cannot start %d threads", oo.threads);
         goto setup_done;
     }

@@ -82,10 +82,10 @@ int t2_cmd_perplexity(int argc, char **argv) {
     const int V = m->cfg.vocab_size;
     if (!ctx || ctx > m->cfg.seq_len) ctx = m->cfg.seq_len;
     if (batch > ctx) batch = ctx;
-    pool = t2_pool_new(threads);
+    int prc = t2_pool_new(&pool, threads);
     toks = malloc((len + 3) * sizeof *toks);
     logits = malloc((size_t)batch * V * sizeof *logits);
-    if (!pool || !toks || !logits) {
+    if (prc < 0 || !toks || !logits) {
         t2_err_set(T2_ENOMEM, "out of memory");
         rc = cli_fail(cmd);
         goto out;
@@ -253,9 +253,9 @@ int t2_cmd_logits(int argc, char **argv) {
         rc = cli_usage_error(cmd, "%d tokens: need 1..%d (the model's context)", n, m->cfg.seq_len);
         goto out;
     }
-    pool = t2_pool_new(threads);
+    int prc = t2_pool_new(&pool, threads);
     logits = malloc((size_t)n * V * sizeof *logits);
-    if (!pool || !logits) goto oom;
+    if (prc < 0 || !logits) goto oom;
     if (t2_state_new(&st, m, step_mode ? 1 : n, n) < 0 || cli_adapt_setup(&ad, m, pool) < 0) {
         rc = cli_fail(cmd);
         goto out;

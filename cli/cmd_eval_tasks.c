@@ -368,8 +368,7 @@ int t2_cmd_eval(int argc, char **argv) {
         rc = cli_fail(cmd);
         goto out;
     }
-    pool = t2_pool_new(threads);
-    if (!pool) {
+    if (t2_pool_new(&pool, threads) < 0) {
         t2_err_set(T2_ENOMEM, "out of memory");
         rc = cli_fail(cmd);
         goto out;

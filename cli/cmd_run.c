@@ -114,9 +114,8 @@ int t2_cmd_run(int argc, char **argv) {
         rc = cli_fail(cmd);
         goto out;
     }
-    pool = t2_pool_new(threads);
-    smp = t2_sampler_new(m->cfg.vocab_size, temp, top_p, seed);
-    if (!pool || !smp) {
+    if (t2_pool_new(&pool, threads) < 0 ||
+        t2_sampler_new(&smp, m->cfg.vocab_size, temp, top_p, seed) < 0) {
         t2_err_set(T2_ENOMEM, "out of memory");
         rc = cli_fail(cmd);
         goto out;

@@ -457,7 +457,7 @@ static int run_svf(const svf_opts *o, int rank, int nranks) {
 
     int threads = o->threads ? o->threads : t2_nproc() / nranks;
     if (threads < 1) threads = 1;
-    if (!(pool = t2_pool_new(threads))) FAIL("out of memory");
+    if (t2_pool_new(&pool, threads) < 0) FAIL("out of memory");
     if (t2_model_load(&m, o->model) < 0 || t2_model_load_tokenizer(&tok, m, o->tok) < 0)
         FAIL("%s", t2_err_msg());
     const t2_config *cfg = &m->cfg;

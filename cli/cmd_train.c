@@ -423,11 +423,11 @@ static int run_train(train_opts *o, int rank, int nranks) {
     if ((rc = t2_train_from_model(&tr, m, micro, T)) < 0) goto setup_done;
     t2_model_destroy(&m);
     int threads = o->threads ? o->threads : t2_nproc() / nranks;
-    pool = t2_pool_new(threads < 1 ? 1 : threads);
+    int prc = t2_pool_new(&pool, threads < 1 ? 1 : threads);
     offs = malloc((size_t)G * sizeof *offs);
     in = malloc((size_t)micro * T * sizeof(int));
     tg = malloc((size_t)micro * T * sizeof(int));
-    if (!pool || !offs || !in || !tg) rc = t2_err_set(T2_ENOMEM, "out of memory");
+    if (prc < 0 || !offs || !in || !tg) rc = t2_err_set(T2_ENOMEM, "out of memory");
 setup_done:
     if (rc < 0) fprintf(stderr, "t2 %s: %s\n", cmd, t2_err_msg());
     if (any_failed(rc)) goto out;

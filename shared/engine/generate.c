@@ -156,14 +156,16 @@ static int start(gen *g, slot *s, int req) {
     s->req = req;
     s->t0 = t2_now();
     s->cap = 0;
-    s->smp = t2_sampler_new(g->m->cfg.vocab_size, p->temperature, p->top_p, g->reqs[req].seed);
+    int rc = t2_sampler_new(&s->smp, g->m->cfg.vocab_size, p->temperature, p->top_p,
+                            g->reqs[req].seed);
+    if (rc < 0) return rc;
     r->text = malloc(1);
-    if (!s->smp || !r->text) return t2_err_set(T2_ENOMEM, "out of memory");
+    if (!r->text) return t2_err_set(T2_ENOMEM, "out of memory");
     r->text[0] = 0;
     s->cap = 1;
     t2_state_set_adapt(s->st, g->reqs[req].adapt);
     double t0 = t2_now();
-    int rc = t2_forward(s->st, g->pool, r->tokens, r->n_prompt, 0, NULL);
+    rc = t2_forward(s->st, g->pool, r->tokens, r->n_prompt, 0, NULL);
     if (g->stats) {
         g->stats->prompt_seconds += t2_now() - t0;
         g->stats->prompt_tokens += r->n_prompt;

@@ -507,9 +507,9 @@ int t2_model_save_gguf(const t2_model *m, const t2_tokenizer *tok, t2_dtype type
     const t2_config *c = &m->cfg;
     int n_mats = 7 * c->n_layers + 2, nbuf = 0, rc;
     void **bufs = calloc((size_t)n_mats, sizeof *bufs);
-    t2_gguf_writer *w = t2_gguf_writer_new();
+    t2_gguf_writer *w;
     char key[128];
-    if (!bufs || !w) {
+    if (t2_gguf_writer_new(&w) < 0 || !bufs) {
         rc = t2_err_set(T2_ENOMEM, "%s: out of memory", path);
         goto out;
     }
