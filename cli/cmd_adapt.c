@@ -293,7 +293,7 @@ int t2_cmd_adapt(int argc, char **argv) {
         case 'o': o.out = optarg; break;
         case O_NAME: o.name = optarg; break;
         case O_BATCH:
-            if (cli_int(cmd, "--batch", optarg, 1, T2_GEN_MAX_BATCH, &o.batch)) return 2;
+            if (cli_int(cmd, "--batch", optarg, 1, T2_MAX_SEQS, &o.batch)) return 2;
             break;
         case O_MAXTOK:
             if (cli_int(cmd, "--max-tokens", optarg, 1, 1 << 20, &o.max_tokens)) return 2;
@@ -303,7 +303,7 @@ int t2_cmd_adapt(int argc, char **argv) {
             else if (!strcmp(optarg, "factored")) o.mode = T2_APPLY_FACTORED;
             else return cli_usage_error(cmd, "--apply: '%s' is not merged or factored", optarg);
             break;
-        case 'j': if (cli_int(cmd, "-j", optarg, 1, 256, &o.threads)) return 2; break;
+        case 'j': if (cli_int(cmd, "-j", optarg, 1, T2_POOL_MAX_THREADS, &o.threads)) return 2; break;
         case O_DATA: o.data = optarg; break;
         case O_TIMEOUT:
             if (cli_float(cmd, "--timeout", optarg, 0.1, 3600, &o.timeout)) return 2;

@@ -53,7 +53,7 @@ int t2_cmd_perplexity(int argc, char **argv) {
             else return cli_usage_error(cmd, "--docs: '%s' is not blank or none", optarg);
             break;
         case 'c': if (cli_int(cmd, "--ctx", optarg, 2, 1 << 22, &ctx)) return 2; break;
-        case 'j': if (cli_int(cmd, "-j", optarg, 1, 256, &threads)) return 2; break;
+        case 'j': if (cli_int(cmd, "-j", optarg, 1, T2_POOL_MAX_THREADS, &threads)) return 2; break;
         case 'B': if (cli_int(cmd, "--batch", optarg, 1, 4096, &batch)) return 2; break;
         case 'h': fputs(ppl_help, stdout); return 0;
         default: {
@@ -192,7 +192,7 @@ int t2_cmd_logits(int argc, char **argv) {
             else if (!strcmp(optarg, "step")) step_mode = 1;
             else return cli_usage_error(cmd, "--mode: '%s' is not batch or step", optarg);
             break;
-        case 'j': if (cli_int(cmd, "-j", optarg, 1, 256, &threads)) return 2; break;
+        case 'j': if (cli_int(cmd, "-j", optarg, 1, T2_POOL_MAX_THREADS, &threads)) return 2; break;
         case 'h': fputs(logits_help, stdout); return 0;
         default: {
             int r = cli_adapt_opt(&ad, cmd, c, optarg);

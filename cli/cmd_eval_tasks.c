@@ -262,9 +262,9 @@ int t2_cmd_eval(int argc, char **argv) {
         case 'n': if (cli_int(cmd, "--n", optarg, 1, 1 << 24, &n_items)) return 2; break;
         case 's': if (cli_u64(cmd, "--seed", optarg, &seed)) return 2; break;
         case 'B':
-            if (cli_int(cmd, "--batch", optarg, 1, T2_GEN_MAX_BATCH, &batch)) return 2;
+            if (cli_int(cmd, "--batch", optarg, 1, T2_MAX_SEQS, &batch)) return 2;
             break;
-        case 'j': if (cli_int(cmd, "-j", optarg, 1, 256, &threads)) return 2; break;
+        case 'j': if (cli_int(cmd, "-j", optarg, 1, T2_POOL_MAX_THREADS, &threads)) return 2; break;
         case 'M':
             if (cli_int(cmd, "--max-tokens", optarg, 1, 1 << 20, &max_tokens)) return 2;
             break;

@@ -70,7 +70,7 @@ int t2_cmd_run(int argc, char **argv) {
         case 't': if (cli_float(cmd, "-t", optarg, 0, 100, &temp)) return 2; break;
         case 'P': if (cli_float(cmd, "--top-p", optarg, 0, 1, &top_p)) return 2; break;
         case 's': if (cli_u64(cmd, "-s", optarg, &seed)) return 2; break;
-        case 'j': if (cli_int(cmd, "-j", optarg, 1, 256, &threads)) return 2; break;
+        case 'j': if (cli_int(cmd, "-j", optarg, 1, T2_POOL_MAX_THREADS, &threads)) return 2; break;
         case 'B': if (cli_int(cmd, "--batch", optarg, 1, 4096, &batch)) return 2; break;
         case 'h': fputs(run_help, stdout); return 0;
         default: {

@@ -67,7 +67,7 @@ int t2_cmd_decompose(int argc, char **argv) {
             if (t2_targets_parse(optarg, &targets) < 0)
                 return cli_usage_error(cmd, "--targets: %s", t2_err_msg());
             break;
-        case 'j': if (cli_int(cmd, "-j", optarg, 1, 256, &threads)) return 2; break;
+        case 'j': if (cli_int(cmd, "-j", optarg, 1, T2_POOL_MAX_THREADS, &threads)) return 2; break;
         case 'h': fputs(decompose_help, stdout); return 0;
         default: return cli_usage_error(cmd, "bad option");
         }

@@ -387,7 +387,7 @@ int t2_cmd_svf(int argc, char **argv) {
             if (cli_float(cmd, "--lora-alpha", optarg, 1e-6, 1e6, &o.lora_alpha)) return 2;
             break;
         case 's': if (cli_u64(cmd, "--seed", optarg, &o.seed)) return 2; break;
-        case 'j': if (cli_int(cmd, "--threads", optarg, 1, 256, &o.threads)) return 2; break;
+        case 'j': if (cli_int(cmd, "--threads", optarg, 1, T2_POOL_MAX_THREADS, &o.threads)) return 2; break;
         case 19: o.data = optarg; break;
         case 20: o.csv = optarg; break;
         case 21: o.svg = optarg; break;
@@ -526,7 +526,7 @@ static int run_svf(const svf_opts *o, int rank, int nranks) {
     t2_teval_params_default(&gp);
     gp.max_tokens = o->max_tokens;
     gp.temperature = o->temp;
-    gp.batch = share < T2_GEN_MAX_BATCH ? share : T2_GEN_MAX_BATCH;
+    gp.batch = share < T2_MAX_SEQS ? share : T2_MAX_SEQS;
     gp.score_threads = threads;
     t2_teval_params gv = gp;
     gv.batch = 32;

@@ -304,7 +304,7 @@ int t2_cmd_train(int argc, char **argv) {
         case 17: if (cli_float(cmd, "--eps", optarg, 1e-30, 1, &o.eps)) return 2; break;
         case 18: if (cli_float(cmd, "--clip", optarg, 0, 1e9, &o.clip)) return 2; break;
         case 's': if (cli_u64(cmd, "--seed", optarg, &o.seed)) return 2; break;
-        case 'j': if (cli_int(cmd, "-j", optarg, 1, 256, &o.threads)) return 2; break;
+        case 'j': if (cli_int(cmd, "-j", optarg, 1, T2_POOL_MAX_THREADS, &o.threads)) return 2; break;
         case 19: o.ckpt = optarg; break;
         case 20: if (cli_int(cmd, "--ckpt-every", optarg, 0, 1 << 30, &o.ckpt_every)) return 2; break;
         case 21: o.resume = 1; break;

@@ -332,7 +332,7 @@ static void test_limits(void) {
     gp.max_tokens = 0;
     T2_CHECK(t2_generate_batch(g_model, g_tok, pool, rq, 1, &gp, r, NULL) == T2_EINVAL);
     gp.max_tokens = 4;
-    gp.batch = T2_GEN_MAX_BATCH + 1;
+    gp.batch = T2_MAX_SEQS + 1;
     T2_CHECK(t2_generate_batch(g_model, g_tok, pool, rq, 1, &gp, r, NULL) == T2_EINVAL);
     gp.batch = 4;
     gp.stop[0] = "";

@@ -13,6 +13,9 @@
 #ifndef T2_POOL_H
 #define T2_POOL_H
 
+/* Most threads a pool may be asked for (flags -j / --threads, deployment worker.threads). */
+#define T2_POOL_MAX_THREADS 256
+
 typedef struct t2_pool t2_pool;
 typedef void (*t2_pool_fn)(void *ctx, int ith, int nth);
 

@@ -244,9 +244,9 @@ int t2_generate_batch(const t2_model *m, const t2_tokenizer *tok, t2_pool *pool,
         return t2_err_set(T2_EINVAL, "generate: missing model, tokenizer, requests or results");
     if (p->max_tokens < 1)
         return t2_err_set(T2_EINVAL, "generate: max_tokens %d (at least 1)", p->max_tokens);
-    if (p->batch < 1 || p->batch > T2_GEN_MAX_BATCH)
+    if (p->batch < 1 || p->batch > T2_MAX_SEQS)
         return t2_err_set(T2_EINVAL, "generate: batch %d out of range (1..%d)", p->batch,
-                          T2_GEN_MAX_BATCH);
+                          T2_MAX_SEQS);
     if (p->prompt_batch < 1 || p->prompt_batch > 65536)
         return t2_err_set(T2_EINVAL, "generate: prompt batch %d out of range (1..65536)",
                           p->prompt_batch);
