@@ -101,7 +101,7 @@ typedef struct {
     t2_task_set *set;
     int n_shots;
     int n_exp;
-    char (*names)[65];
+    char (*names)[T2_NAME_MAX + 1];
     t2_expert **experts;
     int slots;  /* n_layers * T2_N_TARGETS */
     int n_mats; /* adapted matrices per expert */
@@ -325,7 +325,7 @@ static int adapt_check_names(const adapt_opts *o) {
     const char *p = o->mix;
     while (*p) {
         size_t len = strcspn(p, ",");
-        if (!len || len > 64 || memchr(p, '/', len) || (len == 1 && *p == '.') ||
+        if (!len || len > T2_NAME_MAX || memchr(p, '/', len) || (len == 1 && *p == '.') ||
             (len == 2 && !strncmp(p, "..", 2)))
             return cli_usage_error(cmd, "--mix-experts: '%.*s' is not an expert name", (int)len,
                                    p);

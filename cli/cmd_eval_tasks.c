@@ -319,7 +319,7 @@ static int eval_opt(eval_opts *o, int c) {
             return cli_usage_error(cmd, "%s", t2_err_msg());
         break;
     case OPT_CLASSIFIER:
-        if (!*optarg || strlen(optarg) > 64 || strchr(optarg, '/'))
+        if (!*optarg || strlen(optarg) > T2_NAME_MAX || strchr(optarg, '/'))
             return cli_usage_error(cmd, "--classifier: '%s' is not an expert name", optarg);
         o->strat.classifier = optarg;
         break;

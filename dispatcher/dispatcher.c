@@ -42,7 +42,7 @@ static const char *const label_names[T2_CFG_N_LABELS] = {"code", "math", "reason
 #define PROFILE_CACHE 64
 
 typedef struct pentry {
-    char name[65];
+    char name[T2_NAME_MAX + 1];
     struct timespec mtime;
     off_t size;
     t2_profile *p;
@@ -61,7 +61,7 @@ typedef struct dreq {
     uint64_t out_id;
     double t0, t1, pass1_ms;
     int has_label;
-    char label[65];
+    char label[T2_NAME_MAX + 1];
     /* the mixture sent in pass 2 (prompt / classifier / profile) */
     T2__Mixture mix;
     T2__ExpertAlpha ea[T2_PROFILE_MAX_EXPERTS];

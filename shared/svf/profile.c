@@ -10,7 +10,7 @@
 #include <string.h>
 
 static int name_ok(const char *s, size_t n) {
-    if (n < 1 || n > 64) return 0;
+    if (n < 1 || n > T2_NAME_MAX) return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
