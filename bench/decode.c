@@ -123,9 +123,9 @@ int main(int argc, char **argv) {
         }
         double mb = t2_model_weight_bytes_per_token(m) / 1e6;
         for (int th = 1; th <= 2; th++) {
-            t2_pool *pool = t2_pool_new(th);
+            t2_pool *pool = NULL;
             t2_state *st = NULL;
-            if (!pool || t2_state_new(&st, m, n_prompt, n_prompt + n_gen) < 0) {
+            if (t2_pool_new(&pool, th) < 0 || t2_state_new(&st, m, n_prompt, n_prompt + n_gen) < 0) {
                 fprintf(stderr, "t2-bench-decode: %s\n", t2_err_msg());
                 return 1;
             }

@@ -318,76 +318,81 @@ static void usage(void) {
                     "[-m cold_MiB (512)] [-q] [-b]\n");
 }
 
-int main(int argc, char **argv) {
-    const char *csv = NULL, *tlist = "1,2", *dlist = "f32,f16,bf16,q8_0";
-    size_t cold_mib = 512;
-    int quick = 0, batch_only = 0;
+typedef struct {
+    const char *csv;
+    size_t cold_mib;
+    int quick, batch_only, passes;
+    int threads[8], nthreads;
+    t2_dtype types[4];
+    int ntypes;
+} mv_opts;
+
+/* The command line: -1 to go on, else the exit status (after the usage line or message). */
+static int parse_args(int argc, char **argv, mv_opts *o) {
+    const char *tlist = "1,2", *dlist = "f32,f16,bf16,q8_0";
+    o->cold_mib = 512;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-o") && i + 1 < argc) csv = argv[++i];
+        if (!strcmp(argv[i], "-o") && i + 1 < argc) o->csv = argv[++i];
         else if (!strcmp(argv[i], "-t") && i + 1 < argc) tlist = argv[++i];
         else if (!strcmp(argv[i], "-d") && i + 1 < argc) dlist = argv[++i];
-        else if (!strcmp(argv[i], "-m") && i + 1 < argc) cold_mib = (size_t)atol(argv[++i]);
-        else if (!strcmp(argv[i], "-q")) quick = 1;
-        else if (!strcmp(argv[i], "-b")) batch_only = 1;
+        else if (!strcmp(argv[i], "-m") && i + 1 < argc) o->cold_mib = (size_t)atol(argv[++i]);
+        else if (!strcmp(argv[i], "-q")) o->quick = 1;
+        else if (!strcmp(argv[i], "-b")) o->batch_only = 1;
         else {
             usage();
             return 2;
         }
     }
-    if (quick && cold_mib == 512) cold_mib = 256;
-    int passes = quick ? 5 : 15;
-    int threads[8], nthreads = 0;
-    for (const char *p = tlist; *p && nthreads < 8;) {
-        threads[nthreads] = atoi(p);
-        if (threads[nthreads] < 1) {
+    if (o->quick && o->cold_mib == 512) o->cold_mib = 256;
+    o->passes = o->quick ? 5 : 15;
+    for (const char *p = tlist; *p && o->nthreads < 8;) {
+        o->threads[o->nthreads] = atoi(p);
+        if (o->threads[o->nthreads] < 1) {
             usage();
             return 2;
         }
-        nthreads++;
+        o->nthreads++;
         p = strchr(p, ',');
         if (!p) break;
         p++;
     }
-    t2_dtype types[4];
-    int ntypes = 0;
     char dbuf[128];
     snprintf(dbuf, sizeof dbuf, "%s", dlist);
-    for (char *tok = strtok(dbuf, ","); tok && ntypes < 4; tok = strtok(NULL, ",")) {
-        if (t2_dtype_parse(tok, &types[ntypes]) != 0) {
+    for (char *tok = strtok(dbuf, ","); tok && o->ntypes < 4; tok = strtok(NULL, ",")) {
+        if (t2_dtype_parse(tok, &o->types[o->ntypes]) != 0) {
             fprintf(stderr, "t2-bench-matvec: %s\n", t2_err_msg());
             return 2;
         }
-        ntypes++;
+        o->ntypes++;
     }
-    if (csv && !(g_csv = fopen(csv, "w"))) {
-        perror(csv);
-        return 1;
-    }
-    if (g_csv) fprintf(g_csv, "kind,dtype,threads,what,mode,value,membw_gbs,pct_membw\n");
-    for (int i = 0; i < 32000; i++) g_x[i] = frand();
+    return -1;
+}
 
-    printf("kernel level %s, OpenBLAS core %s\n", t2_kern_level(), t2_blas_corename());
-    if (batch_only) {
-        printf("\nt2_matvec_batch, 134M mix (old: the per-vector loop before the batched kernels):\n");
-        for (int di = 0; di < ntypes; di++)
-            for (int ti = 0; ti < nthreads; ti++) {
-                t2_pool *pool = t2_pool_new(threads[ti]);
-                if (!pool) return 1;
-                bench_batch(pool, types[di], threads[ti], passes);
-                t2_pool_destroy(&pool);
-            }
-        if (g_csv) fclose(g_csv);
-        return 0;
-    }
-    double membw[8];
-    for (int ti = 0; ti < nthreads; ti++) {
-        membw[ti] = t2_membw_read_gbs(threads[ti], (size_t)1 << 30);
+/* t2_matvec_batch on the 134M mix, every type and thread count. */
+static int run_batch(const mv_opts *o) {
+    printf("\nt2_matvec_batch, 134M mix (old: the per-vector loop before the batched kernels):\n");
+    for (int di = 0; di < o->ntypes; di++)
+        for (int ti = 0; ti < o->nthreads; ti++) {
+            t2_pool *pool;
+            if (t2_pool_new(&pool, o->threads[ti]) < 0) return 1;
+            bench_batch(pool, o->types[di], o->threads[ti], o->passes);
+            t2_pool_destroy(&pool);
+        }
+    return 0;
+}
+
+/* The read bandwidth at each thread count (membw), and the reference buffer g_ref. */
+static int run_membw(const mv_opts *o, double *membw) {
+    for (int ti = 0; ti < o->nthreads; ti++) {
+        membw[ti] = t2_membw_read_gbs(o->threads[ti], (size_t)1 << 30);
         if (membw[ti] <= 0) {
             fprintf(stderr, "t2-bench-matvec: %s\n", t2_err_msg());
             return 1;
         }
-        printf("membw %d thread(s): %.2f GB/s\n", threads[ti], membw[ti]);
-        if (g_csv) fprintf(g_csv, "membw,,%d,read 1 GiB,cold,%.3f,%.3f,100.0\n", threads[ti], membw[ti], membw[ti]);
+        printf("membw %d thread(s): %.2f GB/s\n", o->threads[ti], membw[ti]);
+        if (g_csv)
+            fprintf(g_csv, "membw,,%d,read 1 GiB,cold,%.3f,%.3f,100.0\n", o->threads[ti],
+                    membw[ti], membw[ti]);
     }
     g_ref_n = ((size_t)512 << 20) / sizeof(float);
     g_ref = aligned_alloc(64, g_ref_n * sizeof(float));
@@ -396,67 +401,89 @@ int main(int argc, char **argv) {
         return 1;
     }
     for (size_t i = 0; i < g_ref_n; i++) g_ref[i] = (float)(i & 1023);
-    printf("\n%-5s %2s  %-22s %-5s %13s  %13s  %8s\n", "type", "th", "matrix (rows x cols)", "mode",
-           "weights read", "membw (same)", "% membw");
+    return 0;
+}
 
+/* t2_matvec on three shapes (hot when small, cold) and the 134M mix, for type t. */
+static int run_matvec(const mv_opts *o, t2_dtype t) {
     static const int shapes[][2] = {{2048, 768}, {768, 2048}, {32000, 768}};
-    for (int di = 0; di < ntypes; di++) {
-        t2_dtype t = types[di];
-        const char *dn = t2_dtype_name(t);
-        for (int ti = 0; ti < nthreads; ti++) {
-            t2_pool *pool = t2_pool_new(threads[ti]);
-            if (!pool) {
-                fprintf(stderr, "cannot start %d threads\n", threads[ti]);
-                return 1;
+    const char *dn = t2_dtype_name(t);
+    for (int ti = 0; ti < o->nthreads; ti++) {
+        t2_pool *pool;
+        if (t2_pool_new(&pool, o->threads[ti]) < 0) {
+            fprintf(stderr, "cannot start %d threads\n", o->threads[ti]);
+            return 1;
+        }
+        for (int s = 0; s < 3; s++) {
+            int rows = shapes[s][0], cols = shapes[s][1];
+            size_t bytes = t2_dtype_row_bytes(t, cols) * rows;
+            char what[32];
+            snprintf(what, sizeof what, "%dx%d", rows, cols);
+            if (bytes < ((size_t)16 << 20)) {
+                int reps = (int)(((size_t)256 << 20) / bytes);
+                if (o->quick) reps /= 4;
+                double g = bench_shape(pool, t, rows, cols, 1, reps, o->passes, NULL);
+                report(dn, o->threads[ti], what, "hot", g, 0);
             }
-            for (int s = 0; s < 3; s++) {
-                int rows = shapes[s][0], cols = shapes[s][1];
-                size_t bytes = t2_dtype_row_bytes(t, cols) * rows;
-                char what[32];
-                snprintf(what, sizeof what, "%dx%d", rows, cols);
-                if (bytes < ((size_t)16 << 20)) {
-                    int reps = (int)(((size_t)256 << 20) / bytes);
-                    if (quick) reps /= 4;
-                    double g = bench_shape(pool, t, rows, cols, 1, reps, passes, NULL);
-                    report(dn, threads[ti], what, "hot", g, 0);
-                }
-                int ncopies = (int)(((cold_mib << 20) + bytes - 1) / bytes);
-                if (ncopies < 2) ncopies = 2;
-                double ref = 0;
-                double g = bench_shape(pool, t, rows, cols, ncopies, ncopies, passes, &ref);
-                report(dn, threads[ti], what, "cold", g, ref);
-            }
+            int ncopies = (int)(((o->cold_mib << 20) + bytes - 1) / bytes);
+            if (ncopies < 2) ncopies = 2;
             double ref = 0;
-            double g = bench_mix(pool, t, passes, &ref);
-            report(dn, threads[ti], "134M mix (12 layers)", "cold", g, ref);
-            t2_pool_destroy(&pool);
+            double g = bench_shape(pool, t, rows, cols, ncopies, ncopies, o->passes, &ref);
+            report(dn, o->threads[ti], what, "cold", g, ref);
         }
+        double ref = 0;
+        double g = bench_mix(pool, t, o->passes, &ref);
+        report(dn, o->threads[ti], "134M mix (12 layers)", "cold", g, ref);
+        t2_pool_destroy(&pool);
     }
+    return 0;
+}
 
-    printf("\nt2_matvec_batch, 134M mix (old: the per-vector loop before the batched kernels):\n");
-    for (int di = 0; di < ntypes; di++)
-        for (int ti = 0; ti < nthreads; ti++) {
-            t2_pool *pool = t2_pool_new(threads[ti]);
-            if (!pool) return 1;
-            bench_batch(pool, types[di], threads[ti], passes);
-            t2_pool_destroy(&pool);
-        }
-
+/* t2_matmul with a 128-token batch. */
+static int run_sgemm(const mv_opts *o) {
     printf("\nt2_matmul, 128-token batch (sgemm on %s):\n", t2_blas_corename());
     static const int mm[][2] = {{2048, 768}, {768, 2048}, {768, 768}};
-    for (int di = 0; di < ntypes; di++)
-        for (int ti = 0; ti < nthreads; ti++) {
-            t2_pool *pool = t2_pool_new(threads[ti]);
+    for (int di = 0; di < o->ntypes; di++)
+        for (int ti = 0; ti < o->nthreads; ti++) {
+            t2_pool *pool;
+            if (t2_pool_new(&pool, o->threads[ti]) < 0) return 1;
             for (int s = 0; s < 3; s++) {
-                double g = bench_sgemm(pool, types[di], mm[s][0], mm[s][1], 128, passes);
-                printf("%-5s %2d  %4dx%-4d x 128  %8.1f GFLOP/s\n", t2_dtype_name(types[di]),
-                       threads[ti], mm[s][0], mm[s][1], g);
+                double g = bench_sgemm(pool, o->types[di], mm[s][0], mm[s][1], 128, o->passes);
+                printf("%-5s %2d  %4dx%-4d x 128  %8.1f GFLOP/s\n", t2_dtype_name(o->types[di]),
+                       o->threads[ti], mm[s][0], mm[s][1], g);
                 if (g_csv)
-                    fprintf(g_csv, "sgemm,%s,%d,%dx%dx128,,%.2f,,\n", t2_dtype_name(types[di]),
-                            threads[ti], mm[s][0], mm[s][1], g);
+                    fprintf(g_csv, "sgemm,%s,%d,%dx%dx128,,%.2f,,\n", t2_dtype_name(o->types[di]),
+                            o->threads[ti], mm[s][0], mm[s][1], g);
             }
             t2_pool_destroy(&pool);
         }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    mv_opts o = {0};
+    int rc = parse_args(argc, argv, &o);
+    if (rc >= 0) return rc;
+    if (o.csv && !(g_csv = fopen(o.csv, "w"))) {
+        perror(o.csv);
+        return 1;
+    }
+    if (g_csv) fprintf(g_csv, "kind,dtype,threads,what,mode,value,membw_gbs,pct_membw\n");
+    for (int i = 0; i < 32000; i++) g_x[i] = frand();
+
+    printf("kernel level %s, OpenBLAS core %s\n", t2_kern_level(), t2_blas_corename());
+    if (o.batch_only) {
+        if ((rc = run_batch(&o))) return rc;
+        if (g_csv) fclose(g_csv);
+        return 0;
+    }
+    double membw[8];
+    if ((rc = run_membw(&o, membw))) return rc;
+    printf("\n%-5s %2s  %-22s %-5s %13s  %13s  %8s\n", "type", "th", "matrix (rows x cols)", "mode",
+           "weights read", "membw (same)", "% membw");
+    for (int di = 0; di < o.ntypes; di++)
+        if ((rc = run_matvec(&o, o.types[di]))) return rc;
+    if ((rc = run_batch(&o)) || (rc = run_sgemm(&o))) return rc;
     t2_kern_free_scratch();
     free(g_ref);
     if (g_csv) fclose(g_csv);

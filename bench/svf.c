@@ -89,7 +89,8 @@ int main(int argc, char **argv) {
     if (t2_model_load(&m, path) < 0) return die("load");
     printf("134M F32 model, MLP targets (%d matrices), kernels %s, %d threads\n\n",
            3 * m->cfg.n_layers, t2_kern_level(), threads);
-    t2_pool *pool = t2_pool_new(threads);
+    t2_pool *pool;
+    if (t2_pool_new(&pool, threads) < 0) return die("threads");
     if (!t2_model_sha256(m)) return die("sha256");
     double worst = 0, t0 = t2_now();
     if (t2_factors_compute(&f, m, T2_TARGETS_MLP, pool, NULL, NULL, &worst) < 0)

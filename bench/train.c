@@ -120,7 +120,11 @@ int main(int argc, char **argv) {
         fprintf(csv, "threads,mode,ms_per_step,tokens_per_s,ratio_to_full,trainable,dim,hidden,"
                      "layers,B,T\n");
     for (int th = 1; th <= 2; th++) {
-        t2_pool *pool = t2_pool_new(th);
+        t2_pool *pool;
+        if (t2_pool_new(&pool, th) < 0) {
+            fprintf(stderr, "t2-bench-train: %s\n", t2_err_msg());
+            return 1;
+        }
         double tf = time_steps(full, pool, in, tg, B, T, steps);
         double ts = time_steps(svf, pool, in, tg, B, T, steps);
         struct { const char *mode; double t; size_t n; } rows[2] = {{"full", tf, n_full},

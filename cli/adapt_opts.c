@@ -2,6 +2,7 @@
 
 #include "cli.h"
 #include "base/t2_err.h"
+#include "base/t2_limits.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -155,7 +156,7 @@ int cli_expert_load_named(const char *dir, const char *name, const t2_factors *f
                           const char *what, t2_expert **out) {
     *out = NULL;
     if (!what) what = "expert";
-    if (!*name || strlen(name) > 64 || strchr(name, '/') || !strcmp(name, ".") ||
+    if (!*name || strlen(name) > T2_NAME_MAX || strchr(name, '/') || !strcmp(name, ".") ||
         !strcmp(name, ".."))
         return t2_err_set(T2_EINVAL, "%s '%s' is not an expert name (1..64 characters, no '/')",
                           what, name);

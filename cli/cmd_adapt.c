@@ -101,7 +101,7 @@ typedef struct {
     t2_task_set *set;
     int n_shots;
     int n_exp;
-    char (*names)[65];
+    char (*names)[T2_NAME_MAX + 1];
     t2_expert **experts;
     int slots;  /* n_layers * T2_N_TARGETS */
     int n_mats; /* adapted matrices per expert */
@@ -231,125 +231,146 @@ static void progress_line(const search *s, int it, int iters, fitness best, fitn
 
 /* ---- the command ---- */
 
+enum { O_TASK = 0x200, O_SHOTS, O_SPLIT, O_FACTORS, O_EXPERTS, O_MIX, O_PERM, O_POP,
+       O_ELITE, O_STD, O_ITERS, O_NAME, O_BATCH, O_MAXTOK, O_APPLY, O_DATA, O_TIMEOUT };
+
+static const struct option adapt_long_opts[] = {
+    {"model", required_argument, 0, 'm'},        {"tokenizer", required_argument, 0, 'z'},
+    {"task", required_argument, 0, O_TASK},      {"shots", required_argument, 0, O_SHOTS},
+    {"shots-split", required_argument, 0, O_SPLIT},
+    {"factors", required_argument, 0, O_FACTORS}, {"experts", required_argument, 0, O_EXPERTS},
+    {"mix-experts", required_argument, 0, O_MIX}, {"per-matrix", no_argument, 0, O_PERM},
+    {"pop", required_argument, 0, O_POP},        {"elite", required_argument, 0, O_ELITE},
+    {"std", required_argument, 0, O_STD},        {"iters", required_argument, 0, O_ITERS},
+    {"seed", required_argument, 0, 's'},         {"output", required_argument, 0, 'o'},
+    {"name", required_argument, 0, O_NAME},      {"batch", required_argument, 0, O_BATCH},
+    {"max-tokens", required_argument, 0, O_MAXTOK}, {"apply", required_argument, 0, O_APPLY},
+    {"threads", required_argument, 0, 'j'},      {"data", required_argument, 0, O_DATA},
+    {"timeout", required_argument, 0, O_TIMEOUT}, {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0}};
+
+/* Option c (its value in optarg) into o: -1 to go on, else the exit status (0 after --help,
+ * 2 for a bad value, the message printed). */
+static int adapt_opt(adapt_opts *o, int c) {
+    const char *cmd = "adapt";
+    switch (c) {
+    case 'm': o->model = optarg; break;
+    case 'z': o->tok = optarg; break;
+    case O_TASK:
+        if (!t2_task_family_find(optarg))
+            return cli_usage_error(cmd, "--task: unknown family '%s' (t2 tasks list shows "
+                                   "them)", optarg);
+        o->task = optarg;
+        break;
+    case O_SHOTS: if (cli_int(cmd, "--shots", optarg, 1, 4096, &o->shots)) return 2; break;
+    case O_SPLIT:
+        if (t2_task_split_parse(optarg, &o->shots_split) < 0)
+            return cli_usage_error(cmd, "--shots-split: '%s' is not train, validation, test "
+                                   "or all", optarg);
+        break;
+    case O_FACTORS: o->factors = optarg; break;
+    case O_EXPERTS: o->experts_dir = optarg; break;
+    case O_MIX: o->mix = optarg; break;
+    case O_PERM: o->per_matrix = 1; break;
+    case O_POP: if (cli_int(cmd, "--pop", optarg, 2, 4096, &o->pop)) return 2; break;
+    case O_ELITE:
+        if (cli_float(cmd, "--elite", optarg, 0, 1, &o->elite)) return 2;
+        if (!(o->elite > 0))
+            return cli_usage_error(cmd, "--elite: %s keeps no candidate: give a fraction in "
+                                   "(0, 1]", optarg);
+        break;
+    case O_STD:
+        if (cli_float(cmd, "--std", optarg, 0, 100, &o->std0)) return 2;
+        if (!(o->std0 > 0))
+            return cli_usage_error(cmd, "--std: %s: the initial std must be above 0", optarg);
+        break;
+    case O_ITERS: if (cli_int(cmd, "--iters", optarg, 1, 100000, &o->iters)) return 2; break;
+    case 's': if (cli_u64(cmd, "--seed", optarg, &o->seed)) return 2; break;
+    case 'o': o->out = optarg; break;
+    case O_NAME: o->name = optarg; break;
+    case O_BATCH:
+        if (cli_int(cmd, "--batch", optarg, 1, T2_MAX_SEQS, &o->batch)) return 2;
+        break;
+    case O_MAXTOK:
+        if (cli_int(cmd, "--max-tokens", optarg, 1, 1 << 20, &o->max_tokens)) return 2;
+        break;
+    case O_APPLY:
+        if (!strcmp(optarg, "merged")) o->mode = T2_APPLY_MERGED;
+        else if (!strcmp(optarg, "factored")) o->mode = T2_APPLY_FACTORED;
+        else return cli_usage_error(cmd, "--apply: '%s' is not merged or factored", optarg);
+        break;
+    case 'j':
+        if (cli_int(cmd, "-j", optarg, 1, T2_POOL_MAX_THREADS, &o->threads)) return 2;
+        break;
+    case O_DATA: o->data = optarg; break;
+    case O_TIMEOUT:
+        if (cli_float(cmd, "--timeout", optarg, 0.1, 3600, &o->timeout)) return 2;
+        break;
+    case 'h': fputs(adapt_help, stdout); return 0;
+    default: return cli_usage_error(cmd, "bad option");
+    }
+    return -1;
+}
+
+/* The names of --name and --mix-experts, checked before any work: -1 to go on, else 2. */
+static int adapt_check_names(const adapt_opts *o) {
+    const char *cmd = "adapt";
+    /* the profile's name rules (profile.h) */
+    t2_profile *prof;
+    if (t2_profile_new(&prof, o->name, 1, 0) < 0)
+        return cli_usage_error(cmd, "--name: %s", t2_err_msg());
+    t2_profile_destroy(&prof);
+    /* expert names: 1..64 distinct, each a file name */
+    int n = 0;
+    const char *p = o->mix;
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        if (!len || len > T2_NAME_MAX || memchr(p, '/', len) || (len == 1 && *p == '.') ||
+            (len == 2 && !strncmp(p, "..", 2)))
+            return cli_usage_error(cmd, "--mix-experts: '%.*s' is not an expert name", (int)len,
+                                   p);
+        for (const char *q = o->mix; q < p;) {
+            size_t ql = strcspn(q, ",");
+            if (ql == len && !strncmp(q, p, len))
+                return cli_usage_error(cmd, "--mix-experts: '%.*s' named twice", (int)len, p);
+            q += ql + 1;
+        }
+        n++;
+        p += len;
+        if (*p == ',') p++;
+    }
+    if (!n || n > T2_PROFILE_MAX_EXPERTS)
+        return cli_usage_error(cmd, "--mix-experts: give 1..%d expert names",
+                               T2_PROFILE_MAX_EXPERTS);
+    return -1;
+}
+
+/* The command line into o: -1 to go on, else the exit status. */
+static int adapt_parse(int argc, char **argv, adapt_opts *o) {
+    const char *cmd = "adapt";
+    *o = (adapt_opts){.shots_split = T2_SPLIT_TRAIN, .shots = 10, .pop = 32, .iters = 50,
+                      .elite = 0.2f, .std0 = 0.5f, .seed = 1, .batch = 16,
+                      .mix = "math,code,mc", .mode = T2_APPLY_MERGED};
+    int c, r;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:z:s:o:j:h", adapt_long_opts, NULL)) != -1)
+        if ((r = adapt_opt(o, c)) >= 0) return r;
+    if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (!o->model) return cli_usage_error(cmd, "no model: give -m MODEL");
+    if (!o->task) return cli_usage_error(cmd, "no task: give --task FAMILY (t2 tasks list)");
+    if (!o->factors)
+        return cli_usage_error(cmd, "no factors: give --factors F.gguf (t2 decompose)");
+    if (!o->out) return cli_usage_error(cmd, "no output: give -o PROFILE.gguf");
+    if (!o->name) o->name = o->task;
+    return adapt_check_names(o);
+}
+
 static int run_adapt(const adapt_opts *o, int rank, int nranks);
 
 int t2_cmd_adapt(int argc, char **argv) {
-    const char *cmd = "adapt";
-    adapt_opts o = {.shots_split = T2_SPLIT_TRAIN, .shots = 10, .pop = 32, .iters = 50,
-                    .elite = 0.2f, .std0 = 0.5f, .seed = 1, .batch = 16,
-                    .mix = "math,code,mc", .mode = T2_APPLY_MERGED};
-    enum { O_TASK = 0x200, O_SHOTS, O_SPLIT, O_FACTORS, O_EXPERTS, O_MIX, O_PERM, O_POP,
-           O_ELITE, O_STD, O_ITERS, O_NAME, O_BATCH, O_MAXTOK, O_APPLY, O_DATA, O_TIMEOUT };
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},        {"tokenizer", required_argument, 0, 'z'},
-        {"task", required_argument, 0, O_TASK},      {"shots", required_argument, 0, O_SHOTS},
-        {"shots-split", required_argument, 0, O_SPLIT},
-        {"factors", required_argument, 0, O_FACTORS}, {"experts", required_argument, 0, O_EXPERTS},
-        {"mix-experts", required_argument, 0, O_MIX}, {"per-matrix", no_argument, 0, O_PERM},
-        {"pop", required_argument, 0, O_POP},        {"elite", required_argument, 0, O_ELITE},
-        {"std", required_argument, 0, O_STD},        {"iters", required_argument, 0, O_ITERS},
-        {"seed", required_argument, 0, 's'},         {"output", required_argument, 0, 'o'},
-        {"name", required_argument, 0, O_NAME},      {"batch", required_argument, 0, O_BATCH},
-        {"max-tokens", required_argument, 0, O_MAXTOK}, {"apply", required_argument, 0, O_APPLY},
-        {"threads", required_argument, 0, 'j'},      {"data", required_argument, 0, O_DATA},
-        {"timeout", required_argument, 0, O_TIMEOUT}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:z:s:o:j:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': o.model = optarg; break;
-        case 'z': o.tok = optarg; break;
-        case O_TASK:
-            if (!t2_task_family_find(optarg))
-                return cli_usage_error(cmd, "--task: unknown family '%s' (t2 tasks list shows "
-                                       "them)", optarg);
-            o.task = optarg;
-            break;
-        case O_SHOTS: if (cli_int(cmd, "--shots", optarg, 1, 4096, &o.shots)) return 2; break;
-        case O_SPLIT:
-            if (t2_task_split_parse(optarg, &o.shots_split) < 0)
-                return cli_usage_error(cmd, "--shots-split: '%s' is not train, validation, test "
-                                       "or all", optarg);
-            break;
-        case O_FACTORS: o.factors = optarg; break;
-        case O_EXPERTS: o.experts_dir = optarg; break;
-        case O_MIX: o.mix = optarg; break;
-        case O_PERM: o.per_matrix = 1; break;
-        case O_POP: if (cli_int(cmd, "--pop", optarg, 2, 4096, &o.pop)) return 2; break;
-        case O_ELITE:
-            if (cli_float(cmd, "--elite", optarg, 0, 1, &o.elite)) return 2;
-            if (!(o.elite > 0))
-                return cli_usage_error(cmd, "--elite: %s keeps no candidate: give a fraction in "
-                                       "(0, 1]", optarg);
-            break;
-        case O_STD:
-            if (cli_float(cmd, "--std", optarg, 0, 100, &o.std0)) return 2;
-            if (!(o.std0 > 0))
-                return cli_usage_error(cmd, "--std: %s: the initial std must be above 0", optarg);
-            break;
-        case O_ITERS: if (cli_int(cmd, "--iters", optarg, 1, 100000, &o.iters)) return 2; break;
-        case 's': if (cli_u64(cmd, "--seed", optarg, &o.seed)) return 2; break;
-        case 'o': o.out = optarg; break;
-        case O_NAME: o.name = optarg; break;
-        case O_BATCH:
-            if (cli_int(cmd, "--batch", optarg, 1, T2_GEN_MAX_BATCH, &o.batch)) return 2;
-            break;
-        case O_MAXTOK:
-            if (cli_int(cmd, "--max-tokens", optarg, 1, 1 << 20, &o.max_tokens)) return 2;
-            break;
-        case O_APPLY:
-            if (!strcmp(optarg, "merged")) o.mode = T2_APPLY_MERGED;
-            else if (!strcmp(optarg, "factored")) o.mode = T2_APPLY_FACTORED;
-            else return cli_usage_error(cmd, "--apply: '%s' is not merged or factored", optarg);
-            break;
-        case 'j': if (cli_int(cmd, "-j", optarg, 1, 256, &o.threads)) return 2; break;
-        case O_DATA: o.data = optarg; break;
-        case O_TIMEOUT:
-            if (cli_float(cmd, "--timeout", optarg, 0.1, 3600, &o.timeout)) return 2;
-            break;
-        case 'h': fputs(adapt_help, stdout); return 0;
-        default: return cli_usage_error(cmd, "bad option");
-        }
-    }
-    if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!o.model) return cli_usage_error(cmd, "no model: give -m MODEL");
-    if (!o.task) return cli_usage_error(cmd, "no task: give --task FAMILY (t2 tasks list)");
-    if (!o.factors) return cli_usage_error(cmd, "no factors: give --factors F.gguf (t2 decompose)");
-    if (!o.out) return cli_usage_error(cmd, "no output: give -o PROFILE.gguf");
-    if (!o.name) o.name = o.task;
-    {
-        /* the profile's name rules (profile.h), checked before any work */
-        t2_profile *p;
-        if (t2_profile_new(&p, o.name, 1, 0) < 0)
-            return cli_usage_error(cmd, "--name: %s", t2_err_msg());
-        t2_profile_destroy(&p);
-    }
-    /* expert names: 1..64 distinct, each a file name */
-    {
-        int n = 0;
-        const char *p = o.mix;
-        while (*p) {
-            size_t len = strcspn(p, ",");
-            if (!len || len > 64 || memchr(p, '/', len) || (len == 1 && *p == '.') ||
-                (len == 2 && !strncmp(p, "..", 2)))
-                return cli_usage_error(cmd, "--mix-experts: '%.*s' is not an expert name", (int)len,
-                                       p);
-            for (const char *q = o.mix; q < p;) {
-                size_t ql = strcspn(q, ",");
-                if (ql == len && !strncmp(q, p, len))
-                    return cli_usage_error(cmd, "--mix-experts: '%.*s' named twice", (int)len, p);
-                q += ql + 1;
-            }
-            n++;
-            p += len;
-            if (*p == ',') p++;
-        }
-        if (!n || n > T2_PROFILE_MAX_EXPERTS)
-            return cli_usage_error(cmd, "--mix-experts: give 1..%d expert names",
-                                   T2_PROFILE_MAX_EXPERTS);
-    }
-
+    adapt_opts o;
+    int rc = adapt_parse(argc, argv, &o);
+    if (rc >= 0) return rc;
     int rank = 0, nranks = 1, inited = 0;
     MPI_Initialized(&inited);
     if (!inited && MPI_Init(NULL, NULL) != MPI_SUCCESS) {
@@ -358,7 +379,7 @@ int t2_cmd_adapt(int argc, char **argv) {
     }
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &nranks);
-    int rc = run_adapt(&o, rank, nranks);
+    rc = run_adapt(&o, rank, nranks);
     if (!inited) MPI_Finalize();
     return rc;
 }
@@ -390,258 +411,298 @@ static void print_alpha(const search *s, const float *x) {
     }
 }
 
-static int run_adapt(const adapt_opts *o, int rank, int nranks) {
-    search s = {.o = o, .rank = rank, .nranks = nranks};
-    adapt_opts oo = *o;
-    float *X = NULL, *mean = NULL, *sd = NULL, *best = NULL, *onehot = NULL;
-    const float **rows = NULL;
-    fitness *fit = NULL;
-    int *order = NULL, ret = 1, rc = 0;
+/* The cross-entropy method's state (the same on every rank). */
+typedef struct {
+    float *X;       /* (pop, D) candidates */
+    float *mean, *sd, *best; /* (D) */
+    float *onehot;  /* (n_exp + 2, D): the best, each expert alone, (base) */
+    const float **rows;
+    fitness *fit;
+    int *order;
+    int n_elite, best_iter;
+    double mean0, t0;
+    fitness best_fit;
+    t2_rand rng;
+    char dir[4096]; /* the experts' folder */
+} cem;
+
+/* The experts of --mix-experts, loaded from dir and checked to mix. */
+static int adapt_experts(search *s, const char *dir) {
+    const adapt_opts *o = s->o;
+    int n = 1, rc;
+    for (const char *p = o->mix; *p; p++) n += *p == ',';
+    s->names = calloc((size_t)n, sizeof *s->names);
+    s->experts = calloc((size_t)n, sizeof *s->experts);
+    if (!s->names || !s->experts) return t2_err_set(T2_ENOMEM, "out of memory");
+    for (const char *p = o->mix; *p;) {
+        size_t len = strcspn(p, ",");
+        snprintf(s->names[s->n_exp], sizeof s->names[0], "%.*s", (int)len, p);
+        if ((rc = cli_expert_load_named(dir, s->names[s->n_exp], s->f, "expert",
+                                        &s->experts[s->n_exp])) < 0)
+            return rc;
+        s->n_exp++;
+        p += len;
+        if (*p == ',') p++;
+    }
+    float *ones = calloc((size_t)s->n_exp, sizeof *ones);
+    if (!ones) return t2_err_set(T2_ENOMEM, "out of memory");
+    const t2_mixture chk = {s->n_exp, (const t2_expert *const *)s->experts, ones, s->n_exp, 0};
+    rc = t2_mixture_check(&chk, s->f); /* same targets and max_mult, made for this model */
+    free(ones);
+    return rc;
+}
+
+/* The adapted matrices, the shots and the search's buffers. */
+static int adapt_space(search *s, cem *c) {
+    const adapt_opts *o = s->o;
+    int rc;
+    s->slots = s->f->n_layers * T2_N_TARGETS;
+    s->mat_slot = malloc((size_t)s->slots * sizeof *s->mat_slot);
+    if (!s->mat_slot) return t2_err_set(T2_ENOMEM, "out of memory");
+    for (int i = 0; i < s->slots; i++)
+        if (s->experts[0]->rank[i] > 0) s->mat_slot[s->n_mats++] = i;
+    s->D = o->per_matrix ? s->n_exp * s->n_mats : s->n_exp;
+    if (o->per_matrix && s->n_mats > T2_PROFILE_MAX_MATRICES)
+        return t2_err_set(T2_ERANGE, "the experts adapt %d matrices; a profile holds at most %d",
+                          s->n_mats, T2_PROFILE_MAX_MATRICES);
+    t2_task_opts to = {.split = o->shots_split, .n = (size_t)o->shots, .seed = o->seed,
+                       .data_dir = o->data, .timeout_s = o->timeout};
+    if ((rc = t2_task_set_open(&s->set, o->task, &to)) < 0) return rc;
+    s->n_shots = (int)t2_task_set_count(s->set);
+    if (s->n_shots > o->shots) s->n_shots = o->shots; /* a real split gives all rows for 0 */
+    if (s->n_shots < 1)
+        return t2_err_set(T2_ENOTFOUND, "%s: no items in the %s split", o->task,
+                          t2_task_split_name(o->shots_split));
+    const size_t D = (size_t)s->D, P = (size_t)o->pop, R = (size_t)s->n_exp + 2;
+    c->X = malloc(P * D * sizeof *c->X);
+    c->mean = malloc(D * sizeof *c->mean);
+    c->sd = malloc(D * sizeof *c->sd);
+    c->best = malloc(D * sizeof *c->best);
+    c->onehot = calloc(R * D, sizeof *c->onehot);
+    c->rows = calloc(P > R ? P : R, sizeof *c->rows);
+    c->fit = calloc(P > R ? P : R, sizeof *c->fit);
+    c->order = malloc(P * sizeof *c->order);
+    if (!c->X || !c->mean || !c->sd || !c->best || !c->onehot || !c->rows || !c->fit ||
+        !c->order)
+        return t2_err_set(T2_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* Set-up, identical on every rank: model, threads, factors, experts, shots, buffers. */
+static int adapt_setup(search *s, cem *c) {
+    const adapt_opts *o = s->o;
+    int rc;
+    if ((rc = t2_model_load(&s->m, o->model)) < 0 ||
+        (rc = t2_model_load_tokenizer(&s->tok, s->m, o->tok)) < 0)
+        return rc;
+    if (t2_pool_new(&s->pool, o->threads) < 0)
+        return t2_err_set(T2_ENOMEM, "cannot start %d threads", o->threads);
+    if ((rc = t2_factors_load(&s->f, o->factors, s->m)) < 0) return rc;
+    cli_adapt ca = {.factors_path = o->factors, .experts_dir = o->experts_dir};
+    if ((rc = cli_experts_dir(&ca, c->dir, sizeof c->dir)) < 0) return rc;
+    if ((rc = adapt_experts(s, c->dir)) < 0) return rc;
+    return adapt_space(s, c);
+}
+
+/* Rank 0: what the search does. */
+static void adapt_banner(const search *s, const cem *c) {
+    const adapt_opts *o = s->o;
+    printf("t2 adapt: task %s, %d shots (%s split, seed %llu), experts %s from %s, %s "
+           "(%d numbers)\n", o->task, s->n_shots, t2_task_split_name(o->shots_split),
+           (unsigned long long)o->seed, o->mix, c->dir,
+           o->per_matrix ? "alpha per expert per matrix" : "alpha per expert", s->D);
+    printf("cross-entropy method: population %d, elite %d (%g), initial mean %.4f (1/%d), "
+           "std %g, %d iterations, alpha in [0, 1]; %d rank%s x %d thread%s, %s\n\n", o->pop,
+           c->n_elite, (double)o->elite, c->mean0, s->n_exp, (double)o->std0, o->iters,
+           s->nranks, s->nranks > 1 ? "s" : "", o->threads, o->threads > 1 ? "s" : "",
+           o->mode == T2_APPLY_MERGED ? "merged" : "factored");
+    fflush(stdout);
+}
+
+/* One iteration: draw the population, score it, keep the best, refit mean and std to the
+ * elite. */
+static int cem_iter(search *s, cem *c, int it, int tty) {
+    const adapt_opts *o = s->o;
+    const int D = s->D, n_elite = c->n_elite;
+    for (int k = 0; k < o->pop; k++) {
+        float *x = c->X + (size_t)k * D;
+        for (int d = 0; d < D; d++) {
+            double v = c->mean[d] + c->sd[d] * t2_rand_normal(&c->rng);
+            x[d] = (float)(v < 0 ? 0 : v > 1 ? 1 : v);
+        }
+        c->rows[k] = x;
+    }
+    if (score_candidates(s, c->rows, o->pop, c->fit) < 0) return T2_EINTERNAL;
+    const fitness *fit = c->fit;
+    int *order = c->order;
+    for (int k = 0; k < o->pop; k++) order[k] = k;
+    for (int a = 1; a < o->pop; a++) /* insertion sort: best first, deterministic */
+        for (int b = a; b > 0 && better(fit[order[b]], order[b], fit[order[b - 1]],
+                                        order[b - 1]); b--) {
+            int t = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = t;
+        }
+    const int top = order[0];
+    if (fit[top].correct > c->best_fit.correct ||
+        (fit[top].correct == c->best_fit.correct && fit[top].loglik > c->best_fit.loglik)) {
+        c->best_fit = fit[top];
+        c->best_iter = it + 1;
+        memcpy(c->best, c->X + (size_t)top * D, (size_t)D * sizeof *c->best);
+    }
+    double elite_correct = 0, std_sum = 0;
+    for (int d = 0; d < D; d++) {
+        double m1 = 0, m2 = 0;
+        for (int e = 0; e < n_elite; e++) m1 += c->X[(size_t)order[e] * D + d];
+        m1 /= n_elite;
+        for (int e = 0; e < n_elite; e++) {
+            double dv = c->X[(size_t)order[e] * D + d] - m1;
+            m2 += dv * dv;
+        }
+        c->mean[d] = (float)m1;
+        c->sd[d] = (float)sqrt(m2 / n_elite);
+        std_sum += c->sd[d];
+    }
+    for (int e = 0; e < n_elite; e++) elite_correct += fit[order[e]].correct;
+    if (s->rank == 0)
+        progress_line(s, it, o->iters, c->best_fit, fit[top], elite_correct / n_elite,
+                      std_sum / D, t2_now() - c->t0, tty);
+    return 0;
+}
+
+/* The best α against each expert alone and the base weights, on the same shots (fitness in
+ * c->fit[0 .. n_exp + 2)); rank 0 prints them. */
+static int adapt_compare(search *s, cem *c) {
+    const adapt_opts *o = s->o;
+    const int R = s->n_exp + 2;
+    memcpy(c->onehot, c->best, (size_t)s->D * sizeof *c->best);
+    c->rows[0] = c->onehot;
+    for (int k = 0; k < s->n_exp; k++) {
+        float *x = c->onehot + (size_t)(k + 1) * s->D;
+        for (int d = 0; d < s->D; d++)
+            x[d] = (o->per_matrix ? d / s->n_mats : d) == k ? 1.0f : 0.0f;
+        c->rows[k + 1] = x;
+    }
+    c->rows[R - 1] = NULL;
+    if (score_candidates(s, c->rows, R, c->fit) < 0) return T2_EINTERNAL;
+    if (s->rank) return 0;
+    printf("\nshots accuracy (%d shots of %s, %s split):\n", s->n_shots, o->task,
+           t2_task_split_name(o->shots_split));
+    for (int r = 0; r < R; r++) {
+        char label[96];
+        if (r == 0) snprintf(label, sizeof label, "best alpha (iter %d)", c->best_iter);
+        else if (r < R - 1) snprintf(label, sizeof label, "%s alone", s->names[r - 1]);
+        else snprintf(label, sizeof label, "base weights");
+        printf("  %-24s %4d/%-4d %6.1f%%   answer loglik %.4f\n", label, c->fit[r].correct,
+               s->n_shots, 100.0 * c->fit[r].correct / s->n_shots, c->fit[r].loglik);
+    }
+    printf("\nbest alpha:\n");
+    print_alpha(s, c->best);
+    return 0;
+}
+
+/* Rank 0: the profile of the best α, with how it was found; its bytes depend on nothing that
+ * varies with the rank count. */
+static int adapt_save(const search *s, const cem *c) {
+    const adapt_opts *o = s->o;
+    char training[1024];
+    snprintf(training, sizeof training,
+             "t2 adapt: cross-entropy method on %d shots of %s (%s split, seed %llu); "
+             "experts %s; %s; population %d, elite %d (%g), initial mean %.6g, std %g, "
+             "%d iterations, alpha clamped to [0, 1]; fitness: correct shots, ties by mean "
+             "answer log-likelihood; greedy, %s adaptation; best at iteration %d: %d/%d "
+             "shots correct (accuracy %.4f), answer loglik %.6f",
+             s->n_shots, o->task, t2_task_split_name(o->shots_split),
+             (unsigned long long)o->seed, o->mix,
+             o->per_matrix ? "alpha per expert per matrix" : "alpha per expert", o->pop,
+             c->n_elite, (double)o->elite, c->mean0, (double)o->std0, o->iters,
+             o->mode == T2_APPLY_MERGED ? "merged" : "factored", c->best_iter,
+             c->best_fit.correct, s->n_shots, (double)c->best_fit.correct / s->n_shots,
+             c->best_fit.loglik);
     t2_profile *prof = NULL;
+    int rc = t2_profile_new(&prof, o->name, s->n_exp, o->per_matrix ? s->n_mats : 0);
+    if (rc == 0) {
+        for (int k = 0; k < s->n_exp; k++)
+            snprintf(prof->experts[k], sizeof prof->experts[k], "%s", s->names[k]);
+        memcpy(prof->alpha, c->best, (size_t)s->D * sizeof *c->best);
+        free(prof->task);
+        free(prof->training);
+        prof->task = strdup(o->task);
+        prof->training = strdup(training);
+        snprintf(prof->base_sha256, sizeof prof->base_sha256, "%s", s->f->base_sha256);
+        if (!prof->task || !prof->training) rc = t2_err_set(T2_ENOMEM, "out of memory");
+        else rc = t2_profile_save(prof, o->out);
+    }
+    t2_profile_destroy(&prof);
+    return rc;
+}
+
+/* Rank 0: what was written, and one line for scripts (c->fit holds the best, each expert
+ * alone, the base). */
+static void adapt_report(const search *s, const cem *c) {
+    const adapt_opts *o = s->o;
+    const fitness *fit = c->fit;
+    const int R = s->n_exp + 2;
+    const double secs = t2_now() - c->t0;
+    printf("\nwrote %s: profile '%s', %d experts, %s, shots accuracy %.4f (%.1f s)\n", o->out,
+           o->name, s->n_exp, o->per_matrix ? "alpha per expert per matrix" : "alpha per expert",
+           (double)c->best_fit.correct / s->n_shots, secs);
+    int top = 1;
+    for (int k = 2; k <= s->n_exp; k++)
+        if (better(fit[k], k, fit[top], top)) top = k;
+    printf("\nsummary: task=%s split=%s shots=%d experts=%s per_matrix=%d pop=%d "
+           "elite=%d std=%g iters=%d seed=%llu best_correct=%d best_accuracy=%.4f "
+           "best_loglik=%.6f best_single=%s single_accuracy=%.4f base_accuracy=%.4f "
+           "profile=%s seconds=%.2f\n",
+           o->task, t2_task_split_name(o->shots_split), s->n_shots, o->mix, o->per_matrix,
+           o->pop, c->n_elite, (double)o->std0, o->iters, (unsigned long long)o->seed,
+           c->best_fit.correct, (double)c->best_fit.correct / s->n_shots, c->best_fit.loglik,
+           s->names[top - 1], (double)fit[top].correct / s->n_shots,
+           (double)fit[R - 1].correct / s->n_shots, o->out, secs);
+}
+
+/* Set up, search, compare, write: 0, or < 0 after the failing rank printed why (set-up
+ * failures through all_ok, scoring through score_candidates, the profile here). */
+static int adapt_run(search *s, cem *c) {
+    const adapt_opts *o = s->o;
+    int rc = adapt_setup(s, c);
+    if (!all_ok(rc, s->rank)) return T2_EINTERNAL;
     const int tty = isatty(2);
-    char dir[4096];
-
-    /* set-up, identical on every rank */
-    if (!oo.threads) oo.threads = t2_nproc() / nranks > 1 ? t2_nproc() / nranks : 1;
-    s.o = &oo;
-    if ((rc = t2_model_load(&s.m, o->model)) < 0 ||
-        (rc = t2_model_load_tokenizer(&s.tok, s.m, o->tok)) < 0)
-        goto setup_done;
-    if (!(s.pool = t2_pool_new(oo.threads))) {
-        rc = t2_err_set(T2_ENOMEM, "cannot start %d threads", oo.threads);
-        goto setup_done;
-    }
-    if ((rc = t2_factors_load(&s.f, o->factors, s.m)) < 0) goto setup_done;
-    {
-        cli_adapt ca = {.factors_path = o->factors, .experts_dir = o->experts_dir};
-        if ((rc = cli_experts_dir(&ca, dir, sizeof dir)) < 0) goto setup_done;
-    }
-    {
-        int n = 1;
-        for (const char *p = o->mix; *p; p++) n += *p == ',';
-        s.names = calloc((size_t)n, sizeof *s.names);
-        s.experts = calloc((size_t)n, sizeof *s.experts);
-        if (!s.names || !s.experts) {
-            rc = t2_err_set(T2_ENOMEM, "out of memory");
-            goto setup_done;
-        }
-        for (const char *p = o->mix; *p;) {
-            size_t len = strcspn(p, ",");
-            snprintf(s.names[s.n_exp], sizeof s.names[0], "%.*s", (int)len, p);
-            if ((rc = cli_expert_load_named(dir, s.names[s.n_exp], s.f, "expert",
-                                            &s.experts[s.n_exp])) < 0)
-                goto setup_done;
-            s.n_exp++;
-            p += len;
-            if (*p == ',') p++;
-        }
-        float *ones = calloc((size_t)s.n_exp, sizeof *ones);
-        if (!ones) {
-            rc = t2_err_set(T2_ENOMEM, "out of memory");
-            goto setup_done;
-        }
-        const t2_mixture chk = {s.n_exp, (const t2_expert *const *)s.experts, ones, s.n_exp, 0};
-        rc = t2_mixture_check(&chk, s.f); /* same targets and max_mult, made for this model */
-        free(ones);
-        if (rc < 0) goto setup_done;
-    }
-    s.slots = s.f->n_layers * T2_N_TARGETS;
-    s.mat_slot = malloc((size_t)s.slots * sizeof *s.mat_slot);
-    if (!s.mat_slot) {
-        rc = t2_err_set(T2_ENOMEM, "out of memory");
-        goto setup_done;
-    }
-    for (int i = 0; i < s.slots; i++)
-        if (s.experts[0]->rank[i] > 0) s.mat_slot[s.n_mats++] = i;
-    s.D = o->per_matrix ? s.n_exp * s.n_mats : s.n_exp;
-    if (o->per_matrix && s.n_mats > T2_PROFILE_MAX_MATRICES) {
-        rc = t2_err_set(T2_ERANGE, "the experts adapt %d matrices; a profile holds at most %d",
-                        s.n_mats, T2_PROFILE_MAX_MATRICES);
-        goto setup_done;
-    }
-    {
-        t2_task_opts to = {.split = o->shots_split, .n = (size_t)o->shots, .seed = o->seed,
-                           .data_dir = o->data, .timeout_s = o->timeout};
-        if ((rc = t2_task_set_open(&s.set, o->task, &to)) < 0) goto setup_done;
-        s.n_shots = (int)t2_task_set_count(s.set);
-        if (s.n_shots > o->shots) s.n_shots = o->shots; /* a real split gives all rows for 0 */
-        if (s.n_shots < 1) {
-            rc = t2_err_set(T2_ENOTFOUND, "%s: no items in the %s split", o->task,
-                            t2_task_split_name(o->shots_split));
-            goto setup_done;
-        }
-    }
-    {
-        const size_t D = (size_t)s.D, P = (size_t)o->pop, R = (size_t)s.n_exp + 2;
-        X = malloc(P * D * sizeof *X);
-        mean = malloc(D * sizeof *mean);
-        sd = malloc(D * sizeof *sd);
-        best = malloc(D * sizeof *best);
-        onehot = calloc(R * D, sizeof *onehot);
-        rows = calloc(P > R ? P : R, sizeof *rows);
-        fit = calloc(P > R ? P : R, sizeof *fit);
-        order = malloc(P * sizeof *order);
-        if (!X || !mean || !sd || !best || !onehot || !rows || !fit || !order)
-            rc = t2_err_set(T2_ENOMEM, "out of memory");
-    }
-setup_done:
-    if (!all_ok(rc, rank)) goto out;
-
-    const int n_elite = (int)lround(o->elite * o->pop) > 1 ? (int)lround(o->elite * o->pop) : 1;
-    const double mean0 = 1.0 / s.n_exp;
-    if (rank == 0) {
-        printf("t2 adapt: task %s, %d shots (%s split, seed %llu), experts %s from %s, %s "
-               "(%d numbers)\n", o->task, s.n_shots, t2_task_split_name(o->shots_split),
-               (unsigned long long)o->seed, o->mix, dir,
-               o->per_matrix ? "alpha per expert per matrix" : "alpha per expert", s.D);
-        printf("cross-entropy method: population %d, elite %d (%g), initial mean %.4f (1/%d), "
-               "std %g, %d iterations, alpha in [0, 1]; %d rank%s x %d thread%s, %s\n\n", o->pop,
-               n_elite, (double)o->elite, mean0, s.n_exp, (double)o->std0, o->iters, nranks,
-               nranks > 1 ? "s" : "", oo.threads, oo.threads > 1 ? "s" : "",
-               o->mode == T2_APPLY_MERGED ? "merged" : "factored");
-        fflush(stdout);
-    }
-    for (int d = 0; d < s.D; d++) mean[d] = (float)mean0, sd[d] = o->std0;
-    t2_rand rng; /* the same draws on every rank */
-    t2_rand_seed(&rng, o->seed ^ 0x5DEECE66Dull);
-    fitness best_fit = {-1, -INFINITY};
-    int best_iter = 0;
-    const double t0 = t2_now();
-    for (int it = 0; it < o->iters; it++) {
-        for (int c = 0; c < o->pop; c++) {
-            float *x = X + (size_t)c * s.D;
-            for (int d = 0; d < s.D; d++) {
-                double v = mean[d] + sd[d] * t2_rand_normal(&rng);
-                x[d] = (float)(v < 0 ? 0 : v > 1 ? 1 : v);
-            }
-            rows[c] = x;
-        }
-        if (score_candidates(&s, rows, o->pop, fit) < 0) goto out;
-        for (int c = 0; c < o->pop; c++) order[c] = c;
-        for (int a = 1; a < o->pop; a++) /* insertion sort: best first, deterministic */
-            for (int b = a; b > 0 && better(fit[order[b]], order[b], fit[order[b - 1]],
-                                            order[b - 1]); b--) {
-                int t = order[b];
-                order[b] = order[b - 1];
-                order[b - 1] = t;
-            }
-        const int top = order[0];
-        if (fit[top].correct > best_fit.correct ||
-            (fit[top].correct == best_fit.correct && fit[top].loglik > best_fit.loglik)) {
-            best_fit = fit[top];
-            best_iter = it + 1;
-            memcpy(best, X + (size_t)top * s.D, (size_t)s.D * sizeof *best);
-        }
-        double elite_correct = 0, std_sum = 0;
-        for (int d = 0; d < s.D; d++) {
-            double m1 = 0, m2 = 0;
-            for (int e = 0; e < n_elite; e++) m1 += X[(size_t)order[e] * s.D + d];
-            m1 /= n_elite;
-            for (int e = 0; e < n_elite; e++) {
-                double dv = X[(size_t)order[e] * s.D + d] - m1;
-                m2 += dv * dv;
-            }
-            mean[d] = (float)m1;
-            sd[d] = (float)sqrt(m2 / n_elite);
-            std_sum += sd[d];
-        }
-        for (int e = 0; e < n_elite; e++) elite_correct += fit[order[e]].correct;
-        if (rank == 0)
-            progress_line(&s, it, o->iters, best_fit, fit[top], elite_correct / n_elite,
-                          std_sum / s.D, t2_now() - t0, tty);
-    }
-
-    /* the best α against each expert alone and the base weights, on the same shots */
-    const int R = s.n_exp + 2;
-    memcpy(onehot, best, (size_t)s.D * sizeof *best);
-    rows[0] = onehot;
-    for (int k = 0; k < s.n_exp; k++) {
-        float *x = onehot + (size_t)(k + 1) * s.D;
-        for (int d = 0; d < s.D; d++)
-            x[d] = (o->per_matrix ? d / s.n_mats : d) == k ? 1.0f : 0.0f;
-        rows[k + 1] = x;
-    }
-    rows[R - 1] = NULL;
-    if (score_candidates(&s, rows, R, fit) < 0) goto out;
-    if (rank == 0) {
-        printf("\nshots accuracy (%d shots of %s, %s split):\n", s.n_shots, o->task,
-               t2_task_split_name(o->shots_split));
-        for (int r = 0; r < R; r++) {
-            char label[96];
-            if (r == 0) snprintf(label, sizeof label, "best alpha (iter %d)", best_iter);
-            else if (r < R - 1) snprintf(label, sizeof label, "%s alone", s.names[r - 1]);
-            else snprintf(label, sizeof label, "base weights");
-            printf("  %-24s %4d/%-4d %6.1f%%   answer loglik %.4f\n", label, fit[r].correct,
-                   s.n_shots, 100.0 * fit[r].correct / s.n_shots, fit[r].loglik);
-        }
-        printf("\nbest alpha:\n");
-        print_alpha(&s, best);
-    }
-
-    /* the profile, on rank 0; its bytes depend on nothing that varies with the rank count */
+    const int ne = (int)lround(o->elite * o->pop);
+    c->n_elite = ne > 1 ? ne : 1;
+    c->mean0 = 1.0 / s->n_exp;
+    if (s->rank == 0) adapt_banner(s, c);
+    for (int d = 0; d < s->D; d++) c->mean[d] = (float)c->mean0, c->sd[d] = o->std0;
+    t2_rand_seed(&c->rng, o->seed ^ 0x5DEECE66Dull); /* the same draws on every rank */
+    c->best_fit = (fitness){-1, -INFINITY};
+    c->t0 = t2_now();
+    for (int it = 0; it < o->iters; it++)
+        if ((rc = cem_iter(s, c, it, tty)) < 0) return rc;
+    if ((rc = adapt_compare(s, c)) < 0) return rc;
     rc = 0;
-    if (rank == 0) {
-        char training[1024];
-        snprintf(training, sizeof training,
-                 "t2 adapt: cross-entropy method on %d shots of %s (%s split, seed %llu); "
-                 "experts %s; %s; population %d, elite %d (%g), initial mean %.6g, std %g, "
-                 "%d iterations, alpha clamped to [0, 1]; fitness: correct shots, ties by mean "
-                 "answer log-likelihood; greedy, %s adaptation; best at iteration %d: %d/%d "
-                 "shots correct (accuracy %.4f), answer loglik %.6f",
-                 s.n_shots, o->task, t2_task_split_name(o->shots_split),
-                 (unsigned long long)o->seed, o->mix,
-                 o->per_matrix ? "alpha per expert per matrix" : "alpha per expert", o->pop,
-                 n_elite, (double)o->elite, mean0, (double)o->std0, o->iters,
-                 o->mode == T2_APPLY_MERGED ? "merged" : "factored", best_iter, best_fit.correct,
-                 s.n_shots, (double)best_fit.correct / s.n_shots, best_fit.loglik);
-        if ((rc = t2_profile_new(&prof, o->name, s.n_exp, o->per_matrix ? s.n_mats : 0)) == 0) {
-            for (int k = 0; k < s.n_exp; k++)
-                snprintf(prof->experts[k], sizeof prof->experts[k], "%s", s.names[k]);
-            memcpy(prof->alpha, best, (size_t)s.D * sizeof *best);
-            free(prof->task);
-            free(prof->training);
-            prof->task = strdup(o->task);
-            prof->training = strdup(training);
-            snprintf(prof->base_sha256, sizeof prof->base_sha256, "%s", s.f->base_sha256);
-            if (!prof->task || !prof->training) rc = t2_err_set(T2_ENOMEM, "out of memory");
-            else rc = t2_profile_save(prof, o->out);
-        }
-        if (rc < 0) {
-            fprintf(stderr, "t2 adapt: %s\n", t2_err_msg());
-        } else {
-            const double secs = t2_now() - t0;
-            printf("\nwrote %s: profile '%s', %d experts, %s, shots accuracy %.4f (%.1f s)\n",
-                   o->out, o->name, s.n_exp,
-                   o->per_matrix ? "alpha per expert per matrix" : "alpha per expert",
-                   (double)best_fit.correct / s.n_shots, secs);
-            /* one line for scripts: fit[] holds best, each expert alone, base */
-            int top = 1;
-            for (int k = 2; k <= s.n_exp; k++)
-                if (better(fit[k], k, fit[top], top)) top = k;
-            printf("\nsummary: task=%s split=%s shots=%d experts=%s per_matrix=%d pop=%d "
-                   "elite=%d std=%g iters=%d seed=%llu best_correct=%d best_accuracy=%.4f "
-                   "best_loglik=%.6f best_single=%s single_accuracy=%.4f base_accuracy=%.4f "
-                   "profile=%s seconds=%.2f\n",
-                   o->task, t2_task_split_name(o->shots_split), s.n_shots, o->mix, o->per_matrix,
-                   o->pop, n_elite, (double)o->std0, o->iters, (unsigned long long)o->seed,
-                   best_fit.correct, (double)best_fit.correct / s.n_shots, best_fit.loglik,
-                   s.names[top - 1], (double)fit[top].correct / s.n_shots,
-                   (double)fit[R - 1].correct / s.n_shots, o->out, secs);
-        }
+    if (s->rank == 0) {
+        if ((rc = adapt_save(s, c)) < 0) fprintf(stderr, "t2 adapt: %s\n", t2_err_msg());
+        else adapt_report(s, c);
     }
     MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    ret = rc < 0 ? 1 : 0;
-out:
+    return rc;
+}
+
+static int run_adapt(const adapt_opts *o, int rank, int nranks) {
+    adapt_opts oo = *o;
+    if (!oo.threads) oo.threads = t2_nproc() / nranks > 1 ? t2_nproc() / nranks : 1;
+    search s = {.o = &oo, .rank = rank, .nranks = nranks};
+    cem c = {0};
+    int rc = adapt_run(&s, &c);
     fflush(stdout);
-    t2_profile_destroy(&prof);
-    free(X);
-    free(mean);
-    free(sd);
-    free(best);
-    free(onehot);
-    free(rows);
-    free(fit);
-    free(order);
+    free(c.X);
+    free(c.mean);
+    free(c.sd);
+    free(c.best);
+    free(c.onehot);
+    free(c.rows);
+    free(c.fit);
+    free(c.order);
     free(s.mat_slot);
     for (int k = 0; k < s.n_exp; k++) t2_expert_destroy(&s.experts[k]);
     free(s.experts);
@@ -651,5 +712,5 @@ out:
     t2_pool_destroy(&s.pool);
     t2_tok_destroy(&s.tok);
     t2_model_destroy(&s.m);
-    return ret;
+    return rc < 0 ? 1 : 0;
 }

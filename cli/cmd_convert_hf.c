@@ -419,8 +419,8 @@ static int hf_tokenizer(const char *dir, t2_gguf_writer **w) {
     if (t2_tok_hf_write_gguf(*w, tj, file_exists(tc) ? tc : NULL) == 0) return 1;
     hf_warn("%s; the GGUF has no tokenizer", t2_err_msg());
     t2_gguf_writer_destroy(w); /* start over: no half-written tokenizer keys */
-    if (!(*w = t2_gguf_writer_new())) return t2_err_set(T2_ENOMEM, "out of memory");
-    return 0;
+    int rc = t2_gguf_writer_new(w);
+    return rc < 0 ? rc : 0;
 }
 
 /* eos_token_id of generation_config.json (a number or a list): the first as
@@ -468,10 +468,7 @@ int cli_convert_hf(const char *dir, const char *out, const t2_dtype *type_opt, c
         (rc = t2_model_new_blank(&m, &c, biases, dir)) < 0 || (rc = hf_open(&src, dir)) < 0 ||
         (rc = hf_build(&src, m, tied)) < 0)
         goto out;
-    if (!(w = t2_gguf_writer_new())) {
-        rc = t2_err_set(T2_ENOMEM, "out of memory");
-        goto out;
-    }
+    if ((rc = t2_gguf_writer_new(&w)) < 0) goto out;
     if ((rc = has_tok = hf_tokenizer(dir, &w)) < 0 || (rc = hf_eos(dir, w, c.vocab_size)) < 0)
         goto out;
     if (!name) name = base && base[1] ? base + 1 : dir;

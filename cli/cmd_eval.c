@@ -30,131 +30,156 @@ static const char ppl_help[] =
     "                 first BOS is predicted exactly once\n"
     CLI_ADAPT_HELP;
 
-int t2_cmd_perplexity(int argc, char **argv) {
-    const char *cmd = "perplexity", *model_path = NULL, *tok_path = NULL, *text_path = NULL;
-    int threads = t2_nproc(), batch = 128, ctx = 0, split_blank = 1, rc = 1;
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'z'},
-        {"file", required_argument, 0, 'f'},  {"docs", required_argument, 0, 'D'},
-        {"ctx", required_argument, 0, 'c'},   {"threads", required_argument, 0, 'j'},
-        {"batch", required_argument, 0, 'B'}, {"help", no_argument, 0, 'h'},
-        CLI_ADAPT_OPTIONS,                    {0, 0, 0, 0}};
-    cli_adapt ad = {.mode = T2_APPLY_MERGED};
+typedef struct {
+    const char *model_path, *tok_path, *text_path;
+    int threads, batch, ctx, split_blank;
+    cli_adapt ad;
+} ppl_opts;
+
+typedef struct {
+    t2_model *m;
+    t2_tokenizer *tok;
+    t2_pool *pool;
+    t2_state *st;
+    char *text;
+    int *toks;
+    float *logits; /* (batch, V) */
+    size_t len;
+    double nll;
+    long long n_pred, n_docs, n_run;
+} ppl_state;
+
+static const struct option ppl_long_opts[] = {
+    {"model", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'z'},
+    {"file", required_argument, 0, 'f'},  {"docs", required_argument, 0, 'D'},
+    {"ctx", required_argument, 0, 'c'},   {"threads", required_argument, 0, 'j'},
+    {"batch", required_argument, 0, 'B'}, {"help", no_argument, 0, 'h'},
+    CLI_ADAPT_OPTIONS,                    {0, 0, 0, 0}};
+
+/* The command line into o: -1 to go on, else the exit status (0 after --help, 2 after the
+ * message). */
+static int ppl_parse(int argc, char **argv, ppl_opts *o) {
+    const char *cmd = "perplexity";
+    *o = (ppl_opts){.threads = t2_nproc(), .batch = 128, .split_blank = 1,
+                    .ad = {.mode = T2_APPLY_MERGED}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:z:f:j:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:z:f:j:h", ppl_long_opts, NULL)) != -1) {
         switch (c) {
-        case 'm': model_path = optarg; break;
-        case 'z': tok_path = optarg; break;
-        case 'f': text_path = optarg; break;
+        case 'm': o->model_path = optarg; break;
+        case 'z': o->tok_path = optarg; break;
+        case 'f': o->text_path = optarg; break;
         case 'D':
-            if (!strcmp(optarg, "blank")) split_blank = 1;
-            else if (!strcmp(optarg, "none")) split_blank = 0;
+            if (!strcmp(optarg, "blank")) o->split_blank = 1;
+            else if (!strcmp(optarg, "none")) o->split_blank = 0;
             else return cli_usage_error(cmd, "--docs: '%s' is not blank or none", optarg);
             break;
-        case 'c': if (cli_int(cmd, "--ctx", optarg, 2, 1 << 22, &ctx)) return 2; break;
-        case 'j': if (cli_int(cmd, "-j", optarg, 1, 256, &threads)) return 2; break;
-        case 'B': if (cli_int(cmd, "--batch", optarg, 1, 4096, &batch)) return 2; break;
+        case 'c': if (cli_int(cmd, "--ctx", optarg, 2, 1 << 22, &o->ctx)) return 2; break;
+        case 'j':
+            if (cli_int(cmd, "-j", optarg, 1, T2_POOL_MAX_THREADS, &o->threads)) return 2;
+            break;
+        case 'B': if (cli_int(cmd, "--batch", optarg, 1, 4096, &o->batch)) return 2; break;
         case 'h': fputs(ppl_help, stdout); return 0;
         default: {
-            int r = cli_adapt_opt(&ad, cmd, c, optarg);
+            int r = cli_adapt_opt(&o->ad, cmd, c, optarg);
             if (r < 0) return 2;
             if (r == 0) return cli_usage_error(cmd, "bad option");
         }
         }
     }
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!model_path || !text_path) return cli_usage_error(cmd, "give -m MODEL and -f TEXT");
+    if (!o->model_path || !o->text_path) return cli_usage_error(cmd, "give -m MODEL and -f TEXT");
+    return -1;
+}
 
-    t2_model *m = NULL;
-    t2_tokenizer *tok = NULL;
-    t2_pool *pool = NULL;
-    t2_state *st = NULL;
-    char *text = NULL;
-    int *toks = NULL;
-    float *logits = NULL;
-    size_t len = 0;
-    if (t2_model_load(&m, model_path) < 0 || t2_model_load_tokenizer(&tok, m, tok_path) < 0 ||
-        cli_read_text(text_path, &text, &len) < 0) {
-        rc = cli_fail(cmd);
-        goto out;
+/* The model, the text, the window (ctx, batch), threads, buffers, state and adaptation. */
+static int ppl_setup(ppl_opts *o, ppl_state *s) {
+    int rc;
+    if ((rc = t2_model_load(&s->m, o->model_path)) < 0 ||
+        (rc = t2_model_load_tokenizer(&s->tok, s->m, o->tok_path)) < 0 ||
+        (rc = cli_read_text(o->text_path, &s->text, &s->len)) < 0)
+        return rc;
+    if (!o->ctx || o->ctx > s->m->cfg.seq_len) o->ctx = s->m->cfg.seq_len;
+    if (o->batch > o->ctx) o->batch = o->ctx;
+    int prc = t2_pool_new(&s->pool, o->threads);
+    s->toks = malloc((s->len + 3) * sizeof *s->toks);
+    s->logits = malloc((size_t)o->batch * s->m->cfg.vocab_size * sizeof *s->logits);
+    if (prc < 0 || !s->toks || !s->logits) return t2_err_set(T2_ENOMEM, "out of memory");
+    if ((rc = t2_state_new(&s->st, s->m, o->batch, o->ctx)) < 0 ||
+        (rc = cli_adapt_setup(&o->ad, s->m, s->pool)) < 0)
+        return rc;
+    t2_state_set_adapt(s->st, o->ad.adapt);
+    return 0;
+}
+
+/* The negative log-likelihood of one document's n tokens, in windows [w, w + ctx)
+ * overlapping by one token, added to s. */
+static int ppl_doc(const ppl_opts *o, ppl_state *s, int n) {
+    const int V = s->m->cfg.vocab_size, ctx = o->ctx, batch = o->batch;
+    for (int w = 0; w < n - 1; w += ctx - 1) {
+        int wn = n - w < ctx ? n - w : ctx;
+        for (int b = 0; b < wn; b += batch) {
+            int bn = wn - b < batch ? wn - b : batch;
+            int rc = t2_forward(s->st, s->pool, s->toks + w + b, bn, b, s->logits);
+            if (rc < 0) return rc;
+            s->n_run += bn;
+            for (int i = 0; i < bn; i++) {
+                int target_idx = w + b + i + 1;
+                if (b + i + 1 >= wn) break; /* last token of the window: no target */
+                float *row = s->logits + (size_t)i * V;
+                float mx = row[0];
+                for (int v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
+                double sum = 0;
+                for (int v = 0; v < V; v++) sum += exp((double)row[v] - mx);
+                s->nll += log(sum) + mx - row[s->toks[target_idx]];
+                s->n_pred++;
+            }
+        }
     }
-    const int V = m->cfg.vocab_size;
-    if (!ctx || ctx > m->cfg.seq_len) ctx = m->cfg.seq_len;
-    if (batch > ctx) batch = ctx;
-    pool = t2_pool_new(threads);
-    toks = malloc((len + 3) * sizeof *toks);
-    logits = malloc((size_t)batch * V * sizeof *logits);
-    if (!pool || !toks || !logits) {
-        t2_err_set(T2_ENOMEM, "out of memory");
-        rc = cli_fail(cmd);
-        goto out;
-    }
-    if (t2_state_new(&st, m, batch, ctx) < 0 || cli_adapt_setup(&ad, m, pool) < 0) {
-        rc = cli_fail(cmd);
-        goto out;
-    }
-    t2_state_set_adapt(st, ad.adapt);
-    double nll = 0, t0 = t2_now();
-    long long n_pred = 0, n_docs = 0, n_run = 0;
-    char *doc = text;
+    return 0;
+}
+
+/* Every document of the text (blank-line separated, or the whole file), each with BOS first;
+ * then the perplexity on stdout and the speed on stderr. */
+static int ppl_score(const ppl_opts *o, ppl_state *s) {
+    double t0 = t2_now();
+    char *doc = s->text;
+    int rc;
     while (doc && *doc) {
-        char *end = split_blank ? strstr(doc, "\n\n") : NULL;
+        char *end = o->split_blank ? strstr(doc, "\n\n") : NULL;
         if (end) *end = 0;
         while (*doc == '\n') doc++;
         if (*doc) {
             int n;
-            if (t2_tok_encode(tok, doc, 1, 0, toks, (int)len + 3, &n) < 0) {
-                rc = cli_fail(cmd);
-                goto out;
-            }
-            n_docs++;
-            /* windows [s, s + ctx) overlapping by one token */
-            for (int s = 0; s < n - 1; s += ctx - 1) {
-                int wn = n - s < ctx ? n - s : ctx;
-                for (int b = 0; b < wn; b += batch) {
-                    int bn = wn - b < batch ? wn - b : batch;
-                    if (t2_forward(st, pool, toks + s + b, bn, b, logits) < 0) {
-                        rc = cli_fail(cmd);
-                        goto out;
-                    }
-                    n_run += bn;
-                    for (int i = 0; i < bn; i++) {
-                        int target_idx = s + b + i + 1;
-                        if (b + i + 1 >= wn) break; /* last token of the window: no target */
-                        float *row = logits + (size_t)i * V;
-                        float mx = row[0];
-                        for (int v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
-                        double sum = 0;
-                        for (int v = 0; v < V; v++) sum += exp((double)row[v] - mx);
-                        nll += log(sum) + mx - row[toks[target_idx]];
-                        n_pred++;
-                    }
-                }
-            }
+            if ((rc = t2_tok_encode(s->tok, doc, 1, 0, s->toks, (int)s->len + 3, &n)) < 0)
+                return rc;
+            s->n_docs++;
+            if ((rc = ppl_doc(o, s, n)) < 0) return rc;
         }
         doc = end ? end + 2 : NULL;
     }
     double dt = t2_now() - t0;
-    if (!n_pred) {
-        t2_err_set(T2_EINVAL, "%s: no text to score", text_path);
-        rc = cli_fail(cmd);
-        goto out;
-    }
+    if (!s->n_pred) return t2_err_set(T2_EINVAL, "%s: no text to score", o->text_path);
     printf("perplexity %.4f (mean NLL %.4f nats/token) over %lld predicted tokens in %lld "
-           "documents\n", exp(nll / n_pred), nll / n_pred, n_pred, n_docs);
-    fprintf(stderr, "%.2f s, %.1f tokens/s (batch %d, %d threads)\n", dt, n_run / dt, batch,
-            threads);
-    rc = 0;
-out:
-    free(text);
-    free(toks);
-    free(logits);
-    t2_state_destroy(&st);
-    cli_adapt_free(&ad);
-    t2_pool_destroy(&pool);
-    t2_tok_destroy(&tok);
-    t2_model_destroy(&m);
+           "documents\n", exp(s->nll / s->n_pred), s->nll / s->n_pred, s->n_pred, s->n_docs);
+    fprintf(stderr, "%.2f s, %.1f tokens/s (batch %d, %d threads)\n", dt, s->n_run / dt,
+            o->batch, o->threads);
+    return 0;
+}
+
+int t2_cmd_perplexity(int argc, char **argv) {
+    ppl_opts o;
+    ppl_state s = {0};
+    int rc = ppl_parse(argc, argv, &o);
+    if (rc < 0) rc = ppl_setup(&o, &s) < 0 || ppl_score(&o, &s) < 0 ? cli_fail("perplexity") : 0;
+    free(s.text);
+    free(s.toks);
+    free(s.logits);
+    t2_state_destroy(&s.st);
+    cli_adapt_free(&o.ad);
+    t2_pool_destroy(&s.pool);
+    t2_tok_destroy(&s.tok);
+    t2_model_destroy(&s.m);
     return rc;
 }
 
@@ -167,133 +192,143 @@ static const char logits_help[] =
     "With -p the prompt is encoded with BOS first.\n"
     CLI_ADAPT_HELP;
 
-int t2_cmd_logits(int argc, char **argv) {
-    const char *cmd = "logits", *model_path = NULL, *tok_path = NULL, *prompt = NULL;
-    const char *list = NULL, *out_path = NULL;
-    int threads = t2_nproc(), step_mode = 0, rc = 1;
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},  {"tokenizer", required_argument, 0, 'z'},
-        {"prompt", required_argument, 0, 'p'}, {"tokens", required_argument, 0, 'T'},
-        {"output", required_argument, 0, 'o'}, {"mode", required_argument, 0, 'M'},
-        {"threads", required_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
-        CLI_ADAPT_OPTIONS,                     {0, 0, 0, 0}};
-    cli_adapt ad = {.mode = T2_APPLY_MERGED};
+typedef struct {
+    const char *model_path, *tok_path, *prompt, *list, *out_path;
+    int threads, step_mode;
+    cli_adapt ad;
+} logits_opts;
+
+typedef struct {
+    t2_model *m;
+    t2_tokenizer *tok;
+    t2_pool *pool;
+    t2_state *st;
+    int *toks, n;
+    float *logits; /* (n, V) */
+} logits_state;
+
+static const struct option logits_long_opts[] = {
+    {"model", required_argument, 0, 'm'},  {"tokenizer", required_argument, 0, 'z'},
+    {"prompt", required_argument, 0, 'p'}, {"tokens", required_argument, 0, 'T'},
+    {"output", required_argument, 0, 'o'}, {"mode", required_argument, 0, 'M'},
+    {"threads", required_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
+    CLI_ADAPT_OPTIONS,                     {0, 0, 0, 0}};
+
+/* The command line into o: -1 to go on, else the exit status (0 after --help, 2 after the
+ * message). */
+static int logits_parse(int argc, char **argv, logits_opts *o) {
+    const char *cmd = "logits";
+    *o = (logits_opts){.threads = t2_nproc(), .ad = {.mode = T2_APPLY_MERGED}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:z:p:o:j:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:z:p:o:j:h", logits_long_opts, NULL)) != -1) {
         switch (c) {
-        case 'm': model_path = optarg; break;
-        case 'z': tok_path = optarg; break;
-        case 'p': prompt = optarg; break;
-        case 'T': list = optarg; break;
-        case 'o': out_path = optarg; break;
+        case 'm': o->model_path = optarg; break;
+        case 'z': o->tok_path = optarg; break;
+        case 'p': o->prompt = optarg; break;
+        case 'T': o->list = optarg; break;
+        case 'o': o->out_path = optarg; break;
         case 'M':
-            if (!strcmp(optarg, "batch")) step_mode = 0;
-            else if (!strcmp(optarg, "step")) step_mode = 1;
+            if (!strcmp(optarg, "batch")) o->step_mode = 0;
+            else if (!strcmp(optarg, "step")) o->step_mode = 1;
             else return cli_usage_error(cmd, "--mode: '%s' is not batch or step", optarg);
             break;
-        case 'j': if (cli_int(cmd, "-j", optarg, 1, 256, &threads)) return 2; break;
+        case 'j':
+            if (cli_int(cmd, "-j", optarg, 1, T2_POOL_MAX_THREADS, &o->threads)) return 2;
+            break;
         case 'h': fputs(logits_help, stdout); return 0;
         default: {
-            int r = cli_adapt_opt(&ad, cmd, c, optarg);
+            int r = cli_adapt_opt(&o->ad, cmd, c, optarg);
             if (r < 0) return 2;
             if (r == 0) return cli_usage_error(cmd, "bad option");
         }
         }
     }
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!model_path || !out_path || (!list == !prompt))
+    if (!o->model_path || !o->out_path || (!o->list == !o->prompt))
         return cli_usage_error(cmd, "give -m MODEL, -o OUT and one of --tokens or -p");
+    return -1;
+}
 
-    t2_model *m = NULL;
-    t2_tokenizer *tok = NULL;
-    t2_pool *pool = NULL;
-    t2_state *st = NULL;
-    int *toks = NULL, n = 0;
-    float *logits = NULL;
-    FILE *f = NULL;
-    if (t2_model_load(&m, model_path) < 0) {
-        rc = cli_fail(cmd);
-        goto out;
+/* The tokens of --tokens (or of -p, encoded with BOS first): 0, < 0 with the message set, or
+ * 2 after a usage message. */
+static int logits_tokens(const logits_opts *o, logits_state *s) {
+    const char *cmd = "logits";
+    const int V = s->m->cfg.vocab_size;
+    if (!o->list) {
+        size_t cap = strlen(o->prompt) + 3;
+        if (!(s->toks = malloc(cap * sizeof *s->toks)))
+            return t2_err_set(T2_ENOMEM, "out of memory");
+        int rc;
+        if ((rc = t2_model_load_tokenizer(&s->tok, s->m, o->tok_path)) < 0 ||
+            (rc = t2_tok_encode(s->tok, o->prompt, 1, 0, s->toks, (int)cap, &s->n)) < 0)
+            return rc;
+        return 0;
     }
-    const int V = m->cfg.vocab_size;
-    if (list) {
-        size_t cap = strlen(list) / 2 + 2;
-        toks = malloc(cap * sizeof *toks);
-        if (!toks) goto oom;
-        for (const char *p = list; *p;) {
-            char *end;
-            errno = 0;
-            long v = strtol(p, &end, 10);
-            if (end == p || errno || v < 0 || v >= V) {
-                rc = cli_usage_error(cmd, "--tokens: bad token id at '%.20s' (ids are 0..%d)", p,
-                                     V - 1);
-                goto out;
-            }
-            toks[n++] = (int)v;
-            p = end;
-            if (*p == ',') p++;
-            else if (*p) {
-                rc = cli_usage_error(cmd, "--tokens: expected ',' at '%.20s'", p);
-                goto out;
-            }
-            if ((size_t)n >= cap) break;
-        }
-    } else {
-        size_t cap = strlen(prompt) + 3;
-        toks = malloc(cap * sizeof *toks);
-        if (!toks) goto oom;
-        if (t2_model_load_tokenizer(&tok, m, tok_path) < 0 ||
-            t2_tok_encode(tok, prompt, 1, 0, toks, (int)cap, &n) < 0) {
-            rc = cli_fail(cmd);
-            goto out;
-        }
+    size_t cap = strlen(o->list) / 2 + 2;
+    if (!(s->toks = malloc(cap * sizeof *s->toks))) return t2_err_set(T2_ENOMEM, "out of memory");
+    for (const char *p = o->list; *p;) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v >= V)
+            return cli_usage_error(cmd, "--tokens: bad token id at '%.20s' (ids are 0..%d)", p,
+                                   V - 1);
+        s->toks[s->n++] = (int)v;
+        p = end;
+        if (*p == ',') p++;
+        else if (*p) return cli_usage_error(cmd, "--tokens: expected ',' at '%.20s'", p);
+        if ((size_t)s->n >= cap) break;
     }
-    if (n == 0 || n > m->cfg.seq_len) {
-        rc = cli_usage_error(cmd, "%d tokens: need 1..%d (the model's context)", n, m->cfg.seq_len);
-        goto out;
-    }
-    pool = t2_pool_new(threads);
-    logits = malloc((size_t)n * V * sizeof *logits);
-    if (!pool || !logits) goto oom;
-    if (t2_state_new(&st, m, step_mode ? 1 : n, n) < 0 || cli_adapt_setup(&ad, m, pool) < 0) {
-        rc = cli_fail(cmd);
-        goto out;
-    }
-    t2_state_set_adapt(st, ad.adapt);
-    if (step_mode) {
+    return 0;
+}
+
+/* The logits after every token (one batch, or one token at a time), written to the output. */
+static int logits_write(logits_opts *o, logits_state *s) {
+    const int V = s->m->cfg.vocab_size, n = s->n;
+    int prc = t2_pool_new(&s->pool, o->threads), rc;
+    s->logits = malloc((size_t)n * V * sizeof *s->logits);
+    if (prc < 0 || !s->logits) return t2_err_set(T2_ENOMEM, "out of memory");
+    if ((rc = t2_state_new(&s->st, s->m, o->step_mode ? 1 : n, n)) < 0 ||
+        (rc = cli_adapt_setup(&o->ad, s->m, s->pool)) < 0)
+        return rc;
+    t2_state_set_adapt(s->st, o->ad.adapt);
+    if (o->step_mode) {
         for (int i = 0; i < n; i++) {
-            if (t2_forward(st, pool, toks + i, 1, i, NULL) < 0) {
-                rc = cli_fail(cmd);
-                goto out;
-            }
-            memcpy(logits + (size_t)i * V, t2_state_logits(st), (size_t)V * sizeof(float));
+            if ((rc = t2_forward(s->st, s->pool, s->toks + i, 1, i, NULL)) < 0) return rc;
+            memcpy(s->logits + (size_t)i * V, t2_state_logits(s->st), (size_t)V * sizeof(float));
         }
-    } else if (t2_forward(st, pool, toks, n, 0, logits) < 0) {
-        rc = cli_fail(cmd);
-        goto out;
+    } else if ((rc = t2_forward(s->st, s->pool, s->toks, n, 0, s->logits)) < 0) {
+        return rc;
     }
-    f = fopen(out_path, "wb");
-    if (!f || fwrite(logits, sizeof(float), (size_t)n * V, f) != (size_t)n * V || fclose(f)) {
-        f = NULL;
-        t2_err_set(T2_EIO, "%s: cannot write: %s", out_path, strerror(errno));
-        rc = cli_fail(cmd);
-        goto out;
-    }
-    f = NULL;
-    rc = 0;
-    goto out;
-oom:
-    t2_err_set(T2_ENOMEM, "out of memory");
-    rc = cli_fail(cmd);
-out:
-    if (f) fclose(f);
-    free(toks);
-    free(logits);
-    t2_state_destroy(&st);
-    cli_adapt_free(&ad);
-    t2_pool_destroy(&pool);
-    t2_tok_destroy(&tok);
-    t2_model_destroy(&m);
+    FILE *f = fopen(o->out_path, "wb");
+    if (!f || fwrite(s->logits, sizeof(float), (size_t)n * V, f) != (size_t)n * V || fclose(f))
+        return t2_err_set(T2_EIO, "%s: cannot write: %s", o->out_path, strerror(errno));
+    return 0;
+}
+
+/* Model, tokens, logits: 0, < 0 with the message set, or 2 after a usage message. */
+static int logits_main(logits_opts *o, logits_state *s) {
+    int rc;
+    if ((rc = t2_model_load(&s->m, o->model_path)) < 0) return rc;
+    if ((rc = logits_tokens(o, s)) != 0) return rc;
+    if (s->n == 0 || s->n > s->m->cfg.seq_len)
+        return cli_usage_error("logits", "%d tokens: need 1..%d (the model's context)", s->n,
+                               s->m->cfg.seq_len);
+    return logits_write(o, s);
+}
+
+int t2_cmd_logits(int argc, char **argv) {
+    logits_opts o;
+    logits_state s = {0};
+    int rc = logits_parse(argc, argv, &o);
+    if (rc < 0 && (rc = logits_main(&o, &s)) < 0) rc = cli_fail("logits");
+    free(s.toks);
+    free(s.logits);
+    t2_state_destroy(&s.st);
+    cli_adapt_free(&o.ad);
+    t2_pool_destroy(&s.pool);
+    t2_tok_destroy(&s.tok);
+    t2_model_destroy(&s.m);
     return rc;
 }

@@ -223,99 +223,125 @@ static void print_confusion(const fam_row *rows, int n_fams, const cli_strategy 
     }
 }
 
-int t2_cmd_eval(int argc, char **argv) {
-    const char *cmd = "eval", *model_path = NULL, *tok_path = NULL, *tasks = NULL;
-    const char *csv_path = NULL, *data_dir = NULL, *stop_mode = NULL;
-    t2_task_split split = T2_SPLIT_TEST;
-    int n_items = -1, batch = 8, threads = t2_nproc(), max_tokens = 0, verbose = 0, rc = 1;
-    float temp = 0.0f, top_p = 1.0f, timeout = 0.0f;
-    uint64_t seed = 1;
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},     {"tokenizer", required_argument, 0, 'z'},
-        {"task", required_argument, 0, 'T'},      {"split", required_argument, 0, 'S'},
-        {"n", required_argument, 0, 'n'},         {"seed", required_argument, 0, 's'},
-        {"batch", required_argument, 0, 'B'},     {"threads", required_argument, 0, 'j'},
-        {"max-tokens", required_argument, 0, 'M'}, {"stop", required_argument, 0, 'X'},
-        {"temperature", required_argument, 0, 't'}, {"top-p", required_argument, 0, 'P'},
-        {"csv", required_argument, 0, 'C'},       {"data", required_argument, 0, 'D'},
-        {"timeout", required_argument, 0, 'O'},   {"verbose", no_argument, 0, 'v'},
-        {"strategy", required_argument, 0, OPT_STRATEGY},
-        {"classifier", required_argument, 0, OPT_CLASSIFIER},
-        {"labels", required_argument, 0, OPT_LABELS},
-        {"help", no_argument, 0, 'h'},            CLI_ADAPT_OPTIONS,
-        {0, 0, 0, 0}};
-    cli_adapt ad = {.mode = T2_APPLY_MERGED};
+/* The command line, checked. */
+typedef struct {
+    const char *model_path, *tok_path, *tasks, *csv_path, *data_dir, *stop_mode;
+    t2_task_split split;
+    int n_items, batch, threads, max_tokens, verbose, two_pass;
+    float temp, top_p, timeout;
+    uint64_t seed;
+    cli_adapt ad;
     cli_strategy strat;
-    cli_strategy_init(&strat);
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:z:j:t:s:vh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': model_path = optarg; break;
-        case 'z': tok_path = optarg; break;
-        case 'T': tasks = optarg; break;
-        case 'S':
-            if (t2_task_split_parse(optarg, &split) < 0)
-                return cli_usage_error(cmd, "--split: '%s' is not train, validation, test or "
-                                       "all", optarg);
-            break;
-        case 'n': if (cli_int(cmd, "--n", optarg, 1, 1 << 24, &n_items)) return 2; break;
-        case 's': if (cli_u64(cmd, "--seed", optarg, &seed)) return 2; break;
-        case 'B':
-            if (cli_int(cmd, "--batch", optarg, 1, T2_GEN_MAX_BATCH, &batch)) return 2;
-            break;
-        case 'j': if (cli_int(cmd, "-j", optarg, 1, 256, &threads)) return 2; break;
-        case 'M':
-            if (cli_int(cmd, "--max-tokens", optarg, 1, 1 << 20, &max_tokens)) return 2;
-            break;
-        case 'X':
-            if (strcmp(optarg, "newline") && strcmp(optarg, "blank") && strcmp(optarg, "none"))
-                return cli_usage_error(cmd, "--stop: '%s' is not newline, blank or none", optarg);
-            stop_mode = optarg;
-            break;
-        case 't': if (cli_float(cmd, "-t", optarg, 0, 100, &temp)) return 2; break;
-        case 'P': if (cli_float(cmd, "--top-p", optarg, 0, 1, &top_p)) return 2; break;
-        case 'C': csv_path = optarg; break;
-        case 'D': data_dir = optarg; break;
-        case 'O': if (cli_float(cmd, "--timeout", optarg, 0.1, 3600, &timeout)) return 2; break;
-        case 'v': verbose = 1; break;
-        case OPT_STRATEGY:
-            if (cli_strategy_parse(&strat, optarg) < 0)
-                return cli_usage_error(cmd, "%s", t2_err_msg());
-            break;
-        case OPT_CLASSIFIER:
-            if (!*optarg || strlen(optarg) > 64 || strchr(optarg, '/'))
-                return cli_usage_error(cmd, "--classifier: '%s' is not an expert name", optarg);
-            strat.classifier = optarg;
-            break;
-        case OPT_LABELS:
-            if (cli_strategy_labels(&strat, optarg) < 0)
-                return cli_usage_error(cmd, "%s", t2_err_msg());
-            break;
-        case 'h': fputs(eval_help, stdout); return 0;
-        default: {
-            int r = cli_adapt_opt(&ad, cmd, c, optarg);
-            if (r < 0) return 2;
-            if (r == 0) return cli_usage_error(cmd, "bad option");
-        }
-        }
-    }
-    if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!model_path) return cli_usage_error(cmd, "no model: give -m MODEL");
-    if (!tasks || !*tasks)
-        return cli_usage_error(cmd, "no task: give --task FAMILY (t2 tasks list)");
-    if (strat.kind != CLI_STRAT_NONE && (ad.expert_path || ad.mix))
-        return cli_usage_error(cmd, "--strategy %s and --expert/--mix exclude each other",
-                               cli_strategy_name(&strat));
-    if (strat.kind != CLI_STRAT_NONE && !ad.factors_path)
-        return cli_usage_error(cmd, "--strategy %s needs --factors F.gguf (made by t2 decompose)",
-                               cli_strategy_name(&strat));
-    const int two_pass = cli_strategy_two_pass(&strat);
-
-    /* the families, checked before anything is loaded */
-    char *list = strdup(tasks);
     const t2_task_family *fams[64];
-    int n_fams = 0;
+    int n_fams;
+} eval_opts;
+
+/* What the run holds from set-up to the report. */
+typedef struct {
+    t2_model *m;
+    t2_tokenizer *tok;
+    t2_pool *pool;
+    FILE *csv;
+    fam_row *rows;
+    char desc[512], profile_col[80];
+    int tty, failed_families, score_failures;
+} eval_run;
+
+/* One family's items, labels and answers. */
+typedef struct {
+    t2_task_set *set;
+    t2_teval_result res;
+    t2_task_label *pred;
+    const t2_adapt **adapts;
+    t2_gen_result *cgen;
+    int n, n_cgen;
+} eval_fam;
+
+/* Totals over the families, for the last table row and the summary. */
+typedef struct {
+    int n, ok, cls;
+    int64_t gen, prompt;
+    double gen_s, p1, p2;
+} eval_totals;
+
+static const struct option eval_long_opts[] = {
+    {"model", required_argument, 0, 'm'},     {"tokenizer", required_argument, 0, 'z'},
+    {"task", required_argument, 0, 'T'},      {"split", required_argument, 0, 'S'},
+    {"n", required_argument, 0, 'n'},         {"seed", required_argument, 0, 's'},
+    {"batch", required_argument, 0, 'B'},     {"threads", required_argument, 0, 'j'},
+    {"max-tokens", required_argument, 0, 'M'}, {"stop", required_argument, 0, 'X'},
+    {"temperature", required_argument, 0, 't'}, {"top-p", required_argument, 0, 'P'},
+    {"csv", required_argument, 0, 'C'},       {"data", required_argument, 0, 'D'},
+    {"timeout", required_argument, 0, 'O'},   {"verbose", no_argument, 0, 'v'},
+    {"strategy", required_argument, 0, OPT_STRATEGY},
+    {"classifier", required_argument, 0, OPT_CLASSIFIER},
+    {"labels", required_argument, 0, OPT_LABELS},
+    {"help", no_argument, 0, 'h'},            CLI_ADAPT_OPTIONS,
+    {0, 0, 0, 0}};
+
+/* Option c (its value in optarg) into o: -1 to go on, else the exit status (0 after --help,
+ * 2 for a bad value, the message printed). */
+static int eval_opt(eval_opts *o, int c) {
+    const char *cmd = "eval";
+    switch (c) {
+    case 'm': o->model_path = optarg; break;
+    case 'z': o->tok_path = optarg; break;
+    case 'T': o->tasks = optarg; break;
+    case 'S':
+        if (t2_task_split_parse(optarg, &o->split) < 0)
+            return cli_usage_error(cmd, "--split: '%s' is not train, validation, test or "
+                                   "all", optarg);
+        break;
+    case 'n': if (cli_int(cmd, "--n", optarg, 1, 1 << 24, &o->n_items)) return 2; break;
+    case 's': if (cli_u64(cmd, "--seed", optarg, &o->seed)) return 2; break;
+    case 'B':
+        if (cli_int(cmd, "--batch", optarg, 1, T2_MAX_SEQS, &o->batch)) return 2;
+        break;
+    case 'j':
+        if (cli_int(cmd, "-j", optarg, 1, T2_POOL_MAX_THREADS, &o->threads)) return 2;
+        break;
+    case 'M':
+        if (cli_int(cmd, "--max-tokens", optarg, 1, 1 << 20, &o->max_tokens)) return 2;
+        break;
+    case 'X':
+        if (strcmp(optarg, "newline") && strcmp(optarg, "blank") && strcmp(optarg, "none"))
+            return cli_usage_error(cmd, "--stop: '%s' is not newline, blank or none", optarg);
+        o->stop_mode = optarg;
+        break;
+    case 't': if (cli_float(cmd, "-t", optarg, 0, 100, &o->temp)) return 2; break;
+    case 'P': if (cli_float(cmd, "--top-p", optarg, 0, 1, &o->top_p)) return 2; break;
+    case 'C': o->csv_path = optarg; break;
+    case 'D': o->data_dir = optarg; break;
+    case 'O': if (cli_float(cmd, "--timeout", optarg, 0.1, 3600, &o->timeout)) return 2; break;
+    case 'v': o->verbose = 1; break;
+    case OPT_STRATEGY:
+        if (cli_strategy_parse(&o->strat, optarg) < 0)
+            return cli_usage_error(cmd, "%s", t2_err_msg());
+        break;
+    case OPT_CLASSIFIER:
+        if (!*optarg || strlen(optarg) > T2_NAME_MAX || strchr(optarg, '/'))
+            return cli_usage_error(cmd, "--classifier: '%s' is not an expert name", optarg);
+        o->strat.classifier = optarg;
+        break;
+    case OPT_LABELS:
+        if (cli_strategy_labels(&o->strat, optarg) < 0)
+            return cli_usage_error(cmd, "%s", t2_err_msg());
+        break;
+    case 'h': fputs(eval_help, stdout); return 0;
+    default: {
+        int r = cli_adapt_opt(&o->ad, cmd, c, optarg);
+        if (r < 0) return 2;
+        if (r == 0) return cli_usage_error(cmd, "bad option");
+    }
+    }
+    return -1;
+}
+
+/* The families of --task, checked before anything is loaded: -1 to go on, else the exit
+ * status. */
+static int eval_families(eval_opts *o) {
+    const char *cmd = "eval";
+    char *list = strdup(o->tasks);
     if (!list) {
         t2_err_set(T2_ENOMEM, "out of memory");
         return cli_fail(cmd);
@@ -328,296 +354,337 @@ int t2_cmd_eval(int argc, char **argv) {
             free(list);
             return r;
         }
-        if (n_fams == 64) {
+        if (o->n_fams == 64) {
             free(list);
             return cli_usage_error(cmd, "--task: more than 64 families");
         }
-        fams[n_fams++] = f;
+        o->fams[o->n_fams++] = f;
     }
     free(list);
-    if (!n_fams) return cli_usage_error(cmd, "--task: no family named in '%s'", tasks);
+    if (!o->n_fams) return cli_usage_error(cmd, "--task: no family named in '%s'", o->tasks);
+    return -1;
+}
 
-    t2_model *m = NULL;
-    t2_tokenizer *tok = NULL;
-    t2_pool *pool = NULL;
-    FILE *csv = NULL;
-    fam_row *rows = calloc((size_t)n_fams, sizeof *rows);
-    t2_task_set *set = NULL;
-    t2_teval_result res = {0};
-    t2_task_label *pred = NULL;
-    const t2_adapt **adapts = NULL;
-    t2_gen_result *cgen = NULL;
-    int n_cgen = 0;
-    if (!rows) {
-        t2_err_set(T2_ENOMEM, "out of memory");
-        rc = cli_fail(cmd);
-        goto out;
-    }
-    if (csv_path) {
-        csv = fopen(csv_path, "w");
-        if (!csv) {
-            t2_err_set(T2_EIO, "%s: cannot write: %s", csv_path, strerror(errno));
-            rc = cli_fail(cmd);
-            goto out;
-        }
-        fprintf(csv, "id,family,correct,extracted,gen_tokens,stop,strategy,label,expert,"
-                     "generation\n");
+/* The command line into o: -1 to go on, else the exit status. */
+static int eval_parse(int argc, char **argv, eval_opts *o) {
+    const char *cmd = "eval";
+    *o = (eval_opts){.split = T2_SPLIT_TEST, .n_items = -1, .batch = 8, .threads = t2_nproc(),
+                     .top_p = 1.0f, .seed = 1, .ad = {.mode = T2_APPLY_MERGED}};
+    cli_strategy_init(&o->strat);
+    int c, r;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:z:j:t:s:vh", eval_long_opts, NULL)) != -1)
+        if ((r = eval_opt(o, c)) >= 0) return r;
+    if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (!o->model_path) return cli_usage_error(cmd, "no model: give -m MODEL");
+    if (!o->tasks || !*o->tasks)
+        return cli_usage_error(cmd, "no task: give --task FAMILY (t2 tasks list)");
+    if (o->strat.kind != CLI_STRAT_NONE && (o->ad.expert_path || o->ad.mix))
+        return cli_usage_error(cmd, "--strategy %s and --expert/--mix exclude each other",
+                               cli_strategy_name(&o->strat));
+    if (o->strat.kind != CLI_STRAT_NONE && !o->ad.factors_path)
+        return cli_usage_error(cmd, "--strategy %s needs --factors F.gguf (made by t2 decompose)",
+                               cli_strategy_name(&o->strat));
+    o->two_pass = cli_strategy_two_pass(&o->strat);
+    return eval_families(o);
+}
+
+/* The CSV file, the model, the threads and the adaptations; prints the header lines. */
+static int eval_setup(eval_opts *o, eval_run *run) {
+    int rc;
+    if (!(run->rows = calloc((size_t)o->n_fams, sizeof *run->rows)))
+        return t2_err_set(T2_ENOMEM, "out of memory");
+    if (o->csv_path) {
+        if (!(run->csv = fopen(o->csv_path, "w")))
+            return t2_err_set(T2_EIO, "%s: cannot write: %s", o->csv_path, strerror(errno));
+        fprintf(run->csv, "id,family,correct,extracted,gen_tokens,stop,strategy,label,expert,"
+                          "generation\n");
     }
     double t_load = t2_now();
-    if (t2_model_load(&m, model_path) < 0 || t2_model_load_tokenizer(&tok, m, tok_path) < 0) {
-        rc = cli_fail(cmd);
-        goto out;
-    }
-    pool = t2_pool_new(threads);
-    if (!pool) {
-        t2_err_set(T2_ENOMEM, "out of memory");
-        rc = cli_fail(cmd);
-        goto out;
-    }
-    if (cli_adapt_setup(&ad, m, pool) < 0 || cli_strategy_setup(&strat, &ad, pool) < 0) {
-        rc = cli_fail(cmd);
-        goto out;
-    }
-    char desc[512];
-    if (strat.kind == CLI_STRAT_NONE) cli_adapt_describe(&ad, desc, sizeof desc);
-    else cli_strategy_describe(&strat, desc, sizeof desc);
-    printf("t2 eval: %s (%.2f M parameters, %s, context %d), %s\n", model_path,
+    if ((rc = t2_model_load(&run->m, o->model_path)) < 0 ||
+        (rc = t2_model_load_tokenizer(&run->tok, run->m, o->tok_path)) < 0)
+        return rc;
+    if (t2_pool_new(&run->pool, o->threads) < 0) return t2_err_set(T2_ENOMEM, "out of memory");
+    if ((rc = cli_adapt_setup(&o->ad, run->m, run->pool)) < 0 ||
+        (rc = cli_strategy_setup(&o->strat, &o->ad, run->pool)) < 0)
+        return rc;
+    if (o->strat.kind == CLI_STRAT_NONE) cli_adapt_describe(&o->ad, run->desc, sizeof run->desc);
+    else cli_strategy_describe(&o->strat, run->desc, sizeof run->desc);
+    const t2_model *m = run->m;
+    printf("t2 eval: %s (%.2f M parameters, %s, context %d), %s\n", o->model_path,
            (double)t2_model_n_params(m) / 1e6, t2_dtype_name(t2_model_dtype(m)), m->cfg.seq_len,
-           desc);
-    if (temp > 0)
-        printf("sampling: temperature %g, top-p %g, seed %llu", (double)temp, (double)top_p,
-               (unsigned long long)seed);
+           run->desc);
+    if (o->temp > 0)
+        printf("sampling: temperature %g, top-p %g, seed %llu", (double)o->temp,
+               (double)o->top_p, (unsigned long long)o->seed);
     else
         printf("greedy decoding");
-    printf("; batch %d, %d thread%s, kernels %s (loaded in %.2f s)\n\n", batch, threads,
-           threads > 1 ? "s" : "", t2_kern_level(), t2_now() - t_load);
+    printf("; batch %d, %d thread%s, kernels %s (loaded in %.2f s)\n\n", o->batch, o->threads,
+           o->threads > 1 ? "s" : "", t2_kern_level(), t2_now() - t_load);
     fflush(stdout);
+    run->tty = isatty(2);
+    if (o->strat.profile)
+        snprintf(run->profile_col, sizeof run->profile_col, "profile:%s", o->strat.profile->name);
+    return 0;
+}
 
-    const int tty = isatty(2);
-    int failed_families = 0, score_failures = 0;
-    char profile_col[80] = "";
-    if (strat.profile) snprintf(profile_col, sizeof profile_col, "profile:%s", strat.profile->name);
-    for (int fi = 0; fi < n_fams; fi++) {
-        const t2_task_family *fam = fams[fi];
-        const int real = fam->kind == T2_KIND_REAL;
-        fam_row *row = &rows[fi];
-        row->name = fam->name;
-        row->split = t2_task_split_name(split);
-        t2_task_opts to = {.split = split, .seed = seed, .data_dir = data_dir,
-                           .timeout_s = timeout};
-        to.n = n_items > 0 ? (size_t)n_items : real ? 0 : 200;
-        if (t2_task_set_open(&set, fam->name, &to) < 0) {
-            fprintf(stderr, "t2 eval: %s\n", t2_err_msg()); /* the message names the family */
-            failed_families++;
-            row->n = -1;
-            continue;
-        }
-        const int n = (int)t2_task_set_count(set);
-
-        /* pass 1: the label of every item picks its expert */
-        if (two_pass) {
-            pred = calloc((size_t)n + 1, sizeof *pred);
-            adapts = calloc((size_t)n + 1, sizeof *adapts);
-            if (!pred || !adapts) {
-                t2_err_set(T2_ENOMEM, "out of memory");
-                rc = cli_fail(cmd);
-                goto out;
-            }
-            double t1 = t2_now();
-            if (t2_task_classify_items(m, tok, pool, set, NULL, n,
-                                       strat.kind == CLI_STRAT_CLASSIFIER ? strat.classifier_adapt
-                                                                          : NULL,
-                                       batch, pred, verbose ? &cgen : NULL, NULL) < 0) {
-                rc = cli_fail(cmd);
-                goto out;
-            }
-            n_cgen = verbose ? n : 0;
-            row->pass1_seconds = t2_now() - t1;
-            for (int k = 0; k < n; k++) {
-                const t2_task_item *it = t2_task_set_item(set, (size_t)k);
-                adapts[k] = strat.label_adapt[pred[k]];
-                row->conf[it->label][pred[k]]++;
-                row->class_correct += pred[k] == it->label;
-            }
-        }
-
-        /* pass 2: the answers */
-        t2_teval_params tp;
-        t2_teval_params_default(&tp);
-        tp.max_tokens = max_tokens;
-        tp.stop = !stop_mode ? T2_TEVAL_STOP_DEFAULT
-                  : !strcmp(stop_mode, "newline") ? T2_TEVAL_STOP_NEWLINE
-                  : !strcmp(stop_mode, "blank") ? T2_TEVAL_STOP_BLANK : T2_TEVAL_STOP_NONE;
-        tp.temperature = temp;
-        tp.top_p = top_p;
-        tp.batch = batch;
-        tp.seed = seed;
-        tp.score_threads = threads;
-        tp.adapt = strat.kind == CLI_STRAT_PROFILE ? strat.profile_adapt : ad.adapt;
-        progress pr = {.family = fam->name, .what = "generated", .n = n, .tty = tty,
-                       .t0 = t2_now()};
-        tp.on_done = on_done;
-        tp.on_done_ctx = &pr;
-        if (t2_task_eval(m, tok, pool, set, NULL, n, two_pass ? adapts : NULL, &tp, &res) < 0) {
-            rc = cli_fail(cmd);
-            goto out;
-        }
-        row->pass2_seconds = res.seconds;
-        row->n = n;
-        row->correct = res.correct;
-        row->failed = res.failed;
-        row->truncated = res.truncated;
-        row->score_errors = res.score_errors;
-        row->prompt_tokens = res.prompt_tokens;
-        row->gen_tokens = res.gen_tokens;
-        row->gen_seconds = res.gen_seconds;
-        int first_err = 0, first_score_err = 0;
-        for (int k = 0; k < n; k++) {
-            const t2_task_item *it = t2_task_set_item(set, (size_t)k);
-            const t2_gen_result *r = &res.gen[k];
-            const t2_teval_item *ti = &res.items[k];
-            const char *label = two_pass ? t2_task_label_name(pred[k]) : "";
-            const char *expert = two_pass ? cli_strategy_label_expert(&strat, pred[k])
-                                 : strat.kind == CLI_STRAT_PROFILE ? profile_col
-                                                                   : none_expert(&ad);
-            if (ti->score_rc < 0 && !first_score_err++)
-                fprintf(stderr, "t2 eval: %s: scoring failed: %s\n", it->id, ti->score.detail);
-            if (r->error && !first_err++)
-                fprintf(stderr, "t2 eval: %s: %s\n", it->id, r->message);
-            if (verbose) {
-                printf("%-5s %-28s ", ti->correct ? "ok" : "wrong", it->id);
-                printf("[");
-                show(stdout, ti->score_rc == 0 ? ti->score.extracted : "", 24);
-                printf("] ");
-                show(stdout, r->text ? r->text : "", 70);
-                if (two_pass) {
-                    printf("  <- %s -> %s (pass 1: ", label, expert);
-                    show(stdout, cgen && cgen[k].text ? cgen[k].text : "", 40);
-                    printf(")");
-                }
-                printf("\n");
-            }
-            if (csv) {
-                csv_field(csv, it->id);
-                fputc(',', csv);
-                csv_field(csv, fam->name);
-                fprintf(csv, ",%d,", ti->correct);
-                csv_field(csv, ti->score_rc == 0 ? ti->score.extracted : "");
-                fprintf(csv, ",%d,%s,%s,%s,", r->n_gen,
-                        r->error ? "error" : t2_gen_stop_name(r->stop), cli_strategy_name(&strat),
-                        label);
-                csv_field(csv, expert);
-                fputc(',', csv);
-                csv_field(csv, r->text ? r->text : "");
-                fputc('\n', csv);
-            }
-        }
-        if (verbose) printf("\n");
-        if (!tty)
-            fprintf(stderr, "t2 eval: %s: %d items, %d correct, %.1f s\n", fam->name, n,
-                    row->correct, row->pass1_seconds + row->pass2_seconds);
-        if (row->truncated)
-            fprintf(stderr, "t2 eval: %s: %d prompt%s cut from the left (BOS and the last "
-                    "tokens kept) to leave room for the answer in the context of %d\n",
-                    fam->name, row->truncated, row->truncated > 1 ? "s were" : " was",
-                    m->cfg.seq_len);
-        if (row->failed)
-            fprintf(stderr, "t2 eval: %s: %d request%s failed (counted wrong)\n", fam->name,
-                    row->failed, row->failed > 1 ? "s" : "");
-        if (row->score_errors) {
-            fprintf(stderr, "t2 eval: %s: %d item%s could not be scored (counted wrong)\n",
-                    fam->name, row->score_errors, row->score_errors > 1 ? "s" : "");
-            score_failures++;
-        }
-        t2_teval_result_free(&res);
-        t2_gen_results_free(cgen, n_cgen);
-        free(cgen), cgen = NULL;
-        n_cgen = 0;
-        free(pred), pred = NULL;
-        free(adapts), adapts = NULL;
-        t2_task_set_destroy(&set);
+/* Pass 1: the label of every item picks its expert. */
+static int eval_pass1(const eval_opts *o, eval_run *run, fam_row *row, eval_fam *ef) {
+    const int n = ef->n;
+    ef->pred = calloc((size_t)n + 1, sizeof *ef->pred);
+    ef->adapts = calloc((size_t)n + 1, sizeof *ef->adapts);
+    if (!ef->pred || !ef->adapts) return t2_err_set(T2_ENOMEM, "out of memory");
+    double t1 = t2_now();
+    int rc = t2_task_classify_items(
+        run->m, run->tok, run->pool, ef->set, NULL, n,
+        o->strat.kind == CLI_STRAT_CLASSIFIER ? o->strat.classifier_adapt : NULL, o->batch,
+        ef->pred, o->verbose ? &ef->cgen : NULL, NULL);
+    if (rc < 0) return rc;
+    ef->n_cgen = o->verbose ? n : 0;
+    row->pass1_seconds = t2_now() - t1;
+    for (int k = 0; k < n; k++) {
+        const t2_task_item *it = t2_task_set_item(ef->set, (size_t)k);
+        ef->adapts[k] = o->strat.label_adapt[ef->pred[k]];
+        row->conf[it->label][ef->pred[k]]++;
+        row->class_correct += ef->pred[k] == it->label;
     }
+    return 0;
+}
 
-    /* the table */
+/* Pass 2: the answers, generated and scored. */
+static int eval_pass2(const eval_opts *o, eval_run *run, fam_row *row, eval_fam *ef) {
+    t2_teval_params tp;
+    t2_teval_params_default(&tp);
+    tp.max_tokens = o->max_tokens;
+    tp.stop = !o->stop_mode ? T2_TEVAL_STOP_DEFAULT
+              : !strcmp(o->stop_mode, "newline") ? T2_TEVAL_STOP_NEWLINE
+              : !strcmp(o->stop_mode, "blank") ? T2_TEVAL_STOP_BLANK : T2_TEVAL_STOP_NONE;
+    tp.temperature = o->temp;
+    tp.top_p = o->top_p;
+    tp.batch = o->batch;
+    tp.seed = o->seed;
+    tp.score_threads = o->threads;
+    tp.adapt = o->strat.kind == CLI_STRAT_PROFILE ? o->strat.profile_adapt : o->ad.adapt;
+    progress pr = {.family = row->name, .what = "generated", .n = ef->n, .tty = run->tty,
+                   .t0 = t2_now()};
+    tp.on_done = on_done;
+    tp.on_done_ctx = &pr;
+    int rc = t2_task_eval(run->m, run->tok, run->pool, ef->set, NULL, ef->n,
+                          o->two_pass ? ef->adapts : NULL, &tp, &ef->res);
+    if (rc < 0) return rc;
+    const t2_teval_result *res = &ef->res;
+    row->pass2_seconds = res->seconds;
+    row->n = ef->n;
+    row->correct = res->correct;
+    row->failed = res->failed;
+    row->truncated = res->truncated;
+    row->score_errors = res->score_errors;
+    row->prompt_tokens = res->prompt_tokens;
+    row->gen_tokens = res->gen_tokens;
+    row->gen_seconds = res->gen_seconds;
+    return 0;
+}
+
+/* Item k on stdout (--verbose). */
+static void eval_item_show(const eval_opts *o, const eval_fam *ef, int k, const char *label,
+                           const char *expert) {
+    const t2_task_item *it = t2_task_set_item(ef->set, (size_t)k);
+    const t2_gen_result *r = &ef->res.gen[k];
+    const t2_teval_item *ti = &ef->res.items[k];
+    printf("%-5s %-28s ", ti->correct ? "ok" : "wrong", it->id);
+    printf("[");
+    show(stdout, ti->score_rc == 0 ? ti->score.extracted : "", 24);
+    printf("] ");
+    show(stdout, r->text ? r->text : "", 70);
+    if (o->two_pass) {
+        printf("  <- %s -> %s (pass 1: ", label, expert);
+        show(stdout, ef->cgen && ef->cgen[k].text ? ef->cgen[k].text : "", 40);
+        printf(")");
+    }
+    printf("\n");
+}
+
+/* Item k as a CSV row. */
+static void eval_item_csv(const eval_opts *o, FILE *csv, const char *family, const eval_fam *ef,
+                          int k, const char *label, const char *expert) {
+    const t2_task_item *it = t2_task_set_item(ef->set, (size_t)k);
+    const t2_gen_result *r = &ef->res.gen[k];
+    const t2_teval_item *ti = &ef->res.items[k];
+    csv_field(csv, it->id);
+    fputc(',', csv);
+    csv_field(csv, family);
+    fprintf(csv, ",%d,", ti->correct);
+    csv_field(csv, ti->score_rc == 0 ? ti->score.extracted : "");
+    fprintf(csv, ",%d,%s,%s,%s,", r->n_gen, r->error ? "error" : t2_gen_stop_name(r->stop),
+            cli_strategy_name(&o->strat), label);
+    csv_field(csv, expert);
+    fputc(',', csv);
+    csv_field(csv, r->text ? r->text : "");
+    fputc('\n', csv);
+}
+
+/* Every item: the first failures on stderr, then --verbose lines and CSV rows. */
+static void eval_items(const eval_opts *o, eval_run *run, const char *family, const eval_fam *ef) {
+    int first_err = 0, first_score_err = 0;
+    for (int k = 0; k < ef->n; k++) {
+        const t2_task_item *it = t2_task_set_item(ef->set, (size_t)k);
+        const t2_gen_result *r = &ef->res.gen[k];
+        const t2_teval_item *ti = &ef->res.items[k];
+        const char *label = o->two_pass ? t2_task_label_name(ef->pred[k]) : "";
+        const char *expert = o->two_pass ? cli_strategy_label_expert(&o->strat, ef->pred[k])
+                             : o->strat.kind == CLI_STRAT_PROFILE ? run->profile_col
+                                                                  : none_expert(&o->ad);
+        if (ti->score_rc < 0 && !first_score_err++)
+            fprintf(stderr, "t2 eval: %s: scoring failed: %s\n", it->id, ti->score.detail);
+        if (r->error && !first_err++)
+            fprintf(stderr, "t2 eval: %s: %s\n", it->id, r->message);
+        if (o->verbose) eval_item_show(o, ef, k, label, expert);
+        if (run->csv) eval_item_csv(o, run->csv, family, ef, k, label, expert);
+    }
+    if (o->verbose) printf("\n");
+}
+
+/* What went wrong in a family, on stderr (and its time when stderr is not a terminal). */
+static void eval_family_notes(eval_run *run, const fam_row *row) {
+    if (!run->tty)
+        fprintf(stderr, "t2 eval: %s: %d items, %d correct, %.1f s\n", row->name, row->n,
+                row->correct, row->pass1_seconds + row->pass2_seconds);
+    if (row->truncated)
+        fprintf(stderr, "t2 eval: %s: %d prompt%s cut from the left (BOS and the last "
+                "tokens kept) to leave room for the answer in the context of %d\n",
+                row->name, row->truncated, row->truncated > 1 ? "s were" : " was",
+                run->m->cfg.seq_len);
+    if (row->failed)
+        fprintf(stderr, "t2 eval: %s: %d request%s failed (counted wrong)\n", row->name,
+                row->failed, row->failed > 1 ? "s" : "");
+    if (row->score_errors) {
+        fprintf(stderr, "t2 eval: %s: %d item%s could not be scored (counted wrong)\n",
+                row->name, row->score_errors, row->score_errors > 1 ? "s" : "");
+        run->score_failures++;
+    }
+}
+
+/* Family fi: open its items, run pass 1 (two-pass strategies) and pass 2, report the items.
+ * A family that cannot be opened is reported and counted, not fatal. */
+static int eval_family(const eval_opts *o, eval_run *run, int fi) {
+    const t2_task_family *fam = o->fams[fi];
+    fam_row *row = &run->rows[fi];
+    row->name = fam->name;
+    row->split = t2_task_split_name(o->split);
+    t2_task_opts to = {.split = o->split, .seed = o->seed, .data_dir = o->data_dir,
+                       .timeout_s = o->timeout};
+    to.n = o->n_items > 0 ? (size_t)o->n_items : fam->kind == T2_KIND_REAL ? 0 : 200;
+    eval_fam ef = {0};
+    if (t2_task_set_open(&ef.set, fam->name, &to) < 0) {
+        fprintf(stderr, "t2 eval: %s\n", t2_err_msg()); /* the message names the family */
+        run->failed_families++;
+        row->n = -1;
+        return 0;
+    }
+    ef.n = (int)t2_task_set_count(ef.set);
+    int rc = 0;
+    if (o->two_pass) rc = eval_pass1(o, run, row, &ef);
+    if (rc == 0) rc = eval_pass2(o, run, row, &ef);
+    if (rc == 0) {
+        eval_items(o, run, fam->name, &ef);
+        eval_family_notes(run, row);
+    }
+    t2_teval_result_free(&ef.res);
+    t2_gen_results_free(ef.cgen, ef.n_cgen);
+    free(ef.cgen);
+    free(ef.pred);
+    free(ef.adapts);
+    t2_task_set_destroy(&ef.set);
+    return rc;
+}
+
+/* The table: a row per family and, for several, their totals (into *tot). */
+static void eval_table(const eval_opts *o, const eval_run *run, eval_totals *tot) {
     printf("%-14s %-10s %6s %8s %9s %17s %9s %9s %8s %8s %8s %8s\n", "family", "split", "n",
            "correct", "accuracy", "95% interval", "prompt", "generated", "tok/s", "pass1 s",
            "pass2 s", "seconds");
-    int tot_n = 0, tot_ok = 0, tot_cls = 0;
-    int64_t tot_gen = 0, tot_prompt = 0;
-    double tot_gen_s = 0, tot_p1 = 0, tot_p2 = 0;
-    char p1[16];
-    for (int fi = 0; fi < n_fams; fi++) {
-        const fam_row *r = &rows[fi];
+    char p1[16], iv[40];
+    for (int fi = 0; fi < o->n_fams; fi++) {
+        const fam_row *r = &run->rows[fi];
         if (r->n < 0) {
             printf("%-14s %-10s %6s %8s %9s %17s %9s %9s %8s %8s %8s %8s\n", r->name, r->split,
                    "-", "-", "failed", "-", "-", "-", "-", "-", "-", "-");
             continue;
         }
-        char iv[40];
-        if (two_pass) snprintf(p1, sizeof p1, "%.2f", r->pass1_seconds);
+        if (o->two_pass) snprintf(p1, sizeof p1, "%.2f", r->pass1_seconds);
         else snprintf(p1, sizeof p1, "-");
         printf("%-14s %-10s %6d %8d %8.1f%% %17s %9lld %9lld %8.0f %8s %8.2f %8.2f\n", r->name,
                r->split, r->n, r->correct, r->n ? 100.0 * r->correct / r->n : 0.0,
                interval(r->correct, r->n, iv, sizeof iv), (long long)r->prompt_tokens,
                (long long)r->gen_tokens, r->gen_seconds > 0 ? r->gen_tokens / r->gen_seconds : 0.0,
                p1, r->pass2_seconds, r->pass1_seconds + r->pass2_seconds);
-        tot_n += r->n;
-        tot_ok += r->correct;
-        tot_cls += r->class_correct;
-        tot_gen += r->gen_tokens;
-        tot_prompt += r->prompt_tokens;
-        tot_gen_s += r->gen_seconds;
-        tot_p1 += r->pass1_seconds;
-        tot_p2 += r->pass2_seconds;
+        tot->n += r->n;
+        tot->ok += r->correct;
+        tot->cls += r->class_correct;
+        tot->gen += r->gen_tokens;
+        tot->prompt += r->prompt_tokens;
+        tot->gen_s += r->gen_seconds;
+        tot->p1 += r->pass1_seconds;
+        tot->p2 += r->pass2_seconds;
     }
-    if (two_pass) snprintf(p1, sizeof p1, "%.2f", tot_p1);
+    if (o->two_pass) snprintf(p1, sizeof p1, "%.2f", tot->p1);
     else snprintf(p1, sizeof p1, "-");
-    if (n_fams > 1) {
-        char iv[40];
+    if (o->n_fams > 1)
         printf("%-14s %-10s %6d %8d %8.1f%% %17s %9lld %9lld %8.0f %8s %8.2f %8.2f\n", "all",
-               t2_task_split_name(split), tot_n, tot_ok, tot_n ? 100.0 * tot_ok / tot_n : 0.0,
-               interval(tot_ok, tot_n, iv, sizeof iv), (long long)tot_prompt, (long long)tot_gen,
-               tot_gen_s > 0 ? tot_gen / tot_gen_s : 0.0, p1, tot_p2, tot_p1 + tot_p2);
-    }
-    if (two_pass) print_confusion(rows, n_fams, &strat);
-    {
-        double lo, hi;
-        wilson(tot_ok, tot_n, &lo, &hi);
-        printf("\nsummary: model=%s adapt=\"%s\" strategy=%s tasks=%s split=%s n=%d correct=%d "
-               "accuracy=%.4f ci95=%.4f,%.4f gen_tokens=%lld tok_s=%.1f seconds=%.2f "
-               "pass1_s=%.2f pass2_s=%.2f",
-               model_path, desc, cli_strategy_name(&strat), tasks, t2_task_split_name(split),
-               tot_n, tot_ok, tot_n ? (double)tot_ok / tot_n : 0.0, lo, hi, (long long)tot_gen,
-               tot_gen_s > 0 ? tot_gen / tot_gen_s : 0.0, tot_p1 + tot_p2, tot_p1, tot_p2);
-        if (two_pass)
-            printf(" class_accuracy=%.4f", tot_n ? (double)tot_cls / tot_n : 0.0);
-        printf("\n");
-    }
+               t2_task_split_name(o->split), tot->n, tot->ok,
+               tot->n ? 100.0 * tot->ok / tot->n : 0.0, interval(tot->ok, tot->n, iv, sizeof iv),
+               (long long)tot->prompt, (long long)tot->gen,
+               tot->gen_s > 0 ? tot->gen / tot->gen_s : 0.0, p1, tot->p2, tot->p1 + tot->p2);
+}
+
+/* The summary line. */
+static void eval_summary(const eval_opts *o, const eval_run *run, const eval_totals *t) {
+    double lo, hi;
+    wilson(t->ok, t->n, &lo, &hi);
+    printf("\nsummary: model=%s adapt=\"%s\" strategy=%s tasks=%s split=%s n=%d correct=%d "
+           "accuracy=%.4f ci95=%.4f,%.4f gen_tokens=%lld tok_s=%.1f seconds=%.2f "
+           "pass1_s=%.2f pass2_s=%.2f",
+           o->model_path, run->desc, cli_strategy_name(&o->strat), o->tasks,
+           t2_task_split_name(o->split), t->n, t->ok, t->n ? (double)t->ok / t->n : 0.0, lo, hi,
+           (long long)t->gen, t->gen_s > 0 ? t->gen / t->gen_s : 0.0, t->p1 + t->p2, t->p1,
+           t->p2);
+    if (o->two_pass) printf(" class_accuracy=%.4f", t->n ? (double)t->cls / t->n : 0.0);
+    printf("\n");
+}
+
+/* Set up, evaluate every family, report; 0, or < 0 with the message set. */
+static int eval_main(eval_opts *o, eval_run *run) {
+    int rc = eval_setup(o, run);
+    for (int fi = 0; rc == 0 && fi < o->n_fams; fi++) rc = eval_family(o, run, fi);
+    if (rc < 0) return rc;
+    eval_totals tot = {0};
+    eval_table(o, run, &tot);
+    if (o->two_pass) print_confusion(run->rows, o->n_fams, &o->strat);
+    eval_summary(o, run, &tot);
     fflush(stdout);
-    if (csv) {
-        int bad = ferror(csv);
-        bad |= fclose(csv) != 0;
-        csv = NULL;
-        if (bad) {
-            t2_err_set(T2_EIO, "%s: write failed", csv_path);
-            rc = cli_fail(cmd);
-            goto out;
-        }
+    if (run->csv) {
+        int bad = ferror(run->csv);
+        bad |= fclose(run->csv) != 0;
+        run->csv = NULL;
+        if (bad) return t2_err_set(T2_EIO, "%s: write failed", o->csv_path);
     }
-    rc = failed_families || score_failures ? 1 : 0;
-out:
-    if (csv) fclose(csv);
-    t2_teval_result_free(&res);
-    t2_gen_results_free(cgen, n_cgen);
-    free(cgen);
-    free(pred);
-    free(adapts);
-    t2_task_set_destroy(&set);
-    free(rows);
-    cli_strategy_free(&strat);
-    cli_adapt_free(&ad);
-    t2_pool_destroy(&pool);
-    t2_tok_destroy(&tok);
-    t2_model_destroy(&m);
+    return 0;
+}
+
+int t2_cmd_eval(int argc, char **argv) {
+    eval_opts o;
+    eval_run run = {0};
+    int rc = eval_parse(argc, argv, &o);
+    if (rc < 0) {
+        if (eval_main(&o, &run) < 0) rc = cli_fail("eval");
+        else rc = run.failed_families || run.score_failures ? 1 : 0;
+    }
+    if (run.csv) fclose(run.csv);
+    free(run.rows);
+    cli_strategy_free(&o.strat);
+    cli_adapt_free(&o.ad);
+    t2_pool_destroy(&run.pool);
+    t2_tok_destroy(&run.tok);
+    t2_model_destroy(&run.m);
     return rc;
 }

@@ -35,135 +35,145 @@ static const char run_help[] =
     CLI_ADAPT_HELP
     "\nThe text goes to stdout; speed (prompt and generation tokens/s) to stderr.\n";
 
-int t2_cmd_run(int argc, char **argv) {
-    const char *cmd = "run", *model_path = NULL, *tok_path = NULL, *prompt = "";
-    int steps = 256, threads = t2_nproc(), batch = 128, rc = 1;
-    float temp = 1.0f, top_p = 0.9f;
-    uint64_t seed = (uint64_t)time(NULL);
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},     {"tokenizer", required_argument, 0, 'z'},
-        {"prompt", required_argument, 0, 'p'},    {"steps", required_argument, 0, 'n'},
-        {"temperature", required_argument, 0, 't'}, {"top-p", required_argument, 0, 'P'},
-        {"seed", required_argument, 0, 's'},      {"threads", required_argument, 0, 'j'},
-        {"batch", required_argument, 0, 'B'},     {"help", no_argument, 0, 'h'},
-        CLI_ADAPT_OPTIONS,                        {0, 0, 0, 0}};
-    cli_adapt ad = {.mode = T2_APPLY_MERGED};
+typedef struct {
+    const char *model_path, *tok_path, *prompt;
+    int steps, threads, batch;
+    float temp, top_p;
+    uint64_t seed;
+    cli_adapt ad;
+} run_opts;
+
+typedef struct {
+    t2_model *m;
+    t2_tokenizer *tok;
+    t2_pool *pool;
+    t2_state *st;
+    t2_sampler *smp;
+    int *tokens; /* the prompt's */
+    int n_prompt;
+} run_state;
+
+static const struct option run_long_opts[] = {
+    {"model", required_argument, 0, 'm'},     {"tokenizer", required_argument, 0, 'z'},
+    {"prompt", required_argument, 0, 'p'},    {"steps", required_argument, 0, 'n'},
+    {"temperature", required_argument, 0, 't'}, {"top-p", required_argument, 0, 'P'},
+    {"seed", required_argument, 0, 's'},      {"threads", required_argument, 0, 'j'},
+    {"batch", required_argument, 0, 'B'},     {"help", no_argument, 0, 'h'},
+    CLI_ADAPT_OPTIONS,                        {0, 0, 0, 0}};
+
+/* The command line into o: -1 to go on, else the exit status (0 after --help, 2 after the
+ * message). */
+static int run_parse(int argc, char **argv, run_opts *o) {
+    const char *cmd = "run";
+    *o = (run_opts){.prompt = "", .steps = 256, .threads = t2_nproc(), .batch = 128,
+                    .temp = 1.0f, .top_p = 0.9f, .seed = (uint64_t)time(NULL),
+                    .ad = {.mode = T2_APPLY_MERGED}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:z:p:n:t:s:j:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:z:p:n:t:s:j:h", run_long_opts, NULL)) != -1) {
         switch (c) {
-        case 'm': model_path = optarg; break;
-        case 'z': tok_path = optarg; break;
-        case 'p': prompt = optarg; break;
-        case 'n': if (cli_int(cmd, "-n", optarg, 1, 1 << 22, &steps)) return 2; break;
-        case 't': if (cli_float(cmd, "-t", optarg, 0, 100, &temp)) return 2; break;
-        case 'P': if (cli_float(cmd, "--top-p", optarg, 0, 1, &top_p)) return 2; break;
-        case 's': if (cli_u64(cmd, "-s", optarg, &seed)) return 2; break;
-        case 'j': if (cli_int(cmd, "-j", optarg, 1, 256, &threads)) return 2; break;
-        case 'B': if (cli_int(cmd, "--batch", optarg, 1, 4096, &batch)) return 2; break;
+        case 'm': o->model_path = optarg; break;
+        case 'z': o->tok_path = optarg; break;
+        case 'p': o->prompt = optarg; break;
+        case 'n': if (cli_int(cmd, "-n", optarg, 1, 1 << 22, &o->steps)) return 2; break;
+        case 't': if (cli_float(cmd, "-t", optarg, 0, 100, &o->temp)) return 2; break;
+        case 'P': if (cli_float(cmd, "--top-p", optarg, 0, 1, &o->top_p)) return 2; break;
+        case 's': if (cli_u64(cmd, "-s", optarg, &o->seed)) return 2; break;
+        case 'j':
+            if (cli_int(cmd, "-j", optarg, 1, T2_POOL_MAX_THREADS, &o->threads)) return 2;
+            break;
+        case 'B': if (cli_int(cmd, "--batch", optarg, 1, 4096, &o->batch)) return 2; break;
         case 'h': fputs(run_help, stdout); return 0;
         default: {
-            int r = cli_adapt_opt(&ad, cmd, c, optarg);
+            int r = cli_adapt_opt(&o->ad, cmd, c, optarg);
             if (r < 0) return 2;
             if (r == 0) return cli_usage_error(cmd, "bad option");
         }
         }
     }
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!model_path) return cli_usage_error(cmd, "no model: give -m MODEL");
+    if (!o->model_path) return cli_usage_error(cmd, "no model: give -m MODEL");
+    return -1;
+}
 
-    t2_model *m = NULL;
-    t2_tokenizer *tok = NULL;
-    t2_pool *pool = NULL;
-    t2_state *st = NULL;
-    t2_sampler *smp = NULL;
-    int *tokens = NULL;
-    if (t2_model_load(&m, model_path) < 0 || t2_model_load_tokenizer(&tok, m, tok_path) < 0) {
-        rc = cli_fail(cmd);
-        goto out;
-    }
-    if (steps > m->cfg.seq_len) steps = m->cfg.seq_len;
-    size_t plen = strlen(prompt);
-    int max_tokens = (int)(plen + 3 < (size_t)steps ? plen + 3 : (size_t)steps) + 3;
-    int n_prompt = 0;
-    tokens = malloc((size_t)max_tokens * sizeof *tokens);
-    if (!tokens) {
-        t2_err_set(T2_ENOMEM, "out of memory");
-        rc = cli_fail(cmd);
-        goto out;
-    }
-    if (t2_tok_encode(tok, prompt, 1, 0, tokens, max_tokens, &n_prompt) < 0) {
-        t2_err_prefix(T2_ERANGE, "prompt does not fit in %d steps", steps);
-        rc = cli_fail(cmd);
-        goto out;
-    }
-    if (n_prompt > steps) {
-        t2_err_set(T2_ERANGE, "the prompt is %d tokens, more than the %d steps (-n)", n_prompt,
-                   steps);
-        rc = cli_fail(cmd);
-        goto out;
-    }
-    pool = t2_pool_new(threads);
-    smp = t2_sampler_new(m->cfg.vocab_size, temp, top_p, seed);
-    if (!pool || !smp) {
-        t2_err_set(T2_ENOMEM, "out of memory");
-        rc = cli_fail(cmd);
-        goto out;
-    }
+/* The model, the prompt's tokens (at most -n steps), threads, sampler, state, adaptation. */
+static int run_setup(run_opts *o, run_state *r) {
+    int rc;
+    if ((rc = t2_model_load(&r->m, o->model_path)) < 0 ||
+        (rc = t2_model_load_tokenizer(&r->tok, r->m, o->tok_path)) < 0)
+        return rc;
+    if (o->steps > r->m->cfg.seq_len) o->steps = r->m->cfg.seq_len;
+    size_t plen = strlen(o->prompt);
+    int max_tokens = (int)(plen + 3 < (size_t)o->steps ? plen + 3 : (size_t)o->steps) + 3;
+    if (!(r->tokens = malloc((size_t)max_tokens * sizeof *r->tokens)))
+        return t2_err_set(T2_ENOMEM, "out of memory");
+    if (t2_tok_encode(r->tok, o->prompt, 1, 0, r->tokens, max_tokens, &r->n_prompt) < 0)
+        return t2_err_prefix(T2_ERANGE, "prompt does not fit in %d steps", o->steps);
+    if (r->n_prompt > o->steps)
+        return t2_err_set(T2_ERANGE, "the prompt is %d tokens, more than the %d steps (-n)",
+                          r->n_prompt, o->steps);
+    if (t2_pool_new(&r->pool, o->threads) < 0 ||
+        t2_sampler_new(&r->smp, r->m->cfg.vocab_size, o->temp, o->top_p, o->seed) < 0)
+        return t2_err_set(T2_ENOMEM, "out of memory");
     double ta = t2_now();
-    if (t2_state_new(&st, m, batch, steps) < 0 || cli_adapt_setup(&ad, m, pool) < 0) {
-        rc = cli_fail(cmd);
-        goto out;
-    }
-    t2_state_set_adapt(st, ad.adapt);
+    if ((rc = t2_state_new(&r->st, r->m, o->batch, o->steps)) < 0 ||
+        (rc = cli_adapt_setup(&o->ad, r->m, r->pool)) < 0)
+        return rc;
+    t2_state_set_adapt(r->st, o->ad.adapt);
     char desc[512];
     fprintf(stderr, "t2 run: %s, %s weights, %d threads, kernels %s, OpenBLAS %s, %s (%.3f s)\n",
-            model_path, t2_dtype_name(t2_model_dtype(m)), threads, t2_kern_level(),
-            t2_blas_corename(), cli_adapt_describe(&ad, desc, sizeof desc), t2_now() - ta);
+            o->model_path, t2_dtype_name(t2_model_dtype(r->m)), o->threads, t2_kern_level(),
+            t2_blas_corename(), cli_adapt_describe(&o->ad, desc, sizeof desc), t2_now() - ta);
+    return 0;
+}
 
-    /* the prompt, printed as llama2.c does (each piece decoded after its predecessor) */
-    for (int i = 1; i < n_prompt; i++) {
+/* The prompt (printed as llama2.c does: each piece decoded after its predecessor) and its
+ * continuation, then the speeds on stderr. */
+static int run_generate(const run_opts *o, run_state *r) {
+    for (int i = 1; i < r->n_prompt; i++) {
         size_t n;
-        const char *s = t2_tok_piece_text(tok, tokens[i - 1], tokens[i], &n);
+        const char *s = t2_tok_piece_text(r->tok, r->tokens[i - 1], r->tokens[i], &n);
         fwrite(s, 1, n, stdout);
     }
     fflush(stdout);
     double t0 = t2_now();
-    if (t2_forward(st, pool, tokens, n_prompt, 0, NULL) < 0) {
-        rc = cli_fail(cmd);
-        goto out;
-    }
+    int rc = t2_forward(r->st, r->pool, r->tokens, r->n_prompt, 0, NULL);
+    if (rc < 0) return rc;
     double t1 = t2_now();
-    int token = tokens[n_prompt - 1], n_gen = 0;
+    int token = r->tokens[r->n_prompt - 1], n_gen = 0;
     /* as llama2.c: steps - n_prompt + 1 sampled tokens; the last one is printed, not run */
-    for (int pos = n_prompt; pos <= steps; pos++) {
-        int next = t2_sample(smp, t2_state_logits(st));
-        if (next == t2_tok_bos(tok) || next == t2_tok_eos(tok)) break;
+    for (int pos = r->n_prompt; pos <= o->steps; pos++) {
+        int next = t2_sample(r->smp, t2_state_logits(r->st));
+        if (next == t2_tok_bos(r->tok) || next == t2_tok_eos(r->tok)) break;
         size_t n;
-        const char *s = t2_tok_piece_text(tok, token, next, &n);
+        const char *s = t2_tok_piece_text(r->tok, token, next, &n);
         fwrite(s, 1, n, stdout);
         fflush(stdout);
         token = next;
         n_gen++;
-        if (pos < steps && t2_forward(st, pool, &token, 1, pos, NULL) < 0) {
-            rc = cli_fail(cmd);
-            goto out;
-        }
+        if (pos < o->steps && (rc = t2_forward(r->st, r->pool, &token, 1, pos, NULL)) < 0)
+            return rc;
     }
     double t2 = t2_now();
     printf("\n");
     fflush(stdout); /* the text before the statistics, also when both go to one pipe */
     fprintf(stderr, "prompt: %d tokens in %.3f s, %.1f tok/s; generation: %d tokens in %.3f s, "
-            "%.1f tok/s\n", n_prompt, t1 - t0, n_prompt / (t1 - t0 > 0 ? t1 - t0 : 1e-9), n_gen,
-            t2 - t1, n_gen / (t2 - t1 > 0 ? t2 - t1 : 1e-9));
-    rc = 0;
-out:
-    free(tokens);
-    t2_state_destroy(&st);
-    cli_adapt_free(&ad);
-    t2_sampler_destroy(&smp);
-    t2_pool_destroy(&pool);
-    t2_tok_destroy(&tok);
-    t2_model_destroy(&m);
+            "%.1f tok/s\n", r->n_prompt, t1 - t0, r->n_prompt / (t1 - t0 > 0 ? t1 - t0 : 1e-9),
+            n_gen, t2 - t1, n_gen / (t2 - t1 > 0 ? t2 - t1 : 1e-9));
+    return 0;
+}
+
+int t2_cmd_run(int argc, char **argv) {
+    run_opts o;
+    run_state r = {0};
+    int rc = run_parse(argc, argv, &o);
+    if (rc < 0) rc = run_setup(&o, &r) < 0 || run_generate(&o, &r) < 0 ? cli_fail("run") : 0;
+    free(r.tokens);
+    t2_state_destroy(&r.st);
+    cli_adapt_free(&o.ad);
+    t2_sampler_destroy(&r.smp);
+    t2_pool_destroy(&r.pool);
+    t2_tok_destroy(&r.tok);
+    t2_model_destroy(&r.m);
     return rc;
 }

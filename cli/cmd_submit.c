@@ -296,226 +296,258 @@ static int submit_one(submit *s, sreq *r) {
     return rc;
 }
 
-int t2_cmd_submit(int argc, char **argv) {
-    const char *cmd = "submit", *cfg_path = NULL, *endpoint = NULL, *service = NULL;
-    const char *adapt = NULL;
-    char **prompts = NULL;
-    int n_prompts = 0, cap_prompts = 0, parallel = 1, timeout = -1, rc = 1;
-    submit s;
-    memset(&s, 0, sizeof s);
+/* The command line besides what goes into the task. */
+typedef struct {
+    const char *cfg_path, *endpoint, *service, *adapt;
+    char **prompts;
+    int n_prompts, cap_prompts, parallel, timeout, files;
+} submit_args;
+
+static const struct option submit_long_opts[] = {{"config", required_argument, 0, 'c'},
+                                                 {"endpoint", required_argument, 0, 'E'},
+                                                 {"service", required_argument, 0, 'S'},
+                                                 {"prompt", required_argument, 0, 'p'},
+                                                 {"file", required_argument, 0, 'f'},
+                                                 {"max-tokens", required_argument, 0, 'n'},
+                                                 {"temperature", required_argument, 0, 't'},
+                                                 {"top-p", required_argument, 0, 'P'},
+                                                 {"seed", required_argument, 0, 's'},
+                                                 {"adapt", required_argument, 0, 'A'},
+                                                 {"parallel", required_argument, 0, 'j'},
+                                                 {"timeout-ms", required_argument, 0, 'T'},
+                                                 {"json", no_argument, 0, 'J'},
+                                                 {"quiet", no_argument, 0, 'q'},
+                                                 {"help", no_argument, 0, 'h'},
+                                                 {0, 0, 0, 0}};
+
+/* A copy of prompt p at the end of the list: 0, or 2 after the message. */
+static int add_prompt(submit_args *a, const char *p) {
+    if (a->n_prompts == a->cap_prompts) {
+        a->cap_prompts = a->cap_prompts ? 2 * a->cap_prompts : 16;
+        char **v = realloc(a->prompts, (size_t)a->cap_prompts * sizeof *v);
+        if (!v) return cli_usage_error("submit", "out of memory");
+        a->prompts = v;
+    }
+    a->prompts[a->n_prompts++] = strdup(p);
+    return 0;
+}
+
+/* Option c (its value in optarg) into s and a: -1 to go on, else the exit status (0 after
+ * --help, 1 or 2 after the message). */
+static int submit_opt(submit *s, submit_args *a, int c) {
+    const char *cmd = "submit";
+    switch (c) {
+    case 'c': a->cfg_path = optarg; break;
+    case 'E': a->endpoint = optarg; break;
+    case 'S': a->service = optarg; break;
+    case 'p': if (add_prompt(a, optarg)) return 2; break;
+    case 'f':
+        if (read_lines(optarg, &a->prompts, &a->n_prompts, &a->cap_prompts) < 0) return 1;
+        a->files++;
+        break;
+    case 'n': {
+        char *end;
+        errno = 0;
+        s->max_tokens = strtoll(optarg, &end, 10);
+        if (errno || end == optarg || *end)
+            return cli_usage_error(cmd, "-n: '%s' is not an integer", optarg);
+        s->has_max = 1;
+        break;
+    }
+    case 't':
+        if (cli_float(cmd, "-t", optarg, 0, 100, &s->sampling.temperature)) return 2;
+        s->sampling.has_temperature = 1;
+        break;
+    case 'P':
+        if (cli_float(cmd, "--top-p", optarg, 0, 1, &s->sampling.top_p)) return 2;
+        s->sampling.has_top_p = 1;
+        break;
+    case 's':
+        if (cli_u64(cmd, "-s", optarg, &s->sampling.seed)) return 2;
+        s->sampling.has_seed = 1;
+        break;
+    case 'A': a->adapt = optarg; break;
+    case 'j': if (cli_int(cmd, "--parallel", optarg, 1, 4096, &a->parallel)) return 2; break;
+    case 'T': if (cli_int(cmd, "--timeout-ms", optarg, 0, 1 << 30, &a->timeout)) return 2; break;
+    case 'J': s->json = 1; break;
+    case 'q': s->quiet = 1; break;
+    case 'h': fputs(submit_help, stdout); return 0;
+    default: return cli_usage_error(cmd, "bad option");
+    }
+    return -1;
+}
+
+/* The command line into s and a (the prompts: arguments, -p, -f, else stdin when it is not a
+ * terminal): -1 to go on, else the exit status. */
+static int submit_parse(int argc, char **argv, submit *s, submit_args *a) {
+    const char *cmd = "submit";
     T2__Task ti = T2__TASK__INIT;
     T2__Sampling si = T2__SAMPLING__INIT;
     T2__Adaptation ai = T2__ADAPTATION__INIT;
     T2__Mixture mi = T2__MIXTURE__INIT;
-    s.task = ti;
-    s.sampling = si;
-    s.adaptation = ai;
-    s.mixture = mi;
-    s.task.sampling = &s.sampling;
-    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
-                                         {"endpoint", required_argument, 0, 'E'},
-                                         {"service", required_argument, 0, 'S'},
-                                         {"prompt", required_argument, 0, 'p'},
-                                         {"file", required_argument, 0, 'f'},
-                                         {"max-tokens", required_argument, 0, 'n'},
-                                         {"temperature", required_argument, 0, 't'},
-                                         {"top-p", required_argument, 0, 'P'},
-                                         {"seed", required_argument, 0, 's'},
-                                         {"adapt", required_argument, 0, 'A'},
-                                         {"parallel", required_argument, 0, 'j'},
-                                         {"timeout-ms", required_argument, 0, 'T'},
-                                         {"json", no_argument, 0, 'J'},
-                                         {"quiet", no_argument, 0, 'q'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    int c, files = 0;
+    s->task = ti;
+    s->sampling = si;
+    s->adaptation = ai;
+    s->mixture = mi;
+    s->task.sampling = &s->sampling;
+    int c, r;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:p:f:n:t:s:qh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c': cfg_path = optarg; break;
-        case 'E': endpoint = optarg; break;
-        case 'S': service = optarg; break;
-        case 'p':
-            if (n_prompts == cap_prompts) {
-                cap_prompts = cap_prompts ? 2 * cap_prompts : 16;
-                prompts = realloc(prompts, (size_t)cap_prompts * sizeof *prompts);
-                if (!prompts) return cli_usage_error(cmd, "out of memory");
-            }
-            prompts[n_prompts++] = strdup(optarg);
-            break;
-        case 'f':
-            if (read_lines(optarg, &prompts, &n_prompts, &cap_prompts) < 0) return 1;
-            files++;
-            break;
-        case 'n': {
-            char *end;
-            errno = 0;
-            s.max_tokens = strtoll(optarg, &end, 10);
-            if (errno || end == optarg || *end)
-                return cli_usage_error(cmd, "-n: '%s' is not an integer", optarg);
-            s.has_max = 1;
-            break;
-        }
-        case 't':
-            if (cli_float(cmd, "-t", optarg, 0, 100, &s.sampling.temperature)) return 2;
-            s.sampling.has_temperature = 1;
-            break;
-        case 'P':
-            if (cli_float(cmd, "--top-p", optarg, 0, 1, &s.sampling.top_p)) return 2;
-            s.sampling.has_top_p = 1;
-            break;
-        case 's':
-            if (cli_u64(cmd, "-s", optarg, &s.sampling.seed)) return 2;
-            s.sampling.has_seed = 1;
-            break;
-        case 'A': adapt = optarg; break;
-        case 'j':
-            if (cli_int(cmd, "--parallel", optarg, 1, 4096, &parallel)) return 2;
-            break;
-        case 'T':
-            if (cli_int(cmd, "--timeout-ms", optarg, 0, 1 << 30, &timeout)) return 2;
-            break;
-        case 'J': s.json = 1; break;
-        case 'q': s.quiet = 1; break;
-        case 'h': fputs(submit_help, stdout); return 0;
-        default: return cli_usage_error(cmd, "bad option");
-        }
-    }
-    for (int i = optind; i < argc; i++) {
-        if (n_prompts == cap_prompts) {
-            cap_prompts = cap_prompts ? 2 * cap_prompts : 16;
-            prompts = realloc(prompts, (size_t)cap_prompts * sizeof *prompts);
-            if (!prompts) return cli_usage_error(cmd, "out of memory");
-        }
-        prompts[n_prompts++] = strdup(argv[i]);
-    }
-    if (!n_prompts && !files && !isatty(0) &&
-        read_lines("-", &prompts, &n_prompts, &cap_prompts) < 0)
+    while ((c = getopt_long(argc, argv, "c:p:f:n:t:s:qh", submit_long_opts, NULL)) != -1)
+        if ((r = submit_opt(s, a, c)) >= 0) return r;
+    for (int i = optind; i < argc; i++)
+        if (add_prompt(a, argv[i])) return 2;
+    if (!a->n_prompts && !a->files && !isatty(0) &&
+        read_lines("-", &a->prompts, &a->n_prompts, &a->cap_prompts) < 0)
         return 1;
-    if (!n_prompts) return cli_usage_error(cmd, "no prompt: give PROMPT, -p, -f FILE or stdin");
-    if (adapt && parse_adapt(&s, adapt) < 0) return 2;
+    if (!a->n_prompts) return cli_usage_error(cmd, "no prompt: give PROMPT, -p, -f FILE or stdin");
+    if (a->adapt && parse_adapt(s, a->adapt) < 0) return 2;
+    return -1;
+}
 
-    t2_conf cf;
-    if (t2_conf_load(&cf, cfg_path, NULL) < 0) {
-        rc = cli_fail(cmd);
-        t2_conf_free(&cf);
-        return rc;
-    }
-    s.service = service ? service : cf.client.service;
-    s.timeout_ms = (uint32_t)(timeout >= 0 ? timeout : cf.client.timeout_ms);
+/* The deployment file's defaults, and a client connected to the router. */
+static int submit_connect(submit *s, const submit_args *a, t2_conf *cf) {
+    int rc;
+    if ((rc = t2_conf_load(cf, a->cfg_path, NULL)) < 0) return rc;
+    s->service = a->service ? a->service : cf->client.service;
+    s->timeout_ms = (uint32_t)(a->timeout >= 0 ? a->timeout : cf->client.timeout_ms);
     t2_client_opts co = t2_client_opts_default();
-    co.heartbeat_ms = cf.router.heartbeat_ms;
-    co.liveness = cf.router.liveness;
+    co.heartbeat_ms = cf->router.heartbeat_ms;
+    co.liveness = cf->router.liveness;
     t2_curve_client cc;
-    if (cf.security.curve) {
-        if (t2_curve_load_client(cf.security.router_public, cf.security.client_key, &cc) < 0) {
-            rc = cli_fail(cmd);
-            t2_conf_free(&cf);
-            return rc;
-        }
+    if (cf->security.curve) {
+        rc = t2_curve_load_client(cf->security.router_public, cf->security.client_key, &cc);
+        if (rc < 0) return rc;
         co.curve = &cc;
     }
-    if (t2_client_new(&s.c, NULL, endpoint ? endpoint : cf.router.endpoint, &co) < 0) {
-        rc = cli_fail(cmd);
-        t2_conf_free(&cf);
-        return rc;
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    return t2_client_new(&s->c, NULL, a->endpoint ? a->endpoint : cf->router.endpoint, &co);
+}
 
-    sreq *rq = calloc((size_t)n_prompts, sizeof *rq);
-    if (!rq) {
-        t2_err_set(T2_ENOMEM, "out of memory");
-        goto out;
-    }
-    s.stream = !s.json && (parallel == 1 || n_prompts == 1);
-    /* max tokens outside what a request can carry: refused here, per request */
-    int bad_max = s.has_max && (s.max_tokens < 0 || s.max_tokens > UINT32_MAX);
-    if (s.has_max && !bad_max) {
-        s.sampling.has_max_tokens = 1;
-        s.sampling.max_tokens = (uint32_t)s.max_tokens;
-    }
-    int next = 0, in_flight = 0, done = 0;
-    t2_client_event ev = {0};
-    while (done < n_prompts && !interrupted) {
-        while (in_flight < parallel && next < n_prompts) {
-            sreq *r = &rq[next];
-            r->prompt = prompts[next];
-            int e;
-            if (bad_max) {
-                r->t_submit = r->t_done = now_ms();
-                t2_err_set(T2_ERANGE, "max tokens %lld is out of range (1..%u)", s.max_tokens,
-                           1u << 20);
-                e = T2_ERANGE;
-            } else {
-                e = submit_one(&s, r);
-                r->t_done = now_ms();
-            }
-            if (e < 0) {
-                if (s.json)
-                    print_json(r, next, NULL, e, t2_err_msg());
-                else
-                    print_human(&s, r, next, NULL, e, t2_err_msg());
-                s.failed++;
-                done++;
-                r->state = 2;
-            } else {
-                in_flight++;
-            }
-            next++;
+/* The progress of the requests. */
+typedef struct {
+    sreq *rq;
+    int n, next, in_flight, done, bad_max;
+} submit_queue;
+
+static void report(submit *s, sreq *r, int index, const T2__Result *res, int code,
+                   const char *message) {
+    if (s->json)
+        print_json(r, index, res, code, message);
+    else
+        print_human(s, r, index, res, code, message);
+}
+
+/* Send requests until --parallel are in flight; those refused are answered at once. */
+static void submit_more(submit *s, const submit_args *a, submit_queue *q) {
+    while (q->in_flight < a->parallel && q->next < q->n) {
+        sreq *r = &q->rq[q->next];
+        r->prompt = a->prompts[q->next];
+        int e;
+        if (q->bad_max) {
+            r->t_submit = r->t_done = now_ms();
+            t2_err_set(T2_ERANGE, "max tokens %lld is out of range (1..%u)", s->max_tokens,
+                       1u << 20);
+            e = T2_ERANGE;
+        } else {
+            e = submit_one(s, r);
+            r->t_done = now_ms();
         }
-        if (!in_flight) continue;
-        int got = t2_client_recv(s.c, &ev, 200);
+        if (e < 0) {
+            report(s, r, q->next, NULL, e, t2_err_msg());
+            s->failed++;
+            q->done++;
+            r->state = 2;
+        } else {
+            q->in_flight++;
+        }
+        q->next++;
+    }
+}
+
+/* A chunk (streamed when one answer prints at a time) or the end of a request. */
+static void submit_event(submit *s, submit_queue *q, const t2_client_event *ev) {
+    int idx = -1;
+    for (int i = 0; i < q->n; i++)
+        if (q->rq[i].state == 1 && q->rq[i].id == ev->request_id) idx = i;
+    if (idx < 0) return;
+    sreq *r = &q->rq[idx];
+    if (ev->type == T2_CLIENT_CHUNK) {
+        if (r->t_first == 0) r->t_first = now_ms();
+        if (ev->chunk->has_text) {
+            if (s->stream) {
+                fwrite(ev->chunk->text.data, 1, ev->chunk->text.len, stdout);
+                fflush(stdout);
+            }
+            t2_buf_add(&r->text, ev->chunk->text.data, ev->chunk->text.len);
+        }
+    } else if (ev->type == T2_CLIENT_RESULT || ev->type == T2_CLIENT_ERROR) {
+        r->t_done = now_ms();
+        r->state = 2;
+        q->in_flight--;
+        q->done++;
+        const T2__Result *res = ev->type == T2_CLIENT_RESULT ? ev->result : NULL;
+        if (!res) s->failed++;
+        report(s, r, idx, res, ev->code, ev->message);
+    }
+}
+
+/* Every prompt sent and answered (or refused), until done or interrupted: the exit status. */
+static int submit_all(submit *s, const submit_args *a, submit_queue *q) {
+    s->stream = !s->json && (a->parallel == 1 || q->n == 1);
+    /* max tokens outside what a request can carry: refused here, per request */
+    q->bad_max = s->has_max && (s->max_tokens < 0 || s->max_tokens > UINT32_MAX);
+    if (s->has_max && !q->bad_max) {
+        s->sampling.has_max_tokens = 1;
+        s->sampling.max_tokens = (uint32_t)s->max_tokens;
+    }
+    t2_client_event ev = {0};
+    while (q->done < q->n && !interrupted) {
+        submit_more(s, a, q);
+        if (!q->in_flight) continue;
+        int got = t2_client_recv(s->c, &ev, 200);
         if (got < 0) {
             t2_err_set(T2_EZMQ, "client connection failed");
             break;
         }
-        if (got == 0) continue;
-        int idx = -1;
-        for (int i = 0; i < n_prompts; i++)
-            if (rq[i].state == 1 && rq[i].id == ev.request_id) idx = i;
-        if (idx < 0) continue;
-        sreq *r = &rq[idx];
-        if (ev.type == T2_CLIENT_CHUNK) {
-            if (r->t_first == 0) r->t_first = now_ms();
-            if (ev.chunk->has_text) {
-                if (s.stream) {
-                    fwrite(ev.chunk->text.data, 1, ev.chunk->text.len, stdout);
-                    fflush(stdout);
-                }
-                t2_buf_add(&r->text, ev.chunk->text.data, ev.chunk->text.len);
-            }
-        } else if (ev.type == T2_CLIENT_RESULT || ev.type == T2_CLIENT_ERROR) {
-            r->t_done = now_ms();
-            r->state = 2;
-            in_flight--;
-            done++;
-            const T2__Result *res = ev.type == T2_CLIENT_RESULT ? ev.result : NULL;
-            if (!res) s.failed++;
-            if (s.json)
-                print_json(r, idx, res, ev.code, ev.message);
-            else
-                print_human(&s, r, idx, res, ev.code, ev.message);
-        }
+        if (got > 0) submit_event(s, q, &ev);
     }
     t2_client_event_clear(&ev);
     if (interrupted)
-        fprintf(stderr, "t2 submit: interrupted, %d of %d answered\n", done, n_prompts);
-    rc = s.failed || done < n_prompts ? 1 : 0;
-out:
-    for (int i = 0; rq && i < n_prompts; i++)
-        t2_buf_free(&rq[i].text);
-    free(rq);
-    for (int i = 0; i < n_prompts; i++)
-        free(prompts[i]);
-    free(prompts);
+        fprintf(stderr, "t2 submit: interrupted, %d of %d answered\n", q->done, q->n);
+    return s->failed || q->done < q->n ? 1 : 0;
+}
+
+int t2_cmd_submit(int argc, char **argv) {
+    submit s;
+    memset(&s, 0, sizeof s);
+    submit_args a = {.parallel = 1, .timeout = -1};
+    t2_conf cf;
+    submit_queue q = {0};
+    int rc = submit_parse(argc, argv, &s, &a), loaded = 0;
+    if (rc < 0) {
+        loaded = 1;
+        if (submit_connect(&s, &a, &cf) < 0) {
+            rc = cli_fail("submit");
+        } else {
+            struct sigaction sa;
+            memset(&sa, 0, sizeof sa);
+            sa.sa_handler = on_sigint;
+            sigaction(SIGINT, &sa, NULL);
+            sigaction(SIGTERM, &sa, NULL);
+            q.n = a.n_prompts;
+            q.rq = calloc((size_t)a.n_prompts, sizeof *q.rq);
+            rc = q.rq ? submit_all(&s, &a, &q) : 1;
+        }
+    }
+    for (int i = 0; q.rq && i < q.n; i++)
+        t2_buf_free(&q.rq[i].text);
+    free(q.rq);
+    for (int i = 0; i < a.n_prompts; i++)
+        free(a.prompts[i]);
+    free(a.prompts);
     free(s.ea);
     free(s.eap);
     free(s.mix_names);
     t2_client_destroy(&s.c);
-    t2_conf_free(&cf);
+    if (loaded) t2_conf_free(&cf);
     return rc;
 }

@@ -67,7 +67,7 @@ int t2_cmd_decompose(int argc, char **argv) {
             if (t2_targets_parse(optarg, &targets) < 0)
                 return cli_usage_error(cmd, "--targets: %s", t2_err_msg());
             break;
-        case 'j': if (cli_int(cmd, "-j", optarg, 1, 256, &threads)) return 2; break;
+        case 'j': if (cli_int(cmd, "-j", optarg, 1, T2_POOL_MAX_THREADS, &threads)) return 2; break;
         case 'h': fputs(decompose_help, stdout); return 0;
         default: return cli_usage_error(cmd, "bad option");
         }
@@ -81,7 +81,7 @@ int t2_cmd_decompose(int argc, char **argv) {
     double worst = 0, t0 = t2_now();
     progress_ctx pc = {"decompose", isatty(2), -1};
     if (t2_model_load(&m, model_path) < 0) goto fail;
-    if (!(pool = t2_pool_new(threads))) {
+    if (t2_pool_new(&pool, threads) < 0) {
         t2_err_set(T2_ENOMEM, "cannot start %d threads", threads);
         goto fail;
     }
@@ -271,10 +271,10 @@ static int expert_merge(int argc, char **argv) {
     ad.mode = T2_APPLY_MERGED;
     t2_model *m = NULL;
     t2_tokenizer *tok = NULL;
-    t2_pool *pool = t2_pool_new(t2_nproc());
+    t2_pool *pool;
     t2_layer *layers = NULL;
     int rc = 1;
-    if (!pool) {
+    if (t2_pool_new(&pool, t2_nproc()) < 0) {
         t2_err_set(T2_ENOMEM, "cannot start threads");
         goto fail;
     }

@@ -105,20 +105,16 @@ static void on_signal(int sig) {
     g_stop = 1;
 }
 
-static int g_nranks = 1;
-
-/* A fatal error on one rank: every rank must stop (the others may wait in a collective). A
- * single process just finalises and exits (MPI_Abort would print a banner about the job). */
-static void die(int rank, const char *what) {
+/* A fatal error on one rank, printed: every rank must stop (the others may wait in a
+ * collective), so with several ranks this aborts the job. A single process returns (its caller
+ * finalises and exits 1: MPI_Abort would print a banner about the job). */
+static void fail_all_ranks(int rank, int nranks, const char *what) {
     if (rank)
         fprintf(stderr, "t2 svf: rank %d: %s\n", rank, what);
     else
         fprintf(stderr, "t2 svf: %s\n", what);
     fflush(stderr);
-    if (g_nranks == 1) {
-        MPI_Finalize();
-        exit(1);
-    }
+    if (nranks == 1) return;
     MPI_Abort(MPI_COMM_WORLD, 1);
     exit(1);
 }
@@ -252,9 +248,10 @@ static int gen_score(const t2_model *m, const t2_tokenizer *tok, t2_pool *pool,
     return rc;
 }
 
-/* Greedy validation accuracy, items split over the ranks. */
-static double validate(learner *lr, const t2_model *m, const t2_tokenizer *tok, t2_pool *pool,
-                       const item_list *val, const t2_teval_params *tp0, int rank, int nranks) {
+/* Greedy validation accuracy (into *acc), items split over the ranks. */
+static int validate(learner *lr, const t2_model *m, const t2_tokenizer *tok, t2_pool *pool,
+                    const item_list *val, const t2_teval_params *tp0, int rank, int nranks,
+                    double *acc) {
     const int lo = (int)((int64_t)val->n * rank / nranks);
     const int hi = (int)((int64_t)val->n * (rank + 1) / nranks);
     int n = hi - lo, ok = 0;
@@ -264,12 +261,15 @@ static double validate(learner *lr, const t2_model *m, const t2_tokenizer *tok, 
     t2_adapt *ad = NULL;
     t2_gen_result *res = calloc((size_t)(n ? n : 1), sizeof *res);
     int *cor = calloc((size_t)(n ? n : 1), sizeof *cor);
-    if (!res || !cor) die(rank, "out of memory");
-    if (current_policy(lr, m, pool, &gm, &ad) < 0 ||
-        gen_score(gm, tok, pool, ad, val->set, val->idx + lo, n, &tp, 0, res, cor) < 0) {
-        char msg[400];
-        snprintf(msg, sizeof msg, "validation: %s", t2_err_msg());
-        die(rank, msg);
+    int rc = !res || !cor ? t2_err_set(T2_ENOMEM, "out of memory") : 0;
+    if (rc == 0 && (rc = current_policy(lr, m, pool, &gm, &ad)) == 0)
+        rc = gen_score(gm, tok, pool, ad, val->set, val->idx + lo, n, &tp, 0, res, cor);
+    if (rc < 0) {
+        if (res && cor) rc = t2_err_prefix(rc, "validation");
+        t2_adapt_release(&ad);
+        free(res);
+        free(cor);
+        return rc;
     }
     for (int i = 0; i < n; i++) ok += cor[i];
     t2_gen_results_free(res, n);
@@ -278,7 +278,8 @@ static double validate(learner *lr, const t2_model *m, const t2_tokenizer *tok, 
     free(cor);
     int tot = 0;
     MPI_Allreduce(&ok, &tot, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    return val->n ? (double)tot / val->n : 0.0;
+    *acc = val->n ? (double)tot / val->n : 0.0;
+    return 0;
 }
 
 /* ---- the log ---- */
@@ -326,89 +327,520 @@ static int write_plot(const char *path, const svf_row *rows, int n, const char *
 
 /* ---- the command ---- */
 
-static int run_svf(const svf_opts *o, int rank, int nranks);
+static const struct option svf_long_opts[] = {
+    {"model", required_argument, 0, 'm'},      {"tokenizer", required_argument, 0, 'z'},
+    {"factors", required_argument, 0, 1},      {"task", required_argument, 0, 2},
+    {"output", required_argument, 0, 'o'},     {"name", required_argument, 0, 3},
+    {"targets", required_argument, 0, 4},      {"steps", required_argument, 0, 'n'},
+    {"batch", required_argument, 0, 'b'},      {"lr", required_argument, 0, 5},
+    {"kl", required_argument, 0, 6},           {"clip", required_argument, 0, 7},
+    {"beta1", required_argument, 0, 8},        {"beta2", required_argument, 0, 9},
+    {"p-init", required_argument, 0, 10},      {"max-mult", required_argument, 0, 11},
+    {"temperature", required_argument, 0, 't'}, {"max-tokens", required_argument, 0, 12},
+    {"eval-every", required_argument, 0, 13},  {"val-n", required_argument, 0, 14},
+    {"train-n", required_argument, 0, 15},     {"all-questions", no_argument, 0, 16},
+    {"lora", required_argument, 0, 17},        {"lora-alpha", required_argument, 0, 18},
+    {"seed", required_argument, 0, 's'},       {"threads", required_argument, 0, 'j'},
+    {"data", required_argument, 0, 19},        {"csv", required_argument, 0, 20},
+    {"svg", required_argument, 0, 21},         {"log-every", required_argument, 0, 22},
+    {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
 
-int t2_cmd_svf(int argc, char **argv) {
+/* Option c (its value in optarg) into o: -1 to go on, else the exit status (0 after --help,
+ * 2 for a bad value, the message printed). */
+static int svf_opt(svf_opts *o, int c) {
     const char *cmd = "svf";
-    svf_opts o = {.steps = 200, .batch = 64, .eval_every = 10, .val_n = 200, .train_n = 4000,
-                  .lr = 2e-3f, .clip = 1.0f, .beta1 = 0.9f, .beta2 = 0.999f, .p_init = 0.1f,
-                  .max_mult = 1.0f, .temp = 1.0f, .seed = 1, .targets_s = "mlp"};
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},      {"tokenizer", required_argument, 0, 'z'},
-        {"factors", required_argument, 0, 1},      {"task", required_argument, 0, 2},
-        {"output", required_argument, 0, 'o'},     {"name", required_argument, 0, 3},
-        {"targets", required_argument, 0, 4},      {"steps", required_argument, 0, 'n'},
-        {"batch", required_argument, 0, 'b'},      {"lr", required_argument, 0, 5},
-        {"kl", required_argument, 0, 6},           {"clip", required_argument, 0, 7},
-        {"beta1", required_argument, 0, 8},        {"beta2", required_argument, 0, 9},
-        {"p-init", required_argument, 0, 10},      {"max-mult", required_argument, 0, 11},
-        {"temperature", required_argument, 0, 't'}, {"max-tokens", required_argument, 0, 12},
-        {"eval-every", required_argument, 0, 13},  {"val-n", required_argument, 0, 14},
-        {"train-n", required_argument, 0, 15},     {"all-questions", no_argument, 0, 16},
-        {"lora", required_argument, 0, 17},        {"lora-alpha", required_argument, 0, 18},
-        {"seed", required_argument, 0, 's'},       {"threads", required_argument, 0, 'j'},
-        {"data", required_argument, 0, 19},        {"csv", required_argument, 0, 20},
-        {"svg", required_argument, 0, 21},         {"log-every", required_argument, 0, 22},
-        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:z:o:n:b:t:s:j:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': o.model = optarg; break;
-        case 'z': o.tok = optarg; break;
-        case 1: o.factors = optarg; break;
-        case 2: o.task = optarg; break;
-        case 'o': o.out = optarg; break;
-        case 3: o.name = optarg; break;
-        case 4: o.targets_s = optarg; break;
-        case 'n': if (cli_int(cmd, "--steps", optarg, 1, 1 << 24, &o.steps)) return 2; break;
-        case 'b': if (cli_int(cmd, "--batch", optarg, 1, 1 << 16, &o.batch)) return 2; break;
-        case 5: if (cli_float(cmd, "--lr", optarg, 0, 10, &o.lr)) return 2; break;
-        case 6: if (cli_float(cmd, "--kl", optarg, 0, 1000, &o.kl)) return 2; break;
-        case 7: if (cli_float(cmd, "--clip", optarg, 0, 1e9, &o.clip)) return 2; break;
-        case 8: if (cli_float(cmd, "--beta1", optarg, 0, 0.999999, &o.beta1)) return 2; break;
-        case 9: if (cli_float(cmd, "--beta2", optarg, 0, 0.999999, &o.beta2)) return 2; break;
-        case 10: if (cli_float(cmd, "--p-init", optarg, -100, 100, &o.p_init)) return 2; break;
-        case 11:
-            if (cli_float(cmd, "--max-mult", optarg, 1e-3, 1000, &o.max_mult)) return 2;
-            break;
-        case 't': if (cli_float(cmd, "--temperature", optarg, 1e-3, 100, &o.temp)) return 2; break;
-        case 12:
-            if (cli_int(cmd, "--max-tokens", optarg, 1, 1 << 16, &o.max_tokens)) return 2;
-            break;
-        case 13:
-            if (cli_int(cmd, "--eval-every", optarg, 0, 1 << 24, &o.eval_every)) return 2;
-            break;
-        case 14: if (cli_int(cmd, "--val-n", optarg, 1, 1 << 20, &o.val_n)) return 2; break;
-        case 15: if (cli_int(cmd, "--train-n", optarg, 1, 1 << 22, &o.train_n)) return 2; break;
-        case 16: o.all_questions = 1; break;
-        case 17: if (cli_int(cmd, "--lora", optarg, 1, 4096, &o.lora)) return 2; break;
-        case 18:
-            if (cli_float(cmd, "--lora-alpha", optarg, 1e-6, 1e6, &o.lora_alpha)) return 2;
-            break;
-        case 's': if (cli_u64(cmd, "--seed", optarg, &o.seed)) return 2; break;
-        case 'j': if (cli_int(cmd, "--threads", optarg, 1, 256, &o.threads)) return 2; break;
-        case 19: o.data = optarg; break;
-        case 20: o.csv = optarg; break;
-        case 21: o.svg = optarg; break;
-        case 22: if (cli_int(cmd, "--log-every", optarg, 1, 1 << 24, &o.log_every)) return 2; break;
-        case 'h': fputs(svf_help, stdout); return 0;
-        default: return cli_usage_error(cmd, "bad option");
-        }
+    switch (c) {
+    case 'm': o->model = optarg; break;
+    case 'z': o->tok = optarg; break;
+    case 1: o->factors = optarg; break;
+    case 2: o->task = optarg; break;
+    case 'o': o->out = optarg; break;
+    case 3: o->name = optarg; break;
+    case 4: o->targets_s = optarg; break;
+    case 'n': if (cli_int(cmd, "--steps", optarg, 1, 1 << 24, &o->steps)) return 2; break;
+    case 'b': if (cli_int(cmd, "--batch", optarg, 1, 1 << 16, &o->batch)) return 2; break;
+    case 5: if (cli_float(cmd, "--lr", optarg, 0, 10, &o->lr)) return 2; break;
+    case 6: if (cli_float(cmd, "--kl", optarg, 0, 1000, &o->kl)) return 2; break;
+    case 7: if (cli_float(cmd, "--clip", optarg, 0, 1e9, &o->clip)) return 2; break;
+    case 8: if (cli_float(cmd, "--beta1", optarg, 0, 0.999999, &o->beta1)) return 2; break;
+    case 9: if (cli_float(cmd, "--beta2", optarg, 0, 0.999999, &o->beta2)) return 2; break;
+    case 10: if (cli_float(cmd, "--p-init", optarg, -100, 100, &o->p_init)) return 2; break;
+    case 11:
+        if (cli_float(cmd, "--max-mult", optarg, 1e-3, 1000, &o->max_mult)) return 2;
+        break;
+    case 't': if (cli_float(cmd, "--temperature", optarg, 1e-3, 100, &o->temp)) return 2; break;
+    case 12:
+        if (cli_int(cmd, "--max-tokens", optarg, 1, 1 << 16, &o->max_tokens)) return 2;
+        break;
+    case 13:
+        if (cli_int(cmd, "--eval-every", optarg, 0, 1 << 24, &o->eval_every)) return 2;
+        break;
+    case 14: if (cli_int(cmd, "--val-n", optarg, 1, 1 << 20, &o->val_n)) return 2; break;
+    case 15: if (cli_int(cmd, "--train-n", optarg, 1, 1 << 22, &o->train_n)) return 2; break;
+    case 16: o->all_questions = 1; break;
+    case 17: if (cli_int(cmd, "--lora", optarg, 1, 4096, &o->lora)) return 2; break;
+    case 18:
+        if (cli_float(cmd, "--lora-alpha", optarg, 1e-6, 1e6, &o->lora_alpha)) return 2;
+        break;
+    case 's': if (cli_u64(cmd, "--seed", optarg, &o->seed)) return 2; break;
+    case 'j':
+        if (cli_int(cmd, "--threads", optarg, 1, T2_POOL_MAX_THREADS, &o->threads)) return 2;
+        break;
+    case 19: o->data = optarg; break;
+    case 20: o->csv = optarg; break;
+    case 21: o->svg = optarg; break;
+    case 22: if (cli_int(cmd, "--log-every", optarg, 1, 1 << 24, &o->log_every)) return 2; break;
+    case 'h': fputs(svf_help, stdout); return 0;
+    default: return cli_usage_error(cmd, "bad option");
     }
+    return -1;
+}
+
+/* The command line into o: -1 to go on, else the exit status. */
+static int svf_parse(int argc, char **argv, svf_opts *o) {
+    const char *cmd = "svf";
+    *o = (svf_opts){.steps = 200, .batch = 64, .eval_every = 10, .val_n = 200, .train_n = 4000,
+                    .lr = 2e-3f, .clip = 1.0f, .beta1 = 0.9f, .beta2 = 0.999f, .p_init = 0.1f,
+                    .max_mult = 1.0f, .temp = 1.0f, .seed = 1, .targets_s = "mlp"};
+    int c, r;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:z:o:n:b:t:s:j:h", svf_long_opts, NULL)) != -1)
+        if ((r = svf_opt(o, c)) >= 0) return r;
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!o.model) return cli_usage_error(cmd, "no model: give -m MODEL");
-    if (!o.task) return cli_usage_error(cmd, "no task: give --task FAMILY (t2 tasks list)");
-    const t2_task_family *fam = t2_task_family_find(o.task);
-    if (!fam) return cli_usage_error(cmd, "--task: unknown family '%s' (t2 tasks list)", o.task);
-    if (!o.out) return cli_usage_error(cmd, "no output: give -o OUT.gguf");
-    if (!o.factors && !o.lora)
+    if (!o->model) return cli_usage_error(cmd, "no model: give -m MODEL");
+    if (!o->task) return cli_usage_error(cmd, "no task: give --task FAMILY (t2 tasks list)");
+    const t2_task_family *fam = t2_task_family_find(o->task);
+    if (!fam) return cli_usage_error(cmd, "--task: unknown family '%s' (t2 tasks list)", o->task);
+    if (!o->out) return cli_usage_error(cmd, "no output: give -o OUT.gguf");
+    if (!o->factors && !o->lora)
         return cli_usage_error(cmd, "no factors: give --factors F.gguf (t2 decompose)");
     unsigned tg;
-    if (t2_targets_parse(o.targets_s, &tg) < 0)
+    if (t2_targets_parse(o->targets_s, &tg) < 0)
         return cli_usage_error(cmd, "--targets: %s", t2_err_msg());
-    if (!o.max_tokens) o.max_tokens = fam->kind == T2_KIND_REAL ? 256 : 32;
+    if (!o->max_tokens) o->max_tokens = fam->kind == T2_KIND_REAL ? 256 : 32;
+    return -1;
+}
 
+/* Everything a training run holds, from set-up to the output. */
+typedef struct {
+    const svf_opts *o;
+    int rank, nranks, threads, is_tty, log_every;
+    unsigned targets;
+    int share_lo, share, max_T; /* the rank's share of the global batch: [share_lo, +share) */
+    t2_model *m;
+    t2_tokenizer *tok;
+    t2_pool *pool;
+    learner L;
+    float *params, *g; /* the trainable values and their gradients (ng) */
+    size_t ng;
+    item_list train, val;
+    int *in, *tgt, *cor; /* (share, max_T) tokens of a batch, (share) rewards */
+    float *wts, *ref;    /* (share, max_T) weights, KL reference probabilities */
+    size_t *pick;        /* (batch) items of the global draw */
+    t2_gen_result *res;  /* (share) rollouts */
+    t2_teval_params gp, gv; /* rollouts, validation */
+    t2_adamw_opts ao;
+    t2_rand rng;
+    FILE *csv; /* rank 0: the log */
+    char *csv_path, *svg_path;
+    svf_row *rows;
+    int n_rows;
+    double t_run, best_val, val_acc;
+    int best_step, step, stopped;
+    int64_t gen_total;
+} svf_run;
+
+/* The threads, the model and a trainer for the rank's share of the batch. */
+static int svf_load(svf_run *s) {
+    const svf_opts *o = s->o;
+    int rc;
+    s->threads = o->threads ? o->threads : t2_nproc() / s->nranks;
+    if (s->threads < 1) s->threads = 1;
+    if (t2_pool_new(&s->pool, s->threads) < 0) return t2_err_set(T2_ENOMEM, "out of memory");
+    if ((rc = t2_model_load(&s->m, o->model)) < 0 ||
+        (rc = t2_model_load_tokenizer(&s->tok, s->m, o->tok)) < 0)
+        return rc;
+    s->share_lo = (int)((int64_t)o->batch * s->rank / s->nranks);
+    s->share = (int)((int64_t)o->batch * (s->rank + 1) / s->nranks) - s->share_lo;
+    s->max_T = s->m->cfg.seq_len;
+    return t2_train_from_model(&s->L.tr, s->m, s->share, s->max_T);
+}
+
+/* SVF mode: the factors of the targets, the trainer's SVF mode and the expert it trains. */
+static int svf_enable(svf_run *s) {
+    const svf_opts *o = s->o;
+    const t2_config *cfg = &s->m->cfg;
+    learner *L = &s->L;
+    int rc;
+    if ((rc = t2_factors_load(&L->f, o->factors, s->m)) < 0) return rc;
+    if (s->targets & ~L->f->targets) {
+        char a[128], b[128];
+        return t2_err_set(T2_EINVAL, "--targets %s: the factors %s hold only %s",
+                          t2_targets_str(s->targets, a, sizeof a), o->factors,
+                          t2_targets_str(L->f->targets, b, sizeof b));
+    }
+    int nt = 0;
+    for (int l = 0; l < cfg->n_layers; l++)
+        for (int k = 0; k < T2_N_TARGETS; k++) nt += !!(s->targets & (1u << k));
+    if (!(L->sf = calloc((size_t)nt, sizeof *L->sf))) return t2_err_set(T2_ENOMEM, "out of memory");
+    int i = 0;
+    for (int l = 0; l < cfg->n_layers; l++)
+        for (int k = 0; k < T2_N_TARGETS; k++) {
+            if (!(s->targets & (1u << k))) continue;
+            const t2_svd *d = t2_factors_get(L->f, l, k);
+            L->sf[i++] = (t2_svf_factors){l, k, d->rows, d->cols, d->rank, d->U, d->S, d->Vt};
+        }
+    t2_svf_opts so;
+    t2_svf_opts_default(&so);
+    so.targets = s->targets;
+    so.max_mult = o->max_mult;
+    so.p_init = o->p_init;
+    if ((rc = t2_train_svf_enable(L->tr, &so, L->sf, nt)) < 0) return rc;
+    const char *name = o->name ? o->name : o->task;
+    return t2_expert_init(&L->e, L->f, s->targets, name, o->task, o->p_init, 0, 0, o->max_mult);
+}
+
+/* The learner (LoRA or SVF), its reference copies, the items and the batch buffers. */
+static int svf_setup(svf_run *s) {
+    const svf_opts *o = s->o;
+    learner *L = &s->L;
+    int rc;
+    if (o->lora) rc = t2_lora_new(&L->lora, L->tr, s->targets, o->lora, o->lora_alpha, o->seed);
+    else rc = svf_enable(s);
+    if (rc < 0) return rc;
+    s->params = trainable(L, &L->n);
+    s->g = grads(L, &s->ng);
+    if (!(L->saved = malloc(L->n * sizeof(float))) || !(L->best = malloc(L->n * sizeof(float))) ||
+        !(L->base_p = malloc(L->n * sizeof(float))))
+        return t2_err_set(T2_ENOMEM, "out of memory");
+    memcpy(L->base_p, s->params, L->n * sizeof(float)); /* uniform p / LoRA B = 0: the base */
+    memcpy(L->best, s->params, L->n * sizeof(float));
+    const int real = t2_task_family_find(o->task)->kind == T2_KIND_REAL;
+    if ((rc = items_open(&s->train, o, T2_SPLIT_TRAIN, T2_SPLIT_TRAIN, real ? 0 : o->train_n)) < 0)
+        return t2_err_prefix(rc, "training items");
+    if ((rc = items_open(&s->val, o, T2_SPLIT_VALIDATION, T2_SPLIT_TEST, o->val_n)) < 0)
+        return t2_err_prefix(rc, "validation items");
+    if (s->val.n > o->val_n) s->val.n = o->val_n;
+    size_t cap_tok = (size_t)s->share * s->max_T;
+    s->in = malloc(cap_tok * sizeof(int));
+    s->tgt = malloc(cap_tok * sizeof(int));
+    s->wts = malloc(cap_tok * sizeof(float));
+    s->cor = malloc((size_t)s->share * sizeof(int));
+    s->pick = malloc((size_t)o->batch * sizeof *s->pick);
+    s->res = calloc((size_t)s->share, sizeof *s->res);
+    if (o->kl > 0) s->ref = malloc(cap_tok * (size_t)s->m->cfg.vocab_size * sizeof(float));
+    if (!s->in || !s->tgt || !s->wts || !s->cor || !s->pick || !s->res || (o->kl > 0 && !s->ref))
+        return t2_err_set(T2_ENOMEM, "out of memory");
+    t2_teval_params_default(&s->gp);
+    s->gp.max_tokens = o->max_tokens;
+    s->gp.temperature = o->temp;
+    s->gp.batch = s->share < T2_MAX_SEQS ? s->share : T2_MAX_SEQS;
+    s->gp.score_threads = s->threads;
+    s->gv = s->gp;
+    s->gv.batch = 32;
+    return 0;
+}
+
+/* Rank 0: the log's and plot's paths, the log's header and the run's description. */
+static int svf_log_open(svf_run *s) {
+    const svf_opts *o = s->o;
+    size_t ol = strlen(o->out);
+    s->csv_path = malloc(ol + 8);
+    s->svg_path = malloc(ol + 8);
+    if (!s->csv_path || !s->svg_path) return t2_err_set(T2_ENOMEM, "out of memory");
+    snprintf(s->csv_path, ol + 8, "%s.csv", o->out);
+    snprintf(s->svg_path, ol + 8, "%s.svg", o->out);
+    if (o->csv) {
+        free(s->csv_path);
+        s->csv_path = strdup(o->csv);
+    }
+    if (o->svg) {
+        free(s->svg_path);
+        s->svg_path = strdup(o->svg);
+    }
+    if (!s->csv_path || !s->svg_path) return t2_err_set(T2_ENOMEM, "out of memory");
+    if (!(s->csv = fopen(s->csv_path, "w")))
+        return t2_err_set(T2_EIO, "%s: cannot write: %s", s->csv_path, strerror(errno));
+    fprintf(s->csv, "step,reward,train_acc,loss,kl,grad_norm,val_acc,tokens_per_s,elapsed\n");
+    char ts[128];
+    char what[160];
+    if (o->lora)
+        snprintf(what, sizeof what, "rank-%d LoRA adapters on the %s matrices", o->lora,
+                 t2_targets_str(s->targets, ts, sizeof ts));
+    else
+        snprintf(what, sizeof what, "SVF expert: singular-value scales of the %s matrices",
+                 t2_targets_str(s->targets, ts, sizeof ts));
+    fprintf(stderr, "t2 svf: %s: %s, %zu trainable numbers; %d train / %d validation items; "
+            "%d rank%s x %d thread%s, batch %d, lr %g, kl %g, clip %g, temperature %g, "
+            "seed %llu\n", o->task, what, s->L.n, s->train.n, s->val.n, s->nranks,
+            s->nranks > 1 ? "s" : "", s->threads, s->threads > 1 ? "s" : "", o->batch,
+            (double)o->lr, (double)o->kl, (double)o->clip, (double)o->temp,
+            (unsigned long long)o->seed);
+    return 0;
+}
+
+/* Step 0: the base model's validation accuracy, the first row of the log. */
+static int svf_step0(svf_run *s) {
+    int rc = validate(&s->L, s->m, s->tok, s->pool, &s->val, &s->gv, s->rank, s->nranks,
+                      &s->best_val);
+    if (rc < 0 || s->rank) return rc;
+    svf_row r = {0, NAN, NAN, NAN, NAN, NAN, s->best_val, 0, t2_now() - s->t_run};
+    fprintf(stderr, "t2 svf: step 0 (base): validation accuracy %.4f\n", s->best_val);
+    csv_row(s->csv, &r);
+    s->rows = malloc(sizeof *s->rows * (size_t)(s->o->steps + 2));
+    if (!s->rows) return t2_err_set(T2_ENOMEM, "out of memory");
+    s->rows[s->n_rows++] = r;
+    return 0;
+}
+
+/* The rollouts of a step: the same global draw on every rank, the rank's share sampled and
+ * scored, then the batch (inputs tokens[0..len-1), targets the answer tokens, weight = the
+ * reward) of T tokens a sequence. */
+static int svf_rollout(svf_run *s, int *T_out, int64_t *gen_tok, int *correct) {
+    const svf_opts *o = s->o;
+    const item_list *train = &s->train;
+    for (int i = 0; i < o->batch; i++) { /* distinct items (each samples by its own seed) */
+        int dup;
+        do {
+            s->pick[i] = train->idx[t2_rand_below(&s->rng, (uint64_t)train->n)];
+            dup = 0;
+            for (int j = 0; j < i && train->n >= o->batch; j++) dup |= s->pick[j] == s->pick[i];
+        } while (dup);
+    }
+    const uint64_t gseed = o->seed * 0x100000001B3ull + (uint64_t)s->step * 0xD1B54A32D192ED03ull;
+    const t2_model *gm;
+    t2_adapt *ad = NULL;
+    int rc = current_policy(&s->L, s->m, s->pool, &gm, &ad);
+    if (rc == 0)
+        rc = gen_score(gm, s->tok, s->pool, ad, train->set, s->pick + s->share_lo, s->share,
+                       &s->gp, gseed, s->res, s->cor);
+    t2_adapt_release(&ad);
+    if (rc < 0) return rc;
+    int T = 1;
+    *gen_tok = 0;
+    for (int b = 0; b < s->share; b++) {
+        int len = s->res[b].n_prompt + s->res[b].n_gen - 1;
+        if (len > T) T = len;
+        *gen_tok += s->res[b].n_gen;
+    }
+    if (T > s->max_T) T = s->max_T;
+    *correct = 0;
+    for (int b = 0; b < s->share; b++) {
+        const t2_gen_result *r = &s->res[b];
+        const float reward = s->cor[b] ? 1.0f : -1.0f;
+        *correct += s->cor[b];
+        for (int t = 0; t < T; t++) {
+            size_t at = (size_t)b * T + t;
+            int have = !r->error && t + 1 < r->n_prompt + r->n_gen;
+            s->in[at] = have ? r->tokens[t] : 0;
+            s->tgt[at] = have && t + 1 >= r->n_prompt ? r->tokens[t + 1] : -1;
+            s->wts[at] = reward;
+        }
+    }
+    t2_gen_results_free(s->res, s->share);
+    *T_out = T;
+    return 0;
+}
+
+/* The gradient of the batch's loss (and, with --kl, the KL to the base weights' output). */
+static int svf_backprop(svf_run *s, int T, float *loss, double *kl) {
+    const svf_opts *o = s->o;
+    learner *L = &s->L;
+    int rc;
+    if (L->lora) {
+        t2_lora_zero_grad(L->lora);
+        t2_train_zero_grad(L->tr);
+    } else {
+        t2_train_zero_grad(L->tr);
+    }
+    if (o->kl > 0) { /* the reference: the same batch through the base weights */
+        memcpy(L->saved, s->params, L->n * sizeof(float));
+        memcpy(s->params, L->base_p, L->n * sizeof(float));
+        if (L->lora) t2_lora_apply(L->lora, s->pool);
+        if ((rc = t2_train_forward(L->tr, s->pool, s->in, s->tgt, s->wts, s->share, T,
+                                   (float)o->batch, NULL)) < 0)
+            return rc;
+        memcpy(s->ref, t2_train_probs(L->tr),
+               (size_t)s->share * T * s->m->cfg.vocab_size * sizeof(float));
+        memcpy(s->params, L->saved, L->n * sizeof(float));
+        if (L->lora) t2_lora_apply(L->lora, s->pool);
+    }
+    if ((rc = t2_train_forward(L->tr, s->pool, s->in, s->tgt, s->wts, s->share, T,
+                               (float)o->batch, loss)) < 0 ||
+        (o->kl > 0 && (rc = t2_train_set_kl(L->tr, s->ref, o->kl, kl)) < 0) ||
+        (rc = t2_train_backward(L->tr, s->pool)) < 0)
+        return rc;
+    if (L->lora) t2_lora_grads(L->lora, s->pool);
+    return 0;
+}
+
+/* Rank 0: the step's row in the log and its progress line. */
+static void svf_log_step(svf_run *s, const double sum[5], float gnorm, double t0) {
+    const svf_opts *o = s->o;
+    const int step = s->step;
+    double now = t2_now(), dt = now - t0;
+    svf_row r = {step, (2.0 * sum[2] - o->batch) / o->batch, sum[2] / o->batch, sum[0],
+                 sum[1], gnorm, s->val_acc, sum[3] / (dt > 0 ? dt : 1e-9), now - s->t_run};
+    csv_row(s->csv, &r);
+    fflush(s->csv);
+    s->rows[s->n_rows++] = r;
+    char eta[32], vs[32] = "";
+    cli_fmt_time(eta, sizeof eta, (now - s->t_run) / step * (o->steps - step));
+    if (isfinite(s->val_acc)) snprintf(vs, sizeof vs, "  val %.3f", s->val_acc);
+    if (s->is_tty) {
+        fprintf(stderr, "\r\033[Kstep %d/%d  reward %+.3f  train acc %.3f%s  best %.3f@%d  "
+                "|g| %.3f  ETA %s", step, o->steps, r.reward, r.acc, vs, s->best_val,
+                s->best_step, gnorm, eta);
+        if (isfinite(s->val_acc) || step == o->steps) fputc('\n', stderr);
+    } else if (step % s->log_every == 0 || step == o->steps || step == 1 ||
+               isfinite(s->val_acc)) {
+        fprintf(stderr, "t2 svf: step %d/%d reward %+.3f train_acc %.3f%s best %.3f@%d "
+                "loss %.4f kl %.4g grad_norm %.3f ETA %s\n", step, o->steps, r.reward,
+                r.acc, vs, s->best_val, s->best_step, r.loss, r.kl, gnorm, eta);
+    }
+}
+
+/* One optimiser step: rollouts, gradient summed over the ranks, clip, update, and validation
+ * when due (keeping the best parameters). */
+static int svf_step(svf_run *s) {
+    const svf_opts *o = s->o;
+    learner *L = &s->L;
+    double t0 = t2_now(), kl = 0;
+    int T, correct, rc;
+    int64_t gen_tok;
+    float loss = 0;
+    if ((rc = svf_rollout(s, &T, &gen_tok, &correct)) < 0 ||
+        (rc = svf_backprop(s, T, &loss, &kl)) < 0)
+        return t2_err_prefix(rc, "step %d", s->step + 1);
+    double red[5] = {loss + o->kl * kl, kl, correct, (double)gen_tok, g_stop ? 1 : 0}, sum[5];
+    MPI_Allreduce(red, sum, 5, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    if (s->nranks > 1)
+        MPI_Allreduce(MPI_IN_PLACE, s->g, (int)s->ng, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    float gnorm;
+    if (L->lora) {
+        gnorm = t2_lora_clip_grad(L->lora, o->clip);
+        t2_lora_update(L->lora, o->lr, &s->ao);
+        t2_lora_apply(L->lora, s->pool);
+    } else {
+        gnorm = t2_train_clip_grad(L->tr, o->clip);
+        if ((rc = t2_train_update(L->tr, o->lr, &s->ao)) < 0) return rc;
+    }
+    s->step++;
+    s->gen_total += (int64_t)sum[3];
+    s->stopped = sum[4] > 0;
+    s->val_acc = NAN;
+    if ((o->eval_every && s->step % o->eval_every == 0) || s->step == o->steps || s->stopped) {
+        if ((rc = validate(L, s->m, s->tok, s->pool, &s->val, &s->gv, s->rank, s->nranks,
+                           &s->val_acc)) < 0)
+            return rc;
+        if (s->val_acc > s->best_val) {
+            s->best_val = s->val_acc;
+            s->best_step = s->step;
+            memcpy(L->best, s->params, L->n * sizeof(float));
+        }
+    }
+    if (s->rank == 0) svf_log_step(s, sum, gnorm, t0);
+    return 0;
+}
+
+/* Rank 0: the best parameters written (the merged model with LoRA, else the expert with the
+ * training record), the plot and the closing line. */
+static int svf_write(svf_run *s) {
+    const svf_opts *o = s->o;
+    learner *L = &s->L;
+    char rec[512], ts[128];
+    snprintf(rec, sizeof rec, "t2 svf --task %s: REINFORCE, %d of %d steps, batch %d, lr %g, "
+             "kl %g, clip %g, temperature %g, Adam(%g, %g), p_init %g, seed %llu, %d rank%s; "
+             "best validation accuracy %.4f at step %d (base %.4f, %d items)", o->task, s->step,
+             o->steps, o->batch, (double)o->lr, (double)o->kl, (double)o->clip,
+             (double)o->temp, (double)o->beta1, (double)o->beta2, (double)o->p_init,
+             (unsigned long long)o->seed, s->nranks, s->nranks > 1 ? "s" : "", s->best_val,
+             s->best_step, s->rows[0].val, s->val.n);
+    int rc;
+    if (L->lora) {
+        t2_lora_apply(L->lora, s->pool);
+        char name[128];
+        snprintf(name, sizeof name, "lora-%d-%s", o->lora, o->task);
+        if ((rc = t2_model_save_gguf(t2_train_model_view(L->tr), s->tok, T2_F32, name,
+                                     o->out)) < 0)
+            return rc;
+    } else {
+        sync_expert(L);
+        free(L->e->training);
+        L->e->training = strdup(rec);
+        if (!L->e->training) return t2_err_set(T2_ENOMEM, "out of memory");
+        if ((rc = t2_expert_save(L->e, o->out)) < 0) return rc;
+    }
+    fclose(s->csv);
+    s->csv = NULL;
+    char title[256];
+    snprintf(title, sizeof title, "t2 svf --task %s (%s, %s)", o->task,
+             o->lora ? "LoRA" : "SVF", t2_targets_str(s->targets, ts, sizeof ts));
+    if (write_plot(s->svg_path, s->rows, s->n_rows, title) < 0)
+        fprintf(stderr, "t2 svf: plot: %s\n", t2_err_msg());
+    fprintf(stderr, "t2 svf: wrote %s (best validation accuracy %.4f at step %d; base %.4f)%s; "
+            "log %s, plot %s; %lld tokens sampled in %.1f s\n", o->out, s->best_val,
+            s->best_step, s->rows[0].val, s->best_step == 0 ? " - no step beat the base model, "
+            "so the output leaves it unchanged" : "", s->csv_path, s->svg_path,
+            (long long)s->gen_total, t2_now() - s->t_run);
+    return 0;
+}
+
+static void svf_run_free(svf_run *s) {
+    if (s->csv) fclose(s->csv);
+    free(s->rows);
+    free(s->csv_path);
+    free(s->svg_path);
+    free(s->in);
+    free(s->tgt);
+    free(s->wts);
+    free(s->cor);
+    free(s->pick);
+    free(s->res);
+    free(s->ref);
+    items_free(&s->train);
+    items_free(&s->val);
+    free(s->L.saved);
+    free(s->L.best);
+    free(s->L.base_p);
+    free(s->L.sf);
+    t2_expert_destroy(&s->L.e);
+    t2_lora_destroy(&s->L.lora);
+    t2_train_destroy(&s->L.tr);
+    t2_factors_destroy(&s->L.f);
+    t2_pool_destroy(&s->pool);
+    t2_tok_destroy(&s->tok);
+    t2_model_destroy(&s->m);
+}
+
+/* Set up, train (until --steps or a signal), write the best: 0, 130 when interrupted, or < 0
+ * with the message set (t2_cmd_svf stops every rank). */
+static int svf_train(svf_run *s) {
+    const svf_opts *o = s->o;
+    int rc;
+    if ((rc = svf_load(s)) < 0 || (rc = svf_setup(s)) < 0) return rc;
+    if (s->rank == 0 && (rc = svf_log_open(s)) < 0) return rc;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    s->ao = (t2_adamw_opts){o->beta1, o->beta2, 1e-8f, 0.0f};
+    t2_rand_seed(&s->rng, o->seed);
+    s->log_every = o->log_every ? o->log_every : (o->steps >= 20 ? o->steps / 20 : 1);
+    s->t_run = t2_now();
+    s->best_val = -1.0;
+    s->val_acc = NAN;
+    if ((rc = svf_step0(s)) < 0) return rc;
+    while (s->step < o->steps && !s->stopped)
+        if ((rc = svf_step(s)) < 0) return rc;
+    if (s->stopped && s->rank == 0) fprintf(stderr, "t2 svf: interrupted at step %d\n", s->step);
+    memcpy(s->params, s->L.best, s->L.n * sizeof(float));
+    if (s->rank == 0 && (rc = svf_write(s)) < 0) return rc;
+    return s->stopped ? 130 : 0;
+}
+
+int t2_cmd_svf(int argc, char **argv) {
+    svf_opts o;
+    int rc = svf_parse(argc, argv, &o);
+    if (rc >= 0) return rc;
     int rank = 0, nranks = 1, inited = 0;
     MPI_Initialized(&inited);
     if (!inited && MPI_Init(NULL, NULL) != MPI_SUCCESS) {
@@ -417,348 +849,20 @@ int t2_cmd_svf(int argc, char **argv) {
     }
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &nranks);
-    g_nranks = nranks;
     if (o.batch < nranks) {
         if (rank == 0)
             fprintf(stderr, "t2 svf: --batch %d is smaller than the %d ranks\n", o.batch, nranks);
         MPI_Finalize();
         return 2;
     }
-    int rc = run_svf(&o, rank, nranks);
+    svf_run s = {.o = &o, .rank = rank, .nranks = nranks, .is_tty = isatty(2)};
+    t2_targets_parse(o.targets_s, &s.targets);
+    rc = svf_train(&s);
+    if (rc < 0) {
+        fail_all_ranks(rank, nranks, t2_err_msg()); /* returns only to a single process */
+        rc = 1;
+    }
+    svf_run_free(&s);
     MPI_Finalize();
-    return rc;
-}
-
-static int run_svf(const svf_opts *o, int rank, int nranks) {
-    t2_model *m = NULL;
-    t2_tokenizer *tok = NULL;
-    t2_pool *pool = NULL;
-    learner L = {0};
-    item_list train = {0}, val = {0};
-    FILE *csv = NULL;
-    svf_row *rows = NULL;
-    int n_rows = 0, rc = 1;
-    char *csv_path = NULL, *svg_path = NULL;
-    int *in = NULL, *tgt = NULL, *cor = NULL;
-    size_t *pick = NULL;
-    float *wts = NULL, *ref = NULL;
-    t2_gen_result *res = NULL;
-    const int is_tty = isatty(2);
-    const t2_task_family *fam = t2_task_family_find(o->task);
-    const int real = fam->kind == T2_KIND_REAL;
-    unsigned targets;
-    t2_targets_parse(o->targets_s, &targets);
-    char msg[600];
-#define FAIL(...)                                          \
-    do {                                                   \
-        snprintf(msg, sizeof msg, __VA_ARGS__);            \
-        die(rank, msg);                                    \
-    } while (0)
-
-    int threads = o->threads ? o->threads : t2_nproc() / nranks;
-    if (threads < 1) threads = 1;
-    if (!(pool = t2_pool_new(threads))) FAIL("out of memory");
-    if (t2_model_load(&m, o->model) < 0 || t2_model_load_tokenizer(&tok, m, o->tok) < 0)
-        FAIL("%s", t2_err_msg());
-    const t2_config *cfg = &m->cfg;
-    /* the share of the global batch of each rank: [share_lo, share_lo + share) */
-    const int share_lo = (int)((int64_t)o->batch * rank / nranks);
-    const int share = (int)((int64_t)o->batch * (rank + 1) / nranks) - share_lo;
-    const int max_T = cfg->seq_len;
-    if (t2_train_from_model(&L.tr, m, share, max_T) < 0) FAIL("%s", t2_err_msg());
-    if (o->lora) {
-        if (t2_lora_new(&L.lora, L.tr, targets, o->lora, o->lora_alpha, o->seed) < 0)
-            FAIL("%s", t2_err_msg());
-    } else {
-        if (t2_factors_load(&L.f, o->factors, m) < 0) FAIL("%s", t2_err_msg());
-        if (targets & ~L.f->targets) {
-            char a[128], b[128];
-            FAIL("--targets %s: the factors %s hold only %s", t2_targets_str(targets, a, sizeof a),
-                 o->factors, t2_targets_str(L.f->targets, b, sizeof b));
-        }
-        int nt = 0;
-        for (int l = 0; l < cfg->n_layers; l++)
-            for (int k = 0; k < T2_N_TARGETS; k++) nt += !!(targets & (1u << k));
-        if (!(L.sf = calloc((size_t)nt, sizeof *L.sf))) FAIL("out of memory");
-        int i = 0;
-        for (int l = 0; l < cfg->n_layers; l++)
-            for (int k = 0; k < T2_N_TARGETS; k++) {
-                if (!(targets & (1u << k))) continue;
-                const t2_svd *d = t2_factors_get(L.f, l, k);
-                L.sf[i++] = (t2_svf_factors){l, k, d->rows, d->cols, d->rank, d->U, d->S, d->Vt};
-            }
-        t2_svf_opts so;
-        t2_svf_opts_default(&so);
-        so.targets = targets;
-        so.max_mult = o->max_mult;
-        so.p_init = o->p_init;
-        if (t2_train_svf_enable(L.tr, &so, L.sf, nt) < 0) FAIL("%s", t2_err_msg());
-        const char *name = o->name ? o->name : o->task;
-        if (t2_expert_init(&L.e, L.f, targets, name, o->task, o->p_init, 0, 0, o->max_mult) < 0)
-            FAIL("%s", t2_err_msg());
-    }
-    float *params = trainable(&L, &L.n);
-    size_t ng;
-    float *g = grads(&L, &ng);
-    if (!(L.saved = malloc(L.n * sizeof(float))) || !(L.best = malloc(L.n * sizeof(float))) ||
-        !(L.base_p = malloc(L.n * sizeof(float))))
-        FAIL("out of memory");
-    memcpy(L.base_p, params, L.n * sizeof(float)); /* uniform p / LoRA B = 0: the base model */
-    memcpy(L.best, params, L.n * sizeof(float));
-
-    if (items_open(&train, o, T2_SPLIT_TRAIN, T2_SPLIT_TRAIN, real ? 0 : o->train_n) < 0)
-        FAIL("training items: %s", t2_err_msg());
-    if (items_open(&val, o, T2_SPLIT_VALIDATION, T2_SPLIT_TEST, o->val_n) < 0)
-        FAIL("validation items: %s", t2_err_msg());
-    if (val.n > o->val_n) val.n = o->val_n;
-
-    size_t cap_tok = (size_t)share * max_T;
-    in = malloc(cap_tok * sizeof(int));
-    tgt = malloc(cap_tok * sizeof(int));
-    wts = malloc(cap_tok * sizeof(float));
-    cor = malloc((size_t)share * sizeof(int));
-    pick = malloc((size_t)o->batch * sizeof *pick);
-    res = calloc((size_t)share, sizeof *res);
-    if (o->kl > 0) ref = malloc(cap_tok * (size_t)cfg->vocab_size * sizeof(float));
-    if (!in || !tgt || !wts || !cor || !pick || !res || (o->kl > 0 && !ref)) FAIL("out of memory");
-
-    t2_teval_params gp;
-    t2_teval_params_default(&gp);
-    gp.max_tokens = o->max_tokens;
-    gp.temperature = o->temp;
-    gp.batch = share < T2_GEN_MAX_BATCH ? share : T2_GEN_MAX_BATCH;
-    gp.score_threads = threads;
-    t2_teval_params gv = gp;
-    gv.batch = 32;
-
-    if (rank == 0) {
-        size_t ol = strlen(o->out);
-        csv_path = malloc(ol + 8);
-        svg_path = malloc(ol + 8);
-        if (!csv_path || !svg_path) FAIL("out of memory");
-        snprintf(csv_path, ol + 8, "%s.csv", o->out);
-        snprintf(svg_path, ol + 8, "%s.svg", o->out);
-        if (o->csv) {
-            free(csv_path);
-            csv_path = strdup(o->csv);
-        }
-        if (o->svg) {
-            free(svg_path);
-            svg_path = strdup(o->svg);
-        }
-        if (!csv_path || !svg_path) FAIL("out of memory");
-        if (!(csv = fopen(csv_path, "w"))) FAIL("%s: cannot write: %s", csv_path, strerror(errno));
-        fprintf(csv, "step,reward,train_acc,loss,kl,grad_norm,val_acc,tokens_per_s,elapsed\n");
-        char ts[128];
-        char what[160];
-        if (o->lora)
-            snprintf(what, sizeof what, "rank-%d LoRA adapters on the %s matrices", o->lora,
-                     t2_targets_str(targets, ts, sizeof ts));
-        else
-            snprintf(what, sizeof what, "SVF expert: singular-value scales of the %s matrices",
-                     t2_targets_str(targets, ts, sizeof ts));
-        fprintf(stderr, "t2 svf: %s: %s, %zu trainable numbers; %d train / %d validation items; "
-                "%d rank%s x %d thread%s, batch %d, lr %g, kl %g, clip %g, temperature %g, "
-                "seed %llu\n", o->task, what, L.n, train.n, val.n, nranks, nranks > 1 ? "s" : "",
-                threads, threads > 1 ? "s" : "", o->batch, (double)o->lr, (double)o->kl,
-                (double)o->clip, (double)o->temp, (unsigned long long)o->seed);
-    }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-
-    t2_adamw_opts ao = {o->beta1, o->beta2, 1e-8f, 0.0f};
-    t2_rand rng;
-    t2_rand_seed(&rng, o->seed);
-    const int log_every = o->log_every ? o->log_every : (o->steps >= 20 ? o->steps / 20 : 1);
-    double t_run = t2_now(), best_val = -1.0, val_acc = NAN;
-    int best_step = 0, step = 0, stopped = 0;
-    int64_t gen_total = 0;
-
-    /* step 0: the base model */
-    best_val = validate(&L, m, tok, pool, &val, &gv, rank, nranks);
-    if (rank == 0) {
-        svf_row r = {0, NAN, NAN, NAN, NAN, NAN, best_val, 0, t2_now() - t_run};
-        fprintf(stderr, "t2 svf: step 0 (base): validation accuracy %.4f\n", best_val);
-        csv_row(csv, &r);
-        rows = malloc(sizeof *rows * (size_t)(o->steps + 2));
-        if (!rows) FAIL("out of memory");
-        rows[n_rows++] = r;
-    }
-    while (step < o->steps && !stopped) {
-        double t0 = t2_now();
-        /* the same global draw on every rank */
-        for (int i = 0; i < o->batch; i++) { /* distinct items (each samples by its own seed) */
-            int dup;
-            do {
-                pick[i] = train.idx[t2_rand_below(&rng, (uint64_t)train.n)];
-                dup = 0;
-                for (int j = 0; j < i && train.n >= o->batch; j++) dup |= pick[j] == pick[i];
-            } while (dup);
-        }
-        const uint64_t gseed = o->seed * 0x100000001B3ull + (uint64_t)step * 0xD1B54A32D192ED03ull;
-        const t2_model *gm;
-        t2_adapt *ad = NULL;
-        if (current_policy(&L, m, pool, &gm, &ad) < 0 ||
-            gen_score(gm, tok, pool, ad, train.set, pick + share_lo, share, &gp, gseed, res,
-                      cor) < 0)
-            FAIL("step %d: %s", step + 1, t2_err_msg());
-        t2_adapt_release(&ad);
-        /* the batch: inputs tokens[0..len-1), targets the answer tokens, weight = reward */
-        int T = 1;
-        int64_t gen_tok = 0;
-        for (int b = 0; b < share; b++) {
-            int len = res[b].n_prompt + res[b].n_gen - 1;
-            if (len > T) T = len;
-            gen_tok += res[b].n_gen;
-        }
-        if (T > max_T) T = max_T;
-        int correct = 0;
-        for (int b = 0; b < share; b++) {
-            const t2_gen_result *r = &res[b];
-            const float reward = cor[b] ? 1.0f : -1.0f;
-            correct += cor[b];
-            for (int t = 0; t < T; t++) {
-                size_t at = (size_t)b * T + t;
-                int have = !r->error && t + 1 < r->n_prompt + r->n_gen;
-                in[at] = have ? r->tokens[t] : 0;
-                tgt[at] = have && t + 1 >= r->n_prompt ? r->tokens[t + 1] : -1;
-                wts[at] = reward;
-            }
-        }
-        t2_gen_results_free(res, share);
-        if (L.lora) {
-            t2_lora_zero_grad(L.lora);
-            t2_train_zero_grad(L.tr);
-        } else {
-            t2_train_zero_grad(L.tr);
-        }
-        double kl = 0;
-        float loss = 0;
-        if (o->kl > 0) { /* the reference: the same batch through the base weights */
-            memcpy(L.saved, params, L.n * sizeof(float));
-            memcpy(params, L.base_p, L.n * sizeof(float));
-            if (L.lora) t2_lora_apply(L.lora, pool);
-            if (t2_train_forward(L.tr, pool, in, tgt, wts, share, T, (float)o->batch, NULL) < 0)
-                FAIL("step %d: %s", step + 1, t2_err_msg());
-            memcpy(ref, t2_train_probs(L.tr), (size_t)share * T * cfg->vocab_size * sizeof(float));
-            memcpy(params, L.saved, L.n * sizeof(float));
-            if (L.lora) t2_lora_apply(L.lora, pool);
-        }
-        if (t2_train_forward(L.tr, pool, in, tgt, wts, share, T, (float)o->batch, &loss) < 0 ||
-            (o->kl > 0 && t2_train_set_kl(L.tr, ref, o->kl, &kl) < 0) ||
-            t2_train_backward(L.tr, pool) < 0)
-            FAIL("step %d: %s", step + 1, t2_err_msg());
-        if (L.lora) t2_lora_grads(L.lora, pool);
-        double red[5] = {loss + o->kl * kl, kl, correct, (double)gen_tok, g_stop ? 1 : 0}, sum[5];
-        MPI_Allreduce(red, sum, 5, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-        if (nranks > 1) MPI_Allreduce(MPI_IN_PLACE, g, (int)ng, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-        float gnorm;
-        if (L.lora) {
-            gnorm = t2_lora_clip_grad(L.lora, o->clip);
-            t2_lora_update(L.lora, o->lr, &ao);
-            t2_lora_apply(L.lora, pool);
-        } else {
-            gnorm = t2_train_clip_grad(L.tr, o->clip);
-            if (t2_train_update(L.tr, o->lr, &ao) < 0) FAIL("%s", t2_err_msg());
-        }
-        step++;
-        gen_total += (int64_t)sum[3];
-        stopped = sum[4] > 0;
-        val_acc = NAN;
-        if ((o->eval_every && step % o->eval_every == 0) || step == o->steps || stopped) {
-            val_acc = validate(&L, m, tok, pool, &val, &gv, rank, nranks);
-            if (val_acc > best_val) {
-                best_val = val_acc;
-                best_step = step;
-                memcpy(L.best, params, L.n * sizeof(float));
-            }
-        }
-        if (rank == 0) {
-            double now = t2_now(), dt = now - t0;
-            svf_row r = {step, (2.0 * sum[2] - o->batch) / o->batch, sum[2] / o->batch, sum[0],
-                         sum[1], gnorm, val_acc, sum[3] / (dt > 0 ? dt : 1e-9), now - t_run};
-            csv_row(csv, &r);
-            fflush(csv);
-            rows[n_rows++] = r;
-            char eta[32], vs[32] = "";
-            cli_fmt_time(eta, sizeof eta, (now - t_run) / step * (o->steps - step));
-            if (isfinite(val_acc)) snprintf(vs, sizeof vs, "  val %.3f", val_acc);
-            if (is_tty) {
-                fprintf(stderr, "\r\033[Kstep %d/%d  reward %+.3f  train acc %.3f%s  best %.3f@%d  "
-                        "|g| %.3f  ETA %s", step, o->steps, r.reward, r.acc, vs, best_val,
-                        best_step, gnorm, eta);
-                if (isfinite(val_acc) || step == o->steps) fputc('\n', stderr);
-            } else if (step % log_every == 0 || step == o->steps || step == 1 ||
-                       isfinite(val_acc)) {
-                fprintf(stderr, "t2 svf: step %d/%d reward %+.3f train_acc %.3f%s best %.3f@%d "
-                        "loss %.4f kl %.4g grad_norm %.3f ETA %s\n", step, o->steps, r.reward,
-                        r.acc, vs, best_val, best_step, r.loss, r.kl, gnorm, eta);
-            }
-        }
-    }
-    if (stopped && rank == 0) fprintf(stderr, "t2 svf: interrupted at step %d\n", step);
-
-    /* the best parameters, written by rank 0 */
-    memcpy(params, L.best, L.n * sizeof(float));
-    if (rank == 0) {
-        char rec[512], ts[128];
-        snprintf(rec, sizeof rec, "t2 svf --task %s: REINFORCE, %d of %d steps, batch %d, lr %g, "
-                 "kl %g, clip %g, temperature %g, Adam(%g, %g), p_init %g, seed %llu, %d rank%s; "
-                 "best validation accuracy %.4f at step %d (base %.4f, %d items)", o->task, step,
-                 o->steps, o->batch, (double)o->lr, (double)o->kl, (double)o->clip,
-                 (double)o->temp, (double)o->beta1, (double)o->beta2, (double)o->p_init,
-                 (unsigned long long)o->seed, nranks, nranks > 1 ? "s" : "", best_val, best_step,
-                 rows[0].val, val.n);
-        if (L.lora) {
-            t2_lora_apply(L.lora, pool);
-            char name[128];
-            snprintf(name, sizeof name, "lora-%d-%s", o->lora, o->task);
-            if (t2_model_save_gguf(t2_train_model_view(L.tr), tok, T2_F32, name, o->out) < 0)
-                FAIL("%s", t2_err_msg());
-        } else {
-            sync_expert(&L);
-            free(L.e->training);
-            L.e->training = strdup(rec);
-            if (!L.e->training || t2_expert_save(L.e, o->out) < 0) FAIL("%s", t2_err_msg());
-        }
-        fclose(csv);
-        csv = NULL;
-        char title[256];
-        snprintf(title, sizeof title, "t2 svf --task %s (%s, %s)", o->task,
-                 o->lora ? "LoRA" : "SVF", t2_targets_str(targets, ts, sizeof ts));
-        if (write_plot(svg_path, rows, n_rows, title) < 0)
-            fprintf(stderr, "t2 svf: plot: %s\n", t2_err_msg());
-        fprintf(stderr, "t2 svf: wrote %s (best validation accuracy %.4f at step %d; base %.4f)%s; "
-                "log %s, plot %s; %lld tokens sampled in %.1f s\n", o->out, best_val, best_step,
-                rows[0].val, best_step == 0 ? " - no step beat the base model, so the output "
-                "leaves it unchanged" : "", csv_path, svg_path, (long long)gen_total,
-                t2_now() - t_run);
-    }
-    rc = stopped ? 130 : 0;
-#undef FAIL
-    if (csv) fclose(csv);
-    free(rows);
-    free(csv_path);
-    free(svg_path);
-    free(in);
-    free(tgt);
-    free(wts);
-    free(cor);
-    free(pick);
-    free(res);
-    free(ref);
-    items_free(&train);
-    items_free(&val);
-    free(L.saved);
-    free(L.best);
-    free(L.base_p);
-    free(L.sf);
-    t2_expert_destroy(&L.e);
-    t2_lora_destroy(&L.lora);
-    t2_train_destroy(&L.tr);
-    t2_factors_destroy(&L.f);
-    t2_pool_destroy(&pool);
-    t2_tok_destroy(&tok);
-    t2_model_destroy(&m);
     return rc;
 }

@@ -33,7 +33,7 @@ int cli_strategy_parse(cli_strategy *s, const char *arg) {
 }
 
 static int name_ok(const char *s, size_t n) {
-    if (n > 64) return 0;
+    if (n > T2_NAME_MAX) return 0;
     if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.')) return 0;
     return !memchr(s, '/', n);
 }

@@ -32,11 +32,11 @@ typedef struct cli_strategy {
     cli_strat_kind kind;
     const char *profile_path;                /* profile:FILE */
     const char *classifier;                  /* the classifier expert's name ("classify") */
-    char label_expert[T2_LABEL_COUNT][65];   /* per label; "" = base weights */
+    char label_expert[T2_LABEL_COUNT][T2_NAME_MAX + 1]; /* per label; "" = base weights */
     /* set up by cli_strategy_setup */
     char dir[4096];                          /* where experts are found */
     int n;                                   /* experts loaded */
-    char names[CLI_STRAT_MAX_EXPERTS][65];
+    char names[CLI_STRAT_MAX_EXPERTS][T2_NAME_MAX + 1];
     t2_expert *experts[CLI_STRAT_MAX_EXPERTS];
     t2_adapt *single[CLI_STRAT_MAX_EXPERTS]; /* expert i alone, α = 1 (NULL until needed) */
     const t2_adapt *label_adapt[T2_LABEL_COUNT]; /* borrowed from single[]; NULL = base */

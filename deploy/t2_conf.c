@@ -4,7 +4,9 @@
 
 #include "base/platform.h"
 #include "base/name.h"
+#include "base/pool.h"
 #include "base/t2_err.h"
+#include "base/t2_limits.h"
 
 #include <libconfig.h>
 #include <limits.h>
@@ -268,10 +270,11 @@ static int want_group(const reader *r, const config_setting_t *s, const char *pa
     return 0;
 }
 
+#define CONF_PATH_LEN 256 /* "section.setting" named in a message */
 #define PATHOF(sec, s) (snprintf(path, sizeof path, "%s.%s", sec, config_setting_name(s)), path)
 
 static int read_router(const reader *r, const config_setting_t *g, t2_conf *c) {
-    char path[256];
+    char path[CONF_PATH_LEN];
     int rc = want_group(r, g, "router");
     for (int i = 0; rc == 0 && i < config_setting_length(g); i++) {
         const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
@@ -299,7 +302,7 @@ static int read_router(const reader *r, const config_setting_t *g, t2_conf *c) {
 }
 
 static int read_model(const reader *r, const config_setting_t *g, t2_conf *c) {
-    char path[256];
+    char path[CONF_PATH_LEN];
     int rc = want_group(r, g, "model");
     for (int i = 0; rc == 0 && i < config_setting_length(g); i++) {
         const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
@@ -348,7 +351,7 @@ static int read_services(const reader *r, const config_setting_t *s, const char 
 }
 
 static int read_worker(const reader *r, const config_setting_t *g, t2_conf *c) {
-    char path[256];
+    char path[CONF_PATH_LEN];
     int rc = want_group(r, g, "worker");
     for (int i = 0; rc == 0 && i < config_setting_length(g); i++) {
         const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
@@ -356,11 +359,11 @@ static int read_worker(const reader *r, const config_setting_t *g, t2_conf *c) {
         if (!strcmp(n, "name"))
             rc = get_name(r, s, p, 1, &c->worker.name);
         else if (!strcmp(n, "capacity"))
-            rc = get_int(r, s, p, 1, 256, &c->worker.capacity);
+            rc = get_int(r, s, p, 1, T2_MAX_SEQS, &c->worker.capacity);
         else if (!strcmp(n, "classify_capacity"))
-            rc = get_int(r, s, p, 1, 256, &c->worker.classify_capacity);
+            rc = get_int(r, s, p, 1, T2_MAX_SEQS, &c->worker.classify_capacity);
         else if (!strcmp(n, "threads"))
-            rc = get_int(r, s, p, 1, 256, &c->worker.threads);
+            rc = get_int(r, s, p, 1, T2_POOL_MAX_THREADS, &c->worker.threads);
         else if (!strcmp(n, "batch"))
             rc = get_int(r, s, p, 1, 4096, &c->worker.batch);
         else if (!strcmp(n, "apply"))
@@ -382,13 +385,13 @@ static int read_worker(const reader *r, const config_setting_t *g, t2_conf *c) {
         else
             rc = bad(r, s, p, "unknown setting");
     }
-    if (rc == 0 && c->worker.capacity + c->worker.classify_capacity > 256)
-        rc = bad(r, g, "worker", "capacity + classify_capacity must be at most 256");
+    if (rc == 0 && c->worker.capacity + c->worker.classify_capacity > T2_MAX_SEQS)
+        rc = bad(r, g, "worker", "capacity + classify_capacity must be at most %d", T2_MAX_SEQS);
     return rc;
 }
 
 static int read_labels(const reader *r, const config_setting_t *g, t2_conf *c) {
-    char path[256];
+    char path[CONF_PATH_LEN];
     int rc = want_group(r, g, "dispatcher.labels");
     for (int i = 0; rc == 0 && i < config_setting_length(g); i++) {
         const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
@@ -405,7 +408,7 @@ static int read_labels(const reader *r, const config_setting_t *g, t2_conf *c) {
 }
 
 static int read_dispatcher(const reader *r, const config_setting_t *g, t2_conf *c) {
-    char path[256];
+    char path[CONF_PATH_LEN];
     int rc = want_group(r, g, "dispatcher");
     for (int i = 0; rc == 0 && i < config_setting_length(g); i++) {
         const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
@@ -431,7 +434,7 @@ static int read_dispatcher(const reader *r, const config_setting_t *g, t2_conf *
 }
 
 static int read_client(const reader *r, const config_setting_t *g, t2_conf *c) {
-    char path[256];
+    char path[CONF_PATH_LEN];
     int rc = want_group(r, g, "client");
     for (int i = 0; rc == 0 && i < config_setting_length(g); i++) {
         const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
@@ -513,7 +516,7 @@ static int read_groups(const reader *r, const config_setting_t *l, t2_conf *c) {
         return bad(r, l, "groups", "%d groups, expected 1..%d", n, T2_CONF_MAX_GROUPS);
     for (int i = 0; i < n; i++) {
         const config_setting_t *g = config_setting_get_elem(l, (unsigned)i);
-        char gp[64], path[256];
+        char gp[64], path[CONF_PATH_LEN];
         snprintf(gp, sizeof gp, "groups[%d]", i);
         int rc = want_group(r, g, gp);
         if (rc < 0) return rc;
@@ -543,9 +546,9 @@ static int read_groups(const reader *r, const config_setting_t *l, t2_conf *c) {
             else if (!strcmp(nm, "apply"))
                 rc = get_apply(r, s, p, &G->apply);
             else if (!strcmp(nm, "capacity"))
-                rc = get_int(r, s, p, 1, 256, &G->capacity);
+                rc = get_int(r, s, p, 1, T2_MAX_SEQS, &G->capacity);
             else if (!strcmp(nm, "threads"))
-                rc = get_int(r, s, p, 1, 256, &G->threads);
+                rc = get_int(r, s, p, 1, T2_POOL_MAX_THREADS, &G->threads);
             else if (!strcmp(nm, "cache"))
                 rc = get_int(r, s, p, 0, 4096, &G->cache);
             else
@@ -630,11 +633,11 @@ pick:
     if (c->group.capacity > 0) c->worker.capacity = c->group.capacity;
     if (c->group.threads > 0) c->worker.threads = c->group.threads;
     if (c->group.cache >= 0) c->worker.cache = c->group.cache;
-    if (c->worker.capacity + c->worker.classify_capacity > 256)
+    if (c->worker.capacity + c->worker.classify_capacity > T2_MAX_SEQS)
         return t2_err_set(T2_EINVAL,
                           "%s: group %s: capacity + worker.classify_capacity must be at "
-                          "most 256",
-                          path ? path : "defaults", c->group.name);
+                          "most %d",
+                          path ? path : "defaults", c->group.name, T2_MAX_SEQS);
     return 0;
 }
 

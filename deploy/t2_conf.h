@@ -18,12 +18,14 @@
 #ifndef T2_CONF_H
 #define T2_CONF_H
 
+#include "base/t2_limits.h"
+
 #include <stddef.h>
 #include <stdio.h>
 
 #define T2_CONF_MAX_GROUPS 64
 #define T2_CONF_MAX_SERVICES 8
-#define T2_CONF_NAME_MAX 64 /* service / expert / group names: 1..64 of [A-Za-z0-9._:/-] */
+#define T2_CONF_NAME_MAX T2_NAME_MAX /* service / expert / group names (base/t2_limits.h) */
 
 enum { T2_CFG_APPLY_FACTORED = 0, T2_CFG_APPLY_MERGED = 1 }; /* = T2_APPLY_* of svf.h */
 enum {

@@ -46,7 +46,7 @@ static const char *const label_names[T2_CFG_N_LABELS] = {"code", "math", "reason
 #define PROFILE_CACHE 64
 
 typedef struct pentry {
-    char name[65];
+    char name[T2_NAME_MAX + 1];
     struct timespec mtime;
     off_t size;
     t2_profile *p;
@@ -65,7 +65,7 @@ typedef struct dreq {
     uint64_t out_id;
     double t0, t1, pass1_ms;
     int has_label;
-    char label[65];
+    char label[T2_NAME_MAX + 1];
     /* the mixture sent in pass 2 (prompt / classifier / profile) */
     T2__Mixture mix;
     T2__ExpertAlpha ea[T2_PROFILE_MAX_EXPERTS];
@@ -385,28 +385,27 @@ static const char usage[] =
     "  --log-level L       error, warn, info, debug (overrides dispatcher.log_level)\n"
     "  --pid-file F        write the pid there (SIGTERM it to stop)\n";
 
-int main(int argc, char **argv) {
-    const char *cfg_path = NULL, *endpoint = NULL, *level = NULL, *pid_file = NULL;
-    const t2_arg flags[] = {{"--config", "-c", &cfg_path},
-                            {"--endpoint", NULL, &endpoint},
-                            {"--log-level", NULL, &level},
-                            {"--pid-file", NULL, &pid_file}};
-    const size_t n_flags = sizeof flags / sizeof *flags;
-    int ex = t2_args_main("t2-dispatcher", usage, argc, argv, 1, flags, n_flags);
+typedef struct {
+    const char *cfg_path, *endpoint, *level, *pid_file;
+} dsp_args;
+
+/* The command line: -1 to go on, else the exit status (0 after --help, 2 after the message). */
+static int parse_args(int argc, char **argv, dsp_args *a) {
+    const t2_arg flags[] = {{"--config", "-c", &a->cfg_path},
+                            {"--endpoint", NULL, &a->endpoint},
+                            {"--log-level", NULL, &a->level},
+                            {"--pid-file", NULL, &a->pid_file}};
+    int ex = t2_args_main("t2-dispatcher", usage, argc, argv, 1, flags,
+                          sizeof flags / sizeof *flags);
     if (ex >= 0) return ex;
-    if (!cfg_path) {
+    if (!a->cfg_path) {
         fprintf(stderr, "t2-dispatcher: no configuration: give -c FILE\n%s", usage);
         return 2;
     }
-    t2_log_set_role("dispatcher", -1);
-    t2_log_level = T2_LOG_INFO;
-    t2_conf c;
-    if (t2_conf_load(&c, cfg_path, NULL) < 0 ||
-        t2_log_set_level_str(level ? level : c.dispatcher.log_level) < 0) {
-        fprintf(stderr, "t2-dispatcher: %s\n", t2_err_msg());
-        t2_conf_free(&c);
-        return 1;
-    }
+    return -1;
+}
+
+static void install_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -414,54 +413,65 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
 
-    dsp dd, *d = &dd;
-    memset(d, 0, sizeof *d);
-    d->c = &c;
-    d->n = c.dispatcher.capacity;
-    int rc = 1;
-    void *zctx = zmq_ctx_new();
-    const char *ep = endpoint ? endpoint : c.router.endpoint;
+/* The request slots, the worker serving dispatcher.service and the client of the workers'
+ * services, both on zctx and the router at ep. */
+static int dsp_connect(dsp *d, void *zctx, const char *ep) {
+    const t2_conf *c = d->c;
     char name[128], host[64] = "host";
     gethostname(host, sizeof host - 1);
     snprintf(name, sizeof name, "dispatcher/%.40s:%d", host, (int)getpid());
     t2_name_sanitize(name); /* a name the router accepts */
-    t2_worker_opts wo = t2_worker_opts_default(c.dispatcher.service);
-    wo.capacity = (uint32_t)c.dispatcher.capacity;
+    t2_worker_opts wo = t2_worker_opts_default(c->dispatcher.service);
+    wo.capacity = (uint32_t)c->dispatcher.capacity;
     wo.name = name;
-    wo.heartbeat_ms = c.router.heartbeat_ms;
-    wo.liveness = c.router.liveness;
-    t2_backoff_schedule(c.router.heartbeat_ms, &wo.reconnect_ms, &wo.reconnect_max_ms);
+    wo.heartbeat_ms = c->router.heartbeat_ms;
+    wo.liveness = c->router.liveness;
+    t2_backoff_schedule(c->router.heartbeat_ms, &wo.reconnect_ms, &wo.reconnect_max_ms);
     t2_client_opts co = t2_client_opts_default();
-    co.heartbeat_ms = c.router.heartbeat_ms;
-    co.liveness = c.router.liveness;
+    co.heartbeat_ms = c->router.heartbeat_ms;
+    co.liveness = c->router.liveness;
     /* the model the deployment serves: the router may refuse registrations of another */
     char sha[65];
-    if (c.model.path && t2_sha256_file(c.model.path, sha) == 0) wo.model_sha256 = sha;
+    if (c->model.path && t2_sha256_file(c->model.path, sha) == 0) wo.model_sha256 = sha;
     t2_curve_client cc;
-    if (c.security.curve) {
-        if (t2_curve_load_client(c.security.router_public, c.security.dispatcher_key, &cc) < 0) {
-            fprintf(stderr, "t2-dispatcher: %s\n", t2_err_msg());
-            goto out;
-        }
+    int rc;
+    if (c->security.curve) {
+        rc = t2_curve_load_client(c->security.router_public, c->security.dispatcher_key, &cc);
+        if (rc < 0) return rc;
         wo.curve = co.curve = &cc;
     }
-    if (!zctx || !(d->r = calloc((size_t)d->n, sizeof *d->r)) ||
-        t2_worker_new(&d->w, zctx, ep, &wo) < 0 || t2_client_new(&d->cl, zctx, ep, &co) < 0) {
-        fprintf(stderr, "t2-dispatcher: %s\n", zctx ? t2_err_msg() : "zmq_ctx_new failed");
-        goto out;
-    }
-    if (pid_file) {
-        FILE *pf = fopen(pid_file, "w");
-        if (pf) {
-            fprintf(pf, "%d\n", (int)getpid());
-            fclose(pf);
+    if (!(d->r = calloc((size_t)d->n, sizeof *d->r)))
+        return t2_err_set(T2_ENOMEM, "out of memory");
+    if ((rc = t2_worker_new(&d->w, zctx, ep, &wo)) < 0) return rc;
+    return t2_client_new(&d->cl, zctx, ep, &co);
+}
+
+/* New requests from the router: each takes a free slot and starts, or is refused busy. */
+static void accept_jobs(dsp *d) {
+    t2_job *job;
+    while (t2_worker_recv(d->w, &job, 0) == 1) {
+        dreq *q = NULL;
+        for (int i = 0; i < d->n && !q; i++)
+            if (d->r[i].phase == PH_FREE) q = &d->r[i];
+        d->requests++;
+        if (!q) {
+            t2_worker_send_error(d->w, job, T2_EBUSY, "dispatcher full (%d requests)", d->n);
+            t2_job_destroy(&job);
+            continue;
         }
+        memset(q, 0, sizeof *q);
+        q->job = job;
+        q->phase = PH_CLASSIFY; /* taken; start() sets the real phase or frees it */
+        start(d, q);
     }
-    T2_INFO("serving %s at %s (capacity %d): pass 1 on %s, pass 2 on %s", c.dispatcher.service, ep,
-            d->n, c.dispatcher.classify_service, c.dispatcher.generate_service);
+}
+
+/* The poll loop over both sockets, until a signal. */
+static void serve(dsp *d) {
     t2_client_event ev = {0};
-    int poll_ms = c.router.heartbeat_ms / 2 > 0 ? c.router.heartbeat_ms / 2 : 1;
+    int poll_ms = d->c->router.heartbeat_ms / 2 > 0 ? d->c->router.heartbeat_ms / 2 : 1;
     if (poll_ms > 100) poll_ms = 100;
     while (!stop_flag) {
         zmq_pollitem_t items[2];
@@ -473,32 +483,53 @@ int main(int argc, char **argv) {
             zmq_poll(items, ni, poll_ms);
         else
             usleep((useconds_t)poll_ms * 1000);
-        t2_job *job;
-        int got;
-        while ((got = t2_worker_recv(d->w, &job, 0)) == 1) {
-            dreq *q = NULL;
-            for (int i = 0; i < d->n && !q; i++)
-                if (d->r[i].phase == PH_FREE) q = &d->r[i];
-            d->requests++;
-            if (!q) {
-                t2_worker_send_error(d->w, job, T2_EBUSY, "dispatcher full (%d requests)", d->n);
-                t2_job_destroy(&job);
-                continue;
-            }
-            memset(q, 0, sizeof *q);
-            q->job = job;
-            q->phase = PH_CLASSIFY; /* taken; start() sets the real phase or frees it */
-            start(d, q);
-        }
+        accept_jobs(d);
         while (t2_client_recv(d->cl, &ev, 0) == 1)
             on_event(d, &ev);
         check_cancels(d);
     }
     t2_client_event_clear(&ev);
-    T2_INFO("stopping: requests %" PRIu64 ", answered %" PRIu64 ", failed %" PRIu64, d->requests,
-            d->answered, d->failed);
-    rc = 0;
-out:
+}
+
+int main(int argc, char **argv) {
+    dsp_args a = {0};
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0) return rc;
+    t2_log_set_role("dispatcher", -1);
+    t2_log_level = T2_LOG_INFO;
+    t2_conf c;
+    if (t2_conf_load(&c, a.cfg_path, NULL) < 0 ||
+        t2_log_set_level_str(a.level ? a.level : c.dispatcher.log_level) < 0) {
+        fprintf(stderr, "t2-dispatcher: %s\n", t2_err_msg());
+        t2_conf_free(&c);
+        return 1;
+    }
+    install_signals();
+    dsp dd, *d = &dd;
+    memset(d, 0, sizeof *d);
+    d->c = &c;
+    d->n = c.dispatcher.capacity;
+    rc = 1;
+    void *zctx = zmq_ctx_new();
+    const char *ep = a.endpoint ? a.endpoint : c.router.endpoint;
+    if (!zctx || dsp_connect(d, zctx, ep) < 0) {
+        fprintf(stderr, "t2-dispatcher: %s\n", zctx ? t2_err_msg() : "zmq_ctx_new failed");
+    } else {
+        if (a.pid_file) {
+            FILE *pf = fopen(a.pid_file, "w");
+            if (pf) {
+                fprintf(pf, "%d\n", (int)getpid());
+                fclose(pf);
+            }
+        }
+        T2_INFO("serving %s at %s (capacity %d): pass 1 on %s, pass 2 on %s",
+                c.dispatcher.service, ep, d->n, c.dispatcher.classify_service,
+                c.dispatcher.generate_service);
+        serve(d);
+        T2_INFO("stopping: requests %" PRIu64 ", answered %" PRIu64 ", failed %" PRIu64,
+                d->requests, d->answered, d->failed);
+        rc = 0;
+    }
     /* goodbyes: the router requeues our requests to another dispatcher and cancels our jobs */
     t2_worker_destroy(&d->w);
     t2_client_destroy(&d->cl);
@@ -508,7 +539,7 @@ out:
     for (int i = 0; i < PROFILE_CACHE; i++)
         t2_profile_destroy(&d->prof[i].p);
     if (zctx) zmq_ctx_term(zctx);
-    if (pid_file) unlink(pid_file);
+    if (a.pid_file) unlink(a.pid_file);
     t2_conf_free(&c);
     return rc;
 }

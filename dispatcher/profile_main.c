@@ -73,13 +73,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "t2-profile create: -o, --name and --mix are required\n%s", usage);
         return 2;
     }
-    char names[64][65];
-    float alpha[64];
+    char names[T2_PROFILE_MAX_EXPERTS][T2_NAME_MAX + 1];
+    float alpha[T2_PROFILE_MAX_EXPERTS];
     int n = 0;
     char *copy = strdup(mix), *save = NULL;
     for (char *it = strtok_r(copy, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(it, '='), *end;
-        if (!eq || eq == it || n == 64 || strlen(it) - strlen(eq) > 64) {
+        if (!eq || eq == it || n == T2_PROFILE_MAX_EXPERTS ||
+            strlen(it) - strlen(eq) > T2_NAME_MAX) {
             fprintf(stderr, "t2-profile: --mix: '%s' is not NAME=WEIGHT (at most 64)\n", it);
             free(copy);
             return 2;

@@ -17,6 +17,8 @@
 
 #include "t2.pb-c.h"
 
+#include "base/t2_limits.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,7 +26,7 @@
 #define T2_PROTO_VERSION 1u
 
 /* ---- limits checked by the validators --------------------------------------------------- */
-#define T2_MSG_NAME_MAX 64u              /* service / expert / profile / label names (bytes) */
+#define T2_MSG_NAME_MAX ((unsigned)T2_NAME_MAX) /* service / expert / profile / label names */
 #define T2_MSG_TEXT_MAX (64u << 20)      /* prompt, chunk and result texts (bytes) */
 #define T2_MSG_TOKENS_MAX (1u << 20)     /* token ids in a Task or a Chunk */
 #define T2_MSG_TOKEN_ID_MAX 0x7fffffffu  /* token ids fit an int */

@@ -42,7 +42,8 @@ static int setup(void) {
     t2_config c = {.dim = 64, .hidden_dim = 96, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
                    .vocab_size = 300, .seq_len = WARM + STEPS + 8};
     if (t2_model_init_random(&model, &c, 0, 5) < 0) return -1;
-    t2_pool *pool = t2_pool_new(2);
+    t2_pool *pool = NULL;
+    T2_CHECK(t2_pool_new(&pool, 2) == 0);
     int rc = t2_factors_compute(&factors, model, T2_TARGETS_ALL, pool, NULL, NULL, NULL);
     t2_pool_destroy(&pool);
     if (rc < 0) return rc;
@@ -71,9 +72,11 @@ static void report(const char *what, const t2_alloc_snap *before) {
 }
 
 static void test_step(void) {
-    t2_pool *pool = t2_pool_new(2);
+    t2_pool *pool = NULL;
+    T2_CHECK(t2_pool_new(&pool, 2) == 0);
     t2_state *st = NULL;
-    t2_sampler *smp = t2_sampler_new(model->cfg.vocab_size, 0.8f, 0.9f, 7);
+    t2_sampler *smp = NULL;
+    T2_CHECK(t2_sampler_new(&smp, model->cfg.vocab_size, 0.8f, 0.9f, 7) == 0);
     T2_CHECK(t2_state_new(&st, model, 1, 0) == 0 && smp);
     int tok = 1, rc = 0;
     t2_alloc_snap before = {0};
@@ -90,7 +93,8 @@ static void test_step(void) {
 }
 
 static void test_step_multi(void) {
-    t2_pool *pool = t2_pool_new(2);
+    t2_pool *pool = NULL;
+    T2_CHECK(t2_pool_new(&pool, 2) == 0);
     t2_state *sts[NSEQ] = {0};
     t2_sampler *smp[NSEQ] = {0};
     t2_adapt *fac = NULL, *mer = NULL;
@@ -102,7 +106,8 @@ static void test_step_multi(void) {
     int toks[NSEQ], pos[NSEQ], rc = 0;
     for (int i = 0; i < NSEQ; i++) {
         T2_CHECK(t2_state_new(&sts[i], model, 1, 0) == 0);
-        smp[i] = t2_sampler_new(model->cfg.vocab_size, i % 2 ? 0.8f : 0.0f, 0.9f, 10 + i);
+        T2_CHECK(t2_sampler_new(&smp[i], model->cfg.vocab_size, i % 2 ? 0.8f : 0.0f, 0.9f,
+                                10 + i) == 0);
         if (sts[i]) t2_state_set_adapt(sts[i], i % 3 == 1 ? fac : i % 3 == 2 ? mer : NULL);
         toks[i] = 1 + i;
     }

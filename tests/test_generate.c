@@ -77,7 +77,8 @@ static void ref_generate(const t2_model *m, const t2_tokenizer *tok, t2_pool *po
     }
     o->n_prompt = np;
     t2_state *st = NULL;
-    t2_sampler *smp = t2_sampler_new(m->cfg.vocab_size, temp, 1.0f, seed);
+    t2_sampler *smp = NULL;
+    T2_CHECK(t2_sampler_new(&smp, m->cfg.vocab_size, temp, 1.0f, seed) == 0);
     T2_CHECK(t2_state_new(&st, m, 128, ctx) == 0);
     t2_state_set_adapt(st, ad);
     T2_CHECK(t2_forward(st, pool, o->toks, np, 0, NULL) == 0);
@@ -171,7 +172,8 @@ static void on_done(void *ctx, int index, const t2_gen_result *r) {
 static void run_case(const char *what, int max_tokens, float temp, const char *const *stops,
                      const t2_adapt *const *adapts, int ctx, int truncate) {
     static ref_out refs[NP];
-    t2_pool *p1 = t2_pool_new(1);
+    t2_pool *p1 = NULL;
+    T2_CHECK(t2_pool_new(&p1, 1) == 0);
     for (int i = 0; i < NP; i++)
         ref_generate(g_model, g_tok, p1, prompts[i], adapts ? adapts[i] : NULL,
                      ctx ? ctx : g_model->cfg.seq_len, max_tokens, temp, 1000 + (uint64_t)i,
@@ -179,7 +181,8 @@ static void run_case(const char *what, int max_tokens, float temp, const char *c
     t2_pool_destroy(&p1);
     static const int batches[] = {1, 3, 8};
     for (int th = 1; th <= 2; th++) {
-        t2_pool *pool = t2_pool_new(th);
+        t2_pool *pool = NULL;
+        T2_CHECK(t2_pool_new(&pool, th) == 0);
         for (int bi = 0; bi < 3; bi++) {
             t2_gen_request rq[NP];
             for (int i = 0; i < NP; i++)
@@ -243,7 +246,8 @@ static void test_sampled(void) {
  * right before its first occurrence. */
 static void test_stop_string(void) {
     ref_out ref;
-    t2_pool *pool = t2_pool_new(2);
+    t2_pool *pool = NULL;
+    T2_CHECK(t2_pool_new(&pool, 2) == 0);
     ref_generate(g_model, g_tok, pool, prompts[0], NULL, g_model->cfg.seq_len, 30, 0, 1, NULL, 1,
                  &ref);
     T2_CHECK(strlen(ref.text) >= 12);
@@ -268,7 +272,8 @@ static void test_stop_string(void) {
 
 /* Length, context, truncation and rejection of over-long prompts. */
 static void test_limits(void) {
-    t2_pool *pool = t2_pool_new(2);
+    t2_pool *pool = NULL;
+    T2_CHECK(t2_pool_new(&pool, 2) == 0);
     /* max_tokens 1: exactly one token (unless it is EOS: a random model rarely picks it) */
     t2_gen_params gp;
     t2_gen_params_default(&gp);
@@ -329,7 +334,7 @@ static void test_limits(void) {
     gp.max_tokens = 0;
     T2_CHECK(t2_generate_batch(g_model, g_tok, pool, rq, 1, &gp, r, NULL) == T2_EINVAL);
     gp.max_tokens = 4;
-    gp.batch = T2_GEN_MAX_BATCH + 1;
+    gp.batch = T2_MAX_SEQS + 1;
     T2_CHECK(t2_generate_batch(g_model, g_tok, pool, rq, 1, &gp, r, NULL) == T2_EINVAL);
     gp.batch = 4;
     gp.stop[0] = "";
@@ -344,7 +349,8 @@ static void test_limits(void) {
 static void test_eos(void) {
     t2_model *m = g_model;
     ref_out ref;
-    t2_pool *pool = t2_pool_new(1);
+    t2_pool *pool = NULL;
+    T2_CHECK(t2_pool_new(&pool, 1) == 0);
     ref_generate(m, g_tok, pool, prompts[1], NULL, m->cfg.seq_len, 12, 0, 1, NULL, 1, &ref);
     int victim = ref.toks[ref.n_prompt + 4];
     const size_t D = (size_t)m->cfg.dim;
@@ -368,7 +374,8 @@ static void test_eos(void) {
 
 /* Per-request adaptations: base, an expert merged, another expert factored, in one batch. */
 static void test_adapt(void) {
-    t2_pool *pool = t2_pool_new(2);
+    t2_pool *pool = NULL;
+    T2_CHECK(t2_pool_new(&pool, 2) == 0);
     t2_factors *f = NULL;
     double err = 0;
     T2_CHECK(t2_factors_compute(&f, g_model, T2_TARGETS_MLP, pool, NULL, NULL, &err) == 0);

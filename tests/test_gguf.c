@@ -602,8 +602,8 @@ static void fill_f32(float *v, int n, float scale) {
 
 static void test_writer_round_trip(void) {
     const char *path = tmp_path("rt.gguf");
-    t2_gguf_writer *w = t2_gguf_writer_new();
-    T2_CHECK(w != NULL);
+    t2_gguf_writer *w = NULL;
+    T2_CHECK(t2_gguf_writer_new(&w) == 0);
     if (!w) return;
     const float fa[3] = {1.0f, -2.5f, 1e-3f};
     const int32_t ia[4] = {-1, 0, 7, INT32_MAX};
@@ -738,7 +738,8 @@ static void test_writer_round_trip(void) {
 static void test_writer_edge_cases(void) {
     /* Empty file: header only. */
     const char *path = tmp_path("empty.gguf");
-    t2_gguf_writer *w = t2_gguf_writer_new();
+    t2_gguf_writer *w = NULL;
+    T2_CHECK(t2_gguf_writer_new(&w) == 0);
     T2_CHECK(t2_gguf_writer_write(w, path) == 0);
     t2_gguf *g = NULL;
     T2_CHECK(t2_gguf_open(&g, path) == 0);
@@ -785,7 +786,8 @@ static void test_writer_edge_cases(void) {
 /* Hundreds of keys and tensors: the hash tables grow, lookups and duplicate checks still work. */
 static void test_many(void) {
     const char *path = tmp_path("many.gguf");
-    t2_gguf_writer *w = t2_gguf_writer_new();
+    t2_gguf_writer *w = NULL;
+    T2_CHECK(t2_gguf_writer_new(&w) == 0);
     static float v[8];
     const int64_t ne[1] = {8};
     char name[64];
@@ -948,7 +950,8 @@ static int write_seeds(const char *dir) {
     bad |= write_file(dir, "small_v2.gguf", b.p, b.n);
     free(b.p);
 
-    t2_gguf_writer *w = t2_gguf_writer_new();
+    t2_gguf_writer *w = NULL;
+    T2_CHECK(t2_gguf_writer_new(&w) == 0);
     const char *toks[5] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81\x61", "<0x0A>"};
     const float scores[5] = {0, 0, 0, -1.5f, -2};
     const int32_t ttype[5] = {2, 3, 3, 1, 6};

@@ -175,7 +175,8 @@ static void test_conversions_exact(void) {
 /* matmul with X = identity: Y[b, r] = W[r, b] exactly, which checks the SIMD conversions used
  * for the sgemm blocks against t2_to_f32 (t2_types.c). */
 static void test_matmul_conversions(void) {
-    t2_pool *pool = t2_pool_new(2);
+    t2_pool *pool = NULL;
+    T2_CHECK(t2_pool_new(&pool, 2) == 0);
     for (size_t l = 0; l < 3; l++) {
         if (t2_kern_force_level(LEVELS[l]) != 0) continue;
         for (size_t t = 0; t < 4; t++) {
@@ -204,8 +205,8 @@ static void test_matmul_conversions(void) {
 
 static void test_matvec_threads(void) {
     static const int shapes[][2] = {{301, 768}, {1000, 172}, {64, 2048}, {2050, 64}, {33, 17}};
-    t2_pool *pools[3] = {t2_pool_new(1), t2_pool_new(2), t2_pool_new(3)};
-    T2_CHECK(pools[0] && pools[1] && pools[2]);
+    t2_pool *pools[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < 3; i++) T2_CHECK(t2_pool_new(&pools[i], i + 1) == 0);
     for (size_t l = 0; l < 3; l++) {
         if (t2_kern_force_level(LEVELS[l]) != 0) continue;
         for (size_t t = 0; t < 4; t++)
@@ -256,7 +257,8 @@ static void test_matvec_multi(void) {
         xp[i] = xs[i];
     }
     for (int nt = 1; nt <= 3; nt++) {
-        t2_pool *pool = t2_pool_new(nt);
+        t2_pool *pool = NULL;
+        T2_CHECK(t2_pool_new(&pool, nt) == 0);
         for (size_t l = 0; l < 3; l++) {
             if (t2_kern_force_level(LEVELS[l]) != 0) continue;
             for (int first = 0; first < N; first++)
@@ -304,7 +306,8 @@ static void test_matvec_multi_q8(void) {
         wp[i] = &Ws[i];
         xp[i] = cols == 1024 ? xc : i % 2 ? xa : xb;
     }
-    t2_pool *pool = t2_pool_new(2);
+    t2_pool *pool = NULL;
+    T2_CHECK(t2_pool_new(&pool, 2) == 0);
     for (size_t l = 0; l < 3; l++) {
         if (t2_kern_force_level(LEVELS[l]) != 0) continue;
         for (int n = 1; n <= N; n += 6) {
@@ -362,8 +365,8 @@ static void test_matvec_batch(void) {
     static const int cols_f[] = {1, 7, 16, 17, 63, 64, 65, 172, 768, 2048};
     static const int cols_q[] = {32, 64, 96, 160, 192, 768, 2048};
     enum { NB = 8, BMAX = 20 };
-    t2_pool *pools[3] = {t2_pool_new(1), t2_pool_new(2), t2_pool_new(3)};
-    T2_CHECK(pools[0] && pools[1] && pools[2]);
+    t2_pool *pools[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < 3; i++) T2_CHECK(t2_pool_new(&pools[i], i + 1) == 0);
     int combos = 0;
     for (size_t l = 0; l < 3; l++) {
         if (t2_kern_force_level(LEVELS[l]) != 0) continue;
@@ -472,7 +475,8 @@ static void test_q8_prep_levels(void) {
 static void test_matmul(void) {
     static const int Bs[] = {1, 5, 33};
     static const int shapes[][2] = {{100, 64}, {768, 768}, {37, 96}, {2048, 160}};
-    t2_pool *p1 = t2_pool_new(1), *p2 = t2_pool_new(2), *p3 = t2_pool_new(3);
+    t2_pool *p1 = NULL, *p2 = NULL, *p3 = NULL;
+    T2_CHECK(t2_pool_new(&p1, 1) == 0 && t2_pool_new(&p2, 2) == 0 && t2_pool_new(&p3, 3) == 0);
     for (size_t l = 0; l < 3; l++) {
         if (t2_kern_force_level(LEVELS[l]) != 0) continue;
         for (size_t t = 0; t < 4; t++)
@@ -582,8 +586,8 @@ static void test_pool_stress(void) {
     int64_t *a = malloc((size_t)n * sizeof *a), total = 0;
     for (int i = 0; i < n; i++) total += a[i] = (int64_t)rng_u32();
     for (int nt = 1; nt <= 4; nt++) {
-        t2_pool *pool = t2_pool_new(nt);
-        T2_CHECK(pool != NULL);
+        t2_pool *pool = NULL;
+        T2_CHECK(t2_pool_new(&pool, nt) == 0);
         if (!pool) continue;
         T2_CHECK_EQ_INT(t2_pool_size(pool), nt);
         stress_ctx *c = calloc(1, sizeof *c);
@@ -613,8 +617,8 @@ static void test_pool_stress(void) {
     }
     /* create / destroy churn, with and without work */
     for (int i = 0; i < 50; i++) {
-        t2_pool *p = t2_pool_new(1 + i % 4);
-        T2_CHECK(p != NULL);
+        t2_pool *p = NULL;
+        T2_CHECK(t2_pool_new(&p, 1 + i % 4) == 0);
         if (i % 2) {
             stress_ctx *c = calloc(1, sizeof *c);
             c->a = a;
@@ -628,7 +632,9 @@ static void test_pool_stress(void) {
         }
         t2_pool_destroy(&p);
     }
-    T2_CHECK(t2_pool_new(0) == NULL);
+    t2_pool *none = (t2_pool *)&none; /* must be reset to NULL */
+    T2_CHECK(t2_pool_new(&none, 0) == T2_EINVAL);
+    T2_CHECK(none == NULL);
     t2_pool_destroy(NULL);
     T2_CHECK_EQ_INT(t2_pool_size(NULL), 1);
     free(a);

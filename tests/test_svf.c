@@ -17,7 +17,8 @@ static void setup(void) {
     t2_config c = {.dim = 48, .hidden_dim = 88, .n_layers = 2, .n_heads = 6, .n_kv_heads = 2,
                    .vocab_size = 97, .seq_len = 32};
     T2_CHECK(t2_model_init_random(&model, &c, 0, 9) == 0);
-    t2_pool *pool = t2_pool_new(2);
+    t2_pool *pool = NULL;
+    T2_CHECK(t2_pool_new(&pool, 2) == 0);
     double err = 1;
     T2_CHECK(t2_factors_compute(&factors, model, T2_TARGETS_ALL, pool, NULL, NULL, &err) == 0);
     T2_CHECK_MSG(err < 1e-5, "reconstruction error %g", err);
@@ -94,7 +95,8 @@ static void test_per_matrix_alpha(void) {
 }
 
 static void test_cache_lru(void) {
-    t2_adapt_cache *c = t2_adapt_cache_new(2);
+    t2_adapt_cache *c = NULL;
+    T2_CHECK(t2_adapt_cache_new(&c, 2) == 0);
     const t2_expert *e[1] = {ex[0]};
     float one = 1.0f;
     t2_mixture mix = {1, e, &one, 1, 0};
@@ -196,7 +198,8 @@ static void test_multi_sequence_bit_identical(void) {
     for (int i = 0; i < NSEQ; i++)
         for (int t = 0; t < STEPS; t++) toks[i][t] = ((i == 4 ? 2 : i) * 31 + t * 17 + 1) % V;
     for (int threads = 1; threads <= 3; threads++) {
-        t2_pool *pool = t2_pool_new(threads);
+        t2_pool *pool = NULL;
+        T2_CHECK(t2_pool_new(&pool, threads) == 0);
         t2_state *st[NSEQ];
         for (int i = 0; i < NSEQ; i++) {
             T2_CHECK(t2_state_new(&st[i], model, 4, 0) == 0);

@@ -212,7 +212,7 @@ int main(int argc, char **argv) {
     }
     fclose(fp);
     if (t2_model_load(&M, path) < 0 || t2_model_load_tokenizer(&TOK, M, NULL) < 0 ||
-        !(POOL = t2_pool_new(2)) ||
+        t2_pool_new(&POOL, 2) < 0 ||
         t2_factors_compute(&F, M, T2_TARGETS_MLP, POOL, NULL, NULL, NULL) < 0 ||
         t2_expert_init(&EA, F, T2_TARGETS_MLP, "a", "", 0.1f, 1.0f, 1, 1.0f) < 0 ||
         t2_expert_init(&EB, F, T2_TARGETS_MLP, "b", "", 0.1f, 1.0f, 2, 1.0f) < 0) {

@@ -745,7 +745,8 @@ cleanup:
 
 /* Write t to a GGUF with t2_tok_write_gguf, read it back and compare everything. */
 static void check_gguf_round_trip(const t2_tokenizer *t, const char *name) {
-    t2_gguf_writer *w = t2_gguf_writer_new();
+    t2_gguf_writer *w = NULL;
+    T2_CHECK(t2_gguf_writer_new(&w) == 0);
     t2_gguf *g = NULL;
     t2_tokenizer *r = NULL;
     const char *path = tmp_path(name);
@@ -816,7 +817,8 @@ static int load_built_gguf(gguf_mutator mut, const char *want, const char *what)
     const char *pieces[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "a", "b",
                             "\342\226\201a"};
     float scores[] = {0, 0, 0, -3, -4, -5, -1};
-    t2_gguf_writer *w = t2_gguf_writer_new();
+    t2_gguf_writer *w = NULL;
+    T2_CHECK(t2_gguf_writer_new(&w) == 0);
     t2_gguf *g = NULL;
     t2_tokenizer *t = NULL;
     int rc = -1;
@@ -902,7 +904,8 @@ static void test_gguf_bad(void) {
     T2_CHECK(load_built_gguf(mut_types_short, "token_type has 4 entries", "types") < 0);
 
     /* No tokenizer at all. */
-    t2_gguf_writer *w = t2_gguf_writer_new();
+    t2_gguf_writer *w = NULL;
+    T2_CHECK(t2_gguf_writer_new(&w) == 0);
     t2_gguf *g = NULL;
     t2_tokenizer *t = NULL;
     const char *path = tmp_path("notok.gguf");

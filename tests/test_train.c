@@ -123,7 +123,8 @@ static void test_resume_exact(void) {
     int fd = mkstemp(path);
     T2_CHECK(fd >= 0);
     close(fd);
-    t2_pool *pool = t2_pool_new(2);
+    t2_pool *pool = NULL;
+    T2_CHECK(t2_pool_new(&pool, 2) == 0);
     float la[10], lb[10];
     /* uninterrupted */
     t2_train *a = tiny_trainer(1, 2, 8, 5);
@@ -226,7 +227,8 @@ static void test_clip_and_schedule(void) {
 static void test_thread_independence(void) {
     const int B = 3, T = 9;
     t2_train *a = tiny_trainer(0, B, T, 21), *b = tiny_trainer(0, B, T, 21);
-    t2_pool *p3 = t2_pool_new(3);
+    t2_pool *p3 = NULL;
+    T2_CHECK(t2_pool_new(&p3, 3) == 0);
     int in[27], tg[27];
     uint64_t r = 5;
     draw_batch(&r, in, tg, B, T, 11);

@@ -62,7 +62,11 @@ int main(int argc, char **argv) {
     }
     t2_model *m = NULL;
     t2_train *tr = NULL;
-    t2_pool *pool = threads > 1 ? t2_pool_new(threads) : NULL;
+    t2_pool *pool = NULL;
+    if (threads > 1 && t2_pool_new(&pool, threads) < 0) {
+        fprintf(stderr, "train_dump: %s\n", t2_err_msg());
+        return 1;
+    }
     tu_factors fac = {0};
     int rc = 1;
     if (t2_model_load(&m, model_path) < 0 || t2_train_from_model(&tr, m, B, T) < 0) {

@@ -27,6 +27,7 @@
 
 #include "engine/model.h"
 #include "base/pool.h"
+#include "base/t2_limits.h"
 #include "engine/sampler.h"
 #include "svf/svf.h"
 #include "t2_conf.h"
@@ -37,7 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WK_NAME_MAX 64
+#define WK_NAME_MAX T2_NAME_MAX /* base/t2_limits.h */
 #define WK_MIX_MAX 64 /* experts per mixture (= T2_MSG_MIX_EXPERTS_MAX) */
 
 enum { WK_TAG_FWD = 11, WK_TAG_BACK = 12 };

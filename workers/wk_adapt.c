@@ -43,9 +43,10 @@ int wk_adapter_new(wk_adapter **out, const t2_factors *f, const char *dir, int l
     a->f = f;
     a->l0 = l0;
     a->l1 = l1;
-    if (cache > 0 && !(a->cache = t2_adapt_cache_new(cache))) {
+    int rc;
+    if (cache > 0 && (rc = t2_adapt_cache_new(&a->cache, cache)) < 0) {
         wk_adapter_destroy(&a);
-        return t2_err_set(T2_ENOMEM, "out of memory");
+        return rc;
     }
     *out = a;
     return 0;

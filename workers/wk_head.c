@@ -244,8 +244,8 @@ static int drain_back(head *h) {
             h->inflight--;
             /* copy: on_token may send (and poll nothing), but keep the pairs safe anyway */
             int n = hd->n;
-            wk_pair pairs[256];
-            if (n > 256) n = 256;
+            wk_pair pairs[T2_MAX_SEQS];
+            if (n > T2_MAX_SEQS) n = T2_MAX_SEQS;
             memcpy(pairs, p, (size_t)n * sizeof *p);
             for (int i = 0; i < n; i++)
                 if (pairs[i].slot >= 0 && pairs[i].slot < h->n)
@@ -550,7 +550,7 @@ static int issue_decode(head *h) {
                     (h->sl[i].state == HS_FLIGHT && h->sl[i].sent == h->sl[i].n_prompt);
     int cap = (decoding + s->size - 1) / s->size;
     if (cap < 1) cap = 1;
-    int slots[256], pos[256], toks[256], n = 0;
+    int slots[T2_MAX_SEQS], pos[T2_MAX_SEQS], toks[T2_MAX_SEQS], n = 0;
     for (int k = 0; k < h->n && n < cap; k++) {
         int i = (h->rr + k) % h->n;
         hslot *q = &h->sl[i];
@@ -563,7 +563,7 @@ static int issue_decode(head *h) {
     if (!n) return 0;
     if (wk_stage_decode(s, n, slots, pos, toks, NULL) < 0) fatal("decode");
     if (s->size > 1) {
-        wk_pair pairs[256];
+        wk_pair pairs[T2_MAX_SEQS];
         for (int i = 0; i < n; i++) {
             pairs[i].slot = slots[i];
             pairs[i].val = pos[i];
@@ -636,7 +636,7 @@ static int connect_workers(head *h, const t2_model *m) {
     if (h->s->ad) {
         char buf[8192];
         const char *dir = t2_conf_experts_dir(c, buf, sizeof buf);
-        n_experts = wk_list_experts(dir, &experts, 256);
+        n_experts = wk_list_experts(dir, &experts, (int)T2_MSG_READY_EXPERTS_MAX);
     }
     char name[256], host[128] = "host";
     gethostname(host, sizeof host - 1);

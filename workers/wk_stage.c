@@ -106,7 +106,7 @@ int wk_stage_init(wk_stage *s, t2_model *m, t2_factors *f, const t2_conf *c, int
     if (s->n_ctx > m->cfg.seq_len)
         return t2_err_set(T2_ERANGE, "model.context %d is longer than the model's %d", s->n_ctx,
                           m->cfg.seq_len);
-    if (!(s->pool = t2_pool_new(c->worker.threads))) return t2_err_set(T2_ENOMEM, "out of memory");
+    if ((rc = t2_pool_new(&s->pool, c->worker.threads)) < 0) return rc;
     s->slots = calloc((size_t)s->n_slots, sizeof *s->slots);
     s->sts = calloc((size_t)s->n_slots, sizeof *s->sts);
     s->pos = calloc((size_t)s->n_slots, sizeof *s->pos);
@@ -159,9 +159,10 @@ int wk_stage_open(wk_stage *s, int slot, const wk_open *o, const wk_mix *mix) {
             return t2_err_prefix(rc, "rank %d (layers %d..%d)", s->rank, s->l0, s->l1 - 1);
     }
     t2_state_set_adapt(r->st, r->adapt);
-    if (s->is_tail && !(r->smp = t2_sampler_new(s->V, o->temperature, o->top_p, o->seed))) {
+    if (s->is_tail &&
+        (rc = t2_sampler_new(&r->smp, s->V, o->temperature, o->top_p, o->seed)) < 0) {
         t2_adapt_release(&r->adapt);
-        return t2_err_set(T2_ENOMEM, "out of memory");
+        return rc;
     }
     r->open = 1;
     return 0;

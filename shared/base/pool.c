@@ -21,6 +21,8 @@
  */
 #include "base/pool.h"
 
+#include "base/t2_err.h"
+
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -108,10 +110,12 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-t2_pool *t2_pool_new(int n_threads) {
-    if (n_threads < 1) return NULL;
+int t2_pool_new(t2_pool **out, int n_threads) {
+    *out = NULL;
+    if (n_threads < 1)
+        return t2_err_set(T2_EINVAL, "thread pool: %d threads (at least 1)", n_threads);
     struct t2_pool *p = calloc(1, sizeof *p);
-    if (!p) return NULL;
+    if (!p) return t2_err_set(T2_ENOMEM, "out of memory");
     p->n = n_threads;
     atomic_init(&p->gen, 0);
     atomic_init(&p->next, n_threads); /* nothing to claim */
@@ -120,14 +124,17 @@ t2_pool *t2_pool_new(int n_threads) {
     atomic_init(&p->n_sleeping, 0);
     if (pthread_mutex_init(&p->mu, NULL)) {
         free(p);
-        return NULL;
+        return t2_err_set(T2_EINTERNAL, "thread pool: cannot create a mutex");
     }
     if (pthread_cond_init(&p->cv, NULL)) {
         pthread_mutex_destroy(&p->mu);
         free(p);
-        return NULL;
+        return t2_err_set(T2_EINTERNAL, "thread pool: cannot create a condition variable");
     }
-    if (n_threads == 1) return p;
+    if (n_threads == 1) {
+        *out = p;
+        return T2_OK;
+    }
     p->threads = calloc((size_t)n_threads - 1, sizeof *p->threads);
     int started = 0;
     if (p->threads) {
@@ -135,11 +142,15 @@ t2_pool *t2_pool_new(int n_threads) {
             if (pthread_create(&p->threads[started], NULL, worker_main, p)) break;
     }
     if (started != n_threads - 1) {
+        int oom = !p->threads;
         p->n = started + 1; /* stop and join the ones that did start */
         t2_pool_destroy(&p);
-        return NULL;
+        if (oom) return t2_err_set(T2_ENOMEM, "out of memory");
+        return t2_err_set(T2_EINTERNAL, "thread pool: cannot start thread %d of %d", started + 2,
+                          n_threads);
     }
-    return p;
+    *out = p;
+    return T2_OK;
 }
 
 void t2_pool_destroy(t2_pool **pp) {

@@ -13,11 +13,15 @@
 #ifndef T2_POOL_H
 #define T2_POOL_H
 
+/* Most threads a pool may be asked for (flags -j / --threads, deployment worker.threads). */
+#define T2_POOL_MAX_THREADS 256
+
 typedef struct t2_pool t2_pool;
 typedef void (*t2_pool_fn)(void *ctx, int ith, int nth);
 
-/* n_threads >= 1 (1 means: everything on the caller, no threads started). NULL on failure. */
-t2_pool *t2_pool_new(int n_threads);
+/* n_threads >= 1 (1 means: everything on the caller, no threads started). Returns 0 and sets
+ * *out, or T2_EINVAL / T2_ENOMEM / T2_EINTERNAL with a message (t2_err_msg) and *out = NULL. */
+int t2_pool_new(t2_pool **out, int n_threads);
 void t2_pool_destroy(t2_pool **p);
 int t2_pool_size(const t2_pool *p);
 void t2_pool_run(t2_pool *p, t2_pool_fn fn, void *ctx);

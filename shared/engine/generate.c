@@ -148,14 +148,16 @@ static int start(gen *g, slot *s, int req) {
     s->req = req;
     s->t0 = t2_now();
     s->cap = 0;
-    s->smp = t2_sampler_new(g->m->cfg.vocab_size, p->temperature, p->top_p, g->reqs[req].seed);
+    int rc = t2_sampler_new(&s->smp, g->m->cfg.vocab_size, p->temperature, p->top_p,
+                            g->reqs[req].seed);
+    if (rc < 0) return rc;
     r->text = malloc(1);
-    if (!s->smp || !r->text) return t2_err_set(T2_ENOMEM, "out of memory");
+    if (!r->text) return t2_err_set(T2_ENOMEM, "out of memory");
     r->text[0] = 0;
     s->cap = 1;
     t2_state_set_adapt(s->st, g->reqs[req].adapt);
     double t0 = t2_now();
-    int rc = t2_forward(s->st, g->pool, r->tokens, r->n_prompt, 0, NULL);
+    rc = t2_forward(s->st, g->pool, r->tokens, r->n_prompt, 0, NULL);
     if (g->stats) {
         g->stats->prompt_seconds += t2_now() - t0;
         g->stats->prompt_tokens += r->n_prompt;
@@ -227,16 +229,16 @@ static int encode_all(gen *g, int n, int *max_needed) {
     return 0;
 }
 
-int t2_generate_batch(const t2_model *m, const t2_tokenizer *tok, t2_pool *pool,
-                      const t2_gen_request *reqs, int n, const t2_gen_params *p,
-                      t2_gen_result *out, t2_gen_stats *stats) {
+/* The arguments of t2_generate_batch, checked. */
+static int check_args(const t2_model *m, const t2_tokenizer *tok, const t2_gen_request *reqs,
+                      int n, const t2_gen_params *p, const t2_gen_result *out) {
     if (!m || !tok || (n > 0 && (!reqs || !out)) || !p || n < 0)
         return t2_err_set(T2_EINVAL, "generate: missing model, tokenizer, requests or results");
     if (p->max_tokens < 1)
         return t2_err_set(T2_EINVAL, "generate: max_tokens %d (at least 1)", p->max_tokens);
-    if (p->batch < 1 || p->batch > T2_GEN_MAX_BATCH)
+    if (p->batch < 1 || p->batch > T2_MAX_SEQS)
         return t2_err_set(T2_EINVAL, "generate: batch %d out of range (1..%d)", p->batch,
-                          T2_GEN_MAX_BATCH);
+                          T2_MAX_SEQS);
     if (p->prompt_batch < 1 || p->prompt_batch > 65536)
         return t2_err_set(T2_EINVAL, "generate: prompt batch %d out of range (1..65536)",
                           p->prompt_batch);
@@ -247,6 +249,100 @@ int t2_generate_batch(const t2_model *m, const t2_tokenizer *tok, t2_pool *pool,
     if (t2_tok_vocab_size(tok) > m->cfg.vocab_size)
         return t2_err_set(T2_EMISMATCH, "generate: the tokenizer has %d pieces, the model %d",
                           t2_tok_vocab_size(tok), m->cfg.vocab_size);
+    return 0;
+}
+
+/* The slots and the buffers of one decode step. */
+typedef struct {
+    slot *slots;
+    int nslots, next; /* next: the first request not yet started */
+    t2_state **sts;
+    int *toks, *pos, *idx, *grouped;
+    double in_flight_sum;
+} gen_run;
+
+/* Fill free slots (a request may finish or fail right away: keep filling). */
+static int fill_slots(gen *g, gen_run *w, int n) {
+    const t2_gen_params *p = g->p;
+    for (int i = 0; i < w->nslots && w->next < n; i++) {
+        while (w->slots[i].req < 0 && w->next < n) {
+            int q = w->next++;
+            if (g->out[q].error) { /* failed while encoding */
+                if (p->on_done) p->on_done(p->on_done_ctx, q, &g->out[q]);
+                continue;
+            }
+            int rc = start(g, &w->slots[i], q);
+            if (rc < 0) return rc;
+        }
+    }
+    return 0;
+}
+
+/* One decode step of the `active` slots w->idx[], in groups of sequences whose adaptations
+ * share factors. */
+static int decode_step(gen *g, gen_run *w, int active) {
+    t2_gen_stats *stats = g->stats;
+    int rc;
+    for (int a = 0; a < active; a++) w->grouped[a] = 0;
+    for (int a0 = 0; a0 < active; a0++) {
+        if (w->grouped[a0]) continue;
+        const t2_svd *f = NULL;
+        int k = 0;
+        for (int a = a0; a < active; a++) {
+            if (w->grouped[a]) continue;
+            const t2_gen_request *rq = &g->reqs[w->slots[w->idx[a]].req];
+            const t2_svd *fa = rq->adapt ? rq->adapt->svd : NULL;
+            if (fa && f && fa != f) continue;
+            if (fa) f = fa;
+            w->grouped[a] = 1;
+            slot *s = &w->slots[w->idx[a]];
+            w->sts[k] = s->st;
+            w->toks[k] = s->token;
+            w->pos[k] = s->pos;
+            k++;
+        }
+        double t0 = t2_now();
+        rc = t2_forward_step_multi(w->sts, k, g->pool, w->toks, w->pos);
+        if (stats) {
+            stats->decode_seconds += t2_now() - t0;
+            stats->steps++;
+        }
+        w->in_flight_sum += k;
+        if (rc < 0) return rc;
+        for (int a = a0, j = 0; a < active && j < k; a++) {
+            slot *s = &w->slots[w->idx[a]];
+            if (w->sts[j] != s->st) continue;
+            j++;
+            if ((rc = take_token(g, s)) < 0) return rc;
+        }
+    }
+    return 0;
+}
+
+/* Encode the prompts, then start requests and step them until all are done. */
+static int generate_all(gen *g, gen_run *w, int n) {
+    int rc, ctx_needed = 1;
+    if ((rc = encode_all(g, n, &ctx_needed)) < 0) return rc;
+    for (int i = 0; i < w->nslots; i++) {
+        w->slots[i].req = -1;
+        if ((rc = t2_state_new(&w->slots[i].st, g->m, g->p->prompt_batch, ctx_needed)) < 0)
+            return rc;
+    }
+    for (;;) {
+        if ((rc = fill_slots(g, w, n)) < 0) return rc;
+        int active = 0;
+        for (int i = 0; i < w->nslots; i++)
+            if (w->slots[i].req >= 0) w->idx[active++] = i;
+        if (!active) return 0;
+        if ((rc = decode_step(g, w, active)) < 0) return rc;
+    }
+}
+
+int t2_generate_batch(const t2_model *m, const t2_tokenizer *tok, t2_pool *pool,
+                      const t2_gen_request *reqs, int n, const t2_gen_params *p,
+                      t2_gen_result *out, t2_gen_stats *stats) {
+    int rc = check_args(m, tok, reqs, n, p, out);
+    if (rc < 0) return rc;
     gen g = {.m = m, .tok = tok, .pool = pool, .reqs = reqs, .p = p, .out = out, .stats = stats};
     for (g.n_stops = 0; g.n_stops < T2_GEN_MAX_STOPS && p->stop[g.n_stops]; g.n_stops++) {
         size_t l = strlen(p->stop[g.n_stops]);
@@ -259,92 +355,32 @@ int t2_generate_batch(const t2_model *m, const t2_tokenizer *tok, t2_pool *pool,
     if (n == 0) return 0;
 
     const double t_start = t2_now();
-    const int nslots = p->batch < n ? p->batch : n;
-    slot *slots = calloc((size_t)nslots, sizeof *slots);
-    t2_state **sts = malloc((size_t)nslots * sizeof *sts);
-    int *toks = malloc((size_t)nslots * sizeof(int)), *pos = malloc((size_t)nslots * sizeof(int));
-    int *idx = malloc((size_t)nslots * sizeof(int));
-    int *grouped = malloc((size_t)nslots * sizeof(int));
-    int rc = 0, ctx_needed = 1;
-    double in_flight_sum = 0;
-    if (!slots || !sts || !toks || !pos || !idx || !grouped) {
+    gen_run w = {.nslots = p->batch < n ? p->batch : n};
+    const size_t ns = (size_t)w.nslots;
+    w.slots = calloc(ns, sizeof *w.slots);
+    w.sts = malloc(ns * sizeof *w.sts);
+    w.toks = malloc(ns * sizeof(int)), w.pos = malloc(ns * sizeof(int));
+    w.idx = malloc(ns * sizeof(int));
+    w.grouped = malloc(ns * sizeof(int));
+    if (!w.slots || !w.sts || !w.toks || !w.pos || !w.idx || !w.grouped)
         rc = t2_err_set(T2_ENOMEM, "out of memory");
-        goto out;
-    }
-    if ((rc = encode_all(&g, n, &ctx_needed)) < 0) goto out;
-    for (int i = 0; i < nslots; i++) {
-        slots[i].req = -1;
-        if ((rc = t2_state_new(&slots[i].st, m, p->prompt_batch, ctx_needed)) < 0) goto out;
-    }
-    int next = 0, active = 0;
-    for (;;) {
-        /* fill free slots (a request may finish or fail right away: keep filling) */
-        for (int i = 0; i < nslots && next < n; i++) {
-            while (slots[i].req < 0 && next < n) {
-                int q = next++;
-                if (out[q].error) { /* failed while encoding */
-                    if (p->on_done) p->on_done(p->on_done_ctx, q, &out[q]);
-                    continue;
-                }
-                if ((rc = start(&g, &slots[i], q)) < 0) goto out;
-            }
-        }
-        active = 0;
-        for (int i = 0; i < nslots; i++)
-            if (slots[i].req >= 0) idx[active++] = i;
-        if (!active) break;
-        /* one decode step, in groups of sequences whose adaptations share factors */
-        for (int a = 0; a < active; a++) grouped[a] = 0;
-        for (int a0 = 0; a0 < active; a0++) {
-            if (grouped[a0]) continue;
-            const t2_svd *f = NULL;
-            int k = 0;
-            for (int a = a0; a < active; a++) {
-                if (grouped[a]) continue;
-                const t2_gen_request *rq = &reqs[slots[idx[a]].req];
-                const t2_svd *fa = rq->adapt ? rq->adapt->svd : NULL;
-                if (fa && f && fa != f) continue;
-                if (fa) f = fa;
-                grouped[a] = 1;
-                slot *s = &slots[idx[a]];
-                sts[k] = s->st;
-                toks[k] = s->token;
-                pos[k] = s->pos;
-                k++;
-            }
-            double t0 = t2_now();
-            rc = t2_forward_step_multi(sts, k, pool, toks, pos);
-            if (stats) {
-                stats->decode_seconds += t2_now() - t0;
-                stats->steps++;
-            }
-            in_flight_sum += k;
-            if (rc < 0) goto out;
-            for (int a = a0, j = 0; a < active && j < k; a++) {
-                slot *s = &slots[idx[a]];
-                if (sts[j] != s->st) continue;
-                j++;
-                if ((rc = take_token(&g, s)) < 0) goto out;
-                rc = 0;
-            }
-        }
-    }
-    if (stats) {
+    else
+        rc = generate_all(&g, &w, n);
+    if (rc == 0 && stats) {
         stats->wall_seconds = t2_now() - t_start;
-        stats->mean_in_flight = stats->steps ? in_flight_sum / stats->steps : 0;
+        stats->mean_in_flight = stats->steps ? w.in_flight_sum / stats->steps : 0;
     }
-out:
-    if (slots)
-        for (int i = 0; i < nslots; i++) {
-            t2_state_destroy(&slots[i].st);
-            t2_sampler_destroy(&slots[i].smp);
+    if (w.slots)
+        for (int i = 0; i < w.nslots; i++) {
+            t2_state_destroy(&w.slots[i].st);
+            t2_sampler_destroy(&w.slots[i].smp);
         }
-    free(slots);
-    free(sts);
-    free(toks);
-    free(pos);
-    free(idx);
-    free(grouped);
+    free(w.slots);
+    free(w.sts);
+    free(w.toks);
+    free(w.pos);
+    free(w.idx);
+    free(w.grouped);
     if (rc < 0) t2_gen_results_free(out, n);
     return rc < 0 ? rc : 0;
 }

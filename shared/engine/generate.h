@@ -39,6 +39,7 @@
 
 #include "engine/model.h"
 #include "base/pool.h"
+#include "base/t2_limits.h"
 #include "engine/tokenizer.h"
 
 #include <stdint.h>
@@ -46,7 +47,6 @@
 struct t2_adapt;
 struct t2_gen_result;
 
-#define T2_GEN_MAX_BATCH 256 /* sequences in flight (the multi-sequence step's limit) */
 #define T2_GEN_MAX_STOPS 8
 
 /* Why a generation ended. */
@@ -72,7 +72,7 @@ typedef struct t2_gen_params {
     int max_tokens;        /* new tokens per request (>= 1); default 64 */
     float temperature;     /* 0 = greedy (default) */
     float top_p;           /* as t2_sampler_new; default 1 (off) */
-    int batch;             /* sequences in flight, 1..T2_GEN_MAX_BATCH; default 8 */
+    int batch;             /* sequences in flight, 1..T2_MAX_SEQS; default 8 */
     int prompt_batch;      /* prompt tokens per forward (t2 run --batch); default 128 */
     int n_ctx;             /* context per sequence; 0 = the model's seq_len */
     int truncate;          /* cut over-long prompts from the left (see above); default 1 */

@@ -1061,7 +1061,10 @@ struct t2_gguf_writer {
     size_t n_t, cap_t;
 };
 
-t2_gguf_writer *t2_gguf_writer_new(void) { return calloc(1, sizeof(t2_gguf_writer)); }
+int t2_gguf_writer_new(t2_gguf_writer **out) {
+    *out = calloc(1, sizeof(t2_gguf_writer));
+    return *out ? T2_OK : t2_err_set(T2_ENOMEM, "out of memory");
+}
 
 void t2_gguf_writer_destroy(t2_gguf_writer **wp) {
     if (!wp || !*wp) return;

@@ -102,7 +102,8 @@ const t2_gguf_tensor *t2_gguf_find_tensor(const t2_gguf *g, const char *name); /
 /* --- writer --- */
 typedef struct t2_gguf_writer t2_gguf_writer;
 
-t2_gguf_writer *t2_gguf_writer_new(void); /* NULL on allocation failure */
+/* Returns 0 and sets *out, or T2_ENOMEM (message in t2_err_msg) and *out = NULL. */
+int t2_gguf_writer_new(t2_gguf_writer **out);
 void t2_gguf_writer_destroy(t2_gguf_writer **w);
 
 /* Keys and strings are copied. Setting a key twice replaces the value. Return 0 or T2_E*. */

@@ -58,8 +58,8 @@ double t2_membw_read_gbs(int n_threads, size_t bytes) {
     if (a == MAP_FAILED) return t2_err_set(T2_ENOMEM, "membw: cannot map %zu bytes", bytes);
     for (size_t i = 0; i < n; i += 1024) a[i] = (float)(i & 255); /* fault every page in */
     double *part = calloc((size_t)n_threads * 8, sizeof *part);
-    t2_pool *pool = t2_pool_new(n_threads);
-    if (!part || !pool) {
+    t2_pool *pool;
+    if (t2_pool_new(&pool, n_threads) < 0 || !part) {
         free(part);
         t2_pool_destroy(&pool);
         munmap(a, bytes);

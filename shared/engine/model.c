@@ -745,9 +745,9 @@ static int write_layer_vecs(const t2_model *m, t2_gguf_writer *w, int l) {
 
 int t2_model_save_gguf(const t2_model *m, const t2_tokenizer *tok, t2_dtype type,
                        const char *name, const char *path) {
-    t2_gguf_writer *w = t2_gguf_writer_new();
-    if (!w) return t2_err_set(T2_ENOMEM, "%s: out of memory", path);
-    int rc = 0;
+    t2_gguf_writer *w;
+    int rc = t2_gguf_writer_new(&w);
+    if (rc < 0) return t2_err_prefix(rc, "%s", path);
     if (tok) { /* the tokenizer's keys after the model's, as before */
         if ((rc = t2_gguf_set_str(w, "general.architecture", t2_arch_name(m->cfg.arch))) < 0 ||
             (rc = t2_gguf_set_str(w, "general.name", name ? name : "t2-model")) < 0 ||

@@ -2,6 +2,7 @@
 
 #include "base/rng.h"
 #include "engine/kernels.h"
+#include "base/t2_err.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -18,16 +19,22 @@ struct t2_sampler {
     prob_index *cand; /* (V) top-p candidates */
 };
 
-t2_sampler *t2_sampler_new(int vocab_size, float temperature, float top_p, uint64_t seed) {
+int t2_sampler_new(t2_sampler **out, int vocab_size, float temperature, float top_p,
+                   uint64_t seed) {
+    *out = NULL;
     t2_sampler *s = calloc(1, sizeof *s);
-    if (!s) return NULL;
+    if (!s) return t2_err_set(T2_ENOMEM, "out of memory");
     s->vocab = vocab_size;
     s->temperature = temperature;
     s->top_p = top_p;
     s->rng = seed ? seed : 0x853c49e6748fea9bull; /* xorshift needs a non-zero state */
     s->cand = malloc((size_t)vocab_size * sizeof *s->cand);
-    if (!s->cand) t2_sampler_destroy(&s);
-    return s;
+    if (!s->cand) {
+        t2_sampler_destroy(&s);
+        return t2_err_set(T2_ENOMEM, "out of memory (sampler of %d tokens)", vocab_size);
+    }
+    *out = s;
+    return T2_OK;
 }
 
 void t2_sampler_destroy(t2_sampler **sp) {

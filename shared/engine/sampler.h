@@ -13,7 +13,9 @@
 typedef struct t2_sampler t2_sampler;
 
 /* Returns NULL on allocation failure. temperature >= 0, top_p in [0, 1] (checked by callers). */
-t2_sampler *t2_sampler_new(int vocab_size, float temperature, float top_p, uint64_t seed);
+/* Returns 0 and sets *out, or T2_ENOMEM (message in t2_err_msg) and *out = NULL. */
+int t2_sampler_new(t2_sampler **out, int vocab_size, float temperature, float top_p,
+                   uint64_t seed);
 void t2_sampler_destroy(t2_sampler **s);
 /* Sample a token; may modify logits in place. */
 int t2_sample(t2_sampler *s, float *logits);

@@ -3,12 +3,11 @@
 #include "engine/kernels.h"
 #include "engine/adapt.h"
 #include "base/t2_err.h"
+#include "base/t2_limits.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define T2_MAX_MULTI 256 /* sequences in one multi-sequence step */
 
 struct t2_state {
     const t2_model *m;
@@ -156,10 +155,10 @@ static void lin_multi(t2_state *const *st, int n, t2_pool *pool, int l, int k, f
                       const float *const *xs) {
     const t2_mat *base = t2_layer_mat(&st[0]->m->layers[l], k);
     const int idx = adapt_idx(l, k);
-    const t2_mat *w[T2_MAX_MULTI];
-    int done[T2_MAX_MULTI], nf = 0;
-    float *gy[T2_MAX_MULTI], *fz[T2_MAX_MULTI];
-    const float *gx[2 * T2_MAX_MULTI]; /* factored inputs first, then one dense group's */
+    const t2_mat *w[T2_MAX_SEQS];
+    int done[T2_MAX_SEQS], nf = 0;
+    float *gy[T2_MAX_SEQS], *fz[T2_MAX_SEQS];
+    const float *gx[2 * T2_MAX_SEQS]; /* factored inputs first, then one dense group's */
     const t2_adapt *fa = NULL;
     for (int i = 0; i < n; i++) {
         const t2_adapt *a = st[i]->adapt;
@@ -362,8 +361,8 @@ static int layers_multi(t2_state *const *st, int n, t2_pool *pool, const int *po
     const t2_model *m = st[0]->m;
     const t2_config *c = &m->cfg;
     const int D = c->dim, F = c->hidden_dim, hd = c->head_dim, KVD = c->n_kv_heads * hd;
-    float *ys[T2_MAX_MULTI], *ys2[T2_MAX_MULTI];
-    const float *xs[T2_MAX_MULTI];
+    float *ys[T2_MAX_SEQS], *ys2[T2_MAX_SEQS];
+    const float *xs[T2_MAX_SEQS];
     for (int l = st[0]->l0; l < st[0]->l1; l++) {
         const t2_layer *ly = &m->layers[l];
         for (int i = 0; i < n; i++) {
@@ -408,8 +407,8 @@ static int layers_multi(t2_state *const *st, int n, t2_pool *pool, const int *po
 }
 
 static int check_multi(t2_state *const *st, int n, t2_pool *pool, const int *pos) {
-    if (n <= 0 || n > T2_MAX_MULTI)
-        return t2_err_set(T2_ERANGE, "multi-sequence step: %d sequences (1..%d)", n, T2_MAX_MULTI);
+    if (n <= 0 || n > T2_MAX_SEQS)
+        return t2_err_set(T2_ERANGE, "multi-sequence step: %d sequences (1..%d)", n, T2_MAX_SEQS);
     for (int i = 0; i < n; i++) {
         if (st[i]->m != st[0]->m || st[i]->l0 != st[0]->l0 || st[i]->l1 != st[0]->l1)
             return t2_err_set(T2_EINVAL, "multi-sequence step: state %d is for another model or "
@@ -489,16 +488,16 @@ int t2_forward(t2_state *s, t2_pool *pool, const int *tokens, int n, int pos, fl
 int t2_forward_step_multi(t2_state *const *states, int n, t2_pool *pool, const int *tokens,
                           const int *pos) {
     int rc;
-    if (n <= 0 || n > T2_MAX_MULTI)
-        return t2_err_set(T2_ERANGE, "multi-sequence step: %d sequences (1..%d)", n, T2_MAX_MULTI);
+    if (n <= 0 || n > T2_MAX_SEQS)
+        return t2_err_set(T2_ERANGE, "multi-sequence step: %d sequences (1..%d)", n, T2_MAX_SEQS);
     for (int i = 0; i < n; i++)
         if ((rc = require_all_layers(states[i])) < 0 || (rc = t2_embed(states[i], tokens + i, 1)) < 0)
             return rc;
     if ((rc = t2_forward_layers_multi(states, n, pool, pos)) < 0) return rc;
     const t2_model *m = states[0]->m;
     const int D = m->cfg.dim;
-    float *ys[T2_MAX_MULTI];
-    const float *xs[T2_MAX_MULTI];
+    float *ys[T2_MAX_SEQS];
+    const float *xs[T2_MAX_SEQS];
     for (int i = 0; i < n; i++) {
         t2_rmsnorm(states[i]->xb, states[i]->x, m->output_norm, D, m->cfg.rms_eps);
         ys[i] = states[i]->logits;

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int name_ok(const char *s, size_t n) { return t2_name_ok(s, n, 64); }
+static int name_ok(const char *s, size_t n) { return t2_name_ok(s, n, T2_NAME_MAX); }
 
 void t2_profile_destroy(t2_profile **pp) {
     t2_profile *p = pp ? *pp : NULL;
@@ -145,8 +145,8 @@ out:
 int t2_profile_save(const t2_profile *p, const char *path) {
     int rc = check(p, p->name);
     if (rc < 0) return rc;
-    t2_gguf_writer *w = t2_gguf_writer_new();
-    if (!w) return t2_err_set(T2_ENOMEM, "out of memory");
+    t2_gguf_writer *w;
+    if ((rc = t2_gguf_writer_new(&w)) < 0) return rc;
     const char *names[T2_PROFILE_MAX_EXPERTS];
     for (int i = 0; i < p->n_experts; i++)
         names[i] = p->experts[i];

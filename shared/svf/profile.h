@@ -14,15 +14,17 @@
 #ifndef T2_PROFILE_H
 #define T2_PROFILE_H
 
+#include "base/t2_limits.h"
+
 #include <stddef.h>
 
 #define T2_PROFILE_MAX_EXPERTS 64
 #define T2_PROFILE_MAX_MATRICES 16384
 
 typedef struct t2_profile {
-    char name[65];
+    char name[T2_NAME_MAX + 1];
     int n_experts;
-    char (*experts)[65]; /* n_experts names */
+    char (*experts)[T2_NAME_MAX + 1]; /* n_experts names */
     int n_matrices;      /* 0: one α per expert; else α per expert per matrix */
     float *alpha;        /* n_experts, or n_experts x n_matrices (row per expert) */
     char *task, *training;

@@ -295,10 +295,10 @@ static int add_f32(t2_gguf_writer *w, const char *name, const float *data, int r
 }
 
 int t2_factors_save(const t2_factors *f, const char *path) {
-    t2_gguf_writer *w = t2_gguf_writer_new();
+    t2_gguf_writer *w;
     char key[128], tbuf[128];
-    int rc;
-    if (!w) return t2_err_set(T2_ENOMEM, "out of memory");
+    int rc = t2_gguf_writer_new(&w);
+    if (rc < 0) return rc;
     if ((rc = t2_gguf_set_str(w, "t2.kind", "factors")) < 0 ||
         (rc = t2_gguf_set_str(w, "t2.base_sha256", f->base_sha256)) < 0 ||
         (rc = t2_gguf_set_str(w, "t2.targets", t2_targets_str(f->targets, tbuf, sizeof tbuf))) < 0 ||
@@ -486,10 +486,10 @@ int t2_expert_init(t2_expert **out, const t2_factors *f, unsigned targets, const
 }
 
 int t2_expert_save(const t2_expert *e, const char *path) {
-    t2_gguf_writer *w = t2_gguf_writer_new();
+    t2_gguf_writer *w;
     char key[128], tbuf[128];
-    int rc;
-    if (!w) return t2_err_set(T2_ENOMEM, "out of memory");
+    int rc = t2_gguf_writer_new(&w);
+    if (rc < 0) return rc;
     if ((rc = t2_gguf_set_str(w, "t2.kind", "expert")) < 0 ||
         (rc = t2_gguf_set_str(w, "t2.name", e->name)) < 0 ||
         (rc = t2_gguf_set_str(w, "t2.task", e->task)) < 0 ||
@@ -778,17 +778,19 @@ struct t2_adapt_cache {
     } *e;
 };
 
-t2_adapt_cache *t2_adapt_cache_new(int capacity) {
+int t2_adapt_cache_new(t2_adapt_cache **out, int capacity) {
+    *out = NULL;
     if (capacity < 1) capacity = 1;
     t2_adapt_cache *c = calloc(1, sizeof *c);
-    if (!c) return NULL;
+    if (!c) return t2_err_set(T2_ENOMEM, "out of memory");
     c->cap = capacity;
     c->e = calloc((size_t)capacity, sizeof *c->e);
     if (!c->e) {
         free(c);
-        return NULL;
+        return t2_err_set(T2_ENOMEM, "out of memory (adaptation cache of %d)", capacity);
     }
-    return c;
+    *out = c;
+    return T2_OK;
 }
 
 void t2_adapt_cache_destroy(t2_adapt_cache **cp) {

@@ -138,7 +138,8 @@ void t2_svf_scale(float *out, const float *sigma, const float *p, int r, int act
 
 /* A bounded LRU of merged adaptations keyed by a caller-given 64-bit mixture key. */
 typedef struct t2_adapt_cache t2_adapt_cache;
-t2_adapt_cache *t2_adapt_cache_new(int capacity);
+/* capacity < 1 counts as 1. Returns 0 and sets *out, or T2_ENOMEM (message in t2_err_msg). */
+int t2_adapt_cache_new(t2_adapt_cache **out, int capacity);
 void t2_adapt_cache_destroy(t2_adapt_cache **c);
 /* A new reference to the cached entry (release it when done), or NULL. */
 t2_adapt *t2_adapt_cache_get(t2_adapt_cache *c, uint64_t key);

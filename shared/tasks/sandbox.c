@@ -175,82 +175,51 @@ static void child_exec(const char *dir, const char *python, char *const argv[], 
     _exit(127);
 }
 
-int t2_sandbox_run_python(const char *program, size_t len, const t2_sandbox_opts *opts,
-                          t2_sandbox_result *res) {
-    memset(res, 0, sizeof *res);
-    t2_sandbox_opts o = {0};
+/* The options with their defaults and bounds applied. */
+static void sandbox_defaults(t2_sandbox_opts *o, const t2_sandbox_opts *opts) {
+    *o = (t2_sandbox_opts){0};
     if (opts)
-        o = *opts;
-    if (!(o.timeout_s > 0))
-        o.timeout_s = 10;
-    if (o.timeout_s > 3600)
-        o.timeout_s = 3600;
-    if (!o.mem_bytes)
-        o.mem_bytes = (size_t)1 << 30;
-    if (!o.python)
-        o.python = T2_SANDBOX_PYTHON;
-    if (access(o.python, X_OK) < 0)
-        return t2_err_set(T2_ENOTFOUND, "%s: cannot execute: %s (the code scorer needs it)",
-                          o.python, strerror(errno));
-    const char *env_netns = getenv("T2_SANDBOX_NO_NETNS"); /* tests: exercise the fallback */
-    int try_netns = !(env_netns && *env_netns && strcmp(env_netns, "0"));
+        *o = *opts;
+    if (!(o->timeout_s > 0))
+        o->timeout_s = 10;
+    if (o->timeout_s > 3600)
+        o->timeout_s = 3600;
+    if (!o->mem_bytes)
+        o->mem_bytes = (size_t)1 << 30;
+    if (!o->python)
+        o->python = T2_SANDBOX_PYTHON;
+}
 
+/* A fresh folder under $TMPDIR (dir, cap bytes) holding the program as main.py. */
+static int sandbox_dir(char *dir, size_t cap, const char *program, size_t len) {
     const char *tmp = getenv("TMPDIR");
     if (!tmp || !*tmp)
         tmp = "/tmp";
-    char dir[512], file[600], home[600];
-    if ((size_t)snprintf(dir, sizeof dir, "%s/t2-sandbox-XXXXXX", tmp) >= sizeof dir)
+    char file[600];
+    if ((size_t)snprintf(dir, cap, "%s/t2-sandbox-XXXXXX", tmp) >= cap)
         return t2_err_set(T2_EINVAL, "TMPDIR too long");
     if (!mkdtemp(dir))
         return t2_err_set(T2_EIO, "%s: cannot create: %s", dir, strerror(errno));
     snprintf(file, sizeof file, "%s/main.py", dir);
-    snprintf(home, sizeof home, "HOME=%s", dir);
-
-    int rc = 0, out_pipe[2] = {-1, -1}, st_pipe[2] = {-1, -1};
-    pid_t pid = -1;
     int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 || write_all(fd, program, len) < 0) {
-        rc = t2_err_set(T2_EIO, "%s: cannot write: %s", file, strerror(errno));
+        int rc = t2_err_set(T2_EIO, "%s: cannot write: %s", file, strerror(errno));
         if (fd >= 0)
             close(fd);
-        goto out;
+        remove_tree(dir);
+        return rc;
     }
     close(fd);
-    if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(st_pipe, O_CLOEXEC) < 0) {
-        rc = t2_err_set(T2_EIO, "pipe: %s", strerror(errno));
-        goto out;
-    }
+    return 0;
+}
 
-    char *argv[] = {(char *)o.python, "-I", "-S", "main.py", NULL};
-    char *envp[] = {"PATH=/usr/bin:/bin",
-                    home,
-                    "LANG=C.UTF-8",
-                    "PYTHONDONTWRITEBYTECODE=1",
-                    "PYTHONHASHSEED=0",
-                    "no_proxy=*",
-                    "http_proxy=http://127.0.0.1:9",
-                    "https_proxy=http://127.0.0.1:9",
-                    NULL};
-    pid_t parent = getpid();
-    double t0 = now_s();
-    pid = fork();
-    if (pid < 0) {
-        rc = t2_err_set(T2_EIO, "fork: %s", strerror(errno));
-        goto out;
-    }
-    if (pid == 0)
-        child_exec(dir, o.python, argv, envp, out_pipe[1], st_pipe[1], &o, parent, try_netns);
-    setpgid(pid, pid); /* also in the parent, so kill(-pid) works at once */
-    close(out_pipe[1]);
-    out_pipe[1] = -1;
-    close(st_pipe[1]);
-    st_pipe[1] = -1;
-
-    /* status: one isolation byte before exec; 0xFF + errno if exec failed */
+/* The child's status (one isolation byte before exec; 0xFF + errno if exec failed): the errno
+ * of a failed exec, else 0. */
+static int read_status(int fd, t2_sandbox_result *res) {
     unsigned char st[4];
     size_t got = 0;
     for (;;) {
-        ssize_t r = read(st_pipe[0], st + got, sizeof st - got);
+        ssize_t r = read(fd, st + got, sizeof st - got);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -262,11 +231,14 @@ int t2_sandbox_run_python(const char *program, size_t len, const t2_sandbox_opts
     if (got >= 1)
         res->isolation = (t2_sandbox_isolation)st[0];
     int exec_failed = got >= 3 && st[1] == 0xFF;
-    int exec_errno = exec_failed ? st[2] : 0;
+    return exec_failed ? (st[2] ? st[2] : -1) : 0;
+}
 
+/* The tail of the child's output until it exits or the deadline passes (then its group is
+ * killed): 1 if it timed out. The child is left to reap. */
+static int collect_output(pid_t pid, int fd, double deadline, t2_sandbox_result *res) {
     tail_buf tail = {res->output, sizeof res->output, 0};
-    double deadline = t0 + o.timeout_s;
-    int out_open = 1, timed_out = 0, status = 0;
+    int out_open = 1, timed_out = 0;
     for (;;) {
         double left = deadline - now_s();
         if (left <= 0) {
@@ -275,11 +247,11 @@ int t2_sandbox_run_python(const char *program, size_t len, const t2_sandbox_opts
             break;
         }
         int ms = left > 0.05 ? 50 : (int)(left * 1000) + 1;
-        struct pollfd pfd = {.fd = out_open ? out_pipe[0] : -1, .events = POLLIN};
+        struct pollfd pfd = {.fd = out_open ? fd : -1, .events = POLLIN};
         int pr = poll(&pfd, 1, ms);
         if (pr > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR))) {
             char b[4096];
-            ssize_t r = read(out_pipe[0], b, sizeof b);
+            ssize_t r = read(fd, b, sizeof b);
             if (r > 0)
                 tail_add(&tail, b, (size_t)r);
             else if (r == 0 || (errno != EINTR && errno != EAGAIN))
@@ -290,22 +262,19 @@ int t2_sandbox_run_python(const char *program, size_t len, const t2_sandbox_opts
         if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid)
             break; /* exited, not yet reaped */
     }
-    /* drain what is already in the pipe, then kill any leftover of the group and reap */
+    /* drain what is already in the pipe */
     if (!timed_out) {
-        fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
+        fcntl(fd, F_SETFL, O_NONBLOCK);
         char b[4096];
         ssize_t r;
-        while (out_open && (r = read(out_pipe[0], b, sizeof b)) > 0)
+        while (out_open && (r = read(fd, b, sizeof b)) > 0)
             tail_add(&tail, b, (size_t)r);
     }
-    kill(-pid, SIGKILL);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    res->seconds = now_s() - t0;
-    if (exec_failed) {
-        rc = t2_err_set(T2_ENOTFOUND, "%s: cannot execute: %s", o.python, strerror(exec_errno));
-        goto out;
-    }
+    return timed_out;
+}
+
+/* The verdict from the wait status. */
+static void sandbox_verdict(t2_sandbox_result *res, int timed_out, int status) {
     if (timed_out) {
         res->status = T2_SANDBOX_TIMEOUT;
         res->signal = SIGKILL;
@@ -316,6 +285,53 @@ int t2_sandbox_run_python(const char *program, size_t len, const t2_sandbox_opts
         res->status = T2_SANDBOX_SIGNALED;
         res->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     }
+}
+
+/* Run main.py of dir in a confined child; its output and verdict into res. */
+static int sandbox_run(const char *dir, const t2_sandbox_opts *o, int try_netns,
+                       t2_sandbox_result *res) {
+    int rc = 0, out_pipe[2] = {-1, -1}, st_pipe[2] = {-1, -1};
+    if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(st_pipe, O_CLOEXEC) < 0) {
+        rc = t2_err_set(T2_EIO, "pipe: %s", strerror(errno));
+        goto out;
+    }
+    char home[600];
+    snprintf(home, sizeof home, "HOME=%s", dir);
+    char *argv[] = {(char *)o->python, "-I", "-S", "main.py", NULL};
+    char *envp[] = {"PATH=/usr/bin:/bin",
+                    home,
+                    "LANG=C.UTF-8",
+                    "PYTHONDONTWRITEBYTECODE=1",
+                    "PYTHONHASHSEED=0",
+                    "no_proxy=*",
+                    "http_proxy=http://127.0.0.1:9",
+                    "https_proxy=http://127.0.0.1:9",
+                    NULL};
+    pid_t parent = getpid();
+    double t0 = now_s();
+    pid_t pid = fork();
+    if (pid < 0) {
+        rc = t2_err_set(T2_EIO, "fork: %s", strerror(errno));
+        goto out;
+    }
+    if (pid == 0)
+        child_exec(dir, o->python, argv, envp, out_pipe[1], st_pipe[1], o, parent, try_netns);
+    setpgid(pid, pid); /* also in the parent, so kill(-pid) works at once */
+    close(out_pipe[1]);
+    out_pipe[1] = -1;
+    close(st_pipe[1]);
+    st_pipe[1] = -1;
+    int exec_errno = read_status(st_pipe[0], res);
+    int timed_out = collect_output(pid, out_pipe[0], t0 + o->timeout_s, res), status = 0;
+    kill(-pid, SIGKILL); /* any leftover of the group */
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    res->seconds = now_s() - t0;
+    if (exec_errno)
+        rc = t2_err_set(T2_ENOTFOUND, "%s: cannot execute: %s", o->python,
+                        strerror(exec_errno > 0 ? exec_errno : 0));
+    else
+        sandbox_verdict(res, timed_out, status);
 out:
     for (int i = 0; i < 2; i++) {
         if (out_pipe[i] >= 0)
@@ -323,6 +339,24 @@ out:
         if (st_pipe[i] >= 0)
             close(st_pipe[i]);
     }
+    return rc;
+}
+
+int t2_sandbox_run_python(const char *program, size_t len, const t2_sandbox_opts *opts,
+                          t2_sandbox_result *res) {
+    memset(res, 0, sizeof *res);
+    t2_sandbox_opts o;
+    sandbox_defaults(&o, opts);
+    if (access(o.python, X_OK) < 0)
+        return t2_err_set(T2_ENOTFOUND, "%s: cannot execute: %s (the code scorer needs it)",
+                          o.python, strerror(errno));
+    const char *env_netns = getenv("T2_SANDBOX_NO_NETNS"); /* tests: exercise the fallback */
+    int try_netns = !(env_netns && *env_netns && strcmp(env_netns, "0"));
+    char dir[512];
+    int rc = sandbox_dir(dir, sizeof dir, program, len);
+    if (rc < 0)
+        return rc;
+    rc = sandbox_run(dir, &o, try_netns, res);
     remove_tree(dir);
     return rc;
 }

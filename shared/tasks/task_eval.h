@@ -55,7 +55,7 @@ typedef struct t2_teval_params {
     t2_teval_stop stop;
     float temperature;   /* 0 = greedy (default) */
     float top_p;         /* default 1 (off) */
-    int batch;           /* sequences in flight, 1..T2_GEN_MAX_BATCH; default 8 */
+    int batch;           /* sequences in flight, 1..T2_MAX_SEQS; default 8 */
     uint64_t seed;       /* sampling: item i of the set gets seed * 0x9E3779B97F4A7C15 + i + 1 */
     int score_threads;   /* real code families: sandboxes at once; default 1 */
     int loglik;          /* 1: fill items[k].loglik; default 0 */
