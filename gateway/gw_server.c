@@ -5,7 +5,7 @@
 #include "base/t2_err.h"
 #include "base/t2_log.h"
 #include "base/json.h"
-#include "svf/profile.h"
+#include "engine/gguf.h"
 #include "t2_wire.h"
 
 #include <arpa/inet.h>
@@ -363,13 +363,18 @@ static int scan_dir(gw_server *s, const char *dir, int profiles_only) {
         char name[70], path[4200];
         snprintf(name, sizeof name, "%.*s", (int)(n - 5), de->d_name);
         snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        t2_profile *p = NULL;
-        if (t2_profile_load(&p, path) == 0)
-            rc = add_model(s, "%s:profile/%s", name);
-        else if (!profiles_only && !(s->cf->model.classifier_expert &&
-                                     !strcmp(name, s->cf->model.classifier_expert)))
-            rc = add_model(s, "%s:mix/%s=1", name);
-        t2_profile_destroy(&p);
+        t2_gguf *g = NULL;
+        const char *kind = NULL;
+        size_t kl = 0;
+        if (t2_gguf_open(&g, path) == 0 && t2_gguf_get_str(g, "t2.kind", &kind, &kl) == 0) {
+            if (kl == 7 && !memcmp(kind, "profile", 7))
+                rc = add_model(s, "%s:profile/%s", name);
+            else if (kl == 6 && !memcmp(kind, "expert", 6) && !profiles_only &&
+                     !(s->cf->model.classifier_expert &&
+                       !strcmp(name, s->cf->model.classifier_expert)))
+                rc = add_model(s, "%s:mix/%s=1", name);
+        }
+        t2_gguf_close(&g);
     }
     closedir(d);
     t2_err_clear();

@@ -16,3 +16,8 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     libopenblas-dev liblapacke-dev \
     libconfig-dev libjansson-dev libmicrohttpd-dev \
     python3 python3-numpy python3-torch python3-sentencepiece python3-zmq python3-protobuf
+# the official OpenAI SDK for tests/gateway_sdk.py, from npm's registry (pinned by its
+# package-lock.json); without node/npm that test skips
+if command -v npm > /dev/null 2>&1; then
+    (cd "$(dirname "$0")/../tests/node-gateway" && npm ci --no-audit --no-fund --silent)
+fi
