@@ -10,3 +10,8 @@ if(T2_PYTHON3)
   t2_add_script_test(gateway_sdk integration ${T2_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/gateway_sdk.py)
   set_tests_properties(gateway_http gateway_sdk PROPERTIES TIMEOUT 300 RUN_SERIAL ON)
 endif()
+# the gateway section of the deployment file, keys files, t2-gateway's start-up checks.
+t2_add_script_test(gateway_config unit bash ${CMAKE_CURRENT_SOURCE_DIR}/gateway_config.sh)
+# deploy/t2-local.sh starts and stops t2-gateway when the file has a gateway section.
+t2_add_script_test(gateway_local integration bash ${CMAKE_CURRENT_SOURCE_DIR}/gateway_local.sh)
+set_tests_properties(gateway_local PROPERTIES TIMEOUT 120 RUN_SERIAL ON)
