@@ -257,10 +257,14 @@ static int admit(gw_server *s, struct MHD_Connection *c, int endpoint, gw_conn *
                        s->cf->gateway.max_body);
     if (gw_req_parse(cn->body ? cn->body : "", cn->len, endpoint, &s->models, q, e) < 0)
         return -1;
-    if (!gw_auth_model_ok(s->auth, key, q->model)) {
-        gw_fail(e, 403, "invalid_request_error", "model", "model_not_allowed",
-                "the key '%s' may not use the model '%s'", gw_auth_name(s->auth, key),
-                q->model);
+    /* with "t2": {"adapt"} the adaptation is not the model's: the key must allow BASE:ADAPT */
+    char eff[2 * GW_MODEL_MAX + 2];
+    snprintf(eff, sizeof eff, "%s:%s", s->models.base, q->adapt_name);
+    const char *m = q->adapt_override ? eff : q->model;
+    if (!gw_auth_model_ok(s->auth, key, m)) {
+        gw_fail(e, 403, "invalid_request_error", q->adapt_override ? "t2.adapt" : "model",
+                "model_not_allowed", "the key '%s' may not use the model '%s'",
+                gw_auth_name(s->auth, key), m);
         gw_req_free(q);
         return -1;
     }

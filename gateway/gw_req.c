@@ -326,6 +326,7 @@ static int parse_ext(const json_t *v, gw_req *q, gw_error *e) {
         if (!json_is_string(x))
             return gw_fail(e, 400, BAD, "t2.adapt", "invalid_type", "'t2.adapt' must be a string");
         if (gw_adapt_parse(json_string_value(x), &q->adapt, e, "t2.adapt") < 0) return -1;
+        q->adapt_override = 1;
     }
     return 0;
 }

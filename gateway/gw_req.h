@@ -61,6 +61,7 @@ typedef struct gw_req {
     char model[GW_MODEL_MAX + 1]; /* as given (echoed in the answer) */
     gw_adapt adapt;
     char adapt_name[GW_MODEL_MAX + 1]; /* "classifier", "mix/math=0.6", ... for logs / metrics */
+    int adapt_override;                 /* the body's "t2": {"adapt"} chose it */
     /* completions: a prompt or token ids; chat: messages */
     char *prompt;
     size_t prompt_len;

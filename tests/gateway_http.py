@@ -61,6 +61,11 @@ def check_greedy(d, check):
                   f"classifier: label and pass-1 time in {t2}")
         if model.endswith("p1"):
             check(t2.get("label") == "p1", f"profile p1: label {t2}")
+    # the body's extension chooses the adaptation over the model's suffix
+    st, b = completion(d, "t2-base:none", t2={"adapt": "mix/rand3=0.8"})
+    want = d.reference(PROMPT, N, n_prompt, "rand3=0.8")
+    check(st == 200 and b["choices"][0]["text"] == want and b["t2"]["adapt"] == "mix/rand3=0.8"
+          and b["model"] == "t2-base:none", f"t2.adapt: {st} {b} (want {want!r})")
     # the same with a chat-style body on /v1/completions given as token ids is refused or served
     st, b = d.post("/v1/completions", {"model": "t2-base", "prompt": [1, 2, 3], "max_tokens": 2})
     check(st in (200, 400), f"token-id prompt: {st} {b}")
@@ -132,6 +137,9 @@ BAD = [  # (what, path, body or raw bytes, key, status, code or None, param or N
      401, "invalid_api_key", None),
     ("model not allowed", "/v1/completions", {"model": "t2-base:classifier", "prompt": "x"},
      KEY_BOB, 403, "model_not_allowed", "model"),
+    ("adaptation not allowed", "/v1/completions", {"model": "t2-base", "prompt": "x",
+                                                   "t2": {"adapt": "classifier"}},
+     KEY_BOB, 403, "model_not_allowed", "t2.adapt"),
     ("malformed JSON", "/v1/completions", b'{"model": "t2-base", "prompt": ', KEY_ALICE, 400,
      "invalid_json", None),
     ("not an object", "/v1/completions", [1, 2], KEY_ALICE, 400, "invalid_json", None),
