@@ -7,7 +7,10 @@
  */
 #include "gw_req.h"
 
+#include "base/t2_err.h"
 #include "t2_msg.h"
+
+#include <stdio.h>
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,7 +36,10 @@ static void check_req(gw_req *q) {
         m.body_case = T2__MSG__BODY_REQUEST;
         m.request = &r;
         /* an empty prompt or token ids out of the vocabulary are the worker's to refuse */
-        if (t2_msg_validate(&m) < 0 && (q->n_messages || (q->prompt && q->prompt_len))) abort();
+        if (t2_msg_validate(&m) < 0 && (q->n_messages || (q->prompt && q->prompt_len))) {
+            fprintf(stderr, "validate: %s\n", t2_err_msg());
+            abort();
+        }
     }
     gw_task_buf_free(&tb);
 }
