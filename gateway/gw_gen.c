@@ -58,11 +58,13 @@ static void account(gw_server *s, gw_job *j, int endpoint, int status) {
     uint64_t now = t2_wire_now_ms();
     gw_metrics_request(s->metrics, ep_path[endpoint], status);
     gw_metrics_in_flight(s->metrics, -1);
+    pthread_mutex_lock(&j->mu); /* a cancelled job may still be written by the bridge */
     if (j->code) gw_metrics_error(s->metrics, gw_code_name(j->code));
     double ttft = j->t_first ? (double)(j->t_first - j->t_submit) / 1000 : -1;
     gw_metrics_generation(s->metrics, j->prompt_tokens, j->completion_tokens, ttft,
                           (double)(now - j->t_submit) / 1000, j->has_pass1 ? j->pass1_ms : -1,
                           j->has_pass2 ? j->pass2_ms : -1, j->label, j->mixture);
+    pthread_mutex_unlock(&j->mu);
 }
 
 /* The whole answer, as one JSON object (under j->mu). */
@@ -206,8 +208,6 @@ static void stream_free(void *cls) {
     pthread_mutex_unlock(&st->j->mu);
     if (running) T2_DEBUG("stream %s: the client went away: cancelling its job", st->id);
     gw_bridge_cancel(st->s->bridge, st->j);
-    pthread_mutex_lock(&st->j->mu);
-    pthread_mutex_unlock(&st->j->mu);
     account(st->s, st->j, st->j->req.endpoint, 200);
     gw_job_release(&st->j);
     free(st->out);
