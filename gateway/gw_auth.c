@@ -53,12 +53,16 @@ static int parse_line(gw_auth *a, const char *path, int line, char *s) {
     if (!name || name[0] == '#') return 0;
     char *tok = strtok_r(NULL, " \t\r", &save);
     if (!name_ok(name))
-        return t2_err_set(T2_EINVAL, "%s:%d: '%s' is not a key name (1..64 of A-Z a-z 0-9 . _ : / -)",
-                          path, line, name);
+        return t2_err_set(T2_EINVAL,
+                          "%s:%d: '%s' is not a key name (1..64 of A-Z a-z 0-9 . _ : / -)", path,
+                          line, name);
     if (!tok || !token_ok(tok))
-        return t2_err_set(T2_EINVAL, "%s:%d: key %s: the token must be 16..256 printable "
-                          "characters without spaces", path, line, name);
-    if (a->n == MAX_KEYS) return t2_err_set(T2_EINVAL, "%s:%d: more than %d keys", path, line, MAX_KEYS);
+        return t2_err_set(T2_EINVAL,
+                          "%s:%d: key %s: the token must be 16..256 printable "
+                          "characters without spaces",
+                          path, line, name);
+    if (a->n == MAX_KEYS)
+        return t2_err_set(T2_EINVAL, "%s:%d: more than %d keys", path, line, MAX_KEYS);
     for (int i = 0; i < a->n; i++)
         if (!strcmp(a->keys[i].name, name) || !strcmp(a->keys[i].token, tok))
             return t2_err_set(T2_EINVAL, "%s:%d: key %s: name or token used twice", path, line,

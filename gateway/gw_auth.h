@@ -5,7 +5,8 @@
  * NAME (1..64 of [A-Za-z0-9._:/-]) names the key in logs and metrics, TOKEN (16..256 printable
  * bytes, no space) is what clients send as "Authorization: Bearer TOKEN", and each MODEL is a
  * model string the key may use: exact ("t2-base:classifier") or a prefix ending in '*'
- * (t2-base:mix/ followed by a star; a lone star: every model); none = every model. A bad line fails the load with "FILE:LINE: why".
+ * (t2-base:mix/ followed by a star; a lone star: every model); none = every model. A bad line fails
+ * the load with "FILE:LINE: why".
  */
 #ifndef GW_AUTH_H
 #define GW_AUTH_H

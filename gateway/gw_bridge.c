@@ -295,10 +295,11 @@ static void on_result(gw_bridge *b, size_t i, const T2__Result *r) {
         return;
     }
     /* the result's text is whole; the chunks were a prefix of it */
-    if (r->has_text && r->text.len >= j->len && !memcmp(r->text.data, j->text ? j->text : "", j->len))
+    if (r->has_text && r->text.len >= j->len &&
+        !memcmp(r->text.data, j->text ? j->text : "", j->len))
         append(j, r->text.data + j->len, r->text.len - j->len);
-    j->finish = r->finish_reason == T2__FINISH_REASON__FINISH_LENGTH ? GW_FINISH_LENGTH
-                                                                     : GW_FINISH_STOP;
+    j->finish =
+        r->finish_reason == T2__FINISH_REASON__FINISH_LENGTH ? GW_FINISH_LENGTH : GW_FINISH_STOP;
     j->prompt_tokens = r->prompt_tokens;
     j->completion_tokens = r->completion_tokens;
     snprintf(j->label, sizeof j->label, "%s", r->label ? r->label : "");

@@ -33,7 +33,7 @@ enum { GW_FINISH_STOP = 0, GW_FINISH_LENGTH = 1, GW_FINISH_CANCELLED = 2 };
 
 typedef struct gw_job gw_job;
 struct gw_job {
-    int kind;            /* GW_JOB_* */
+    int kind; /* GW_JOB_* */
     /* set before submit, read-only after */
     gw_req req;
     gw_task_buf tb;
@@ -44,21 +44,21 @@ struct gw_job {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int refs;
-    int state;       /* GW_JOB_* */
-    uint64_t id;     /* the t2_client request id (bridge) */
-    char *text;      /* generated text so far, cut at the first stop string */
+    int state;   /* GW_JOB_* */
+    uint64_t id; /* the t2_client request id (bridge) */
+    char *text;  /* generated text so far, cut at the first stop string */
     size_t len, cap;
-    size_t safe;     /* bytes of text that may be sent (no partial UTF-8, no stop prefix) */
+    size_t safe;      /* bytes of text that may be sent (no partial UTF-8, no stop prefix) */
     uint64_t t_first; /* ms of the first chunk (0: none yet) */
     uint32_t chunk_tokens;
     /* when DONE */
-    int code;           /* 0, or a T2_E* code */
+    int code; /* 0, or a T2_E* code */
     char errmsg[512];
-    int finish;         /* GW_FINISH_* */
-    int stopped;        /* cut at a stop string (the job was cancelled) */
+    int finish;  /* GW_FINISH_* */
+    int stopped; /* cut at a stop string (the job was cancelled) */
     uint32_t prompt_tokens, completion_tokens;
-    char label[GW_NAME_MAX + 1];   /* "" = none */
-    char mixture[512];             /* "math=0.6,code=0.4", "base", "" = unknown */
+    char label[GW_NAME_MAX + 1]; /* "" = none */
+    char mixture[512];           /* "math=0.6,code=0.4", "base", "" = unknown */
     int has_pass1, has_pass2;
     double pass1_ms, pass2_ms;
     char *t2json;      /* the "t2" extension object, JSON text (never NULL when DONE) */
@@ -76,11 +76,10 @@ typedef struct gw_bridge_opts {
 
 /* The router's counters as last seen. */
 typedef struct gw_router_view {
-    int up;         /* answered within liveness heartbeats */
-    int seen;       /* ever answered */
-    double age_ms;  /* since the last answer */
-    uint64_t requests, replies, chunks, decode_errors, requeues, busy, not_found, cancels,
-        timeouts;
+    int up;        /* answered within liveness heartbeats */
+    int seen;      /* ever answered */
+    double age_ms; /* since the last answer */
+    uint64_t requests, replies, chunks, decode_errors, requeues, busy, not_found, cancels, timeouts;
     uint32_t workers, clients, queued, in_flight;
 } gw_router_view;
 

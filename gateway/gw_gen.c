@@ -20,7 +20,7 @@ typedef struct gw_stream {
     gw_server *s;
     gw_job *j;
     char id[40];
-    size_t sent;  /* bytes of j->text sent */
+    size_t sent; /* bytes of j->text sent */
     int role_sent, finished, counted;
     char *out;
     size_t out_len, out_off;
@@ -72,9 +72,8 @@ static char *whole_answer(gw_server *s, gw_job *j, const char *id) {
     json_t *choice;
     json_t *text = gw_json_text(j->text ? j->text : "", j->len);
     if (j->req.endpoint == GW_EP_CHAT)
-        choice = json_pack("{s:i,s:{s:s,s:o},s:n,s:s}", "index", 0, "message", "role",
-                           "assistant", "content", text, "logprobs", "finish_reason",
-                           finish_name(j));
+        choice = json_pack("{s:i,s:{s:s,s:o},s:n,s:s}", "index", 0, "message", "role", "assistant",
+                           "content", text, "logprobs", "finish_reason", finish_name(j));
     else
         choice = json_pack("{s:i,s:o,s:n,s:s}", "index", 0, "text", text, "logprobs",
                            "finish_reason", finish_name(j));
@@ -126,11 +125,10 @@ static json_t *chunk(gw_stream *st, json_t *text, const char *finish) {
                            "logprobs");
     }
     json_object_set_new(choice, "finish_reason", finish ? json_string(finish) : json_null());
-    json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:[o]}", "id", st->id, "object",
-                          j->req.endpoint == GW_EP_CHAT ? "chat.completion.chunk"
-                                                        : "text_completion",
-                          "created", (json_int_t)time(NULL), "model", j->req.model, "choices",
-                          choice);
+    json_t *o =
+        json_pack("{s:s,s:s,s:I,s:s,s:[o]}", "id", st->id, "object",
+                  j->req.endpoint == GW_EP_CHAT ? "chat.completion.chunk" : "text_completion",
+                  "created", (json_int_t)time(NULL), "model", j->req.model, "choices", choice);
     if (o && j->req.include_usage) json_object_set_new(o, "usage", json_null());
     return o;
 }
@@ -249,14 +247,13 @@ static int admit(gw_server *s, struct MHD_Connection *c, int endpoint, gw_conn *
     int key = gw_auth_find(s->auth, h);
     if (key < 0)
         return gw_fail(e, 401, "invalid_request_error", NULL, "invalid_api_key",
-                       h ? "Incorrect API key provided" :
-                       "You didn't provide an API key: send Authorization: Bearer KEY");
+                       h ? "Incorrect API key provided"
+                         : "You didn't provide an API key: send Authorization: Bearer KEY");
     if (cn->too_big)
         return gw_fail(e, 413, "invalid_request_error", NULL, "request_too_large",
                        "the request body is larger than gateway.max_body (%ld bytes)",
                        s->cf->gateway.max_body);
-    if (gw_req_parse(cn->body ? cn->body : "", cn->len, endpoint, &s->models, q, e) < 0)
-        return -1;
+    if (gw_req_parse(cn->body ? cn->body : "", cn->len, endpoint, &s->models, q, e) < 0) return -1;
     /* with "t2": {"adapt"} the adaptation is not the model's: the key must allow BASE:ADAPT */
     char eff[2 * GW_MODEL_MAX + 2];
     snprintf(eff, sizeof eff, "%s:%s", s->models.base, q->adapt_name);
@@ -321,8 +318,8 @@ enum MHD_Result gw_generate(gw_server *s, struct MHD_Connection *c, int endpoint
         while (j->state != GW_JOB_DONE)
             wait_until(j, 250);
         code = j->code = s->stopping ? T2_ECANCELLED : T2_ETIMEOUT;
-        snprintf(j->errmsg, sizeof j->errmsg, "%s", s->stopping ? "the gateway is stopping"
-                                                                : "no answer in time");
+        snprintf(j->errmsg, sizeof j->errmsg, "%s",
+                 s->stopping ? "the gateway is stopping" : "no answer in time");
         pthread_mutex_unlock(&j->mu);
         done = 1;
     }

@@ -10,7 +10,7 @@
 #include <string.h>
 
 static const double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                1,     2.5,  5,     10,   30,  60,  300};
+                                1,     2.5,  5,     10,   30,  60,   300};
 #define N_BOUNDS (sizeof bounds / sizeof bounds[0])
 
 typedef struct hist {
@@ -141,8 +141,10 @@ static void render_keyed(FILE *f, const char *name, const char *help, const char
 }
 
 static void render_router(FILE *f, const gw_router_view *r) {
-    fprintf(f, "# HELP t2_router_up 1 when the router answered within its liveness\n"
-               "# TYPE t2_router_up gauge\nt2_router_up %d\n", r->up);
+    fprintf(f,
+            "# HELP t2_router_up 1 when the router answered within its liveness\n"
+            "# TYPE t2_router_up gauge\nt2_router_up %d\n",
+            r->up);
     if (!r->seen) return;
     const struct {
         const char *name, *help;
@@ -157,8 +159,9 @@ static void render_router(FILE *f, const gw_router_view *r) {
              {"cancels", "cancels sent to workers", r->cancels},
              {"timeouts", "requests timed out", r->timeouts}};
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
-        fprintf(f, "# HELP t2_router_%s_total %s\n# TYPE t2_router_%s_total counter\n"
-                   "t2_router_%s_total %llu\n",
+        fprintf(f,
+                "# HELP t2_router_%s_total %s\n# TYPE t2_router_%s_total counter\n"
+                "t2_router_%s_total %llu\n",
                 c[i].name, c[i].help, c[i].name, c[i].name, (unsigned long long)c[i].v);
     const struct {
         const char *name, *help;
@@ -182,14 +185,15 @@ void gw_metrics_render(gw_metrics *m, const gw_router_view *router, FILE *f) {
         label_value(f, k, (size_t)(tab - k));
         fprintf(f, "\",status=\"%s\"} %llu\n", tab + 1, (unsigned long long)m->requests.v[i]);
     }
-    fprintf(f, "# HELP t2_gateway_prompt_tokens_total prompt tokens of finished generations\n"
-               "# TYPE t2_gateway_prompt_tokens_total counter\n"
-               "t2_gateway_prompt_tokens_total %llu\n"
-               "# HELP t2_gateway_completion_tokens_total tokens generated\n"
-               "# TYPE t2_gateway_completion_tokens_total counter\n"
-               "t2_gateway_completion_tokens_total %llu\n"
-               "# HELP t2_gateway_in_flight generation requests in progress\n"
-               "# TYPE t2_gateway_in_flight gauge\nt2_gateway_in_flight %lld\n",
+    fprintf(f,
+            "# HELP t2_gateway_prompt_tokens_total prompt tokens of finished generations\n"
+            "# TYPE t2_gateway_prompt_tokens_total counter\n"
+            "t2_gateway_prompt_tokens_total %llu\n"
+            "# HELP t2_gateway_completion_tokens_total tokens generated\n"
+            "# TYPE t2_gateway_completion_tokens_total counter\n"
+            "t2_gateway_completion_tokens_total %llu\n"
+            "# HELP t2_gateway_in_flight generation requests in progress\n"
+            "# TYPE t2_gateway_in_flight gauge\nt2_gateway_in_flight %lld\n",
             (unsigned long long)m->tokens_in, (unsigned long long)m->tokens_out,
             (long long)m->in_flight);
     render_hist(f, "t2_gateway_ttft_seconds", "time to the first token", &m->ttft);
@@ -197,8 +201,7 @@ void gw_metrics_render(gw_metrics *m, const gw_router_view *router, FILE *f) {
     render_hist(f, "t2_gateway_pass1_seconds", "pass 1 (classification) time", &m->pass1);
     render_hist(f, "t2_gateway_pass2_seconds", "pass 2 (generation) time", &m->pass2);
     render_keyed(f, "t2_gateway_label_total", "generations by pass-1 label", "label", &m->labels);
-    render_keyed(f, "t2_gateway_mixture_total", "generations by mixture", "mixture",
-                 &m->mixtures);
+    render_keyed(f, "t2_gateway_mixture_total", "generations by mixture", "mixture", &m->mixtures);
     render_keyed(f, "t2_gateway_errors_total", "errors by code", "code", &m->errors);
     pthread_mutex_unlock(&m->mu);
     if (router) render_router(f, router);

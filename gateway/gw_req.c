@@ -145,8 +145,8 @@ static int want_number(const json_t *v, const char *k, double lo, double hi, int
         return gw_fail(e, 400, BAD, k, "invalid_type", "'%s' must be a number", k);
     double x = json_number_value(v);
     if (!isfinite(x) || x < lo || x > hi || (lo_open && x <= lo))
-        return gw_fail(e, 400, BAD, k, "invalid_value", "'%s' = %g is out of range %c%g, %g]", k,
-                       x, lo_open ? '(' : '[', lo, hi);
+        return gw_fail(e, 400, BAD, k, "invalid_value", "'%s' = %g is out of range %c%g, %g]", k, x,
+                       lo_open ? '(' : '[', lo, hi);
     *out = x;
     return 0;
 }
@@ -179,8 +179,8 @@ static int parse_stop(const json_t *v, gw_req *q, gw_error *e) {
     if (json_is_array(v)) {
         n = json_array_size(v);
         if (n > GW_MAX_STOP)
-            return gw_fail(e, 400, BAD, "stop", "invalid_value", "'stop' has %zu strings, at most %d",
-                           n, GW_MAX_STOP);
+            return gw_fail(e, 400, BAD, "stop", "invalid_value",
+                           "'stop' has %zu strings, at most %d", n, GW_MAX_STOP);
     } else if (!json_is_string(v)) {
         return gw_fail(e, 400, BAD, "stop", "invalid_type",
                        "'stop' must be a string or an array of strings");
@@ -202,8 +202,10 @@ static int parse_stop(const json_t *v, gw_req *q, gw_error *e) {
 
 /* A message's content: a string, or an array of {"type": "text", "text": ...} parts. */
 static int content_text(const json_t *c, size_t i, char **out, gw_error *e) {
-    if (json_is_string(c)) return (*out = dup_n(json_string_value(c), json_string_length(c))) ? 0
-        : gw_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+    if (json_is_string(c))
+        return (*out = dup_n(json_string_value(c), json_string_length(c)))
+                   ? 0
+                   : gw_fail(e, 500, "server_error", NULL, NULL, "out of memory");
     if (json_is_null(c)) return (*out = dup_n("", 0)) ? 0 : -1;
     if (!json_is_array(c))
         return gw_fail(e, 400, BAD, "messages", "invalid_type",
@@ -242,7 +244,8 @@ static int parse_messages(const json_t *v, gw_req *q, gw_error *e) {
                        "'messages' must hold 1..%d messages, not %zu", GW_MAX_MESSAGES, n);
     q->roles = calloc(n, sizeof *q->roles);
     q->contents = calloc(n, sizeof *q->contents);
-    if (!q->roles || !q->contents) return gw_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+    if (!q->roles || !q->contents)
+        return gw_fail(e, 500, "server_error", NULL, NULL, "out of memory");
     for (size_t i = 0; i < n; i++) {
         const json_t *m = json_array_get(v, i);
         if (!json_is_object(m))
@@ -317,7 +320,8 @@ static int neutral(const char *k, const json_t *v, gw_error *e) {
 
 static int parse_ext(const json_t *v, gw_req *q, gw_error *e) {
     if (!json_is_object(v))
-        return gw_fail(e, 400, BAD, "t2", "invalid_type", "'t2' must be an object {\"adapt\": ...}");
+        return gw_fail(e, 400, BAD, "t2", "invalid_type",
+                       "'t2' must be an object {\"adapt\": ...}");
     const char *k;
     const json_t *x;
     json_object_foreach((json_t *)v, k, x) {

@@ -24,23 +24,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GW_MAX_STOP 4         /* stop strings per request (OpenAI's limit) */
-#define GW_MAX_STOP_LEN 256   /* bytes per stop string */
-#define GW_MAX_MIX 64         /* experts per mixture (the wire's limit) */
-#define GW_MAX_MESSAGES 1024  /* turns per conversation (the wire's limit) */
-#define GW_NAME_MAX 64        /* expert / profile / role names */
-#define GW_MODEL_MAX 512      /* bytes of a model string */
+#define GW_MAX_STOP 4        /* stop strings per request (OpenAI's limit) */
+#define GW_MAX_STOP_LEN 256  /* bytes per stop string */
+#define GW_MAX_MIX 64        /* experts per mixture (the wire's limit) */
+#define GW_MAX_MESSAGES 1024 /* turns per conversation (the wire's limit) */
+#define GW_NAME_MAX 64       /* expert / profile / role names */
+#define GW_MODEL_MAX 512     /* bytes of a model string */
 #define GW_MAX_TOKENS (1u << 20)
 
 enum { GW_EP_CHAT = 0, GW_EP_COMPLETIONS = 1 };
 
 /* An error in OpenAI's shape: {"error": {"message", "type", "param", "code"}}. */
 typedef struct gw_error {
-    int status;         /* HTTP status: 400, 401, 403, 404, 413, 429, 503, ... */
+    int status; /* HTTP status: 400, 401, 403, 404, 413, 429, 503, ... */
     char message[512];
-    const char *type;   /* "invalid_request_error", ... */
-    char param[64];     /* "" = null */
-    const char *code;   /* NULL = null */
+    const char *type; /* "invalid_request_error", ... */
+    char param[64];   /* "" = null */
+    const char *code; /* NULL = null */
 } gw_error;
 
 /* Fill e and return -1 (for `return gw_fail(...)`). */
@@ -57,11 +57,11 @@ typedef struct gw_adapt {
 } gw_adapt;
 
 typedef struct gw_req {
-    int endpoint;                /* GW_EP_* */
+    int endpoint;                 /* GW_EP_* */
     char model[GW_MODEL_MAX + 1]; /* as given (echoed in the answer) */
     gw_adapt adapt;
     char adapt_name[GW_MODEL_MAX + 1]; /* "classifier", "mix/math=0.6", ... for logs / metrics */
-    int adapt_override;                 /* the body's "t2": {"adapt"} chose it */
+    int adapt_override;                /* the body's "t2": {"adapt"} chose it */
     /* completions: a prompt or token ids; chat: messages */
     char *prompt;
     size_t prompt_len;
@@ -81,8 +81,8 @@ typedef struct gw_req {
 
 /* What a model string may name. */
 typedef struct gw_models {
-    const char *base;          /* "t2-base" */
-    const gw_adapt *fallback;  /* the deployment's default adaptation (model == base) */
+    const char *base;         /* "t2-base" */
+    const gw_adapt *fallback; /* the deployment's default adaptation (model == base) */
 } gw_models;
 
 /* Parse a model string ("t2-base:mix/math=0.6") into *a. Returns 0 or -1 with e filled (404
@@ -108,8 +108,8 @@ typedef struct gw_task_buf {
     T2__Mixture mixture;
     T2__ExpertAlpha ea[GW_MAX_MIX];
     T2__ExpertAlpha *eap[GW_MAX_MIX];
-    T2__ChatMessage *msgs;   /* n_messages, allocated */
-    T2__ChatMessage **msgp;  /* n_messages, allocated */
+    T2__ChatMessage *msgs;  /* n_messages, allocated */
+    T2__ChatMessage **msgp; /* n_messages, allocated */
 } gw_task_buf;
 int gw_req_task(gw_req *q, gw_task_buf *tb); /* 0 or T2_ENOMEM */
 void gw_task_buf_free(gw_task_buf *tb);

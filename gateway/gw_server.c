@@ -2,9 +2,9 @@
  * small endpoints (/, /health, /metrics, /v1/models) and the answers' shapes. */
 #include "gw_internal.h"
 
+#include "base/json.h"
 #include "base/t2_err.h"
 #include "base/t2_log.h"
-#include "base/json.h"
 #include "engine/gguf.h"
 #include "t2_wire.h"
 
@@ -24,11 +24,10 @@ extern const unsigned long gw_chat_html_len;
 
 /* ---- answers -------------------------------------------------------------------------------- */
 
-static enum MHD_Result send_body(struct MHD_Connection *c, int status, const char *type,
-                                 char *text, size_t len, int retry_after) {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, text, text ? MHD_RESPMEM_MUST_FREE
-                                                        : MHD_RESPMEM_PERSISTENT);
+static enum MHD_Result send_body(struct MHD_Connection *c, int status, const char *type, char *text,
+                                 size_t len, int retry_after) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, text, text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!r) {
         free(text);
         return MHD_NO;
@@ -60,13 +59,12 @@ enum MHD_Result gw_send_error(gw_server *s, struct MHD_Connection *c, const char
         gw_metrics_request(s->metrics, endpoint, e->status);
         gw_metrics_error(s->metrics, e->code ? e->code : e->type);
     }
-    return send_body(c, e->status, "application/json", text, text ? strlen(text) : 0,
-                     retry_after);
+    return send_body(c, e->status, "application/json", text, text ? strlen(text) : 0, retry_after);
 }
 
 const char *gw_code_name(int code) {
     switch (code) {
-#define GW_NAME(name, value, desc)                                                            \
+#define GW_NAME(name, value, desc)                                                                 \
     case value: return #name;
         T2_ERRNO_MAP(GW_NAME)
 #undef GW_NAME
@@ -104,18 +102,18 @@ void gw_error_from_t2(int code, const char *msg, int endpoint, gw_error *e) {
     case T2_ETIMEOUT:
         gw_fail(e, 504, "timeout", NULL, "timeout", "no answer in time: %s", msg);
         return;
-    case T2_EZMQ:
-        gw_fail(e, 503, "service_unavailable", NULL, "unavailable", "%s", msg);
-        return;
+    case T2_EZMQ: gw_fail(e, 503, "service_unavailable", NULL, "unavailable", "%s", msg); return;
     }
-    gw_fail(e, 500, "server_error", NULL, gw_code_name(code), "%s (%s)", msg,
-            t2_strerror(code));
+    gw_fail(e, 500, "server_error", NULL, gw_code_name(code), "%s (%s)", msg, t2_strerror(code));
 }
 
 /* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is not one. */
 static size_t utf8_seq(const unsigned char *s, size_t n) {
-    size_t k = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3
-             : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
+    size_t k = s[0] < 0x80             ? 1
+               : (s[0] & 0xE0) == 0xC0 ? 2
+               : (s[0] & 0xF0) == 0xE0 ? 3
+               : (s[0] & 0xF8) == 0xF0 ? 4
+                                       : 0;
     if (!k || k > n) return 0;
     for (size_t i = 1; i < k; i++)
         if ((s[i] & 0xC0) != 0x80) return 0;
@@ -251,8 +249,9 @@ static enum MHD_Result route(gw_server *s, struct MHD_Connection *c, const char 
     int get = !strcmp(method, "GET") || !strcmp(method, "HEAD"), post = !strcmp(method, "POST");
     gw_error e;
     if (!strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/completions")) {
-        if (post) return gw_generate(s, c, url[4] == 'c' && url[5] == 'h' ? GW_EP_CHAT
-                                                                           : GW_EP_COMPLETIONS, cn);
+        if (post)
+            return gw_generate(s, c,
+                               url[4] == 'c' && url[5] == 'h' ? GW_EP_CHAT : GW_EP_COMPLETIONS, cn);
         gw_fail(&e, 405, "invalid_request_error", NULL, "method_not_allowed", "use POST %s", url);
         return gw_send_error(s, c, url, &e, 0);
     }
@@ -290,8 +289,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             /* answer at once: the body is not read, the connection closes after */
             gw_error e;
             gw_fail(&e, 413, "invalid_request_error", NULL, "request_too_large",
-                    "the request body (%s bytes) is larger than gateway.max_body (%ld bytes)",
-                    cl, s->cf->gateway.max_body);
+                    "the request body (%s bytes) is larger than gateway.max_body (%ld bytes)", cl,
+                    s->cf->gateway.max_body);
             cn->answered = 1;
             return gw_send_error(s, c, strncmp(url, "/v1/", 4) ? "other" : url, &e, 0);
         }
@@ -395,7 +394,10 @@ static int list_models(gw_server *s) {
         if (!experts) {
             snprintf(buf, sizeof buf, "%s", c->model.factors);
             char *slash = strrchr(buf, '/');
-            if (slash) *slash = 0; else snprintf(buf, sizeof buf, ".");
+            if (slash)
+                *slash = 0;
+            else
+                snprintf(buf, sizeof buf, ".");
             experts = buf;
         }
         rc |= scan_dir(s, experts, 0);
@@ -449,15 +451,17 @@ static int start_daemon(gw_server *s, int port, const char *bind) {
     } else {
         return t2_err_set(T2_EINVAL, "gateway.bind: '%s' is not an IP address", bind);
     }
-    s->d = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &ss,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cf->gateway.connection_timeout_s,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cf->gateway.max_connections,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-        MHD_OPTION_END);
+    s->d =
+        MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+                         &ss, MHD_OPTION_CONNECTION_TIMEOUT,
+                         (unsigned)s->cf->gateway.connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+                         (unsigned)s->cf->gateway.max_connections, MHD_OPTION_NOTIFY_COMPLETED,
+                         on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_END);
     if (!s->d)
-        return t2_err_set(T2_EIO, "cannot listen on %s port %d (in use? gateway.bind / "
-                          "gateway.port)", bind, port);
+        return t2_err_set(T2_EIO,
+                          "cannot listen on %s port %d (in use? gateway.bind / "
+                          "gateway.port)",
+                          bind, port);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : port;
     return 0;
@@ -477,16 +481,16 @@ int gw_server_new(gw_server **out, const t2_conf *c, int port, const char *bind)
                         e.message);
     s->models.base = c->gateway.model;
     s->models.fallback = &s->fallback;
-    if (rc == 0) rc = gw_auth_new(&s->auth, c->gateway.keys, c->gateway.rate_limit,
-                                  c->gateway.rate_burst);
+    if (rc == 0)
+        rc = gw_auth_new(&s->auth, c->gateway.keys, c->gateway.rate_limit, c->gateway.rate_burst);
     if (rc == 0) rc = gw_metrics_new(&s->metrics);
     if (rc == 0) rc = load_page(s);
     if (rc == 0) rc = list_models(s);
     gw_bridge_opts bo = {c->router.endpoint, c->router.heartbeat_ms, c->router.liveness,
                          c->dispatcher.service};
     if (rc == 0) rc = gw_bridge_new(&s->bridge, &bo);
-    if (rc == 0) rc = start_daemon(s, port > 0 ? port : c->gateway.port,
-                                   bind ? bind : c->gateway.bind);
+    if (rc == 0)
+        rc = start_daemon(s, port > 0 ? port : c->gateway.port, bind ? bind : c->gateway.bind);
     if (rc < 0) {
         gw_server_destroy(&s);
         return rc;
