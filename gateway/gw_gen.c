@@ -7,6 +7,7 @@
 #include "t2_wire.h"
 
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,6 +239,16 @@ static enum MHD_Result start_stream(gw_server *s, struct MHD_Connection *c, gw_j
     return ok;
 }
 
+/* 1 if the client closed its side of the connection (or it broke) while we wait for an answer:
+ * a peer's FIN or RST shows as POLLRDHUP / POLLHUP / POLLERR without reading anything. */
+static int peer_gone(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci) return 0;
+    struct pollfd p = {.fd = ci->connect_fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 /* ---- the request ---------------------------------------------------------------------------- */
 
 /* Checks before any work: key, size, body, model permission, rate. 0 or -1 with e filled. */
@@ -307,19 +318,28 @@ enum MHD_Result gw_generate(gw_server *s, struct MHD_Connection *c, int endpoint
     /* wait for the first text (stream) or the end: an error before any text is an HTTP error */
     uint64_t limit = (uint64_t)s->cf->gateway.timeout_ms + 10000;
     pthread_mutex_lock(&j->mu);
+    int gone = 0;
     while (j->state != GW_JOB_DONE && !(j->req.stream && j->t_first) && !s->stopping &&
-           (!s->cf->gateway.timeout_ms || t2_wire_now_ms() - j->t_submit < limit))
-        wait_until(j, 250);
+           (!s->cf->gateway.timeout_ms || t2_wire_now_ms() - j->t_submit < limit)) {
+        wait_until(j, 100);
+        pthread_mutex_unlock(&j->mu);
+        gone = peer_gone(c);
+        pthread_mutex_lock(&j->mu);
+        if (gone) break;
+    }
     int done = j->state == GW_JOB_DONE, code = j->code, first = j->t_first != 0;
     pthread_mutex_unlock(&j->mu);
     if (!done && !(j->req.stream && first)) {
+        if (gone) T2_DEBUG("%s: the client went away before the answer: cancelling", id);
         gw_bridge_cancel(s->bridge, j);
         pthread_mutex_lock(&j->mu);
         while (j->state != GW_JOB_DONE)
             wait_until(j, 250);
-        code = j->code = s->stopping ? T2_ECANCELLED : T2_ETIMEOUT;
+        code = j->code = gone ? T2_ECANCELLED : s->stopping ? T2_ECANCELLED : T2_ETIMEOUT;
         snprintf(j->errmsg, sizeof j->errmsg, "%s",
-                 s->stopping ? "the gateway is stopping" : "no answer in time");
+                 gone            ? "the client went away"
+                 : s->stopping ? "the gateway is stopping"
+                               : "no answer in time");
         pthread_mutex_unlock(&j->mu);
         done = 1;
     }

@@ -341,6 +341,21 @@ def check_disconnect(d, check):
             break
     check(got.startswith(b"HTTP/1.1 200") and after > before,
           f"a client gone mid-stream cancels its job (router cancels {before} -> {after})")
+    # the same for a client that goes away while it waits for a whole (non-streamed) answer
+    before = after
+    for _ in range(6):
+        s = socket.create_connection(("127.0.0.1", d.http_port), timeout=10)
+        b = json.dumps({"model": "t2-base", "prompt": PROMPT, "max_tokens": 500,
+                        "temperature": 1.0, "seed": 9})
+        s.sendall((f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                   f"{KEY_ALICE}\r\nContent-Length: {len(b)}\r\n\r\n{b}").encode())
+        time.sleep(0.03)
+        s.close()
+        time.sleep(0.5)
+        after = cancels()
+        if after > before:
+            break
+    check(after > before, f"a client gone before its answer cancels its job ({before} -> {after})")
 
 
 def check_rss(d, check):
