@@ -434,7 +434,12 @@ def main():
                                                                           "t2-base:none"],
               f"bob's models: {b}")
         st, h, b = d.request("GET", "/", key=None)
-        check(st == 200 and b"<html" in b and b"/v1/chat/completions" in b, "the chat page")
+        check(st == 200 and b"<html" in b and b"/v1/chat/completions" in b and
+              h.get("content-type", "").startswith("text/html"), "the chat page")
+        check(not re.search(rb"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}/|<script[^>]+src=|<link[^>]+href=", b),
+              "the chat page fetches nothing from outside")
+        st, h, b = d.request("GET", "/v1/models", key=None)
+        check(st == 401 and is_openai_error(json.loads(b)), f"/v1/models without a key: {st}")
         check_greedy(d, check)
         check_stream(d, check)
         check_stop(d, check)
