@@ -49,16 +49,18 @@ void gw_metrics_destroy(gw_metrics **mp) {
     *mp = NULL;
 }
 
+/* Count key; past GW_METRICS_MAX_KEYS - 1 distinct keys, new ones count as "other". */
 static void bump(keyed *k, const char *key) {
     for (int i = 0; i < k->n; i++)
         if (!strcmp(k->key[i], key)) {
             k->v[i]++;
             return;
         }
-    if (k->n == GW_METRICS_MAX_KEYS - 1 && strcmp(key, "other")) {
+    if (k->n >= GW_METRICS_MAX_KEYS - 1 && strcmp(key, "other")) {
         bump(k, "other");
         return;
     }
+    if (k->n >= GW_METRICS_MAX_KEYS) return;
     snprintf(k->key[k->n], sizeof k->key[0], "%s", key);
     k->v[k->n++] = 1;
 }

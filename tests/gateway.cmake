@@ -15,3 +15,8 @@ t2_add_script_test(gateway_config unit bash ${CMAKE_CURRENT_SOURCE_DIR}/gateway_
 # deploy/t2-local.sh starts and stops t2-gateway when the file has a gateway section.
 t2_add_script_test(gateway_local integration bash ${CMAKE_CURRENT_SOURCE_DIR}/gateway_local.sh)
 set_tests_properties(gateway_local PROPERTIES TIMEOUT 120 RUN_SERIAL ON)
+# the pieces without a deployment: request parsing, model strings, keys, rate buckets, metrics.
+t2_add_c_test(test_gateway unit)
+if(TARGET test_gateway)
+  target_link_libraries(test_gateway PRIVATE gwcore)
+endif()
