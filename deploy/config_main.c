@@ -26,7 +26,7 @@ static const char usage[] =
     "KEY: router.bind router.endpoint router.heartbeat_ms router.liveness model.path\n"
     "     model.tokenizer model.factors model.experts_dir model.profiles_dir worker.apply\n"
     "     worker.capacity worker.threads dispatcher.service client.service client.timeout_ms\n"
-    "     group.name group.ranks group.host\n";
+    "     group.name group.ranks group.host gateway.enabled gateway.bind gateway.port\n";
 
 static void out_str(const char *s) { printf("%s\n", s ? s : ""); }
 
@@ -84,6 +84,12 @@ static int get(const t2_conf *c, const char *key) {
         out_str(c->client.service);
     else if (!strcmp(key, "client.timeout_ms"))
         printf("%d\n", c->client.timeout_ms);
+    else if (!strcmp(key, "gateway.enabled"))
+        printf("%d\n", c->gateway.enabled);
+    else if (!strcmp(key, "gateway.bind"))
+        out_str(c->gateway.bind);
+    else if (!strcmp(key, "gateway.port"))
+        printf("%d\n", c->gateway.port);
     else if (!strcmp(key, "group.name"))
         out_str(c->group.name);
     else if (!strcmp(key, "group.ranks"))

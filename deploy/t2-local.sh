@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# t2-local.sh - run a whole T2 deployment on this machine: the router, the dispatcher and every
-# worker group of the configuration (one `mpirun -np RANKS t2-worker` each).
+# t2-local.sh - run a whole T2 deployment on this machine: the router, the dispatcher, every
+# worker group of the configuration (one `mpirun -np RANKS t2-worker` each) and, when the file
+# has a gateway section, t2-gateway (the OpenAI-compatible HTTP server).
 #
 #   deploy/t2-local.sh start  [-c CFG] [--bin DIR] [--run DIR]   start what is not running
 #   deploy/t2-local.sh stop   [-c CFG] [--run DIR]                SIGTERM, wait, then SIGKILL
@@ -8,10 +9,10 @@
 #
 # CFG defaults to deploy/t2.cfg, DIR (binaries) to build/bin, the run folder (pid files, logs)
 # to ./t2-run. `start` returns once every process has registered with the router (or fails
-# after T2_START_TIMEOUT seconds, 60, naming the log to read). `stop` stops the dispatcher and
-# the groups first (their jobs go back to the router's queues), the router last. Logs are
-# appended to, never emptied (a line "== t2-local.sh start ..." marks each start); a `start`
-# that fails stops what it started itself and leaves running what was already running.
+# after T2_START_TIMEOUT seconds, 60, naming the log to read). `stop` stops the gateway, the
+# dispatcher and the groups first (their jobs go back to the router's queues), the router last.
+# Logs are appended to, never emptied (a line "== t2-local.sh start ..." marks each start); a
+# `start` that fails stops what it started itself and leaves running what was already running.
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
 cfg="$here/t2.cfg"
@@ -40,6 +41,11 @@ run="$(cd "$run" && pwd)"
 if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2> /dev/null; }
+gateway=$("$bin/t2-config" get "$cfg" gateway.enabled)
+if [ "$gateway" = 1 ] && [ ! -x "$bin/t2-gateway" ]; then
+    echo "t2-local.sh: $bin/t2-gateway not found (the file has a gateway section)" >&2
+    exit 1
+fi
 groups() { "$bin/t2-config" groups "$cfg"; }
 
 # wait until READY (a pid file the process writes once it is up) exists, or the process of
@@ -111,6 +117,22 @@ start() {
             return 1
         fi
     fi
+    [ "$gateway" = 1 ] || return 0
+    if alive "$run/gateway.pid"; then
+        echo "gateway: running"
+    else
+        mark "$run/gateway.log"
+        rm -f "$run/gateway.ready"
+        "$bin/t2-gateway" -c "$cfg" --pid-file "$run/gateway.ready" < /dev/null >> "$run/gateway.log" 2>&1 &
+        echo $! > "$run/gateway.pid"
+        started+=(gateway)
+        if wait_ready "$run/gateway.log" "$run/gateway.ready" "$run/gateway.pid"; then
+            echo "gateway: started on http://$("$bin/t2-config" get "$cfg" gateway.bind):$("$bin/t2-config" get "$cfg" gateway.port) (log $run/gateway.log)"
+        else
+            undo_start
+            return 1
+        fi
+    fi
     return 0
 }
 
@@ -123,6 +145,7 @@ undo_start() {
         case "$what" in
         router) stop_one router "$run/router.pid" "$run/router.pid" ;;
         dispatcher) stop_one dispatcher "$run/dispatcher.pid" "$run/dispatcher.pid" ;;
+        gateway) stop_one gateway "$run/gateway.pid" "$run/gateway.pid" ;;
         "group "*) stop_one "$what" "$run/${what#group }.head.pid" "$run/${what#group }.mpirun.pid" ;;
         esac
     done >&2
@@ -144,6 +167,7 @@ stop_one() {
 }
 
 stop() {
+    stop_one gateway "$run/gateway.pid" "$run/gateway.pid"
     stop_one dispatcher "$run/dispatcher.pid" "$run/dispatcher.pid"
     while read -r name _ _; do
         stop_one "group $name" "$run/$name.head.pid" "$run/$name.mpirun.pid"
@@ -153,7 +177,9 @@ stop() {
 
 status() {
     local ok=0
-    for p in router dispatcher; do
+    local procs="router dispatcher"
+    [ "$gateway" = 1 ] && procs="$procs gateway"
+    for p in $procs; do
         if alive "$run/$p.pid"; then echo "$p: running (pid $(cat "$run/$p.pid"))"; else echo "$p: stopped"; ok=1; fi
     done
     while read -r name ranks _; do

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 
 static const char *const label_names[T2_CFG_N_LABELS] = {"code", "math", "reasoning", "other"};
@@ -80,6 +81,17 @@ int t2_conf_defaults(t2_conf *c) {
     rc |= set_str(&c->client.service, "generate-adaptive");
     c->client.timeout_ms = 0;
     c->security.pin_model = 1;
+    rc |= set_str(&c->gateway.bind, "127.0.0.1");
+    c->gateway.port = 8080;
+    c->gateway.rate_limit = 0;
+    c->gateway.rate_burst = 10;
+    c->gateway.max_body = 1048576;
+    c->gateway.timeout_ms = 600000;
+    c->gateway.connection_timeout_s = 30;
+    c->gateway.max_connections = 256;
+    rc |= set_str(&c->gateway.model, "t2-base");
+    rc |= set_str(&c->gateway.adapt, "none");
+    rc |= set_str(&c->gateway.log_level, "info");
     c->n_groups = 1;
     snprintf(c->groups[0].name, sizeof c->groups[0].name, "g0");
     c->groups[0].ranks = 1;
@@ -118,7 +130,13 @@ void t2_conf_free(t2_conf *c) {
                      &c->security.dispatcher_key,
                      &c->security.clients,
                      &c->security.workers,
-                     &c->security.dispatchers};
+                     &c->security.dispatchers,
+                     &c->gateway.bind,
+                     &c->gateway.keys,
+                     &c->gateway.model,
+                     &c->gateway.adapt,
+                     &c->gateway.chat_page,
+                     &c->gateway.log_level};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         free(*strs[i]);
         *strs[i] = NULL;
@@ -485,6 +503,61 @@ static int read_security(const reader *r, const config_setting_t *g, t2_conf *c)
     return rc;
 }
 
+static int get_address(const reader *r, const config_setting_t *s, const char *path, char **dst) {
+    const char *v = "";
+    int rc = get_string(r, s, path, &v);
+    if (rc < 0) return rc;
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, v, buf) != 1 && inet_pton(AF_INET6, v, buf) != 1)
+        return bad(r, s, path, "'%s' is not an IPv4 or IPv6 address (0.0.0.0: every interface)",
+                   v);
+    return set_str(dst, v);
+}
+
+/* The forms gateway.adapt may take (the gateway parses the mixture itself). */
+static int get_adapt(const reader *r, const config_setting_t *s, const char *path, char **dst) {
+    const char *v = "";
+    int rc = get_string(r, s, path, &v);
+    if (rc < 0) return rc;
+    if (strcmp(v, "none") && strcmp(v, "prompt") && strcmp(v, "classifier") &&
+        !(!strncmp(v, "profile/", 8) && t2_conf_name_ok(v + 8)) &&
+        !(!strncmp(v, "mix/", 4) && strchr(v, '=') && strlen(v) < 4096))
+        return bad(r, s, path,
+                   "'%s' is not none, prompt, classifier, profile/NAME or mix/NAME=A,...", v);
+    return set_str(dst, v);
+}
+
+static int read_gateway_one(const reader *r, const config_setting_t *s, const char *n,
+                            const char *p, t2_conf *c) {
+    if (!strcmp(n, "bind")) return get_address(r, s, p, &c->gateway.bind);
+    if (!strcmp(n, "port")) return get_int(r, s, p, 1, 65535, &c->gateway.port);
+    if (!strcmp(n, "keys")) return get_path(r, s, p, &c->gateway.keys);
+    if (!strcmp(n, "rate_limit")) return get_float(r, s, p, 0, 1e6, &c->gateway.rate_limit);
+    if (!strcmp(n, "rate_burst")) return get_int(r, s, p, 1, 1000000, &c->gateway.rate_burst);
+    if (!strcmp(n, "max_body")) return get_long(r, s, p, 1024, 256L << 20, &c->gateway.max_body);
+    if (!strcmp(n, "timeout_ms")) return get_int(r, s, p, 0, INT_MAX, &c->gateway.timeout_ms);
+    if (!strcmp(n, "connection_timeout_s"))
+        return get_int(r, s, p, 1, 86400, &c->gateway.connection_timeout_s);
+    if (!strcmp(n, "max_connections"))
+        return get_int(r, s, p, 1, 65536, &c->gateway.max_connections);
+    if (!strcmp(n, "model")) return get_name(r, s, p, 0, &c->gateway.model);
+    if (!strcmp(n, "adapt")) return get_adapt(r, s, p, &c->gateway.adapt);
+    if (!strcmp(n, "chat_page")) return get_path(r, s, p, &c->gateway.chat_page);
+    if (!strcmp(n, "log_level")) return get_level(r, s, p, &c->gateway.log_level);
+    return bad(r, s, p, "unknown setting");
+}
+
+static int read_gateway(const reader *r, const config_setting_t *g, t2_conf *c) {
+    char path[256];
+    int rc = want_group(r, g, "gateway");
+    c->gateway.enabled = 1;
+    for (int i = 0; rc == 0 && i < config_setting_length(g); i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        rc = read_gateway_one(r, s, config_setting_name(s), PATHOF("gateway", s), c);
+    }
+    return rc;
+}
+
 /* What the security settings must say together (after reading the whole file). */
 static int check_security(const t2_conf *c, const char *file) {
     const char *f = file ? file : "defaults";
@@ -611,9 +684,11 @@ int t2_conf_load(t2_conf *c, const char *path, const char *group) {
             rc = read_groups(&r, s, c);
         else if (!strcmp(n, "security"))
             rc = read_security(&r, s, c);
+        else if (!strcmp(n, "gateway"))
+            rc = read_gateway(&r, s, c);
         else
             rc = bad(&r, s, n, "unknown setting (router, model, worker, dispatcher, client, "
-                     "security, groups)");
+                     "security, gateway, groups)");
     }
     config_destroy(&cf);
     if (rc == 0) rc = check_security(c, path);
@@ -645,6 +720,23 @@ pick:
 
 static void pstr(FILE *f, const char *key, const char *v) {
     fprintf(f, "  %s = \"%s\";\n", key, v ? v : "");
+}
+
+static void t2_conf_print_gateway(const t2_conf *c, FILE *f) {
+    fprintf(f, "gateway = {\n");
+    pstr(f, "bind", c->gateway.bind);
+    fprintf(f, "  port = %d;\n", c->gateway.port);
+    pstr(f, "keys", c->gateway.keys);
+    fprintf(f,
+            "  rate_limit = %g;\n  rate_burst = %d;\n  max_body = %ld;\n  timeout_ms = %d;\n"
+            "  connection_timeout_s = %d;\n  max_connections = %d;\n",
+            (double)c->gateway.rate_limit, c->gateway.rate_burst, c->gateway.max_body,
+            c->gateway.timeout_ms, c->gateway.connection_timeout_s, c->gateway.max_connections);
+    pstr(f, "model", c->gateway.model);
+    pstr(f, "adapt", c->gateway.adapt);
+    pstr(f, "chat_page", c->gateway.chat_page);
+    pstr(f, "log_level", c->gateway.log_level);
+    fprintf(f, "};\n");
 }
 
 void t2_conf_print(const t2_conf *c, FILE *f) {
@@ -689,7 +781,9 @@ void t2_conf_print(const t2_conf *c, FILE *f) {
     pstr(f, "log_level", c->dispatcher.log_level);
     fprintf(f, "};\nclient = {\n");
     pstr(f, "service", c->client.service);
-    fprintf(f, "  timeout_ms = %d;\n};\ngroups = (\n", c->client.timeout_ms);
+    fprintf(f, "  timeout_ms = %d;\n};\n", c->client.timeout_ms);
+    if (c->gateway.enabled) t2_conf_print_gateway(c, f);
+    fprintf(f, "groups = (\n");
     for (int i = 0; i < c->n_groups; i++) {
         const t2_conf_group *g = &c->groups[i];
         fprintf(f, "  { name = \"%s\"; ranks = %d;", g->name, g->ranks);
@@ -784,6 +878,11 @@ int t2_conf_check_files(const t2_conf *c, FILE *warn) {
         (rc = check_path(c, "model.tokenizer", c->model.tokenizer, KIND_FILE)) < 0)
         return rc;
     if ((rc = check_security_files(c)) < 0) return rc;
+    if (c->gateway.keys && (rc = check_path(c, "gateway.keys", c->gateway.keys, KIND_FILE)) < 0)
+        return rc;
+    if (c->gateway.chat_page &&
+        (rc = check_path(c, "gateway.chat_page", c->gateway.chat_page, KIND_FILE)) < 0)
+        return rc;
     if (!c->model.factors) return 0; /* no adaptation: no experts are read */
     if ((rc = check_path(c, "model.factors", c->model.factors, KIND_GGUF)) < 0) return rc;
     char buf[4096];

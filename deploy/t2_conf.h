@@ -111,6 +111,24 @@ typedef struct t2_conf {
         char *service;  /* t2 submit's default service: "generate-adaptive" */
         int timeout_ms; /* per request; 0 = none: 0 */
     } client;
+    struct {
+        int enabled;              /* 1 when the file has a gateway section (t2-local.sh starts
+                                     t2-gateway then) */
+        char *bind;               /* listen address: "127.0.0.1" (IPv4 or IPv6 literal) */
+        int port;                 /* 8080 */
+        char *keys;               /* API keys file (gateway/README.md); NULL: no auth */
+        float rate_limit;         /* requests per second per key; 0 = no limit: 0 */
+        int rate_burst;           /* bucket size: 10 */
+        long max_body;            /* request body bytes: 1048576 */
+        int timeout_ms;           /* per request deadline at the router: 600000 */
+        int connection_timeout_s; /* an idle HTTP connection is closed after: 30 */
+        int max_connections;      /* 256 */
+        char *model;              /* the base model id clients name: "t2-base" */
+        char *adapt;              /* what `model` alone means: "none" (none | prompt |
+                                     classifier | profile/NAME | mix/NAME=A,...) */
+        char *chat_page;          /* NULL: the page built into t2-gateway */
+        char *log_level;          /* "info" */
+    } gateway;
     int n_groups;
     t2_conf_group groups[T2_CONF_MAX_GROUPS]; /* launcher: default one group "g0" of 1 */
     t2_conf_group group;                      /* the group chosen at load (or groups[0]) */

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install everything T2 builds and tests with, from Debian's packages (run as root, or with sudo).
 #   build:  cmake, a C compiler, ZeroMQ, protobuf-c (+ protoc-c), Open MPI, OpenBLAS + LAPACKE,
-#           libconfig
+#           libconfig, jansson, libmicrohttpd (t2-gateway)
 #   tests:  clang (libFuzzer), Debian's python3 with torch, sentencepiece, zmq and protobuf
 #           (independent references and clients)
 set -eu
@@ -14,5 +14,10 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     libzmq3-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler \
     libopenmpi-dev openmpi-bin \
     libopenblas-dev liblapacke-dev \
-    libconfig-dev libjansson-dev \
+    libconfig-dev libjansson-dev libmicrohttpd-dev \
     python3 python3-numpy python3-torch python3-sentencepiece python3-zmq python3-protobuf
+# the official OpenAI SDK for tests/gateway_sdk.py, from npm's registry (pinned by its
+# package-lock.json); without node/npm that test skips
+if command -v npm > /dev/null 2>&1; then
+    (cd "$(dirname "$0")/../tests/node-gateway" && npm ci --no-audit --no-fund --silent)
+fi
