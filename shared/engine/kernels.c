@@ -9,6 +9,7 @@
 #include "engine/kernels_simd.h"
 
 #include "base/t2_err.h"
+#include "engine/quants.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -39,6 +40,8 @@ typedef void (*t2_rowsb_fn)(float *const *ys, const void *W, size_t rb, int cols
 typedef void (*t2_rowsbq_fn)(float *const *ys, const void *W, size_t rb, int cols,
                              const void *const *xqs, int nb, int r0, int r1);
 
+#define T2_NDEQ 16 /* type ids 0..15 cover every block type */
+
 typedef struct t2_kern_ops {
     const char *name;
     t2_rows_fn mv_f32, mv_f16, mv_bf16;
@@ -47,6 +50,9 @@ typedef struct t2_kern_ops {
     t2_rowsbq_fn mvb_q8_0;
     void (*q8_prep)(void *buf, const float *x, int cols); /* same bits at every level */
     t2_cvt_fn cvt_f16, cvt_bf16, cvt_q8_0;
+    /* Dequantizers of the other block types, indexed by type id (NULL: the portable one); each
+     * gives exactly t2_to_f32's values. They feed the dequantize-and-dot matvec and t2_matmul. */
+    t2_cvt_fn deq[T2_NDEQ];
     float (*dot)(const float *a, const float *b, int n);
     void (*axpy)(float *y, float a, const float *x, int n);
     double (*sum)(const float *a, size_t n);
@@ -233,6 +239,26 @@ static void gen_row_g_q8_0(float *const *ys, int r, const uint8_t *w, int cols,
 }
 DEF_GEN_BATCH_DRIVER(gen_matvecb_q8_0, gen_row_g_q8_0, const void *const *)
 
+/* Portable dequantizers of the other block types (t2_to_f32). */
+#define DEF_GEN_DEQ(NAME, TYPE)                                                                \
+    static void gen_deq_##NAME(float *dst, const void *src, int64_t n) {                      \
+        t2_to_f32(dst, src, TYPE, n);                                                          \
+    }
+DEF_GEN_DEQ(q4_0, T2_Q4_0)
+DEF_GEN_DEQ(q4_1, T2_Q4_1)
+DEF_GEN_DEQ(q5_0, T2_Q5_0)
+DEF_GEN_DEQ(q5_1, T2_Q5_1)
+DEF_GEN_DEQ(q2_k, T2_Q2_K)
+DEF_GEN_DEQ(q3_k, T2_Q3_K)
+DEF_GEN_DEQ(q4_k, T2_Q4_K)
+DEF_GEN_DEQ(q5_k, T2_Q5_K)
+DEF_GEN_DEQ(q6_k, T2_Q6_K)
+/* The table of a level whose own dequantizers are Q4_0, Q4_K, Q5_K and Q6_K (PFX_deq_*). */
+#define DEQ_TABLE(Q4_0, Q4_K, Q5_K, Q6_K)                                                      \
+    {[T2_Q4_0] = Q4_0, [T2_Q4_1] = gen_deq_q4_1, [T2_Q5_0] = gen_deq_q5_0,                     \
+     [T2_Q5_1] = gen_deq_q5_1, [T2_Q2_K] = gen_deq_q2_k, [T2_Q3_K] = gen_deq_q3_k,             \
+     [T2_Q4_K] = Q4_K, [T2_Q5_K] = Q5_K, [T2_Q6_K] = Q6_K}
+
 static void gen_cvt_f16(float *dst, const void *src, int64_t n) { t2_to_f32(dst, src, T2_F16, n); }
 static void gen_cvt_bf16(float *dst, const void *src, int64_t n) { t2_to_f32(dst, src, T2_BF16, n); }
 static void gen_cvt_q8_0(float *dst, const void *src, int64_t n) { t2_to_f32(dst, src, T2_Q8_0, n); }
@@ -274,6 +300,7 @@ static const t2_kern_ops ops_generic = {
     .cvt_f16 = gen_cvt_f16,
     .cvt_bf16 = gen_cvt_bf16,
     .cvt_q8_0 = gen_cvt_q8_0,
+    .deq = DEQ_TABLE(gen_deq_q4_0, gen_deq_q4_k, gen_deq_q5_k, gen_deq_q6_k),
     .dot = gen_dot,
     .axpy = gen_axpy,
     .sum = gen_sum,
@@ -299,6 +326,7 @@ static const t2_kern_ops ops_avx512 = {
     .cvt_f16 = t2_k512_to_f32_f16,
     .cvt_bf16 = t2_k512_to_f32_bf16,
     .cvt_q8_0 = t2_k512_to_f32_q8_0,
+    .deq = DEQ_TABLE(t2_k512_deq_q4_0, t2_k512_deq_q4_k, t2_k512_deq_q5_k, t2_k512_deq_q6_k),
     .dot = t2_k512_dot,
     .axpy = t2_k512_axpy,
     .sum = t2_k512_sum,
@@ -317,6 +345,7 @@ static const t2_kern_ops ops_avx2 = {
     .cvt_f16 = t2_k256_to_f32_f16,
     .cvt_bf16 = t2_k256_to_f32_bf16,
     .cvt_q8_0 = t2_k256_to_f32_q8_0,
+    .deq = DEQ_TABLE(t2_k256_deq_q4_0, t2_k256_deq_q4_k, t2_k256_deq_q5_k, t2_k256_deq_q6_k),
     .dot = t2_k256_dot,
     .axpy = t2_k256_axpy,
     .sum = t2_k256_sum,
@@ -390,6 +419,50 @@ int t2_kern_force_level(const char *level) {
     return 0;
 }
 
+/* ---- other block types: dequantize and dot ----
+ * A row is taken T2_DQ_CHUNK elements at a time (the last chunk may be shorter, for 32-element
+ * types): the chunk is dequantized by the level's dequantizer into a buffer on the stack (exactly
+ * t2_to_f32's values) and dotted with x by the level's t2_dot_f32; y[r] is the sum of the chunk
+ * dots in order. No rounding of x. */
+#define T2_DQ_CHUNK 256
+
+static void deq_rows(const t2_kern_ops *o, float *y, const t2_mat *W, const float *x, int r0,
+                     int r1) {
+    _Alignas(64) float buf[T2_DQ_CHUNK];
+    t2_cvt_fn cvt = o->deq[W->type];
+    size_t rb = t2_dtype_row_bytes(W->type, W->cols), bb = t2_dtype_block_bytes(W->type);
+    int qk = t2_dtype_block(W->type);
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *w = (const uint8_t *)W->data + (size_t)r * rb;
+        float acc = 0.0f;
+        for (int c0 = 0; c0 < W->cols; c0 += T2_DQ_CHUNK) {
+            int n = W->cols - c0 < T2_DQ_CHUNK ? W->cols - c0 : T2_DQ_CHUNK;
+            cvt(buf, w + (size_t)(c0 / qk) * bb, n);
+            acc += o->dot(buf, x + c0, n);
+        }
+        y[r] = acc;
+    }
+}
+
+/* Batched deq_rows: a chunk is dequantized once and dotted with each vector, each vector's
+ * operations being deq_rows' (bit-identical); blocks of GEN_BLOCK rows as the other kernels. */
+static void deq_rows_batch(const t2_kern_ops *o, float *const *ys, const t2_mat *W,
+                           const float *const *xs, int nb, int r0, int r1) {
+    _Alignas(64) float buf[T2_DQ_CHUNK];
+    t2_cvt_fn cvt = o->deq[W->type];
+    size_t rb = t2_dtype_row_bytes(W->type, W->cols), bb = t2_dtype_block_bytes(W->type);
+    int qk = t2_dtype_block(W->type);
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *w = (const uint8_t *)W->data + (size_t)r * rb;
+        for (int b = 0; b < nb; b++) ys[b][r] = 0.0f;
+        for (int c0 = 0; c0 < W->cols; c0 += T2_DQ_CHUNK) {
+            int n = W->cols - c0 < T2_DQ_CHUNK ? W->cols - c0 : T2_DQ_CHUNK;
+            cvt(buf, w + (size_t)(c0 / qk) * bb, n);
+            for (int b = 0; b < nb; b++) ys[b][r] += o->dot(buf, xs[b] + c0, n);
+        }
+    }
+}
+
 /* Rows [r0, r1) of y = W x; xq: x prepared for Q8_0 (NULL: use the f32-x fallback). */
 static void run_rows(const t2_kern_ops *o, float *y, const t2_mat *W, const float *x,
                      const void *xq, int r0, int r1) {
@@ -402,6 +475,7 @@ static void run_rows(const t2_kern_ops *o, float *y, const t2_mat *W, const floa
         if (xq) o->mv_q8_0(y, W->data, rb, W->cols, xq, r0, r1);
         else gen_matvec_q8_0_f32x(y, W->data, rb, W->cols, x, r0, r1);
         break;
+    default: deq_rows(o, y, W, x, r0, r1); break;
     }
 }
 
@@ -641,6 +715,7 @@ static void mvb_rows(const mvb_job *j, int r0, int r1) {
             for (int b = 0; b < j->B; b++)
                 gen_matvec_q8_0_f32x(j->ys[b], W->data, rb, W->cols, j->xs[b], r0, r1);
         break;
+    default: deq_rows_batch(j->o, j->ys, W, j->xs, j->B, r0, r1); break;
     }
 }
 
@@ -843,7 +918,10 @@ int t2_matmul(t2_pool *pool, float *Y, const t2_mat *W, const float *X, int B) {
     const t2_kern_ops *o = ops();
     mm_job j = {Y, W, X, B, mm_block_rows(W->cols), NULL, NULL};
     if (W->type != T2_F32) {
-        j.cvt = W->type == T2_F16 ? o->cvt_f16 : W->type == T2_BF16 ? o->cvt_bf16 : o->cvt_q8_0;
+        j.cvt = W->type == T2_F16    ? o->cvt_f16
+                : W->type == T2_BF16 ? o->cvt_bf16
+                : W->type == T2_Q8_0 ? o->cvt_q8_0
+                                     : o->deq[W->type];
         j.scratch = scratch_acquire(t2_pool_size(pool), (size_t)j.block_rows * (size_t)W->cols);
         if (!j.scratch)
             return t2_err_set(T2_ENOMEM, "matmul: no memory for %d x %d scratch", j.block_rows,
