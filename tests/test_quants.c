@@ -213,6 +213,52 @@ static void test_quantizers_vs_llama(void) {
     }
 }
 
+/* ---- writing (t2 convert): types per tensor, metadata, and the file loads and runs ---- */
+
+static void test_write_quantized(void) {
+    static const t2_dtype types[] = {T2_Q8_0, T2_Q4_0, T2_Q4_K, T2_Q6_K};
+    t2_model *m = NULL;
+    T2_CHECK(t2_model_load(&m, t2_test_asset(KQ "kq-f32.gguf")) == 0);
+    if (!m) return;
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "/tmp/t2_test_quants_w%d.gguf", (int)getpid());
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        t2_dtype t = types[i];
+        T2_CHECK(t2_model_save_gguf(m, NULL, t, "q", tmp) == 0);
+        t2_gguf *g = NULL;
+        T2_CHECK(t2_gguf_open(&g, tmp) == 0);
+        if (!g) continue;
+        uint32_t qv = 0;
+        T2_CHECK(t2_gguf_get_u32(g, "general.quantization_version", &qv) == 0 && qv == 2);
+        int n_mat = 0;
+        for (int64_t k = 0; k < t2_gguf_n_tensors(g); k++) {
+            const t2_gguf_tensor *x = t2_gguf_tensor_at(g, k);
+            int is_out = strcmp(x->name, "output.weight") == 0;
+            t2_dtype want = x->n_dims == 1                                ? T2_F32
+                            : is_out && (t == T2_Q4_0 || t == T2_Q4_K) ? T2_Q6_K
+                                                                        : t;
+            T2_CHECK_MSG(x->type == want, "%s: %s is %s", t2_dtype_name(t), x->name,
+                         t2_dtype_name(x->type));
+            n_mat += x->n_dims == 2;
+        }
+        T2_CHECK(n_mat == 2 + 7 * m->cfg.n_layers);
+        t2_gguf_close(&g);
+        t2_model *mq = NULL;
+        T2_CHECK(t2_model_load(&mq, tmp) == 0);
+        float *l = mq ? run_logits(mq, NULL) : NULL;
+        T2_CHECK(l != NULL);
+        for (int k = 0; l && k < (NP + 1) * mq->cfg.vocab_size; k++)
+            if (!isfinite(l[k])) {
+                T2_CHECK_MSG(0, "%s: logit %d is %g", t2_dtype_name(t), k, l[k]);
+                break;
+            }
+        free(l);
+        t2_model_destroy(&mq);
+    }
+    unlink(tmp);
+    t2_model_destroy(&m);
+}
+
 /* ---- rejection of a row length that is not a whole number of blocks ---- */
 
 static size_t put(uint8_t *p, const void *v, size_t n) {
@@ -251,5 +297,6 @@ int main(void) {
     T2_RUN(test_dequant_bit_identical);
     T2_RUN(test_logits);
     T2_RUN(test_quantizers_vs_llama);
+    T2_RUN(test_write_quantized);
     return T2_TEST_END();
 }
