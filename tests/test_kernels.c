@@ -118,7 +118,8 @@ static void test_matvec_reference(void) {
         }
         n_levels_tested++;
         for (size_t t = 0; t < NTYPES; t++) {
-            int q = TYPES[t] == T2_Q8_0, blk = t2_dtype_block(TYPES[t]);
+            /* quantized types: x rounded to 16 bits per 32-block */
+            int blk = t2_dtype_block(TYPES[t]), q = blk > 1;
             const int *cl = blk == 256 ? cols_k : blk == 32 ? cols_q : cols_f;
             int ncl = blk == 256 ? NCOLS_K : blk == 32 ? 6 : 13;
             for (int ci = 0; ci < ncl; ci++)
@@ -319,7 +320,8 @@ static void test_matvec_multi(void) {
     }
 }
 
-/* Q8_0 x preparation is shared between matrices using the same x; many matrices in one call;
+/* Q8_0 (and other quantized types') x preparation is shared between matrices using the same x;
+ * many matrices in one call;
  * non-finite x shows in the result. */
 static void test_matvec_multi_q8(void) {
     enum { N = 20 };
@@ -333,7 +335,8 @@ static void test_matvec_multi_q8(void) {
     const float *xp[N];
     for (int i = 0; i < N; i++) {
         int cols = i % 5 == 4 ? 1024 : 768;
-        Ws[i] = make_mat(i % 7 == 6 ? T2_F16 : T2_Q8_0, 64 + 16 * (i % 3), cols, &refs[i]);
+        t2_dtype t = i % 7 == 6 ? T2_F16 : i % 4 == 1 ? T2_Q4_K : i % 4 == 2 ? T2_Q5_0 : T2_Q8_0;
+        Ws[i] = make_mat(t, 64 + 16 * (i % 3), cols, &refs[i]);
         ys[i] = malloc((size_t)Ws[i].rows * 4);
         y1[i] = malloc((size_t)Ws[i].rows * 4);
         wp[i] = &Ws[i];
@@ -533,7 +536,7 @@ static void test_matmul(void) {
                     int bad = 0;
                     for (int b = 0; b < B; b++) /* B == 1 runs matvec (Q8_0: x in 16 bits) */
                         bad += check_rows_q(Y1 + (size_t)b * rows, ref, X + (size_t)b * cols, rows,
-                                            cols, 1e-5, B == 1 && TYPES[t] == T2_Q8_0, what);
+                                            cols, 1e-5, B == 1 && blk > 1, what);
                     T2_CHECK_MSG(bad == 0, "%s", what);
                     if (B == 1) {
                         float *yv = malloc((size_t)rows * 4);

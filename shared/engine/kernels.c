@@ -10,6 +10,7 @@
 
 #include "base/t2_err.h"
 #include "engine/quants.h"
+#include "engine/quants_kern.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -53,6 +54,9 @@ typedef struct t2_kern_ops {
     /* Dequantizers of the other block types, indexed by type id (NULL: the portable one); each
      * gives exactly t2_to_f32's values. They feed the dequantize-and-dot matvec and t2_matmul. */
     t2_cvt_fn deq[T2_NDEQ];
+    /* Rows of those types on x prepared as for Q8_0 (integer dot products, quants_kern.h). */
+    void (*mv_q)(t2_dtype t, float *y, const void *W, size_t rb, int cols, const void *xq, int r0,
+                 int r1);
     float (*dot)(const float *a, const float *b, int n);
     void (*axpy)(float *y, float a, const float *x, int n);
     double (*sum)(const float *a, size_t n);
@@ -301,6 +305,7 @@ static const t2_kern_ops ops_generic = {
     .cvt_bf16 = gen_cvt_bf16,
     .cvt_q8_0 = gen_cvt_q8_0,
     .deq = DEQ_TABLE(gen_deq_q4_0, gen_deq_q4_k, gen_deq_q5_k, gen_deq_q6_k),
+    .mv_q = t2_qgen_rows,
     .dot = gen_dot,
     .axpy = gen_axpy,
     .sum = gen_sum,
@@ -327,6 +332,7 @@ static const t2_kern_ops ops_avx512 = {
     .cvt_bf16 = t2_k512_to_f32_bf16,
     .cvt_q8_0 = t2_k512_to_f32_q8_0,
     .deq = DEQ_TABLE(t2_k512_deq_q4_0, t2_k512_deq_q4_k, t2_k512_deq_q5_k, t2_k512_deq_q6_k),
+    .mv_q = t2_k512_qrows,
     .dot = t2_k512_dot,
     .axpy = t2_k512_axpy,
     .sum = t2_k512_sum,
@@ -346,6 +352,7 @@ static const t2_kern_ops ops_avx2 = {
     .cvt_bf16 = t2_k256_to_f32_bf16,
     .cvt_q8_0 = t2_k256_to_f32_q8_0,
     .deq = DEQ_TABLE(t2_k256_deq_q4_0, t2_k256_deq_q4_k, t2_k256_deq_q5_k, t2_k256_deq_q6_k),
+    .mv_q = t2_k256_qrows,
     .dot = t2_k256_dot,
     .axpy = t2_k256_axpy,
     .sum = t2_k256_sum,
@@ -419,7 +426,7 @@ int t2_kern_force_level(const char *level) {
     return 0;
 }
 
-/* ---- other block types: dequantize and dot ----
+/* ---- other block types without prepared x (no memory for it): dequantize and dot ----
  * A row is taken T2_DQ_CHUNK elements at a time (the last chunk may be shorter, for 32-element
  * types): the chunk is dequantized by the level's dequantizer into a buffer on the stack (exactly
  * t2_to_f32's values) and dotted with x by the level's t2_dot_f32; y[r] is the sum of the chunk
@@ -463,7 +470,7 @@ static void deq_rows_batch(const t2_kern_ops *o, float *const *ys, const t2_mat 
     }
 }
 
-/* Rows [r0, r1) of y = W x; xq: x prepared for Q8_0 (NULL: use the f32-x fallback). */
+/* Rows [r0, r1) of y = W x; xq: x prepared for the quantized types (NULL: the f32-x fallbacks). */
 static void run_rows(const t2_kern_ops *o, float *y, const t2_mat *W, const float *x,
                      const void *xq, int r0, int r1) {
     size_t rb = t2_dtype_row_bytes(W->type, W->cols);
@@ -475,7 +482,10 @@ static void run_rows(const t2_kern_ops *o, float *y, const t2_mat *W, const floa
         if (xq) o->mv_q8_0(y, W->data, rb, W->cols, xq, r0, r1);
         else gen_matvec_q8_0_f32x(y, W->data, rb, W->cols, x, r0, r1);
         break;
-    default: deq_rows(o, y, W, x, r0, r1); break;
+    default:
+        if (xq) o->mv_q(W->type, y, W->data, rb, W->cols, xq, r0, r1);
+        else deq_rows(o, y, W, x, r0, r1);
+        break;
     }
 }
 
@@ -546,7 +556,7 @@ void t2_matvec_rows(float *y, const t2_mat *W, const float *x, int r0, int r1) {
     if (r1 <= r0) return;
     const t2_kern_ops *o = ops();
     const void *xq = NULL;
-    if (W->type == T2_Q8_0) {
+    if (t2_quant_is(W->type)) {
         size_t pb = q8_prep_bytes(W->cols), cb = (size_t)W->cols * sizeof(float);
         xq_buf *b = xq_this_thread();
         if (b && b->src == x && b->cols == W->cols && b->o == o &&
@@ -576,7 +586,7 @@ typedef struct mv_job {
     float *const *ys;
     const t2_mat *const *Ws;
     const float *const *xs;
-    const void **xq; /* per matrix: prepared x for Q8_0, else NULL */
+    const void **xq; /* per matrix: prepared x for quantized types, else NULL */
     const t2_kern_ops *o;
     size_t total; /* weight bytes of all matrices */
     int nchunks;  /* the work is cut in nchunks byte-balanced chunks, claimed dynamically */
@@ -642,21 +652,22 @@ void t2_matvec_multi(t2_pool *pool, int n, float *const *ys, const t2_mat *const
         for (int i = 0; i < n; i++) run_rows(j.o, ys[i], Ws[i], xs[i], NULL, 0, Ws[i]->rows);
         return;
     }
-    /* Prepare x once per distinct (x, cols) used with Q8_0 weights, before the split. */
+    /* Prepare x once per distinct (x, cols) used with quantized weights, before the split. */
     size_t qbytes = 0, elems = 0;
     for (int i = 0; i < n; i++) {
         xq[i] = NULL;
         j.total += t2_dtype_row_bytes(Ws[i]->type, Ws[i]->cols) * (size_t)Ws[i]->rows;
         elems += (size_t)Ws[i]->rows * (size_t)Ws[i]->cols;
-        if (Ws[i]->type == T2_Q8_0) qbytes += (q8_prep_bytes(Ws[i]->cols) + 63) / 64 * 64;
+        if (t2_quant_is(Ws[i]->type)) qbytes += (q8_prep_bytes(Ws[i]->cols) + 63) / 64 * 64;
     }
     uint8_t *qbuf = qbytes ? xq_get(qbytes) : NULL;
     if (qbuf) {
         size_t off = 0;
         for (int i = 0; i < n; i++) {
-            if (Ws[i]->type != T2_Q8_0) continue;
+            if (!t2_quant_is(Ws[i]->type)) continue;
             int k = 0;
-            while (k < i && !(Ws[k]->type == T2_Q8_0 && xs[k] == xs[i] && Ws[k]->cols == Ws[i]->cols))
+            while (k < i &&
+                   !(t2_quant_is(Ws[k]->type) && xs[k] == xs[i] && Ws[k]->cols == Ws[i]->cols))
                 k++;
             if (k < i) {
                 xq[i] = xq[k];
@@ -698,7 +709,7 @@ typedef struct mvb_job {
     float *const *ys;
     const t2_mat *W;
     const float *const *xs;
-    const void *const *xq; /* Q8_0: per vector prepared x (NULL: f32-x fallback, as run_rows) */
+    const void *const *xq; /* quantized: per vector prepared x (NULL: f32-x fallback) */
     int B;
 } mvb_job;
 
@@ -715,7 +726,18 @@ static void mvb_rows(const mvb_job *j, int r0, int r1) {
             for (int b = 0; b < j->B; b++)
                 gen_matvec_q8_0_f32x(j->ys[b], W->data, rb, W->cols, j->xs[b], r0, r1);
         break;
-    default: deq_rows_batch(j->o, j->ys, W, j->xs, j->B, r0, r1); break;
+    default:
+        if (!j->xq) {
+            deq_rows_batch(j->o, j->ys, W, j->xs, j->B, r0, r1);
+            break;
+        }
+        /* per vector t2_matvec's rows, a block of rows at a time (reread from cache) */
+        for (int q0 = r0; q0 < r1; q0 += GEN_BLOCK) {
+            int q1 = q0 + GEN_BLOCK < r1 ? q0 + GEN_BLOCK : r1;
+            for (int b = 0; b < j->B; b++)
+                j->o->mv_q(W->type, j->ys[b], W->data, rb, W->cols, j->xq[b], q0, q1);
+        }
+        break;
     }
 }
 
@@ -737,7 +759,7 @@ void t2_matvec_batch(t2_pool *pool, float *const *ys, const t2_mat *W, const flo
     const void *xq_stack[16];
     const void **xq = NULL;
     size_t pb = (q8_prep_bytes(W->cols) + 63) / 64 * 64;
-    if (W->type == T2_Q8_0 && pb) {
+    if (t2_quant_is(W->type) && pb) {
         /* each x prepared once, as t2_matvec prepares it (same function, same bits) */
         xq = B <= 16 ? xq_stack : malloc((size_t)B * sizeof *xq);
         uint8_t *qbuf = xq ? xq_get(pb * (size_t)B) : NULL;
