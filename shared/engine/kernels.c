@@ -170,7 +170,9 @@ static void gen_matvec_q8_0_f32x(float *y, const void *W, size_t rb, int cols, c
  * x[i] ~= dx[i / 32] * x16[i] (dx = max |x| of the block / 32767: 16-bit precision per block,
  * far below the weights' own 8-bit quantisation error). A block holding inf / nan gets dx = nan
  * so that it shows in the result. */
-static size_t q8_prep_bytes(int cols) { return (size_t)cols * 2 + (size_t)(cols / 32) * 4; }
+static size_t q8_prep_bytes(int cols) {
+    return (size_t)cols * 2 + (size_t)(cols / 32) * 4 + (size_t)(cols / 16) * 4;
+}
 
 static void q8_prep_x(void *buf, const float *x, int cols) {
     int16_t *x16 = buf;
@@ -195,6 +197,21 @@ static void q8_prep_x(void *buf, const float *x, int cols) {
             long v = lrintf(xb[j] * inv);
             x16[32 * b + j] = (int16_t)(v > 32767 ? 32767 : v < -32767 ? -32767 : v);
         }
+    }
+}
+
+/* After x16 and dx, the prepared x holds cols / 16 floats xs[h] = dx[h / 2] * (sum of x16 over
+ * elements [16h, 16h + 16)): what the formats with a min (w = s q + o) multiply by o. The same
+ * scalar code at every level, after the level's q8_prep. */
+static void prep_x(const t2_kern_ops *o, void *buf, const float *x, int cols) {
+    o->q8_prep(buf, x, cols);
+    const int16_t *x16 = buf;
+    const float *dx = (const float *)(x16 + cols);
+    float *xs = (float *)(dx + cols / 32);
+    for (int h = 0; h < cols / 16; h++) {
+        int32_t sum = 0;
+        for (int j = 0; j < 16; j++) sum += x16[16 * h + j];
+        xs[h] = dx[h / 2] * (float)sum;
     }
 }
 
@@ -565,7 +582,7 @@ void t2_matvec_rows(float *y, const t2_mat *W, const float *x, int r0, int r1) {
         } else {
             uint8_t *buf = xq_get(pb + cb);
             if (buf) {
-                o->q8_prep(buf, x, W->cols);
+                prep_x(o, buf, x, W->cols);
                 memcpy(buf + pb, x, cb);
                 b->src = x;
                 b->cols = W->cols;
@@ -673,7 +690,7 @@ void t2_matvec_multi(t2_pool *pool, int n, float *const *ys, const t2_mat *const
                 xq[i] = xq[k];
                 continue;
             }
-            j.o->q8_prep(qbuf + off, xs[i], Ws[i]->cols);
+            prep_x(j.o, qbuf + off, xs[i], Ws[i]->cols);
             xq[i] = qbuf + off;
             off += (q8_prep_bytes(Ws[i]->cols) + 63) / 64 * 64;
         }
@@ -775,7 +792,7 @@ void t2_matvec_batch(t2_pool *pool, float *const *ys, const t2_mat *W, const flo
                 xq[b] = xq[k];
                 continue;
             }
-            j.o->q8_prep(qbuf + pb * (size_t)b, xs[b], W->cols);
+            prep_x(j.o, qbuf + pb * (size_t)b, xs[b], W->cols);
             xq[b] = qbuf + pb * (size_t)b;
         }
         j.xq = xq;

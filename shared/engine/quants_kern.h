@@ -1,6 +1,7 @@
 /* quants_kern.h - internal: matrix-vector rows for the quantized types other than Q8_0, for the
- * dispatch table in kernels.c. x is prepared as for Q8_0 (kernels.c's q8_prep_x: cols int16,
- * then cols / 32 float scales). Each output row is a fixed sequence of operations that depends
+ * dispatch table in kernels.c. x is prepared as for Q8_0 (kernels.c's prep_x: cols int16 x16,
+ * cols / 32 float scales dx, then cols / 16 floats xs = dx * the sum of x16 over each 16
+ * elements). Each output row is a fixed sequence of operations that depends
  * only on the type, cols and the level (see quants_dot.c for the arithmetic). */
 #ifndef T2_QUANTS_KERN_H
 #define T2_QUANTS_KERN_H

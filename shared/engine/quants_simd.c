@@ -253,12 +253,6 @@ TGT256 void t2_k256_deq_q6_k(float *dst, const void *src, int64_t n) {
  * per 16-element half; acc[parity] += float(madd(w, x16)) * (s * dx) [+ float(madd(x16, 1)) *
  * (o * dx)]. Two accumulators (even / odd blocks) hide the FMA latency. */
 
-static int q3_scale(const uint8_t *s, int i) {
-    int lo = (s[i % 8] >> (4 * (i / 8))) & 15;
-    int hi = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
-    return (lo | hi << 4) - 32;
-}
-
 /* ---- AVX-512 ---- */
 
 INL512 void blk512(__m512 *acc, __m512i w, const int16_t *x, float dx, float s0, float s1,
@@ -300,97 +294,141 @@ INL512 void u512_legacy(__m512 *acc, t2_dtype t, const uint8_t *b, const int16_t
     blk512(acc, w, x, dx, d, d, t == T2_Q4_1 || t == T2_Q5_1, m, m);
 }
 
-/* K-quant blocks k of super-block b into *acc (one function per type, called for even blocks
- * with one accumulator and odd blocks with the other: two independent FMA chains). */
-INL512 void k512_q2_k(__m512 *acc, const uint8_t *b, int k, const int16_t *x, const float *dx,
-                      float d, float dmin) {
-    __m256i q = _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * (k / 4)));
-    q = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * (k % 4))), _mm256_set1_epi8(3));
-    uint8_t s0 = b[2 * k], s1 = b[2 * k + 1];
-    blk512(acc, _mm512_cvtepu8_epi16(q), x + 32 * k, dx[k], d * (float)(s0 & 15),
-           d * (float)(s1 & 15), 1, -(dmin * (float)(s0 >> 4)), -(dmin * (float)(s1 >> 4)));
-}
+/* K-quants: per super-block, the 16 half-block scales are decoded once into a vector
+ * S[h] = (d * sc_h) * dx[h / 2], the offsets (Q2_K, Q4_K, Q5_K) go in one FMA against the
+ * prepared half sums xs: ao -= (dmin * mn_h) * xs[h]; then each block k is
+ * acc += float(madd(q_k, x16_k)) * (S[2k] in lanes 0-7, S[2k + 1] in lanes 8-15). */
 
-INL512 void k512_q3_k(__m512 *acc, const uint8_t *b, int k, const int16_t *x, const float *dx,
-                      float d, __m256i hm) {
-    __m256i q = _mm256_loadu_si256((const __m256i *)(b + 32 + 32 * (k / 4)));
-    q = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * (k % 4))), _mm256_set1_epi8(3));
-    __m256i bit = _mm256_set1_epi8((char)(1 << k));
-    __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit);
-    q = _mm256_sub_epi8(q, _mm256_andnot_si256(set, _mm256_set1_epi8(4)));
-    blk512(acc, _mm512_cvtepi8_epi16(q), x + 32 * k, dx[k], d * (float)q3_scale(b + 96, 2 * k),
-           d * (float)q3_scale(b + 96, 2 * k + 1), 0, 0, 0);
-}
-
-INL512 void k512_q45_k(__m512 *acc, int five, const uint8_t *b, int k, const int16_t *x,
-                       const float *dx, float d, float dmin, __m256i qh) {
-    const __m256i m4 = _mm256_set1_epi8(15);
-    __m256i q = _mm256_loadu_si256((const __m256i *)(b + (five ? 48 : 16) + 32 * (k / 2)));
-    q = _mm256_and_si256(k % 2 ? _mm256_srli_epi16(q, 4) : q, m4);
-    if (five) {
-        __m256i bit = _mm256_set1_epi8((char)(1 << k));
-        __m256i hb = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
-        q = _mm256_or_si256(q, _mm256_and_si256(hb, _mm256_set1_epi8(16)));
-    }
-    int sc, mn;
-    k4_scale_min(b + 4, k, &sc, &mn);
-    float sv = d * (float)sc, o = -(dmin * (float)mn);
-    blk512(acc, _mm512_cvtepu8_epi16(q), x + 32 * k, dx[k], sv, sv, 1, o, o);
-}
-
-INL512 void k512_q6_k(__m512 *acc, const uint8_t *b, int k, const int16_t *x, const float *dx,
-                      float d) {
-    const int8_t *sc = (const int8_t *)(b + 192);
-    blk512(acc, _mm512_cvtepi8_epi16(q6_group(b, k / 4, k % 4)), x + 32 * k, dx[k],
-           d * (float)sc[2 * k], d * (float)sc[2 * k + 1], 0, 0, 0);
-}
-
-/* One super-block of type t into a0 (even blocks) and a1 (odd blocks). */
-INL512 void u512_k(__m512 *a0, __m512 *a1, t2_dtype t, const uint8_t *b, const int16_t *x,
-                   const float *dx) {
+/* Scales sc_h and mins mn_h of super-block b as 16 bytes each (signed for Q3_K, Q6_K), built
+ * in registers (16 scalar stores read back as a vector would stall store forwarding); returns 1
+ * if there are mins. */
+INL256 int k_scales(t2_dtype t, const uint8_t *b, __m128i *sc, __m128i *mn, float *d,
+                    float *dmin) {
+    const __m128i m4 = _mm_set1_epi8(15);
     switch (t) {
     case T2_Q2_K: {
-        float d = half_at(b + 80), dmin = half_at(b + 82);
-        for (int k = 0; k < 8; k += 2) {
-            k512_q2_k(a0, b, k, x, dx, d, dmin);
-            k512_q2_k(a1, b, k + 1, x, dx, d, dmin);
-        }
-        break;
+        __m128i v = _mm_loadu_si128((const __m128i *)b);
+        *sc = _mm_and_si128(v, m4);
+        *mn = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
+        *d = half_at(b + 80);
+        *dmin = half_at(b + 82);
+        return 1;
     }
     case T2_Q3_K: {
-        float d = half_at(b + 108);
-        __m256i hm = _mm256_loadu_si256((const __m256i *)b);
-        for (int k = 0; k < 8; k += 2) {
-            k512_q3_k(a0, b, k, x, dx, d, hm);
-            k512_q3_k(a1, b, k + 1, x, dx, d, hm);
-        }
-        break;
+        /* low 4 bits: nibble h / 8 of byte h % 8; high 2 bits: bits 2 (h / 4) of byte 8 + h % 4 */
+        uint64_t lo8;
+        uint32_t c;
+        memcpy(&lo8, b + 96, 8);
+        memcpy(&c, b + 104, 4);
+        __m128i lo = _mm_set_epi64x((long long)((lo8 >> 4) & 0x0f0f0f0f0f0f0f0full),
+                                    (long long)(lo8 & 0x0f0f0f0f0f0f0f0full));
+        __m128i hi = _mm_set_epi32((int)((c >> 6) & 0x03030303u), (int)((c >> 4) & 0x03030303u),
+                                   (int)((c >> 2) & 0x03030303u), (int)(c & 0x03030303u));
+        *sc = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
+        *d = half_at(b + 108);
+        return 0;
     }
     case T2_Q4_K:
     case T2_Q5_K: {
-        int five = t == T2_Q5_K;
-        float d = half_at(b), dmin = half_at(b + 2);
-        __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(b + 16)) : _mm256_setzero_si256();
-        for (int k = 0; k < 8; k += 2) {
-            k512_q45_k(a0, five, b, k, x, dx, d, dmin, qh);
-            k512_q45_k(a1, five, b, k + 1, x, dx, d, dmin, qh);
-        }
-        break;
+        /* bytes s0..s11 as three u32 a, m, c: scales j < 4 are a & 63, j >= 4 the low nibbles of
+         * c with the top 2 bits of a above them; mins likewise from m and the high nibbles */
+        uint32_t a, m, c;
+        memcpy(&a, b + 4, 4);
+        memcpy(&m, b + 8, 4);
+        memcpy(&c, b + 12, 4);
+        uint32_t s_lo = a & 0x3f3f3f3fu, s_hi = (c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u);
+        uint32_t m_lo = m & 0x3f3f3f3fu, m_hi = ((c >> 4) & 0x0f0f0f0fu) | ((m >> 2) & 0x30303030u);
+        __m128i s8 = _mm_set_epi32(0, 0, (int)s_hi, (int)s_lo);
+        __m128i n8 = _mm_set_epi32(0, 0, (int)m_hi, (int)m_lo);
+        *sc = _mm_unpacklo_epi8(s8, s8); /* each sub-block's value for its two halves */
+        *mn = _mm_unpacklo_epi8(n8, n8);
+        *d = half_at(b);
+        *dmin = half_at(b + 2);
+        return 1;
     }
-    default: {
-        float d = half_at(b + 208);
-        for (int k = 0; k < 8; k += 2) {
-            k512_q6_k(a0, b, k, x, dx, d);
-            k512_q6_k(a1, b, k + 1, x, dx, d);
-        }
-        break;
+    default:
+        *sc = _mm_loadu_si128((const __m128i *)(b + 192));
+        *d = half_at(b + 208);
+        return 0;
     }
+}
+
+/* The 32 quants of block k of super-block b as bytes; *sgn: signed (else unsigned).
+ * hq: Q3_K's hmask or Q5_K's qh (32 bytes). */
+INL256 __m256i k_quants(t2_dtype t, const uint8_t *b, int k, __m256i hq, int *sgn) {
+    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+    __m256i q;
+    *sgn = t == T2_Q3_K || t == T2_Q6_K;
+    switch (t) {
+    case T2_Q2_K:
+    case T2_Q3_K: {
+        q = _mm256_loadu_si256((const __m256i *)(b + (t == T2_Q2_K ? 16 : 32) + 32 * (k / 4)));
+        q = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * (k % 4))), m2);
+        if (t == T2_Q3_K) {
+            __m256i bit = _mm256_set1_epi8((char)(1 << k));
+            __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(hq, bit), bit);
+            q = _mm256_sub_epi8(q, _mm256_andnot_si256(set, _mm256_set1_epi8(4)));
+        }
+        return q;
+    }
+    case T2_Q4_K:
+    case T2_Q5_K:
+        q = _mm256_loadu_si256((const __m256i *)(b + (t == T2_Q5_K ? 48 : 16) + 32 * (k / 2)));
+        q = _mm256_and_si256(k % 2 ? _mm256_srli_epi16(q, 4) : q, m4);
+        if (t == T2_Q5_K) {
+            __m256i bit = _mm256_set1_epi8((char)(1 << k));
+            __m256i hb = _mm256_cmpeq_epi8(_mm256_and_si256(hq, bit), bit);
+            q = _mm256_or_si256(q, _mm256_and_si256(hb, _mm256_set1_epi8(16)));
+        }
+        return q;
+    default: return q6_group(b, k / 4, k % 4);
+    }
+}
+
+INL256 __m256i k_hq(t2_dtype t, const uint8_t *b) {
+    if (t == T2_Q3_K) return _mm256_loadu_si256((const __m256i *)b);
+    if (t == T2_Q5_K) return _mm256_loadu_si256((const __m256i *)(b + 16));
+    return _mm256_setzero_si256();
+}
+
+INL512 void k512_blk(__m512 *acc, t2_dtype t, const uint8_t *b, int k, __m256i hq,
+                     const int16_t *x, __m512 S) {
+    int sgn;
+    __m256i q = k_quants(t, b, k, hq, &sgn);
+    __m512i w = sgn ? _mm512_cvtepi8_epi16(q) : _mm512_cvtepu8_epi16(q);
+    __m512i p = _mm512_madd_epi16(w, _mm512_loadu_si512((const void *)(x + 32 * k)));
+    __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(2 * k),
+                                   _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+    *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(idx, S), *acc);
+}
+
+/* One super-block of type t: even blocks into a0, odd into a1, offsets into ao. */
+INL512 void u512_k(__m512 *a0, __m512 *a1, __m512 *ao, t2_dtype t, const uint8_t *b,
+                   const int16_t *x, const float *dx, const float *xs) {
+    __m128i sc, mn = _mm_setzero_si128();
+    float d, dmin = 0.0f;
+    int has_o = k_scales(t, b, &sc, &mn, &d, &dmin);
+    int sgn = t == T2_Q3_K || t == T2_Q6_K;
+    __m512 scf = _mm512_cvtepi32_ps(sgn ? _mm512_cvtepi8_epi32(sc) : _mm512_cvtepu8_epi32(sc));
+    const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    __m512 dxv = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(_mm256_loadu_ps(dx)));
+    __m512 S = _mm512_mul_ps(_mm512_mul_ps(scf, _mm512_set1_ps(d)), dxv);
+    if (has_o) {
+        __m512 mnf = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(mn));
+        *ao = _mm512_fnmadd_ps(_mm512_mul_ps(mnf, _mm512_set1_ps(dmin)), _mm512_loadu_ps(xs), *ao);
+    }
+    __m256i hq = k_hq(t, b);
+#pragma GCC unroll 4
+    for (int k = 0; k < 8; k += 2) {
+        k512_blk(a0, t, b, k, hq, x, S);
+        k512_blk(a1, t, b, k + 1, hq, x, S);
     }
 }
 
 /* Rows of one type: the type is a compile-time constant in each instance (see t2_k512_qrows). */
 INL512 void rows512(t2_dtype t, float *y, const uint8_t *W, size_t rb, int cols,
                     const int16_t *x16, const float *dx, int r0, int r1) {
+    const float *xs = dx + cols / 32;
     int qk = t2_quant_block(t), nu = cols / qk;
     size_t bb = t2_quant_block_bytes(t);
     for (int r = r0; r < r1; r++) {
@@ -404,8 +442,11 @@ INL512 void rows512(t2_dtype t, float *y, const uint8_t *W, size_t rb, int cols,
             }
             if (u < nu) u512_legacy(&a0, t, w + (size_t)u * bb, x16 + 32 * u, dx[u]);
         } else {
+            __m512 ao = _mm512_setzero_ps();
             for (int u = 0; u < nu; u++)
-                u512_k(&a0, &a1, t, w + (size_t)u * bb, x16 + 256 * u, dx + 8 * u);
+                u512_k(&a0, &a1, &ao, t, w + (size_t)u * bb, x16 + 256 * u, dx + 8 * u,
+                       xs + 16 * u);
+            a0 = _mm512_add_ps(a0, ao);
         }
         y[r] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
     }
@@ -479,88 +520,49 @@ INL256 void u256_legacy(__m256 *acc, t2_dtype t, const uint8_t *b, const int16_t
     blk256(acc, q, 1, x, dx, d, d, t == T2_Q4_1 || t == T2_Q5_1, m, m);
 }
 
-INL256 void k256_q2_k(__m256 *acc, const uint8_t *b, int k, const int16_t *x, const float *dx,
-                      float d, float dmin) {
-    __m256i q = _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * (k / 4)));
-    q = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * (k % 4))), _mm256_set1_epi8(3));
-    uint8_t s0 = b[2 * k], s1 = b[2 * k + 1];
-    blk256(acc, q, 0, x + 32 * k, dx[k], d * (float)(s0 & 15), d * (float)(s1 & 15), 1,
-           -(dmin * (float)(s0 >> 4)), -(dmin * (float)(s1 >> 4)));
+INL256 void k256_blk(__m256 *acc, t2_dtype t, const uint8_t *b, int k, __m256i hq,
+                     const int16_t *x, __m256 Slo, __m256 Shi) {
+    int sgn;
+    __m256i q = k_quants(t, b, k, hq, &sgn);
+    __m128i q0 = _mm256_castsi256_si128(q), q1 = _mm256_extracti128_si256(q, 1);
+    __m256i w0 = sgn ? _mm256_cvtepi8_epi16(q0) : _mm256_cvtepu8_epi16(q0);
+    __m256i w1 = sgn ? _mm256_cvtepi8_epi16(q1) : _mm256_cvtepu8_epi16(q1);
+    __m256i p0 = _mm256_madd_epi16(w0, _mm256_loadu_si256((const __m256i *)(x + 32 * k)));
+    __m256i p1 = _mm256_madd_epi16(w1, _mm256_loadu_si256((const __m256i *)(x + 32 * k + 16)));
+    __m256 S = k < 4 ? Slo : Shi;
+    __m256 s0 = _mm256_permutevar8x32_ps(S, _mm256_set1_epi32((2 * k) % 8));
+    __m256 s1 = _mm256_permutevar8x32_ps(S, _mm256_set1_epi32((2 * k + 1) % 8));
+    __m256 a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), s0, *acc);
+    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), s1, a);
 }
 
-INL256 void k256_q3_k(__m256 *acc, const uint8_t *b, int k, const int16_t *x, const float *dx,
-                      float d, __m256i hm) {
-    __m256i q = _mm256_loadu_si256((const __m256i *)(b + 32 + 32 * (k / 4)));
-    q = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * (k % 4))), _mm256_set1_epi8(3));
-    __m256i bit = _mm256_set1_epi8((char)(1 << k));
-    __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit);
-    q = _mm256_sub_epi8(q, _mm256_andnot_si256(set, _mm256_set1_epi8(4)));
-    blk256(acc, q, 1, x + 32 * k, dx[k], d * (float)q3_scale(b + 96, 2 * k),
-           d * (float)q3_scale(b + 96, 2 * k + 1), 0, 0, 0);
-}
-
-INL256 void k256_q45_k(__m256 *acc, int five, const uint8_t *b, int k, const int16_t *x,
-                       const float *dx, float d, float dmin, __m256i qh) {
-    const __m256i m4 = _mm256_set1_epi8(15);
-    __m256i q = _mm256_loadu_si256((const __m256i *)(b + (five ? 48 : 16) + 32 * (k / 2)));
-    q = _mm256_and_si256(k % 2 ? _mm256_srli_epi16(q, 4) : q, m4);
-    if (five) {
-        __m256i bit = _mm256_set1_epi8((char)(1 << k));
-        __m256i hb = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
-        q = _mm256_or_si256(q, _mm256_and_si256(hb, _mm256_set1_epi8(16)));
+INL256 void u256_k(__m256 *a0, __m256 *a1, __m256 *ao, t2_dtype t, const uint8_t *b,
+                   const int16_t *x, const float *dx, const float *xs) {
+    __m128i sc, mn = _mm_setzero_si128();
+    float d, dmin = 0.0f;
+    int has_o = k_scales(t, b, &sc, &mn, &d, &dmin);
+    int sgn = t == T2_Q3_K || t == T2_Q6_K;
+    __m128i sc_hi = _mm_srli_si128(sc, 8);
+    __m256 s_lo = _mm256_cvtepi32_ps(sgn ? _mm256_cvtepi8_epi32(sc) : _mm256_cvtepu8_epi32(sc));
+    __m256 s_hi = _mm256_cvtepi32_ps(sgn ? _mm256_cvtepi8_epi32(sc_hi) : _mm256_cvtepu8_epi32(sc_hi));
+    __m256 dxv = _mm256_loadu_ps(dx);
+    __m256 dlo = _mm256_permutevar8x32_ps(dxv, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+    __m256 dhi = _mm256_permutevar8x32_ps(dxv, _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7));
+    __m256 vd = _mm256_set1_ps(d);
+    __m256 Slo = _mm256_mul_ps(_mm256_mul_ps(s_lo, vd), dlo);
+    __m256 Shi = _mm256_mul_ps(_mm256_mul_ps(s_hi, vd), dhi);
+    if (has_o) {
+        __m256 vm = _mm256_set1_ps(dmin);
+        __m256 m_lo = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(mn));
+        __m256 m_hi = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(mn, 8)));
+        __m256 o = _mm256_fnmadd_ps(_mm256_mul_ps(m_lo, vm), _mm256_loadu_ps(xs), *ao);
+        *ao = _mm256_fnmadd_ps(_mm256_mul_ps(m_hi, vm), _mm256_loadu_ps(xs + 8), o);
     }
-    int sc, mn;
-    k4_scale_min(b + 4, k, &sc, &mn);
-    float sv = d * (float)sc, o = -(dmin * (float)mn);
-    blk256(acc, q, 0, x + 32 * k, dx[k], sv, sv, 1, o, o);
-}
-
-INL256 void k256_q6_k(__m256 *acc, const uint8_t *b, int k, const int16_t *x, const float *dx,
-                      float d) {
-    const int8_t *sc = (const int8_t *)(b + 192);
-    blk256(acc, q6_group(b, k / 4, k % 4), 1, x + 32 * k, dx[k], d * (float)sc[2 * k],
-           d * (float)sc[2 * k + 1], 0, 0, 0);
-}
-
-INL256 void u256_k(__m256 *a0, __m256 *a1, t2_dtype t, const uint8_t *b, const int16_t *x,
-                   const float *dx) {
-    switch (t) {
-    case T2_Q2_K: {
-        float d = half_at(b + 80), dmin = half_at(b + 82);
-        for (int k = 0; k < 8; k += 2) {
-            k256_q2_k(a0, b, k, x, dx, d, dmin);
-            k256_q2_k(a1, b, k + 1, x, dx, d, dmin);
-        }
-        break;
-    }
-    case T2_Q3_K: {
-        float d = half_at(b + 108);
-        __m256i hm = _mm256_loadu_si256((const __m256i *)b);
-        for (int k = 0; k < 8; k += 2) {
-            k256_q3_k(a0, b, k, x, dx, d, hm);
-            k256_q3_k(a1, b, k + 1, x, dx, d, hm);
-        }
-        break;
-    }
-    case T2_Q4_K:
-    case T2_Q5_K: {
-        int five = t == T2_Q5_K;
-        float d = half_at(b), dmin = half_at(b + 2);
-        __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(b + 16)) : _mm256_setzero_si256();
-        for (int k = 0; k < 8; k += 2) {
-            k256_q45_k(a0, five, b, k, x, dx, d, dmin, qh);
-            k256_q45_k(a1, five, b, k + 1, x, dx, d, dmin, qh);
-        }
-        break;
-    }
-    default: {
-        float d = half_at(b + 208);
-        for (int k = 0; k < 8; k += 2) {
-            k256_q6_k(a0, b, k, x, dx, d);
-            k256_q6_k(a1, b, k + 1, x, dx, d);
-        }
-        break;
-    }
+    __m256i hq = k_hq(t, b);
+#pragma GCC unroll 4
+    for (int k = 0; k < 8; k += 2) {
+        k256_blk(a0, t, b, k, hq, x, Slo, Shi);
+        k256_blk(a1, t, b, k + 1, hq, x, Slo, Shi);
     }
 }
 
@@ -573,6 +575,7 @@ INL256 float hsum256(__m256 v) {
 
 INL256 void rows256(t2_dtype t, float *y, const uint8_t *W, size_t rb, int cols,
                     const int16_t *x16, const float *dx, int r0, int r1) {
+    const float *xs = dx + cols / 32;
     int qk = t2_quant_block(t), nu = cols / qk;
     size_t bb = t2_quant_block_bytes(t);
     for (int r = r0; r < r1; r++) {
@@ -586,8 +589,11 @@ INL256 void rows256(t2_dtype t, float *y, const uint8_t *W, size_t rb, int cols,
             }
             if (u < nu) u256_legacy(&a0, t, w + (size_t)u * bb, x16 + 32 * u, dx[u]);
         } else {
+            __m256 ao = _mm256_setzero_ps();
             for (int u = 0; u < nu; u++)
-                u256_k(&a0, &a1, t, w + (size_t)u * bb, x16 + 256 * u, dx + 8 * u);
+                u256_k(&a0, &a1, &ao, t, w + (size_t)u * bb, x16 + 256 * u, dx + 8 * u,
+                       xs + 16 * u);
+            a0 = _mm256_add_ps(a0, ao);
         }
         y[r] = hsum256(_mm256_add_ps(a0, a1));
     }
