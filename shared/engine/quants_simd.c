@@ -249,24 +249,11 @@ TGT256 void t2_k256_deq_q6_k(float *dst, const void *src, int64_t n) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Matrix-vector rows. A 32-element block: integer quants w (32 x int16), scale s_h and offset o_h
- * per 16-element half; acc[parity] += float(madd(w, x16)) * (s * dx) [+ float(madd(x16, 1)) *
- * (o * dx)]. Two accumulators (even / odd blocks) hide the FMA latency. */
+/* Matrix-vector rows. A legacy 32-element block: integer quants w (32 x int16), scale d, offset
+ * m (Q4_1, Q5_1): acc += float(madd(w, x16)) * (d * dx) [+ float(madd(x16, 1)) * (m * dx)].
+ * Two accumulators (even / odd blocks) hide the FMA latency. K-quants: see u512_k. */
 
 /* ---- AVX-512 ---- */
-
-INL512 void blk512(__m512 *acc, __m512i w, const int16_t *x, float dx, float s0, float s1,
-                   int has_o, float o0, float o1) {
-    __m512i xv = _mm512_loadu_si512((const void *)x);
-    __m512 sv = _mm512_insertf32x8(_mm512_set1_ps(s0 * dx), _mm256_set1_ps(s1 * dx), 1);
-    __m512 a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_madd_epi16(w, xv)), sv, *acc);
-    if (has_o) {
-        __m512 ov = _mm512_insertf32x8(_mm512_set1_ps(o0 * dx), _mm256_set1_ps(o1 * dx), 1);
-        __m512i xs = _mm512_madd_epi16(xv, _mm512_set1_epi16(1));
-        a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(xs), ov, a);
-    }
-    *acc = a;
-}
 
 /* Legacy 32-element blocks: bytes of the 32 quants (element order) from nibbles and qh bits. */
 INL512 __m256i nib32(const uint8_t *qs) {
@@ -291,7 +278,14 @@ INL512 void u512_legacy(__m512 *acc, t2_dtype t, const uint8_t *b, const int16_t
     default: q = _mm256_or_si256(nib32(b + 8), bit5_512(b + 4)), m = half_at(b + 2); break;
     }
     __m512i w = _mm512_sub_epi16(_mm512_cvtepu8_epi16(q), _mm512_set1_epi16((short)off));
-    blk512(acc, w, x, dx, d, d, t == T2_Q4_1 || t == T2_Q5_1, m, m);
+    __m512i xv = _mm512_loadu_si512((const void *)x);
+    __m512 a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_madd_epi16(w, xv)),
+                               _mm512_set1_ps(d * dx), *acc);
+    if (t == T2_Q4_1 || t == T2_Q5_1) {
+        __m512i xs = _mm512_madd_epi16(xv, _mm512_set1_epi16(1));
+        a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(xs), _mm512_set1_ps(m * dx), a);
+    }
+    *acc = a;
 }
 
 /* K-quants: per super-block, the 16 half-block scales are decoded once into a vector
