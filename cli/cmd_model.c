@@ -69,8 +69,8 @@ out:
 
 static const char init_help[] =
     "usage: t2 init -o OUT.gguf --dim D --hidden F --layers L --heads H [--kv-heads K]\n"
-    "               --vocab V [--seq-len S] [--type f32|f16|bf16|q8_0] [--tied] [--seed N]\n"
-    "               [-z TOKENIZER]\n\n"
+    "               --vocab V [--seq-len S] [--type f32|f16|bf16|q8_0|q4_0|q4_k|q6_k] [--tied]\n"
+    "               [--seed N] [-z TOKENIZER]\n\n"
     "Write a Llama GGUF with random weights (normal, std 1/sqrt(fan-in)) for tests and\n"
     "benchmarks. --kv-heads defaults to --heads, --seq-len to 2048. --tied shares the\n"
     "classifier with the embedding (default: a separate output matrix). -z embeds a llama2.c\n"
