@@ -259,6 +259,33 @@ static void test_write_quantized(void) {
     t2_model_destroy(&m);
 }
 
+/* Rows that are not whole blocks fall back as llama.cpp's do: Q8_0 when a multiple of 32, else
+ * F32 (needs no assets). */
+static void test_write_fallback_types(void) {
+    t2_config cfg = {.dim = 48, .hidden_dim = 64, .n_layers = 1, .n_heads = 2, .n_kv_heads = 2,
+                     .vocab_size = 40, .seq_len = 16};
+    t2_model *m = NULL;
+    T2_CHECK(t2_model_init_random(&m, &cfg, 0, 7) == 0);
+    if (!m) return;
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "/tmp/t2_test_quants_f%d.gguf", (int)getpid());
+    T2_CHECK(t2_model_save_gguf(m, NULL, T2_Q4_K, "f", tmp) == 0);
+    t2_gguf *g = NULL;
+    T2_CHECK(t2_gguf_open(&g, tmp) == 0);
+    for (int64_t k = 0; g && k < t2_gguf_n_tensors(g); k++) {
+        const t2_gguf_tensor *x = t2_gguf_tensor_at(g, k);
+        t2_dtype want = x->n_dims == 1 || x->ne[0] % 32 ? T2_F32 : T2_Q8_0; /* 48 or 64 cols */
+        T2_CHECK_MSG(x->type == want, "%s [%lld] is %s", x->name, (long long)x->ne[0],
+                     t2_dtype_name(x->type));
+    }
+    t2_gguf_close(&g);
+    t2_model *mq = NULL;
+    T2_CHECK(t2_model_load(&mq, tmp) == 0);
+    t2_model_destroy(&mq);
+    unlink(tmp);
+    t2_model_destroy(&m);
+}
+
 /* ---- rejection of a row length that is not a whole number of blocks ---- */
 
 static size_t put(uint8_t *p, const void *v, size_t n) {
@@ -294,6 +321,7 @@ static void test_bad_row_length(void) {
 
 int main(void) {
     T2_RUN(test_bad_row_length);
+    T2_RUN(test_write_fallback_types);
     T2_RUN(test_dequant_bit_identical);
     T2_RUN(test_logits);
     T2_RUN(test_quantizers_vs_llama);
