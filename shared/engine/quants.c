@@ -231,6 +231,15 @@ void t2_dequant(float *dst, const void *src, t2_dtype t, int64_t nb) {
 
 static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
+/* lrintf (round half to even) without a libm call: exact for |v| < 2^22; larger values (only
+ * ever clamped afterwards) are limited to +-4e6 first, nan gives 0. */
+static inline int round_i(float v) {
+    if (!(v == v)) return 0;
+    v = v > 4e6f ? 4e6f : v < -4e6f ? -4e6f : v;
+    float t = v + 12582912.0f; /* 1.5 * 2^23: the sum's rounding is the rounding (no fast-math) */
+    return (int)(t - 12582912.0f);
+}
+
 /* Symmetric: x ~= s * q, q in [qmin, qmax]. Tries s = v / k for the value v of largest |x| and
  * k stepped from qmin (v's sign on the long side) towards smaller magnitudes and from qmax, and
  * returns the s of least squared error. */
@@ -245,7 +254,7 @@ static float best_sym_scale(const float *x, int n, int qmin, int qmax) {
             float k = side == 0 ? (float)qmin + 0.125f * (float)t : (float)qmax - 0.125f * (float)t;
             float s = v / k, inv = 1.0f / s, e = 0.0f;
             for (int i = 0; i < n; i++) {
-                int q = clampi((int)lrintf(x[i] * inv), qmin, qmax);
+                int q = clampi(round_i(x[i] * inv), qmin, qmax);
                 float r = x[i] - s * (float)q;
                 e += r * r;
             }
@@ -262,8 +271,8 @@ static void quant_q4_0(uint8_t *b, const float *x) {
     st_half(b, s);
     float d = ld_half(b), inv = d != 0.0f ? 1.0f / d : 0.0f;
     for (int j = 0; j < 16; j++) {
-        int lo = clampi((int)lrintf(x[j] * inv), -8, 7) + 8;
-        int hi = clampi((int)lrintf(x[j + 16] * inv), -8, 7) + 8;
+        int lo = clampi(round_i(x[j] * inv), -8, 7) + 8;
+        int hi = clampi(round_i(x[j + 16] * inv), -8, 7) + 8;
         b[2 + j] = (uint8_t)(lo | hi << 4);
     }
 }
@@ -292,7 +301,7 @@ static void best_affine(const float *x, int n, int nmax, float *a_out, float *m_
         float is = ((float)nmax + 0.1f * (float)t) / (hi - lo);
         double sq = 0, sq2 = 0, sx = 0, sqx = 0;
         for (int i = 0; i < n; i++) {
-            int q = clampi((int)lrintf(is * (x[i] - lo)), 0, nmax);
+            int q = clampi(round_i(is * (x[i] - lo)), 0, nmax);
             sq += q;
             sq2 += (double)q * q;
             sx += x[i];
@@ -308,7 +317,7 @@ static void best_affine(const float *x, int n, int nmax, float *a_out, float *m_
         if (a < 0) continue;
         float e = 0.0f;
         for (int i = 0; i < n; i++) {
-            int q = clampi((int)lrintf(((float)(x[i] - b)) / (float)a), 0, nmax);
+            int q = clampi(round_i(((float)(x[i] - b)) / (float)a), 0, nmax);
             float r = x[i] - ((float)a * (float)q + (float)b);
             e += r * r;
         }
@@ -334,8 +343,8 @@ static void quant_q4_k(uint8_t *b, const float *x) {
     float d = ld_half(b), dmin = ld_half(b + 2);
     int sc[8], mn[8];
     for (int j = 0; j < 8; j++) {
-        sc[j] = d > 0.0f ? clampi((int)lrintf(a[j] / d), 0, 63) : 0;
-        mn[j] = dmin > 0.0f ? clampi((int)lrintf(m[j] / dmin), 0, 63) : 0;
+        sc[j] = d > 0.0f ? clampi(round_i(a[j] / d), 0, 63) : 0;
+        mn[j] = dmin > 0.0f ? clampi(round_i(m[j] / dmin), 0, 63) : 0;
     }
     uint8_t *s = b + 4;
     for (int j = 0; j < 4; j++) {
@@ -348,7 +357,7 @@ static void quant_q4_k(uint8_t *b, const float *x) {
     for (int j = 0; j < 8; j++) {
         float dl = d * (float)sc[j], ml = dmin * (float)mn[j];
         for (int l = 0; l < 32; l++) {
-            int q = dl > 0.0f ? clampi((int)lrintf((x[32 * j + l] + ml) / dl), 0, 15) : 0;
+            int q = dl > 0.0f ? clampi(round_i((x[32 * j + l] + ml) / dl), 0, 15) : 0;
             qs[32 * (j / 2) + l] |= (uint8_t)(q << (4 * (j % 2)));
         }
     }
@@ -367,11 +376,11 @@ static void quant_q6_k(uint8_t *b, const float *x) {
     uint8_t *ql = b, *qh = b + 128;
     memset(ql, 0, 192);
     for (int j = 0; j < 16; j++) {
-        sc[j] = (int8_t)(d > 0.0f ? clampi((int)lrintf(s[j] / d), -127, 127) : 0);
+        sc[j] = (int8_t)(d > 0.0f ? clampi(round_i(s[j] / d), -127, 127) : 0);
         float dl = d * (float)sc[j];
         for (int l = 0; l < 16; l++) {
             int e = 16 * j + l, h = e / 128, k = (e % 128) / 32, i = e % 32;
-            int q = dl != 0.0f ? clampi((int)lrintf(x[e] / dl), -32, 31) + 32 : 32;
+            int q = dl != 0.0f ? clampi(round_i(x[e] / dl), -32, 31) + 32 : 32;
             ql[64 * h + 32 * (k % 2) + i] |= (uint8_t)((q & 15) << (4 * (k / 2)));
             qh[32 * h + i] |= (uint8_t)((q >> 4) << (2 * k));
         }
