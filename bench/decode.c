@@ -37,7 +37,9 @@ typedef struct {
 
 /* llama.cpp's Q4_K_M mix: Q4_K, with attn_v and ffn_down in Q6_K in the first eighth, the last
  * eighth and every third layer between (its use_more_bits rule), and output in Q6_K. */
-static int q4_k_m_layer(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+static int q4_k_m_layer(int i, int n) {
+    return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
 
 static void mix_q4_k_m(t2_model *m, const t2_model *q6) {
     for (int l = 0; l < m->cfg.n_layers; l++)

@@ -559,7 +559,8 @@ static void test_bad_files(void) {
         "unknown or unsupported type 16");
     BAD(patch32(c + L.t[0].type, 99), T2_EUNSUPPORTED, "tensor 'a'", "type 99");
     BAD(patch32(c + L.t[3].type, 16), T2_EUNSUPPORTED, "tensor 'h'", "IQ2_XXS");
-    BAD(patch32(c + L.t[3].type, 2), T2_EFORMAT, "tensor 'h'", "Q4_0 row length 2 is not a multiple of 32");
+    BAD(patch32(c + L.t[3].type, 2), T2_EFORMAT, "tensor 'h'",
+        "Q4_0 row length 2 is not a multiple of 32");
     BAD(patch64(c + L.t[2].ne, 33), T2_EFORMAT, "tensor 'q'", "multiple of 32");
     BAD(patch64(c + L.t[1].offset, 33), T2_EFORMAT, "tensor 'b'", "not a multiple");
     BAD(patch64(c + L.t[3].offset, 4096), T2_EFORMAT,

@@ -32,8 +32,8 @@
 #define QRATIO_Q8_0 1.001
 
 static const char *const DEQ_PAIRS[] = {"q4_0", "q4_k_m", "q5_k_m", "q6_k", "q8_0"};
-static const char *const ALL_Q[] = {"q4_0", "q4_k_m", "q5_k_m", "q6_k", "q8_0",
-                                    "q2_k", "q3_k_m", "q4_k_s"};
+static const char *const ALL_Q[] = {"q4_0", "q4_k_m", "q5_k_m", "q6_k",
+                                    "q8_0", "q2_k",   "q3_k_m", "q4_k_s"};
 
 static const char *kq_path(const char *name, const char *suffix) {
     char rel[256];
@@ -60,10 +60,10 @@ static void check_deq_file(const char *name, unsigned *types_seen) {
         int64_t bad = 0, first = -1;
         for (int64_t k = 0; k < n; k++)
             if (memcmp(&y[k], (const float *)r->data + k, 4) != 0 && bad++ == 0) first = k;
-        T2_CHECK_MSG(bad == 0, "%s %s (%s): %lld of %lld values differ, first at %lld: %.9g vs %.9g",
-                     name, t->name, t2_dtype_name(t->type), (long long)bad, (long long)n,
-                     (long long)first, first >= 0 ? y[first] : 0.0,
-                     first >= 0 ? ((const float *)r->data)[first] : 0.0);
+        T2_CHECK_MSG(
+            bad == 0, "%s %s (%s): %lld of %lld values differ, first at %lld: %.9g vs %.9g", name,
+            t->name, t2_dtype_name(t->type), (long long)bad, (long long)n, (long long)first,
+            first >= 0 ? y[first] : 0.0, first >= 0 ? ((const float *)r->data)[first] : 0.0);
         free(y);
     }
 out:
@@ -155,7 +155,8 @@ static void check_logits(const char *name, t2_pool *pool) {
 
 static void test_logits(void) {
     t2_pool *pool = t2_pool_new(2);
-    for (size_t i = 0; i < sizeof ALL_Q / sizeof ALL_Q[0]; i++) check_logits(ALL_Q[i], pool);
+    for (size_t i = 0; i < sizeof ALL_Q / sizeof ALL_Q[0]; i++)
+        check_logits(ALL_Q[i], pool);
     t2_pool_destroy(&pool);
     t2_kern_free_scratch();
 }
@@ -197,9 +198,14 @@ static int64_t quant_errors(t2_dtype t, const char *name, double *e_t2, double *
 }
 
 static void test_quantizers_vs_llama(void) {
-    static const struct { t2_dtype t; const char *file; double max_ratio; } cases[] = {
-        {T2_Q4_0, "q4_0", QRATIO_Q4_0}, {T2_Q4_K, "q4_k_m", QRATIO_Q4_K},
-        {T2_Q6_K, "q6_k", QRATIO_Q6_K}, {T2_Q8_0, "q8_0", QRATIO_Q8_0}};
+    static const struct {
+        t2_dtype t;
+        const char *file;
+        double max_ratio;
+    } cases[] = {{T2_Q4_0, "q4_0", QRATIO_Q4_0},
+                 {T2_Q4_K, "q4_k_m", QRATIO_Q4_K},
+                 {T2_Q6_K, "q6_k", QRATIO_Q6_K},
+                 {T2_Q8_0, "q8_0", QRATIO_Q8_0}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         double e_t2, e_ll;
         int64_t n = quant_errors(cases[i].t, cases[i].file, &e_t2, &e_ll);
@@ -234,9 +240,9 @@ static void test_write_quantized(void) {
         for (int64_t k = 0; k < t2_gguf_n_tensors(g); k++) {
             const t2_gguf_tensor *x = t2_gguf_tensor_at(g, k);
             int is_out = strcmp(x->name, "output.weight") == 0;
-            t2_dtype want = x->n_dims == 1                                ? T2_F32
+            t2_dtype want = x->n_dims == 1                             ? T2_F32
                             : is_out && (t == T2_Q4_0 || t == T2_Q4_K) ? T2_Q6_K
-                                                                        : t;
+                                                                       : t;
             T2_CHECK_MSG(x->type == want, "%s: %s is %s", t2_dtype_name(t), x->name,
                          t2_dtype_name(x->type));
             n_mat += x->n_dims == 2;
@@ -262,8 +268,13 @@ static void test_write_quantized(void) {
 /* Rows that are not whole blocks fall back as llama.cpp's do: Q8_0 when a multiple of 32, else
  * F32 (needs no assets). */
 static void test_write_fallback_types(void) {
-    t2_config cfg = {.dim = 48, .hidden_dim = 64, .n_layers = 1, .n_heads = 2, .n_kv_heads = 2,
-                     .vocab_size = 40, .seq_len = 16};
+    t2_config cfg = {.dim = 48,
+                     .hidden_dim = 64,
+                     .n_layers = 1,
+                     .n_heads = 2,
+                     .n_kv_heads = 2,
+                     .vocab_size = 40,
+                     .seq_len = 16};
     t2_model *m = NULL;
     T2_CHECK(t2_model_init_random(&m, &cfg, 0, 7) == 0);
     if (!m) return;
@@ -315,7 +326,8 @@ static void test_bad_row_length(void) {
     T2_CHECK(rc < 0 && g == NULL);
     const char *msg = t2_err_msg();
     T2_CHECK_MSG(strstr(msg, "blk.0.ffn_down.weig") && strstr(msg, "Q4_K") &&
-                 strstr(msg, "not a multiple of 256"), "message: %s", msg);
+                     strstr(msg, "not a multiple of 256"),
+                 "message: %s", msg);
     t2_gguf_close(&g);
 }
 

@@ -75,8 +75,8 @@ static void deq_q4_1(float *y, const uint8_t *b) {
 static void deq_q5(float *y, const uint8_t *b, int with_min) {
     float d = ld_half(b), m = with_min ? ld_half(b + 2) : 0.0f;
     const uint8_t *p = b + (with_min ? 4 : 2);
-    uint32_t qh = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                  (uint32_t)p[3] << 24;
+    uint32_t qh =
+        (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
     const uint8_t *qs = p + 4;
     for (int j = 0; j < 16; j++) {
         int lo = (qs[j] & 15) | (int)((qh >> j) & 1) << 4;
@@ -93,7 +93,8 @@ static void deq_q5(float *y, const uint8_t *b, int with_min) {
 
 static void deq_q8_0(float *y, const uint8_t *b) {
     float d = ld_half(b);
-    for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)b[2 + j] * d;
+    for (int j = 0; j < 32; j++)
+        y[j] = (float)(int8_t)b[2 + j] * d;
 }
 
 /* ---- K-quants ---- */
@@ -110,7 +111,8 @@ static void deq_q2_k(float *y, const uint8_t *b) {
                 float dl = d * (float)(sc[is] & 15), ml = dmin * (float)(sc[is] >> 4);
                 const uint8_t *q = qs + 32 * h + 16 * s;
                 float *o = y + 128 * h + 32 * k + 16 * s;
-                for (int l = 0; l < 16; l++) o[l] = dl * (float)((q[l] >> (2 * k)) & 3) - ml;
+                for (int l = 0; l < 16; l++)
+                    o[l] = dl * (float)((q[l] >> (2 * k)) & 3) - ml;
             }
 }
 
@@ -164,8 +166,10 @@ static void deq_q4_k(float *y, const uint8_t *b) {
         float d1 = d * (float)sc, m1 = dmin * (float)mn;
         k4_scale_min(b + 4, 2 * c + 1, &sc, &mn);
         float d2 = d * (float)sc, m2 = dmin * (float)mn;
-        for (int l = 0; l < 32; l++) y[64 * c + l] = d1 * (float)(qs[32 * c + l] & 15) - m1;
-        for (int l = 0; l < 32; l++) y[64 * c + 32 + l] = d2 * (float)(qs[32 * c + l] >> 4) - m2;
+        for (int l = 0; l < 32; l++)
+            y[64 * c + l] = d1 * (float)(qs[32 * c + l] & 15) - m1;
+        for (int l = 0; l < 32; l++)
+            y[64 * c + 32 + l] = d2 * (float)(qs[32 * c + l] >> 4) - m2;
     }
 }
 
@@ -279,10 +283,12 @@ static void quant_q4_0(uint8_t *b, const float *x) {
 
 static void quant_q8_0(uint8_t *b, const float *x) {
     float amax = 0.0f;
-    for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+    for (int j = 0; j < 32; j++)
+        amax = fmaxf(amax, fabsf(x[j]));
     float scale = amax / 127.0f, inv = scale != 0.0f ? 1.0f / scale : 0.0f;
     st_half(b, scale);
-    for (int j = 0; j < 32; j++) b[2 + j] = (uint8_t)(int8_t)lrintf(x[j] * inv);
+    for (int j = 0; j < 32; j++)
+        b[2 + j] = (uint8_t)(int8_t)lrintf(x[j] * inv);
 }
 
 /* Asymmetric with a non-positive offset: x ~= a * q - m, q in [0, nmax], a >= 0, m >= 0.
@@ -310,7 +316,7 @@ static void best_affine(const float *x, int n, int nmax, float *a_out, float *m_
         double det = n * sq2 - sq * sq;
         if (det <= 0) continue;
         double a = (n * sqx - sq * sx) / det, b = (sx - a * sq) / n; /* x ~= a q + b */
-        if (b > 0) { /* offset must be <= 0 */
+        if (b > 0) {                                                 /* offset must be <= 0 */
             b = 0;
             a = sq2 > 0 ? sqx / sq2 : 0;
         }

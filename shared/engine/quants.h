@@ -34,7 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define T2_QK 32   /* elements per legacy block */
+#define T2_QK 32    /* elements per legacy block */
 #define T2_QK_K 256 /* elements per K-quant super-block */
 
 /* 1 if t is one of the block-quantized formats above (Q8_0 included). */

@@ -56,8 +56,8 @@ static int unpack32(t2_dtype t, const uint8_t *b, int k, int q[32], float s[2], 
     case T2_Q5_0:
     case T2_Q5_1: {
         const uint8_t *p = b + (t == T2_Q5_0 ? 2 : 4), *qs = p + 4;
-        uint32_t qh = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                      (uint32_t)p[3] << 24;
+        uint32_t qh =
+            (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
         int off = t == T2_Q5_0 ? 16 : 0;
         for (int j = 0; j < 16; j++) {
             q[j] = ((qs[j] & 15) | (int)((qh >> j) & 1) << 4) - off;
@@ -71,7 +71,8 @@ static int unpack32(t2_dtype t, const uint8_t *b, int k, int q[32], float s[2], 
     case T2_Q2_K: {
         int h = k / 4, sh = 2 * (k % 4), is = 2 * k;
         const uint8_t *qs = b + 16 + 32 * h, *sc = b;
-        for (int j = 0; j < 32; j++) q[j] = (qs[j] >> sh) & 3;
+        for (int j = 0; j < 32; j++)
+            q[j] = (qs[j] >> sh) & 3;
         float d = half_at(b + 80), dmin = half_at(b + 82);
         for (int i = 0; i < 2; i++) {
             s[i] = d * (float)(sc[is + i] & 15);
@@ -82,7 +83,8 @@ static int unpack32(t2_dtype t, const uint8_t *b, int k, int q[32], float s[2], 
     case T2_Q3_K: {
         int h = k / 4, sh = 2 * (k % 4), bit = 1 << k;
         const uint8_t *qs = b + 32 + 32 * h, *hm = b;
-        for (int j = 0; j < 32; j++) q[j] = ((qs[j] >> sh) & 3) - ((hm[j] & bit) ? 0 : 4);
+        for (int j = 0; j < 32; j++)
+            q[j] = ((qs[j] >> sh) & 3) - ((hm[j] & bit) ? 0 : 4);
         float d = half_at(b + 108);
         s[0] = d * (float)q3_scale(b + 96, 2 * k);
         s[1] = d * (float)q3_scale(b + 96, 2 * k + 1);
@@ -116,8 +118,8 @@ static int unpack32(t2_dtype t, const uint8_t *b, int k, int q[32], float s[2], 
     }
 }
 
-void t2_qgen_rows(t2_dtype t, float *y, const void *W, size_t rb, int cols, const void *xq,
-                  int r0, int r1) {
+void t2_qgen_rows(t2_dtype t, float *y, const void *W, size_t rb, int cols, const void *xq, int r0,
+                  int r1) {
     const int16_t *x16 = xq;
     const float *dx = (const float *)(x16 + cols);
     int qk = t2_quant_block(t), kb = qk / 32;

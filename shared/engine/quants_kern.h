@@ -11,13 +11,13 @@
 #include <stddef.h>
 
 /* y[r] = row r of W (type t) . x for r in [r0, r1). */
-void t2_qgen_rows(t2_dtype t, float *y, const void *W, size_t rb, int cols, const void *xq,
-                  int r0, int r1);
+void t2_qgen_rows(t2_dtype t, float *y, const void *W, size_t rb, int cols, const void *xq, int r0,
+                  int r1);
 #if defined(__x86_64__)
-void t2_k512_qrows(t2_dtype t, float *y, const void *W, size_t rb, int cols, const void *xq,
-                   int r0, int r1);
-void t2_k256_qrows(t2_dtype t, float *y, const void *W, size_t rb, int cols, const void *xq,
-                   int r0, int r1);
+void t2_k512_qrows(t2_dtype t, float *y, const void *W, size_t rb, int cols, const void *xq, int r0,
+                   int r1);
+void t2_k256_qrows(t2_dtype t, float *y, const void *W, size_t rb, int cols, const void *xq, int r0,
+                   int r1);
 #endif
 
 #endif

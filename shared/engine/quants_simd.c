@@ -57,8 +57,8 @@ INL512 void st16u_512(float *dst, __m128i q, float d, float m, int sub) {
 }
 /* dst[0..16) = d * float(i8 lanes of q) */
 INL512 void st16s_512(float *dst, __m128i q, float d) {
-    _mm512_storeu_ps(dst, _mm512_mul_ps(_mm512_set1_ps(d),
-                                        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q))));
+    _mm512_storeu_ps(dst,
+                     _mm512_mul_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q))));
 }
 
 TGT512 void t2_k512_deq_q4_0(float *dst, const void *src, int64_t n) {
@@ -112,7 +112,8 @@ TGT512 void t2_k512_deq_q5_k(float *dst, const void *src, int64_t n) {
             k4_scale_min(b + 4, 2 * c + 1, &sc, &mn);
             float d2 = d * (float)sc, m2 = dmin * (float)mn;
             __m256i q = _mm256_loadu_si256((const __m256i *)(b + 48 + 32 * c));
-            __m256i bl = _mm256_set1_epi8((char)(1 << (2 * c))), bh = _mm256_set1_epi8((char)(2 << (2 * c)));
+            __m256i bl = _mm256_set1_epi8((char)(1 << (2 * c))),
+                    bh = _mm256_set1_epi8((char)(2 << (2 * c)));
             __m256i hl = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bl), bl), b4);
             __m256i hh = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bh), bh), b4);
             __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4), hl);
@@ -151,9 +152,11 @@ TGT512 void t2_k512_deq_q6_k(float *dst, const void *src, int64_t n) {
                 int is = 8 * h + 2 * k;
                 float *o = dst + 128 * h + 32 * k;
                 /* d * sc * q evaluates as (d * sc) * q */
-                __m512 s0 = _mm512_set1_ps(d * (float)sc[is]), s1 = _mm512_set1_ps(d * (float)sc[is + 1]);
+                __m512 s0 = _mm512_set1_ps(d * (float)sc[is]),
+                       s1 = _mm512_set1_ps(d * (float)sc[is + 1]);
                 __m512 v0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q)));
-                __m512 v1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1)));
+                __m512 v1 =
+                    _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1)));
                 _mm512_storeu_ps(o, _mm512_mul_ps(s0, v0));
                 _mm512_storeu_ps(o + 16, _mm512_mul_ps(s1, v1));
             }
@@ -172,8 +175,8 @@ INL256 void st16u_256(float *dst, __m128i q, float d, float m) {
 INL256 void st16s_256(float *dst, __m128i q, float d) {
     __m256 vd = _mm256_set1_ps(d);
     _mm256_storeu_ps(dst, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q))));
-    _mm256_storeu_ps(dst + 8, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
-                                                    _mm_srli_si128(q, 8)))));
+    _mm256_storeu_ps(
+        dst + 8, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8)))));
 }
 INL256 void st32_k_256(float *dst, __m256i q, float d1, float m1) {
     st16u_256(dst, _mm256_castsi256_si128(q), d1, m1);
@@ -222,7 +225,8 @@ TGT256 void t2_k256_deq_q5_k(float *dst, const void *src, int64_t n) {
             k4_scale_min(b + 4, 2 * c + 1, &sc, &mn);
             float d2 = d * (float)sc, m2 = dmin * (float)mn;
             __m256i q = _mm256_loadu_si256((const __m256i *)(b + 48 + 32 * c));
-            __m256i bl = _mm256_set1_epi8((char)(1 << (2 * c))), bh = _mm256_set1_epi8((char)(2 << (2 * c)));
+            __m256i bl = _mm256_set1_epi8((char)(1 << (2 * c))),
+                    bh = _mm256_set1_epi8((char)(2 << (2 * c)));
             __m256i hl = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bl), bl), b4);
             __m256i hh = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bh), bh), b4);
             st32_k_256(dst + 64 * c, _mm256_or_si256(_mm256_and_si256(q, m4), hl), d1, m1);
@@ -279,8 +283,8 @@ INL512 void u512_legacy(__m512 *acc, t2_dtype t, const uint8_t *b, const int16_t
     }
     __m512i w = _mm512_sub_epi16(_mm512_cvtepu8_epi16(q), _mm512_set1_epi16((short)off));
     __m512i xv = _mm512_loadu_si512((const void *)x);
-    __m512 a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_madd_epi16(w, xv)),
-                               _mm512_set1_ps(d * dx), *acc);
+    __m512 a =
+        _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_madd_epi16(w, xv)), _mm512_set1_ps(d * dx), *acc);
     if (t == T2_Q4_1 || t == T2_Q5_1) {
         __m512i xs = _mm512_madd_epi16(xv, _mm512_set1_epi16(1));
         a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(xs), _mm512_set1_ps(m * dx), a);
@@ -296,8 +300,7 @@ INL512 void u512_legacy(__m512 *acc, t2_dtype t, const uint8_t *b, const int16_t
 /* Scales sc_h and mins mn_h of super-block b as 16 bytes each (signed for Q3_K, Q6_K), built
  * in registers (16 scalar stores read back as a vector would stall store forwarding); returns 1
  * if there are mins. */
-INL256 int k_scales(t2_dtype t, const uint8_t *b, __m128i *sc, __m128i *mn, float *d,
-                    float *dmin) {
+INL256 int k_scales(t2_dtype t, const uint8_t *b, __m128i *sc, __m128i *mn, float *d, float *dmin) {
     const __m128i m4 = _mm_set1_epi8(15);
     switch (t) {
     case T2_Q2_K: {
@@ -385,14 +388,15 @@ INL256 __m256i k_hq(t2_dtype t, const uint8_t *b) {
     return _mm256_setzero_si256();
 }
 
-INL512 void k512_blk(__m512 *acc, t2_dtype t, const uint8_t *b, int k, __m256i hq,
-                     const int16_t *x, __m512 S) {
+INL512 void k512_blk(__m512 *acc, t2_dtype t, const uint8_t *b, int k, __m256i hq, const int16_t *x,
+                     __m512 S) {
     int sgn;
     __m256i q = k_quants(t, b, k, hq, &sgn);
     __m512i w = sgn ? _mm512_cvtepi8_epi16(q) : _mm512_cvtepu8_epi16(q);
     __m512i p = _mm512_madd_epi16(w, _mm512_loadu_si512((const void *)(x + 32 * k)));
-    __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(2 * k),
-                                   _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+    __m512i idx =
+        _mm512_add_epi32(_mm512_set1_epi32(2 * k),
+                         _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
     *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(idx, S), *acc);
 }
 
@@ -420,8 +424,8 @@ INL512 void u512_k(__m512 *a0, __m512 *a1, __m512 *ao, t2_dtype t, const uint8_t
 }
 
 /* Rows of one type: the type is a compile-time constant in each instance (see t2_k512_qrows). */
-INL512 void rows512(t2_dtype t, float *y, const uint8_t *W, size_t rb, int cols,
-                    const int16_t *x16, const float *dx, int r0, int r1) {
+INL512 void rows512(t2_dtype t, float *y, const uint8_t *W, size_t rb, int cols, const int16_t *x16,
+                    const float *dx, int r0, int r1) {
     const float *xs = dx + cols / 32;
     int qk = t2_quant_block(t), nu = cols / qk;
     size_t bb = t2_quant_block_bytes(t);
@@ -446,25 +450,26 @@ INL512 void rows512(t2_dtype t, float *y, const uint8_t *W, size_t rb, int cols,
     }
 }
 
-TGT512 void t2_k512_qrows(t2_dtype t, float *y, const void *W, size_t rb, int cols,
-                          const void *xq, int r0, int r1) {
+TGT512 void t2_k512_qrows(t2_dtype t, float *y, const void *W, size_t rb, int cols, const void *xq,
+                          int r0, int r1) {
     const int16_t *x16 = (const int16_t *)xq;
     const float *dx = (const float *)(x16 + cols);
     const uint8_t *w = (const uint8_t *)W;
     switch (t) {
-#define CASE512(T)                                                                             \
+#define CASE512(T)                                                                                 \
     case T: rows512(T, y, w, rb, cols, x16, dx, r0, r1); break;
-        CASE512(T2_Q4_0) CASE512(T2_Q4_1) CASE512(T2_Q5_0) CASE512(T2_Q5_1) CASE512(T2_Q2_K)
-        CASE512(T2_Q3_K) CASE512(T2_Q4_K) CASE512(T2_Q5_K) CASE512(T2_Q6_K)
+        CASE512(T2_Q4_0)
+        CASE512(T2_Q4_1) CASE512(T2_Q5_0) CASE512(T2_Q5_1) CASE512(T2_Q2_K) CASE512(T2_Q3_K)
+            CASE512(T2_Q4_K) CASE512(T2_Q5_K) CASE512(T2_Q6_K)
 #undef CASE512
-    default: break;
+                default : break;
     }
 }
 
 /* ---- AVX2: a block is two halves of 16 int16 ---- */
 
-INL256 void blk256(__m256 *acc, __m256i q8, int sgn, const int16_t *x, float dx, float s0,
-                   float s1, int has_o, float o0, float o1) {
+INL256 void blk256(__m256 *acc, __m256i q8, int sgn, const int16_t *x, float dx, float s0, float s1,
+                   int has_o, float o0, float o1) {
     __m128i lo = _mm256_castsi256_si128(q8), hi = _mm256_extracti128_si256(q8, 1);
     __m256i w0 = sgn ? _mm256_cvtepi8_epi16(lo) : _mm256_cvtepu8_epi16(lo);
     __m256i w1 = sgn ? _mm256_cvtepi8_epi16(hi) : _mm256_cvtepu8_epi16(hi);
@@ -475,10 +480,10 @@ INL256 void blk256(__m256 *acc, __m256i q8, int sgn, const int16_t *x, float dx,
     a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(w1, x1)), _mm256_set1_ps(s1 * dx), a);
     if (has_o) {
         const __m256i one = _mm256_set1_epi16(1);
-        a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(x0, one)),
-                            _mm256_set1_ps(o0 * dx), a);
-        a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(x1, one)),
-                            _mm256_set1_ps(o1 * dx), a);
+        a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(x0, one)), _mm256_set1_ps(o0 * dx),
+                            a);
+        a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(x1, one)), _mm256_set1_ps(o1 * dx),
+                            a);
     }
     *acc = a;
 }
@@ -514,8 +519,8 @@ INL256 void u256_legacy(__m256 *acc, t2_dtype t, const uint8_t *b, const int16_t
     blk256(acc, q, 1, x, dx, d, d, t == T2_Q4_1 || t == T2_Q5_1, m, m);
 }
 
-INL256 void k256_blk(__m256 *acc, t2_dtype t, const uint8_t *b, int k, __m256i hq,
-                     const int16_t *x, __m256 Slo, __m256 Shi) {
+INL256 void k256_blk(__m256 *acc, t2_dtype t, const uint8_t *b, int k, __m256i hq, const int16_t *x,
+                     __m256 Slo, __m256 Shi) {
     int sgn;
     __m256i q = k_quants(t, b, k, hq, &sgn);
     __m128i q0 = _mm256_castsi256_si128(q), q1 = _mm256_extracti128_si256(q, 1);
@@ -538,7 +543,8 @@ INL256 void u256_k(__m256 *a0, __m256 *a1, __m256 *ao, t2_dtype t, const uint8_t
     int sgn = t == T2_Q3_K || t == T2_Q6_K;
     __m128i sc_hi = _mm_srli_si128(sc, 8);
     __m256 s_lo = _mm256_cvtepi32_ps(sgn ? _mm256_cvtepi8_epi32(sc) : _mm256_cvtepu8_epi32(sc));
-    __m256 s_hi = _mm256_cvtepi32_ps(sgn ? _mm256_cvtepi8_epi32(sc_hi) : _mm256_cvtepu8_epi32(sc_hi));
+    __m256 s_hi =
+        _mm256_cvtepi32_ps(sgn ? _mm256_cvtepi8_epi32(sc_hi) : _mm256_cvtepu8_epi32(sc_hi));
     __m256 dxv = _mm256_loadu_ps(dx);
     __m256 dlo = _mm256_permutevar8x32_ps(dxv, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
     __m256 dhi = _mm256_permutevar8x32_ps(dxv, _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7));
@@ -567,8 +573,8 @@ INL256 float hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-INL256 void rows256(t2_dtype t, float *y, const uint8_t *W, size_t rb, int cols,
-                    const int16_t *x16, const float *dx, int r0, int r1) {
+INL256 void rows256(t2_dtype t, float *y, const uint8_t *W, size_t rb, int cols, const int16_t *x16,
+                    const float *dx, int r0, int r1) {
     const float *xs = dx + cols / 32;
     int qk = t2_quant_block(t), nu = cols / qk;
     size_t bb = t2_quant_block_bytes(t);
@@ -593,18 +599,19 @@ INL256 void rows256(t2_dtype t, float *y, const uint8_t *W, size_t rb, int cols,
     }
 }
 
-TGT256 void t2_k256_qrows(t2_dtype t, float *y, const void *W, size_t rb, int cols,
-                          const void *xq, int r0, int r1) {
+TGT256 void t2_k256_qrows(t2_dtype t, float *y, const void *W, size_t rb, int cols, const void *xq,
+                          int r0, int r1) {
     const int16_t *x16 = (const int16_t *)xq;
     const float *dx = (const float *)(x16 + cols);
     const uint8_t *w = (const uint8_t *)W;
     switch (t) {
-#define CASE256(T)                                                                             \
+#define CASE256(T)                                                                                 \
     case T: rows256(T, y, w, rb, cols, x16, dx, r0, r1); break;
-        CASE256(T2_Q4_0) CASE256(T2_Q4_1) CASE256(T2_Q5_0) CASE256(T2_Q5_1) CASE256(T2_Q2_K)
-        CASE256(T2_Q3_K) CASE256(T2_Q4_K) CASE256(T2_Q5_K) CASE256(T2_Q6_K)
+        CASE256(T2_Q4_0)
+        CASE256(T2_Q4_1) CASE256(T2_Q5_0) CASE256(T2_Q5_1) CASE256(T2_Q2_K) CASE256(T2_Q3_K)
+            CASE256(T2_Q4_K) CASE256(T2_Q5_K) CASE256(T2_Q6_K)
 #undef CASE256
-    default: break;
+                default : break;
     }
 }
 
