@@ -520,6 +520,9 @@ static void test_matmul(void) {
                 for (size_t bi = 0; bi < 3; bi++) {
                     int rows = shapes[s][0], cols = shapes[s][1], B = Bs[bi];
                     int blk = t2_dtype_block(TYPES[t]);
+                    /* the other block types share the f32 conversion path (exactness: see
+                     * test_matmul_conversions): the two small shapes suffice */
+                    if (blk > 1 && TYPES[t] != T2_Q8_0 && (s == 1 || s == 3)) continue;
                     cols = (cols + blk - 1) / blk * blk;
                     float *ref;
                     t2_mat W = make_mat(TYPES[t], rows, cols, &ref);
