@@ -2,13 +2,18 @@
  * bandwidth.
  *
  * For stories260K (from the shared assets, when present) and a 134 M-parameter Llama shape
- * (dim 768, hidden 2048, 12 layers, 12 heads, vocab 32000, separate output matrix) in F32, F16
- * and BF16 (written once with random weights into --models DIR), at 1 and 2 threads:
+ * (dim 768, hidden 2048, 12 layers, 12 heads, vocab 32000, separate output matrix) in F32, F16,
+ * BF16, Q8_0, Q4_0, Q4_K and Q6_K (written once with random weights into --models DIR; the 4-bit
+ * files keep output.weight in Q6_K as llama.cpp does) and the Q4_K_M mix (the Q4_K model with
+ * attn_v / ffn_down of the Q6_K file in llama.cpp's layers), at 1 and 2 threads:
  *   prompt tok/s      a 128-token prompt processed as one batch (best of --reps)
  *   generation tok/s  --gen tokens one at a time after the prompt (best of --reps)
  *   weight GB/s       bytes of weights read per generated token x generation tok/s
  *   % of membw        that, over the read bandwidth measured here with the same threads
- * Prints a table; --csv FILE also writes it as CSV.
+ *   t/CPU-s           generated tokens per second of process CPU time (all threads): what time
+ *                     slices lost to other processes on a shared machine do not lower
+ * Prints a table; --csv FILE also writes it as CSV. --types f32,q4_k,... runs only those types
+ * (q4_k includes the Q4_K_M mix; stories260K only without --types).
  */
 #include "bench_util.h"
 #include "engine/kernels.h"
@@ -20,12 +25,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 
 typedef struct {
     const char *name;
     char path[1024];
+    char mix_path[1024]; /* Q4_K_M: the Q6_K file lending attn_v / ffn_down (else empty) */
 } bench_model;
+
+/* llama.cpp's Q4_K_M mix: Q4_K, with attn_v and ffn_down in Q6_K in the first eighth, the last
+ * eighth and every third layer between (its use_more_bits rule), and output in Q6_K. */
+static int q4_k_m_layer(int i, int n) {
+    return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
+
+static void mix_q4_k_m(t2_model *m, const t2_model *q6) {
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        if (q4_k_m_layer(l, m->cfg.n_layers)) {
+            m->layers[l].wv = q6->layers[l].wv;
+            m->layers[l].w_down = q6->layers[l].w_down;
+        }
+}
 
 static double best_prompt(t2_state *st, t2_pool *pool, const int *toks, int n, int reps) {
     double best = 1e30;
@@ -38,33 +60,58 @@ static double best_prompt(t2_state *st, t2_pool *pool, const int *toks, int n, i
     return n / best;
 }
 
-static double best_gen(t2_state *st, t2_pool *pool, int start, int n, int reps, int vocab) {
-    double best = 1e30;
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Generation tok/s (best of reps, wall clock); *per_cpu: tokens per second of process CPU time
+ * (best of reps), which time slices lost to other processes do not lower. */
+static double best_gen(t2_state *st, t2_pool *pool, int start, int n, int reps, int vocab,
+                       double *per_cpu) {
+    double best = 1e30, best_cpu = 1e30;
     for (int r = 0; r < reps; r++) {
         int tok = 1;
-        double t0 = t2_now();
+        double t0 = t2_now(), c0 = cpu_now();
         for (int i = 0; i < n; i++) {
             if (t2_forward(st, pool, &tok, 1, start + i, NULL) < 0) return -1;
             tok = (tok * 7 + 3) % vocab; /* any token: the work does not depend on which */
         }
-        double dt = t2_now() - t0;
+        double dt = t2_now() - t0, dc = cpu_now() - c0;
         if (dt < best) best = dt;
+        if (dc < best_cpu) best_cpu = dc;
     }
+    *per_cpu = n / best_cpu;
     return n / best;
+}
+
+/* 1 if t's name is in the comma-separated list (case-insensitive). */
+static int type_listed(const char *list, t2_dtype t) {
+    const char *name = t2_dtype_name(t);
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && strncasecmp(p, name, n) == 0) return 1;
+        p += len + (e != NULL);
+    }
+    return 0;
 }
 
 int main(int argc, char **argv) {
     t2_blas_autoselect(argv);
-    const char *dir = "bench-models", *csv_path = NULL;
+    const char *dir = "bench-models", *csv_path = NULL, *only = NULL;
     int n_gen = 64, reps = 3, n_prompt = 128;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--models") && i + 1 < argc) dir = argv[++i];
         else if (!strcmp(argv[i], "--csv") && i + 1 < argc) csv_path = argv[++i];
         else if (!strcmp(argv[i], "--gen") && i + 1 < argc) n_gen = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--types") && i + 1 < argc) only = argv[++i];
         else {
             fprintf(stderr, "usage: t2-bench-decode [--models DIR] [--csv FILE] [--gen N] "
-                            "[--reps R]\n");
+                            "[--reps R] [--types f32,q4_k,...]\n");
             return 2;
         }
     }
@@ -73,26 +120,43 @@ int main(int argc, char **argv) {
         return 2;
     }
     mkdir(dir, 0755);
-    bench_model models[4];
+    bench_model models[9];
+    memset(models, 0, sizeof models);
     int nm = 0;
     const char *assets = getenv("T2_ASSETS");
     char sp[1024];
     snprintf(sp, sizeof sp, "%s/models/stories260K.bin", assets ? assets : "../shared/assets");
     struct stat st0;
-    if (stat(sp, &st0) == 0) {
+    if (!only && stat(sp, &st0) == 0) {
         models[nm].name = "stories260K F32";
         snprintf(models[nm++].path, sizeof models[0].path, "%s", sp);
-    } else {
+    } else if (!only) {
         fprintf(stderr, "note: %s not found, stories260K skipped\n", sp);
     }
     static const struct { t2_dtype t; const char *name, *file; } types[] = {
         {T2_F32, "134M F32", "rand134m-f32.gguf"},
         {T2_F16, "134M F16", "rand134m-f16.gguf"},
-        {T2_BF16, "134M BF16", "rand134m-bf16.gguf"}};
-    for (int i = 0; i < 3; i++) {
+        {T2_BF16, "134M BF16", "rand134m-bf16.gguf"},
+        {T2_Q8_0, "134M Q8_0", "rand134m-q8_0.gguf"},
+        {T2_Q4_0, "134M Q4_0", "rand134m-q4_0.gguf"},
+        {T2_Q4_K, "134M Q4_K", "rand134m-q4_k.gguf"},
+        {T2_Q6_K, "134M Q6_K", "rand134m-q6_k.gguf"}};
+    for (int i = 0; i < (int)(sizeof types / sizeof types[0]); i++) {
+        if (only && !type_listed(only, types[i].t)) continue;
         models[nm].name = types[i].name;
         snprintf(models[nm].path, sizeof models[0].path, "%s/%s", dir, types[i].file);
         if (bench_ensure_134m(models[nm].path, types[i].t) < 0) {
+            fprintf(stderr, "t2-bench-decode: %s\n", t2_err_msg());
+            return 1;
+        }
+        nm++;
+    }
+    if (!only || type_listed(only, T2_Q4_K)) { /* the Q4_K_M mix, from the Q4_K and Q6_K files */
+        models[nm].name = "134M Q4_K_M";
+        snprintf(models[nm].path, sizeof models[0].path, "%s/rand134m-q4_k.gguf", dir);
+        snprintf(models[nm].mix_path, sizeof models[0].mix_path, "%s/rand134m-q6_k.gguf", dir);
+        if (bench_ensure_134m(models[nm].path, T2_Q4_K) < 0 ||
+            bench_ensure_134m(models[nm].mix_path, T2_Q6_K) < 0) {
             fprintf(stderr, "t2-bench-decode: %s\n", t2_err_msg());
             return 1;
         }
@@ -108,19 +172,21 @@ int main(int argc, char **argv) {
     }
     if (csv)
         fprintf(csv, "model,threads,weight_mb_per_token,prompt_tok_s,gen_tok_s,weight_gb_s,"
-                     "membw_gb_s,pct_membw,kernels,blas\n");
+                     "membw_gb_s,pct_membw,gen_tok_per_cpu_s,kernels,blas\n");
     printf("kernels %s, OpenBLAS %s; memory read bandwidth: %.1f GB/s (1 thread), %.1f GB/s "
            "(2 threads)\n\n", t2_kern_level(), t2_blas_corename(), membw[1], membw[2]);
-    printf("%-16s %3s %10s %12s %10s %10s %8s\n", "model", "thr", "MB/token", "prompt t/s",
-           "gen t/s", "GB/s", "% membw");
+    printf("%-16s %3s %10s %12s %10s %10s %8s %10s\n", "model", "thr", "MB/token", "prompt t/s",
+           "gen t/s", "GB/s", "% membw", "t/CPU-s");
     int toks[128];
     for (int i = 0; i < n_prompt; i++) toks[i] = i == 0 ? 1 : (i * 37 + 11) % 500;
     for (int k = 0; k < nm; k++) {
-        t2_model *m = NULL;
-        if (t2_model_load(&m, models[k].path) < 0) {
+        t2_model *m = NULL, *q6 = NULL;
+        if (t2_model_load(&m, models[k].path) < 0 ||
+            (models[k].mix_path[0] && t2_model_load(&q6, models[k].mix_path) < 0)) {
             fprintf(stderr, "t2-bench-decode: %s\n", t2_err_msg());
             return 1;
         }
+        if (q6) mix_q4_k_m(m, q6);
         double mb = t2_model_weight_bytes_per_token(m) / 1e6;
         for (int th = 1; th <= 2; th++) {
             t2_pool *pool = NULL;
@@ -131,19 +197,20 @@ int main(int argc, char **argv) {
             }
             best_prompt(st, pool, toks, n_prompt, 1); /* warm-up: page in the weights */
             double pp = best_prompt(st, pool, toks, n_prompt, reps);
-            double tg = best_gen(st, pool, n_prompt, n_gen, reps, m->cfg.vocab_size);
+            double tc = 0, tg = best_gen(st, pool, n_prompt, n_gen, reps, m->cfg.vocab_size, &tc);
             double gbs = mb * tg / 1e3;
-            printf("%-16s %3d %10.2f %12.1f %10.1f %10.2f %7.1f%%\n", models[k].name, th, mb, pp,
-                   tg, gbs, 100 * gbs / membw[th]);
+            printf("%-16s %3d %10.2f %12.1f %10.1f %10.2f %7.1f%% %10.1f\n", models[k].name, th, mb,
+                   pp, tg, gbs, 100 * gbs / membw[th], tc);
             fflush(stdout);
             if (csv)
-                fprintf(csv, "%s,%d,%.3f,%.2f,%.2f,%.3f,%.2f,%.2f,%s,%s\n", models[k].name, th, mb,
-                        pp, tg, gbs, membw[th], 100 * gbs / membw[th], t2_kern_level(),
+                fprintf(csv, "%s,%d,%.3f,%.2f,%.2f,%.3f,%.2f,%.2f,%.2f,%s,%s\n", models[k].name, th,
+                        mb, pp, tg, gbs, membw[th], 100 * gbs / membw[th], tc, t2_kern_level(),
                         t2_blas_corename());
             t2_state_destroy(&st);
             t2_pool_destroy(&pool);
         }
         t2_model_destroy(&m);
+        t2_model_destroy(&q6);
     }
     if (csv) fclose(csv);
     return 0;

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 
 static const char convert_help[] =
-    "usage: t2 convert IN OUT.gguf [-z TOKENIZER] [--type f32|f16|bf16|q8_0] [--name NAME]\n\n"
+    "usage: t2 convert IN OUT.gguf [-z TOKENIZER] [--type T] [--name NAME]\n\n"
     "Write a model as GGUF (llama.cpp tensor names). IN is a llama2.c checkpoint (legacy or\n"
     "version-1 header, shared or separate classifier) or a GGUF. The tokenizer (-z, a llama2.c\n"
     "tokenizer.bin; or the one embedded in a GGUF input) is embedded in the output.\n"
@@ -20,7 +20,10 @@ static const char convert_help[] =
     "Qwen2ForCausalLM or Qwen3ForCausalLM; model.safetensors or model.safetensors.index.json\n"
     "shards, F32/F16/BF16; tokenizer.json and generation_config.json when present); without\n"
     "--type its matrices keep the checkpoint's type (that of model.embed_tokens.weight).\n"
-    "  --type T   type of the weight matrices (default f32; norms stay f32)\n";
+    "  --type T   type of the weight matrices: f32 (default), f16, bf16, q8_0, q4_0, q4_k, q6_k.\n"
+    "             Norms stay f32; as llama.cpp does, a q4_0 / q4_k file keeps output.weight in\n"
+    "             q6_k, and a matrix whose rows are not whole blocks falls back to q8_0 (or f32).\n"
+    "             IN may itself be quantized (any type T2 reads).\n";
 
 int t2_cmd_convert(int argc, char **argv) {
     const char *cmd = "convert", *tok_path = NULL, *name = NULL;
@@ -39,6 +42,10 @@ int t2_cmd_convert(int argc, char **argv) {
         case 'T':
             if (t2_dtype_parse(optarg, &type) < 0) return cli_usage_error(cmd, "%s", t2_err_msg());
             type_given = 1;
+            if (!t2_dtype_writable(type))
+                return cli_usage_error(cmd, "--type %s: T2 reads but does not write %s (it writes "
+                                       "f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)", optarg,
+                                       t2_dtype_name(type));
             break;
         case 'N': name = optarg; break;
         case 'h': fputs(convert_help, stdout); return 0;
@@ -75,8 +82,8 @@ out:
 
 static const char init_help[] =
     "usage: t2 init -o OUT.gguf --dim D --hidden F --layers L --heads H [--kv-heads K]\n"
-    "               --vocab V [--seq-len S] [--type f32|f16|bf16|q8_0] [--tied] [--seed N]\n"
-    "               [-z TOKENIZER] [--arch llama|qwen2|qwen3] [--head-dim N]\n"
+    "               --vocab V [--seq-len S] [--type f32|f16|bf16|q8_0|q4_0|q4_k|q6_k] [--tied]\n"
+    "               [--seed N] [-z TOKENIZER] [--arch llama|qwen2|qwen3] [--head-dim N]\n"
     "               [--rope-scaling llama3]\n\n"
     "Write a GGUF with random weights (normal, std 1/sqrt(fan-in)) for tests and\n"
     "benchmarks. --kv-heads defaults to --heads, --seq-len to 2048. --tied shares the\n"

@@ -51,6 +51,6 @@ fi
 expect_fail "unknown command" "unknown command 'frobnicate'" "$T2" frobnicate
 expect_fail "init with heads not dividing dim" "n_heads 5 must be positive and divide dim 16" "$T2" init -o "$tmp/x.gguf" --dim 16 --hidden 8 --layers 1 --heads 5 --vocab 8
 expect_fail "logits with a token out of range" "bad token id" "$T2" logits -m "$tmp/m.gguf" --tokens 1,2,99 -o "$tmp/l.f32"
-expect_fail "convert to q8_0 with cols not multiple of 32" "multiple of 32" "$T2" convert "$tmp/m.gguf" "$tmp/q.gguf" --type q8_0
+expect_fail "convert to a type T2 reads but does not write" "does not write Q5_K" "$T2" convert "$tmp/m.gguf" "$tmp/q.gguf" --type q5_k
 
 expect_end

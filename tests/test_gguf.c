@@ -555,10 +555,12 @@ static void test_bad_files(void) {
     BAD(patch64(c + L.t[1].ne, (uint64_t)1 << 53), T2_EFORMAT, "tensor 'b'", "too many elements");
     BAD(patch64(c + L.t[1].ne, all), T2_EFORMAT, "tensor 'b'", "too many elements");
     BAD(patch64(c + L.t[0].ne + 8, 0), T2_EFORMAT, "tensor 'a'", "dimension 1 is 0");
-    BAD(patch32(c + L.t[0].type, 13), T2_EUNSUPPORTED, "tensor 'a'",
-        "unknown or unsupported type 13");
+    BAD(patch32(c + L.t[0].type, 16), T2_EUNSUPPORTED, "tensor 'a'",
+        "unknown or unsupported type 16");
     BAD(patch32(c + L.t[0].type, 99), T2_EUNSUPPORTED, "tensor 'a'", "type 99");
-    BAD(patch32(c + L.t[3].type, 2), T2_EUNSUPPORTED, "tensor 'h'", "Q4_0");
+    BAD(patch32(c + L.t[3].type, 16), T2_EUNSUPPORTED, "tensor 'h'", "IQ2_XXS");
+    BAD(patch32(c + L.t[3].type, 2), T2_EFORMAT, "tensor 'h'",
+        "Q4_0 row length 2 is not a multiple of 32");
     BAD(patch64(c + L.t[2].ne, 33), T2_EFORMAT, "tensor 'q'", "multiple of 32");
     BAD(patch64(c + L.t[1].offset, 33), T2_EFORMAT, "tensor 'b'", "not a multiple");
     BAD(patch64(c + L.t[3].offset, 4096), T2_EFORMAT,
@@ -645,7 +647,7 @@ static void test_writer_round_trip(void) {
     CHECK_ERR(t2_gguf_add_tensor(w, "t.f32", T2_F32, 2, ne_a, a), T2_EINVAL, "duplicate tensor");
     CHECK_ERR(t2_gguf_add_tensor(w, "x", T2_F32, 0, ne_a, a), T2_EINVAL, "n_dims 0");
     CHECK_ERR(t2_gguf_add_tensor(w, "x", T2_F32, 5, ne_a, a), T2_EINVAL, "n_dims 5");
-    CHECK_ERR(t2_gguf_add_tensor(w, "x", (t2_dtype)13, 1, ne_a, a), T2_EINVAL, "type 13");
+    CHECK_ERR(t2_gguf_add_tensor(w, "x", (t2_dtype)16, 1, ne_a, a), T2_EINVAL, "type 16");
     CHECK_ERR(t2_gguf_add_tensor(w, "x", T2_Q8_0, 1, ne_h, q), T2_EINVAL, "multiple of 32");
     const int64_t ne_bad[2] = {4, 0};
     CHECK_ERR(t2_gguf_add_tensor(w, "x", T2_F32, 2, ne_bad, a), T2_EINVAL, "dimension 1");

@@ -9,7 +9,12 @@
 #include <unistd.h>
 
 static const char *const LEVELS[] = {"generic", "avx2", "avx512"};
-static const t2_dtype TYPES[] = {T2_F32, T2_F16, T2_BF16, T2_Q8_0};
+static const t2_dtype TYPES[] = {T2_F32,  T2_F16,  T2_BF16, T2_Q8_0, T2_Q4_0, T2_Q4_1, T2_Q5_0,
+                                 T2_Q5_1, T2_Q2_K, T2_Q3_K, T2_Q4_K, T2_Q5_K, T2_Q6_K};
+#define NTYPES (sizeof TYPES / sizeof TYPES[0])
+/* cols for K-quant matrices (multiples of 256) */
+static const int cols_k[] = {256, 768, 512, 2048};
+#define NCOLS_K 4
 
 /* ---- helpers ---- */
 
@@ -24,14 +29,43 @@ static void fill(float *a, size_t n, float scale) {
     for (size_t i = 0; i < n; i++) a[i] = scale * rng_f();
 }
 
-/* A matrix of type t made from random floats; *ref gets the exact f32 values it holds. */
+/* Random blocks of a quantized type (other than Q8_0): random bytes, so every bit pattern of the
+ * quants and sub-block scales occurs, with the fp16 scale fields set to values in [1e-3, 2e-2]. */
+static void rand_blocks(uint8_t *p, t2_dtype t, size_t nblocks) {
+    int off[2] = {0, -1};
+    switch (t) {
+    case T2_Q4_1:
+    case T2_Q5_1:
+    case T2_Q4_K:
+    case T2_Q5_K: off[1] = 2; break;
+    case T2_Q2_K: off[0] = 80, off[1] = 82; break;
+    case T2_Q3_K: off[0] = 108; break;
+    case T2_Q6_K: off[0] = 208; break;
+    default: break;
+    }
+    size_t bb = t2_dtype_block_bytes(t);
+    for (size_t b = 0; b < nblocks; b++, p += bb) {
+        for (size_t i = 0; i < bb; i++) p[i] = (uint8_t)rng_u32();
+        for (int k = 0; k < 2; k++) {
+            if (off[k] < 0) continue;
+            uint16_t h = t2_f32_to_f16(1e-3f + 1.9e-2f * fabsf(rng_f()));
+            memcpy(p + off[k], &h, 2);
+        }
+    }
+}
+
+/* A matrix of type t made from random floats (random blocks for the quantized types but Q8_0);
+ * *ref gets the exact f32 values it holds. */
 static t2_mat make_mat(t2_dtype t, int rows, int cols, float **ref) {
     size_t n = (size_t)rows * cols;
     float *src = malloc(n * 4 + 4);
     fill(src, n, 1.0f);
     size_t bytes = t2_dtype_row_bytes(t, cols) * (size_t)rows;
     void *data = malloc(bytes + 64);
-    t2_from_f32(data, src, t, (int64_t)n);
+    if (t2_dtype_block(t) > 1 && t != T2_Q8_0)
+        rand_blocks(data, t, bytes / t2_dtype_block_bytes(t));
+    else
+        t2_from_f32(data, src, t, (int64_t)n);
     *ref = malloc(n * 4 + 4);
     t2_to_f32(*ref, data, t, (int64_t)n);
     free(src);
@@ -83,10 +117,11 @@ static void test_matvec_reference(void) {
             continue;
         }
         n_levels_tested++;
-        for (size_t t = 0; t < 4; t++) {
-            int q = TYPES[t] == T2_Q8_0;
-            const int *cl = q ? cols_q : cols_f;
-            int ncl = q ? 6 : 13;
+        for (size_t t = 0; t < NTYPES; t++) {
+            /* quantized types: x rounded to 16 bits per 32-block */
+            int blk = t2_dtype_block(TYPES[t]), q = blk > 1;
+            const int *cl = blk == 256 ? cols_k : blk == 32 ? cols_q : cols_f;
+            int ncl = blk == 256 ? NCOLS_K : blk == 32 ? 6 : 13;
             for (int ci = 0; ci < ncl; ci++)
                 for (size_t ri = 0; ri < 6; ri++) {
                     int rows = rows_l[ri], cols = cl[ci];
@@ -179,8 +214,9 @@ static void test_matmul_conversions(void) {
     T2_CHECK(t2_pool_new(&pool, 2) == 0);
     for (size_t l = 0; l < 3; l++) {
         if (t2_kern_force_level(LEVELS[l]) != 0) continue;
-        for (size_t t = 0; t < 4; t++) {
-            int rows = 1000, cols = TYPES[t] == T2_Q8_0 ? 64 : 40;
+        for (size_t t = 0; t < NTYPES; t++) {
+            int blk = t2_dtype_block(TYPES[t]);
+            int rows = blk == 256 ? 300 : 1000, cols = blk == 256 ? 256 : blk == 32 ? 64 : 40;
             float *ref;
             t2_mat W = make_mat(TYPES[t], rows, cols, &ref);
             float *X = calloc((size_t)cols * cols, 4), *Y = malloc((size_t)cols * rows * 4);
@@ -209,10 +245,10 @@ static void test_matvec_threads(void) {
     for (int i = 0; i < 3; i++) T2_CHECK(t2_pool_new(&pools[i], i + 1) == 0);
     for (size_t l = 0; l < 3; l++) {
         if (t2_kern_force_level(LEVELS[l]) != 0) continue;
-        for (size_t t = 0; t < 4; t++)
+        for (size_t t = 0; t < NTYPES; t++)
             for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-                int rows = shapes[s][0], cols = shapes[s][1];
-                if (TYPES[t] == T2_Q8_0) cols = (cols + 31) / 32 * 32;
+                int rows = shapes[s][0], cols = shapes[s][1], blk = t2_dtype_block(TYPES[t]);
+                cols = (cols + blk - 1) / blk * blk;
                 float *ref, *x = malloc((size_t)cols * 4);
                 t2_mat W = make_mat(TYPES[t], rows, cols, &ref);
                 fill(x, (size_t)cols, 1.0f);
@@ -239,7 +275,7 @@ static void test_matvec_threads(void) {
 static void test_matvec_multi(void) {
     /* q/k/v-like (same cols), w1/w3-like, and a mix of types and widths */
     static const int shapes[][2] = {{768, 768}, {256, 768}, {256, 768}, {2048, 768}, {5, 64}, {700, 2048}};
-    static const t2_dtype types[] = {T2_F32, T2_F16, T2_BF16, T2_Q8_0, T2_F32, T2_F16};
+    static const t2_dtype types[] = {T2_F32, T2_F16, T2_Q4_K, T2_Q8_0, T2_Q5_1, T2_Q6_K};
     enum { N = 6 };
     t2_mat Ws[N];
     float *refs[N], *xs[N], *ys[N], *y1[N];
@@ -286,7 +322,8 @@ static void test_matvec_multi(void) {
     }
 }
 
-/* Q8_0 x preparation is shared between matrices using the same x; many matrices in one call;
+/* Q8_0 (and other quantized types') x preparation is shared between matrices using the same x;
+ * many matrices in one call;
  * non-finite x shows in the result. */
 static void test_matvec_multi_q8(void) {
     enum { N = 20 };
@@ -300,7 +337,8 @@ static void test_matvec_multi_q8(void) {
     const float *xp[N];
     for (int i = 0; i < N; i++) {
         int cols = i % 5 == 4 ? 1024 : 768;
-        Ws[i] = make_mat(i % 7 == 6 ? T2_F16 : T2_Q8_0, 64 + 16 * (i % 3), cols, &refs[i]);
+        t2_dtype t = i % 7 == 6 ? T2_F16 : i % 4 == 1 ? T2_Q4_K : i % 4 == 2 ? T2_Q5_0 : T2_Q8_0;
+        Ws[i] = make_mat(t, 64 + 16 * (i % 3), cols, &refs[i]);
         ys[i] = malloc((size_t)Ws[i].rows * 4);
         y1[i] = malloc((size_t)Ws[i].rows * 4);
         wp[i] = &Ws[i];
@@ -370,10 +408,12 @@ static void test_matvec_batch(void) {
     int combos = 0;
     for (size_t l = 0; l < 3; l++) {
         if (t2_kern_force_level(LEVELS[l]) != 0) continue;
-        for (size_t t = 0; t < 4; t++) {
-            int q = TYPES[t] == T2_Q8_0;
-            const int *cl = q ? cols_q : cols_f;
-            int ncl = q ? 7 : 10;
+        for (size_t t = 0; t < NTYPES; t++) {
+            int blk = t2_dtype_block(TYPES[t]);
+            const int *cl = blk == 256 ? cols_k : blk == 32 ? cols_q : cols_f;
+            int ncl = blk == 256 ? NCOLS_K : blk == 32 ? 7 : 10;
+            /* the other block types share one dequantize-and-dot driver: fewer shapes */
+            if (blk > 1 && TYPES[t] != T2_Q8_0) ncl = blk == 256 ? 2 : 3;
             for (int ci = 0; ci < 2 * ncl; ci++) {
                 int cols = cl[ci / 2];
                 /* enough rows for the pool to split them (>= 64K weights x vectors at B >= 2),
@@ -479,10 +519,15 @@ static void test_matmul(void) {
     T2_CHECK(t2_pool_new(&p1, 1) == 0 && t2_pool_new(&p2, 2) == 0 && t2_pool_new(&p3, 3) == 0);
     for (size_t l = 0; l < 3; l++) {
         if (t2_kern_force_level(LEVELS[l]) != 0) continue;
-        for (size_t t = 0; t < 4; t++)
+        for (size_t t = 0; t < NTYPES; t++)
             for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
                 for (size_t bi = 0; bi < 3; bi++) {
                     int rows = shapes[s][0], cols = shapes[s][1], B = Bs[bi];
+                    int blk = t2_dtype_block(TYPES[t]);
+                    /* the other block types share the f32 conversion path (exactness: see
+                     * test_matmul_conversions): the two small shapes suffice */
+                    if (blk > 1 && TYPES[t] != T2_Q8_0 && (s == 1 || s == 3)) continue;
+                    cols = (cols + blk - 1) / blk * blk;
                     float *ref;
                     t2_mat W = make_mat(TYPES[t], rows, cols, &ref);
                     float *X = malloc((size_t)B * cols * 4);
@@ -498,7 +543,7 @@ static void test_matmul(void) {
                     int bad = 0;
                     for (int b = 0; b < B; b++) /* B == 1 runs matvec (Q8_0: x in 16 bits) */
                         bad += check_rows_q(Y1 + (size_t)b * rows, ref, X + (size_t)b * cols, rows,
-                                            cols, 1e-5, B == 1 && TYPES[t] == T2_Q8_0, what);
+                                            cols, 1e-5, B == 1 && blk > 1, what);
                     T2_CHECK_MSG(bad == 0, "%s", what);
                     if (B == 1) {
                         float *yv = malloc((size_t)rows * 4);

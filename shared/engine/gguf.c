@@ -578,7 +578,8 @@ static int read_tensor_info(reader *r, int64_t i) {
         const char *known = ggml_type_name(type);
         return fail(g, T2_EUNSUPPORTED,
                     "tensor '%s': unknown or unsupported type %u (%s%sT2 computes with F32, F16, "
-                    "BF16, Q8_0)", nm, type, known ? known : "", known ? "; " : "");
+                    "BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K)",
+                    nm, type, known ? known : "", known ? "; " : "");
     }
     t->type = (t2_dtype)type;
     int blk = t2_dtype_block(t->type);

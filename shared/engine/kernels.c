@@ -9,6 +9,8 @@
 #include "engine/kernels_simd.h"
 
 #include "base/t2_err.h"
+#include "engine/quants.h"
+#include "engine/quants_kern.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -39,6 +41,8 @@ typedef void (*t2_rowsb_fn)(float *const *ys, const void *W, size_t rb, int cols
 typedef void (*t2_rowsbq_fn)(float *const *ys, const void *W, size_t rb, int cols,
                              const void *const *xqs, int nb, int r0, int r1);
 
+#define T2_NDEQ 16 /* type ids 0..15 cover every block type */
+
 typedef struct t2_kern_ops {
     const char *name;
     t2_rows_fn mv_f32, mv_f16, mv_bf16;
@@ -47,6 +51,12 @@ typedef struct t2_kern_ops {
     t2_rowsbq_fn mvb_q8_0;
     void (*q8_prep)(void *buf, const float *x, int cols); /* same bits at every level */
     t2_cvt_fn cvt_f16, cvt_bf16, cvt_q8_0;
+    /* Dequantizers of the other block types, indexed by type id (NULL: the portable one); each
+     * gives exactly t2_to_f32's values. They feed the dequantize-and-dot matvec and t2_matmul. */
+    t2_cvt_fn deq[T2_NDEQ];
+    /* Rows of those types on x prepared as for Q8_0 (integer dot products, quants_kern.h). */
+    void (*mv_q)(t2_dtype t, float *y, const void *W, size_t rb, int cols, const void *xq, int r0,
+                 int r1);
     float (*dot)(const float *a, const float *b, int n);
     void (*axpy)(float *y, float a, const float *x, int n);
     double (*sum)(const float *a, size_t n);
@@ -160,7 +170,9 @@ static void gen_matvec_q8_0_f32x(float *y, const void *W, size_t rb, int cols, c
  * x[i] ~= dx[i / 32] * x16[i] (dx = max |x| of the block / 32767: 16-bit precision per block,
  * far below the weights' own 8-bit quantisation error). A block holding inf / nan gets dx = nan
  * so that it shows in the result. */
-static size_t q8_prep_bytes(int cols) { return (size_t)cols * 2 + (size_t)(cols / 32) * 4; }
+static size_t q8_prep_bytes(int cols) {
+    return (size_t)cols * 2 + (size_t)(cols / 32) * 4 + (size_t)(cols / 16) * 4;
+}
 
 static void q8_prep_x(void *buf, const float *x, int cols) {
     int16_t *x16 = buf;
@@ -185,6 +197,21 @@ static void q8_prep_x(void *buf, const float *x, int cols) {
             long v = lrintf(xb[j] * inv);
             x16[32 * b + j] = (int16_t)(v > 32767 ? 32767 : v < -32767 ? -32767 : v);
         }
+    }
+}
+
+/* After x16 and dx, the prepared x holds cols / 16 floats xs[h] = dx[h / 2] * (sum of x16 over
+ * elements [16h, 16h + 16)): what the formats with a min (w = s q + o) multiply by o. The same
+ * scalar code at every level, after the level's q8_prep. */
+static void prep_x(const t2_kern_ops *o, void *buf, const float *x, int cols) {
+    o->q8_prep(buf, x, cols);
+    const int16_t *x16 = buf;
+    const float *dx = (const float *)(x16 + cols);
+    float *xs = (float *)(dx + cols / 32);
+    for (int h = 0; h < cols / 16; h++) {
+        int32_t sum = 0;
+        for (int j = 0; j < 16; j++) sum += x16[16 * h + j];
+        xs[h] = dx[h / 2] * (float)sum;
     }
 }
 
@@ -233,6 +260,26 @@ static void gen_row_g_q8_0(float *const *ys, int r, const uint8_t *w, int cols,
 }
 DEF_GEN_BATCH_DRIVER(gen_matvecb_q8_0, gen_row_g_q8_0, const void *const *)
 
+/* Portable dequantizers of the other block types (t2_to_f32). */
+#define DEF_GEN_DEQ(NAME, TYPE)                                                                \
+    static void gen_deq_##NAME(float *dst, const void *src, int64_t n) {                      \
+        t2_to_f32(dst, src, TYPE, n);                                                          \
+    }
+DEF_GEN_DEQ(q4_0, T2_Q4_0)
+DEF_GEN_DEQ(q4_1, T2_Q4_1)
+DEF_GEN_DEQ(q5_0, T2_Q5_0)
+DEF_GEN_DEQ(q5_1, T2_Q5_1)
+DEF_GEN_DEQ(q2_k, T2_Q2_K)
+DEF_GEN_DEQ(q3_k, T2_Q3_K)
+DEF_GEN_DEQ(q4_k, T2_Q4_K)
+DEF_GEN_DEQ(q5_k, T2_Q5_K)
+DEF_GEN_DEQ(q6_k, T2_Q6_K)
+/* The table of a level whose own dequantizers are Q4_0, Q4_K, Q5_K and Q6_K (PFX_deq_*). */
+#define DEQ_TABLE(Q4_0, Q4_K, Q5_K, Q6_K)                                                      \
+    {[T2_Q4_0] = Q4_0, [T2_Q4_1] = gen_deq_q4_1, [T2_Q5_0] = gen_deq_q5_0,                     \
+     [T2_Q5_1] = gen_deq_q5_1, [T2_Q2_K] = gen_deq_q2_k, [T2_Q3_K] = gen_deq_q3_k,             \
+     [T2_Q4_K] = Q4_K, [T2_Q5_K] = Q5_K, [T2_Q6_K] = Q6_K}
+
 static void gen_cvt_f16(float *dst, const void *src, int64_t n) { t2_to_f32(dst, src, T2_F16, n); }
 static void gen_cvt_bf16(float *dst, const void *src, int64_t n) { t2_to_f32(dst, src, T2_BF16, n); }
 static void gen_cvt_q8_0(float *dst, const void *src, int64_t n) { t2_to_f32(dst, src, T2_Q8_0, n); }
@@ -274,6 +321,8 @@ static const t2_kern_ops ops_generic = {
     .cvt_f16 = gen_cvt_f16,
     .cvt_bf16 = gen_cvt_bf16,
     .cvt_q8_0 = gen_cvt_q8_0,
+    .deq = DEQ_TABLE(gen_deq_q4_0, gen_deq_q4_k, gen_deq_q5_k, gen_deq_q6_k),
+    .mv_q = t2_qgen_rows,
     .dot = gen_dot,
     .axpy = gen_axpy,
     .sum = gen_sum,
@@ -299,6 +348,8 @@ static const t2_kern_ops ops_avx512 = {
     .cvt_f16 = t2_k512_to_f32_f16,
     .cvt_bf16 = t2_k512_to_f32_bf16,
     .cvt_q8_0 = t2_k512_to_f32_q8_0,
+    .deq = DEQ_TABLE(t2_k512_deq_q4_0, t2_k512_deq_q4_k, t2_k512_deq_q5_k, t2_k512_deq_q6_k),
+    .mv_q = t2_k512_qrows,
     .dot = t2_k512_dot,
     .axpy = t2_k512_axpy,
     .sum = t2_k512_sum,
@@ -317,6 +368,8 @@ static const t2_kern_ops ops_avx2 = {
     .cvt_f16 = t2_k256_to_f32_f16,
     .cvt_bf16 = t2_k256_to_f32_bf16,
     .cvt_q8_0 = t2_k256_to_f32_q8_0,
+    .deq = DEQ_TABLE(t2_k256_deq_q4_0, t2_k256_deq_q4_k, t2_k256_deq_q5_k, t2_k256_deq_q6_k),
+    .mv_q = t2_k256_qrows,
     .dot = t2_k256_dot,
     .axpy = t2_k256_axpy,
     .sum = t2_k256_sum,
@@ -390,7 +443,51 @@ int t2_kern_force_level(const char *level) {
     return 0;
 }
 
-/* Rows [r0, r1) of y = W x; xq: x prepared for Q8_0 (NULL: use the f32-x fallback). */
+/* ---- other block types without prepared x (no memory for it): dequantize and dot ----
+ * A row is taken T2_DQ_CHUNK elements at a time (the last chunk may be shorter, for 32-element
+ * types): the chunk is dequantized by the level's dequantizer into a buffer on the stack (exactly
+ * t2_to_f32's values) and dotted with x by the level's t2_dot_f32; y[r] is the sum of the chunk
+ * dots in order. No rounding of x. */
+#define T2_DQ_CHUNK 256
+
+static void deq_rows(const t2_kern_ops *o, float *y, const t2_mat *W, const float *x, int r0,
+                     int r1) {
+    _Alignas(64) float buf[T2_DQ_CHUNK];
+    t2_cvt_fn cvt = o->deq[W->type];
+    size_t rb = t2_dtype_row_bytes(W->type, W->cols), bb = t2_dtype_block_bytes(W->type);
+    int qk = t2_dtype_block(W->type);
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *w = (const uint8_t *)W->data + (size_t)r * rb;
+        float acc = 0.0f;
+        for (int c0 = 0; c0 < W->cols; c0 += T2_DQ_CHUNK) {
+            int n = W->cols - c0 < T2_DQ_CHUNK ? W->cols - c0 : T2_DQ_CHUNK;
+            cvt(buf, w + (size_t)(c0 / qk) * bb, n);
+            acc += o->dot(buf, x + c0, n);
+        }
+        y[r] = acc;
+    }
+}
+
+/* Batched deq_rows: a chunk is dequantized once and dotted with each vector, each vector's
+ * operations being deq_rows' (bit-identical); blocks of GEN_BLOCK rows as the other kernels. */
+static void deq_rows_batch(const t2_kern_ops *o, float *const *ys, const t2_mat *W,
+                           const float *const *xs, int nb, int r0, int r1) {
+    _Alignas(64) float buf[T2_DQ_CHUNK];
+    t2_cvt_fn cvt = o->deq[W->type];
+    size_t rb = t2_dtype_row_bytes(W->type, W->cols), bb = t2_dtype_block_bytes(W->type);
+    int qk = t2_dtype_block(W->type);
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *w = (const uint8_t *)W->data + (size_t)r * rb;
+        for (int b = 0; b < nb; b++) ys[b][r] = 0.0f;
+        for (int c0 = 0; c0 < W->cols; c0 += T2_DQ_CHUNK) {
+            int n = W->cols - c0 < T2_DQ_CHUNK ? W->cols - c0 : T2_DQ_CHUNK;
+            cvt(buf, w + (size_t)(c0 / qk) * bb, n);
+            for (int b = 0; b < nb; b++) ys[b][r] += o->dot(buf, xs[b] + c0, n);
+        }
+    }
+}
+
+/* Rows [r0, r1) of y = W x; xq: x prepared for the quantized types (NULL: the f32-x fallbacks). */
 static void run_rows(const t2_kern_ops *o, float *y, const t2_mat *W, const float *x,
                      const void *xq, int r0, int r1) {
     size_t rb = t2_dtype_row_bytes(W->type, W->cols);
@@ -401,6 +498,10 @@ static void run_rows(const t2_kern_ops *o, float *y, const t2_mat *W, const floa
     case T2_Q8_0:
         if (xq) o->mv_q8_0(y, W->data, rb, W->cols, xq, r0, r1);
         else gen_matvec_q8_0_f32x(y, W->data, rb, W->cols, x, r0, r1);
+        break;
+    default:
+        if (xq) o->mv_q(W->type, y, W->data, rb, W->cols, xq, r0, r1);
+        else deq_rows(o, y, W, x, r0, r1);
         break;
     }
 }
@@ -493,7 +594,7 @@ void t2_matvec_rows(float *y, const t2_mat *W, const float *x, int r0, int r1) {
     if (r1 <= r0) return;
     const t2_kern_ops *o = ops();
     const void *xq = NULL;
-    if (W->type == T2_Q8_0) {
+    if (t2_quant_is(W->type)) {
         size_t pb = q8_prep_bytes(W->cols), cb = (size_t)W->cols * sizeof(float);
         xq_buf *b = xq_this_thread();
         if (b && b->src == x && b->cols == W->cols && b->o == o &&
@@ -502,7 +603,7 @@ void t2_matvec_rows(float *y, const t2_mat *W, const float *x, int r0, int r1) {
         } else {
             uint8_t *buf = xq_get(pb + cb);
             if (buf) {
-                o->q8_prep(buf, x, W->cols);
+                prep_x(o, buf, x, W->cols);
                 memcpy(buf + pb, x, cb);
                 b->src = x;
                 b->cols = W->cols;
@@ -523,7 +624,7 @@ typedef struct mv_job {
     float *const *ys;
     const t2_mat *const *Ws;
     const float *const *xs;
-    const void **xq; /* per matrix: prepared x for Q8_0, else NULL */
+    const void **xq; /* per matrix: prepared x for quantized types, else NULL */
     const t2_kern_ops *o;
     size_t total; /* weight bytes of all matrices */
     int nchunks;  /* the work is cut in nchunks byte-balanced chunks, claimed dynamically */
@@ -589,27 +690,28 @@ void t2_matvec_multi(t2_pool *pool, int n, float *const *ys, const t2_mat *const
         for (int i = 0; i < n; i++) run_rows(j.o, ys[i], Ws[i], xs[i], NULL, 0, Ws[i]->rows);
         return;
     }
-    /* Prepare x once per distinct (x, cols) used with Q8_0 weights, before the split. */
+    /* Prepare x once per distinct (x, cols) used with quantized weights, before the split. */
     size_t qbytes = 0, elems = 0;
     for (int i = 0; i < n; i++) {
         xq[i] = NULL;
         j.total += t2_dtype_row_bytes(Ws[i]->type, Ws[i]->cols) * (size_t)Ws[i]->rows;
         elems += (size_t)Ws[i]->rows * (size_t)Ws[i]->cols;
-        if (Ws[i]->type == T2_Q8_0) qbytes += (q8_prep_bytes(Ws[i]->cols) + 63) / 64 * 64;
+        if (t2_quant_is(Ws[i]->type)) qbytes += (q8_prep_bytes(Ws[i]->cols) + 63) / 64 * 64;
     }
     uint8_t *qbuf = qbytes ? xq_get(qbytes) : NULL;
     if (qbuf) {
         size_t off = 0;
         for (int i = 0; i < n; i++) {
-            if (Ws[i]->type != T2_Q8_0) continue;
+            if (!t2_quant_is(Ws[i]->type)) continue;
             int k = 0;
-            while (k < i && !(Ws[k]->type == T2_Q8_0 && xs[k] == xs[i] && Ws[k]->cols == Ws[i]->cols))
+            while (k < i &&
+                   !(t2_quant_is(Ws[k]->type) && xs[k] == xs[i] && Ws[k]->cols == Ws[i]->cols))
                 k++;
             if (k < i) {
                 xq[i] = xq[k];
                 continue;
             }
-            j.o->q8_prep(qbuf + off, xs[i], Ws[i]->cols);
+            prep_x(j.o, qbuf + off, xs[i], Ws[i]->cols);
             xq[i] = qbuf + off;
             off += (q8_prep_bytes(Ws[i]->cols) + 63) / 64 * 64;
         }
@@ -644,7 +746,7 @@ typedef struct mvb_job {
     float *const *ys;
     const t2_mat *W;
     const float *const *xs;
-    const void *const *xq; /* Q8_0: per vector prepared x (NULL: f32-x fallback, as run_rows) */
+    const void *const *xq; /* quantized: per vector prepared x (NULL: f32-x fallback) */
     int B;
 } mvb_job;
 
@@ -660,6 +762,18 @@ static void mvb_rows(const mvb_job *j, int r0, int r1) {
         else
             for (int b = 0; b < j->B; b++)
                 gen_matvec_q8_0_f32x(j->ys[b], W->data, rb, W->cols, j->xs[b], r0, r1);
+        break;
+    default:
+        if (!j->xq) {
+            deq_rows_batch(j->o, j->ys, W, j->xs, j->B, r0, r1);
+            break;
+        }
+        /* per vector t2_matvec's rows, a block of rows at a time (reread from cache) */
+        for (int q0 = r0; q0 < r1; q0 += GEN_BLOCK) {
+            int q1 = q0 + GEN_BLOCK < r1 ? q0 + GEN_BLOCK : r1;
+            for (int b = 0; b < j->B; b++)
+                j->o->mv_q(W->type, j->ys[b], W->data, rb, W->cols, j->xq[b], q0, q1);
+        }
         break;
     }
 }
@@ -682,7 +796,7 @@ void t2_matvec_batch(t2_pool *pool, float *const *ys, const t2_mat *W, const flo
     const void *xq_stack[16];
     const void **xq = NULL;
     size_t pb = (q8_prep_bytes(W->cols) + 63) / 64 * 64;
-    if (W->type == T2_Q8_0 && pb) {
+    if (t2_quant_is(W->type) && pb) {
         /* each x prepared once, as t2_matvec prepares it (same function, same bits) */
         xq = B <= 16 ? xq_stack : xq_ptrs(B);
         uint8_t *qbuf = xq ? xq_get(pb * (size_t)B) : NULL;
@@ -697,7 +811,7 @@ void t2_matvec_batch(t2_pool *pool, float *const *ys, const t2_mat *W, const flo
                 xq[b] = xq[k];
                 continue;
             }
-            j.o->q8_prep(qbuf + pb * (size_t)b, xs[b], W->cols);
+            prep_x(j.o, qbuf + pb * (size_t)b, xs[b], W->cols);
             xq[b] = qbuf + pb * (size_t)b;
         }
         j.xq = xq;
@@ -861,7 +975,10 @@ int t2_matmul(t2_pool *pool, float *Y, const t2_mat *W, const float *X, int B) {
     const t2_kern_ops *o = ops();
     mm_job j = {Y, W, X, B, mm_block_rows(W->cols), NULL, NULL};
     if (W->type != T2_F32) {
-        j.cvt = W->type == T2_F16 ? o->cvt_f16 : W->type == T2_BF16 ? o->cvt_bf16 : o->cvt_q8_0;
+        j.cvt = W->type == T2_F16    ? o->cvt_f16
+                : W->type == T2_BF16 ? o->cvt_bf16
+                : W->type == T2_Q8_0 ? o->cvt_q8_0
+                                     : o->deq[W->type];
         j.scratch = scratch_acquire(t2_pool_size(pool), (size_t)j.block_rows * (size_t)W->cols);
         if (!j.scratch)
             return t2_err_set(T2_ENOMEM, "matmul: no memory for %d x %d scratch", j.block_rows,

@@ -22,10 +22,16 @@ const char *t2_kern_level(void);
  * lacks it. Not thread-safe: call before starting work. */
 int t2_kern_force_level(const char *level);
 
-/* Q8_0 weights: x is first rounded to 16 bits per 32-element block (x ~= dx * int16, dx = the
- * block's max |x| / 32767; once per call, shared by the threads) so that every block is an exact
- * integer dot product; the added error is <= max |x_block| / 65534 per element, far below the
- * weights' own 8-bit rounding. (GGML rounds x to 8 bits for Q8_0.)
+/* Quantized weights (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K; engine/quants.h): x is first
+ * rounded to 16 bits per 32-element block (x ~= dx * int16, dx = the block's max |x| / 32767;
+ * once per call, shared by the threads and by all matrices with the same x) so that every block
+ * (every 16-element half for Q2_K, Q3_K, Q6_K, which have a scale per 16) is an exact integer dot
+ * product with the integer quants; the result is then scaled in f32. Error bound, per output:
+ * |y - sum_i w_i x_i| <= sum_i |w_i| * max |x_block(i)| / 65534 (the rounding of x; the weights
+ * w_i are exactly t2_to_f32's values) + the usual f32 summation error (~1e-6 * sum |w_i x_i|):
+ * far below the weights' own 2-8-bit rounding. GGML instead rounds x to 8 bits (Q8_0 / Q8_K),
+ * an error ~256 times larger. Without memory for the rounded x, the kernels fall back to
+ * dequantizing blocks to f32 and an f32 dot (no rounding of x).
  *
  * y[r] = dot(W[r, :], x) for r in [r0, r1), single thread. */
 void t2_matvec_rows(float *y, const t2_mat *W, const float *x, int r0, int r1);
@@ -39,7 +45,9 @@ void t2_matvec_multi(t2_pool *pool, int n, float *const *ys, const t2_mat *const
  * kernel level, whatever B, the other vectors or the number of threads, while W is read from
  * memory once for all B vectors: batched row kernels load each chunk of a row once (converted to
  * f32 once) and apply it to a group of 2-4 vectors, with the single-vector kernel's operations per
- * vector (Q8_0: each x prepared as t2_matvec prepares it). Threads take t2_split blocks of 32 rows.
+ * vector (quantized types: each x prepared as t2_matvec prepares it; the types other than Q8_0
+ * run each vector over a block of 32 rows in turn, the block being reread from cache). Threads
+ * take t2_split blocks of 32 rows.
  * This is the multi-sequence decoding product: a sequence's numbers never depend on what else
  * shares the batch. */
 void t2_matvec_batch(t2_pool *pool, float *const *ys, const t2_mat *W, const float *const *xs,

@@ -37,6 +37,15 @@ void t2_k256_to_f32_q8_0(float *dst, const void *src, int64_t n);
 float t2_k256_dot(const float *a, const float *b, int n);
 void t2_k256_axpy(float *y, float a, const float *x, int n);
 double t2_k256_sum(const float *a, size_t n);
+/* quants_simd.c: dequantizers giving exactly t2_to_f32's values (n a multiple of the block). */
+void t2_k512_deq_q4_0(float *dst, const void *src, int64_t n);
+void t2_k512_deq_q4_k(float *dst, const void *src, int64_t n);
+void t2_k512_deq_q5_k(float *dst, const void *src, int64_t n);
+void t2_k512_deq_q6_k(float *dst, const void *src, int64_t n);
+void t2_k256_deq_q4_0(float *dst, const void *src, int64_t n);
+void t2_k256_deq_q4_k(float *dst, const void *src, int64_t n);
+void t2_k256_deq_q5_k(float *dst, const void *src, int64_t n);
+void t2_k256_deq_q6_k(float *dst, const void *src, int64_t n);
 #endif
 
 #endif

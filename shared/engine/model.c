@@ -1,4 +1,5 @@
 #include "engine/model.h"
+#include "engine/quants.h"
 
 #include "base/rng.h"
 #include "base/sha256.h"
@@ -653,15 +654,34 @@ int t2_model_load_tokenizer(t2_tokenizer **out, const t2_model *m, const char *t
 /* ------------------------------------------------------------------------------------------ */
 /* writing                                                                                     */
 
-/* GGUF general.file_type codes (llama.cpp's LLAMA_FTYPE_*). */
+/* GGUF general.file_type codes (llama.cpp's LLAMA_FTYPE_*; a K-quant file is its _S mix). */
 static uint32_t file_type_code(t2_dtype t) {
     switch (t) {
     case T2_F32: return 0;
     case T2_F16: return 1;
+    case T2_Q4_0: return 2;
+    case T2_Q4_1: return 3;
     case T2_Q8_0: return 7;
+    case T2_Q5_0: return 8;
+    case T2_Q5_1: return 9;
+    case T2_Q2_K: return 10;
+    case T2_Q3_K: return 11;
+    case T2_Q4_K: return 14;
+    case T2_Q5_K: return 16;
+    case T2_Q6_K: return 18;
     case T2_BF16: return 32;
     }
     return 0;
+}
+
+/* The type a matrix is written in for a file of `type`: as llama.cpp does, the output matrix of a
+ * 4-bit file is Q6_K, and a row length that is not a multiple of the type's block falls back to
+ * Q8_0 (or F32 when not a multiple of 32 either). */
+static t2_dtype mat_type(t2_dtype type, const char *name, int cols) {
+    if ((type == T2_Q4_0 || type == T2_Q4_K) && strcmp(name, "output.weight") == 0)
+        type = T2_Q6_K;
+    if (cols % t2_dtype_block(type) == 0) return type;
+    return cols % T2_Q8_0_BLOCK == 0 ? T2_Q8_0 : T2_F32;
 }
 
 /* Convert a matrix to `type` (or borrow it when already of that type). *buf is set to the
@@ -672,9 +692,12 @@ static int convert_mat(const t2_mat *w, t2_dtype type, const void **data, void *
         *data = w->data;
         return 0;
     }
-    if (type == T2_Q8_0 && w->cols % T2_Q8_0_BLOCK)
-        return t2_err_set(T2_EINVAL, "cannot store a matrix with %d columns as Q8_0 (needs a "
-                          "multiple of 32)", w->cols);
+    if (!t2_dtype_writable(type))
+        return t2_err_set(T2_EUNSUPPORTED, "T2 cannot write %s (it writes F32, F16, BF16, Q8_0, "
+                          "Q4_0, Q4_K, Q6_K)", t2_dtype_name(type));
+    if (w->cols % t2_dtype_block(type))
+        return t2_err_set(T2_EINVAL, "cannot store a matrix with %d columns as %s (needs a "
+                          "multiple of %d)", w->cols, t2_dtype_name(type), t2_dtype_block(type));
     size_t rb = t2_dtype_row_bytes(type, w->cols);
     char *out = malloc((size_t)w->rows * rb);
     float *row = malloc((size_t)w->cols * sizeof(float));
@@ -775,6 +798,8 @@ int t2_model_write_gguf(const t2_model *m, t2_gguf_writer *w, t2_dtype type, con
     if ((rc = t2_gguf_set_str(w, "general.architecture", t2_arch_name(c->arch))) < 0 ||
         (rc = t2_gguf_set_str(w, "general.name", name ? name : "t2-model")) < 0 ||
         (rc = t2_gguf_set_u32(w, "general.file_type", file_type_code(type))) < 0 ||
+        (t2_quant_is(type) &&
+         (rc = t2_gguf_set_u32(w, "general.quantization_version", 2)) < 0) ||
         (rc = write_config_keys(m, w)) < 0)
         goto out;
 
@@ -782,13 +807,14 @@ int t2_model_write_gguf(const t2_model *m, t2_gguf_writer *w, t2_dtype type, con
 #define ADD_MAT(nm, wp)                                                                     \
     do {                                                                                    \
         const void *d_;                                                                     \
-        if ((rc = convert_mat((wp), type, &d_, &bufs[nbuf])) < 0) {                          \
+        t2_dtype t_ = mat_type(type, (nm), (wp)->cols);                                     \
+        if ((rc = convert_mat((wp), t_, &d_, &bufs[nbuf])) < 0) {                           \
             t2_err_prefix(rc, "%s: tensor '%s'", path, (nm));                               \
             goto out;                                                                       \
         }                                                                                   \
         nbuf++;                                                                             \
         int64_t ne_[2] = {(wp)->cols, (wp)->rows};                                          \
-        if ((rc = t2_gguf_add_tensor(w, (nm), type, 2, ne_, d_)) < 0) goto out;             \
+        if ((rc = t2_gguf_add_tensor(w, (nm), t_, 2, ne_, d_)) < 0) goto out;               \
     } while (0)
 #define ADD_NORM(nm, ptr)                                                                   \
     do {                                                                                    \

@@ -1,6 +1,7 @@
 #include "engine/t2_types.h"
 
 #include "base/t2_err.h"
+#include "engine/quants.h"
 
 #include <math.h>
 #include <string.h>
@@ -8,7 +9,7 @@
 
 int t2_dtype_supported(uint32_t ggml_type) {
     return ggml_type == T2_F32 || ggml_type == T2_F16 || ggml_type == T2_BF16 ||
-           ggml_type == T2_Q8_0;
+           t2_quant_is((t2_dtype)ggml_type);
 }
 
 const char *t2_dtype_name(t2_dtype t) {
@@ -16,31 +17,45 @@ const char *t2_dtype_name(t2_dtype t) {
     case T2_F32: return "F32";
     case T2_F16: return "F16";
     case T2_BF16: return "BF16";
+    case T2_Q4_0: return "Q4_0";
+    case T2_Q4_1: return "Q4_1";
+    case T2_Q5_0: return "Q5_0";
+    case T2_Q5_1: return "Q5_1";
     case T2_Q8_0: return "Q8_0";
+    case T2_Q2_K: return "Q2_K";
+    case T2_Q3_K: return "Q3_K";
+    case T2_Q4_K: return "Q4_K";
+    case T2_Q5_K: return "Q5_K";
+    case T2_Q6_K: return "Q6_K";
     }
     return "?";
 }
 
 int t2_dtype_parse(const char *s, t2_dtype *out) {
-    static const t2_dtype all[] = {T2_F32, T2_F16, T2_BF16, T2_Q8_0};
+    static const t2_dtype all[] = {T2_F32,  T2_F16,  T2_BF16, T2_Q4_0, T2_Q4_1, T2_Q5_0, T2_Q5_1,
+                                   T2_Q8_0, T2_Q2_K, T2_Q3_K, T2_Q4_K, T2_Q5_K, T2_Q6_K};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (strcasecmp(s, t2_dtype_name(all[i])) == 0) {
             *out = all[i];
             return 0;
         }
-    return t2_err_set(T2_EINVAL, "unknown type '%s' (f32, f16, bf16, q8_0)", s);
+    return t2_err_set(T2_EINVAL, "unknown type '%s' (f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, "
+                      "q8_0, q2_k, q3_k, q4_k, q5_k, q6_k)", s);
 }
 
-int t2_dtype_block(t2_dtype t) { return t == T2_Q8_0 ? T2_Q8_0_BLOCK : 1; }
+int t2_dtype_block(t2_dtype t) { return t2_quant_is(t) ? t2_quant_block(t) : 1; }
 
 size_t t2_dtype_block_bytes(t2_dtype t) {
     switch (t) {
     case T2_F32: return 4;
     case T2_F16:
     case T2_BF16: return 2;
-    case T2_Q8_0: return 2 + T2_Q8_0_BLOCK;
+    default: return t2_quant_block_bytes(t);
     }
-    return 0;
+}
+
+int t2_dtype_writable(t2_dtype t) {
+    return t == T2_F32 || t == T2_F16 || t == T2_BF16 || t2_quant_can_write(t);
 }
 
 size_t t2_dtype_row_bytes(t2_dtype t, int64_t n) {
@@ -134,6 +149,7 @@ void t2_to_f32(float *dst, const void *src, t2_dtype t, int64_t n) {
                 dst[b * T2_Q8_0_BLOCK + j] = d * (float)(int8_t)blk[2 + j];
         }
         break;
+    default: t2_dequant(dst, src, t, n / t2_quant_block(t)); break;
     }
 }
 
@@ -164,6 +180,9 @@ void t2_from_f32(void *dst, const float *src, t2_dtype t, int64_t n) {
             memcpy(blk, &h, 2);
             for (int j = 0; j < T2_Q8_0_BLOCK; j++) blk[2 + j] = (uint8_t)(int8_t)lrintf(x[j] * inv);
         }
+        break;
+    default:
+        if (t2_quant_can_write(t)) t2_quantize(dst, src, t, n / t2_quant_block(t));
         break;
     }
 }
