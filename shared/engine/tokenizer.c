@@ -428,8 +428,8 @@ int t2_tok_load_gguf(t2_tokenizer **out, const t2_gguf *g) {
     }
     if (slen != 5 || memcmp(s, "llama", 5) != 0)
         return t2_err_set(T2_EUNSUPPORTED,
-                          "%s: tokenizer model '%.*s' is not supported (only 'llama', 'gpt2')", path,
-                          (int)(slen > 64 ? 64 : slen), s);
+                          "%s: tokenizer model '%.*s' is not supported (only 'llama', 'gpt2')",
+                          path, (int)(slen > 64 ? 64 : slen), s);
 
     if (t2_gguf_find_key(g, K_TOKENS) < 0)
         return t2_err_set(T2_ENOTFOUND, "%s: %s is missing", path, K_TOKENS);

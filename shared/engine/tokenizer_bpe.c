@@ -25,6 +25,7 @@
 #include "base/t2_err.h"
 #include "engine/unicode.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdint.h>
@@ -280,7 +281,8 @@ static int bpe_finish(t2_bpe *b, const char *src) {
     }
     len_id *order = malloc(((size_t)b->n_special + 1) * sizeof *order);
     if (!order) return t2_err_set(T2_ENOMEM, "%s: out of memory", src);
-    for (int k = 0; k < b->n_special; k++) order[k] = (len_id){b->len[b->special[k]], b->special[k]};
+    for (int k = 0; k < b->n_special; k++)
+        order[k] = (len_id){b->len[b->special[k]], b->special[k]};
     qsort(order, (size_t)b->n_special, sizeof *order, cmp_len_id);
     for (int k = 0; k < b->n_special; k++) b->special[k] = order[k].id;
     free(order);
@@ -823,6 +825,20 @@ out:
 /* Hugging Face tokenizer.json / tokenizer_config.json                                       */
 /* ---------------------------------------------------------------------------------------- */
 
+/* Parse a JSON file (jansson flags); *out must be json_decref'd. */
+static int load_json(const char *path, size_t flags, json_t **out) {
+    json_error_t err;
+    FILE *f = fopen(path, "rb");
+    *out = NULL;
+    if (!f) return t2_err_set(T2_EIO, "%s: cannot open: %s", path, strerror(errno));
+    *out = json_loadf(f, flags, &err);
+    fclose(f);
+    if (!*out)
+        return t2_err_set(T2_EFORMAT, "%s: not valid JSON: %s (line %d)", path, err.text,
+                          err.line);
+    return 0;
+}
+
 static const char *jstr(const json_t *obj, const char *key) {
     return json_string_value(json_object_get(obj, key));
 }
@@ -927,7 +943,8 @@ static int hf_sizes(const json_t *vocab, const json_t *added, const char *path, 
         if (json_integer_value(id) > max_id) max_id = json_integer_value(id);
         *total += strlen(content);
     }
-    if (max_id < 255) return t2_err_set(T2_EFORMAT, "%s: vocabulary has fewer than 256 pieces", path);
+    if (max_id < 255)
+        return t2_err_set(T2_EFORMAT, "%s: vocabulary has fewer than 256 pieces", path);
     *n = (int)max_id + 1;
     return 0;
 }
@@ -1008,12 +1025,9 @@ static int config_token(const t2_bpe *b, const json_t *cfg, const char *key, con
 }
 
 static int hf_config(t2_bpe *b, const char *path) {
-    json_error_t err;
-    json_t *cfg = json_load_file(path, JSON_DECODE_INT_AS_REAL, &err);
-    int rc;
-    if (!cfg)
-        return t2_err_set(T2_EFORMAT, "%s: not valid JSON: %s (line %d)", path, err.text,
-                          err.line);
+    json_t *cfg;
+    int rc = load_json(path, JSON_DECODE_INT_AS_REAL, &cfg);
+    if (rc < 0) return rc;
     if (!json_is_object(cfg)) {
         json_decref(cfg);
         return t2_err_set(T2_EFORMAT, "%s: not a JSON object", path);
@@ -1032,17 +1046,14 @@ out:
 }
 
 int t2_bpe_load_hf(t2_bpe **out, const char *json_path, const char *config_path) {
-    json_error_t err;
-    json_t *root = json_load_file(json_path, JSON_REJECT_DUPLICATES, &err);
+    json_t *root;
     t2_bpe *b = NULL;
     const bpe_pre *pre = NULL;
     int rc, nfc = 0, ignore_merges = 0, n = 0;
     size_t total = 0;
 
     *out = NULL;
-    if (!root)
-        return t2_err_set(T2_EFORMAT, "%s: not valid JSON: %s (line %d)", json_path, err.text,
-                          err.line);
+    if ((rc = load_json(json_path, JSON_REJECT_DUPLICATES, &root)) < 0) return rc;
     const json_t *model = json_object_get(root, "model");
     const json_t *added = json_object_get(root, "added_tokens");
     if (!json_is_object(root) || !json_is_object(model) || (added && !json_is_array(added))) {
@@ -1056,7 +1067,8 @@ int t2_bpe_load_hf(t2_bpe **out, const char *json_path, const char *config_path)
     const json_t *merges = json_object_get(model, "merges");
     if ((rc = hf_sizes(vocab, added, json_path, &n, &total)) < 0) goto out;
     if (json_array_size(merges) > BPE_MAX_MERGES) {
-        rc = t2_err_set(T2_EFORMAT, "%s: too many merges (%zu)", json_path, json_array_size(merges));
+        rc = t2_err_set(T2_EFORMAT, "%s: too many merges (%zu)", json_path,
+                        json_array_size(merges));
         goto out;
     }
     if (!(b = bpe_alloc(n, total, (int)json_array_size(merges)))) {
@@ -1112,11 +1124,9 @@ int t2_tok_load_hf_json(t2_tokenizer **out, const char *path) {
 /* tokenizer_config.json's chat_template: a string, or the "default" of a list of
  * {"name", "template"}; NULL if it has none. *root must be json_decref'd. */
 static int config_template(const char *path, json_t **root, const char **tmpl) {
-    json_error_t err;
     *tmpl = NULL;
-    if (!(*root = json_load_file(path, JSON_DECODE_INT_AS_REAL, &err)))
-        return t2_err_set(T2_EFORMAT, "%s: not valid JSON: %s (line %d)", path, err.text,
-                          err.line);
+    int rc = load_json(path, JSON_DECODE_INT_AS_REAL, root);
+    if (rc < 0) return rc;
     const json_t *ct = json_object_get(*root, "chat_template"), *e;
     size_t i;
     if (json_is_string(ct)) *tmpl = json_string_value(ct);
