@@ -3,7 +3,9 @@
 #   build:  cmake, a C compiler, ZeroMQ, protobuf-c (+ protoc-c), Open MPI, OpenBLAS + LAPACKE,
 #           libconfig
 #   tests:  clang (libFuzzer), Debian's python3 with torch, sentencepiece, zmq and protobuf
-#           (independent references and clients)
+#           (independent references and clients); node + npm and the npm packages of
+#           tests/node (the byte-level BPE reference, @lenml/tokenizers, pinned by its
+#           package-lock.json)
 set -eu
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -16,3 +18,6 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     libopenblas-dev liblapacke-dev \
     libconfig-dev libjansson-dev \
     python3 python3-numpy python3-torch python3-sentencepiece python3-zmq python3-protobuf
+# node/npm: Debian's unless a node is already installed (another packaging of it would conflict).
+command -v npm > /dev/null || $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+npm ci --prefix "$(dirname "$0")/../tests/node" --no-audit --no-fund
