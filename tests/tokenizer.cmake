@@ -1,5 +1,6 @@
 # Tokenizer tests: unit tests, the tok_encode tool and SentencePiece parity.
 t2_add_c_test(test_tokenizer unit)
+t2_add_c_test(test_tokenizer_bpe unit)
 
 add_executable(tok_encode ${CMAKE_CURRENT_SOURCE_DIR}/tok_encode.c)
 target_link_libraries(tok_encode PRIVATE t2)
