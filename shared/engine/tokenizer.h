@@ -132,6 +132,9 @@ size_t t2_tok_utf8_complete(const char *s, size_t n);
  * is <|begin_of_text|> or <s> if present. EOS/EOT missing from both: known piece names
  * (<|end_of_text|>, <|endoftext|>, </s>; <|eot_id|>, <|im_end|>, <|end|>, <end_of_turn>). */
 int t2_tok_load_hf_json(t2_tokenizer **out, const char *tokenizer_json_path);
+/* Same from a buffer, without a tokenizer_config.json (used by the fuzzer). */
+int t2_tok_load_hf_json_mem(t2_tokenizer **out, const void *buf, size_t size,
+                            const char *name);
 
 /* Write every tokenizer.ggml.* key for a GGUF from Hugging Face files (as t2_tok_write_gguf
  * does for the loaded vocabulary), with bos/eos/padding ids and add_bos_token/add_eos_token from

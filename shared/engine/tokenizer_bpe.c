@@ -1045,15 +1045,15 @@ out:
     return rc;
 }
 
-int t2_bpe_load_hf(t2_bpe **out, const char *json_path, const char *config_path) {
-    json_t *root;
+/* From a parsed tokenizer.json (root is borrowed; json_path names it in messages). */
+static int bpe_from_root(t2_bpe **out, const json_t *root, const char *json_path,
+                         const char *config_path) {
     t2_bpe *b = NULL;
     const bpe_pre *pre = NULL;
     int rc, nfc = 0, ignore_merges = 0, n = 0;
     size_t total = 0;
 
     *out = NULL;
-    if ((rc = load_json(json_path, JSON_REJECT_DUPLICATES, &root)) < 0) return rc;
     const json_t *model = json_object_get(root, "model");
     const json_t *added = json_object_get(root, "added_tokens");
     if (!json_is_object(root) || !json_is_object(model) || (added && !json_is_array(added))) {
@@ -1093,8 +1093,17 @@ int t2_bpe_load_hf(t2_bpe **out, const char *json_path, const char *config_path)
     *out = b;
     b = NULL;
 out:
-    json_decref(root);
     t2_bpe_destroy(&b);
+    return rc;
+}
+
+int t2_bpe_load_hf(t2_bpe **out, const char *json_path, const char *config_path) {
+    json_t *root;
+    *out = NULL;
+    int rc = load_json(json_path, JSON_REJECT_DUPLICATES, &root);
+    if (rc < 0) return rc;
+    rc = bpe_from_root(out, root, json_path, config_path);
+    json_decref(root);
     return rc;
 }
 
@@ -1118,6 +1127,24 @@ int t2_tok_load_hf_json(t2_tokenizer **out, const char *path) {
     FILE *f = fopen(cfg, "rb");
     if (f) fclose(f);
     if ((rc = t2_bpe_load_hf(&b, path, f ? cfg : NULL)) < 0) return rc;
+    return t2_tok_from_bpe(out, b);
+}
+
+int t2_tok_load_hf_json_mem(t2_tokenizer **out, const void *buf, size_t size,
+                            const char *name) {
+    json_error_t err;
+    t2_bpe *b;
+    if (!out) return t2_err_set(T2_EINVAL, "tokenizer: no output tokenizer");
+    *out = NULL;
+    if (!name) name = "<memory>";
+    if (!buf && size) return t2_err_set(T2_EINVAL, "%s: no data", name);
+    json_t *root = json_loadb(buf ? buf : "", size, JSON_REJECT_DUPLICATES, &err);
+    if (!root)
+        return t2_err_set(T2_EFORMAT, "%s: not valid JSON: %s (line %d)", name, err.text,
+                          err.line);
+    int rc = bpe_from_root(&b, root, name, NULL);
+    json_decref(root);
+    if (rc < 0) return rc;
     return t2_tok_from_bpe(out, b);
 }
 
