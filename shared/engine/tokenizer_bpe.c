@@ -711,9 +711,11 @@ int t2_bpe_load_gguf(t2_bpe **out, const t2_gguf *g) {
 
     *out = NULL;
     if (!path) path = "<gguf>";
-    if (t2_gguf_find_key(g, "tokenizer.ggml.pre") < 0)
-        return t2_err_set(T2_ENOTFOUND,
-                          "%s: tokenizer.ggml.pre is missing (T2 needs the pre-tokenizer's name)",
+    if (t2_gguf_find_key(g, "tokenizer.ggml.pre") < 0) /* llama.cpp: GPT-2's own regex */
+        return t2_err_set(T2_EUNSUPPORTED,
+                          "%s: tokenizer model 'gpt2' is not supported without "
+                          "tokenizer.ggml.pre naming a pre-tokenizer T2 implements (llama-bpe, "
+                          "qwen2)",
                           path);
     if ((rc = t2_gguf_get_str(g, "tokenizer.ggml.pre", &s, &slen)) < 0) return rc;
     const bpe_pre *pre = find_preset(s, slen);
