@@ -913,6 +913,14 @@ static int hf_model(const json_t *model, const char *path, int *ignore_merges) {
     return 0;
 }
 
+/* An id: an integral JSON number in [0, BPE_MAX_VOCAB), else -1. */
+static long long json_id(const json_t *v) {
+    double d = json_number_value(v);
+    if (!json_is_number(v) || !(d >= 0 && d < BPE_MAX_VOCAB) || d != (double)(long long)d)
+        return -1;
+    return (long long)d;
+}
+
 /* Vocabulary size (highest id + 1) and total piece bytes; checks the shapes of the entries. */
 static int hf_sizes(const json_t *vocab, const json_t *added, const char *path, int *n,
                     size_t *total) {
@@ -922,17 +930,16 @@ static int hf_sizes(const json_t *vocab, const json_t *added, const char *path, 
     long long max_id = -1;
     *total = 0;
     json_object_foreach((json_t *)vocab, key, v) {
-        long long id = json_is_integer(v) ? json_integer_value(v) : -1;
+        long long id = json_id(v);
         if (id < 0 || id >= BPE_MAX_VOCAB)
             return t2_err_set(T2_EFORMAT, "%s: vocab entry '%.64s' has no valid id", path, key);
         if (id > max_id) max_id = id;
         *total += strlen(key);
     }
     json_array_foreach((json_t *)added, i, v) {
-        const json_t *id = json_object_get(v, "id");
+        long long id = json_id(json_object_get(v, "id"));
         const char *content = jstr(v, "content");
-        if (!json_is_integer(id) || json_integer_value(id) < 0 ||
-            json_integer_value(id) >= BPE_MAX_VOCAB || !content)
+        if (id < 0 || !content)
             return t2_err_set(T2_EFORMAT, "%s: added_tokens[%zu] has no valid id or content",
                               path, i);
         if (json_is_true(json_object_get(v, "lstrip")) ||
@@ -942,7 +949,7 @@ static int hf_sizes(const json_t *vocab, const json_t *added, const char *path, 
                               "%s: added token '%.64s' uses lstrip/rstrip/single_word, which T2 "
                               "does not implement",
                               path, content);
-        if (json_integer_value(id) > max_id) max_id = json_integer_value(id);
+        if (id > max_id) max_id = id;
         *total += strlen(content);
     }
     if (max_id < 255)
@@ -957,12 +964,12 @@ static int hf_pieces(t2_bpe *b, const json_t *vocab, const json_t *added, const 
     size_t i, pos = 0;
     int rc;
     json_object_foreach((json_t *)vocab, key, v) {
-        if ((rc = bpe_set_piece(b, &pos, (int)json_integer_value(v), key, strlen(key), TT_NORMAL,
+        if ((rc = bpe_set_piece(b, &pos, (int)json_id(v), key, strlen(key), TT_NORMAL,
                                 path)) < 0)
             return rc;
     }
     json_array_foreach((json_t *)added, i, v) {
-        int id = (int)json_integer_value(json_object_get(v, "id"));
+        int id = (int)json_id(json_object_get(v, "id"));
         const char *content = jstr(v, "content");
         int type = json_is_true(json_object_get(v, "special")) ? TT_CONTROL : TT_USER_DEFINED;
         size_t n = strlen(content);
@@ -1102,7 +1109,7 @@ out:
 int t2_bpe_load_hf(t2_bpe **out, const char *json_path, const char *config_path) {
     json_t *root;
     *out = NULL;
-    int rc = load_json(json_path, JSON_REJECT_DUPLICATES, &root);
+    int rc = load_json(json_path, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &root);
     if (rc < 0) return rc;
     rc = bpe_from_root(out, root, json_path, config_path);
     json_decref(root);
@@ -1140,7 +1147,8 @@ int t2_tok_load_hf_json_mem(t2_tokenizer **out, const void *buf, size_t size,
     *out = NULL;
     if (!name) name = "<memory>";
     if (!buf && size) return t2_err_set(T2_EINVAL, "%s: no data", name);
-    json_t *root = json_loadb(buf ? buf : "", size, JSON_REJECT_DUPLICATES, &err);
+    size_t jflags = JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL;
+    json_t *root = json_loadb(buf ? buf : "", size, jflags, &err);
     if (!root)
         return t2_err_set(T2_EFORMAT, "%s: not valid JSON: %s (line %d)", name, err.text,
                           err.line);
