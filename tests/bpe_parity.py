@@ -205,14 +205,17 @@ def check_vocab(vdir, name, nfc, cases, cases_path, tool, t2, tmp):
                                                            "; ".join(problems)))
         print("%s from %s: %d texts, %d failed" % (name, kind, len(cases),
                                                    failed - failed_before))
+    stories = os.path.join(ASSETS, "data", "tinystories", "tinystories_val_slice.txt")
+    print("%s: encoding the TinyStories slice (not a check): %s" % (
+        name, run([tool, "time", "json", sources[0][1], stories]).decode().strip()))
     f_cli, n_cli = check_cli(t2, name, vdir, gguf, cases, ref, tmp)
     return failed + f_cli, checks + n_cli
 
 
 def check_cli(t2, name, vdir, gguf, cases, ref, tmp):
     """`t2 tokenize` with -f (bytes exact), --tokenizer and -m, --special, --bos."""
-    picks = [i for i, c in enumerate(cases) if c.endswith(b"\n") and b"<|" in c][:3]
-    picks += [i for i, c in enumerate(cases) if c.endswith(b"\n\n")][:2] + [0, len(cases) - 1]
+    picks = [i for i, c in enumerate(cases) if c.endswith(b"\n") and b"<|" in c][:1]
+    picks += [i for i, c in enumerate(cases) if c.endswith(b"\n\n")][:1]
     failed = 0
     for i in picks:
         path = os.path.join(tmp, "text.txt")
