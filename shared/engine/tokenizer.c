@@ -798,6 +798,8 @@ int t2_tok_from_bpe(t2_tokenizer **out, t2_bpe *b) {
     return 0;
 }
 
+int t2_tok_is_byte_level(const t2_tokenizer *t) { return t && t->bpe; }
+
 int t2_tok_eot(const t2_tokenizer *t) {
     if (!t) return -1;
     return t->bpe ? t2_bpe_eot(t->bpe) : t->eos;

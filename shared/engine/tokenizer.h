@@ -90,6 +90,9 @@ int t2_tok_write_gguf(const t2_tokenizer *t, t2_gguf_writer *w);
 int t2_tok_encode_ex(const t2_tokenizer *t, const char *text, size_t len, unsigned flags,
                      int *tokens, int max_tokens, int *n_tokens);
 
+/* 1 for the byte-level BPE kind, 0 for the SentencePiece-style one. */
+int t2_tok_is_byte_level(const t2_tokenizer *t);
+
 /* End-of-turn id (tokenizer.ggml.eot_token_id, or a known end-of-turn piece such as <|eot_id|>
  * or <|im_end|>), else EOS, else -1. For the SentencePiece kind: EOS. */
 int t2_tok_eot(const t2_tokenizer *t);
