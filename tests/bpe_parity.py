@@ -9,7 +9,8 @@ tokenizer.json itself, and a GGUF that T2 writes from it with t2_tok_hf_write_gg
 more than 5,000 texts (TinyStories, GSM8K, MBPP, ARC, code, whitespace runs, digits, CJK,
 emoji, combining marks, special-token spellings, invalid UTF-8):
   - ids: T2 with T2_TOK_PARSE_SPECIAL equals the reference (which always parses special
-    tokens). The reference is JavaScript, whose strings cannot hold invalid UTF-8: it sees the
+    tokens), except for texts with U+0085 or U+FEFF, where JavaScript's \s differs from the
+    White_Space property of Hugging Face's regex engine and T2 (see JS_SPACE_DIFF). The reference is JavaScript, whose strings cannot hold invalid UTF-8: it sees the
     text decoded by TextDecoder (each maximal invalid subpart -> U+FFFD), and T2 encodes those
     same replaced bytes for this comparison;
   - round trip: T2's decode(encode(x)) == x on the original bytes, invalid UTF-8 included
@@ -81,6 +82,7 @@ PIECES = ["Hello", " world", "It's", "I'M", "YOU'RE", "we'Ve", "they'LL", "'d", 
           "x\u0327\u0301",
           "def f(x):\n    return x**2\n", "if (a && b) { c++; }\n", "#include <stdio.h>",
           "    ", "\t", "\n", "\r\n", "\n\n\n", "  \n  ", " \t \n", "\u00a0", "\u3000", "\u2003",
+          "\u0085", "\ufeff", "\u180e", "\u2028", "\u200b",
           "!!!", "...", "—", "«»", "$", "@user", "https://x.org/a?b=c", "'", "\"", "<", ">"]
 INVALID = [b"\xff", b"\xfe\xfe", b"\xc3", b"\xc3(", b"\xe2\x82", b"\xe2\x82(", b"\xf0\x9f\x98",
            b"\xed\xa0\x80", b"\xc0\xaf", b"\xe0\x80\xaf", b"\xf4\x90\x80\x80", b"\x80", b"\xbf\x80",
@@ -108,6 +110,17 @@ def synthetic_cases(rng):
         out.append(bytes(rng.randrange(256) for _ in range(rng.randint(1, 24))))
     out += [p.encode() for p in PIECES + SPECIALS] + INVALID + [b" " * 40, b"\n" * 9, b"9" * 50]
     return out
+
+
+# The reference's regex is JavaScript's, whose \s is not the White_Space property that Hugging
+# Face's tokenizers (Oniguruma) and T2 use: it has U+FEFF and lacks U+0085. Texts with either
+# are left out of the id comparison (still round-tripped); the count is printed.
+JS_SPACE_DIFF = ("\u0085", "\ufeff")
+
+
+def js_space_differs(lossy_hex):
+    text = bytes.fromhex(lossy_hex).decode("utf-8")  # valid: it comes from a JS string
+    return any(c in text for c in JS_SPACE_DIFF)
 
 
 def expected_round_trip(x, nfc):
@@ -190,7 +203,7 @@ def check_vocab(vdir, name, nfc, cases, cases_path, tool, t2, tmp):
             _, dec_special, dec_plain, n_control = orig[i].split("\t")
             want = expected_round_trip(x, nfc).hex()
             problems = []
-            if ids != ref[i][1]:
+            if ids != ref[i][1] and not js_space_differs(ref[i][0]):
                 problems.append("ids differ: T2 [%s] reference [%s]" % (ids[:300], ref[i][1][:300]))
             if dec_special != want:
                 problems.append("decode(encode(x, special)) != x")
@@ -203,8 +216,9 @@ def check_vocab(vdir, name, nfc, cases, cases_path, tool, t2, tmp):
                 if failed - failed_before <= 5:
                     print("FAIL %s (%s) text %d %r: %s" % (name, kind, i, x[:120],
                                                            "; ".join(problems)))
-        print("%s from %s: %d texts, %d failed" % (name, kind, len(cases),
-                                                   failed - failed_before))
+        print("%s from %s: %d texts, %d failed (%d with U+0085/U+FEFF: ids not compared)"
+              % (name, kind, len(cases), failed - failed_before,
+                 sum(js_space_differs(r[0]) for r in ref)))
     stories = os.path.join(ASSETS, "data", "tinystories", "tinystories_val_slice.txt")
     print("%s: encoding the TinyStories slice (not a check): %s" % (
         name, run([tool, "time", "json", sources[0][1], stories]).decode().strip()))

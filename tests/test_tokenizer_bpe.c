@@ -127,6 +127,12 @@ static void test_merges_and_splits(void) {
     /* "a   wo": \s+(?!\S) leaves the last space to " wo": "a", "  ", " wo". */
     int spaces[] = {'a', ID_2SP, ID_SP_W, 'o'};
     expect(t, "a   wo", 0, spaces, 4);
+    /* \s is the White_Space property (as in Oniguruma, which Hugging Face uses): U+0085 is a
+     * space, so "  \u0085" is one run; U+FEFF is not, so it starts " \ufeff". */
+    int nel[] = {ID_2SP, 0xC2, 0x85, 'w', 'o'};
+    expect(t, "  \xc2\x85wo", 0, nel, 5);
+    int bom[] = {' ', ' ', 0xEF, 0xBB, 0xBF, 'w', 'o'};
+    expect(t, "  \xef\xbb\xbfwo", 0, bom, 7);
     int trailing[] = {'a', ID_2SP, ' '};
     expect(t, "a   ", 0, trailing, 3);
     /* \p{N}{1,3}: "1234" is "123" + "4", so 3 and 4 never merge. */
