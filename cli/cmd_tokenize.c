@@ -7,6 +7,7 @@
 #include "engine/gguf.h"
 #include "engine/model.h"
 #include "engine/tokenizer.h"
+#include "engine/unicode.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -25,7 +26,8 @@ static const char tokenize_help[] =
     "  -f FILE           read the text from FILE\n"
     "  --bos             prepend BOS (none unless asked); --eos appends EOS\n"
     "  --special         parse special-token spellings (<|im_start|>) in the text as tokens\n"
-    "  --pieces          print each token's piece (C-escaped) after its id, one per line\n"
+    "  --pieces          print each token's id and piece (bytes that are not whole UTF-8\n"
+    "                    characters, and control bytes, as \\xNN), one token per line\n"
     "  --lines           one id per line instead of spaces\n";
 
 /* The tokenizer from -m (GGUF metadata, or a llama2.c model with -z) or --tokenizer. */
@@ -50,13 +52,17 @@ static int load_tokenizer(t2_tokenizer **tok, const char *model, const char *zpa
     return rc;
 }
 
-/* A piece with non-printable bytes as \xNN, backslash as \\. */
+/* A piece with control bytes and bytes that are not part of a whole UTF-8 character (a
+ * byte-level piece may hold part of one) as \xNN, backslash as \\. */
 static void print_piece(const char *p, size_t n) {
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)p[i];
-        if (c == '\\') fputs("\\\\", stdout);
-        else if (c < 0x20 || c == 0x7f) printf("\\x%02x", c);
+        int k = c >= 0x80 ? t2_uni_valid_len((const unsigned char *)p + i, n - i) : 1;
+        if (c >= 0x80 && k > 0) fwrite(p + i, 1, (size_t)k, stdout);
+        else if (c == '\\') fputs("\\\\", stdout);
+        else if (c < 0x20 || c >= 0x7f) printf("\\x%02x", c);
         else putchar(c);
+        i += k > 0 ? (size_t)k : 1;
     }
 }
 

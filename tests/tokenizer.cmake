@@ -15,3 +15,4 @@ add_executable(bpe_encode ${CMAKE_CURRENT_SOURCE_DIR}/bpe_encode.c)
 target_link_libraries(bpe_encode PRIVATE t2)
 t2_add_script_test(bpe_parity parity /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/bpe_parity.py
                    $<TARGET_FILE:bpe_encode>)
+t2_add_script_test(tokenize_cli unit bash ${CMAKE_CURRENT_SOURCE_DIR}/tokenize_cli.sh)
