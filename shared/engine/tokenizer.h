@@ -38,7 +38,8 @@ int t2_tok_load_llama2c(t2_tokenizer **out, const char *path, int vocab_size);
 /* Same from a buffer (used by the fuzzer). */
 int t2_tok_load_llama2c_mem(t2_tokenizer **out, const void *buf, size_t size, int vocab_size,
                             const char *name);
-/* From GGUF metadata: tokenizer.ggml.model must be "llama"; tokenizer.ggml.tokens (strings),
+/* From GGUF metadata: tokenizer.ggml.model "llama" (or "gpt2": the byte-level kind, see the
+ * end of this header); tokenizer.ggml.tokens (strings),
  * tokenizer.ggml.scores (f32, optional: 0), tokenizer.ggml.token_type (i32, optional),
  * tokenizer.ggml.bos_token_id / eos_token_id (optional: 1 / 2). */
 int t2_tok_load_gguf(t2_tokenizer **out, const t2_gguf *g);
@@ -56,7 +57,8 @@ int t2_tok_type(const t2_tokenizer *t, int token);
 
 /* Encode text (NUL-terminated). Writes at most max_tokens ids to tokens and the count to
  * *n_tokens. Returns 0, or T2_ERANGE if more than max_tokens would be needed (the message
- * says how many; nothing is written and *n_tokens is 0). strlen(text) + 3 is always enough.
+ * says how many; nothing is written and *n_tokens is 0). strlen(text) + 3 is always enough
+ * (but see t2_tok_encode_ex for vocabularies that NFC-normalize).
  * Thread-safe (no shared mutable state). */
 int t2_tok_encode(const t2_tokenizer *t, const char *text, int bos, int eos, int *tokens,
                   int max_tokens, int *n_tokens);
