@@ -19,6 +19,7 @@ int t2_cmd_decompose(int argc, char **argv);
 int t2_cmd_expert(int argc, char **argv);
 int t2_cmd_submit(int argc, char **argv);
 int t2_cmd_keygen(int argc, char **argv);
+int t2_cmd_tokenize(int argc, char **argv);
 int t2_cmd_svf(int argc, char **argv);
 
 /* Option values, validated: on a bad value they print "t2 CMD: OPT: 'VAL' is not ..." and

@@ -6,7 +6,7 @@
  * (tokenizer.json, when present) and the eos ids of generation_config.json; write the GGUF.
  */
 #include "convert_hf.h"
-#include "hf_tok.h"
+#include "engine/tokenizer.h"
 
 #include "base/t2_err.h"
 #include "engine/gguf.h"

@@ -29,6 +29,7 @@ static const struct {
     {"adapt", t2_cmd_adapt, "few-shot task profile: CEM search of expert mixing weights (MPI)"},
     {"svf", t2_cmd_svf, "train an SVF expert (or a LoRA) on a task family by REINFORCE"},
     {"train", t2_cmd_train, "train a model's weights on a text file (data-parallel with mpirun)"},
+    {"tokenize", t2_cmd_tokenize, "print the token ids of a text (either tokenizer kind)"},
     {"logits", t2_cmd_logits, "write the logits of a token sequence (for parity tests)"},
     {"submit", t2_cmd_submit, "send prompts to a running deployment (router, workers)"},
     {"keygen", t2_cmd_keygen, "CurveZMQ key pairs for a secured deployment"},

@@ -3,7 +3,9 @@
 #   build:  cmake, a C compiler, ZeroMQ, protobuf-c (+ protoc-c), Open MPI, OpenBLAS + LAPACKE,
 #           libconfig, jansson, libmicrohttpd (t2-gateway)
 #   tests:  clang (libFuzzer), Debian's python3 with torch, sentencepiece, zmq and protobuf
-#           (independent references and clients)
+#           (independent references and clients); node + npm and the npm packages of
+#           tests/node (the byte-level BPE reference, @lenml/tokenizers, pinned by its
+#           package-lock.json)
 set -eu
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -16,8 +18,9 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     libopenblas-dev liblapacke-dev \
     libconfig-dev libjansson-dev libmicrohttpd-dev \
     python3 python3-numpy python3-torch python3-sentencepiece python3-zmq python3-protobuf
-# the official OpenAI SDK for tests/gateway_sdk.py, from npm's registry (pinned by its
-# package-lock.json); without node/npm that test skips
-if command -v npm > /dev/null 2>&1; then
-    (cd "$(dirname "$0")/../tests/node-gateway" && npm ci --no-audit --no-fund --silent)
-fi
+# node/npm: Debian's unless a node is already installed (another packaging of it would conflict);
+# then the pinned npm packages of the tests (package-lock.json): @lenml/tokenizers for the
+# tokenizer parity test, the official OpenAI SDK for tests/gateway_sdk.py
+command -v npm > /dev/null || $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+npm ci --prefix "$(dirname "$0")/../tests/node" --no-audit --no-fund --silent
+npm ci --prefix "$(dirname "$0")/../tests/node-gateway" --no-audit --no-fund --silent

@@ -27,6 +27,7 @@
 
 #include "base/hash.h"
 #include "base/t2_err.h"
+#include "engine/tokenizer_bpe.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -66,6 +67,7 @@ struct t2_tokenizer {
     int32_t *table;      /* hash table of ids, -1 = empty */
     uint32_t table_mask;
     char byte_str[512];  /* byte b decodes to byte_str + 2 * b (NUL-terminated) */
+    t2_bpe *bpe;         /* the byte-level BPE kind (tokenizer_bpe.c); NULL for this one */
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -169,6 +171,7 @@ static int tok_finish(t2_tokenizer *t, int have_types) {
 void t2_tok_destroy(t2_tokenizer **tp) {
     if (!tp || !*tp) return;
     t2_tokenizer *t = *tp;
+    t2_bpe_destroy(&t->bpe);
     free(t->text);
     free(t->off);
     free(t->len);
@@ -410,10 +413,15 @@ int t2_tok_load_gguf(t2_tokenizer **out, const t2_gguf *g) {
     if (t2_gguf_find_key(g, K_MODEL) < 0)
         return t2_err_set(T2_ENOTFOUND, "%s: no tokenizer (%s is missing)", path, K_MODEL);
     if ((rc = t2_gguf_get_str(g, K_MODEL, &s, &slen)) < 0) return rc;
+    if (slen == 4 && memcmp(s, "gpt2", 4) == 0) {
+        t2_bpe *b;
+        if ((rc = t2_bpe_load_gguf(&b, g)) < 0) return rc;
+        return t2_tok_from_bpe(out, b);
+    }
     if (slen != 5 || memcmp(s, "llama", 5) != 0)
         return t2_err_set(T2_EUNSUPPORTED,
-                          "%s: tokenizer model '%.*s' is not supported (only 'llama')", path,
-                          (int)(slen > 64 ? 64 : slen), s);
+                          "%s: tokenizer model '%.*s' is not supported (only 'llama', 'gpt2')",
+                          path, (int)(slen > 64 ? 64 : slen), s);
 
     if (t2_gguf_find_key(g, K_TOKENS) < 0)
         return t2_err_set(T2_ENOTFOUND, "%s: %s is missing", path, K_TOKENS);
@@ -496,6 +504,7 @@ int t2_tok_write_gguf(const t2_tokenizer *t, t2_gguf_writer *w) {
     int rc;
 
     if (!t || !w) return t2_err_set(T2_EINVAL, "tokenizer: nothing to write");
+    if (t->bpe) return t2_bpe_write_gguf(t->bpe, w);
     size_t n = (size_t)t->n_vocab, total = 0;
     for (size_t i = 0; i < n; i++) total += 3 * (size_t)t->len[i]; /* ' ' -> 3 bytes */
     strs = malloc(n * sizeof *strs);
@@ -547,6 +556,7 @@ int t2_tok_unk(const t2_tokenizer *t) { return t ? t->unk : -1; }
 
 int t2_tok_type(const t2_tokenizer *t, int token) {
     if (!t || token < 0 || token >= t->n_vocab) return 0;
+    if (t->bpe) return t2_bpe_type(t->bpe, token);
     return t->type[token];
 }
 
@@ -555,12 +565,13 @@ const char *t2_tok_piece(const t2_tokenizer *t, int token, size_t *len) {
         if (len) *len = 0;
         return "";
     }
+    if (t->bpe) return t2_bpe_piece(t->bpe, token, len);
     if (len) *len = t->len[token];
     return t->text + t->off[token];
 }
 
 float t2_tok_score(const t2_tokenizer *t, int token) {
-    if (!t || token < 0 || token >= t->n_vocab) return 0.0f;
+    if (!t || token < 0 || token >= t->n_vocab || t->bpe) return 0.0f;
     return t->score[token];
 }
 
@@ -569,6 +580,7 @@ const char *t2_tok_decode(const t2_tokenizer *t, int prev, int token, size_t *le
         if (len) *len = 0;
         return "";
     }
+    if (t->bpe) return t2_bpe_piece(t->bpe, token, len);
     const char *p = t->text + t->off[token];
     size_t n = t->len[token];
     if (prev == t->bos && n > 0 && p[0] == ' ') {
@@ -675,17 +687,13 @@ static int utf8_len(const unsigned char *s, size_t n) {
     return 0;
 }
 
-int t2_tok_encode(const t2_tokenizer *t, const char *text, int bos, int eos, int *tokens,
-                  int max_tokens, int *n_tokens) {
+static int sp_encode(const t2_tokenizer *t, const char *text, size_t tlen, int bos, int eos,
+                     int *tokens, int max_tokens, int *n_tokens) {
     char *buf = NULL;
     sym_t *s = NULL;
     pair_t *heap = NULL;
     int rc = 0, n_sym = 0, n_heap = 0;
 
-    if (n_tokens) *n_tokens = 0;
-    if (!t || !text || !n_tokens || (max_tokens > 0 && !tokens))
-        return t2_err_set(T2_EINVAL, "tokenizer: encode: invalid argument");
-    size_t tlen = strlen(text);
     if (tlen > (size_t)INT_MAX / 4)
         return t2_err_set(T2_ERANGE, "tokenizer: text of %zu bytes is too long to encode", tlen);
 
@@ -757,3 +765,48 @@ cleanup:
     free(heap);
     return rc;
 }
+
+int t2_tok_encode_ex(const t2_tokenizer *t, const char *text, size_t len, unsigned flags,
+                     int *tokens, int max_tokens, int *n_tokens) {
+    if (n_tokens) *n_tokens = 0;
+    if (!t || (!text && len) || !n_tokens || (max_tokens > 0 && !tokens))
+        return t2_err_set(T2_EINVAL, "tokenizer: encode: invalid argument");
+    if (!text) text = "";
+    if (t->bpe) return t2_bpe_encode(t->bpe, text, len, flags, tokens, max_tokens, n_tokens);
+    return sp_encode(t, text, len, (flags & T2_TOK_ADD_BOS) != 0, (flags & T2_TOK_ADD_EOS) != 0,
+                     tokens, max_tokens, n_tokens);
+}
+
+int t2_tok_encode(const t2_tokenizer *t, const char *text, int bos, int eos, int *tokens,
+                  int max_tokens, int *n_tokens) {
+    if (n_tokens) *n_tokens = 0;
+    if (!text) return t2_err_set(T2_EINVAL, "tokenizer: encode: invalid argument");
+    unsigned flags = (bos ? T2_TOK_ADD_BOS : 0u) | (eos ? T2_TOK_ADD_EOS : 0u);
+    return t2_tok_encode_ex(t, text, strlen(text), flags, tokens, max_tokens, n_tokens);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The byte-level BPE kind                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+int t2_tok_from_bpe(t2_tokenizer **out, t2_bpe *b) {
+    t2_tokenizer *t = calloc(1, sizeof *t);
+    *out = NULL;
+    if (!t) {
+        t2_bpe_destroy(&b);
+        return t2_err_set(T2_ENOMEM, "tokenizer: out of memory");
+    }
+    t->bpe = b;
+    t2_bpe_ids(b, &t->n_vocab, &t->bos, &t->eos, &t->unk);
+    *out = t;
+    return 0;
+}
+
+int t2_tok_is_byte_level(const t2_tokenizer *t) { return t && t->bpe; }
+
+int t2_tok_eot(const t2_tokenizer *t) {
+    if (!t) return -1;
+    return t->bpe ? t2_bpe_eot(t->bpe) : t->eos;
+}
+
+int t2_tok_add_bos(const t2_tokenizer *t) { return t && (!t->bpe || t2_bpe_add_bos(t->bpe)); }
