@@ -15,4 +15,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     libopenmpi-dev openmpi-bin \
     libopenblas-dev liblapacke-dev \
     libconfig-dev libjansson-dev \
-    python3 python3-numpy python3-torch python3-sentencepiece python3-zmq python3-protobuf
+    python3 python3-numpy python3-torch python3-sentencepiece python3-zmq python3-protobuf \
+    python3-jinja2

@@ -723,7 +723,8 @@ static cj_val f_length(cj_render *R, const cj_val *in) {
 
 static cj_val f_first_last(cj_render *R, const cj_val *in, int last) {
     cj_list *items = cj_iterate(R, in);
-    if (!items->n) return (cj_val){.t = CV_UNDEF};
+    if (!items->n)
+        return cj_undef(R, "No %s item, sequence was empty.", last ? "last" : "first");
     return items->v[last ? items->n - 1 : 0];
 }
 
@@ -777,8 +778,9 @@ static cj_val f_collect(cj_render *R, int id, const cj_val *in, const args *a) {
     out.u.l->n = n;
     const cj_val *rev = arg(a, 0, "reverse");
     if (id == F_SORT && rev && cj_truthy(rev)) return f_reverse(R, &out);
-    if (id == F_MIN || id == F_MAX) return n ? out.u.l->v[id == F_MIN ? 0 : n - 1]
-                                             : (cj_val){.t = CV_UNDEF};
+    if (id == F_MIN || id == F_MAX)
+        return n ? out.u.l->v[id == F_MIN ? 0 : n - 1]
+                 : cj_undef(R, "No aggregated item, sequence was empty.");
     return out;
 }
 

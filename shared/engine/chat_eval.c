@@ -10,6 +10,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,27 @@ void cj_count_iter(cj_render *R, long long n) {
                      R->max_iters);
 }
 
+cj_val cj_undef(cj_render *R, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return (cj_val){.t = CV_UNDEF, .hint = cj_strndup(R->c, msg, strlen(msg))};
+}
+
+const char *cj_undef_msg(const cj_val *v) { return v->hint ? v->hint : "value is undefined"; }
+
+const char *cj_obj_repr(const cj_val *v) {
+    static const char *const names[] = {"Undefined object", "None", "bool object", "int object",
+                                        "float object", "str object", "list object",
+                                        "dict object", "jinja2.utils.Namespace object",
+                                        "jinja2.runtime.LoopContext object", "function object",
+                                        "builtin_function_or_method object", "Macro object"};
+    if (v->t == CV_LIST && v->tuple) return "tuple object";
+    return names[v->t];
+}
+
 /* ---- dicts and frames ------------------------------------------------------------------- */
 
 const cj_val *cj_dict_get(const cj_dict *d, const char *key, size_t n) {
@@ -128,7 +150,8 @@ cj_val cj_lookup(cj_render *R, const char *name) {
         const cj_val *v = cj_dict_get(&f->vars, name, n);
         if (v) return *v;
     }
-    return cj_global(R, name);
+    cj_val g = cj_global(R, name);
+    return g.t == CV_UNDEF ? cj_undef(R, "'%s' is undefined", name) : g;
 }
 
 /* ---- Python semantics -------------------------------------------------------------------- */
@@ -188,6 +211,8 @@ int cj_equal(const cj_val *a, const cj_val *b) {
 }
 
 int cj_compare(cj_render *R, const cj_val *a, const cj_val *b, const char *op) {
+    if (a->t == CV_UNDEF || b->t == CV_UNDEF)
+        cj_fail(R->c, "%s", cj_undef_msg(a->t == CV_UNDEF ? a : b));
     if (is_num(a) && is_num(b)) {
         if (a->t != CV_FLOAT && b->t != CV_FLOAT) return (a->u.i > b->u.i) - (a->u.i < b->u.i);
         return (num(a) > num(b)) - (num(a) < num(b));
@@ -304,7 +329,9 @@ cj_val cj_as_str(cj_render *R, const cj_val *v) {
 
 /* ---- attribute and item access, iteration ------------------------------------------------ */
 
-static cj_val undef(void) { return (cj_val){.t = CV_UNDEF}; }
+static cj_val no_attr(cj_render *R, const cj_val *obj, const char *name) {
+    return cj_undef(R, "'%s' has no attribute '%s'", cj_obj_repr(obj), name);
+}
 
 static cj_val loop_attr(cj_render *R, const cj_loop *L, const char *name) {
     long long i = L->index0, n = L->length;
@@ -317,27 +344,33 @@ static cj_val loop_attr(cj_render *R, const cj_loop *L, const char *name) {
     if (!strcmp(name, "length")) return cj_int(n);
     if (!strcmp(name, "depth")) return cj_int(1);
     if (!strcmp(name, "depth0")) return cj_int(0);
-    if (!strcmp(name, "previtem")) return i > 0 ? L->items->v[i - 1] : undef();
-    if (!strcmp(name, "nextitem")) return i + 1 < n ? L->items->v[i + 1] : undef();
+    if (!strcmp(name, "previtem"))
+        return i > 0 ? L->items->v[i - 1] : cj_undef(R, "there is no previous item");
+    if (!strcmp(name, "nextitem"))
+        return i + 1 < n ? L->items->v[i + 1] : cj_undef(R, "there is no next item");
     if (!strcmp(name, "cycle")) cj_fail(R->c, "loop.cycle is not supported");
-    return undef();
+    cj_val obj = {.t = CV_LOOP};
+    return no_attr(R, &obj, name);
 }
 
 cj_val cj_getattr(cj_render *R, const cj_val *obj, const char *name) {
     switch (obj->t) {
-    case CV_UNDEF: cj_fail(R->c, "undefined value has no attribute '%s'", name);
+    case CV_UNDEF: cj_fail(R->c, "%s", cj_undef_msg(obj));
     case CV_LOOP: return loop_attr(R, obj->u.loop, name);
     case CV_NS: {
         const cj_val *v = cj_dict_get(obj->u.d, name, strlen(name));
-        return v ? *v : undef();
+        return v ? *v : no_attr(R, obj, name);
     }
     case CV_DICT: {
         cj_val m = cj_method(R, obj, name);
         if (m.t != CV_UNDEF) return m;
         const cj_val *v = cj_dict_get(obj->u.d, name, strlen(name));
-        return v ? *v : undef();
+        return v ? *v : no_attr(R, obj, name);
     }
-    default: return cj_method(R, obj, name);
+    default: {
+        cj_val m = cj_method(R, obj, name);
+        return m.t != CV_UNDEF ? m : no_attr(R, obj, name);
+    }
     }
 }
 
@@ -358,25 +391,29 @@ static size_t cp_offset(const char *s, size_t n, size_t k) {
 }
 
 cj_val cj_getitem(cj_render *R, const cj_val *obj, const cj_val *key) {
-    if (obj->t == CV_UNDEF) cj_fail(R->c, "undefined value is not subscriptable");
+    if (obj->t == CV_UNDEF) cj_fail(R->c, "%s", cj_undef_msg(obj));
     if ((obj->t == CV_DICT || obj->t == CV_NS)) {
         for (size_t i = 0; i < obj->u.d->n; i++)
             if (cj_equal(&obj->u.d->k[i], key)) return obj->u.d->v[i];
     } else if ((obj->t == CV_LIST || obj->t == CV_STR) && (key->t == CV_INT || key->t == CV_BOOL)) {
         if (obj->t == CV_LIST) {
             long long i = norm_index(key->u.i, (long long)obj->u.l->n);
-            return i < 0 ? undef() : obj->u.l->v[i];
+            return i < 0 ? cj_undef(R, "%s has no element %lld", cj_obj_repr(obj), key->u.i)
+                         : obj->u.l->v[i];
         }
         size_t n = cj_utf8_len(obj->u.s.s, obj->u.s.n);
         long long i = norm_index(key->u.i, (long long)n);
-        if (i < 0) return undef();
+        if (i < 0) return cj_undef(R, "str object has no element %lld", key->u.i);
         size_t a = cp_offset(obj->u.s.s, obj->u.s.n, (size_t)i);
         uint32_t cp;
         size_t k = cj_utf8_next(obj->u.s.s + a, obj->u.s.n - a, &cp);
         return cj_str(obj->u.s.s + a, k);
     }
     if (key->t == CV_STR && obj->t != CV_DICT) return cj_getattr(R, obj, key->u.s.s);
-    return undef();
+    if (key->t == CV_STR) return no_attr(R, obj, key->u.s.s);
+    cj_buf b = {0};
+    cj_to_str(R, &b, key, 1);
+    return cj_undef(R, "%s has no element %s", cj_obj_repr(obj), b.s ? b.s : "");
 }
 
 /* obj[start:stop:step] on a list or a string (by code point), Python's rules. */
@@ -535,7 +572,7 @@ static const char *const op_names[] = {"+", "-", "*", "/", "//", "%", "**", "~",
 
 static cj_val arith(cj_render *R, int op, const cj_val *a, const cj_val *b) {
     if (a->t == CV_UNDEF || b->t == CV_UNDEF)
-        cj_fail(R->c, "undefined value in '%s'", op_names[op]);
+        cj_fail(R->c, "%s", cj_undef_msg(a->t == CV_UNDEF ? a : b));
     int ints = (a->t == CV_INT || a->t == CV_BOOL) && (b->t == CV_INT || b->t == CV_BOOL);
     if (is_num(a) && is_num(b)) {
         double x = num(a), y = num(b);
@@ -618,10 +655,7 @@ static cj_val call(cj_render *R, const cj_node *nd) {
     switch (fn.t) {
     case CV_FUNC: case CV_METHOD: return cj_call_builtin(R, &fn, args, nd->kw, nd->n_args);
     case CV_MACRO: return cj_call_macro(R, fn.u.macro, args, nd->kw, nd->n_args);
-    case CV_UNDEF:
-        if (nd->a->k == CN_NAME) cj_fail(R->c, "'%s' is undefined", nd->a->name);
-        if (nd->a->k == CN_ATTR) cj_fail(R->c, "no method or function '%s'", nd->a->name);
-        cj_fail(R->c, "undefined value is not callable");
+    case CV_UNDEF: cj_fail(R->c, "%s", cj_undef_msg(&fn));
     default: cj_fail(R->c, "'%s' object is not callable", cj_type_name(&fn));
     }
 }
@@ -699,7 +733,9 @@ static cj_val eval(cj_render *R, const cj_node *nd) {
     case CN_OR: v = eval(R, nd->a); if (!cj_truthy(&v)) v = eval(R, nd->b); break;
     case CN_COND:
         x = eval(R, nd->a);
-        v = cj_truthy(&x) ? eval(R, nd->b) : nd->c ? eval(R, nd->c) : undef();
+        v = cj_truthy(&x) ? eval(R, nd->b) : nd->c ? eval(R, nd->c)
+          : cj_undef(R, "the inline if-expression on line %d evaluated to false and no else "
+                     "section was defined.", nd->line);
         break;
     case CN_LIST: case CN_TUPLE: case CN_DICT: v = collection(R, nd); break;
     default: cj_fail(R->c, "internal error: statement in an expression");
@@ -823,7 +859,7 @@ cj_val cj_call_macro(cj_render *R, const cj_node *m, cj_val *args, const char **
                                     m->name, m->n_names);
     R->frame = f;
     for (int p = 0; p < m->n_names; p++) {
-        cj_val v = {.t = CV_UNDEF};
+        cj_val v = cj_undef(R, "parameter '%s' was not provided", m->names[p]);
         int found = p < n_pos;
         if (found) v = args[p];
         for (int k = n_pos; k < n && !found; k++)

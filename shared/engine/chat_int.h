@@ -58,6 +58,7 @@ typedef struct cj_node cj_node;
 typedef struct cj_val {
     cj_type t;
     int tuple;        /* CV_LIST: printed as (a, b) */
+    const char *hint; /* CV_UNDEF: why it is undefined (NULL: unknown) */
     union {
         long long i;  /* BOOL, INT */
         double f;     /* FLOAT */
@@ -186,6 +187,11 @@ cj_val cj_int(long long i);
 cj_val cj_bool(int b);
 cj_val cj_list_of(cj_render *R, size_t n); /* n zeroed (undefined) items to fill */
 const char *cj_type_name(const cj_val *v);
+/* An undefined value that remembers why (Jinja's hint: "'x' is undefined", "'dict object' has
+ * no attribute 'y'", ...); cj_undef_msg gives it back for the error when it is used. */
+cj_val cj_undef(cj_render *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *cj_undef_msg(const cj_val *v);
+const char *cj_obj_repr(const cj_val *v); /* "dict object", "None", ... (Jinja's wording) */
 int cj_truthy(const cj_val *v);
 int cj_equal(const cj_val *a, const cj_val *b);
 int cj_compare(cj_render *R, const cj_val *a, const cj_val *b, const char *op); /* <0, 0, >0 */
