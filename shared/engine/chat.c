@@ -56,6 +56,8 @@ void cj_arena_free(cj_arena *a) {
         a->head = next;
     }
     a->used = 0;
+    free(a->out);
+    a->out = NULL;
 }
 
 static _Noreturn void vfail(cj_ctx *c, int code, const char *fmt, va_list ap) {
@@ -316,13 +318,12 @@ static int render(const t2_chat_template *t, const json_t *conv, const t2_chat_m
         return c.code;
     }
     render_body(&R, t, conv, msgs, n_msgs, o);
-    *out = malloc(R.out_n + 1);
-    if (!*out) {
+    if (!arena.out && !(arena.out = calloc(1, 1))) {
         cj_arena_free(&arena);
         return t2_err_set(T2_ENOMEM, "out of memory");
     }
-    if (R.out_n) memcpy(*out, R.out, R.out_n);
-    (*out)[R.out_n] = 0;
+    *out = arena.out; /* the output buffer changes hands */
+    arena.out = NULL;
     if (out_len) *out_len = R.out_n;
     cj_arena_free(&arena);
     return 0;

@@ -752,9 +752,9 @@ static void emit(cj_render *R, const char *s, size_t n) {
     if (R->out_n + n + 1 > R->out_cap) {
         size_t cap = R->out_cap ? R->out_cap : 4096;
         while (cap < R->out_n + n + 1) cap *= 2;
-        char *o = cj_alloc(R->c, cap);
-        if (R->out_n) memcpy(o, R->out, R->out_n);
-        R->out = o;
+        char *o = realloc(R->c->arena->out, cap);
+        if (!o) cj_fail_code(R->c, T2_ENOMEM, "out of memory");
+        R->c->arena->out = R->out = o;
         R->out_cap = cap;
     }
     memcpy(R->out + R->out_n, s, n);
@@ -810,9 +810,10 @@ static cj_list *loop_items(cj_render *R, const cj_node *nd) {
     cj_val kept = cj_list_of(R, items->n);
     size_t n = 0;
     cj_frame *saved = R->frame;
+    R->frame = cj_frame_new(R, saved);
     for (size_t i = 0; i < items->n; i++) {
         cj_count_iter(R, 1);
-        R->frame = cj_frame_new(R, saved);
+        R->frame->vars.n = 0;
         assign(R, R->frame, nd->names, nd->n_names, &items->v[i]);
         cj_val keep = eval(R, nd->d);
         if (cj_truthy(&keep)) kept.u.l->v[n++] = items->v[i];
@@ -836,15 +837,16 @@ static void exec_for(cj_render *R, const cj_node *nd) {
     cj_loop *L = cj_alloc(R->c, sizeof *L);
     L->items = items;
     L->length = (long long)items->n;
+    /* one frame for the loop, emptied at each iteration: values are copied out of frames, so
+     * nothing refers to its arrays, and a long loop allocates nothing per iteration */
+    R->frame = cj_frame_new(R, saved);
     for (size_t i = 0; i < items->n; i++) {
         cj_count_iter(R, 1);
-        R->frame = cj_frame_new(R, saved);
-        cj_loop *li = cj_alloc(R->c, sizeof *li); /* each iteration's own, in case it is kept */
-        *li = *L;
-        li->index0 = (long long)i;
+        R->frame->vars.n = 0;
+        L->index0 = (long long)i;
         R->c->line = nd->line;
         assign(R, R->frame, nd->names, nd->n_names, &items->v[i]);
-        cj_define(R, R->frame, "loop", (cj_val){.t = CV_LOOP, .u.loop = li});
+        cj_define(R, R->frame, "loop", (cj_val){.t = CV_LOOP, .u.loop = L});
         cj_exec(R, nd->b);
     }
     R->frame = saved;

@@ -19,6 +19,7 @@ typedef struct cj_chunk cj_chunk;
 typedef struct cj_arena {
     cj_chunk *head;
     size_t used, limit; /* bytes handed out so far, and the cap (error past it) */
+    char *out;          /* the rendering's output buffer (malloc'd, freed with the arena) */
 } cj_arena;
 
 /* ---- error context --------------------------------------------------------------------- */
@@ -164,7 +165,7 @@ typedef struct cj_frame cj_frame;
 
 typedef struct cj_render {
     cj_ctx *c;
-    char *out;          /* the output so far (arena), out_n bytes */
+    char *out;          /* the output so far (c->arena->out), out_n bytes */
     size_t out_n, out_cap, max_out;
     cj_frame *top;      /* the template's own frame (top-level set statements) */
     cj_frame *frame;    /* the innermost frame */
