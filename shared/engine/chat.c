@@ -88,6 +88,18 @@ struct t2_chat_template {
     char *name, *bos, *eos;
 };
 
+/* The parse, where errors longjmp back (c and t are the caller's, so they are reloaded). */
+static int parse_guarded(cj_ctx *c, t2_chat_template *t, const char *src, size_t len) {
+    jmp_buf jb;
+    c->jmp = &jb;
+    if (setjmp(jb)) return c->code;
+    cj_tok *toks;
+    size_t n_toks;
+    cj_lex(c, src, len, &toks, &n_toks);
+    t->body = cj_parse(c, toks, n_toks);
+    return 0;
+}
+
 int t2_chat_template_new(t2_chat_template **out, const char *src, size_t len, const char *name) {
     *out = NULL;
     if (!name) return t2_chat_template_new(out, src, len, "chat template");
@@ -100,18 +112,13 @@ int t2_chat_template_new(t2_chat_template **out, const char *src, size_t len, co
         return t2_err_set(T2_ENOMEM, "out of memory");
     }
     t->arena.limit = 64u * len + (1u << 20);
-    jmp_buf jb;
-    cj_ctx c = {.arena = &t->arena, .jmp = &jb, .line = 1};
-    if (setjmp(jb)) {
-        int code = c.code;
-        t2_err_prefix(code, "%s", name);
+    cj_ctx c = {.arena = &t->arena, .line = 1};
+    int rc = parse_guarded(&c, t, src, len);
+    if (rc < 0) {
+        t2_err_prefix(rc, "%s", name);
         t2_chat_template_destroy(&t);
-        return code;
+        return rc;
     }
-    cj_tok *toks;
-    size_t n_toks;
-    cj_lex(&c, src, len, &toks, &n_toks);
-    t->body = cj_parse(&c, toks, n_toks);
     *out = t;
     return 0;
 }
@@ -299,25 +306,33 @@ static void render_body(cj_render *R, const t2_chat_template *t, const json_t *c
     cj_exec(R, t->body);
 }
 
+static int render_guarded(cj_render *R, const t2_chat_template *t, const json_t *conv,
+                          const t2_chat_msg *msgs, int n_msgs, const t2_chat_opts *o) {
+    jmp_buf jb;
+    R->c->jmp = &jb;
+    if (setjmp(jb)) return R->c->code;
+    render_body(R, t, conv, msgs, n_msgs, o);
+    return 0;
+}
+
 static int render(const t2_chat_template *t, const json_t *conv, const t2_chat_msg *msgs,
                   int n_msgs, const t2_chat_opts *o, char **out, size_t *out_len) {
     *out = NULL;
     if (out_len) *out_len = 0;
     cj_arena arena = {.limit = o->max_memory ? o->max_memory : T2_CHAT_MAX_MEMORY};
-    jmp_buf jb;
-    cj_ctx c = {.arena = &arena, .jmp = &jb, .line = 1};
+    cj_ctx c = {.arena = &arena, .line = 1};
     cj_render R = {.c = &c,
                    .max_out = o->max_output ? o->max_output : T2_CHAT_MAX_OUTPUT,
                    .max_iters = o->max_iterations ? o->max_iterations : T2_CHAT_MAX_ITERATIONS,
                    .max_depth = T2_CHAT_MAX_DEPTH,
                    .year = o->year, .month = o->month, .day = o->day};
     if (!R.year) today(&R.year, &R.month, &R.day);
-    if (setjmp(jb)) {
-        t2_err_prefix(c.code, "%s", t->name);
+    int rc = render_guarded(&R, t, conv, msgs, n_msgs, o);
+    if (rc < 0) {
+        t2_err_prefix(rc, "%s", t->name);
         cj_arena_free(&arena);
-        return c.code;
+        return rc;
     }
-    render_body(&R, t, conv, msgs, n_msgs, o);
     if (!arena.out && !(arena.out = calloc(1, 1))) {
         cj_arena_free(&arena);
         return t2_err_set(T2_ENOMEM, "out of memory");
