@@ -139,8 +139,9 @@ static int load_template(const char *arg, const t2_model *m, t2_chat_template **
     const char *s;
     size_t n;
     if (!m || !m->gguf || t2_gguf_get_str(m->gguf, "tokenizer.chat_template", &s, &n) < 0)
-        return t2_err_set(T2_ENOTFOUND, "%s: no tokenizer.chat_template in the model; give "
-                          "--chat-template", m ? m->path : "?");
+        return t2_err_set(T2_ENOTFOUND, "%s: no tokenizer.chat_template in the model: name a "
+                          "template (a file, a tokenizer_config.json, or chatml, llama3, gemma, "
+                          "phi3)", m ? m->path : "?");
     return t2_chat_template_new(out, s, n, "tokenizer.chat_template");
 }
 
@@ -265,6 +266,8 @@ static int session_turn(chat_session *s, char **answer) {
     }
     out[len] = 0;
     printf("\n");
+    if (s->n_cached >= s->steps)
+        fprintf(stderr, "t2 chat: the context (-n %d tokens) is full\n", s->steps);
     *answer = out;
     return 0;
 }

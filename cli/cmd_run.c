@@ -33,6 +33,8 @@ static const char run_help[] =
     "  -s, --seed N           random seed (default: time)\n"
     "  -j, --threads N        threads (default: online CPUs)\n"
     "      --batch N          prompt tokens per forward batch (default 128)\n"
+    "      --chat[=TEMPLATE]  the prompt as one user message in the chat template (a file, a\n"
+    "                         tokenizer_config.json or a name; default: the GGUF's)\n"
     CLI_ADAPT_HELP
     "\nThe text goes to stdout; speed (prompt and generation tokens/s) to stderr.\n";
 
@@ -47,7 +49,8 @@ static void print_piece(const char *s, size_t n) {
 }
 
 int t2_cmd_run(int argc, char **argv) {
-    const char *cmd = "run", *model_path = NULL, *tok_path = NULL, *prompt = "";
+    const char *cmd = "run", *model_path = NULL, *tok_path = NULL, *prompt = "", *chat = NULL;
+    char *chat_text = NULL;
     int steps = 256, threads = t2_nproc(), batch = 128, rc = 1;
     float temp = 1.0f, top_p = 0.9f;
     uint64_t seed = (uint64_t)time(NULL);
@@ -57,6 +60,7 @@ int t2_cmd_run(int argc, char **argv) {
         {"temperature", required_argument, 0, 't'}, {"top-p", required_argument, 0, 'P'},
         {"seed", required_argument, 0, 's'},      {"threads", required_argument, 0, 'j'},
         {"batch", required_argument, 0, 'B'},     {"help", no_argument, 0, 'h'},
+        {"chat", optional_argument, 0, 'C'},
         CLI_ADAPT_OPTIONS,                        {0, 0, 0, 0}};
     cli_adapt ad = {.mode = T2_APPLY_MERGED};
     int c;
@@ -72,6 +76,7 @@ int t2_cmd_run(int argc, char **argv) {
         case 's': if (cli_u64(cmd, "-s", optarg, &seed)) return 2; break;
         case 'j': if (cli_int(cmd, "-j", optarg, 1, 256, &threads)) return 2; break;
         case 'B': if (cli_int(cmd, "--batch", optarg, 1, 4096, &batch)) return 2; break;
+        case 'C': chat = optarg ? optarg : ""; break;
         case 'h': fputs(run_help, stdout); return 0;
         default: {
             int r = cli_adapt_opt(&ad, cmd, c, optarg);
@@ -93,6 +98,11 @@ int t2_cmd_run(int argc, char **argv) {
         rc = cli_fail(cmd);
         goto out;
     }
+    if (chat && cli_chat_prompt(m, *chat ? chat : NULL, prompt, &chat_text) < 0) {
+        rc = cli_fail(cmd);
+        goto out;
+    }
+    if (chat_text) prompt = chat_text;
     if (steps > m->cfg.seq_len) steps = m->cfg.seq_len;
     size_t plen = strlen(prompt);
     int max_tokens = (int)(plen + 3 < (size_t)steps ? plen + 3 : (size_t)steps) + 3;
@@ -169,6 +179,7 @@ int t2_cmd_run(int argc, char **argv) {
             t2 - t1, n_gen / (t2 - t1 > 0 ? t2 - t1 : 1e-9));
     rc = 0;
 out:
+    free(chat_text);
     free(tokens);
     t2_state_destroy(&st);
     cli_adapt_free(&ad);
