@@ -418,7 +418,8 @@ cj_val cj_call_builtin(cj_render *R, const cj_val *fn, cj_val *argv, const char 
             for (size_t i = 0; i < argv[0].u.d->n; i++)
                 cj_dict_set(R, d.u.d, argv[0].u.d->k[i], argv[0].u.d->v[i]);
         }
-        for (int i = a.n_pos; i < n; i++) cj_dict_set(R, d.u.d, cj_str(kw[i], strlen(kw[i])), argv[i]);
+        for (int i = a.n_pos; i < n; i++)
+            cj_dict_set(R, d.u.d, cj_str(kw[i], strlen(kw[i])), argv[i]);
         return d;
     }
     }
@@ -426,7 +427,12 @@ cj_val cj_call_builtin(cj_render *R, const cj_val *fn, cj_val *argv, const char 
 
 /* ---- tests ----------------------------------------------------------------------------- */
 
-static int is_number(const cj_val *v) { return v->t == CV_BOOL || v->t == CV_INT || v->t == CV_FLOAT; }
+static int is_number(const cj_val *v) {
+    return v->t == CV_BOOL || v->t == CV_INT || v->t == CV_FLOAT;
+}
+static int is_container(const cj_val *v) {
+    return v->t == CV_UNDEF || v->t == CV_STR || v->t == CV_LIST || v->t == CV_DICT;
+}
 
 int cj_test(cj_render *R, int id, const cj_val *v, cj_val *argv, int n) {
     const cj_val *x = n > 0 ? &argv[0] : NULL;
@@ -445,8 +451,7 @@ int cj_test(cj_render *R, int id, const cj_val *v, cj_val *argv, int n) {
     case T_INTEGER: return v->t == CV_INT;
     case T_FLOAT: return v->t == CV_FLOAT;
     case T_MAPPING: return v->t == CV_DICT;
-    case T_ITERABLE: return v->t == CV_UNDEF || v->t == CV_STR || v->t == CV_LIST || v->t == CV_DICT;
-    case T_SEQUENCE: return v->t == CV_UNDEF || v->t == CV_STR || v->t == CV_LIST || v->t == CV_DICT;
+    case T_ITERABLE: case T_SEQUENCE: return is_container(v);
     case T_CALLABLE: return v->t == CV_FUNC || v->t == CV_METHOD || v->t == CV_MACRO;
     case T_EQUALTO: case T_EQ: case T_EQ2: return cj_equal(v, x);
     case T_NE: case T_NE2: return !cj_equal(v, x);

@@ -608,7 +608,8 @@ static cj_val arith(cj_render *R, int op, const cj_val *a, const cj_val *b) {
             return (cj_val){.t = CV_FLOAT, .u.f = pow(x, y)};
         }
     }
-    if (op == OP_ADD && a->t == b->t && (a->t == CV_STR || (a->t == CV_LIST && a->tuple == b->tuple)))
+    if (op == OP_ADD && a->t == b->t &&
+        (a->t == CV_STR || (a->t == CV_LIST && a->tuple == b->tuple)))
         return concat(R, a, b);
     if (op == OP_MUL && (a->t == CV_STR || a->t == CV_LIST) && (b->t == CV_INT || b->t == CV_BOOL))
         return repeat(R, a, b->u.i);
