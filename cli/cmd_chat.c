@@ -130,11 +130,32 @@ static int parse_args(int argc, char **argv, chat_args *a) {
     return 0;
 }
 
+/* bos_token / eos_token from the tokenizer's pieces (unless the template has its own). */
+static void tokens_from_tokenizer(t2_chat_template *t, const t2_tokenizer *tok) {
+    size_t n;
+    const char *bos = t2_tok_piece(tok, t2_tok_bos(tok), &n);
+    char b[256] = "", e[256] = "";
+    if (bos && n < sizeof b) memcpy(b, bos, n), b[n] = 0;
+    const char *eos = t2_tok_piece(tok, t2_tok_eos(tok), &n);
+    if (eos && n < sizeof e) memcpy(e, eos, n), e[n] = 0;
+    t2_chat_template_set_tokens(t, *t2_chat_template_bos(t) ? NULL : b,
+                                *t2_chat_template_eos(t) ? NULL : e);
+}
+
 /* The template: --chat-template (a file if one exists at that path, else a name), else the
- * GGUF's tokenizer.chat_template. */
-static int load_template(const char *arg, const t2_model *m, t2_chat_template **out) {
+ * GGUF's tokenizer.chat_template. Templates from a GGUF or a template file take bos_token /
+ * eos_token from `tok` when given (tokenizer_config.json and named templates have their own). */
+static int load_template(const char *arg, const t2_model *m, const t2_tokenizer *tok,
+                         t2_chat_template **out) {
     struct stat st;
-    if (arg && stat(arg, &st) == 0) return t2_chat_template_load(out, arg);
+    int rc;
+    if (arg && stat(arg, &st) == 0) {
+        size_t n = strlen(arg);
+        if ((rc = t2_chat_template_load(out, arg)) == 0 && tok &&
+            !(n >= 5 && !strcmp(arg + n - 5, ".json")))
+            tokens_from_tokenizer(*out, tok);
+        return rc;
+    }
     if (arg) return t2_chat_template_named(out, arg);
     const char *s;
     size_t n;
@@ -142,7 +163,9 @@ static int load_template(const char *arg, const t2_model *m, t2_chat_template **
         return t2_err_set(T2_ENOTFOUND, "%s: no tokenizer.chat_template in the model: name a "
                           "template (a file, a tokenizer_config.json, or chatml, llama3, gemma, "
                           "phi3)", m ? m->path : "?");
-    return t2_chat_template_new(out, s, n, "tokenizer.chat_template");
+    if ((rc = t2_chat_template_new(out, s, n, "tokenizer.chat_template")) == 0 && tok)
+        tokens_from_tokenizer(*out, tok);
+    return rc;
 }
 
 static int render_only(const chat_args *a, const t2_chat_template *t, const t2_chat_opts *o) {
@@ -276,7 +299,7 @@ static int chat_setup(chat_session *s, const chat_args *a) {
     int rc;
     if ((rc = t2_model_load(&s->m, a->model)) < 0) return rc;
     if ((rc = t2_model_load_tokenizer(&s->tok, s->m, a->tok)) < 0) return rc;
-    if ((rc = load_template(a->tmpl, s->m, &s->tmpl)) < 0) return rc;
+    if ((rc = load_template(a->tmpl, s->m, s->tok, &s->tmpl)) < 0) return rc;
     s->steps = a->steps < s->m->cfg.seq_len ? a->steps : s->m->cfg.seq_len;
     s->tokens = malloc((size_t)(s->steps + 4) * sizeof *s->tokens);
     s->cached = malloc((size_t)(s->steps + 4) * sizeof *s->cached);
@@ -320,14 +343,18 @@ int t2_cmd_chat(int argc, char **argv) {
                       .year = a.year, .month = a.month, .day = a.day};
     if (!a.render_only) return chat_loop(&a, &o);
     t2_model *m = NULL;
+    t2_tokenizer *tok = NULL;
     t2_chat_template *t = NULL;
-    if (a.model && !a.tmpl && t2_model_load(&m, a.model) < 0) return cli_fail("chat");
-    if (load_template(a.tmpl, m, &t) < 0) {
-        t2_model_destroy(&m);
-        return cli_fail("chat");
+    if (a.model && (t2_model_load(&m, a.model) < 0 ||
+                    t2_model_load_tokenizer(&tok, m, a.tok) < 0)) {
+        rc = cli_fail("chat");
+    } else if (load_template(a.tmpl, m, tok, &t) < 0) {
+        rc = cli_fail("chat");
+    } else {
+        rc = render_only(&a, t, &o);
     }
-    rc = render_only(&a, t, &o);
     t2_chat_template_destroy(&t);
+    t2_tok_destroy(&tok);
     t2_model_destroy(&m);
     return rc;
 }
@@ -335,7 +362,10 @@ int t2_cmd_chat(int argc, char **argv) {
 int cli_chat_prompt(const t2_model *m, const char *tmpl_arg, const char *prompt, char **out) {
     t2_chat_template *t = NULL;
     *out = NULL;
-    int rc = load_template(tmpl_arg, m, &t);
+    t2_tokenizer *tok = NULL; /* the model's bos/eos pieces, for templates without their own */
+    if (m->gguf && t2_model_load_tokenizer(&tok, m, NULL) < 0) t2_err_clear();
+    int rc = load_template(tmpl_arg, m, tok, &t);
+    t2_tok_destroy(&tok);
     if (rc < 0) return rc;
     t2_chat_msg msg = {"user", prompt};
     t2_chat_opts o = {.add_generation_prompt = 1};

@@ -75,4 +75,12 @@ if [ -f "$A/stories260K.bin" ] && [ -f "$A/tok512.bin" ]; then
 else
     echo "note: $A/stories260K.bin absent: model tests not run"
 fi
+if [ -f "$A/llama-2-tiny-random.gguf" ]; then
+    printf '%s' "{{ bos_token }}[{{ eos_token }}]{{ messages[0].content }}" > "$tmp/b.jinja"
+    expect_out "template file with -m GGUF: bos/eos from its tokenizer" "<s>[</s>]hi" \
+        "$T2" chat --render-only -m "$A/llama-2-tiny-random.gguf" --chat-template "$tmp/b.jinja" \
+        --user hi
+    expect_fail "GGUF without tokenizer.chat_template" "no tokenizer.chat_template" \
+        "$T2" chat --render-only -m "$A/llama-2-tiny-random.gguf" --user hi
+fi
 expect_end
