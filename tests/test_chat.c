@@ -79,6 +79,18 @@ static const char *const features[][2] = {
     {"{{ strftime_now('%d %b %Y') }} {{ range(3)|list }} {{ range(1, 7, 2)|list }} {{ (1, 2)"
      " }} {{ (1,) }} {{ 'x'|tojson }}",
      "01 Jan 2026 [0, 1, 2] [1, 3, 5] (1, 2) (1,) \"x\""},
+    {"{{ ['b','A','a','C']|sort }}{{ ['b','A','a','C']|sort(true) }}{{ ['b','A','a']|sort(ca"
+     "se_sensitive=true) }}{{ [3,1,2]|sort(reverse=true) }}",
+     "['A', 'a', 'b', 'C']['C', 'b', 'A', 'a']['A', 'a', 'b'][3, 2, 1]"},
+    {"{{ [{'n':'b','v':1},{'n':'a','v':2}]|sort(attribute='n')|map(attribute='v')|list }}{{ "
+     "['a','A','b']|unique|list }}{{ {'b':1,'A':2}|dictsort }}{{ {'b':1,'a':2}|dictsort(by='"
+     "value', reverse=true) }}{{ [3,1,2]|min }}{{ ['b','A']|max }}",
+     "[2, 1]['a', 'b'][('A', 2), ('b', 1)][('a', 2), ('b', 1)]1b"},
+    {"{% for m in [{'role':'user'},{'role':'assistant'}] %}{{ loop.previtem is defined }}{{ "
+     "loop.revindex }}{{ m.get('role') }}{{ m.content is defined }}{% endfor %}{{ 'Hello Wor"
+     "ld'|title }}{{ 'a-b c'|title }}{{ [1,2,3]|sum }}{{ '7'|int + 1 }}{{ ['x','y']|reverse|"
+     "join }}{{ 'abc'|reverse }}",
+     "False2userFalseTrue1assistantFalseHello WorldA-B C68yxcba"},
 };
 
 static void test_features(void) {

@@ -27,7 +27,8 @@
  * (namespace range dict raise_exception strftime_now).
  * Refused with "line N: ...": other tags (include, extends, block, call, filter, raw, break,
  * ...), unknown filters and tests (when parsing), unknown functions (when rendering).
- * Case mapping covers ASCII letters only; sort/unique compare case-sensitively.
+ * Case mapping (upper, lower, title, capitalize, and case-insensitive sort) covers ASCII
+ * letters only.
  *
  * Templates are untrusted: the source size, nesting, loop iterations, output size, memory and
  * call depth are bounded; exceeding a bound is T2_ERANGE with a message naming it.

@@ -754,35 +754,49 @@ static cj_val f_escape(cj_render *R, const cj_val *in) {
     return cj_buf_val(R, &b);
 }
 
-/* sort / dictsort / unique / min / max / sum over the items */
+/* The sort key of an item: its attribute (or dictsort's key / value), lower-cased when the
+ * comparison ignores case (Jinja's default). */
+static cj_val sort_key(cj_render *R, const cj_val *item, const cj_val *attr, int by_value,
+                       int dictsort, int case_sensitive) {
+    cj_val k = dictsort ? item->u.l->v[by_value] : attr ? attr_get(R, item, attr) : *item;
+    return k.t == CV_STR && !case_sensitive ? case_map(R, &k, 1) : k;
+}
+
+/* sort(reverse, case_sensitive, attribute), unique(case_sensitive, attribute),
+ * dictsort(case_sensitive, by, reverse), min / max(case_sensitive, attribute) */
 static cj_val f_collect(cj_render *R, int id, const cj_val *in, const args *a) {
-    const cj_val *attr = arg(a, -1, "attribute");
-    cj_val src = id == F_DICTSORT ? f_items(R, in) : *in;
+    int sort = id == F_SORT, ds = id == F_DICTSORT;
+    const cj_val *rev = arg(a, sort ? 0 : ds ? 2 : -1, "reverse");
+    const cj_val *cs = arg(a, sort ? 1 : 0, "case_sensitive");
+    const cj_val *attr = ds ? NULL : arg(a, sort ? 2 : 1, "attribute");
+    const cj_val *by = ds ? arg(a, 1, "by") : NULL;
+    int by_value = by && by->t == CV_STR && by->u.s.n == 5 && !memcmp(by->u.s.s, "value", 5);
+    int reverse = rev && cj_truthy(rev), case_sensitive = cs && cj_truthy(cs);
+    cj_val src = ds ? f_items(R, in) : *in;
     cj_list *items = cj_iterate(R, &src);
-    cj_val out = cj_list_of(R, items->n);
+    cj_val out = cj_list_of(R, items->n), keys = cj_list_of(R, items->n);
     size_t n = 0;
     for (size_t i = 0; i < items->n; i++) {
         cj_count_iter(R, (long long)n + 1);
-        cj_val key = attr ? attr_get(R, &items->v[i], attr) : items->v[i];
+        cj_val key = sort_key(R, &items->v[i], attr, by_value, ds, case_sensitive);
+        size_t j = n;
         if (id == F_UNIQUE) {
-            size_t j = 0;
-            while (j < n && !cj_equal(&out.u.l->v[j], &items->v[i])) j++;
-            if (j == n) out.u.l->v[n++] = items->v[i];
-            continue;
+            j = 0;
+            while (j < n && !cj_equal(&keys.u.l->v[j], &key)) j++;
+            if (j < n) continue;
+        } else { /* stable insertion, as Python's sorted(reverse=...) */
+            for (; j > 0; j--) {
+                int c = cj_compare(R, &keys.u.l->v[j - 1], &key, "<");
+                if (reverse ? c >= 0 : c <= 0) break;
+                keys.u.l->v[j] = keys.u.l->v[j - 1];
+                out.u.l->v[j] = out.u.l->v[j - 1];
+            }
         }
-        if (id == F_DICTSORT) key = items->v[i].u.l->v[0];
-        size_t j = n++;
-        for (; j > 0; j--) {
-            cj_val prev = out.u.l->v[j - 1];
-            cj_val pk = id == F_DICTSORT ? prev.u.l->v[0] : attr ? attr_get(R, &prev, attr) : prev;
-            if (cj_compare(R, &pk, &key, "<") <= 0) break;
-            out.u.l->v[j] = prev;
-        }
+        keys.u.l->v[j] = key;
         out.u.l->v[j] = items->v[i];
+        n++;
     }
     out.u.l->n = n;
-    const cj_val *rev = arg(a, 0, "reverse");
-    if (id == F_SORT && rev && cj_truthy(rev)) return f_reverse(R, &out);
     if (id == F_MIN || id == F_MAX)
         return n ? out.u.l->v[id == F_MIN ? 0 : n - 1]
                  : cj_undef(R, "No aggregated item, sequence was empty.");
@@ -893,8 +907,8 @@ cj_val cj_filter(cj_render *R, int id, const cj_val *in, cj_val *argv, const cha
         return f_sum(R, in, &a);
     }
     default: { /* unique, dictsort, sort, min, max */
-        static const char *const kws[] = {"attribute", "reverse", "case_sensitive", NULL};
-        max_args(&a, id == F_SORT ? 1 : 0, kws);
+        static const char *const kws[] = {"attribute", "reverse", "case_sensitive", "by", NULL};
+        max_args(&a, id == F_SORT || id == F_DICTSORT ? 3 : 2, kws);
         return f_collect(R, id, in, &a);
     }
     }
