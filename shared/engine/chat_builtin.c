@@ -144,10 +144,9 @@ static cj_val case_map(cj_render *R, const cj_val *s, int mode) {
         char ch = o[i];
         int letter = (ch | 32) >= 'a' && (ch | 32) <= 'z';
         int up = mode == 0 || (mode == 2 && i == 0) || (mode == 3 && !prev_letter) ||
-                 (mode == 4 && (i == 0 || strchr("-({[< \t\n\r\f\v", o[i - 1])));
+                 (mode == 4 && (i == 0 || (o[i - 1] && strchr("-({[< \t\n\r\f\v", o[i - 1]))));
         if (letter) o[i] = up ? (char)(ch & ~32) : (char)(ch | 32);
-        prev_letter = letter || (mode == 3 && ch == '\'');
-        if (mode == 3 && !letter && ch != '\'') prev_letter = (unsigned char)ch >= 0x80;
+        prev_letter = letter || (unsigned char)ch >= 0x80; /* non-ASCII: assumed cased */
     }
     return cj_str(o, s->u.s.n);
 }
