@@ -190,6 +190,12 @@ static const struct {
     {"{% set ns = namespace(s='xxxxxxxx') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}"
      "{% endfor %}", T2_ERANGE, "bytes of memory"},
     {"{{ 9223372036854775807 + 1 }}", T2_ERANGE, "integer overflow"},
+    {"{{ 12345678901234567890 }}", T2_EFORMAT, "integer 12345678901234567890 is too large"},
+    {"{{ 1111111111111111111111111111111111111111111111111111111111111111111111111111111111111111"
+     "1111111111111111111111111111111111111111111111111111111111111 }}", T2_EFORMAT,
+     "number too long"},
+    {"{{ '\\x4' }}", T2_EFORMAT, "truncated \\x escape"},
+    {"{{ '\\ud800' }}", T2_EFORMAT, "is not a character"},
 };
 
 static void test_bad_templates(void) {

@@ -222,7 +222,10 @@ static void lex_string(lexer *L, size_t *p) {
 static size_t digits(const lexer *L, size_t p, char *buf, size_t *bn, size_t cap) {
     while (p < L->n && (isdigit_c(L->s[p]) ||
                         (L->s[p] == '_' && p + 1 < L->n && isdigit_c(L->s[p + 1])))) {
-        if (L->s[p] != '_' && *bn + 1 < cap) buf[(*bn)++] = L->s[p];
+        if (L->s[p] != '_') {
+            if (*bn + 4 >= cap) cj_fail(L->c, "number too long");
+            buf[(*bn)++] = L->s[p];
+        }
         p++;
     }
     buf[*bn] = 0;
@@ -248,7 +251,6 @@ static void lex_number(lexer *L, size_t *p) {
             is_float = 1;
         }
     }
-    if (bn + 1 >= sizeof buf) cj_fail(L->c, "number too long");
     if (is_float) {
         cj_tok *t = push(L, CT_FLOAT, NULL, 0);
         t->f = strtod(buf, NULL);
