@@ -249,19 +249,23 @@ static cj_val from_json(cj_render *R, const json_t *j) {
         return cj_str(cj_strndup(R->c, json_string_value(j), n), n);
     }
     case JSON_ARRAY: {
+        cj_value_enter(R);
         cj_val l = cj_list_of(R, json_array_size(j));
         for (size_t i = 0; i < l.u.l->n; i++) l.u.l->v[i] = from_json(R, json_array_get(j, i));
+        cj_value_leave(R);
         return l;
     }
     default: {
+        cj_value_enter(R);
         cj_val d = {.t = CV_DICT};
         d.u.d = cj_alloc(R->c, sizeof *d.u.d);
         const char *k;
         json_t *v;
         json_object_foreach((json_t *)j, k, v) {
             size_t kn = strlen(k);
-            cj_dict_set(R, d.u.d, cj_str(cj_strndup(R->c, k, kn), kn), from_json(R, v));
+            cj_dict_append(R, d.u.d, cj_str(cj_strndup(R->c, k, kn), kn), from_json(R, v));
         }
+        cj_value_leave(R);
         return d;
     }
     }

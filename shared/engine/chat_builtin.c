@@ -315,7 +315,7 @@ static cj_val dict_method(cj_render *R, int id, const cj_val *obj, const args *a
         const cj_val *k = arg(a, 0, NULL), *dflt = arg(a, 1, NULL);
         if (!k) cj_fail(R->c, "get needs a key");
         for (size_t i = 0; i < d->n; i++)
-            if (cj_equal(&d->k[i], k)) return d->v[i];
+            if (cj_equal(R, &d->k[i], k)) return d->v[i];
         return dflt ? *dflt : (cj_val){.t = CV_NONE};
     }
     max_args(a, 0, NULL);
@@ -340,7 +340,7 @@ static cj_val list_method(cj_render *R, int id, const cj_val *obj, const args *a
     if (!x) cj_fail(R->c, "%s needs an argument", a->what);
     long long k = 0;
     for (size_t i = 0; i < obj->u.l->n; i++)
-        if (cj_equal(&obj->u.l->v[i], x)) {
+        if (cj_equal(R, &obj->u.l->v[i], x)) {
             if (id == M_INDEX) return cj_int((long long)i);
             k++;
         }
@@ -452,8 +452,8 @@ int cj_test(cj_render *R, int id, const cj_val *v, cj_val *argv, int n) {
     case T_MAPPING: return v->t == CV_DICT;
     case T_ITERABLE: case T_SEQUENCE: return is_container(v);
     case T_CALLABLE: return v->t == CV_FUNC || v->t == CV_METHOD || v->t == CV_MACRO;
-    case T_EQUALTO: case T_EQ: case T_EQ2: return cj_equal(v, x);
-    case T_NE: case T_NE2: return !cj_equal(v, x);
+    case T_EQUALTO: case T_EQ: case T_EQ2: return cj_equal(R, v, x);
+    case T_NE: case T_NE2: return !cj_equal(R, v, x);
     case T_LT: case T_LT2: return cj_compare(R, v, x, "<") < 0;
     case T_LE: case T_LE2: return cj_compare(R, v, x, "<=") <= 0;
     case T_GT: case T_GT2: return cj_compare(R, v, x, ">") > 0;
@@ -467,7 +467,7 @@ int cj_test(cj_render *R, int id, const cj_val *v, cj_val *argv, int n) {
             return 0;
         }
         for (size_t i = 0; i < items->n; i++)
-            if (cj_equal(v, &items->v[i])) return 1;
+            if (cj_equal(R, v, &items->v[i])) return 1;
         return 0;
     }
     case T_ODD: case T_EVEN: case T_DIVISIBLEBY: {
@@ -484,7 +484,7 @@ int cj_test(cj_render *R, int id, const cj_val *v, cj_val *argv, int n) {
         if (v->t == CV_BOOL) return v->u.i == x->u.i;
         if (v->t == CV_LIST) return v->u.l == x->u.l;
         if (v->t == CV_DICT || v->t == CV_NS) return v->u.d == x->u.d;
-        return cj_equal(v, x);
+        return cj_equal(R, v, x);
     case T_LOWER: case T_UPPER: {
         if (v->t != CV_STR) return 0;
         int cased = 0;
@@ -548,7 +548,9 @@ static void json_key(cj_render *R, cj_buf *b, const cj_val *k) {
 
 void cj_tojson(cj_render *R, cj_buf *b, const cj_val *v, const char *indent, const char *item_sep,
                const char *key_sep, int sort_keys, int level) {
-    if (level > 64) cj_fail_code(R->c, T2_ERANGE, "tojson: nested too deeply");
+    if (level > CJ_MAX_VALUE_DEPTH)
+        cj_fail_code(R->c, T2_ERANGE, "tojson: a value nested more than %d levels deep",
+                     CJ_MAX_VALUE_DEPTH);
     switch (v->t) {
     case CV_NONE: cj_buf_puts(R, b, "null"); return;
     case CV_BOOL: cj_buf_puts(R, b, v->u.i ? "true" : "false"); return;
@@ -781,7 +783,7 @@ static cj_val f_collect(cj_render *R, int id, const cj_val *in, const args *a) {
         size_t j = n;
         if (id == F_UNIQUE) {
             j = 0;
-            while (j < n && !cj_equal(&keys.u.l->v[j], &key)) j++;
+            while (j < n && !cj_equal(R, &keys.u.l->v[j], &key)) j++;
             if (j < n) continue;
         } else { /* stable insertion, as Python's sorted(reverse=...) */
             for (; j > 0; j--) {

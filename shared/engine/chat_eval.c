@@ -104,6 +104,12 @@ const char *cj_obj_repr(const cj_val *v) {
     return names[v->t];
 }
 
+void cj_value_enter(cj_render *R) {
+    if (++R->vdepth > CJ_MAX_VALUE_DEPTH)
+        cj_fail_code(R->c, T2_ERANGE, "a value nested more than %d levels deep",
+                     CJ_MAX_VALUE_DEPTH);
+}
+
 /* ---- dicts and frames ------------------------------------------------------------------- */
 
 const cj_val *cj_dict_get(const cj_dict *d, const char *key, size_t n) {
@@ -114,11 +120,16 @@ const cj_val *cj_dict_get(const cj_dict *d, const char *key, size_t n) {
 }
 
 void cj_dict_set(cj_render *R, cj_dict *d, cj_val k, cj_val v) {
+    cj_count_iter(R, (long long)(d->n / 16)); /* the linear search, for huge dicts */
     for (size_t i = 0; i < d->n; i++)
-        if (cj_equal(&d->k[i], &k)) {
+        if (cj_equal(R, &d->k[i], &k)) {
             d->v[i] = v;
             return;
         }
+    cj_dict_append(R, d, k, v);
+}
+
+void cj_dict_append(cj_render *R, cj_dict *d, cj_val k, cj_val v) {
     if (d->n == d->cap) {
         size_t cap = d->cap ? d->cap * 2 : 8;
         cj_val *nk = cj_alloc(R->c, cap * sizeof *nk), *nv = cj_alloc(R->c, cap * sizeof *nv);
@@ -180,7 +191,17 @@ int cj_truthy(const cj_val *v) {
 static int is_num(const cj_val *v) { return v->t == CV_BOOL || v->t == CV_INT || v->t == CV_FLOAT; }
 static double num(const cj_val *v) { return v->t == CV_FLOAT ? v->u.f : (double)v->u.i; }
 
-int cj_equal(const cj_val *a, const cj_val *b) {
+static int equal(cj_render *R, const cj_val *a, const cj_val *b);
+
+int cj_equal(cj_render *R, const cj_val *a, const cj_val *b) {
+    if (a->t != CV_LIST && a->t != CV_DICT) return equal(R, a, b);
+    cj_value_enter(R);
+    int r = equal(R, a, b);
+    cj_value_leave(R);
+    return r;
+}
+
+static int equal(cj_render *R, const cj_val *a, const cj_val *b) {
     if (is_num(a) && is_num(b)) {
         if (a->t != CV_FLOAT && b->t != CV_FLOAT) return a->u.i == b->u.i;
         return num(a) == num(b);
@@ -192,14 +213,14 @@ int cj_equal(const cj_val *a, const cj_val *b) {
     case CV_LIST:
         if (a->tuple != b->tuple || a->u.l->n != b->u.l->n) return 0;
         for (size_t i = 0; i < a->u.l->n; i++)
-            if (!cj_equal(&a->u.l->v[i], &b->u.l->v[i])) return 0;
+            if (!cj_equal(R, &a->u.l->v[i], &b->u.l->v[i])) return 0;
         return 1;
     case CV_DICT:
         if (a->u.d->n != b->u.d->n) return 0;
         for (size_t i = 0; i < a->u.d->n; i++) {
             size_t j = 0;
-            while (j < b->u.d->n && !cj_equal(&a->u.d->k[i], &b->u.d->k[j])) j++;
-            if (j == b->u.d->n || !cj_equal(&a->u.d->v[i], &b->u.d->v[j])) return 0;
+            while (j < b->u.d->n && !cj_equal(R, &a->u.d->k[i], &b->u.d->k[j])) j++;
+            if (j == b->u.d->n || !cj_equal(R, &a->u.d->v[i], &b->u.d->v[j])) return 0;
         }
         return 1;
     case CV_NS: return a->u.d == b->u.d;
@@ -224,9 +245,14 @@ int cj_compare(cj_render *R, const cj_val *a, const cj_val *b, const char *op) {
         return (a->u.s.n > b->u.s.n) - (a->u.s.n < b->u.s.n);
     }
     if (a->t == CV_LIST && b->t == CV_LIST && a->tuple == b->tuple) {
+        cj_value_enter(R);
         for (size_t i = 0; i < a->u.l->n && i < b->u.l->n; i++)
-            if (!cj_equal(&a->u.l->v[i], &b->u.l->v[i]))
-                return cj_compare(R, &a->u.l->v[i], &b->u.l->v[i], op);
+            if (!cj_equal(R, &a->u.l->v[i], &b->u.l->v[i])) {
+                int r = cj_compare(R, &a->u.l->v[i], &b->u.l->v[i], op);
+                cj_value_leave(R);
+                return r;
+            }
+        cj_value_leave(R);
         return (a->u.l->n > b->u.l->n) - (a->u.l->n < b->u.l->n);
     }
     cj_fail(R->c, "'%s' not supported between instances of '%s' and '%s'", op, cj_type_name(a),
@@ -299,14 +325,17 @@ void cj_to_str(cj_render *R, cj_buf *b, const cj_val *v, int repr) {
         else cj_buf_put(R, b, v->u.s.s, v->u.s.n);
         return;
     case CV_LIST:
+        cj_value_enter(R);
         cj_buf_puts(R, b, v->tuple ? "(" : "[");
         for (size_t i = 0; i < v->u.l->n; i++) {
             if (i) cj_buf_puts(R, b, ", ");
             cj_to_str(R, b, &v->u.l->v[i], 1);
         }
         cj_buf_puts(R, b, v->tuple ? (v->u.l->n == 1 ? ",)" : ")") : "]");
+        cj_value_leave(R);
         return;
     case CV_DICT: case CV_NS:
+        cj_value_enter(R);
         cj_buf_puts(R, b, v->t == CV_NS ? "<Namespace {" : "{");
         for (size_t i = 0; i < v->u.d->n; i++) {
             if (i) cj_buf_puts(R, b, ", ");
@@ -315,6 +344,7 @@ void cj_to_str(cj_render *R, cj_buf *b, const cj_val *v, int repr) {
             cj_to_str(R, b, &v->u.d->v[i], 1);
         }
         cj_buf_puts(R, b, v->t == CV_NS ? "}>" : "}");
+        cj_value_leave(R);
         return;
     default: cj_buf_puts(R, b, "<"); cj_buf_puts(R, b, cj_type_name(v)); cj_buf_puts(R, b, ">");
     }
@@ -394,7 +424,7 @@ cj_val cj_getitem(cj_render *R, const cj_val *obj, const cj_val *key) {
     if (obj->t == CV_UNDEF) cj_fail(R->c, "%s", cj_undef_msg(obj));
     if ((obj->t == CV_DICT || obj->t == CV_NS)) {
         for (size_t i = 0; i < obj->u.d->n; i++)
-            if (cj_equal(&obj->u.d->k[i], key)) return obj->u.d->v[i];
+            if (cj_equal(R, &obj->u.d->k[i], key)) return obj->u.d->v[i];
     } else if ((obj->t == CV_LIST || obj->t == CV_STR) && (key->t == CV_INT || key->t == CV_BOOL)) {
         if (obj->t == CV_LIST) {
             long long i = norm_index(key->u.i, (long long)obj->u.l->n);
@@ -557,11 +587,11 @@ static int contains(cj_render *R, const cj_val *item, const cj_val *seq) {
         return 0;
     case CV_LIST:
         for (size_t i = 0; i < seq->u.l->n; i++)
-            if (cj_equal(item, &seq->u.l->v[i])) return 1;
+            if (cj_equal(R, item, &seq->u.l->v[i])) return 1;
         return 0;
     case CV_DICT: case CV_NS:
         for (size_t i = 0; i < seq->u.d->n; i++)
-            if (cj_equal(item, &seq->u.d->k[i])) return 1;
+            if (cj_equal(R, item, &seq->u.d->k[i])) return 1;
         return 0;
     default: cj_fail(R->c, "argument of type '%s' is not iterable", cj_type_name(seq));
     }
@@ -630,8 +660,8 @@ static cj_val binary(cj_render *R, const cj_node *nd) {
         cj_to_str(R, &buf, &b, 0);
         return cj_buf_val(R, &buf);
     }
-    case OP_EQ: return cj_bool(cj_equal(&a, &b));
-    case OP_NE: return cj_bool(!cj_equal(&a, &b));
+    case OP_EQ: return cj_bool(cj_equal(R, &a, &b));
+    case OP_NE: return cj_bool(!cj_equal(R, &a, &b));
     case OP_LT: return cj_bool(cj_compare(R, &a, &b, "<") < 0);
     case OP_LE: return cj_bool(cj_compare(R, &a, &b, "<=") <= 0);
     case OP_GT: return cj_bool(cj_compare(R, &a, &b, ">") > 0);

@@ -171,6 +171,7 @@ typedef struct cj_render {
     cj_frame *frame;    /* the innermost frame */
     long long iters, max_iters;
     int depth, max_depth;
+    int vdepth;         /* nesting of the value being compared, printed or converted */
     int year, month, day; /* strftime_now's date */
 } cj_render;
 
@@ -194,7 +195,7 @@ cj_val cj_undef(cj_render *R, const char *fmt, ...) __attribute__((format(printf
 const char *cj_undef_msg(const cj_val *v);
 const char *cj_obj_repr(const cj_val *v); /* "dict object", "None", ... (Jinja's wording) */
 int cj_truthy(const cj_val *v);
-int cj_equal(const cj_val *a, const cj_val *b);
+int cj_equal(cj_render *R, const cj_val *a, const cj_val *b);
 int cj_compare(cj_render *R, const cj_val *a, const cj_val *b, const char *op); /* <0, 0, >0 */
 void cj_to_str(cj_render *R, cj_buf *b, const cj_val *v, int repr); /* str() or repr() */
 cj_val cj_as_str(cj_render *R, const cj_val *v);                     /* str() as a value */
@@ -203,7 +204,12 @@ cj_val cj_getitem(cj_render *R, const cj_val *obj, const cj_val *key);
 cj_list *cj_iterate(cj_render *R, const cj_val *v); /* items of a for loop / list() */
 size_t cj_utf8_len(const char *s, size_t n);          /* code points */
 void cj_count_iter(cj_render *R, long long n);      /* charge n steps to the loop budget */
+/* Enter / leave one level of a nested value (lists in lists...): fails past CJ_MAX_VALUE_DEPTH. */
+#define CJ_MAX_VALUE_DEPTH 500
+void cj_value_enter(cj_render *R);
+#define cj_value_leave(R) ((R)->vdepth--)
 void cj_dict_set(cj_render *R, cj_dict *d, cj_val k, cj_val v);
+void cj_dict_append(cj_render *R, cj_dict *d, cj_val k, cj_val v); /* k known to be new */
 const cj_val *cj_dict_get(const cj_dict *d, const char *key, size_t n);
 /* Render a template body; appends to R->out. */
 void cj_exec(cj_render *R, const cj_node *body);
