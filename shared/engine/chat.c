@@ -111,7 +111,7 @@ int t2_chat_template_new(t2_chat_template **out, const char *src, size_t len, co
         t2_chat_template_destroy(&t);
         return t2_err_set(T2_ENOMEM, "out of memory");
     }
-    t->arena.limit = 64u * len + (1u << 20);
+    t->arena.limit = 256u * len + (4u << 20); /* tokens and nodes: well under 256 a byte */
     cj_ctx c = {.arena = &t->arena, .line = 1};
     int rc = parse_guarded(&c, t, src, len);
     if (rc < 0) {

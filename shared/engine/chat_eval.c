@@ -916,6 +916,16 @@ cj_val cj_call_macro(cj_render *R, const cj_node *m, cj_val *args, const char **
     return v;
 }
 
+static void exec_if(cj_render *R, const cj_node *nd) {
+    for (;;) {
+        R->c->line = nd->line;
+        cj_val c = eval(R, nd->a);
+        if (cj_truthy(&c)) return cj_exec(R, nd->b);
+        if (!nd->c || nd->c->k != CN_IF || !nd->c->op) return cj_exec(R, nd->c);
+        nd = nd->c; /* elif */
+    }
+}
+
 void cj_exec(cj_render *R, const cj_node *body) {
     for (const cj_node *nd = body; nd; nd = nd->next) {
         R->c->line = nd->line;
@@ -926,12 +936,7 @@ void cj_exec(cj_render *R, const cj_node *body) {
             emit_val(R, &v);
             break;
         }
-        case CN_IF: {
-            cj_val c = eval(R, nd->a);
-            const cj_node *branch = cj_truthy(&c) ? nd->b : nd->c;
-            cj_exec(R, branch);
-            break;
-        }
+        case CN_IF: exec_if(R, nd); break;
         case CN_FOR: exec_for(R, nd); break;
         case CN_SET: case CN_SET_BLOCK: exec_set(R, nd); break;
         case CN_MACRO:

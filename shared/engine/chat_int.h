@@ -151,7 +151,7 @@ struct cj_node {
                                MACRO: parameter defaults (NULL if none) */
     const char **kw;        /* per argument: the keyword or NULL */
     int n_args;
-    int op;                 /* BIN: cj_binop; TEST: negated */
+    int op;                 /* BIN: cj_binop; TEST: negated; IF: 1 for an elif */
     int fn;                 /* FILTER / TEST: builtin id */
     cj_val v;               /* CONST */
 };

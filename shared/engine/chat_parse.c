@@ -500,24 +500,28 @@ static void parse_targets(parser *P, cj_node *nd) {
 
 static void end_tag(parser *P) { expect_type(P, CT_BLOCK_END, "end of statement block '%}'"); }
 
+/* if / elif / else: an elif is an IF node (op = 1) in the previous one's else branch, built
+ * in a loop so that a long chain costs no recursion. */
 static cj_node *parse_if(parser *P) {
-    cj_node *nd = node(P, CN_IF);
-    nd->a = parse_tuple(P, 0, 1);
-    end_tag(P);
     static const char *const ends[] = {"elif", "else", "endif", NULL};
+    static const char *const end_if[] = {"endif", NULL};
+    cj_node *head = node(P, CN_IF), *nd = head;
     const char *tag;
-    nd->b = parse_body(P, ends, &tag, nd->line);
-    if (!strcmp(tag, "elif")) {
-        nd->c = parse_if(P);
-        return nd;
+    for (;;) {
+        nd->a = parse_tuple(P, 0, 1);
+        end_tag(P);
+        nd->b = parse_body(P, ends, &tag, head->line);
+        if (strcmp(tag, "elif")) break;
+        nd->c = node(P, CN_IF);
+        nd = nd->c;
+        nd->op = 1;
     }
     if (!strcmp(tag, "else")) {
         end_tag(P);
-        static const char *const end_if[] = {"endif", NULL};
-        nd->c = parse_body(P, end_if, &tag, nd->line);
+        nd->c = parse_body(P, end_if, &tag, head->line);
     }
     end_tag(P);
-    return nd;
+    return head;
 }
 
 static cj_node *parse_for(parser *P) {
