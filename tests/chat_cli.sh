@@ -82,5 +82,24 @@ if [ -f "$A/llama-2-tiny-random.gguf" ]; then
         --user hi
     expect_fail "GGUF without tokenizer.chat_template" "no tokenizer.chat_template" \
         "$T2" chat --render-only -m "$A/llama-2-tiny-random.gguf" --user hi
+    # the same model with a tokenizer.chat_template: the template comes from the GGUF
+    tmpl="{{ bos_token }}{% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}"
+    if /usr/bin/python3 "$(dirname "$0")/gguf_set_str.py" "$A/llama-2-tiny-random.gguf" \
+        "$tmp/t.gguf" tokenizer.chat_template "$tmpl" 2> "$tmp/err"; then
+        expect_out "template from the GGUF" "<s>[INST] a [/INST][INST] b [/INST]" \
+            "$T2" chat --render-only -m "$tmp/t.gguf" --user a --user b
+        expect_out "--chat-template overrides the GGUF's" "<|im_start|>user${nl}a<|im_end|>${nl}" \
+            "$T2" chat --render-only -m "$tmp/t.gguf" --chat-template chatml --user a \
+            --no-generation-prompt
+        "$T2" run -m "$tmp/t.gguf" -p "Hi" --chat -n 24 -t 0 > "$tmp/out" 2> "$tmp/err"
+        if [ $? -eq 0 ] && grep -q '^\[INST\] Hi \[/INST\]' "$tmp/out"; then
+            echo "ok   run --chat with the GGUF's template"; pass=$((pass+1))
+        else
+            echo "FAIL run --chat with the GGUF's template"; cat "$tmp/out" "$tmp/err" | head -3
+            fail=$((fail+1))
+        fi
+    else
+        echo "note: could not add a chat template to the GGUF: $(cat "$tmp/err")"
+    fi
 fi
 expect_end
