@@ -91,6 +91,8 @@ static const char *const features[][2] = {
      "ld'|title }}{{ 'a-b c'|title }}{{ [1,2,3]|sum }}{{ '7'|int + 1 }}{{ ['x','y']|reverse|"
      "join }}{{ 'abc'|reverse }}",
      "False2userFalseTrue1assistantFalseHello WorldA-B C68yxcba"},
+    {"{% for x in 'abcde' %}{{ loop.cycle('odd', 'even') }}{{ x }} {% endfor %}",
+     "odda evenb oddc evend odde "},
 };
 
 static void test_features(void) {

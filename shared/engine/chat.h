@@ -15,7 +15,7 @@
  *   t2_chat_template_destroy(&t);
  *
  * Supported: {{ }}, {% if/elif/else %}, {% for x in y if c %} with loop.index/index0/first/
- * last/length/revindex/previtem/nextitem and {% else %}, {% set %} (names, unpacking,
+ * last/length/revindex/previtem/nextitem/cycle() and {% else %}, {% set %} (names, unpacking,
  * ns.attr, set blocks), {% macro %}, comments, whitespace control (- and +), literals (strings,
  * numbers, lists, dicts, tuples), . [] slicing, calls, filters (trim length count tojson upper
  * lower capitalize title default join string items list first last replace selectattr

@@ -44,12 +44,12 @@ static const char *const test_names[] = {
 enum {
     M_STRIP, M_LSTRIP, M_RSTRIP, M_SPLIT, M_STARTSWITH, M_ENDSWITH, M_UPPER, M_LOWER, M_TITLE,
     M_CAPITALIZE, M_REPLACE, M_FIND, M_COUNT, M_JOIN, M_ITEMS, M_KEYS, M_VALUES, M_GET,
-    M_INDEX, M_STR_LAST = M_JOIN,
+    M_INDEX, M_CYCLE, M_STR_LAST = M_JOIN,
 };
 static const char *const method_names[] = {
     "strip", "lstrip", "rstrip", "split", "startswith", "endswith", "upper", "lower", "title",
     "capitalize", "replace", "find", "count", "join", "items", "keys", "values", "get",
-    "index", NULL};
+    "index", "cycle", NULL};
 
 enum { G_RANGE = 100, G_NAMESPACE, G_RAISE, G_STRFTIME, G_DICT };
 
@@ -64,6 +64,7 @@ int cj_test_id(const char *name) { return find_name(test_names, name); }
 cj_val cj_method(cj_render *R, const cj_val *obj, const char *name) {
     int id = find_name(method_names, name);
     int ok = (obj->t == CV_STR && id >= 0 && id <= M_STR_LAST) ||
+             (obj->t == CV_LOOP && id == M_CYCLE) ||
              (obj->t == CV_DICT && id >= M_ITEMS && id <= M_GET) ||
              (obj->t == CV_LIST && (id == M_COUNT || id == M_INDEX));
     if (!ok) return (cj_val){.t = CV_UNDEF};
@@ -397,6 +398,10 @@ cj_val cj_call_builtin(cj_render *R, const cj_val *fn, cj_val *argv, const char 
         const cj_val *self = fn->self;
         if (self->t == CV_STR) return str_method(R, fn->u.fn, self, &a);
         if (self->t == CV_DICT) return dict_method(R, fn->u.fn, self, &a);
+        if (self->t == CV_LOOP) { /* loop.cycle(a, b, ...) */
+            if (a.n_pos == 0 || a.n != a.n_pos) cj_fail(R->c, "loop.cycle needs positional values");
+            return argv[self->u.loop->index0 % a.n_pos];
+        }
         return list_method(R, fn->u.fn, self, &a);
     }
     switch (fn->u.fn) {

@@ -378,8 +378,8 @@ static cj_val loop_attr(cj_render *R, const cj_loop *L, const char *name) {
         return i > 0 ? L->items->v[i - 1] : cj_undef(R, "there is no previous item");
     if (!strcmp(name, "nextitem"))
         return i + 1 < n ? L->items->v[i + 1] : cj_undef(R, "there is no next item");
-    if (!strcmp(name, "cycle")) cj_fail(R->c, "loop.cycle is not supported");
-    cj_val obj = {.t = CV_LOOP};
+    cj_val obj = {.t = CV_LOOP, .u.loop = (cj_loop *)L};
+    if (!strcmp(name, "cycle")) return cj_method(R, &obj, name);
     return no_attr(R, &obj, name);
 }
 
