@@ -93,6 +93,9 @@ static const char *const features[][2] = {
      "False2userFalseTrue1assistantFalseHello WorldA-B C68yxcba"},
     {"{% for x in 'abcde' %}{{ loop.cycle('odd', 'even') }}{{ x }} {% endfor %}",
      "odda evenb oddc evend odde "},
+    {"[{{ 'a\\nb\\n\\nc'|indent }}][{{ 'a\\nb\\n\\nc\\n'|indent(2, true) }}][{{ 'a\\nb\\n\\n"
+     "c'|indent('> ', blank=true) }}][{{ ''|indent }}][{{ 'a\\r\\nb\\u2028c'|indent(1) }}]",
+     "[a\n    b\n\n    c][  a\n  b\n\n  c\n][a\n> b\n> \n> c][][a\n b\n c]"},
 };
 
 static void test_features(void) {

@@ -20,7 +20,7 @@
  * numbers, lists, dicts, tuples), . [] slicing, calls, filters (trim length count tojson upper
  * lower capitalize title default join string items list first last replace selectattr
  * rejectattr select reject map reverse abs int float safe escape unique dictsort sort sum
- * min max), tests (defined undefined none boolean true false string number integer float
+ * min max indent), tests (defined undefined none boolean true false string number integer float
  * mapping iterable sequence callable equalto eq ne lt le gt ge in odd even divisibleby sameas
  * lower upper), str methods (strip lstrip rstrip split startswith endswith upper lower title
  * capitalize replace find count join), dict methods (items keys values get), globals

@@ -21,13 +21,13 @@ enum {
     F_TRIM, F_LENGTH, F_COUNT, F_TOJSON, F_UPPER, F_LOWER, F_CAPITALIZE, F_TITLE, F_DEFAULT,
     F_D, F_JOIN, F_STRING, F_ITEMS, F_LIST, F_FIRST, F_LAST, F_REPLACE, F_SELECTATTR,
     F_REJECTATTR, F_SELECT, F_REJECT, F_MAP, F_REVERSE, F_ABS, F_INT, F_FLOAT, F_SAFE,
-    F_ESCAPE, F_E, F_UNIQUE, F_DICTSORT, F_SORT, F_SUM, F_MIN, F_MAX,
+    F_ESCAPE, F_E, F_UNIQUE, F_DICTSORT, F_SORT, F_SUM, F_MIN, F_MAX, F_INDENT,
 };
 static const char *const filter_names[] = {
     "trim", "length", "count", "tojson", "upper", "lower", "capitalize", "title", "default",
     "d", "join", "string", "items", "list", "first", "last", "replace", "selectattr",
     "rejectattr", "select", "reject", "map", "reverse", "abs", "int", "float", "safe",
-    "escape", "e", "unique", "dictsort", "sort", "sum", "min", "max", NULL};
+    "escape", "e", "unique", "dictsort", "sort", "sum", "min", "max", "indent", NULL};
 
 enum {
     T_DEFINED, T_UNDEFINED, T_NONE, T_BOOLEAN, T_TRUE, T_FALSE, T_STRING, T_NUMBER, T_INTEGER,
@@ -828,6 +828,55 @@ static cj_val f_sum(cj_render *R, const cj_val *in, const args *a) {
     return acc;
 }
 
+/* Length of a line break (Python's str.splitlines) at s[i], 0 if none. */
+static size_t line_break(const char *s, size_t n, size_t i) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '\r') return i + 1 < n && s[i + 1] == '\n' ? 2 : 1;
+    if (c == '\n' || c == 0x0B || c == 0x0C || (c >= 0x1C && c <= 0x1E)) return 1;
+    uint32_t cp;
+    size_t k = cj_utf8_next(s + i, n - i, &cp);
+    return cp == 0x85 || cp == 0x2028 || cp == 0x2029 ? k : 0;
+}
+
+/* indent(width=4, first=False, blank=False), as Jinja 3.1 */
+static cj_val f_indent(cj_render *R, const cj_val *in, const args *a) {
+    static const char *const kws[] = {"width", "first", "blank", NULL};
+    max_args(a, 3, kws);
+    const cj_val *w = arg(a, 0, "width"), *first = arg(a, 1, "first"), *blank = arg(a, 2, "blank");
+    cj_val ind = w && w->t == CV_STR ? *w : cj_str("    ", 4);
+    if (w && w->t != CV_STR) {
+        long long k = int_arg(a, 0, "width", 4);
+        k = k < 0 ? 0 : k > 256 ? -1 : k;
+        if (k < 0) cj_fail(R->c, "indent: width larger than 256");
+        char *sp = cj_alloc(R->c, (size_t)k + 1);
+        memset(sp, ' ', (size_t)k);
+        ind = cj_str(sp, (size_t)k);
+    }
+    cj_val s = str_of(R, in);
+    cj_buf b = {0};
+    cj_buf_put(R, &b, "", 0);
+    if (first && cj_truthy(first)) cj_buf_put(R, &b, ind.u.s.s, ind.u.s.n);
+    size_t start = 0;
+    int line = 0;
+    for (size_t i = 0; i <= s.u.s.n;) { /* the text plus a final "\n", split into lines */
+        size_t k = i < s.u.s.n ? line_break(s.u.s.s, s.u.s.n, i) : 1;
+        if (!k) {
+            i++;
+            continue;
+        }
+        if (line) {
+            cj_buf_put(R, &b, "\n", 1);
+            if (i > start || (blank && cj_truthy(blank))) cj_buf_put(R, &b, ind.u.s.s, ind.u.s.n);
+        }
+        cj_buf_put(R, &b, s.u.s.s + start, i - start);
+        line++;
+        i += k;
+        start = i;
+        cj_count_iter(R, 1);
+    }
+    return cj_buf_val(R, &b);
+}
+
 static cj_val f_number(cj_render *R, const cj_val *in, const args *a, int to_int) {
     const cj_val *dflt = arg(a, 0, "default");
     cj_val d = dflt ? *dflt : to_int ? cj_int(0) : (cj_val){.t = CV_FLOAT, .u.f = 0};
@@ -907,6 +956,7 @@ cj_val cj_filter(cj_render *R, int id, const cj_val *in, cj_val *argv, const cha
         return f_number(R, in, &a, id == F_INT);
     }
     case F_ESCAPE: case F_E: max_args(&a, 0, NULL); return f_escape(R, in);
+    case F_INDENT: return f_indent(R, in, &a);
     case F_SUM: {
         static const char *const kws[] = {"attribute", "start", NULL};
         max_args(&a, 0, kws);
