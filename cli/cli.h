@@ -21,6 +21,14 @@ int t2_cmd_submit(int argc, char **argv);
 int t2_cmd_keygen(int argc, char **argv);
 int t2_cmd_tokenize(int argc, char **argv);
 int t2_cmd_svf(int argc, char **argv);
+int t2_cmd_chat(int argc, char **argv);
+
+/* `t2 run --chat`: the prompt as one user message rendered by the chat template (tmpl_arg:
+ * a file, a tokenizer_config.json or a name; NULL: the GGUF's tokenizer.chat_template), with
+ * the generation prompt and without a leading bos_token text. *out is malloc'd. */
+struct t2_model;
+int cli_chat_prompt(const struct t2_model *m, const char *tmpl_arg, const char *prompt,
+                    char **out);
 
 /* Option values, validated: on a bad value they print "t2 CMD: OPT: 'VAL' is not ..." and
  * return -1. */

@@ -32,11 +32,15 @@ static const char run_help[] =
     "  -s, --seed N           random seed (default: time)\n"
     "  -j, --threads N        threads (default: online CPUs)\n"
     "      --batch N          prompt tokens per forward batch (default 128)\n"
+    "      --chat[=TEMPLATE]  the prompt as one user message in the chat template (a file, a\n"
+    "                         tokenizer_config.json or a name; default: the GGUF's)\n"
     CLI_ADAPT_HELP
     "\nThe text goes to stdout; speed (prompt and generation tokens/s) to stderr.\n";
 
 typedef struct {
     const char *model_path, *tok_path, *prompt;
+    const char *chat; /* --chat[=TEMPLATE]: "" = the GGUF's template; NULL: no chat */
+    char *chat_text;  /* the rendered prompt (owned) */
     int steps, threads, batch;
     float temp, top_p;
     uint64_t seed;
@@ -59,7 +63,8 @@ static const struct option run_long_opts[] = {
     {"temperature", required_argument, 0, 't'}, {"top-p", required_argument, 0, 'P'},
     {"seed", required_argument, 0, 's'},      {"threads", required_argument, 0, 'j'},
     {"batch", required_argument, 0, 'B'},     {"help", no_argument, 0, 'h'},
-    CLI_ADAPT_OPTIONS,                        {0, 0, 0, 0}};
+    {"chat", optional_argument, 0, 'C'},      CLI_ADAPT_OPTIONS,
+    {0, 0, 0, 0}};
 
 /* The command line into o: -1 to go on, else the exit status (0 after --help, 2 after the
  * message). */
@@ -83,6 +88,7 @@ static int run_parse(int argc, char **argv, run_opts *o) {
             if (cli_int(cmd, "-j", optarg, 1, T2_POOL_MAX_THREADS, &o->threads)) return 2;
             break;
         case 'B': if (cli_int(cmd, "--batch", optarg, 1, 4096, &o->batch)) return 2; break;
+        case 'C': o->chat = optarg ? optarg : ""; break;
         case 'h': fputs(run_help, stdout); return 0;
         default: {
             int r = cli_adapt_opt(&o->ad, cmd, c, optarg);
@@ -102,12 +108,19 @@ static int run_setup(run_opts *o, run_state *r) {
     if ((rc = t2_model_load(&r->m, o->model_path)) < 0 ||
         (rc = t2_model_load_tokenizer(&r->tok, r->m, o->tok_path)) < 0)
         return rc;
+    /* --chat: the rendered conversation, whose special tokens (<|im_start|>, ...) are parsed */
+    if (o->chat && (rc = cli_chat_prompt(r->m, *o->chat ? o->chat : NULL, o->prompt,
+                                         &o->chat_text)) < 0)
+        return rc;
+    if (o->chat_text) o->prompt = o->chat_text;
     if (o->steps > r->m->cfg.seq_len) o->steps = r->m->cfg.seq_len;
     size_t plen = strlen(o->prompt);
     int max_tokens = (int)(plen + 3 < (size_t)o->steps ? plen + 3 : (size_t)o->steps) + 3;
     if (!(r->tokens = malloc((size_t)max_tokens * sizeof *r->tokens)))
         return t2_err_set(T2_ENOMEM, "out of memory");
-    if (t2_tok_encode(r->tok, o->prompt, 1, 0, r->tokens, max_tokens, &r->n_prompt) < 0)
+    const unsigned flags = T2_TOK_ADD_BOS | (o->chat ? T2_TOK_PARSE_SPECIAL : 0);
+    if (t2_tok_encode_ex(r->tok, o->prompt, plen, flags, r->tokens, max_tokens,
+                         &r->n_prompt) < 0)
         return t2_err_prefix(T2_ERANGE, "prompt does not fit in %d steps", o->steps);
     if (r->n_prompt > o->steps)
         return t2_err_set(T2_ERANGE, "the prompt is %d tokens, more than the %d steps (-n)",
@@ -144,7 +157,9 @@ static int run_generate(const run_opts *o, run_state *r) {
     /* as llama2.c: steps - n_prompt + 1 sampled tokens; the last one is printed, not run */
     for (int pos = r->n_prompt; pos <= o->steps; pos++) {
         int next = t2_sample(r->smp, t2_state_logits(r->st));
-        if (next == t2_tok_bos(r->tok) || next == t2_tok_eos(r->tok)) break;
+        if (next == t2_tok_bos(r->tok) || next == t2_tok_eos(r->tok) ||
+            next == t2_tok_eot(r->tok))
+            break;
         size_t n;
         const char *s = t2_tok_piece_text(r->tok, token, next, &n);
         fwrite(s, 1, n, stdout);
@@ -169,6 +184,7 @@ int t2_cmd_run(int argc, char **argv) {
     int rc = run_parse(argc, argv, &o);
     if (rc < 0) rc = run_setup(&o, &r) < 0 || run_generate(&o, &r) < 0 ? cli_fail("run") : 0;
     free(r.tokens);
+    free(o.chat_text);
     t2_state_destroy(&r.st);
     cli_adapt_free(&o.ad);
     t2_sampler_destroy(&r.smp);

@@ -19,6 +19,7 @@ static const struct {
     const char *help;
 } commands[] = {
     {"run", t2_cmd_run, "generate text from a prompt"},
+    {"chat", t2_cmd_chat, "chat with a model, or render its chat template (--render-only)"},
     {"perplexity", t2_cmd_perplexity, "perplexity of a model on a text file"},
     {"convert", t2_cmd_convert, "convert a llama2.c checkpoint (or a GGUF) to GGUF"},
     {"init", t2_cmd_init, "write a Llama GGUF with random weights of a given shape"},

@@ -17,7 +17,8 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     libopenmpi-dev openmpi-bin \
     libopenblas-dev liblapacke-dev \
     libconfig-dev libjansson-dev libmicrohttpd-dev \
-    python3 python3-numpy python3-torch python3-sentencepiece python3-zmq python3-protobuf
+    python3 python3-numpy python3-torch python3-sentencepiece python3-zmq python3-protobuf \
+    python3-jinja2
 # node/npm: Debian's unless a node is already installed (another packaging of it would conflict);
 # then the pinned npm packages of the tests (package-lock.json): @lenml/tokenizers for the
 # tokenizer parity test, the official OpenAI SDK for tests/gateway_sdk.py

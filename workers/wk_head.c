@@ -164,7 +164,7 @@ static void on_token(head *h, hslot *q, int token) {
         finish_cancelled(h, q);
         return;
     }
-    if (token == t2_tok_bos(h->tok) || token == t2_tok_eos(h->tok)) {
+    if (token == t2_tok_bos(h->tok) || token == t2_tok_eos(h->tok) || token == t2_tok_eot(h->tok)) {
         finish(h, q, T2__FINISH_REASON__FINISH_STOP);
         return;
     }

@@ -105,7 +105,7 @@ static int take_token(gen *g, slot *s) {
     const int prev = r->tokens[r->n_prompt + r->n_gen - 1];
     r->tokens[r->n_prompt + r->n_gen] = next;
     r->n_gen++;
-    if (next == t2_tok_bos(g->tok) || next == t2_tok_eos(g->tok)) {
+    if (next == t2_tok_bos(g->tok) || next == t2_tok_eos(g->tok) || next == t2_tok_eot(g->tok)) {
         finish(g, s, T2_GEN_STOP_EOS);
         return 0;
     }
