@@ -28,7 +28,7 @@ int t2_cmd_chat(int argc, char **argv);
  * the generation prompt and without a leading bos_token text. *out is malloc'd. */
 struct t2_model;
 int cli_chat_prompt(const struct t2_model *m, const char *tmpl_arg, const char *prompt,
-                    char **out);
+                    char **out, int *bos);
 
 /* Option values, validated: on a bad value they print "t2 CMD: OPT: 'VAL' is not ..." and
  * return -1. */

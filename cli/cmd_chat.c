@@ -131,17 +131,6 @@ static int parse_args(int argc, char **argv, chat_args *a) {
 }
 
 /* bos_token / eos_token from the tokenizer's pieces (unless the template has its own). */
-static void tokens_from_tokenizer(t2_chat_template *t, const t2_tokenizer *tok) {
-    size_t n;
-    const char *bos = t2_tok_piece(tok, t2_tok_bos(tok), &n);
-    char b[256] = "", e[256] = "";
-    if (bos && n < sizeof b) memcpy(b, bos, n), b[n] = 0;
-    const char *eos = t2_tok_piece(tok, t2_tok_eos(tok), &n);
-    if (eos && n < sizeof e) memcpy(e, eos, n), e[n] = 0;
-    t2_chat_template_set_tokens(t, *t2_chat_template_bos(t) ? NULL : b,
-                                *t2_chat_template_eos(t) ? NULL : e);
-}
-
 /* The template: --chat-template (a file if one exists at that path, else a name), else the
  * GGUF's tokenizer.chat_template. Templates from a GGUF or a template file take bos_token /
  * eos_token from `tok` when given (tokenizer_config.json and named templates have their own). */
@@ -153,19 +142,12 @@ static int load_template(const char *arg, const t2_model *m, const t2_tokenizer 
         size_t n = strlen(arg);
         if ((rc = t2_chat_template_load(out, arg)) == 0 && tok &&
             !(n >= 5 && !strcmp(arg + n - 5, ".json")))
-            tokens_from_tokenizer(*out, tok);
+            t2_chat_template_use_tokenizer(*out, tok);
         return rc;
     }
     if (arg) return t2_chat_template_named(out, arg);
-    const char *s;
-    size_t n;
-    if (!m || !m->gguf || t2_gguf_get_str(m->gguf, "tokenizer.chat_template", &s, &n) < 0)
-        return t2_err_set(T2_ENOTFOUND, "%s: no tokenizer.chat_template in the model: name a "
-                          "template (a file, a tokenizer_config.json, or chatml, llama3, gemma, "
-                          "phi3)", m ? m->path : "?");
-    if ((rc = t2_chat_template_new(out, s, n, "tokenizer.chat_template")) == 0 && tok)
-        tokens_from_tokenizer(*out, tok);
-    return rc;
+    if (!m) return t2_err_set(T2_EINVAL, "no template: give --chat-template or -m MODEL");
+    return t2_chat_template_from_model(out, m, tok);
 }
 
 static int render_only(const chat_args *a, const t2_chat_template *t, const t2_chat_opts *o) {
@@ -188,20 +170,6 @@ static int render_only(const chat_args *a, const t2_chat_template *t, const t2_c
 }
 
 /* ---- talking to a model ------------------------------------------------------------------ */
-
-/* Encode rendered chat text. The one place that turns template output into tokens: special
- * tokens written by the template (<|im_start|>, <|eot_id|>, ...) are parsed as such, and a
- * leading bos_token text becomes the BOS id (also for vocabularies whose BOS is not a special
- * token that the text parser knows). */
-static int chat_encode(const t2_tokenizer *tok, const t2_chat_template *t, const char *text,
-                       int *tokens, int max_tokens, int *n_tokens) {
-    const char *bos = t2_chat_template_bos(t);
-    size_t bn = strlen(bos);
-    int add_bos = bn && !strncmp(text, bos, bn);
-    const char *s = text + (add_bos ? bn : 0);
-    return t2_tok_encode_ex(tok, s, strlen(s), T2_TOK_PARSE_SPECIAL | (add_bos ? T2_TOK_ADD_BOS : 0),
-                            tokens, max_tokens, n_tokens);
-}
 
 typedef struct chat_session {
     t2_model *m;
@@ -252,7 +220,7 @@ static int session_turn(chat_session *s, char **answer) {
     int rc = t2_chat_render(s->tmpl, s->msgs, s->n_msgs, &s->o, &text, &tn);
     if (rc < 0) return rc;
     int n = 0;
-    rc = chat_encode(s->tok, s->tmpl, text, s->tokens, s->steps, &n);
+    rc = t2_chat_encode(s->tok, s->tmpl, text, tn, s->tokens, s->steps, &n);
     free(text);
     if (rc < 0 || n >= s->steps)
         return t2_err_set(T2_ERANGE, "the conversation no longer fits in %d tokens (-n)",
@@ -357,9 +325,11 @@ int t2_cmd_chat(int argc, char **argv) {
     return rc;
 }
 
-int cli_chat_prompt(const t2_model *m, const char *tmpl_arg, const char *prompt, char **out) {
+int cli_chat_prompt(const t2_model *m, const char *tmpl_arg, const char *prompt, char **out,
+                    int *bos) {
     t2_chat_template *t = NULL;
     *out = NULL;
+    *bos = 0;
     t2_tokenizer *tok = NULL; /* the model's bos/eos pieces, for templates without their own */
     if (m->gguf && t2_model_load_tokenizer(&tok, m, NULL) < 0) t2_err_clear();
     int rc = load_template(tmpl_arg, m, tok, &t);
@@ -370,10 +340,13 @@ int cli_chat_prompt(const t2_model *m, const char *tmpl_arg, const char *prompt,
     size_t n;
     char *text;
     if ((rc = t2_chat_render(t, &msg, 1, &o, &text, &n)) == 0) {
-        /* `t2 run` adds BOS itself: drop the template's own bos_token text */
-        const char *bos = t2_chat_template_bos(t);
-        size_t bn = strlen(bos);
-        if (bn && !strncmp(text, bos, bn)) memmove(text, text + bn, n - bn + 1);
+        /* a leading bos_token text becomes the BOS id (as t2_chat_encode does) */
+        const char *bt = t2_chat_template_bos(t);
+        size_t bn = strlen(bt);
+        if (bn && !strncmp(text, bt, bn)) {
+            memmove(text, text + bn, n - bn + 1);
+            *bos = 1;
+        }
         *out = text;
     }
     t2_chat_template_destroy(&t);

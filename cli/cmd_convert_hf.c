@@ -408,7 +408,7 @@ static int hf_build(hf_src *s, t2_model *m, int tied) {
 /* ------------------------------------------------------------------------------------------ */
 /* tokenizer and eos ids                                                                       */
 
-static int hf_tokenizer(const char *dir, t2_gguf_writer **w) {
+static int hf_tokenizer(const char *dir, t2_gguf_writer **w, int vocab) {
     char tj[4096], tc[4096];
     hf_path(tj, sizeof tj, dir, "tokenizer.json");
     hf_path(tc, sizeof tc, dir, "tokenizer_config.json");
@@ -416,7 +416,7 @@ static int hf_tokenizer(const char *dir, t2_gguf_writer **w) {
         hf_warn("%s: no tokenizer.json: the GGUF has no tokenizer", dir);
         return 0;
     }
-    if (t2_tok_hf_write_gguf(*w, tj, file_exists(tc) ? tc : NULL) == 0) return 1;
+    if (t2_tok_hf_write_gguf_vocab(*w, tj, file_exists(tc) ? tc : NULL, vocab) == 0) return 1;
     hf_warn("%s; the GGUF has no tokenizer", t2_err_msg());
     t2_gguf_writer_destroy(w); /* start over: no half-written tokenizer keys */
     int rc = t2_gguf_writer_new(w);
@@ -469,7 +469,7 @@ int cli_convert_hf(const char *dir, const char *out, const t2_dtype *type_opt, c
         (rc = hf_build(&src, m, tied)) < 0)
         goto out;
     if ((rc = t2_gguf_writer_new(&w)) < 0) goto out;
-    if ((rc = has_tok = hf_tokenizer(dir, &w)) < 0 || (rc = hf_eos(dir, w, c.vocab_size)) < 0)
+    if ((rc = has_tok = hf_tokenizer(dir, &w, c.vocab_size)) < 0 || (rc = hf_eos(dir, w, c.vocab_size)) < 0)
         goto out;
     if (!name) name = base && base[1] ? base + 1 : dir;
     t2_dtype type = type_opt ? *type_opt : m->token_embd.type;

@@ -109,8 +109,9 @@ static int run_setup(run_opts *o, run_state *r) {
         (rc = t2_model_load_tokenizer(&r->tok, r->m, o->tok_path)) < 0)
         return rc;
     /* --chat: the rendered conversation, whose special tokens (<|im_start|>, ...) are parsed */
+    int chat_bos = 0;
     if (o->chat && (rc = cli_chat_prompt(r->m, *o->chat ? o->chat : NULL, o->prompt,
-                                         &o->chat_text)) < 0)
+                                         &o->chat_text, &chat_bos)) < 0)
         return rc;
     if (o->chat_text) o->prompt = o->chat_text;
     if (o->steps > r->m->cfg.seq_len) o->steps = r->m->cfg.seq_len;
@@ -118,7 +119,9 @@ static int run_setup(run_opts *o, run_state *r) {
     int max_tokens = (int)(plen + 3 < (size_t)o->steps ? plen + 3 : (size_t)o->steps) + 3;
     if (!(r->tokens = malloc((size_t)max_tokens * sizeof *r->tokens)))
         return t2_err_set(T2_ENOMEM, "out of memory");
-    const unsigned flags = T2_TOK_ADD_BOS | (o->chat ? T2_TOK_PARSE_SPECIAL : 0);
+    /* a chat prompt gets BOS only where the template writes it, as t2_chat_encode does */
+    const unsigned flags = !o->chat ? T2_TOK_ADD_BOS
+                                    : T2_TOK_PARSE_SPECIAL | (chat_bos ? T2_TOK_ADD_BOS : 0);
     if (t2_tok_encode_ex(r->tok, o->prompt, plen, flags, r->tokens, max_tokens,
                          &r->n_prompt) < 0)
         return t2_err_prefix(T2_ERANGE, "prompt does not fit in %d steps", o->steps);

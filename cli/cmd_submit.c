@@ -40,6 +40,8 @@ static const char submit_help[] =
     "                       (default: none; prompt/classifier/profile need the dispatcher)\n"
     "      --parallel N     requests in flight at once (default 1)\n"
     "      --timeout-ms N   per request (default: the file's client.timeout_ms, else none)\n"
+    "      --chat           send each prompt as a conversation of one user message: the\n"
+    "                       worker renders it with the model's chat template (as t2 run --chat)\n"
     "      --json           one JSON object per answer on stdout (in completion order)\n"
     "  -q, --quiet          print only the texts (no per-answer line on stderr)\n\n"
     "Text goes to stdout (streamed with --parallel 1, else each answer whole, preceded by\n"
@@ -65,7 +67,7 @@ typedef struct submit {
     T2__ExpertAlpha **eap;
     char *mix_names; /* the names the mixture points into */
     uint32_t timeout_ms;
-    int json, quiet, stream;
+    int json, quiet, stream, chat;
     int failed;
     long long max_tokens;
     int has_max;
@@ -287,9 +289,17 @@ static int read_lines(const char *path, char ***lines, int *n, int *cap) {
 
 static int submit_one(submit *s, sreq *r) {
     T2__Task t = s->task;
-    t.has_prompt = 1;
-    t.prompt.data = (uint8_t *)r->prompt;
-    t.prompt.len = strlen(r->prompt);
+    T2__ChatMessage user = T2__CHAT_MESSAGE__INIT, *msgs[1] = {&user};
+    if (s->chat) { /* packed by t2_client_submit: the locals live long enough */
+        user.role = "user";
+        user.content = (char *)r->prompt;
+        t.n_messages = 1;
+        t.messages = msgs;
+    } else {
+        t.has_prompt = 1;
+        t.prompt.data = (uint8_t *)r->prompt;
+        t.prompt.len = strlen(r->prompt);
+    }
     r->t_submit = now_ms();
     int rc = t2_client_submit(s->c, s->service, &t, s->timeout_ms, &r->id);
     r->state = rc < 0 ? 2 : 1;
@@ -316,6 +326,7 @@ static const struct option submit_long_opts[] = {{"config", required_argument, 0
                                                  {"parallel", required_argument, 0, 'j'},
                                                  {"timeout-ms", required_argument, 0, 'T'},
                                                  {"json", no_argument, 0, 'J'},
+                                                 {"chat", no_argument, 0, 'C'},
                                                  {"quiet", no_argument, 0, 'q'},
                                                  {"help", no_argument, 0, 'h'},
                                                  {0, 0, 0, 0}};
@@ -370,6 +381,7 @@ static int submit_opt(submit *s, submit_args *a, int c) {
     case 'j': if (cli_int(cmd, "--parallel", optarg, 1, 4096, &a->parallel)) return 2; break;
     case 'T': if (cli_int(cmd, "--timeout-ms", optarg, 0, 1 << 30, &a->timeout)) return 2; break;
     case 'J': s->json = 1; break;
+    case 'C': s->chat = 1; break;
     case 'q': s->quiet = 1; break;
     case 'h': fputs(submit_help, stdout); return 0;
     default: return cli_usage_error(cmd, "bad option");

@@ -505,6 +505,9 @@ static int svf_setup(svf_run *s) {
     const svf_opts *o = s->o;
     learner *L = &s->L;
     int rc;
+    if (o->lora && s->m->cfg.arch != T2_ARCH_LLAMA) /* its rollouts use the trainer's view */
+        return t2_err_set(T2_EUNSUPPORTED, "--lora: LoRA baselines are for llama models; this "
+                          "is %s (SVF experts work)", t2_arch_name(s->m->cfg.arch));
     if (o->lora) rc = t2_lora_new(&L->lora, L->tr, s->targets, o->lora, o->lora_alpha, o->seed);
     else rc = svf_enable(s);
     if (rc < 0) return rc;

@@ -425,6 +425,11 @@ static int train_setup(train_run *s) {
         if ((rc = t2_model_init_random(&s->m, &o->cfg, o->tied, o->init_seed)) < 0) return rc;
         o->cfg = s->m->cfg;
     }
+    /* the trainer keeps qwen2's biases fixed: right for SVF experts, wrong for t2 train */
+    if (s->m->cfg.arch != T2_ARCH_LLAMA)
+        return t2_err_set(T2_EUNSUPPORTED, "t2 train trains the weights of llama models; this "
+                          "is %s (its experts can be trained with t2 svf)",
+                          t2_arch_name(s->m->cfg.arch));
     if ((rc = t2_train_from_model(&s->tr, s->m, s->micro, s->T)) < 0) return rc;
     t2_model_destroy(&s->m);
     int threads = o->threads ? o->threads : t2_nproc() / s->nranks;

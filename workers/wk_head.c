@@ -23,6 +23,7 @@
 #include "base/name.h"
 #include "base/platform.h"
 #include "base/t2_err.h"
+#include "engine/chat.h"
 #include "base/t2_log.h"
 #include "t2_worker_api.h"
 
@@ -71,6 +72,7 @@ typedef struct head {
     uint64_t jobs, done, errors, tokens, steps, stepped;
     int has_curve;
     t2_curve_client curve; /* this group's CURVE keys (security.worker_key) */
+    t2_chat_template *chat; /* the model's chat template (NULL: it has none) */
 } head;
 
 static double now_ms(void) { return t2_now() * 1000.0; }
@@ -275,12 +277,34 @@ static int reject(head *h, t2_worker *w, t2_job **job, int code) {
     return 0;
 }
 
+/* A conversation: rendered by the model's chat template, encoded as t2 run --chat does. */
+static int encode_chat(head *h, hslot *q, const T2__Task *t) {
+    if (q->kind == WK_KIND_CLASSIFY)
+        return t2_err_set(T2_EINVAL, "a classification needs a text prompt, not a conversation");
+    if (!h->chat)
+        return t2_err_set(T2_EUNSUPPORTED, "the model has no chat template "
+                          "(tokenizer.chat_template): send a prompt");
+    t2_chat_msg msgs[T2_MSG_CHAT_MAX];
+    for (size_t i = 0; i < t->n_messages; i++)
+        msgs[i] = (t2_chat_msg){t->messages[i]->role, t->messages[i]->content};
+    t2_chat_opts o = {.add_generation_prompt =
+                          t->has_add_generation_prompt ? t->add_generation_prompt : 1};
+    char *text;
+    size_t n;
+    int rc = t2_chat_render(h->chat, msgs, (int)t->n_messages, &o, &text, &n);
+    if (rc < 0) return rc;
+    rc = t2_chat_encode(h->tok, h->chat, text, n, q->tok, h->s->n_ctx, &q->n_prompt);
+    free(text);
+    if (rc == T2_ERANGE)
+        return t2_err_set(T2_ERANGE, "the conversation does not fit in the context of %d tokens",
+                          h->s->n_ctx);
+    return rc;
+}
+
 /* The prompt tokens of the task into q->tok. */
 static int encode_prompt(head *h, hslot *q, const T2__Task *t) {
     const int n_ctx = h->s->n_ctx;
-    if (t->n_messages)
-        return t2_err_set(T2_EUNSUPPORTED, "chat messages: this worker does not render chat "
-                          "templates yet (send a prompt)");
+    if (t->n_messages) return encode_chat(h, q, t);
     if (t->has_prompt) {
         if (memchr(t->prompt.data, 0, t->prompt.len))
             return t2_err_set(T2_EINVAL, "the prompt contains a NUL byte");
@@ -707,6 +731,10 @@ int wk_head_run(wk_stage *s, const t2_conf *c, t2_tokenizer *tok, volatile int *
             goto out;
         }
     }
+    if (t2_chat_template_from_model(&h->chat, s->m, tok) < 0) {
+        T2_INFO("no chat template: conversations are refused (%s)", t2_err_msg());
+        t2_err_clear();
+    }
     if ((rc = connect_workers(h, s->m)) < 0) goto out;
     T2_INFO("serving %s at %s: %d ranks, %d slots, apply %s, context %d", c->worker.services[0],
             c->router.endpoint, s->size, h->n, t2_conf_apply_name(c->worker.apply), s->n_ctx);
@@ -742,6 +770,7 @@ out:
         t2_buf_free(&h->sl[i].text);
     }
     free(h->sl);
+    t2_chat_template_destroy(&h->chat);
     if (s->size > 1) { /* stop the other ranks; wait for the tail's goodbye */
         wk_hdr sd = {.type = WK_MSG_SHUTDOWN};
         if (pipe_send(h, &sd, NULL, 0, NULL, 0) < 0) fatal("SHUTDOWN");

@@ -84,4 +84,19 @@ int t2_chat_render(const t2_chat_template *t, const t2_chat_msg *msgs, int n_msg
 int t2_chat_render_json(const t2_chat_template *t, const char *json, size_t len,
                         const t2_chat_opts *o, char **out, size_t *out_len);
 
+/* ---- with a model (chat_model.c) ---- */
+struct t2_model;
+struct t2_tokenizer;
+/* bos_token / eos_token texts from the tokenizer's pieces, unless the template has its own. */
+void t2_chat_template_use_tokenizer(t2_chat_template *t, const struct t2_tokenizer *tok);
+/* The model's own template (GGUF tokenizer.chat_template), with tok's bos/eos texts (tok may be
+ * NULL). T2_ENOTFOUND with a message naming the file when it has none. */
+int t2_chat_template_from_model(t2_chat_template **out, const struct t2_model *m,
+                                const struct t2_tokenizer *tok);
+/* Encode rendered text: special tokens written by the template (<|im_start|>, <|eot_id|>, ...)
+ * are parsed as such, and a leading bos_token text becomes the BOS id; nothing else is added
+ * (as Hugging Face's apply_chat_template(tokenize=True)). Same contract as t2_tok_encode_ex. */
+int t2_chat_encode(const struct t2_tokenizer *tok, const t2_chat_template *t, const char *text,
+                   size_t len, int *tokens, int max_tokens, int *n_tokens);
+
 #endif

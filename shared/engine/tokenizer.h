@@ -154,5 +154,10 @@ int t2_tok_load_hf_json_mem(t2_tokenizer **out, const void *buf, size_t size,
  * tokenizer.chat_template. */
 int t2_tok_hf_write_gguf(t2_gguf_writer *w, const char *tokenizer_json,
                          const char *tokenizer_config_json);
+/* The same for a model of vocab_size rows: a vocabulary with fewer tokens is padded with unused
+ * "[PADi]" tokens (as llama.cpp's converter does for Qwen); one with more is refused. 0: as
+ * t2_tok_hf_write_gguf. */
+int t2_tok_hf_write_gguf_vocab(t2_gguf_writer *w, const char *tokenizer_json,
+                               const char *tokenizer_config_json, int vocab_size);
 
 #endif

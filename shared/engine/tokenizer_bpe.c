@@ -762,10 +762,13 @@ out:
     return rc;
 }
 
-int t2_bpe_write_gguf(const t2_bpe *b, t2_gguf_writer *w) {
+int t2_bpe_write_gguf(const t2_bpe *b, t2_gguf_writer *w) { return t2_bpe_write_gguf_pad(b, w, 0); }
+
+int t2_bpe_write_gguf_pad(const t2_bpe *b, t2_gguf_writer *w, int pad_to) {
     const char **strs = NULL;
     size_t *lens = NULL;
     char *buf = NULL;
+    int32_t *types = NULL;
     int rc;
 
     if (b->ignore_merges != b->pre->ignore_merges || b->nfc != b->pre->nfc)
@@ -773,25 +776,37 @@ int t2_bpe_write_gguf(const t2_bpe *b, t2_gguf_writer *w) {
                           "tokenizer: ignore_merges = %d and NFC = %d differ from what GGUF's "
                           "pre-tokenizer '%s' implies: this vocabulary cannot be written to GGUF",
                           b->ignore_merges, b->nfc, b->pre->name);
-    size_t n = (size_t)b->n, nm = (size_t)b->n_merges, total = 0;
-    for (size_t i = 0; i < n; i++) total += 2 * (size_t)b->len[i];
+    /* a model whose embedding has more rows than the vocabulary (Qwen: 151936 rows for 151669
+     * tokens) gets unused "[PADi]" tokens, as llama.cpp's converter writes them */
+    if (pad_to && pad_to < b->n)
+        return t2_err_set(T2_EMISMATCH, "tokenizer: %d tokens, more than the model's vocabulary "
+                          "of %d", b->n, pad_to);
+    size_t nt = (size_t)b->n, n = pad_to > b->n ? (size_t)pad_to : nt,
+           nm = (size_t)b->n_merges, total = 0;
+    for (size_t i = 0; i < nt; i++) total += 2 * (size_t)b->len[i];
+    total += (n - nt) * 24;
     for (size_t i = 0; i < nm; i++)
         total += 2 * ((size_t)b->len[b->merge_l[i]] + b->len[b->merge_r[i]]) + 1;
     strs = malloc((n + nm + 1) * sizeof *strs);
     lens = malloc((n + nm + 1) * sizeof *lens);
+    types = malloc((n + 1) * sizeof *types);
     buf = malloc(total + 1);
-    if (!strs || !lens || !buf) {
+    if (!strs || !lens || !buf || !types) {
         rc = t2_err_set(T2_ENOMEM, "tokenizer: out of memory writing %zu tokens", n);
         goto out;
     }
     size_t pos = 0;
     for (size_t i = 0; i < n + nm; i++) {
         strs[i] = buf + pos;
-        if (i < n && b->type[i] == TT_NORMAL) {
+        if (i < nt) types[i] = b->type[i];
+        if (i < nt && b->type[i] == TT_NORMAL) {
             pos += map_piece(b->arena + b->off[i], b->len[i], buf + pos);
-        } else if (i < n) {
+        } else if (i < nt) {
             memcpy(buf + pos, b->arena + b->off[i], b->len[i]);
             pos += b->len[i];
+        } else if (i < n) {
+            pos += (size_t)snprintf(buf + pos, 24, "[PAD%zu]", i);
+            types[i] = TT_UNUSED;
         } else {
             int l = b->merge_l[i - n], r = b->merge_r[i - n];
             pos += map_piece(b->arena + b->off[l], b->len[l], buf + pos);
@@ -803,7 +818,7 @@ int t2_bpe_write_gguf(const t2_bpe *b, t2_gguf_writer *w) {
     if ((rc = t2_gguf_set_str(w, "tokenizer.ggml.model", "gpt2")) < 0 ||
         (rc = t2_gguf_set_str(w, "tokenizer.ggml.pre", b->pre->name)) < 0 ||
         (rc = t2_gguf_set_arr_str(w, "tokenizer.ggml.tokens", strs, lens, n)) < 0 ||
-        (rc = t2_gguf_set_arr_i32(w, "tokenizer.ggml.token_type", b->type, n)) < 0 ||
+        (rc = t2_gguf_set_arr_i32(w, "tokenizer.ggml.token_type", types, n)) < 0 ||
         (rc = t2_gguf_set_arr_str(w, "tokenizer.ggml.merges", strs + n, lens + n, nm)) < 0 ||
         (rc = t2_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", b->add_bos)) < 0 ||
         (rc = t2_gguf_set_bool(w, "tokenizer.ggml.add_eos_token", b->add_eos)) < 0)
@@ -820,6 +835,7 @@ out:
     free(strs);
     free(lens);
     free(buf);
+    free(types);
     return rc;
 }
 
@@ -1179,6 +1195,11 @@ static int config_template(const char *path, json_t **root, const char **tmpl) {
 
 int t2_tok_hf_write_gguf(t2_gguf_writer *w, const char *tokenizer_json,
                          const char *tokenizer_config_json) {
+    return t2_tok_hf_write_gguf_vocab(w, tokenizer_json, tokenizer_config_json, 0);
+}
+
+int t2_tok_hf_write_gguf_vocab(t2_gguf_writer *w, const char *tokenizer_json,
+                               const char *tokenizer_config_json, int vocab_size) {
     t2_bpe *b = NULL;
     json_t *cfg = NULL;
     const char *tmpl = NULL;
@@ -1188,7 +1209,7 @@ int t2_tok_hf_write_gguf(t2_gguf_writer *w, const char *tokenizer_json,
     if (tokenizer_config_json &&
         (rc = config_template(tokenizer_config_json, &cfg, &tmpl)) < 0)
         goto out;
-    if ((rc = t2_bpe_write_gguf(b, w)) < 0) goto out;
+    if ((rc = t2_bpe_write_gguf_pad(b, w, vocab_size)) < 0) goto out;
     if (tmpl && (rc = t2_gguf_set_str(w, "tokenizer.chat_template", tmpl)) < 0) goto out;
 out:
     json_decref(cfg);

@@ -27,6 +27,8 @@ const char *t2_bpe_piece(const t2_bpe *b, int token, size_t *len);
 int t2_bpe_encode(const t2_bpe *b, const char *text, size_t len, unsigned flags, int *tokens,
                   int max_tokens, int *n_tokens);
 int t2_bpe_write_gguf(const t2_bpe *b, t2_gguf_writer *w);
+/* The same, padded with unused "[PADi]" tokens up to pad_to (0: none). */
+int t2_bpe_write_gguf_pad(const t2_bpe *b, t2_gguf_writer *w, int pad_to);
 
 /* tokenizer.c: a t2_tokenizer of the BPE kind around b (takes b, also on error). */
 int t2_tok_from_bpe(t2_tokenizer **out, t2_bpe *b);

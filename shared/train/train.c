@@ -155,6 +155,7 @@ void t2_train_destroy(t2_train **trp) {
     free(tr->kl_ref);
     free(tr->cos_t);
     free(tr->sin_t);
+    free(tr->bias);
     t2_model_destroy(&tr->view);
     free(tr);
     *trp = NULL;
@@ -224,18 +225,49 @@ nomem:
     return rc;
 }
 
+/* What the architecture adds to plain Llama: rotary frequencies of its own (Llama-3 scaling,
+ * qwen2's), rotation of halves (qwen2), and Q/K/V biases (qwen2), kept fixed. */
+static int load_arch(t2_train *tr, const t2_model *m) {
+    const t2_config *c = &m->cfg;
+    const int L = c->n_layers, QD = c->n_heads * c->head_dim, KVD = c->n_kv_heads * c->head_dim;
+    tr->neox = c->arch != T2_ARCH_LLAMA;
+    if (m->rope_inv_freq)
+        t2_tk_rope_tables_freq(tr->cos_t, tr->sin_t, tr->max_T, c->head_dim, m->rope_inv_freq);
+    free(tr->bias);
+    tr->bias = NULL;
+    if (!m->layers[0].bq) return 0;
+    const size_t per = (size_t)QD + 2 * (size_t)KVD;
+    if (!(tr->bias = malloc((size_t)L * per * sizeof(float))))
+        return t2_err_set(T2_ENOMEM, "out of memory");
+    for (int l = 0; l < L; l++) {
+        float *d = tr->bias + (size_t)l * per;
+        memcpy(d, m->layers[l].bq, (size_t)QD * sizeof(float));
+        memcpy(d + QD, m->layers[l].bk, (size_t)KVD * sizeof(float));
+        memcpy(d + QD + KVD, m->layers[l].bv, (size_t)KVD * sizeof(float));
+    }
+    return 0;
+}
+
+/* y (N, n) += b (n) on every row */
+static void add_rows(float *y, const float *b, int N, int n) {
+    for (int r = 0; r < N; r++)
+        for (int i = 0; i < n; i++) y[(size_t)r * n + i] += b[i];
+}
+
 int t2_train_load_params(t2_train *tr, const t2_model *m) {
     const t2_config *a = &tr->cfg, *b = &m->cfg;
     if (a->dim != b->dim || a->hidden_dim != b->hidden_dim || a->n_layers != b->n_layers ||
         a->n_heads != b->n_heads || a->n_kv_heads != b->n_kv_heads ||
         a->vocab_size != b->vocab_size || (m->tied != 0) != tr->tied)
         return t2_err_set(T2_EMISMATCH, "%s: model shape differs from the trainer's", m->path);
-    if (b->arch != T2_ARCH_LLAMA || m->rope_inv_freq || m->layers[0].bq ||
+    if (b->arch == T2_ARCH_QWEN3 || (b->arch == T2_ARCH_LLAMA && m->layers[0].bq) ||
         b->head_dim * b->n_heads != b->dim)
-        return t2_err_set(T2_EUNSUPPORTED, "%s: training supports plain Llama models only (this "
-                          "is %s%s)", m->path, t2_arch_name(b->arch),
-                          b->arch == T2_ARCH_LLAMA ? " with rope scaling, biases or its own "
-                          "head dim" : "");
+        return t2_err_set(T2_EUNSUPPORTED, "%s: training supports llama and qwen2 models whose "
+                          "head dim is dim / heads (this is %s%s)", m->path,
+                          t2_arch_name(b->arch), b->arch == T2_ARCH_LLAMA ? " with biases or "
+                          "its own head dim" : "");
+    int rc = load_arch(tr, m);
+    if (rc < 0) return rc;
     const t2_config *c = a;
     t2_train_params *p = &tr->params;
 #define CVT(dst, w) t2_to_f32((dst), (w).data, (w).type, (int64_t)(w).rows * (w).cols)
@@ -544,8 +576,14 @@ int t2_train_forward(t2_train *tr, t2_pool *pool, const int *inputs, const int *
         lin_forward(tr, pool, l, T2_TGT_Q, q, xn, N);
         lin_forward(tr, pool, l, T2_TGT_K, k, xn, N);
         lin_forward(tr, pool, l, T2_TGT_V, v, xn, N);
-        t2_tk_rope_forward(q, tr->cos_t, tr->sin_t, B, T, H, hd);
-        t2_tk_rope_forward(k, tr->cos_t, tr->sin_t, B, T, K, hd);
+        if (tr->bias) { /* fixed: the backward pass goes through them unchanged */
+            const float *bl = tr->bias + (size_t)l * (QD + 2 * KVD);
+            add_rows(q, bl, N, QD);
+            add_rows(k, bl + QD, N, KVD);
+            add_rows(v, bl + QD + KVD, N, KVD);
+        }
+        t2_tk_rope_forward_ex(q, tr->cos_t, tr->sin_t, B, T, H, hd, tr->neox);
+        t2_tk_rope_forward_ex(k, tr->cos_t, tr->sin_t, B, T, K, hd, tr->neox);
         t2_tk_attention_forward(pool, o, att, q, k, v, B, T, H, K, hd);
         lin_forward(tr, pool, l, T2_TGT_O, a->tmp, o, N);
         t2_tk_residual_forward(x_mid, x, a->tmp, ND);
@@ -694,8 +732,8 @@ int t2_train_backward(t2_train *tr, t2_pool *pool) {
         memset(a->dv, 0, (size_t)N * KVD * sizeof(float));
         t2_tk_attention_backward(pool, a->dq, a->dk, a->dv, tr->att_scratch, a->dout, q, k, v, att,
                                  B, T, H, K, hd);
-        t2_tk_rope_backward(a->dq, tr->cos_t, tr->sin_t, B, T, H, hd);
-        t2_tk_rope_backward(a->dk, tr->cos_t, tr->sin_t, B, T, K, hd);
+        t2_tk_rope_backward_ex(a->dq, tr->cos_t, tr->sin_t, B, T, H, hd, tr->neox);
+        t2_tk_rope_backward_ex(a->dk, tr->cos_t, tr->sin_t, B, T, K, hd, tr->neox);
         memset(a->dxn, 0, ND * sizeof(float));
         lin_backward(tr, pool, l, T2_TGT_Q, a->dxn, a->dq, xn, N);
         lin_backward(tr, pool, l, T2_TGT_K, a->dxn, a->dk, xn, N);

@@ -59,6 +59,8 @@ struct t2_train {
     float *att_scratch;
     size_t att_scratch_n;
     float *cos_t, *sin_t; /* (max_T, h/2) */
+    int neox;             /* rotate halves (qwen2) rather than adjacent pairs */
+    float *bias;          /* qwen2: per layer bq (QD), bk, bv (KVD), fixed (not trained); or NULL */
     /* last forward */
     int B, T, has_wts, has_tgt, have_fwd;
     int *tokens, *tgt;

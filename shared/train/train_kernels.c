@@ -211,30 +211,50 @@ void t2_tk_rope_tables(float *cos_t, float *sin_t, int T, int hd, float theta) {
         }
 }
 
+void t2_tk_rope_tables_freq(float *cos_t, float *sin_t, int T, int hd, const float *inv_freq) {
+    for (int pos = 0; pos < T; pos++)
+        for (int i = 0; i < hd / 2; i++) {
+            float val = pos * inv_freq[i];
+            cos_t[(size_t)pos * (hd / 2) + i] = cosf(val);
+            sin_t[(size_t)pos * (hd / 2) + i] = sinf(val);
+        }
+}
+
 static void rope_apply(float *x, const float *cos_t, const float *sin_t, int B, int T,
-                       int n_heads, int hd, float sign) {
+                       int n_heads, int hd, float sign, int neox) {
     const int half = hd / 2;
     for (int row = 0; row < B * T; row++) {
         const float *c = cos_t + (size_t)(row % T) * half, *s = sin_t + (size_t)(row % T) * half;
         float *xr = x + (size_t)row * n_heads * hd;
         for (int h = 0; h < n_heads; h++)
             for (int i = 0; i < half; i++) {
-                float *v = xr + (size_t)h * hd + 2 * i;
-                float v0 = v[0], v1 = v[1], si = sign * s[i];
-                v[0] = v0 * c[i] - v1 * si;
-                v[1] = v0 * si + v1 * c[i];
+                float *v = xr + (size_t)h * hd;
+                const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+                float v0 = v[a], v1 = v[b], si = sign * s[i];
+                v[a] = v0 * c[i] - v1 * si;
+                v[b] = v0 * si + v1 * c[i];
             }
     }
 }
 
 void t2_tk_rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T,
                         int n_heads, int hd) {
-    rope_apply(x, cos_t, sin_t, B, T, n_heads, hd, 1.0f);
+    rope_apply(x, cos_t, sin_t, B, T, n_heads, hd, 1.0f, 0);
+}
+
+void t2_tk_rope_forward_ex(float *x, const float *cos_t, const float *sin_t, int B, int T,
+                           int n_heads, int hd, int neox) {
+    rope_apply(x, cos_t, sin_t, B, T, n_heads, hd, 1.0f, neox);
+}
+
+void t2_tk_rope_backward_ex(float *dx, const float *cos_t, const float *sin_t, int B, int T,
+                            int n_heads, int hd, int neox) {
+    rope_apply(dx, cos_t, sin_t, B, T, n_heads, hd, -1.0f, neox);
 }
 
 void t2_tk_rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T,
                          int n_heads, int hd) {
-    rope_apply(dx, cos_t, sin_t, B, T, n_heads, hd, -1.0f);
+    rope_apply(dx, cos_t, sin_t, B, T, n_heads, hd, -1.0f, 0);
 }
 
 void t2_tk_swiglu_forward(float *out, const float *gate, const float *up, size_t n) {

@@ -65,6 +65,9 @@ void t2_tk_rmsnorm_backward(float *dx, float *dw, const float *dout, const float
 
 /* Rotation tables for positions [0, T): cos/sin (T, hd/2), the angles of t2_rope. */
 void t2_tk_rope_tables(float *cos_t, float *sin_t, int T, int hd, float theta);
+/* The same tables from given inverse frequencies (hd/2 of them; Llama-3 rope scaling, qwen2),
+ * with the forward pass's arithmetic: angle = pos * inv_freq[i]. */
+void t2_tk_rope_tables_freq(float *cos_t, float *sin_t, int T, int hd, const float *inv_freq);
 /* In place on x (B*T, n_heads*hd): rotate each head's pairs (x[2i], x[2i+1]) of the token at
  * position t (t = row % T) by angle (t, i). */
 void t2_tk_rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T,
@@ -72,6 +75,11 @@ void t2_tk_rope_forward(float *x, const float *cos_t, const float *sin_t, int B,
 /* In place on dx: the transposed rotation. */
 void t2_tk_rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T,
                          int n_heads, int hd);
+/* The same with neox != 0: rotate the halves (x[i], x[i + hd/2]) of each head (qwen2, qwen3). */
+void t2_tk_rope_forward_ex(float *x, const float *cos_t, const float *sin_t, int B, int T,
+                           int n_heads, int hd, int neox);
+void t2_tk_rope_backward_ex(float *dx, const float *cos_t, const float *sin_t, int B, int T,
+                            int n_heads, int hd, int neox);
 
 /* Causal grouped-query attention. q (N, H*hd), k, v (N, K*hd); query head h reads kv head
  * h / (H/K); att (B, H, T, T) saves the probabilities (zero above the diagonal);
