@@ -4,12 +4,13 @@
 #   2. SVF set-up for models/t2-base.gguf: its SVD factors (t2 decompose, a second); the
 #      experts are the ones in models/experts/ that `t2 svf` trained (math, code, mc and the
 #      classifier expert `classify`; bench/train_experts.sh reproduces them);
-#   3. a local deployment (deploy/t2-local.sh): a router, a dispatcher and one worker group of
-#      2 MPI ranks holding half of the layers each;
+#   3. a local deployment (deploy/t2-local.sh): a router, a dispatcher, one worker group of
+#      2 MPI ranks holding half of the layers each, and t2-gateway;
 #   4. a client (t2 submit) sending real task prompts with two-pass adaptation (pass 1: the
 #      classifier expert, then the base model, label the prompt; pass 2: generation with the
 #      chosen expert), printing the answers, the chosen expert and the timings; then the same
-#      prompts with the base weights for comparison, and a clean shutdown.
+#      prompts with the base weights for comparison; one request through the OpenAI-compatible
+#      HTTP gateway (curl), and a clean shutdown.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -27,6 +28,7 @@ M=$root/models/t2-base.gguf
 "$T2" decompose -m "$M" -o "$work/factors.gguf" --targets mlp 2> /dev/null
 ls "$root/models/experts/"{math,code,mc,classify}.gguf
 
+port=$(( 20000 + RANDOM % 20000 )) # the HTTP gateway's
 cat > "$work/t2.cfg" <<CFG
 version = 1;
 router = { bind = "ipc://$work/router.ipc"; endpoint = "ipc://$work/router.ipc"; };
@@ -35,8 +37,9 @@ model = { path = "$M"; factors = "$work/factors.gguf"; experts_dir = "$root/mode
 worker = { capacity = 8; threads = 1; };
 dispatcher = { labels = { math = "math"; code = "code"; reasoning = "mc"; other = ""; }; };
 groups = ( { name = "g0"; ranks = 2; } );
+gateway = { port = $port; };
 CFG
-echo; echo "== starting router, dispatcher and a 2-rank worker group =="
+echo; echo "== starting router, dispatcher, a 2-rank worker group and the HTTP gateway =="
 deploy/t2-local.sh start -c "$work/t2.cfg" --run "$work/run"
 
 # family prompts the base model gets wrong (test split) and the experts right, and one of none
@@ -50,6 +53,16 @@ echo; echo "== the base weights (right answers: #### 9, [0,2,6,9], the answer is
 "$T2" submit -c "$work/t2.cfg" -t 0 -n 24 --parallel 4 --adapt none "${prompts[@]}"
 echo; echo "== an explicit mixture =="
 "$T2" submit -c "$work/t2.cfg" -t 0 -n 24 --adapt mix:math=0.6,code=0.4 $'run [2,0,5,9]\n'
+
+echo; echo "== the same through the OpenAI-compatible gateway (model t2-base:classifier) =="
+echo "curl http://127.0.0.1:$port/v1/completions -d '{\"model\": \"t2-base:classifier\", ...}'"
+curl -s "http://127.0.0.1:$port/v1/completions" -H 'Content-Type: application/json' \
+    -d '{"model": "t2-base:classifier", "prompt": "Jo had 6 eggs and traded 3. How many now?\n",
+         "max_tokens": 24, "temperature": 0}' |
+    /usr/bin/python3 -c 'import json, sys; r = json.load(sys.stdin); t = r["t2"]
+mix = ",".join("%s=%g" % (e["expert"], e["alpha"]) for e in t.get("mixture") or []) or "base"
+print(repr(r["choices"][0]["text"]), "label=%s mixture=%s pass1=%sms pass2=%sms" %
+      (t.get("label"), mix, t.get("pass1_ms"), t.get("pass2_ms")))'
 
 echo; echo "== shutdown =="
 deploy/t2-local.sh stop -c "$work/t2.cfg" --run "$work/run"

@@ -12,7 +12,7 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-    build-essential cmake pkg-config clang libclang-rt-dev \
+    build-essential cmake pkg-config clang libclang-rt-dev curl \
     libzmq3-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler \
     libopenmpi-dev openmpi-bin \
     libopenblas-dev liblapacke-dev \
