@@ -144,6 +144,14 @@ def main():
         rc, out, err = d.submit("-t", "0", long_prompt)
         check(rc != 0 and out and out[0]["error"]["code"] == T2_ERANGE,
               f"oversized prompt: {out and out[0]['error']}")
+        # a prompt no tokenization could fit is refused before it is tokenized
+        huge_path = os.path.join(d.dir, "huge.txt")
+        with open(huge_path, "w") as f:
+            f.write("the dog ran to the big tree and " * 60000 + "\n")  # about 2 MB, one line
+        rc, out, err = d.submit("-t", "0", "-f", huge_path)
+        check(rc != 0 and out and out[0]["error"]["code"] == T2_ERANGE
+              and "refused before tokenizing" in out[0]["error"]["message"],
+              f"huge prompt: {out and out[0]['error']}")
         # the errors name the expert or profile, never a path on the server
         rc, out, err = d.submit("--adapt", "mix:nosuch=1", PROMPTS[0])
         check(rc != 0 and out and out[0]["error"]["code"] == T2_ENOTFOUND

@@ -73,6 +73,7 @@ typedef struct head {
     int has_curve;
     t2_curve_client curve; /* this group's CURVE keys (security.worker_key) */
     t2_chat_template *chat; /* the model's chat template (NULL: it has none) */
+    size_t max_piece;       /* the tokenizer's longest piece, bytes */
 } head;
 
 static double now_ms(void) { return t2_now() * 1000.0; }
@@ -306,6 +307,11 @@ static int encode_prompt(head *h, hslot *q, const T2__Task *t) {
     const int n_ctx = h->s->n_ctx;
     if (t->n_messages) return encode_chat(h, q, t);
     if (t->has_prompt) {
+        /* cheap before expensive: a prompt that no tokenization could fit is refused unread */
+        if (t->prompt.len > (size_t)n_ctx * h->max_piece + 64)
+            return t2_err_set(T2_ERANGE, "the prompt of %zu bytes cannot fit in the context of %d "
+                              "tokens (at most %zu bytes a token): refused before tokenizing",
+                              t->prompt.len, n_ctx, h->max_piece);
         if (memchr(t->prompt.data, 0, t->prompt.len))
             return t2_err_set(T2_EINVAL, "the prompt contains a NUL byte");
         size_t extra = q->kind == WK_KIND_CLASSIFY ? 64 : 1;
@@ -731,6 +737,7 @@ int wk_head_run(wk_stage *s, const t2_conf *c, t2_tokenizer *tok, volatile int *
             goto out;
         }
     }
+    h->max_piece = t2_tok_max_piece_bytes(tok);
     if (t2_chat_template_from_model(&h->chat, s->m, tok) < 0) {
         T2_INFO("no chat template: conversations are refused (%s)", t2_err_msg());
         t2_err_clear();

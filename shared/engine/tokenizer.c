@@ -550,6 +550,16 @@ cleanup:
 /* ---------------------------------------------------------------------------------------- */
 
 int t2_tok_vocab_size(const t2_tokenizer *t) { return t ? t->n_vocab : 0; }
+
+size_t t2_tok_max_piece_bytes(const t2_tokenizer *t) {
+    size_t most = 1;
+    for (int i = 0; t && i < t->n_vocab; i++) {
+        size_t n = 0;
+        t2_tok_piece(t, i, &n);
+        if (n > most) most = n;
+    }
+    return most;
+}
 int t2_tok_bos(const t2_tokenizer *t) { return t ? t->bos : -1; }
 int t2_tok_eos(const t2_tokenizer *t) { return t ? t->eos : -1; }
 int t2_tok_unk(const t2_tokenizer *t) { return t ? t->unk : -1; }

@@ -46,6 +46,9 @@ int t2_tok_load_gguf(t2_tokenizer **out, const t2_gguf *g);
 void t2_tok_destroy(t2_tokenizer **t);
 
 int t2_tok_vocab_size(const t2_tokenizer *t);
+/* The longest piece's text in bytes (at least 1): no token stands for more bytes of a text, so a
+ * text of n bytes needs at least n / this many tokens (O(vocabulary): call it once). */
+size_t t2_tok_max_piece_bytes(const t2_tokenizer *t);
 int t2_tok_bos(const t2_tokenizer *t);
 int t2_tok_eos(const t2_tokenizer *t);
 /* Unknown-token id (0 for llama2.c files): used for bytes whose byte piece is missing. */
