@@ -167,12 +167,7 @@ void t2_client_destroy(t2_client **cp) {
     t2_client *c = cp ? *cp : NULL;
     if (!c) return;
     if (c->sock) {
-        T2__Disconnect d = T2__DISCONNECT__INIT;
-        d.reason = "client closing";
-        T2__Msg m = T2__MSG__INIT;
-        m.body_case = T2__MSG__BODY_DISCONNECT;
-        m.disconnect = &d;
-        send_msg(c, &m);
+        t2_wire_send_goodbye(c->sock, "client closing");
         zmq_close(c->sock);
     }
     if (c->own_ctx && c->ctx) zmq_ctx_term(c->ctx);

@@ -123,6 +123,15 @@ static int recv_with(void *sock, t2_msg_arena *arena, T2__Msg **out, size_t max_
     return rc;
 }
 
+int t2_wire_send_goodbye(void *sock, const char *reason) {
+    T2__Disconnect d = T2__DISCONNECT__INIT;
+    d.reason = (char *)reason;
+    T2__Msg m = T2__MSG__INIT;
+    m.body_case = T2__MSG__BODY_DISCONNECT;
+    m.disconnect = &d;
+    return t2_wire_send(sock, NULL, 0, &m);
+}
+
 void *t2_wire_dealer(void *zctx, const char *endpoint, int linger_ms) {
     return t2_wire_dealer_curve(zctx, endpoint, linger_ms, NULL);
 }

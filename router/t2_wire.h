@@ -20,6 +20,8 @@ uint64_t t2_wire_random_u64(void);
  * or as [ident, frame] on a ROUTER socket. Returns 0, T2_ENOMEM, or T2_EZMQ with zmq's errno
  * left in errno (EAGAIN: peer's queue full; EHOSTUNREACH: no such peer on a ROUTER). */
 int t2_wire_send(void *sock, const void *ident, size_t ident_len, T2__Msg *m);
+/* A Disconnect (goodbye) with this reason, from a DEALER socket to the router. */
+int t2_wire_send_goodbye(void *sock, const char *reason);
 
 /* Send an Error{request_id, job_id, code, message}. Same returns as t2_wire_send. */
 int t2_wire_send_error(void *sock, const void *ident, size_t ident_len, uint64_t request_id,

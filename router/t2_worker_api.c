@@ -475,12 +475,7 @@ void t2_worker_destroy(t2_worker **wp) {
     t2_worker *w = wp ? *wp : NULL;
     if (!w) return;
     if (w->sock) {
-        T2__Disconnect d = T2__DISCONNECT__INIT;
-        d.reason = "worker shutting down";
-        T2__Msg m = T2__MSG__INIT;
-        m.body_case = T2__MSG__BODY_DISCONNECT;
-        m.disconnect = &d;
-        send_msg(w, &m);
+        t2_wire_send_goodbye(w->sock, "worker shutting down");
         zmq_close(w->sock);
     }
     for (t2_job *j = w->jobs, *next; j; j = next) {
