@@ -88,7 +88,9 @@ static const char init_help[] =
     "Write a GGUF with random weights (normal, std 1/sqrt(fan-in)) for tests and\n"
     "benchmarks. --kv-heads defaults to --heads, --seq-len to 2048. --tied shares the\n"
     "classifier with the embedding (default: a separate output matrix). -z embeds a llama2.c\n"
-    "tokenizer whose vocabulary size must equal V.\n"
+    "tokenizer whose vocabulary size must equal V, or a Hugging Face tokenizer.json (with the\n"
+    "tokenizer_config.json beside it, if any: its chat template and bos/eos) of at most V\n"
+    "tokens, padded to V with unused tokens as real Qwen files are.\n"
     "  --arch A          llama (default), qwen2 (Q/K/V biases) or qwen3 (Q/K norms)\n"
     "  --head-dim N      head dimension (default dim / heads)\n"
     "  --rope-scaling llama3   Llama-3 rope scaling: factor 8, low/high frequency factors 1\n"
@@ -103,6 +105,31 @@ static int init_rope_scaling(const char *cmd, const char *v, t2_config *cfg) {
     cfg->rope_low_freq = 1.0f;
     cfg->rope_high_freq = 4.0f;
     return 0;
+}
+
+static int is_json(const char *p) {
+    size_t n = strlen(p);
+    return n >= 5 && !strcmp(p + n - 5, ".json");
+}
+
+/* The model with a Hugging Face tokenizer (tokenizer.json, and tokenizer_config.json beside it
+ * when there is one) embedded, padded to the model's vocabulary. */
+static int save_with_hf_tokenizer(const t2_model *m, const char *tj, t2_dtype type,
+                                  const char *out) {
+    char cfg[4096];
+    const char *slash = strrchr(tj, '/');
+    int dn = slash ? (int)(slash - tj) + 1 : 0;
+    if (snprintf(cfg, sizeof cfg, "%.*stokenizer_config.json", dn, tj) >= (int)sizeof cfg)
+        return t2_err_set(T2_EINVAL, "%s: path too long", tj);
+    FILE *f = fopen(cfg, "rb");
+    if (f) fclose(f);
+    t2_gguf_writer *w = NULL;
+    int rc = t2_gguf_writer_new(&w);
+    if (rc == 0)
+        rc = t2_tok_hf_write_gguf_vocab(w, tj, f ? cfg : NULL, m->cfg.vocab_size);
+    if (rc == 0) rc = t2_model_write_gguf(m, w, type, "t2-random", out);
+    t2_gguf_writer_destroy(&w);
+    return rc;
 }
 
 int t2_cmd_init(int argc, char **argv) {
@@ -159,8 +186,12 @@ int t2_cmd_init(int argc, char **argv) {
     t2_tokenizer *tok = NULL;
     int rc = 1;
     if (t2_model_init_random(&m, &cfg, tied, seed) < 0) goto fail;
-    if (tok_path && t2_model_load_tokenizer(&tok, m, tok_path) < 0) goto fail;
-    if (t2_model_save_gguf(m, tok, type, "t2-random", out) < 0) goto fail;
+    if (tok_path && is_json(tok_path)) {
+        if (save_with_hf_tokenizer(m, tok_path, type, out) < 0) goto fail;
+    } else {
+        if (tok_path && t2_model_load_tokenizer(&tok, m, tok_path) < 0) goto fail;
+        if (t2_model_save_gguf(m, tok, type, "t2-random", out) < 0) goto fail;
+    }
     fprintf(stderr, "t2 init: wrote %s (%s, %lld parameters, %s)\n", out,
             t2_arch_name(m->cfg.arch), (long long)t2_model_n_params(m), t2_dtype_name(type));
     rc = 0;

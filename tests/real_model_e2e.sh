@@ -32,6 +32,15 @@ out=$("$BIN/t2" convert "$W/hf" "$W/m.gguf" --type q4_k 2>&1); ok $? "t2 convert
 [[ "$out" == *"qwen2"*"Q4_K"*"tokenizer embedded"* ]]; ok $? "converted as qwen2, Q4_K, with its tokenizer"
 M="$W/m.gguf"
 P="Hello there, who are you?"
+# t2 init with the real vocabulary: a qwen3 model that chats with Qwen's template
+"$BIN/t2" init -o "$W/i.gguf" --arch qwen3 --dim 64 --hidden 128 --layers 2 --heads 4 \
+    --kv-heads 2 --vocab 151680 -z "$TOK/tokenizer.json" --type q8_0 > /dev/null 2>&1
+ok $? "t2 init --arch qwen3 -z tokenizer.json"
+out=$("$BIN/t2" run -m "$W/i.gguf" --chat -p "$P" -t 0 -n 30 2> /dev/null)
+[[ "$out" == *"<|im_start|>assistant"* ]]; ok $? "the qwen3 model renders Qwen's template: $out"
+out=$("$BIN/t2" init -o "$W/j.gguf" --dim 64 --hidden 128 --layers 1 --heads 4 --vocab 1000 \
+      -z "$TOK/tokenizer.json" 2>&1); [ $? != 0 ] && [[ "$out" == *"more than the model's vocabulary of 1000"* ]]
+ok $? "a vocabulary larger than the model's is refused: $out"
 
 # SVF on the quantized model: factors, an expert, both application paths, a few training steps
 mkdir -p "$W/ex"
