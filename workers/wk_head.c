@@ -286,8 +286,15 @@ static int encode_chat(head *h, hslot *q, const T2__Task *t) {
         return t2_err_set(T2_EUNSUPPORTED, "the model has no chat template "
                           "(tokenizer.chat_template): send a prompt");
     t2_chat_msg msgs[T2_MSG_CHAT_MAX];
-    for (size_t i = 0; i < t->n_messages; i++)
+    size_t bytes = 0;
+    for (size_t i = 0; i < t->n_messages; i++) {
         msgs[i] = (t2_chat_msg){t->messages[i]->role, t->messages[i]->content};
+        bytes += strlen(t->messages[i]->content);
+    }
+    if (bytes > (size_t)h->s->n_ctx * h->max_piece + 64) /* cheap before expensive */
+        return t2_err_set(T2_ERANGE, "the conversation's %zu bytes cannot fit in the context of "
+                          "%d tokens (at most %zu bytes a token): refused before rendering",
+                          bytes, h->s->n_ctx, h->max_piece);
     t2_chat_opts o = {.add_generation_prompt =
                           t->has_add_generation_prompt ? t->add_generation_prompt : 1};
     char *text;
