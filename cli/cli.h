@@ -25,10 +25,12 @@ int t2_cmd_chat(int argc, char **argv);
 
 /* `t2 run --chat`: the prompt as one user message rendered by the chat template (tmpl_arg:
  * a file, a tokenizer_config.json or a name; NULL: the GGUF's tokenizer.chat_template), with
- * the generation prompt and without a leading bos_token text. *out is malloc'd. */
+ * the generation prompt and without a leading bos_token text (*bos: it had one). tok (may be
+ * NULL) gives bos_token / eos_token texts to templates without their own. *out is malloc'd. */
 struct t2_model;
-int cli_chat_prompt(const struct t2_model *m, const char *tmpl_arg, const char *prompt,
-                    char **out, int *bos);
+struct t2_tokenizer;
+int cli_chat_prompt(const struct t2_model *m, const struct t2_tokenizer *tok,
+                    const char *tmpl_arg, const char *prompt, char **out, int *bos);
 
 /* Option values, validated: on a bad value they print "t2 CMD: OPT: 'VAL' is not ..." and
  * return -1. */

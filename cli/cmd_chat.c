@@ -325,15 +325,12 @@ int t2_cmd_chat(int argc, char **argv) {
     return rc;
 }
 
-int cli_chat_prompt(const t2_model *m, const char *tmpl_arg, const char *prompt, char **out,
-                    int *bos) {
+int cli_chat_prompt(const t2_model *m, const t2_tokenizer *tok, const char *tmpl_arg,
+                    const char *prompt, char **out, int *bos) {
     t2_chat_template *t = NULL;
     *out = NULL;
     *bos = 0;
-    t2_tokenizer *tok = NULL; /* the model's bos/eos pieces, for templates without their own */
-    if (m->gguf && t2_model_load_tokenizer(&tok, m, NULL) < 0) t2_err_clear();
     int rc = load_template(tmpl_arg, m, tok, &t);
-    t2_tok_destroy(&tok);
     if (rc < 0) return rc;
     t2_chat_msg msg = {"user", prompt};
     t2_chat_opts o = {.add_generation_prompt = 1};

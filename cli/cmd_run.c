@@ -110,8 +110,10 @@ static int run_setup(run_opts *o, run_state *r) {
         return rc;
     /* --chat: the rendered conversation, whose special tokens (<|im_start|>, ...) are parsed */
     int chat_bos = 0;
-    if (o->chat && (rc = cli_chat_prompt(r->m, *o->chat ? o->chat : NULL, o->prompt,
-                                         &o->chat_text, &chat_bos)) < 0)
+    /* bos/eos texts for templates without their own: from the GGUF's tokenizer only */
+    if (o->chat && (rc = cli_chat_prompt(r->m, o->tok_path ? NULL : r->tok,
+                                         *o->chat ? o->chat : NULL, o->prompt, &o->chat_text,
+                                         &chat_bos)) < 0)
         return rc;
     if (o->chat_text) o->prompt = o->chat_text;
     if (o->steps > r->m->cfg.seq_len) o->steps = r->m->cfg.seq_len;

@@ -434,7 +434,8 @@ static int dsp_connect(dsp *d, void *zctx, const char *ep) {
     co.liveness = c->router.liveness;
     /* the model the deployment serves: the router may refuse registrations of another */
     char sha[65];
-    if (c->model.path && t2_sha256_file(c->model.path, sha) == 0) wo.model_sha256 = sha;
+    if (c->security.pin_model && c->model.path && t2_sha256_file(c->model.path, sha) == 0)
+        wo.model_sha256 = sha; /* (hashing a large model takes seconds: only when it is used) */
     t2_curve_client cc;
     int rc;
     if (c->security.curve) {
