@@ -27,6 +27,12 @@ int cli_adapt_opt(cli_adapt *o, const char *cmd, int c, const char *arg) {
             return -1;
         }
         return 1;
+    case 0x105:
+        if (t2_dtype_parse(arg, &o->merged_type) < 0 || !t2_adapt_merged_type_ok(o->merged_type)) {
+            fprintf(stderr, "t2 %s: --merged-type: '%s' is not f32, f16, bf16 or q8_0\n", cmd, arg);
+            return -1;
+        }
+        return 1;
     }
     return 0;
 }
@@ -111,7 +117,7 @@ int cli_adapt_setup(cli_adapt *o, t2_model *m, t2_pool *pool) {
         return rc;
     }
     t2_mixture mix = {o->n_experts, (const t2_expert *const *)o->experts, o->alpha, o->n_experts, 0};
-    return t2_adapt_new(&o->adapt, o->factors, &mix, o->mode, pool);
+    return t2_adapt_new_typed(&o->adapt, o->factors, &mix, o->mode, o->merged_type, pool);
 }
 
 void cli_adapt_free(cli_adapt *o) {
@@ -130,7 +136,9 @@ const char *cli_adapt_describe(const cli_adapt *o, char *buf, size_t cap) {
         snprintf(buf, cap, "base weights");
         return buf;
     }
-    size_t n = (size_t)snprintf(buf, cap, "%s ", o->mode == T2_APPLY_MERGED ? "merged" : "factored");
+    size_t n = o->mode == T2_APPLY_MERGED
+                   ? (size_t)snprintf(buf, cap, "merged %s ", t2_dtype_name(o->merged_type))
+                   : (size_t)snprintf(buf, cap, "factored ");
     for (int i = 0; i < o->n_experts && n < cap; i++)
         n += (size_t)snprintf(buf + n, cap - n, "%s%s=%g", i ? "," : "", o->experts[i]->name,
                               (double)o->alpha[i]);

@@ -76,6 +76,8 @@ static const char adapt_help[] =
     "                         a batch)\n"
     "      --max-tokens N     new tokens per answer (default 32 synthetic, 256 real)\n"
     "      --apply MODE       merged (default) or factored (for large models: no W' copies)\n"
+    "      --merged-type T    merged W' stored as f32 (4 bytes per targeted weight; default),\n"
+    "                         f16 or bf16 (2 bytes), q8_0 (1.0625 bytes)\n"
     "  -j, --threads T        threads per rank (default: CPUs / ranks)\n"
     "      --data DIR         real data sets folder (as t2 eval)\n"
     "      --timeout S        code families: sandbox limit per program (default 10)\n"
@@ -85,6 +87,7 @@ typedef struct {
     const char *model, *tok, *task, *factors, *experts_dir, *mix, *out, *name, *data;
     t2_task_split shots_split;
     int shots, pop, iters, per_matrix, batch, max_tokens, threads, mode;
+    t2_dtype merged_type; /* W' storage in merged mode (0 = F32) */
     float elite, std0, timeout;
     uint64_t seed;
 } adapt_opts;
@@ -164,7 +167,9 @@ static int score_candidates(search *s, const float *const *X, int n, fitness *fi
                 mixture_alpha(s, X[c0], alpha);
                 t2_mixture mix = {s->n_exp, (const t2_expert *const *)s->experts, alpha, n_alpha,
                                   o->per_matrix};
-                if ((rc = t2_adapt_new(&ad[g], s->f, &mix, o->mode, s->pool)) < 0) break;
+                if ((rc = t2_adapt_new_typed(&ad[g], s->f, &mix, o->mode, o->merged_type,
+                                              s->pool)) < 0)
+                    break;
             }
             for (int i = 0; i < S; i++) {
                 idx[(size_t)g * S + i] = (size_t)i;
@@ -232,7 +237,8 @@ static void progress_line(const search *s, int it, int iters, fitness best, fitn
 /* ---- the command ---- */
 
 enum { O_TASK = 0x200, O_SHOTS, O_SPLIT, O_FACTORS, O_EXPERTS, O_MIX, O_PERM, O_POP,
-       O_ELITE, O_STD, O_ITERS, O_NAME, O_BATCH, O_MAXTOK, O_APPLY, O_DATA, O_TIMEOUT };
+       O_ELITE, O_STD, O_ITERS, O_NAME, O_BATCH, O_MAXTOK, O_APPLY, O_DATA, O_TIMEOUT,
+       O_MTYPE };
 
 static const struct option adapt_long_opts[] = {
     {"model", required_argument, 0, 'm'},        {"tokenizer", required_argument, 0, 'z'},
@@ -247,6 +253,7 @@ static const struct option adapt_long_opts[] = {
     {"max-tokens", required_argument, 0, O_MAXTOK}, {"apply", required_argument, 0, O_APPLY},
     {"threads", required_argument, 0, 'j'},      {"data", required_argument, 0, O_DATA},
     {"timeout", required_argument, 0, O_TIMEOUT}, {"help", no_argument, 0, 'h'},
+    {"merged-type", required_argument, 0, O_MTYPE},
     {0, 0, 0, 0}};
 
 /* Option c (its value in optarg) into o: -1 to go on, else the exit status (0 after --help,
@@ -298,6 +305,12 @@ static int adapt_opt(adapt_opts *o, int c) {
         if (!strcmp(optarg, "merged")) o->mode = T2_APPLY_MERGED;
         else if (!strcmp(optarg, "factored")) o->mode = T2_APPLY_FACTORED;
         else return cli_usage_error(cmd, "--apply: '%s' is not merged or factored", optarg);
+        break;
+    case O_MTYPE:
+        if (t2_dtype_parse(optarg, &o->merged_type) < 0 ||
+            !t2_adapt_merged_type_ok(o->merged_type))
+            return cli_usage_error(cmd, "--merged-type: '%s' is not f32, f16, bf16 or q8_0",
+                                   optarg);
         break;
     case 'j':
         if (cli_int(cmd, "-j", optarg, 1, T2_POOL_MAX_THREADS, &o->threads)) return 2;

@@ -24,6 +24,15 @@ const char *t2_conf_apply_name(int apply) {
     return apply == T2_CFG_APPLY_FACTORED ? "factored" : "merged";
 }
 
+const char *t2_conf_merged_type_name(int type) {
+    switch (type) {
+    case T2_CFG_MERGED_F16: return "f16";
+    case T2_CFG_MERGED_BF16: return "bf16";
+    case T2_CFG_MERGED_Q8_0: return "q8_0";
+    default: return "f32";
+    }
+}
+
 const char *t2_conf_experts_dir(const t2_conf *c, char *buf, size_t cap) {
     if (c->model.experts_dir) return c->model.experts_dir;
     const char *f = c->model.factors, *sl = f ? strrchr(f, '/') : NULL;
@@ -60,6 +69,7 @@ int t2_conf_defaults(t2_conf *c) {
     c->worker.threads = 1;
     c->worker.batch = 128;
     c->worker.apply = T2_CFG_APPLY_MERGED;
+    c->worker.merged_type = T2_CFG_MERGED_F32;
     c->worker.cache = 8;
     c->worker.max_tokens = 256;
     c->worker.temperature = 1.0f;
@@ -273,6 +283,21 @@ static int get_apply(const reader *r, const config_setting_t *s, const char *pat
     return 0;
 }
 
+static int get_merged_type(const reader *r, const config_setting_t *s, const char *path,
+                           int *out) {
+    static const int types[] = {T2_CFG_MERGED_F32, T2_CFG_MERGED_F16, T2_CFG_MERGED_BF16,
+                                T2_CFG_MERGED_Q8_0};
+    const char *v = "";
+    int rc = get_string(r, s, path, &v);
+    if (rc < 0) return rc;
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+        if (!strcmp(v, t2_conf_merged_type_name(types[i]))) {
+            *out = types[i];
+            return 0;
+        }
+    return bad(r, s, path, "'%s' is not \"f32\", \"f16\", \"bf16\" or \"q8_0\"", v);
+}
+
 static int get_level(const reader *r, const config_setting_t *s, const char *path, char **dst) {
     const char *v = "";
     int rc = get_string(r, s, path, &v);
@@ -386,6 +411,8 @@ static int read_worker(const reader *r, const config_setting_t *g, t2_conf *c) {
             rc = get_int(r, s, p, 1, 4096, &c->worker.batch);
         else if (!strcmp(n, "apply"))
             rc = get_apply(r, s, p, &c->worker.apply);
+        else if (!strcmp(n, "merged_type"))
+            rc = get_merged_type(r, s, p, &c->worker.merged_type);
         else if (!strcmp(n, "cache"))
             rc = get_int(r, s, p, 0, 4096, &c->worker.cache);
         else if (!strcmp(n, "max_tokens"))
@@ -759,10 +786,11 @@ void t2_conf_print(const t2_conf *c, FILE *f) {
     pstr(f, "name", c->worker.name);
     fprintf(f,
             "  capacity = %d;\n  classify_capacity = %d;\n  threads = %d;\n  batch = %d;\n"
-            "  apply = \"%s\";\n  cache = %d;\n  max_tokens = %d;\n  temperature = %g;\n"
-            "  top_p = %g;\n  classify_max_tokens = %d;\n  services = [",
+            "  apply = \"%s\";\n  merged_type = \"%s\";\n  cache = %d;\n  max_tokens = %d;\n"
+            "  temperature = %g;\n  top_p = %g;\n  classify_max_tokens = %d;\n  services = [",
             c->worker.capacity, c->worker.classify_capacity, c->worker.threads, c->worker.batch,
-            t2_conf_apply_name(c->worker.apply), c->worker.cache, c->worker.max_tokens,
+            t2_conf_apply_name(c->worker.apply),
+            t2_conf_merged_type_name(c->worker.merged_type), c->worker.cache, c->worker.max_tokens,
             (double)c->worker.temperature, (double)c->worker.top_p, c->worker.classify_max_tokens);
     for (int i = 0; i < c->worker.n_services; i++)
         fprintf(f, "%s\"%s\"", i ? ", " : "", c->worker.services[i]);

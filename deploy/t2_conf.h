@@ -28,6 +28,9 @@
 #define T2_CONF_NAME_MAX T2_NAME_MAX /* service / expert / group names (base/t2_limits.h) */
 
 enum { T2_CFG_APPLY_FACTORED = 0, T2_CFG_APPLY_MERGED = 1 }; /* = T2_APPLY_* of svf.h */
+/* How merged W' is stored: GGML type ids, = t2_dtype of engine/t2_types.h */
+enum { T2_CFG_MERGED_F32 = 0, T2_CFG_MERGED_F16 = 1, T2_CFG_MERGED_Q8_0 = 8,
+       T2_CFG_MERGED_BF16 = 30 };
 enum {
     T2_CFG_LABEL_CODE,
     T2_CFG_LABEL_MATH,
@@ -74,6 +77,7 @@ typedef struct t2_conf {
         int threads;             /* group: compute threads per rank: 1 */
         int batch;               /* prompt tokens per forward (t2 run --batch): 128 */
         int apply;               /* group: T2_CFG_APPLY_MERGED (default) or FACTORED */
+        int merged_type;         /* W' storage in merged mode, T2_CFG_MERGED_*: F32 */
         int cache;               /* group: resolved mixtures kept per rank (LRU): 8 */
         int max_tokens;          /* new tokens when a request gives none: 256 */
         float temperature;       /* when a request gives none: 1.0 (as t2 run) */
@@ -147,6 +151,8 @@ void t2_conf_print(const t2_conf *c, FILE *f);
 
 /* "merged" / "factored" */
 const char *t2_conf_apply_name(int apply);
+/* "f32", "f16", "bf16", "q8_0" (worker.merged_type) */
+const char *t2_conf_merged_type_name(int type);
 /* Where the experts are: model.experts_dir, else the folder of model.factors (written into
  * buf[cap]), else ".". */
 const char *t2_conf_experts_dir(const t2_conf *c, char *buf, size_t cap);

@@ -25,6 +25,7 @@ bad 'worker = {
   capacity = "eight";
 };' '3: worker.capacity: a string, expected an integer'
 bad 'worker = { apply = "folded"; };' 'worker.apply: '"'"'folded'"'"' is not "merged" or "factored"'
+bad 'worker = { merged_type = "q4_k"; };' 'worker.merged_type: '"'"'q4_k'"'"' is not "f32", "f16", "bf16" or "q8_0"'
 bad 'worker = { top_p = 1.5; };' 'worker.top_p: 1.5 is out of range'
 bad 'worker = { services = ["generate", "generate"]; };' "worker.services: 'generate' named twice"
 bad 'worker = { capacitty = 3; };' 'worker.capacitty: unknown setting'
@@ -58,5 +59,14 @@ files 'model = { path = "f.gguf"; factors = "f.gguf"; experts_dir = "ex"; classi
 ok $? "a missing label expert is a warning: $out"
 out=$("$C" check "$W/none.cfg" 2>&1); [ $? = 1 ] && [[ "$out" == *"cannot open"* ]]; ok $? "missing file: $out"
 out=$("$C" get "$HERE/../deploy/t2.cfg" group.name --group nope 2>&1); [[ "$out" == *"no group named 'nope'"* ]]; ok $? "unknown group: $out"
+# worker.merged_type: default f32; each value survives show -> check -> get (round trip)
+[ "$("$C" get "$HERE/../deploy/t2.cfg" worker.merged_type)" = f32 ]; ok $? "default merged type"
+for t in f32 f16 bf16 q8_0; do
+    printf 'version = 1;\nworker = { merged_type = "%s"; };\n' "$t" > "$W/mt.cfg"
+    "$C" show "$W/mt.cfg" > "$W/mt2.cfg" 2>&1
+    [ "$("$C" get "$W/mt.cfg" worker.merged_type)" = "$t" ] && grep -q "merged_type = \"$t\";" "$W/mt2.cfg" &&
+        [ "$("$C" get "$W/mt2.cfg" worker.merged_type 2>&1)" = "$t" ]
+    ok $? "merged_type $t round trip: $(cat "$W/mt2.cfg" | grep merged_type)"
+done
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]

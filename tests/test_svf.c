@@ -286,6 +286,115 @@ static void test_sigma_scale_guard(void) {
     T2_CHECK_NEAR(out[0], 3.0 * m0 * 6.0 / (3.0 * m0 + 2.0 * m1 + m2), 1e-5);
 }
 
+/* Merged W' stored as F16, BF16 or Q8_0 (t2_adapt_new_typed): every stored weight is within the
+ * type's rounding of the F32 W' (Q8_0: half a step of its block's scale max|w| / 127), the
+ * memory is the type's, and the logits stay near the F32-merged ones. Bounds, as a fraction of
+ * the F32 run's logit range over a 6-token prompt and 4 steps: F16 2e-3, BF16 2e-2, Q8_0 5e-2
+ * (measured 4e-4, 5e-3, 1.5e-2: the test prints them). A matrix whose columns are not a multiple of 32
+ * cannot be Q8_0 (refused, naming it). */
+static void test_merged_types(void) {
+    t2_config c = {.dim = 64, .hidden_dim = 128, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                   .vocab_size = 97, .seq_len = 32};
+    t2_model *m = NULL;
+    t2_factors *f = NULL;
+    t2_expert *e = NULL;
+    T2_CHECK(t2_model_init_random(&m, &c, 0, 21) == 0);
+    T2_CHECK(t2_factors_compute(&f, m, T2_TARGETS_ALL, NULL, NULL, NULL, NULL) == 0);
+    T2_CHECK(t2_expert_init(&e, f, 0, "q", "t", 0.2f, 1.0f, 5, 2.0f) == 0);
+    const t2_expert *ev[1] = {e};
+    float one = 1.0f;
+    t2_mixture mix = {1, ev, &one, 1, 0};
+    const t2_dtype types[4] = {T2_F32, T2_F16, T2_BF16, T2_Q8_0};
+    const double bound[4] = {0, 2e-3, 2e-2, 5e-2};
+    enum { NT = 10, V = 97 };
+    static float logits[4][NT][V];
+    int toks[NT];
+    for (int t = 0; t < NT; t++) toks[t] = (t * 37 + 3) % V;
+    t2_adapt *ad[4] = {0};
+    for (int i = 0; i < 4; i++) {
+        T2_CHECK(t2_adapt_new_typed(&ad[i], f, &mix, T2_APPLY_MERGED, types[i], NULL) == 0);
+        t2_state *st = NULL;
+        T2_CHECK(t2_state_new(&st, m, 8, 0) == 0);
+        t2_state_set_adapt(st, ad[i]);
+        T2_CHECK(t2_forward(st, NULL, toks, 6, 0, logits[i][0]) == 0);
+        for (int t = 6; t < NT; t++) {
+            T2_CHECK(t2_forward(st, NULL, &toks[t], 1, t, NULL) == 0);
+            memcpy(logits[i][t], t2_state_logits(st), sizeof logits[i][t]);
+        }
+        t2_state_destroy(&st);
+    }
+    /* stored weights within the type's rounding of F32 W', and the type's memory */
+    for (int i = 1; i < 4; i++) {
+        double worst = 0;
+        size_t weights = 0;
+        for (int k = 0; k < f->n_layers * T2_N_TARGETS; k++) {
+            const t2_mat *A = &ad[0]->merged[k], *B = &ad[i]->merged[k];
+            T2_CHECK(B->type == types[i] && B->rows == A->rows && B->cols == A->cols);
+            weights += (size_t)A->rows * A->cols;
+            float *row = malloc((size_t)A->cols * sizeof *row);
+            for (int r = 0; r < A->rows; r++) {
+                const float *a = t2_mat_row(A, r);
+                t2_to_f32(row, t2_mat_row(B, r), B->type, A->cols);
+                for (int q0 = 0; q0 < A->cols; q0 += 32) {
+                    float amax = 0;
+                    for (int q = q0; q < q0 + 32; q++) amax = fmaxf(amax, fabsf(a[q]));
+                    for (int q = q0; q < q0 + 32; q++) {
+                        /* error in units of the type's step at this value */
+                        double step = types[i] == T2_Q8_0 ? amax / 127.0
+                                    : ldexp(1.0, ilogb(a[q] ? a[q] : 1)) *
+                                          (types[i] == T2_F16 ? 0x1p-10 : 0x1p-7);
+                        if (types[i] == T2_F16) step = fmax(step, 0x1p-24); /* subnormals */
+                        /* less the f32 sgemm's own rounding (W' is formed in row blocks) */
+                        const double err = fabs(row[q] - a[q]) - 1e-6 * amax;
+                        if (step > 0) worst = fmax(worst, err / step);
+                    }
+                }
+            }
+            free(row);
+        }
+        /* Q8_0: its f16 scale d is itself rounded (2^-11), so up to 127 d 2^-11 more */
+        const double lim = types[i] == T2_Q8_0 ? 0.5 + 127 * 0x1p-11 : 0.5;
+        T2_CHECK_MSG(worst <= lim * (1 + 1e-6), "%s W' off by %g steps of its rounding",
+                     t2_dtype_name(types[i]), worst);
+        const size_t wbytes = ad[i]->bytes - (ad[0]->bytes - weights * 4);
+        T2_CHECK_MSG(wbytes == t2_dtype_row_bytes(types[i], 32) * (weights / 32),
+                     "%s: %zu bytes of W' for %zu weights", t2_dtype_name(types[i]), wbytes,
+                     weights);
+    }
+    float lo = INFINITY, hi = -INFINITY;
+    for (int t = 0; t < NT; t++)
+        for (int v = 0; v < V; v++) {
+            lo = fminf(lo, logits[0][t][v]);
+            hi = fmaxf(hi, logits[0][t][v]);
+        }
+    for (int i = 1; i < 4; i++) {
+        double d = 0;
+        for (int t = 0; t < NT; t++)
+            for (int v = 0; v < V; v++) d = fmax(d, fabs(logits[i][t][v] - logits[0][t][v]));
+        printf("  merged %s vs F32: max |logit diff| %.3g = %.3g of the logit range %.3g\n",
+               t2_dtype_name(types[i]), d, d / (hi - lo), (double)(hi - lo));
+        T2_CHECK_MSG(d / (hi - lo) <= bound[i], "merged %s logits off by %g of the range",
+                     t2_dtype_name(types[i]), d / (hi - lo));
+        T2_CHECK_MSG(d > 0, "merged %s gave the F32 logits exactly: not its own weights?",
+                     t2_dtype_name(types[i]));
+    }
+    for (int i = 0; i < 4; i++) t2_adapt_release(&ad[i]);
+    /* the 48 x 88 model: 48 columns are not a whole number of Q8_0 blocks */
+    const t2_expert *e0[1] = {ex[0]};
+    t2_mixture m0 = {1, e0, &one, 1, 0};
+    t2_adapt *bad = NULL;
+    T2_CHECK(t2_adapt_new_typed(&bad, factors, &m0, T2_APPLY_MERGED, T2_Q8_0, NULL) ==
+             T2_EUNSUPPORTED);
+    T2_CHECK_MSG(bad == NULL && strstr(t2_err_msg(), "blk.0.attn_q has 48 columns, not a multiple of 32") != NULL, "%s",
+                 t2_err_msg());
+    T2_CHECK(t2_adapt_new_typed(&bad, factors, &m0, T2_APPLY_MERGED, T2_Q4_K, NULL) == T2_EINVAL);
+    T2_CHECK(t2_adapt_new_typed(&bad, factors, &m0, T2_APPLY_FACTORED, T2_Q8_0, NULL) == 0);
+    t2_adapt_release(&bad);
+    t2_expert_destroy(&e);
+    t2_factors_destroy(&f);
+    t2_model_destroy(&m);
+}
+
 int main(void) {
     setup();
     T2_RUN(test_sha256_vectors);
@@ -296,6 +405,7 @@ int main(void) {
     T2_RUN(test_multi_sequence_bit_identical);
     T2_RUN(test_multi_errors);
     T2_RUN(test_sigma_scale_guard);
+    T2_RUN(test_merged_types);
     for (int i = 0; i < 3; i++) t2_expert_destroy(&ex[i]);
     t2_factors_destroy(&factors);
     t2_model_destroy(&model);

@@ -104,6 +104,8 @@ typedef struct wk_adapter wk_adapter;
 int wk_adapter_new(wk_adapter **out, const t2_factors *f, const char *dir, int l0, int l1,
                    int cache);
 void wk_adapter_destroy(wk_adapter **a);
+/* How merged W' is stored (worker.merged_type; F32 until set). */
+void wk_adapter_set_merged_type(wk_adapter *a, t2_dtype t);
 /* The expert NAME (loaded on first use). T2_ENOTFOUND when there is no DIR/NAME.gguf,
  * T2_EINVAL for a name that is not a plain file name, or the load error. */
 int wk_adapter_expert(wk_adapter *a, const char *name, const t2_expert **out);

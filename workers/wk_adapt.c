@@ -30,6 +30,7 @@ struct wk_adapter {
     wk_ex **ex;
     int n, cap;
     t2_adapt_cache *cache; /* NULL: no caching */
+    t2_dtype merged_type;  /* W' storage in merged mode */
 };
 
 int wk_adapter_new(wk_adapter **out, const t2_factors *f, const char *dir, int l0, int l1,
@@ -51,6 +52,8 @@ int wk_adapter_new(wk_adapter **out, const t2_factors *f, const char *dir, int l
     *out = a;
     return 0;
 }
+
+void wk_adapter_set_merged_type(wk_adapter *a, t2_dtype t) { a->merged_type = t; }
 
 static void ex_free(wk_ex *e) {
     if (!e) return;
@@ -169,7 +172,7 @@ int wk_adapter_resolve(wk_adapter *a, const wk_mix *mix, int apply, t2_pool *poo
     if (rc < 0) return rc;
     uint64_t key = t2_mixture_key(&m) ^ (apply == T2_APPLY_MERGED ? 0x6d657267ull : 0x66616374ull);
     if (a->cache && (*out = t2_adapt_cache_get(a->cache, key))) return 0;
-    if ((rc = t2_adapt_new(out, a->f, &m, apply, pool)) < 0) return rc;
+    if ((rc = t2_adapt_new_typed(out, a->f, &m, apply, a->merged_type, pool)) < 0) return rc;
     if (a->cache) t2_adapt_cache_put(a->cache, key, *out);
     return 0;
 }

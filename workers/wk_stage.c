@@ -124,6 +124,7 @@ int wk_stage_init(wk_stage *s, t2_model *m, t2_factors *f, const t2_conf *c, int
         char buf[8192];
         const char *dir = t2_conf_experts_dir(c, buf, sizeof buf);
         if ((rc = wk_adapter_new(&s->ad, f, dir, s->l0, s->l1, c->worker.cache)) < 0) return rc;
+        wk_adapter_set_merged_type(s->ad, (t2_dtype)c->worker.merged_type);
     }
     return 0;
 }

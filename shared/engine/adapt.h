@@ -58,7 +58,7 @@ typedef struct t2_adapt {
     t2_mat *merged;      /* [n_layers * T2_N_TARGETS] (merged mode; rows 0 where untargeted) */
     /* owned */
     float *sigma_buf;
-    float *merged_buf;
+    void *merged_buf;     /* W' storage, merged[i].type each */
     size_t bytes;
 } t2_adapt;
 

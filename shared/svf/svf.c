@@ -647,36 +647,109 @@ typedef struct {
     const int *todo;
     int n_todo;
     atomic_int next;
-    float *scratch; /* per thread: rows x rank */
-    size_t scratch_per;
+    float *scratch; /* per thread: rows x rank (U diag σ'), then MERGE_ROWS x cols (W' rows) */
+    size_t us_per, scratch_per;
 } merge_job;
 
+#define MERGE_ROWS 64 /* rows of W' formed in f32 at a time before conversion to the stored type */
+
+/* W' = (U diag σ') Vᵀ of one matrix, MERGE_ROWS rows at a time, stored as merged[idx].type. */
+static void merge_one(const merge_job *j, int idx, float *us, float *wf) {
+    const t2_svd *s = &j->a->f->svd[idx];
+    const float *sig = j->a->sigma[idx];
+    const t2_mat *M = &j->a->merged[idx];
+    for (int r = 0; r < s->rows; r++)
+        for (int q = 0; q < s->rank; q++)
+            us[(size_t)r * s->rank + q] = s->U[(size_t)r * s->rank + q] * sig[q];
+    if (M->type == T2_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->rows, s->cols, s->rank, 1.0f,
+                    us, s->rank, s->Vt, s->cols, 0.0f, (float *)M->data, s->cols);
+        return;
+    }
+    const size_t rb = t2_dtype_row_bytes(M->type, s->cols);
+    for (int r0 = 0; r0 < s->rows; r0 += MERGE_ROWS) {
+        const int nr = s->rows - r0 < MERGE_ROWS ? s->rows - r0 : MERGE_ROWS;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, s->cols, s->rank, 1.0f,
+                    us + (size_t)r0 * s->rank, s->rank, s->Vt, s->cols, 0.0f, wf, s->cols);
+        t2_from_f32((char *)M->data + (size_t)r0 * rb, wf, M->type, (int64_t)nr * s->cols);
+    }
+}
+
 static void merge_task(void *arg, int ith, int nth) {
+    (void)nth;
     merge_job *j = arg;
     float *us = j->scratch + (size_t)ith * j->scratch_per;
     for (;;) {
         int i = atomic_fetch_add(&j->next, 1);
         if (i >= j->n_todo) break;
-        int idx = j->todo[i];
-        const t2_svd *s = &j->a->f->svd[idx];
-        const float *sig = j->a->sigma[idx];
-        for (int r = 0; r < s->rows; r++)
-            for (int q = 0; q < s->rank; q++)
-                us[(size_t)r * s->rank + q] = s->U[(size_t)r * s->rank + q] * sig[q];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->rows, s->cols, s->rank, 1.0f, us,
-                    s->rank, s->Vt, s->cols, 0.0f, (float *)j->a->merged[idx].data, s->cols);
+        merge_one(j, j->todo[i], us, us + j->us_per);
     }
+}
+
+int t2_adapt_merged_type_ok(t2_dtype t) {
+    return t == T2_F32 || t == T2_F16 || t == T2_BF16 || t == T2_Q8_0;
+}
+
+/* The merged matrices' views and storage (type t), then W' for each on the pool. */
+static int adapt_merge(t2_adapt *a, t2_dtype t, t2_pool *pool) {
+    const int n = a->n_layers * T2_N_TARGETS;
+    size_t bytes = 0, max_us = 0, max_cols = 0;
+    for (int i = 0; i < n; i++) {
+        if (!a->sigma[i]) continue;
+        const t2_svd *s = &a->f->svd[i];
+        const size_t rb = t2_dtype_row_bytes(t, s->cols);
+        if (!rb)
+            return t2_err_set(T2_EUNSUPPORTED, "merged W' as %s: blk.%d.%s has %d columns, not a "
+                              "multiple of %d", t2_dtype_name(t), i / T2_N_TARGETS,
+                              t2_target_name(i % T2_N_TARGETS), s->cols, t2_dtype_block(t));
+        bytes += rb * (size_t)s->rows;
+        max_us = (size_t)s->rows * s->rank > max_us ? (size_t)s->rows * s->rank : max_us;
+        max_cols = (size_t)s->cols > max_cols ? (size_t)s->cols : max_cols;
+    }
+    int *todo = malloc((size_t)n * sizeof *todo);
+    a->merged = calloc((size_t)n, sizeof *a->merged);
+    a->merged_buf = malloc(bytes ? bytes : 1);
+    const int nth = t2_pool_size(pool);
+    merge_job j = {.a = a, .todo = todo, .us_per = max_us,
+                   .scratch_per = max_us + (t == T2_F32 ? 0 : MERGE_ROWS * max_cols)};
+    j.scratch = malloc((size_t)nth * j.scratch_per * sizeof(float) + 1);
+    if (!todo || !a->merged || !a->merged_buf || !j.scratch) {
+        free(todo);
+        free(j.scratch);
+        return t2_err_set(T2_ENOMEM, "out of memory for %zu MiB of merged weights", bytes >> 20);
+    }
+    char *w = a->merged_buf;
+    for (int i = 0; i < n; i++) {
+        if (!a->sigma[i]) continue;
+        const t2_svd *s = &a->f->svd[i];
+        a->merged[i] = (t2_mat){t, s->rows, s->cols, w};
+        w += t2_dtype_row_bytes(t, s->cols) * (size_t)s->rows;
+        todo[j.n_todo++] = i;
+    }
+    openblas_set_num_threads(1);
+    t2_pool_run(pool, merge_task, &j);
+    free(j.scratch);
+    free(todo);
+    a->bytes += bytes;
+    return 0;
 }
 
 int t2_adapt_new(t2_adapt **out, const t2_factors *f, const t2_mixture *mix, int mode,
                  t2_pool *pool) {
+    return t2_adapt_new_typed(out, f, mix, mode, T2_F32, pool);
+}
+
+int t2_adapt_new_typed(t2_adapt **out, const t2_factors *f, const t2_mixture *mix, int mode,
+                       t2_dtype merged_type, t2_pool *pool) {
     *out = NULL;
     int rc = t2_mixture_check(mix, f);
     if (rc < 0) return rc;
+    if (mode == T2_APPLY_MERGED && !t2_adapt_merged_type_ok(merged_type))
+        return t2_err_set(T2_EINVAL, "merged W' cannot be stored as %s (F32, F16, BF16 or Q8_0)",
+                          t2_dtype_name(merged_type));
     const int n = f->n_layers * T2_N_TARGETS;
     const t2_expert *e0 = mix->experts[0];
     t2_adapt *a = calloc(1, sizeof *a);
-    int *todo = NULL;
     float *pmix = NULL;
     if (!a) return t2_err_set(T2_ENOMEM, "out of memory");
     a->refs = 1;
@@ -685,20 +758,20 @@ int t2_adapt_new(t2_adapt **out, const t2_factors *f, const t2_mixture *mix, int
     a->n_layers = f->n_layers;
     a->targets = e0->targets;
     a->mode = mode;
-    size_t total = 0, merged_total = 0, max_scratch = 0;
+    size_t total = 0;
     int max_rank = 1;
     for (int i = 0; i < n; i++)
         if (e0->rank[i]) {
             total += (size_t)e0->rank[i];
-            merged_total += (size_t)f->svd[i].rows * f->svd[i].cols;
-            size_t sc = (size_t)f->svd[i].rows * f->svd[i].rank;
-            max_scratch = sc > max_scratch ? sc : max_scratch;
             max_rank = e0->rank[i] > max_rank ? e0->rank[i] : max_rank;
         }
     a->sigma = calloc((size_t)n, sizeof *a->sigma);
     a->sigma_buf = malloc((total ? total : 1) * sizeof(float));
     pmix = malloc((size_t)max_rank * sizeof(float));
-    if (!a->sigma || !a->sigma_buf || !pmix) goto oom;
+    if (!a->sigma || !a->sigma_buf || !pmix) {
+        rc = t2_err_set(T2_ENOMEM, "out of memory applying a mixture");
+        goto out;
+    }
     float *q = a->sigma_buf;
     for (int i = 0; i < n; i++) {
         if (!e0->rank[i]) continue;
@@ -714,37 +787,12 @@ int t2_adapt_new(t2_adapt **out, const t2_factors *f, const t2_mixture *mix, int
         q += r;
     }
     a->bytes = total * sizeof(float);
-    if (mode == T2_APPLY_MERGED) {
-        a->merged = calloc((size_t)n, sizeof *a->merged);
-        a->merged_buf = malloc((merged_total ? merged_total : 1) * sizeof(float));
-        todo = malloc((size_t)n * sizeof *todo);
-        if (!a->merged || !a->merged_buf || !todo) goto oom;
-        float *w = a->merged_buf;
-        int n_todo = 0;
-        for (int i = 0; i < n; i++) {
-            if (!a->sigma[i]) continue;
-            a->merged[i] = (t2_mat){T2_F32, f->svd[i].rows, f->svd[i].cols, w};
-            w += (size_t)f->svd[i].rows * f->svd[i].cols;
-            todo[n_todo++] = i;
-        }
-        const int nth = t2_pool_size(pool);
-        merge_job j = {.a = a, .todo = todo, .n_todo = n_todo, .scratch_per = max_scratch};
-        j.scratch = malloc((size_t)nth * max_scratch * sizeof(float) + 1);
-        if (!j.scratch) goto oom;
-        openblas_set_num_threads(1);
-        t2_pool_run(pool, merge_task, &j);
-        free(j.scratch);
-        a->bytes += merged_total * sizeof(float);
-    }
-    free(todo);
+    if (mode == T2_APPLY_MERGED) rc = adapt_merge(a, merged_type, pool);
+out:
     free(pmix);
+    if (rc < 0) t2_adapt_release(&a);
     *out = a;
-    return 0;
-oom:
-    free(todo);
-    free(pmix);
-    t2_adapt_release(&a);
-    return t2_err_set(T2_ENOMEM, "out of memory applying a mixture");
+    return rc;
 }
 
 uint64_t t2_mixture_key(const t2_mixture *mix) {

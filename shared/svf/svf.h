@@ -20,8 +20,9 @@
  *
  * Applying (t2_adapt): the effective singular values σ' = σ ⊙ s · (Σσ / Σ(σ⊙s)) are computed
  * once per mixture; then either
- *   merged    W' = (U diag σ') Vᵀ is formed per matrix (cost rows·cols·r each) and the forward
- *             pass uses it like a base weight (dense speed; cache merged sets, t2_adapt_cache);
+ *   merged    W' = (U diag σ') Vᵀ is formed per matrix (cost rows·cols·r each), stored as F32,
+ *             F16, BF16 or Q8_0 (t2_adapt_new_typed), and the forward pass uses it like a base
+ *             weight (dense speed; cache merged sets, t2_adapt_cache);
  *   factored  y = U (σ' ⊙ (Vᵀ x)) without forming W' (about twice the work per token), which
  *             lets one batch hold sequences with different mixtures: U and Vᵀ are shared.
  */
@@ -115,6 +116,14 @@ int t2_mixture_check(const t2_mixture *mix, const t2_factors *f);
 /* Resolve a mixture into σ' (and, in merged mode, W' for every targeted matrix of `m`). */
 int t2_adapt_new(t2_adapt **out, const t2_factors *f, const t2_mixture *mix, int mode,
                  t2_pool *pool);
+/* The same with W' stored as merged_type (merged mode; ignored in factored mode): F32 (4 bytes
+ * per weight of every targeted matrix), F16 or BF16 (2 bytes) or Q8_0 (34 bytes per 32 weights,
+ * 1.0625 bytes; the matrices' columns must be a multiple of 32). W' is formed in f32 and rounded
+ * to the type a few rows at a time (no f32 copy of a whole matrix). t2_adapt_new is F32. */
+int t2_adapt_new_typed(t2_adapt **out, const t2_factors *f, const t2_mixture *mix, int mode,
+                       t2_dtype merged_type, t2_pool *pool);
+/* 1 if W' can be stored as t (F32, F16, BF16, Q8_0). */
+int t2_adapt_merged_type_ok(t2_dtype t);
 t2_adapt *t2_adapt_ref(t2_adapt *a);
 void t2_adapt_release(t2_adapt **a);
 /* σ' for one p vector (r floats) of an expert: t2_svf_scale with the sigmoid activation. */
