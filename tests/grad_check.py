@@ -9,6 +9,8 @@ and differentiated by autograd:
 
     loss = sum_t w_t * (-log softmax(logits_t)[y_t]) / norm
 
+Models: llama (GQA, tied and separate classifiers), qwen2 (Q/K/V biases, rotation of halves),
+qwen3 (per-head Q/K RMSNorm whose backward the trainer has; head dim 8 != dim / heads 6).
 Full mode: every weight gradient. SVF mode: the gradient of every p, with the target matrices
 rebuilt from the same U, sigma, Vt that T2 used: W' = U diag(sigma*m*c) Vt, m = act(p),
 c = sum(sigma) / sum(sigma*m).
@@ -182,10 +184,24 @@ def main():
         run([t2, "init", "-o", tied, "--dim", "20", "--hidden", "33", "--layers", "2",
              "--heads", "2", "--kv-heads", "1", "--vocab", "29", "--seq-len", "12",
              "--tied", "--seed", "5"])
+        # qwen2 (Q/K/V biases, rotation of halves); qwen3 (per-head Q/K RMSNorm, no biases)
+        # with a head dim (8) that is not dim / heads (6)
+        qwen2 = os.path.join(work, "qwen2.gguf")
+        run([t2, "init", "-o", qwen2, "--arch", "qwen2", "--dim", "36", "--hidden", "50",
+             "--layers", "2", "--heads", "6", "--kv-heads", "2", "--vocab", "37",
+             "--seq-len", "16", "--seed", "13"])
+        qwen3 = os.path.join(work, "qwen3.gguf")
+        run([t2, "init", "-o", qwen3, "--arch", "qwen3", "--dim", "36", "--hidden", "50",
+             "--layers", "2", "--heads", "6", "--kv-heads", "2", "--head-dim", "8",
+             "--vocab", "37", "--seq-len", "16", "--seed", "17"])
         check_full(t2bin, gqa, work, "full-gqa", results)
         check_full(t2bin, tied, work, "full-tied", results)
         check_svf(t2bin, gqa, work, "svf-mlp", "mlp", "sigmoid", results)
         check_svf(t2bin, gqa, work, "svf-all", "all", "linear", results)
+        check_svf(t2bin, qwen2, work, "q2-svf-all", "all", "sigmoid", results)
+        check_svf(t2bin, qwen3, work, "q3-svf-all", "all", "sigmoid", results)
+        check_svf(t2bin, qwen3, work, "q3-svf-lin", "all", "linear", results)
+        check_full(t2bin, qwen3, work, "q3-full", results)
 
     # table: max relative error per (case, kind)
     table = {}
@@ -195,6 +211,10 @@ def main():
     print("%-10s %-16s %s" % ("case", "tensor kind", "max rel err"))
     for (case, kind), err in table.items():
         print("%-10s %-16s %.3e%s" % (case, kind, err, "" if err <= TOL else "  FAIL"))
+    for case in ("q2-svf-all", "q3-svf-all", "q3-svf-lin", "q3-full"):
+        if not any(c == case and k != "loss" for c, k, _, _ in results):
+            print("FAIL %s: no gradients compared" % case)
+            return 1
     bad = [(c, k, e, n) for c, k, e, n in results if not e <= TOL]
     for c, k, e, n in bad:
         print("FAIL %s %s: rel err %.3e (%s)" % (c, k, e, n))

@@ -103,6 +103,9 @@ static void test_forward_matches_inference(void) { forward_matches_inference(T2_
 static void test_forward_matches_inference_qwen2(void) {
     forward_matches_inference(T2_ARCH_QWEN2);
 }
+static void test_forward_matches_inference_qwen3(void) {
+    forward_matches_inference(T2_ARCH_QWEN3);
+}
 
 /* n steps of training from the meta state (data from meta->rng); losses appended. */
 static void run_steps(t2_train *tr, t2_pool *pool, t2_ckpt_meta *meta, int n, float *losses) {
@@ -541,6 +544,7 @@ int main(void) {
     T2_RUN(test_loss_decreases);
     T2_RUN(test_forward_matches_inference);
     T2_RUN(test_forward_matches_inference_qwen2);
+    T2_RUN(test_forward_matches_inference_qwen3);
     T2_RUN(test_resume_exact);
     T2_RUN(test_clip_and_schedule);
     T2_RUN(test_thread_independence);

@@ -5,7 +5,8 @@
  *
  * The forward keeps every activation the backward needs (per layer: the input of each norm,
  * the normed inputs and 1/rms, q and k after RoPE, v, the attention probabilities, the
- * attention output, the MLP gate / up / product); the backward walks the layers in reverse,
+ * attention output, the MLP gate / up / product; qwen3: q and k before their per-head RMSNorm
+ * and its 1/rms); the backward walks the layers in reverse,
  * each step the _backward twin of a forward kernel in train_kernels.c.
  */
 #include "train/train.h"
@@ -156,6 +157,7 @@ void t2_train_destroy(t2_train **trp) {
     free(tr->cos_t);
     free(tr->sin_t);
     free(tr->bias);
+    free(tr->qk_norm);
     t2_model_destroy(&tr->view);
     free(tr);
     *trp = NULL;
@@ -191,6 +193,7 @@ int t2_train_new(t2_train **out, const t2_config *cfg_in, int tied, int max_B, i
     const size_t N = (size_t)max_B * max_T, D = c.dim, F = c.hidden_dim, L = c.n_layers;
     const size_t QD = (size_t)c.n_heads * c.head_dim, KVD = (size_t)c.n_kv_heads * c.head_dim;
     const size_t V = c.vocab_size, H = c.n_heads;
+    const size_t qkn = c.arch == T2_ARCH_QWEN3; /* per-head Q/K norms: their inputs are kept */
     t2_train_acts *a = &tr->acts;
     falloc_req req[] = {
         {&a->x, (L + 1) * N * D},  {&a->x_mid, L * N * D},     {&a->xn_att, L * N * D},
@@ -203,6 +206,9 @@ int t2_train_new(t2_train **out, const t2_config *cfg_in, int tied, int max_B, i
         {&a->dxn, N * D},          {&a->dh, N * F},            {&a->dgate, N * F},
         {&a->dup, N * F},          {&a->dout, N * QD},         {&a->dq, N * QD},
         {&a->dk, N * KVD},         {&a->dv, N * KVD},
+        {&a->q_pre, qkn * L * N * QD}, {&a->k_pre, qkn * L * N * KVD},
+        {&a->rstd_q, qkn * L * N * H}, {&a->rstd_k, qkn * L * N * c.n_kv_heads},
+        {&a->dq_pre, qkn * N * QD},    {&a->dk_pre, qkn * N * KVD},
     };
     tr->acts_mem = falloc_block(req, (int)(sizeof req / sizeof req[0]), &tr->acts_bytes);
     tr->tokens = malloc(N * sizeof(int));
@@ -225,14 +231,35 @@ nomem:
     return rc;
 }
 
+/* qwen3: the per-head Q/K RMSNorm weights, kept fixed, and the trainer's view points at them. */
+static int load_qk_norm(t2_train *tr, const t2_model *m) {
+    const int L = m->cfg.n_layers, hd = m->cfg.head_dim;
+    free(tr->qk_norm);
+    tr->qk_norm = NULL;
+    if (!m->layers[0].q_norm) return 0;
+    if (!(tr->qk_norm = malloc((size_t)L * 2 * hd * sizeof(float))))
+        return t2_err_set(T2_ENOMEM, "out of memory");
+    for (int l = 0; l < L; l++) {
+        float *d = tr->qk_norm + (size_t)l * 2 * hd;
+        memcpy(d, m->layers[l].q_norm, (size_t)hd * sizeof(float));
+        memcpy(d + hd, m->layers[l].k_norm, (size_t)hd * sizeof(float));
+        tr->view->layers[l].q_norm = d;
+        tr->view->layers[l].k_norm = d + hd;
+    }
+    return 0;
+}
+
 /* What the architecture adds to plain Llama: rotary frequencies of its own (Llama-3 scaling,
- * qwen2's), rotation of halves (qwen2), and Q/K/V biases (qwen2), kept fixed. */
+ * qwen2's), rotation of halves (qwen2, qwen3), Q/K/V biases (qwen2) and per-head Q/K norms
+ * (qwen3), kept fixed; the trainer's view gets the biases and norms too. */
 static int load_arch(t2_train *tr, const t2_model *m) {
     const t2_config *c = &m->cfg;
     const int L = c->n_layers, QD = c->n_heads * c->head_dim, KVD = c->n_kv_heads * c->head_dim;
     tr->neox = c->arch != T2_ARCH_LLAMA;
     if (m->rope_inv_freq)
         t2_tk_rope_tables_freq(tr->cos_t, tr->sin_t, tr->max_T, c->head_dim, m->rope_inv_freq);
+    int rc = load_qk_norm(tr, m);
+    if (rc < 0) return rc;
     free(tr->bias);
     tr->bias = NULL;
     if (!m->layers[0].bq) return 0;
@@ -244,6 +271,9 @@ static int load_arch(t2_train *tr, const t2_model *m) {
         memcpy(d, m->layers[l].bq, (size_t)QD * sizeof(float));
         memcpy(d + QD, m->layers[l].bk, (size_t)KVD * sizeof(float));
         memcpy(d + QD + KVD, m->layers[l].bv, (size_t)KVD * sizeof(float));
+        tr->view->layers[l].bq = d;
+        tr->view->layers[l].bk = d + QD;
+        tr->view->layers[l].bv = d + QD + KVD;
     }
     return 0;
 }
@@ -258,14 +288,14 @@ int t2_train_load_params(t2_train *tr, const t2_model *m) {
     const t2_config *a = &tr->cfg, *b = &m->cfg;
     if (a->dim != b->dim || a->hidden_dim != b->hidden_dim || a->n_layers != b->n_layers ||
         a->n_heads != b->n_heads || a->n_kv_heads != b->n_kv_heads ||
-        a->vocab_size != b->vocab_size || (m->tied != 0) != tr->tied)
+        a->vocab_size != b->vocab_size || a->head_dim != b->head_dim || a->arch != b->arch ||
+        (m->tied != 0) != tr->tied)
         return t2_err_set(T2_EMISMATCH, "%s: model shape differs from the trainer's", m->path);
-    if (b->arch == T2_ARCH_QWEN3 || (b->arch == T2_ARCH_LLAMA && m->layers[0].bq) ||
-        b->head_dim * b->n_heads != b->dim)
-        return t2_err_set(T2_EUNSUPPORTED, "%s: training supports llama and qwen2 models whose "
-                          "head dim is dim / heads (this is %s%s)", m->path,
-                          t2_arch_name(b->arch), b->arch == T2_ARCH_LLAMA ? " with biases or "
-                          "its own head dim" : "");
+    if ((b->arch == T2_ARCH_LLAMA && m->layers[0].bq) ||
+        (b->arch == T2_ARCH_QWEN3) != (m->layers[0].q_norm != NULL))
+        return t2_err_set(T2_EUNSUPPORTED, "%s: training supports llama, qwen2 and qwen3 models "
+                          "(this is %s%s)", m->path, t2_arch_name(b->arch),
+                          b->arch == T2_ARCH_LLAMA ? " with biases" : " without its Q/K norms");
     int rc = load_arch(tr, m);
     if (rc < 0) return rc;
     const t2_config *c = a;
@@ -509,6 +539,37 @@ static void lin_backward(t2_train *tr, t2_pool *pool, int l, int kind, float *di
     }
 }
 
+/* qwen3: q, k = rmsnorm(q) * q_norm, rmsnorm(k) * k_norm over each head's h values (in place),
+ * keeping the inputs and 1/rms of layer l for the backward. */
+static void qk_norm_forward(t2_train *tr, int l, float *q, float *k, int N) {
+    const t2_config *c = &tr->cfg;
+    const int H = c->n_heads, K = c->n_kv_heads, hd = c->head_dim;
+    const size_t nq = (size_t)N * H * hd, nk = (size_t)N * K * hd;
+    t2_train_acts *a = &tr->acts;
+    float *qp = a->q_pre + l * nq, *kp = a->k_pre + l * nk;
+    const float *w = tr->qk_norm + (size_t)l * 2 * hd;
+    memcpy(qp, q, nq * sizeof(float));
+    memcpy(kp, k, nk * sizeof(float));
+    t2_tk_rmsnorm_forward(q, a->rstd_q + (size_t)l * N * H, qp, w, N * H, hd, c->rms_eps);
+    t2_tk_rmsnorm_forward(k, a->rstd_k + (size_t)l * N * K, kp, w + hd, N * K, hd, c->rms_eps);
+}
+
+/* Its backward: a->dq, a->dk (gradients after the norms) into a->dq_pre, a->dk_pre. The norm
+ * weights are fixed (no gradient). */
+static void qk_norm_backward(t2_train *tr, int l, int N) {
+    const t2_config *c = &tr->cfg;
+    const int H = c->n_heads, K = c->n_kv_heads, hd = c->head_dim;
+    const size_t nq = (size_t)N * H * hd, nk = (size_t)N * K * hd;
+    t2_train_acts *a = &tr->acts;
+    const float *w = tr->qk_norm + (size_t)l * 2 * hd;
+    memset(a->dq_pre, 0, nq * sizeof(float));
+    memset(a->dk_pre, 0, nk * sizeof(float));
+    t2_tk_rmsnorm_backward(a->dq_pre, NULL, a->dq, a->q_pre + l * nq, w,
+                           a->rstd_q + (size_t)l * N * H, N * H, hd);
+    t2_tk_rmsnorm_backward(a->dk_pre, NULL, a->dk, a->k_pre + l * nk, w + hd,
+                           a->rstd_k + (size_t)l * N * K, N * K, hd);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* forward / backward                                                                          */
 
@@ -582,6 +643,7 @@ int t2_train_forward(t2_train *tr, t2_pool *pool, const int *inputs, const int *
             add_rows(k, bl + QD, N, KVD);
             add_rows(v, bl + QD + KVD, N, KVD);
         }
+        if (tr->qk_norm) qk_norm_forward(tr, l, q, k, N);
         t2_tk_rope_forward_ex(q, tr->cos_t, tr->sin_t, B, T, H, hd, tr->neox);
         t2_tk_rope_forward_ex(k, tr->cos_t, tr->sin_t, B, T, K, hd, tr->neox);
         t2_tk_attention_forward(pool, o, att, q, k, v, B, T, H, K, hd);
@@ -734,9 +796,15 @@ int t2_train_backward(t2_train *tr, t2_pool *pool) {
                                  B, T, H, K, hd);
         t2_tk_rope_backward_ex(a->dq, tr->cos_t, tr->sin_t, B, T, H, hd, tr->neox);
         t2_tk_rope_backward_ex(a->dk, tr->cos_t, tr->sin_t, B, T, K, hd, tr->neox);
+        const float *dq = a->dq, *dk = a->dk;
+        if (tr->qk_norm) { /* through the per-head norms: gradients of q and k before them */
+            qk_norm_backward(tr, l, N);
+            dq = a->dq_pre;
+            dk = a->dk_pre;
+        }
         memset(a->dxn, 0, ND * sizeof(float));
-        lin_backward(tr, pool, l, T2_TGT_Q, a->dxn, a->dq, xn, N);
-        lin_backward(tr, pool, l, T2_TGT_K, a->dxn, a->dk, xn, N);
+        lin_backward(tr, pool, l, T2_TGT_Q, a->dxn, dq, xn, N);
+        lin_backward(tr, pool, l, T2_TGT_K, a->dxn, dk, xn, N);
         lin_backward(tr, pool, l, T2_TGT_V, a->dxn, a->dv, xn, N);
         if (l == low) break; /* nothing trainable below */
         t2_tk_rmsnorm_backward(a->dx, svf ? NULL : g->attn_norm + (size_t)l * D, a->dxn, x,

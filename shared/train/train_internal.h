@@ -23,6 +23,10 @@ typedef struct t2_train_acts {
     float *rstd_att;   /* (L, N) */
     float *q;          /* (L, N, QD) after RoPE */
     float *k;          /* (L, N, KVD) after RoPE */
+    float *q_pre;      /* qwen3: (L, N, QD) q before its per-head RMSNorm (else empty) */
+    float *k_pre;      /* qwen3: (L, N, KVD) */
+    float *rstd_q;     /* qwen3: (L, N, H) 1/rms of each query head */
+    float *rstd_k;     /* qwen3: (L, N, K) */
     float *v;          /* (L, N, KVD) */
     float *att;        /* (L, B, H, T, T) attention probabilities */
     float *o;          /* (L, N, QD) attention output (input of wo) */
@@ -40,6 +44,7 @@ typedef struct t2_train_acts {
     float *dh, *dgate, *dup;   /* (N, F) */
     float *dout, *dq;          /* (N, QD) */
     float *dk, *dv;            /* (N, KVD) */
+    float *dq_pre, *dk_pre;    /* qwen3: (N, QD), (N, KVD) gradients before the Q/K norms */
 } t2_train_acts;
 
 struct t2_train {
@@ -61,6 +66,7 @@ struct t2_train {
     float *cos_t, *sin_t; /* (max_T, h/2) */
     int neox;             /* rotate halves (qwen2) rather than adjacent pairs */
     float *bias;          /* qwen2: per layer bq (QD), bk, bv (KVD), fixed (not trained); or NULL */
+    float *qk_norm;       /* qwen3: per layer q_norm (h), k_norm (h), fixed (not trained); or NULL */
     /* last forward */
     int B, T, has_wts, has_tgt, have_fwd;
     int *tokens, *tgt;
