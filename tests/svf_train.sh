@@ -48,6 +48,23 @@ awk -F, 'NR > 2 && $5 > 0 { k++ } END { exit !(k >= 1) }' "$tmp/k.gguf.csv" && o
 grep -q "rank-4 LoRA adapters on the mlp matrices, 36864 trainable" "$tmp/l.err" && ok "LoRA parameter count" || { head -3 "$tmp/l.err"; bad "LoRA count"; }
 "$T2" eval -m "$tmp/l.gguf" --task mc --n 4 -j 1 > "$tmp/lev" 2>&1 && ok "LoRA model runs" || { cat "$tmp/lev"; bad "LoRA model"; }
 
+# qwen3 (per-head Q/K RMSNorm, head dim 24 != dim / heads 16): t2 svf trains every matrix, the
+# backward going through the Q/K norms (tests/grad_check.py checks its gradients)
+TOK512="${T2_ASSETS:-$HERE/../../shared/assets}/models/tok512.bin"
+if [ -f "$TOK512" ]; then
+    Q3=(-m "$tmp/q3.gguf" --factors "$tmp/q3f.gguf" -n 2 -b 4 --val-n 4 --eval-every 2 -j 1)
+    "$T2" init -o "$tmp/q3.gguf" --arch qwen3 --dim 64 --hidden 96 --layers 2 --heads 4 \
+        --kv-heads 2 --head-dim 24 --vocab 512 -z "$TOK512" --seq-len 256 > /dev/null 2>&1 &&
+        "$T2" decompose -m "$tmp/q3.gguf" -o "$tmp/q3f.gguf" --targets all > /dev/null &&
+        "$T2" svf --task math "${Q3[@]}" --targets all -o "$tmp/q3e.gguf" 2> "$tmp/q3.err" &&
+        awk -F, 'NR > 2 && $6 > 0 { g++ } END { exit !(g == 2) }' "$tmp/q3e.gguf.csv" &&
+        "$T2" expert show -m "$tmp/q3.gguf" --factors "$tmp/q3f.gguf" "$tmp/q3e.gguf" > /dev/null 2>&1 \
+        && ok "t2 svf on qwen3: 2 steps with gradients, the expert loads" \
+        || { cat "$tmp/q3.err"; bad "t2 svf on qwen3"; }
+else
+    echo "skip qwen3: no $TOK512"
+fi
+
 # bad invocations
 expect_fail "no factors" "give --factors" "$T2" svf --task math -m "$MODEL" -o "$tmp/x.gguf"
 expect_fail "unknown task" "unknown family 'maths'" "$T2" svf --task maths -m "$MODEL" --factors "$tmp/f.gguf" -o "$tmp/x.gguf"
