@@ -22,11 +22,26 @@ int cli_adapt_opt(cli_adapt *o, const char *cmd, int c, const char *arg) {
     case 0x104:
         if (!strcmp(arg, "merged")) o->mode = T2_APPLY_MERGED;
         else if (!strcmp(arg, "factored")) o->mode = T2_APPLY_FACTORED;
+        else if (!strcmp(arg, "lowrank")) o->mode = T2_APPLY_LOWRANK;
         else {
-            fprintf(stderr, "t2 %s: --apply: '%s' is not merged or factored\n", cmd, arg);
+            fprintf(stderr, "t2 %s: --apply: '%s' is not merged, factored or lowrank\n", cmd,
+                    arg);
             return -1;
         }
         return 1;
+    case 0x106: {
+        char *end;
+        errno = 0;
+        long r = strtol(arg, &end, 10);
+        if (errno || *end || end == arg || r < 1 || r > 1 << 20) {
+            fprintf(stderr, "t2 %s: --lowrank: '%s' is not a number of directions >= 1\n", cmd,
+                    arg);
+            return -1;
+        }
+        o->lowrank = (int)r;
+        o->mode = T2_APPLY_LOWRANK;
+        return 1;
+    }
     case 0x105:
         if (t2_dtype_parse(arg, &o->merged_type) < 0 || !t2_adapt_merged_type_ok(o->merged_type)) {
             fprintf(stderr, "t2 %s: --merged-type: '%s' is not f32, f16, bf16 or q8_0\n", cmd, arg);
@@ -117,7 +132,21 @@ int cli_adapt_setup(cli_adapt *o, t2_model *m, t2_pool *pool) {
         return rc;
     }
     t2_mixture mix = {o->n_experts, (const t2_expert *const *)o->experts, o->alpha, o->n_experts, 0};
-    return t2_adapt_new_typed(&o->adapt, o->factors, &mix, o->mode, o->merged_type, pool);
+    return cli_adapt_new(o, &mix, pool, &o->adapt);
+}
+
+int cli_adapt_new(const cli_adapt *o, const t2_mixture *mix, t2_pool *pool, t2_adapt **out) {
+    if (o->mode != T2_APPLY_LOWRANK)
+        return t2_adapt_new_typed(out, o->factors, mix, o->mode, o->merged_type, pool);
+    t2_lowrank_report r;
+    const int rank = o->lowrank ? o->lowrank : 32;
+    int rc = t2_adapt_new_lowrank(out, o->factors, mix, rank, &r);
+    if (rc < 0) return rc;
+    fprintf(stderr, "t2: low-rank expert difference, %d directions per matrix (%.1f MiB): "
+            "||dW - dW_r||_F / ||dW||_F = %.4g over all matrices, %.4g at worst (blk.%d.%s)\n",
+            rank, r.bytes / 1048576.0, r.rel_err, r.worst_rel_err, r.worst_layer,
+            t2_target_name(r.worst_kind));
+    return 0;
 }
 
 void cli_adapt_free(cli_adapt *o) {
@@ -138,6 +167,8 @@ const char *cli_adapt_describe(const cli_adapt *o, char *buf, size_t cap) {
     }
     size_t n = o->mode == T2_APPLY_MERGED
                    ? (size_t)snprintf(buf, cap, "merged %s ", t2_dtype_name(o->merged_type))
+               : o->mode == T2_APPLY_LOWRANK
+                   ? (size_t)snprintf(buf, cap, "lowrank %d ", o->lowrank ? o->lowrank : 32)
                    : (size_t)snprintf(buf, cap, "factored ");
     for (int i = 0; i < o->n_experts && n < cap; i++)
         n += (size_t)snprintf(buf + n, cap - n, "%s%s=%g", i ? "," : "", o->experts[i]->name,

@@ -87,7 +87,7 @@ static int single_adapt(cli_strategy *s, const cli_adapt *ad, int i, t2_pool *po
     if (s->single[i]) return 0;
     const float one = 1.0f;
     t2_mixture mix = {1, (const t2_expert *const *)&s->experts[i], &one, 1, 0};
-    return t2_adapt_new_typed(&s->single[i], ad->factors, &mix, ad->mode, ad->merged_type, pool);
+    return cli_adapt_new(ad, &mix, pool, &s->single[i]);
 }
 
 int cli_strategy_setup(cli_strategy *s, const cli_adapt *ad, t2_pool *pool) {
@@ -138,8 +138,7 @@ int cli_strategy_setup(cli_strategy *s, const cli_adapt *ad, t2_pool *pool) {
     if ((rc = t2_profile_mixture_alpha(p, ex[0]->rank, slots, &alpha, &n_alpha, &per_matrix)) < 0)
         return t2_err_prefix(rc, "%s", s->profile_path);
     t2_mixture mix = {p->n_experts, ex, alpha, n_alpha, per_matrix};
-    rc = t2_adapt_new_typed(&s->profile_adapt, ad->factors, &mix, ad->mode, ad->merged_type,
-                            pool);
+    rc = cli_adapt_new(ad, &mix, pool, &s->profile_adapt);
     free(alpha);
     if (rc < 0) return t2_err_prefix(rc, "%s", s->profile_path);
     return 0;

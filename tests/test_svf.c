@@ -395,6 +395,97 @@ static void test_merged_types(void) {
     t2_model_destroy(&m);
 }
 
+/* Low-rank application: W x + U_r ((σ' − σ)_r ⊙ (V_rᵀ x)).
+ *  - the kept directions are those of largest |σ' − σ|, and the reported truncation error equals
+ *    ||Δ − Δ_r||_F / ||Δ||_F computed here from the matrices themselves (float64);
+ *  - all directions: the merged logits (to the factors' reconstruction error, 1e-4 of the range);
+ *  - in a multi-sequence step: bit-identical to the sequence alone. */
+static void test_lowrank(void) {
+    const t2_expert *e1[1] = {ex[1]};
+    float one = 1.0f;
+    t2_mixture mix = {1, e1, &one, 1, 0};
+    t2_adapt *lr = NULL, *full = NULL, *merged = NULL;
+    t2_lowrank_report rep, rep_full;
+    T2_CHECK(t2_adapt_new_lowrank(&lr, factors, &mix, 5, &rep) == 0);
+    T2_CHECK(t2_adapt_new_lowrank(&full, factors, &mix, 1000, &rep_full) == 0);
+    T2_CHECK(t2_adapt_new(&merged, factors, &mix, T2_APPLY_MERGED, NULL) == 0);
+    T2_CHECK(rep_full.rel_err == 0 && rep_full.worst_rel_err == 0);
+    T2_CHECK(rep.rel_err > 0.05 && rep.rel_err < 1 && rep.worst_rel_err >= rep.rel_err);
+    double all = 0, dropped = 0, worst = 0;
+    for (int i = 0; i < factors->n_layers * T2_N_TARGETS; i++) {
+        const t2_svd *sv = &factors->svd[i];
+        const t2_lowrank *L = &lr->lowrank[i];
+        T2_CHECK(L->r == 5);
+        /* every kept |d| >= every dropped |σ' − σ| */
+        float kept_min = INFINITY, drop_max = 0;
+        for (int j = 0; j < L->r; j++) kept_min = fminf(kept_min, fabsf(L->d[j]));
+        int n_big = 0;
+        for (int q = 0; q < sv->rank; q++) n_big += fabsf(lr->sigma[i][q] - sv->S[q]) >= kept_min;
+        for (int q = 0; q < sv->rank; q++) {
+            const float dq = fabsf(lr->sigma[i][q] - sv->S[q]);
+            if (dq < kept_min) drop_max = fmaxf(drop_max, dq);
+        }
+        T2_CHECK_MSG(n_big >= L->r && drop_max <= kept_min, "matrix %d: kept %g, dropped %g", i,
+                     (double)kept_min, (double)drop_max);
+        /* ||Δ − Δ_r||_F and ||Δ||_F from the matrices */
+        double num = 0, den = 0;
+        for (int r = 0; r < sv->rows; r++)
+            for (int c = 0; c < sv->cols; c++) {
+                double d = 0, dr = 0;
+                for (int q = 0; q < sv->rank; q++)
+                    d += (double)sv->U[(size_t)r * sv->rank + q] *
+                         (lr->sigma[i][q] - sv->S[q]) * sv->Vt[(size_t)q * sv->cols + c];
+                for (int j = 0; j < L->r; j++)
+                    dr += (double)L->U[(size_t)r * L->r + j] * L->d[j] *
+                          L->Vt[(size_t)j * sv->cols + c];
+                num += (d - dr) * (d - dr);
+                den += d * d;
+            }
+        all += den;
+        dropped += num;
+        worst = fmax(worst, sqrt(num / den));
+    }
+    T2_CHECK_MSG(fabs(sqrt(dropped / all) - rep.rel_err) < 1e-4 &&
+                 fabs(worst - rep.worst_rel_err) < 1e-4, "reported %g / %g, computed %g / %g",
+                 rep.rel_err, rep.worst_rel_err, sqrt(dropped / all), worst);
+    /* logits: all directions = merged; 5 directions in a multi step = alone */
+    const int V = model->cfg.vocab_size;
+    int toks[6] = {3, 50, 7, 91, 12, 40};
+    float lm[6 * 97], lf[6 * 97], alone[97];
+    t2_state *st[2];
+    T2_CHECK(t2_state_new(&st[0], model, 8, 0) == 0 && t2_state_new(&st[1], model, 8, 0) == 0);
+    t2_state_set_adapt(st[0], merged);
+    t2_state_set_adapt(st[1], full);
+    T2_CHECK(t2_forward(st[0], NULL, toks, 6, 0, lm) == 0);
+    T2_CHECK(t2_forward(st[1], NULL, toks, 6, 0, lf) == 0);
+    float lo = INFINITY, hi = -INFINITY;
+    double d = 0;
+    for (int i = 0; i < 6 * V; i++) {
+        lo = fminf(lo, lm[i]);
+        hi = fmaxf(hi, lm[i]);
+        d = fmax(d, fabs(lm[i] - lf[i]));
+    }
+    T2_CHECK_MSG(d <= 1e-4 * (hi - lo), "all directions vs merged: %g of the range", d / (hi - lo));
+    t2_state_set_adapt(st[0], NULL);
+    t2_state_set_adapt(st[1], lr);
+    T2_CHECK(t2_forward(st[0], NULL, toks, 5, 0, NULL) == 0);
+    T2_CHECK(t2_forward(st[1], NULL, toks, 5, 0, NULL) == 0);
+    int tk[2] = {toks[5], toks[5]}, pos[2] = {5, 5};
+    T2_CHECK(t2_forward_step_multi(st, 2, NULL, tk, pos) == 0);
+    memcpy(alone, t2_state_logits(st[1]), sizeof alone);
+    T2_CHECK(t2_forward(st[1], NULL, &toks[5], 1, 5, NULL) == 0); /* the same step, alone */
+    T2_CHECK(!memcmp(alone, t2_state_logits(st[1]), sizeof alone));
+    T2_CHECK(memcmp(alone, t2_state_logits(st[0]), sizeof alone)); /* and not the base's */
+    for (int i = 0; i < 2; i++) t2_state_destroy(&st[i]);
+    t2_adapt *bad = NULL;
+    T2_CHECK(t2_adapt_new_lowrank(&bad, factors, &mix, -1, NULL) == T2_EINVAL && !bad);
+    T2_CHECK(t2_adapt_new_typed(&bad, factors, &mix, T2_APPLY_LOWRANK, T2_F32, NULL) ==
+             T2_EINVAL);
+    t2_adapt_release(&lr);
+    t2_adapt_release(&full);
+    t2_adapt_release(&merged);
+}
+
 int main(void) {
     setup();
     T2_RUN(test_sha256_vectors);
@@ -406,6 +497,7 @@ int main(void) {
     T2_RUN(test_multi_errors);
     T2_RUN(test_sigma_scale_guard);
     T2_RUN(test_merged_types);
+    T2_RUN(test_lowrank);
     for (int i = 0; i < 3; i++) t2_expert_destroy(&ex[i]);
     t2_factors_destroy(&factors);
     t2_model_destroy(&model);

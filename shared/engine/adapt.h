@@ -4,8 +4,9 @@
  * with t2_state_set_adapt. An adaptation is made by the SVF layer (svf/svf.h: factors, experts,
  * mixtures); the engine only reads it. For each targeted matrix W = U diag(σ) Vᵀ of a layer it
  * holds the effective singular values σ' and, in merged mode, W' = U diag(σ') Vᵀ itself; in
- * factored mode the forward pass computes y = U (σ' ⊙ (Vᵀ x)). docs/DESIGN.md §3 has the
- * formulas. Keeping this header in the engine is what lets svf/ sit above the engine.
+ * factored mode the forward pass computes y = U (σ' ⊙ (Vᵀ x)); in low-rank mode y = W x plus
+ * the r strongest directions of the difference, U_r ((σ' − σ)_r ⊙ (V_rᵀ x)). docs/DESIGN.md §3
+ * has the formulas. Keeping this header in the engine is what lets svf/ sit above the engine.
  */
 #ifndef T2_ENGINE_ADAPT_H
 #define T2_ENGINE_ADAPT_H
@@ -43,7 +44,16 @@ typedef struct t2_svd {
     float sum_s;          /* Σσ */
 } t2_svd;
 
-enum { T2_APPLY_FACTORED = 0, T2_APPLY_MERGED = 1 };
+enum { T2_APPLY_FACTORED = 0, T2_APPLY_MERGED = 1, T2_APPLY_LOWRANK = 2 };
+
+/* Low-rank mode: y = W x + U_r (d ⊙ (V_rᵀ x)) with W the model's own (quantized) weight and
+ * d = σ' − σ on the r directions where |σ' − σ| is largest (svf/svf.h). */
+typedef struct t2_lowrank {
+    int r;           /* directions kept (0: the base weight alone) */
+    const float *U;  /* (rows, r) row-major: the kept columns of U */
+    const float *Vt; /* (r, cols) row-major: the kept rows of Vᵀ */
+    const float *d;  /* (r) σ' − σ of the kept directions */
+} t2_lowrank;
 
 /* A resolved mixture, reference-counted (svf/svf.h makes and releases it). Two adaptations with
  * the same `svd` pointer come from the same factors and can share passes over U and Vᵀ. */
@@ -56,9 +66,11 @@ typedef struct t2_adapt {
     int mode;
     const float **sigma; /* [n_layers * T2_N_TARGETS]: σ' (rank floats) or NULL */
     t2_mat *merged;      /* [n_layers * T2_N_TARGETS] (merged mode; rows 0 where untargeted) */
+    t2_lowrank *lowrank; /* [n_layers * T2_N_TARGETS] (low-rank mode) */
     /* owned */
     float *sigma_buf;
     void *merged_buf;     /* W' storage, merged[i].type each */
+    float *lowrank_buf;
     size_t bytes;
 } t2_adapt;
 

@@ -128,6 +128,22 @@ static int linear(t2_pool *pool, float *Y, const t2_mat *W, const float *X, int 
 
 static inline int adapt_idx(int l, int k) { return l * T2_N_TARGETS + k; }
 
+/* Y (B x rows) += U_r (d ⊙ (V_rᵀ X)): an expert's low-rank difference on top of the base
+ * weight's output (z: B x r scratch). */
+static int lowrank_add(t2_pool *pool, float *z, const t2_lowrank *lr, int rows, int cols,
+                       float *Y, const float *X, int B) {
+    if (!lr->r) return 0;
+    const t2_mat Vt = {T2_F32, lr->r, cols, lr->Vt};
+    int rc = linear(pool, z, &Vt, X, B);
+    if (rc < 0) return rc;
+    for (int b = 0; b < B; b++) {
+        float *zb = z + (size_t)b * lr->r, *yb = Y + (size_t)b * rows;
+        for (int q = 0; q < lr->r; q++) zb[q] *= lr->d[q];
+        for (int i = 0; i < rows; i++) yb[i] += t2_dot_f32(lr->U + (size_t)i * lr->r, zb, lr->r);
+    }
+    return 0;
+}
+
 /* Single sequence, B tokens: target k of layer l. */
 static int lin(t2_state *s, t2_pool *pool, int l, int k, float *Y, const float *X, int B) {
     const t2_mat *W = t2_layer_mat(&s->m->layers[l], k);
@@ -135,6 +151,11 @@ static int lin(t2_state *s, t2_pool *pool, int l, int k, float *Y, const float *
     const int idx = adapt_idx(l, k);
     if (a && a->sigma[idx]) {
         if (a->mode == T2_APPLY_MERGED) return linear(pool, Y, &a->merged[idx], X, B);
+        if (a->mode == T2_APPLY_LOWRANK) {
+            int rc = linear(pool, Y, W, X, B);
+            return rc < 0 ? rc : lowrank_add(pool, s->z, &a->lowrank[idx], W->rows, W->cols, Y,
+                                             X, B);
+        }
         const t2_svd *sv = t2_adapt_svd(a, l, k);
         const t2_mat Vt = {T2_F32, sv->rank, sv->cols, sv->Vt};
         const t2_mat U = {T2_F32, sv->rows, sv->rank, sv->U};
@@ -167,6 +188,7 @@ static void lin_multi(t2_state *const *st, int n, t2_pool *pool, int l, int k, f
         if (a && a->sigma[idx]) {
             if (a->mode == T2_APPLY_MERGED) {
                 w[i] = &a->merged[idx];
+            } else if (a->mode == T2_APPLY_LOWRANK) { /* base, then its own difference */
             } else { /* factored */
                 w[i] = NULL;
                 fa = a;
@@ -187,6 +209,11 @@ static void lin_multi(t2_state *const *st, int n, t2_pool *pool, int l, int k, f
                 done[j] = 1;
             }
         t2_matvec_batch(pool, gy, w[i], gx + nf, g);
+    }
+    for (int i = 0; i < n; i++) {
+        const t2_adapt *a = st[i]->adapt;
+        if (a && a->sigma[idx] && a->mode == T2_APPLY_LOWRANK)
+            lowrank_add(pool, st[i]->z, &a->lowrank[idx], base->rows, base->cols, ys[i], xs[i], 1);
     }
     if (!nf) return;
     const t2_svd *sv = t2_adapt_svd(fa, l, k);

@@ -634,6 +634,8 @@ void t2_adapt_release(t2_adapt **ap) {
     free(a->merged);
     free(a->sigma_buf);
     free(a->merged_buf);
+    free(a->lowrank);
+    free(a->lowrank_buf);
     free(a);
 }
 
@@ -734,13 +736,106 @@ static int adapt_merge(t2_adapt *a, t2_dtype t, t2_pool *pool) {
     return 0;
 }
 
+typedef struct {
+    float mag; /* |σ' − σ| */
+    int q;
+} lr_dir;
+
+static int lr_dir_cmp(const void *x, const void *y) {
+    const lr_dir *a = x, *b = y;
+    if (a->mag != b->mag) return a->mag > b->mag ? -1 : 1;
+    return a->q - b->q; /* ties: the stronger singular direction first */
+}
+
+/* Low-rank mode: for each targeted matrix the r directions of largest |σ' − σ| (U's columns and
+ * Vᵀ's rows gathered), and the truncation error ||Δ − Δ_r||_F / ||Δ||_F, Δ = U diag(σ' − σ) Vᵀ
+ * (U, V orthonormal: the norms are those of the dropped and of all σ' − σ). */
+static int adapt_lowrank(t2_adapt *a, int rank, t2_lowrank_report *rep) {
+    const int n = a->n_layers * T2_N_TARGETS;
+    size_t total = 0;
+    int max_rank = 1;
+    for (int i = 0; i < n; i++) {
+        if (!a->sigma[i]) continue;
+        const t2_svd *s = &a->f->svd[i];
+        const int r = rank < s->rank ? rank : s->rank;
+        total += (size_t)r * (s->rows + s->cols + 1);
+        max_rank = s->rank > max_rank ? s->rank : max_rank;
+    }
+    a->lowrank = calloc((size_t)n, sizeof *a->lowrank);
+    a->lowrank_buf = malloc((total ? total : 1) * sizeof(float));
+    lr_dir *dir = malloc((size_t)max_rank * sizeof *dir);
+    if (!a->lowrank || !a->lowrank_buf || !dir) {
+        free(dir);
+        return t2_err_set(T2_ENOMEM, "out of memory for the low-rank differences");
+    }
+    double all = 0, dropped = 0;
+    memset(rep, 0, sizeof *rep);
+    float *w = a->lowrank_buf;
+    for (int i = 0; i < n; i++) {
+        if (!a->sigma[i]) continue;
+        const t2_svd *s = &a->f->svd[i];
+        const int r = rank < s->rank ? rank : s->rank;
+        double m_all = 0, m_dropped = 0;
+        for (int q = 0; q < s->rank; q++) {
+            dir[q] = (lr_dir){fabsf(a->sigma[i][q] - s->S[q]), q};
+            m_all += (double)dir[q].mag * dir[q].mag;
+        }
+        qsort(dir, (size_t)s->rank, sizeof *dir, lr_dir_cmp);
+        for (int q = r; q < s->rank; q++) m_dropped += (double)dir[q].mag * dir[q].mag;
+        t2_lowrank *lr = &a->lowrank[i];
+        float *U = w, *Vt = U + (size_t)s->rows * r, *d = Vt + (size_t)r * s->cols;
+        w = d + r;
+        for (int j = 0; j < r; j++) {
+            const int q = dir[j].q;
+            d[j] = a->sigma[i][q] - s->S[q];
+            for (int row = 0; row < s->rows; row++)
+                U[(size_t)row * r + j] = s->U[(size_t)row * s->rank + q];
+            memcpy(Vt + (size_t)j * s->cols, s->Vt + (size_t)q * s->cols,
+                   (size_t)s->cols * sizeof(float));
+        }
+        *lr = (t2_lowrank){r, U, Vt, d};
+        const double e = m_all > 0 ? sqrt(m_dropped / m_all) : 0;
+        if (e >= rep->worst_rel_err) {
+            rep->worst_rel_err = e;
+            rep->worst_layer = i / T2_N_TARGETS;
+            rep->worst_kind = i % T2_N_TARGETS;
+        }
+        all += m_all;
+        dropped += m_dropped;
+    }
+    free(dir);
+    rep->rel_err = all > 0 ? sqrt(dropped / all) : 0;
+    rep->bytes = total * sizeof(float);
+    a->bytes += total * sizeof(float);
+    return 0;
+}
+
 int t2_adapt_new(t2_adapt **out, const t2_factors *f, const t2_mixture *mix, int mode,
                  t2_pool *pool) {
     return t2_adapt_new_typed(out, f, mix, mode, T2_F32, pool);
 }
 
+static int adapt_new(t2_adapt **out, const t2_factors *f, const t2_mixture *mix, int mode,
+                     t2_dtype merged_type, int rank, t2_lowrank_report *rep, t2_pool *pool);
+
 int t2_adapt_new_typed(t2_adapt **out, const t2_factors *f, const t2_mixture *mix, int mode,
                        t2_dtype merged_type, t2_pool *pool) {
+    *out = NULL;
+    if (mode == T2_APPLY_LOWRANK)
+        return t2_err_set(T2_EINVAL, "low-rank application needs a rank (t2_adapt_new_lowrank)");
+    return adapt_new(out, f, mix, mode, merged_type, 0, NULL, pool);
+}
+
+int t2_adapt_new_lowrank(t2_adapt **out, const t2_factors *f, const t2_mixture *mix, int rank,
+                         t2_lowrank_report *rep) {
+    *out = NULL;
+    if (rank < 0) return t2_err_set(T2_EINVAL, "low-rank application: rank %d < 0", rank);
+    t2_lowrank_report dummy;
+    return adapt_new(out, f, mix, T2_APPLY_LOWRANK, T2_F32, rank, rep ? rep : &dummy, NULL);
+}
+
+static int adapt_new(t2_adapt **out, const t2_factors *f, const t2_mixture *mix, int mode,
+                     t2_dtype merged_type, int rank, t2_lowrank_report *rep, t2_pool *pool) {
     *out = NULL;
     int rc = t2_mixture_check(mix, f);
     if (rc < 0) return rc;
@@ -788,6 +883,7 @@ int t2_adapt_new_typed(t2_adapt **out, const t2_factors *f, const t2_mixture *mi
     }
     a->bytes = total * sizeof(float);
     if (mode == T2_APPLY_MERGED) rc = adapt_merge(a, merged_type, pool);
+    if (mode == T2_APPLY_LOWRANK) rc = adapt_lowrank(a, rank, rep);
 out:
     free(pmix);
     if (rc < 0) t2_adapt_release(&a);

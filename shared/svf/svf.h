@@ -124,6 +124,21 @@ int t2_adapt_new_typed(t2_adapt **out, const t2_factors *f, const t2_mixture *mi
                        t2_dtype merged_type, t2_pool *pool);
 /* 1 if W' can be stored as t (F32, F16, BF16, Q8_0). */
 int t2_adapt_merged_type_ok(t2_dtype t);
+
+/* Low-rank application (T2_APPLY_LOWRANK): the model's own weight W (quantized or not) plus the
+ * expert's difference Δ = U diag(σ' − σ) Vᵀ truncated to the `rank` directions where |σ' − σ| is
+ * largest: y = W x + U_r ((σ' − σ)_r ⊙ (V_rᵀ x)). rank >= the matrix's rank keeps all (equal to
+ * merged up to the factors' reconstruction error ||W − UΣVᵀ||); 0 keeps none (the base).
+ * Memory: rank · (rows + cols + 1) floats per targeted matrix. The truncation error is reported
+ * as ||Δ − Δ_r||_F / ||Δ||_F (U and V orthonormal: from the dropped and all σ' − σ). */
+typedef struct t2_lowrank_report {
+    double rel_err;       /* over all targeted matrices together */
+    double worst_rel_err; /* of the worst matrix, */
+    int worst_layer, worst_kind; /* which is this one */
+    size_t bytes;         /* of the kept factors */
+} t2_lowrank_report;
+int t2_adapt_new_lowrank(t2_adapt **out, const t2_factors *f, const t2_mixture *mix, int rank,
+                         t2_lowrank_report *rep);
 t2_adapt *t2_adapt_ref(t2_adapt *a);
 void t2_adapt_release(t2_adapt **a);
 /* σ' for one p vector (r floats) of an expert: t2_svf_scale with the sigmoid activation. */
