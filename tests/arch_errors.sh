@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bad architecture inputs through the CLI: GGUFs of an unknown architecture, with a missing or a
-# mis-shaped tensor; Hugging Face folders whose safetensors header lies or whose config names an
+# mis-shaped tensor, with quantized rows that are not whole blocks; Hugging Face folders whose safetensors header lies or whose config names an
 # unknown architecture. Each must exit non-zero with one line naming the file and the problem.
 set -u
 BIN=${T2_BIN:-build/bin}
@@ -45,6 +45,17 @@ patch "$tmp/qwen3.gguf" "$tmp/qwen9.gguf" qwen3 qwen9
 expect_fail "GGUF of another unknown architecture" \
     "qwen9.gguf: architecture 'qwen9' is not supported" \
     logits "$tmp/qwen9.gguf"
+
+# a Q4_K tensor whose rows (128) are not whole 256-element blocks
+"$PY" -c 'import struct, sys
+name = b"blk.0.ffn_down.weight"
+h = b"GGUF" + struct.pack("<IQQ", 3, 1, 0) + struct.pack("<Q", len(name)) + name
+h += struct.pack("<IQQIQ", 2, 128, 2, 12, 0)  # 2 dims: 128 x 2, type 12 (Q4_K), offset 0
+h += bytes(-len(h) % 32) + bytes(2 * 144)
+open(sys.argv[1], "wb").write(h)' "$tmp/rowlen.gguf"
+expect_fail "quantized rows not a whole number of blocks" \
+    "rowlen.gguf: tensor 'blk.0.ffn_down.weight': Q4_K row length 128 is not a multiple of 256" \
+    logits "$tmp/rowlen.gguf"
 
 # Hugging Face folders
 hf() { # hf DIR ARCH_CLASS: a small config.json

@@ -118,7 +118,7 @@ expect 2 "split: 'bogus' is not" $M --task math --split bogus
 expect 2 "stop: 'tab' is not newline, blank or none" $M --task math --stop tab
 expect 2 "unexpected argument 'extra'" $M --task math extra
 expect 2 "bad option" $M --task math --frobnicate
-expect 2 "apply: 'fused' is not merged or factored" $M --task math --apply fused
+expect 2 "apply: 'fused' is not merged, factored or lowrank" $M --task math --apply fused
 expect 1 "$W/missing.gguf" -m "$W/missing.gguf" --task math
 expect 1 "cannot write" $M --task math --n 2 --csv "$W/no/such/dir/x.csv"
 expect 1 "mc" $M --task mc --n 100000

@@ -27,7 +27,10 @@ expect_fail "mixture naming an expert twice" "named twice" "$T2" "${L[@]}" --fac
 expect_fail "expert without factors" "need --factors" "$T2" "${L[@]}" --expert "$tmp/good.gguf"
 expect_fail "expert file given as factors" "is a T2 'expert' file, expected 'factors'" "$T2" "${L[@]}" --factors "$tmp/good.gguf" --expert "$tmp/good.gguf"
 expect_fail "model given as expert" "not a T2 expert file" "$T2" "${L[@]}" --factors "$tmp/fa.gguf" --expert "$tmp/a.gguf"
-expect_fail "bad --apply" "--apply: 'fast' is not merged or factored" "$T2" "${L[@]}" --factors "$tmp/fa.gguf" --expert "$tmp/good.gguf" --apply fast
+expect_fail "bad --apply" "--apply: 'fast' is not merged, factored or lowrank" "$T2" "${L[@]}" --factors "$tmp/fa.gguf" --expert "$tmp/good.gguf" --apply fast
+expect_fail "bad --merged-type" "--merged-type: 'q4_k' is not f32, f16, bf16 or q8_0" "$T2" "${L[@]}" --factors "$tmp/fa.gguf" --expert "$tmp/good.gguf" --merged-type q4_k
+expect_fail "merged Q8_0 of 40 columns" "merged W' as Q8_0: blk.0.ffn_down has 40 columns, not a multiple of 32" "$T2" "${L[@]}" --factors "$tmp/fa.gguf" --expert "$tmp/good.gguf" --merged-type q8_0
+expect_fail "bad --lowrank" "--lowrank: '0' is not a number of directions >= 1" "$T2" "${L[@]}" --factors "$tmp/fa.gguf" --expert "$tmp/good.gguf" --lowrank 0
 expect_fail "bad --targets" "unknown target 'ffn_foo'" "$T2" decompose -m "$tmp/a.gguf" -o "$tmp/x.gguf" --targets ffn_gate,ffn_foo
 expect_fail "expert targets beyond the factors" "include matrices the factors do not have" "$T2" expert init -m "$tmp/a.gguf" --factors "$tmp/fa.gguf" -o "$tmp/x.gguf" --name x --targets attn
 # a NaN inside an expert's vector: find the first svf_p tensor's data and overwrite 4 bytes
