@@ -165,8 +165,10 @@ const char *cli_adapt_describe(const cli_adapt *o, char *buf, size_t cap) {
         snprintf(buf, cap, "base weights");
         return buf;
     }
-    size_t n = o->mode == T2_APPLY_MERGED
+    size_t n = o->mode == T2_APPLY_MERGED && o->merged_type != T2_F32
                    ? (size_t)snprintf(buf, cap, "merged %s ", t2_dtype_name(o->merged_type))
+               : o->mode == T2_APPLY_MERGED
+                   ? (size_t)snprintf(buf, cap, "merged ")
                : o->mode == T2_APPLY_LOWRANK
                    ? (size_t)snprintf(buf, cap, "lowrank %d ", o->lowrank ? o->lowrank : 32)
                    : (size_t)snprintf(buf, cap, "factored ");
