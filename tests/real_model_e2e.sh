@@ -3,8 +3,9 @@
 # model with Qwen's real vocabulary and chat template (random weights in Hugging Face layout,
 # tests/make_hf.py), converted by `t2 convert` to Q4_K; then
 #   t2 decompose (from the dequantized weights), an expert applied merged and factored,
-#   a few t2 svf steps, and chat requests through router + dispatcher + a 2-rank group,
-#   byte-identical to `t2 run --chat` with the same mixture (and with the base weights).
+#   a few t2 svf steps, and chat requests through router + dispatcher + a 2-rank group whose
+#   merged W' is stored as Q8_0 (worker.merged_type), byte-identical to `t2 run --chat` with the
+#   same mixture and --merged-type q8_0 (and with the base weights).
 set -u
 BIN="${T2_BIN:-/work/main/build/bin}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -62,7 +63,7 @@ cat > "$W/t2.cfg" <<CFG
 version = 1;
 router = { bind = "ipc://$W/r.ipc"; endpoint = "ipc://$W/r.ipc"; };
 model = { path = "$M"; factors = "$W/ex/factors.gguf"; };
-worker = { capacity = 4; };
+worker = { capacity = 4; merged_type = "q8_0"; };
 dispatcher = { labels = { code = ""; math = ""; reasoning = ""; other = ""; }; };
 groups = ( { name = "a"; ranks = 2; } );
 CFG
@@ -72,12 +73,13 @@ for adapt in none mix:e1=0.8; do
     ok $? "submit --chat --adapt $adapt: $(cat "$W/a.err")"
     got=$($PY -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["text"], end="")' "$W/a.json")
     np=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["prompt_tokens"])' "$W/a.json")
-    mix=(); [ "$adapt" = none ] || mix=(--factors "$W/ex/factors.gguf" --mix e1=0.8)
+    mix=(); [ "$adapt" = none ] || mix=(--factors "$W/ex/factors.gguf" --mix e1=0.8 --merged-type q8_0)
     want=$(run -n $((np + 16 - 1)) "${mix[@]}")
     want=${want#*"<|im_start|>assistant"$'\n'} # t2 run echoes the rendered prompt first
     [ -n "$got" ] && [ "$got" = "$want" ]; ok $? "--adapt $adapt: the deployment's '$got' is t2 run --chat's '$want'"
 done
 grep -q "no chat template" "$W/run/a.log"; [ $? != 0 ]; ok $? "the worker found the model's chat template"
+grep -q "apply merged (W' q8_0)" "$W/run/a.log"; ok $? "the worker stores merged W' as Q8_0"
 "$L" stop -c "$W/t2.cfg" --bin "$BIN" --run "$W/run" > /dev/null 2>&1; ok $? "stop"
 
 kill "$WD" 2> /dev/null; kill "$(cat "$W/.wd")" 2> /dev/null

@@ -750,8 +750,10 @@ int wk_head_run(wk_stage *s, const t2_conf *c, t2_tokenizer *tok, volatile int *
         t2_err_clear();
     }
     if ((rc = connect_workers(h, s->m)) < 0) goto out;
-    T2_INFO("serving %s at %s: %d ranks, %d slots, apply %s, context %d", c->worker.services[0],
-            c->router.endpoint, s->size, h->n, t2_conf_apply_name(c->worker.apply), s->n_ctx);
+    T2_INFO("serving %s at %s: %d ranks, %d slots, apply %s (W' %s), context %d",
+            c->worker.services[0], c->router.endpoint, s->size, h->n,
+            t2_conf_apply_name(c->worker.apply), t2_conf_merged_type_name(c->worker.merged_type),
+            s->n_ctx);
     double last_stats = t2_now();
     while (!*stop) {
         int did = 0;

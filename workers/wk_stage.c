@@ -85,6 +85,22 @@ void wk_mix_free(wk_mix *mix) {
 
 /* ---- the stage ------------------------------------------------------------------------------ */
 
+/* worker.merged_type: W' of every targeted matrix of the rank's layers must fit the type
+ * (Q8_0: whole blocks of 32 columns), refused at start rather than at the first mixture. */
+static int check_merged_type(const wk_stage *s, const t2_factors *f, const t2_conf *c) {
+    const t2_dtype t = (t2_dtype)c->worker.merged_type;
+    if (c->worker.apply != T2_CFG_APPLY_MERGED) return 0;
+    for (int l = s->l0; l < s->l1; l++)
+        for (int k = 0; k < T2_N_TARGETS; k++) {
+            const int cols = t2_layer_mat(&s->m->layers[l], k)->cols;
+            if ((f->targets & (1u << k)) && !t2_dtype_row_bytes(t, cols))
+                return t2_err_set(T2_EUNSUPPORTED, "worker.merged_type %s: blk.%d.%s has %d "
+                                  "columns, not a multiple of %d", t2_conf_merged_type_name(t), l,
+                                  t2_target_name(k), cols, t2_dtype_block(t));
+        }
+    return 0;
+}
+
 int wk_stage_init(wk_stage *s, t2_model *m, t2_factors *f, const t2_conf *c, int rank, int size,
                   const int *first, wk_pipe *pipe) {
     memset(s, 0, sizeof *s);
@@ -125,6 +141,7 @@ int wk_stage_init(wk_stage *s, t2_model *m, t2_factors *f, const t2_conf *c, int
         const char *dir = t2_conf_experts_dir(c, buf, sizeof buf);
         if ((rc = wk_adapter_new(&s->ad, f, dir, s->l0, s->l1, c->worker.cache)) < 0) return rc;
         wk_adapter_set_merged_type(s->ad, (t2_dtype)c->worker.merged_type);
+        if ((rc = check_merged_type(s, f, c)) < 0) return rc;
     }
     return 0;
 }
