@@ -761,6 +761,7 @@ static int adapt_lowrank(t2_adapt *a, int rank, t2_lowrank_report *rep) {
         total += (size_t)r * (s->rows + s->cols + 1);
         max_rank = s->rank > max_rank ? s->rank : max_rank;
     }
+    if (n <= 0) return 0;
     a->lowrank = calloc((size_t)n, sizeof *a->lowrank);
     a->lowrank_buf = malloc((total ? total : 1) * sizeof(float));
     lr_dir *dir = malloc((size_t)max_rank * sizeof *dir);
