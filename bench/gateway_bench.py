@@ -15,6 +15,7 @@ bench); the numbers depend on the machine and whatever else runs on it.
 """
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from dist_util import ENV  # noqa: E402
 
 MAX_TOKENS = 128
 ROUNDS = 3
+CPU = {"C client": 0.0, "gateway": 0.0, "HTTP clients": 0.0}  # CPU seconds, per concurrency
 WORDS = ["dog", "cat", "ball", "tree", "park", "sun", "girl", "boy", "car", "bird", "cake", "rain"]
 
 
@@ -40,12 +42,26 @@ def pct(v, p):
     return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
 
 
+def cpu_s(pid):
+    """User + system CPU seconds of a process (all its threads) so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def self_cpu_s(who):
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
 def c_client(d, ps):
     argv = [os.path.join(BIN, "t2"), "submit", "-c", d.cfg, "--json", "-t", "0", "-n",
             str(MAX_TOKENS), "--parallel", str(len(ps))]
     for p in ps:
         argv += ["-p", p]
+    c0 = self_cpu_s(resource.RUSAGE_CHILDREN)
     r = subprocess.run(argv, capture_output=True, text=True, env=ENV, timeout=600)
+    CPU["C client"] += self_cpu_s(resource.RUSAGE_CHILDREN) - c0
     out = [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
     ok = [o for o in out if o["error"] is None]
     if len(ok) != len(ps):
@@ -84,6 +100,7 @@ def one_stream(port, prompt, res, i):
 
 
 def gateway(d, ps):
+    g0, p0 = cpu_s(d.procs["gateway"].pid), self_cpu_s(resource.RUSAGE_SELF)
     res = [None] * len(ps)
     th = [threading.Thread(target=one_stream, args=(d.http_port, p, res, i))
           for i, p in enumerate(ps)]
@@ -93,6 +110,8 @@ def gateway(d, ps):
     for x in th:
         x.join()
     wall = time.time() - t
+    CPU["gateway"] += cpu_s(d.procs["gateway"].pid) - g0
+    CPU["HTTP clients"] += self_cpu_s(resource.RUSAGE_SELF) - p0
     if not all(r and r[3] for r in res):
         raise RuntimeError("a gateway stream did not end with [DONE]")
     return ([r[0] * 1000 for r in res], [r[1] * 1000 for r in res], wall,
@@ -113,6 +132,8 @@ def main():
         for n in ns:
             ps = prompts(n)
             c_t, c_tot, c_walls, g_t, g_tot, g_walls = [], [], [], [], [], []
+            for k in CPU:
+                CPU[k] = 0.0
             for _ in range(ROUNDS):  # alternated, so that load from elsewhere hits both
                 gt, gtot, gwall, toks = gateway(d, ps)
                 ct, ctot, cwall = c_client(d, ps)
@@ -129,7 +150,10 @@ def main():
                       f"{pct(tot, 99):10.1f} {toks / wall:8.1f}")
             print(f"{n:>3} throughput gateway / C client = {cwall / gwall:.2f}  "
                   f"({toks} tokens per batch; median wall {gwall:.2f} s vs {cwall:.2f} s, "
-                  f"{ROUNDS} rounds)", flush=True)
+                  f"{ROUNDS} rounds)")
+            print(f"{n:>3} CPU per batch: t2-gateway {CPU['gateway'] / ROUNDS:.3f} s, the python "
+                  f"HTTP clients {CPU['HTTP clients'] / ROUNDS:.3f} s, t2 submit "
+                  f"{CPU['C client'] / ROUNDS:.3f} s", flush=True)
         ok = True
     finally:
         d.cleanup(ok)
