@@ -733,12 +733,11 @@ static void test_json_malformed(void) {
 static void test_json_writer_roundtrip(void) {
     const char s[] = "q\"uo\\te\n\r\t\x01\x7F caf\xC3\xA9 \xF0\x9F\x98\x80 bad\xFF "
                      "\xED\xA0\x80 end";
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    t2_json_write_str(f, s, sizeof s - 1);
-    fclose(f);
-    json_t *v = parse_ok(buf, len);
+    json_t *w = t2_json_text(s, sizeof s - 1);
+    char *buf = w ? json_dumps(w, JSON_ENCODE_ANY) : NULL;
+    json_decref(w);
+    T2_CHECK(buf != NULL);
+    json_t *v = buf ? parse_ok(buf, strlen(buf)) : NULL;
     const char want[] = "q\"uo\\te\n\r\t\x01\x7F caf\xC3\xA9 \xF0\x9F\x98\x80 bad\xEF\xBF\xBD "
                         "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD end";
     T2_CHECK_MSG(v && json_string_length(v) == sizeof want - 1 &&

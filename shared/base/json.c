@@ -198,10 +198,3 @@ int t2_jsonl_read(const char *path, t2_jsonl_fn fn, void *ctx) {
     free(buf);
     return rc;
 }
-
-void t2_json_write_str(FILE *f, const char *s, size_t len) {
-    json_t *v = t2_json_text(s, len);
-    if (!v || json_dumpf(v, f, JSON_ENCODE_ANY) < 0)
-        fputs("\"\"", f); /* out of memory: an empty string keeps the output JSON */
-    json_decref(v);
-}

@@ -1,6 +1,7 @@
 /* json.h - T2's JSON on jansson (Debian's libjansson, the one JSON library of T2): parsing one
- * value with T2's error messages, a JSON Lines reader, strings from any bytes, and a string
- * writer. Values are jansson's json_t (see jansson's documentation for the accessors).
+ * value with T2's error messages, a JSON Lines reader, and strings from any bytes. Values are
+ * jansson's json_t (see jansson's documentation for the accessors); T2 writes JSON by building
+ * values and dumping them with jansson.
  *
  * Parsing accepts any JSON value (RFC 8259), strings with \u0000 (json_string_length gives
  * their bytes), and refuses duplicate object keys; numbers are json_integer or json_real
@@ -47,8 +48,5 @@ int t2_jsonl_read(const char *path, t2_jsonl_fn fn, void *ctx);
 
 /* Read a whole file into a NUL-terminated buffer (caller frees); at most `max` bytes. */
 int t2_read_file(const char *path, size_t max, char **out, size_t *len);
-
-/* Write s[0..len) as a JSON string literal, as jansson encodes t2_json_text(s, len). */
-void t2_json_write_str(FILE *f, const char *s, size_t len);
 
 #endif
