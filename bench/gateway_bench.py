@@ -4,17 +4,21 @@
 scratch deployment of tests/gateway_util.py).
 
     T2_BIN=build/bin T2_ASSETS=../shared/assets /usr/bin/python3 bench/gateway_bench.py [N ...]
+    (T2_BENCH_ROUNDS=R: rounds per concurrency, default 3)
 
 For each concurrency N (default 16 32 64): N requests at once, greedy, MAX_TOKENS new tokens
 each, distinct prompts, ROUNDS rounds alternating the two paths (latencies pooled, the median
 batch wall time for throughput); the C client's per-request TTFT and total come from `t2 submit --json`
 (ttft_ms, total_ms), the gateway's from N concurrent streaming HTTP clients (threads: the time
 to the first content chunk, to data: [DONE]). Prints p50 / p99 of both and the throughput
-(completion tokens / wall time of the batch) ratio gateway : C client. Run by hand (label
-bench); the numbers depend on the machine and whatever else runs on it.
+(completion tokens / wall time of the batch: its slowest request's total, on both paths) ratio
+gateway : C client, and the CPU seconds per batch of t2-gateway, of the Python HTTP clients and
+of t2 submit. Run by hand (label bench); the numbers depend on the machine and whatever else
+runs on it.
 """
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -26,7 +30,8 @@ from gateway_util import GatewayDeployment, KEY_ALICE, BIN  # noqa: E402
 from dist_util import ENV  # noqa: E402
 
 MAX_TOKENS = 128
-ROUNDS = 3
+ROUNDS = int(os.environ.get("T2_BENCH_ROUNDS", "3"))
+CPU = {"C client": 0.0, "gateway": 0.0, "HTTP clients": 0.0}  # CPU seconds, per concurrency
 WORDS = ["dog", "cat", "ball", "tree", "park", "sun", "girl", "boy", "car", "bird", "cake", "rain"]
 
 
@@ -40,12 +45,26 @@ def pct(v, p):
     return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
 
 
+def cpu_s(pid):
+    """User + system CPU seconds of a process (all its threads) so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def self_cpu_s(who):
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
 def c_client(d, ps):
     argv = [os.path.join(BIN, "t2"), "submit", "-c", d.cfg, "--json", "-t", "0", "-n",
             str(MAX_TOKENS), "--parallel", str(len(ps))]
     for p in ps:
         argv += ["-p", p]
+    c0 = self_cpu_s(resource.RUSAGE_CHILDREN)
     r = subprocess.run(argv, capture_output=True, text=True, env=ENV, timeout=600)
+    CPU["C client"] += self_cpu_s(resource.RUSAGE_CHILDREN) - c0
     out = [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
     ok = [o for o in out if o["error"] is None]
     if len(ok) != len(ps):
@@ -84,6 +103,7 @@ def one_stream(port, prompt, res, i):
 
 
 def gateway(d, ps):
+    g0, p0 = cpu_s(d.procs["gateway"].pid), self_cpu_s(resource.RUSAGE_SELF)
     res = [None] * len(ps)
     th = [threading.Thread(target=one_stream, args=(d.http_port, p, res, i))
           for i, p in enumerate(ps)]
@@ -92,7 +112,11 @@ def gateway(d, ps):
         x.start()
     for x in th:
         x.join()
-    wall = time.time() - t
+    # as for the C client: the batch's wall time is its slowest request's total (this leaves
+    # out starting the client threads, which a loaded machine can stretch a lot)
+    wall = max(r[1] for r in res if r) if all(res) else time.time() - t
+    CPU["gateway"] += cpu_s(d.procs["gateway"].pid) - g0
+    CPU["HTTP clients"] += self_cpu_s(resource.RUSAGE_SELF) - p0
     if not all(r and r[3] for r in res):
         raise RuntimeError("a gateway stream did not end with [DONE]")
     return ([r[0] * 1000 for r in res], [r[1] * 1000 for r in res], wall,
@@ -113,6 +137,8 @@ def main():
         for n in ns:
             ps = prompts(n)
             c_t, c_tot, c_walls, g_t, g_tot, g_walls = [], [], [], [], [], []
+            for k in CPU:
+                CPU[k] = 0.0
             for _ in range(ROUNDS):  # alternated, so that load from elsewhere hits both
                 gt, gtot, gwall, toks = gateway(d, ps)
                 ct, ctot, cwall = c_client(d, ps)
@@ -129,7 +155,10 @@ def main():
                       f"{pct(tot, 99):10.1f} {toks / wall:8.1f}")
             print(f"{n:>3} throughput gateway / C client = {cwall / gwall:.2f}  "
                   f"({toks} tokens per batch; median wall {gwall:.2f} s vs {cwall:.2f} s, "
-                  f"{ROUNDS} rounds)", flush=True)
+                  f"{ROUNDS} rounds)")
+            print(f"{n:>3} CPU per batch: t2-gateway {CPU['gateway'] / ROUNDS:.3f} s, the python "
+                  f"HTTP clients {CPU['HTTP clients'] / ROUNDS:.3f} s, t2 submit "
+                  f"{CPU['C client'] / ROUNDS:.3f} s", flush=True)
         ok = True
     finally:
         d.cleanup(ok)

@@ -175,62 +175,66 @@ static void mixture_text(const T2__Mixture *m, char *buf, size_t cap) {
     }
 }
 
-static void json_num(const char *key, double v, int has) {
-    if (has)
-        printf(",\"%s\":%.3f", key, v);
-    else
-        printf(",\"%s\":null", key);
+/* A time in ms with three decimals, or null. */
+static json_t *json_ms(double v, int has) {
+    return has ? json_real(round(v * 1000) / 1000) : json_null();
 }
 
+static json_t *json_mixture(const T2__Mixture *m) {
+    json_t *a = json_array();
+    for (size_t i = 0; m && i < m->n_experts; i++) {
+        const T2__ExpertAlpha *e = m->experts[i];
+        json_t *x = json_pack("{s:o}", "expert", t2_json_text(e->expert, strlen(e->expert)));
+        if (e->n_matrix_alpha) {
+            json_t *ma = json_array();
+            for (size_t j = 0; j < e->n_matrix_alpha; j++)
+                json_array_append_new(ma, json_real(e->matrix_alpha[j]));
+            json_object_set_new(x, "matrix_alpha", ma);
+        } else {
+            json_object_set_new(x, "alpha", json_real(e->alpha));
+        }
+        json_array_append_new(a, x);
+    }
+    return a;
+}
+
+/* One line of JSON per answer (jansson; members in this order). */
 static void print_json(const sreq *r, int index, const T2__Result *res, int code,
                        const char *message) {
-    printf("{\"index\":%d,\"request_id\":%" PRIu64 ",\"prompt\":", index, r->id);
-    t2_json_write_str(stdout, r->prompt, strlen(r->prompt));
+    json_t *o = json_pack("{s:i,s:I,s:o}", "index", index, "request_id", (json_int_t)r->id,
+                          "prompt", t2_json_text(r->prompt, strlen(r->prompt)));
     if (res) {
-        printf(",\"text\":");
-        if (res->has_text)
-            t2_json_write_str(stdout, (const char *)res->text.data, res->text.len);
-        else
-            t2_json_write_str(stdout, r->text.data ? r->text.data : "", r->text.len);
-        printf(",\"finish\":\"%s\",\"prompt_tokens\":%u,\"completion_tokens\":%u,\"label\":",
-               finish_name(res->finish_reason), res->prompt_tokens, res->completion_tokens);
-        if (res->label)
-            t2_json_write_str(stdout, res->label, strlen(res->label));
-        else
-            printf("null");
-        printf(",\"mixture\":[");
-        for (size_t i = 0; res->mixture && i < res->mixture->n_experts; i++) {
-            const T2__ExpertAlpha *e = res->mixture->experts[i];
-            printf("%s{\"expert\":", i ? "," : "");
-            t2_json_write_str(stdout, e->expert, strlen(e->expert));
-            if (e->n_matrix_alpha) {
-                printf(",\"matrix_alpha\":[");
-                for (size_t j = 0; j < e->n_matrix_alpha; j++)
-                    printf("%s%.9g", j ? "," : "", (double)e->matrix_alpha[j]);
-                printf("]}");
-            } else {
-                printf(",\"alpha\":%.9g}", (double)e->alpha);
-            }
-        }
-        printf("]");
+        json_object_set_new(o, "text",
+                            res->has_text
+                                ? t2_json_text((const char *)res->text.data, res->text.len)
+                                : t2_json_text(r->text.data ? r->text.data : "", r->text.len));
+        json_object_set_new(o, "finish", json_string(finish_name(res->finish_reason)));
+        json_object_set_new(o, "prompt_tokens", json_integer(res->prompt_tokens));
+        json_object_set_new(o, "completion_tokens", json_integer(res->completion_tokens));
+        json_object_set_new(o, "label", res->label ? t2_json_text(res->label, strlen(res->label))
+                                                   : json_null());
+        json_object_set_new(o, "mixture", json_mixture(res->mixture));
         /* the streamed chunks put together must be the final text */
         const t2_buf *t = &r->text;
         int stream_ok = res->has_text ? t->len == res->text.len &&
                                             (!t->len || !memcmp(t->data, res->text.data, t->len))
                                       : t->len == 0;
-        printf(",\"stream_ok\":%s", stream_ok ? "true" : "false");
-        json_num("pass1_ms", res->pass1_ms, res->has_pass1_ms);
-        json_num("pass2_ms", res->pass2_ms, res->has_pass2_ms);
-        printf(",\"error\":null");
+        json_object_set_new(o, "stream_ok", json_boolean(stream_ok));
+        json_object_set_new(o, "pass1_ms", json_ms(res->pass1_ms, res->has_pass1_ms));
+        json_object_set_new(o, "pass2_ms", json_ms(res->pass2_ms, res->has_pass2_ms));
+        json_object_set_new(o, "error", json_null());
     } else {
-        printf(",\"text\":null,\"error\":{\"code\":%d,\"name\":\"%s\",\"message\":", code,
-               t2_strerror(code));
-        t2_json_write_str(stdout, message, strlen(message));
-        printf("}");
+        json_object_set_new(o, "text", json_null());
+        json_object_set_new(o, "error",
+                            json_pack("{s:i,s:s,s:o}", "code", code, "name", t2_strerror(code),
+                                      "message", t2_json_text(message, strlen(message))));
     }
-    json_num("ttft_ms", r->t_first - r->t_submit, r->t_first > 0);
-    json_num("total_ms", r->t_done - r->t_submit, 1);
-    printf("}\n");
+    json_object_set_new(o, "ttft_ms", json_ms(r->t_first - r->t_submit, r->t_first > 0));
+    json_object_set_new(o, "total_ms", json_ms(r->t_done - r->t_submit, 1));
+    if (!o || json_dumpf(o, stdout, JSON_COMPACT | JSON_REAL_PRECISION(10)) < 0)
+        printf("{\"index\":%d,\"error\":{\"code\":%d,\"name\":\"ENOMEM\"}}", index, T2_ENOMEM);
+    json_decref(o);
+    printf("\n");
     fflush(stdout);
 }
 

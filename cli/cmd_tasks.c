@@ -244,22 +244,22 @@ static void csv_field(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-static int score_row(void *vctx, const t2_json *row, size_t line) {
+static int score_row(void *vctx, const json_t *row, size_t line) {
     (void)line;
     score_ctx *c = vctx;
-    const t2_json *id = t2_json_get(row, "id"), *gen = t2_json_get(row, "generation");
-    if (!id || id->type != T2_JSON_STRING)
+    const json_t *id = json_object_get(row, "id"), *gen = json_object_get(row, "generation");
+    if (!json_is_string(id))
         return t2_err_set(T2_EFORMAT,
                           "want {\"id\": string, \"generation\": string}: no \"id\" string");
-    if (!gen || gen->type != T2_JSON_STRING)
+    if (!json_is_string(gen))
         return t2_err_set(T2_EFORMAT, "want {\"id\": string, \"generation\": string}: no "
                                       "\"generation\" string");
     const t2_task_item *it;
-    int rc = t2_task_set_find(c->set, id->str, &it);
+    int rc = t2_task_set_find(c->set, json_string_value(id), &it);
     if (rc < 0)
         return rc;
     t2_task_score sc;
-    if ((rc = t2_task_score_item(c->set, it, gen->str, &sc)) < 0)
+    if ((rc = t2_task_score_item(c->set, it, json_string_value(gen), &sc)) < 0)
         return rc;
     c->rows++;
     c->correct += sc.correct != 0;

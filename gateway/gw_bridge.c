@@ -27,11 +27,12 @@ struct gw_bridge {
     size_t n_cancels, cap_cancels;
     int stop;
     gw_router_view view;
-    uint64_t last_seen; /* ms of the router's last Stats (start time before) */
+    uint64_t last_seen; /* ms of the router's last message (start time before) */
     /* the bridge thread's own */
     gw_job **live; /* jobs in flight */
     size_t n_live, cap_live;
     uint64_t last_stats_req;
+    int pending; /* some live stream has text its thread was not woken for */
 };
 
 int gw_job_new(gw_job **out, int kind) {
@@ -274,8 +275,15 @@ static void on_chunk(gw_bridge *b, size_t i, const T2__Chunk *ch) {
         j->completion_tokens = j->chunk_tokens;
         finish_locked(j, 0, NULL);
         ended = 1;
-    } else {
-        pthread_cond_broadcast(&j->cv);
+    } else if (j->req.stream) { /* a whole answer's thread waits for the end only */
+        uint64_t now = t2_wire_now_ms();
+        if (now - j->t_signal >= GW_STREAM_GATHER_MS) {
+            j->t_signal = now;
+            j->pending = 0;
+            pthread_cond_broadcast(&j->cv);
+        } else {
+            j->pending = b->pending = 1;
+        }
     }
     pthread_mutex_unlock(&j->mu);
     if (ended) {
@@ -329,6 +337,11 @@ static void on_error(gw_bridge *b, size_t i, int code, const char *msg) {
 }
 
 static void on_event(gw_bridge *b, const t2_client_event *ev) {
+    /* anything from the router shows it alive: a router busy routing chunks may answer the
+     * counters late, and its streams must not fail for that */
+    pthread_mutex_lock(&b->mu);
+    b->last_seen = t2_wire_now_ms();
+    pthread_mutex_unlock(&b->mu);
     if (ev->type == T2_CLIENT_STATS) {
         const T2__Stats *s = ev->stats;
         pthread_mutex_lock(&b->mu);
@@ -465,6 +478,28 @@ static void fail_all(gw_bridge *b, int code, const char *why) {
     }
 }
 
+/* Wake the streams whose text has waited GW_STREAM_GATHER_MS. Returns the ms until the next
+ * one is due (b->pending: some still wait), or -1 when none waits. */
+static int flush_streams(gw_bridge *b) {
+    uint64_t now = t2_wire_now_ms(), next = UINT64_MAX;
+    b->pending = 0;
+    for (size_t i = 0; i < b->n_live; i++) {
+        gw_job *j = b->live[i];
+        pthread_mutex_lock(&j->mu);
+        if (j->pending && now - j->t_signal >= GW_STREAM_GATHER_MS) {
+            j->t_signal = now;
+            j->pending = 0;
+            pthread_cond_broadcast(&j->cv);
+        }
+        if (j->pending) {
+            b->pending = 1;
+            if (j->t_signal + GW_STREAM_GATHER_MS < next) next = j->t_signal + GW_STREAM_GATHER_MS;
+        }
+        pthread_mutex_unlock(&j->mu);
+    }
+    return b->pending ? (int)(next > now ? next - now : 1) : -1;
+}
+
 static void periodic(gw_bridge *b) {
     uint64_t now = t2_wire_now_ms();
     if (now - b->last_stats_req >= (uint64_t)b->o.heartbeat_ms) {
@@ -481,7 +516,7 @@ static void periodic(gw_bridge *b) {
 static void *bridge_main(void *arg) {
     gw_bridge *b = arg;
     t2_client_event ev = {0};
-    int timeout = b->o.heartbeat_ms / 2 > 10 ? b->o.heartbeat_ms / 2 : 10;
+    int timeout = b->o.heartbeat_ms / 2 > 10 ? b->o.heartbeat_ms / 2 : 10, due = -1;
     for (;;) {
         pthread_mutex_lock(&b->mu);
         int stop = b->stop;
@@ -489,7 +524,7 @@ static void *bridge_main(void *arg) {
         if (stop) break;
         zmq_pollitem_t it[2] = {{t2_client_socket(b->c), 0, ZMQ_POLLIN, 0},
                                 {NULL, b->efd, ZMQ_POLLIN, 0}};
-        zmq_poll(it, 2, timeout);
+        zmq_poll(it, 2, due >= 0 && due < timeout ? due : timeout);
         if (it[1].revents & ZMQ_POLLIN) {
             uint64_t n;
             ssize_t r = read(b->efd, &n, sizeof n);
@@ -500,6 +535,7 @@ static void *bridge_main(void *arg) {
         while ((got = t2_client_recv(b->c, &ev, 0)) == 1)
             on_event(b, &ev);
         t2_client_event_clear(&ev);
+        due = b->pending ? flush_streams(b) : -1;
         periodic(b);
     }
     take_work(b);

@@ -171,11 +171,15 @@ static void stream_fill(gw_stream *st) {
          k++)
         wait_until(j, 250);
     if (j->safe > st->sent) {
-        json_t *o = chunk(st, gw_json_text(j->text + st->sent, j->safe - st->sent), NULL);
+        /* the text is copied under the lock, the event is built outside it: the bridge thread
+         * must not wait on a stream's JSON to deliver the next chunks */
+        json_t *text = gw_json_text(j->text + st->sent, j->safe - st->sent);
         st->sent = j->safe;
-        out_event(st, o);
+        pthread_mutex_unlock(&j->mu);
+        out_event(st, chunk(st, text, NULL));
+        pthread_mutex_lock(&j->mu);
     }
-    if (j->state == GW_JOB_DONE)
+    if (j->state == GW_JOB_DONE && st->sent >= j->safe)
         stream_end(st);
     else if (st->s->stopping)
         st->finished = 1; /* the server stops: end the stream (the free callback cancels) */

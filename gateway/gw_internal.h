@@ -51,7 +51,8 @@ enum MHD_Result gw_send_error(gw_server *s, struct MHD_Connection *c, const char
 void gw_error_from_t2(int code, const char *msg, int endpoint, gw_error *e);
 /* "EUNSUPPORTED" for T2_EUNSUPPORTED, ... */
 const char *gw_code_name(int code);
-/* A JSON string of s[0..n), invalid UTF-8 bytes replaced by U+FFFD. */
+/* A JSON string of s[0..n), invalid UTF-8 bytes replaced by U+FFFD (t2_json_text; "" when out
+ * of memory). */
 json_t *gw_json_text(const char *s, size_t n);
 
 /* POST /v1/chat/completions and /v1/completions, after the body is read. */

@@ -107,45 +107,8 @@ void gw_error_from_t2(int code, const char *msg, int endpoint, gw_error *e) {
     gw_fail(e, 500, "server_error", NULL, gw_code_name(code), "%s (%s)", msg, t2_strerror(code));
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is not one. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    size_t k = s[0] < 0x80             ? 1
-               : (s[0] & 0xE0) == 0xC0 ? 2
-               : (s[0] & 0xF0) == 0xE0 ? 3
-               : (s[0] & 0xF8) == 0xF0 ? 4
-                                       : 0;
-    if (!k || k > n) return 0;
-    for (size_t i = 1; i < k; i++)
-        if ((s[i] & 0xC0) != 0x80) return 0;
-    uint32_t cp = k == 1 ? s[0] : k == 2 ? (s[0] & 0x1Fu) : k == 3 ? (s[0] & 0x0Fu) : (s[0] & 7u);
-    for (size_t i = 1; i < k; i++)
-        cp = cp << 6 | (s[i] & 0x3Fu);
-    if ((k == 2 && cp < 0x80) || (k == 3 && cp < 0x800) || (k == 4 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return k;
-}
-
 json_t *gw_json_text(const char *s, size_t n) {
-    json_t *v = json_stringn(s, n);
-    if (v) return v;
-    char *t = malloc(3 * n + 1); /* each bad byte becomes EF BF BD */
-    if (!t) return json_string("");
-    size_t o = 0;
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq((const unsigned char *)s + i, n - i);
-        if (k && s[i]) {
-            memcpy(t + o, s + i, k);
-            o += k;
-            i += k;
-        } else {
-            memcpy(t + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            i++;
-        }
-    }
-    v = json_stringn(t, o);
-    free(t);
+    json_t *v = t2_json_text(s, n);
     return v ? v : json_string("");
 }
 

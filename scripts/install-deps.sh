@@ -6,7 +6,8 @@
 #           (independent references and clients); node + npm and the npm packages of
 #           tests/node (the byte-level BPE reference, @lenml/tokenizers) and tests/node-gateway
 #           (the official OpenAI SDK), pinned by their package-lock.json; python3-jinja2 (the
-#           chat-template reference), promtool (prometheus: the /metrics check), curl (the demo)
+#           chat-template reference), promtool (prometheus: the /metrics check), curl (the demo),
+#           chromium (the chat page in a browser, driven by tests/node-gateway's puppeteer-core)
 set -eu
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -20,9 +21,11 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     libconfig-dev libjansson-dev libmicrohttpd-dev \
     python3 python3-numpy python3-torch python3-sentencepiece python3-zmq python3-protobuf \
     python3-jinja2 prometheus
+$SUDO apt-get install -y -qq --no-install-recommends chromium
 # node/npm: Debian's unless a node is already installed (another packaging of it would conflict);
 # then the pinned npm packages of the tests (package-lock.json): @lenml/tokenizers for the
-# tokenizer parity test, the official OpenAI SDK for tests/gateway_sdk.py
+# tokenizer parity test, the official OpenAI SDK for tests/gateway_sdk.py and puppeteer-core
+# (drives chromium; it downloads no browser) for tests/gateway_page.py
 command -v npm > /dev/null || $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
 npm ci --prefix "$(dirname "$0")/../tests/node" --no-audit --no-fund --silent
 npm ci --prefix "$(dirname "$0")/../tests/node-gateway" --no-audit --no-fund --silent

@@ -9,8 +9,8 @@ stream); chat completions answer the clear chat-template error until the workers
 templates (or a proper answer once they do); every bad-input class gets its status and an
 OpenAI-shaped error; /metrics counters move by exactly the requests made (promtool check
 metrics when installed); a slow-loris client and a client that never reads its stream do not
-block a normal request; a client that disconnects mid-stream cancels its job; 300 malformed
-requests leave the RSS flat; a per-key rate limit answers 429 with Retry-After; with the
+block a normal request; a client that disconnects mid-stream cancels its job; 1,000 malformed
+requests leave the RSS flat; 64 concurrent streams with mixed adaptations are all correct; a per-key rate limit answers 429 with Retry-After; with the
 dispatcher gone /health is 503, with the router gone requests are 503; SIGTERM exits 0.
 """
 import json
@@ -98,6 +98,42 @@ def check_stream(d, check):
         lines = [x for x in r.stdout.split("\n") if x]
         check(r.returncode == 0 and lines and all(x.startswith("data: ") for x in lines) and
               lines[-1] == "data: [DONE]", f"curl -N: {r.stdout[-300:]!r}")
+
+
+def check_load(d, check):
+    """64 concurrent streaming requests, four adaptations and four prompts mixed: each stream
+    ends with [DONE] and reassembles to what `t2 run` generates with the mixture it names."""
+    models = ["t2-base:none", "t2-base:mix/rand1=0.7,rand2=0.5", "t2-base:profile/p1",
+              "t2-base:classifier"]
+    prompts = [PROMPT, "The little dog", "One day a girl", "Tom saw a big"]
+    res = [None] * 64
+
+    def one(i):
+        body = {"model": models[i % 4], "prompt": prompts[(i // 4) % 4], "max_tokens": N,
+                "temperature": 0, "stream": True}
+        res[i] = d.sse("/v1/completions", body)
+    th = [threading.Thread(target=one, args=(i,)) for i in range(64)]
+    for x in th:
+        x.start()
+    for x in th:
+        x.join()
+    bad = 0
+    for i, r in enumerate(res):
+        st, ev, raw = r
+        if not (st == 200 and ev and ev[-1] == "[DONE]"):
+            bad += 1
+            print(f"stream {i}: status {st}, ends {ev[-1:]}")
+            continue
+        objs = [json.loads(e) for e in ev[:-1]]
+        text = "".join(o["choices"][0]["text"] for o in objs if o["choices"])
+        t2 = [o["t2"] for o in objs if "t2" in o]
+        prompt = prompts[(i // 4) % 4]
+        want = d.reference(prompt, N, d.n_tokens(prompt), d.mix_arg(t2[-1]["mixture"])
+                           if t2 else None)
+        if not t2 or text != want:
+            bad += 1
+            print(f"stream {i} ({models[i % 4]}, {prompt!r}): {text!r} != t2 run's {want!r}")
+    check(bad == 0, f"64 concurrent streams with mixed adaptations: {bad} wrong")
 
 
 def check_stop(d, check):
@@ -376,9 +412,9 @@ def check_rss(d, check):
             d.request("POST", "/v1/completions", bodies[i % len(bodies)])
     burst(100)
     r0 = d.gateway_rss_kb()
-    burst(300)
+    burst(1000)
     r1 = d.gateway_rss_kb()
-    check(r1 - r0 < 1024, f"RSS after 300 malformed requests: {r0} -> {r1} kB")
+    check(r1 - r0 < 1024, f"RSS after 1,000 malformed requests: {r0} -> {r1} kB")
 
 
 def check_rate_limit(d, check):
@@ -445,6 +481,7 @@ def main():
         check_greedy(d, check)
         check_stream(d, check)
         check_stop(d, check)
+        check_load(d, check)
         check_chat(d, check)
         check_bad(d, check)
         check_metrics(d, check)

@@ -1,4 +1,4 @@
-# Task suite, scorers, JSON parser and sandbox (shared/tasks*.c, shared/json.c, shared/sandbox.c).
+# Task suite, scorers, JSON on jansson and sandbox (shared/tasks, shared/base/json.c, sandbox).
 # test_tasks: generators, splits, scorers, JSON, sandbox, the `t2 tasks` CLI (no assets needed).
 # test_tasks_real: the loaders and scorers on the real data sets (skips, 77, without assets).
 # Groups of test_tasks with a precondition are entries of their own, so that each one reports

@@ -396,15 +396,14 @@ static void write_doc(FILE *f, int jsonl, const char *id, const char *family, co
         fprintf(f, "%s" T2_TASK_SEP "%s\n\n", prompt, answer);
         return;
     }
-    fputs("{\"id\":", f);
-    t2_json_write_str(f, id, strlen(id));
-    fputs(",\"family\":", f);
-    t2_json_write_str(f, family, strlen(family));
-    fputs(",\"prompt\":", f);
-    t2_json_write_str(f, prompt, strlen(prompt));
-    fputs(",\"answer\":", f);
-    t2_json_write_str(f, answer, strlen(answer));
-    fputs("}\n", f);
+    json_t *o = json_pack("{s:o,s:o,s:o,s:o}", "id", t2_json_text(id, strlen(id)), "family",
+                          t2_json_text(family, strlen(family)), "prompt",
+                          t2_json_text(prompt, strlen(prompt)), "answer",
+                          t2_json_text(answer, strlen(answer)));
+    if (o)
+        json_dumpf(o, f, JSON_COMPACT);
+    json_decref(o);
+    fputc('\n', f);
 }
 
 /* Pick the document a pretraining mixture shows for one core: the uncued prompt answered by

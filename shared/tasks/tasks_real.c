@@ -28,16 +28,16 @@ static int want(const t2_task_set *s, t2_task_split sp) {
 }
 static int full(const t2_task_set *s) { return s->opts.n && s->n >= s->opts.n; }
 
-static int need_str(const t2_json *row, const char *key, const char **out) {
-    const t2_json *v = t2_json_get(row, key);
+static int need_str(const json_t *row, const char *key, const char **out) {
+    const json_t *v = json_object_get(row, key);
     if (!v)
         return t2_err_set(T2_EFORMAT, "missing field \"%s\"", key);
-    if (v->type != T2_JSON_STRING)
+    if (!json_is_string(v))
         return t2_err_set(T2_EFORMAT, "field \"%s\" is a %s, not a string", key,
-                          t2_json_type_name(v->type));
-    if (strlen(v->str) != v->len)
+                          t2_json_type_name(v));
+    if (strlen(json_string_value(v)) != json_string_length(v))
         return t2_err_set(T2_EFORMAT, "field \"%s\" contains a NUL character", key);
-    *out = v->str;
+    *out = json_string_value(v);
     return 0;
 }
 
@@ -88,7 +88,7 @@ static int gsm8k_target(const char *answer, char *out, size_t cap) {
     return 0;
 }
 
-static int gsm8k_row(void *vctx, const t2_json *row, size_t line) {
+static int gsm8k_row(void *vctx, const json_t *row, size_t line) {
     load_ctx *c = vctx;
     if (full(c->s))
         return 1;
@@ -113,7 +113,7 @@ static int gsm8k_row(void *vctx, const t2_json *row, size_t line) {
 
 /* ---------------------------------------------------------------- ARC */
 
-static int arc_row(void *vctx, const t2_json *row, size_t line) {
+static int arc_row(void *vctx, const json_t *row, size_t line) {
     (void)line;
     load_ctx *c = vctx;
     if (full(c->s))
@@ -122,23 +122,24 @@ static int arc_row(void *vctx, const t2_json *row, size_t line) {
     int rc;
     if ((rc = need_str(row, "id", &rid)) < 0 || (rc = need_str(row, "answerKey", &key)) < 0)
         return rc;
-    const t2_json *q = t2_json_get(row, "question");
-    if (!q || q->type != T2_JSON_OBJECT)
+    const json_t *q = json_object_get(row, "question");
+    if (!json_is_object(q))
         return t2_err_set(T2_EFORMAT, "field \"question\" is missing or not an object");
     if ((rc = need_str(q, "stem", &stem)) < 0)
         return t2_err_prefix(rc, "question");
-    const t2_json *ch = t2_json_get(q, "choices");
-    if (!ch || ch->type != T2_JSON_ARRAY)
+    const json_t *ch = json_object_get(q, "choices");
+    if (!json_is_array(ch))
         return t2_err_set(T2_EFORMAT, "field \"question.choices\" is missing or not an array");
-    if (ch->len < 2 || ch->len > 8)
-        return t2_err_set(T2_EFORMAT, "question.choices has %zu entries (want 2..8)", ch->len);
+    size_t n_ch = json_array_size(ch);
+    if (n_ch < 2 || n_ch > 8)
+        return t2_err_set(T2_EFORMAT, "question.choices has %zu entries (want 2..8)", n_ch);
     sbuf b = {0};
     char labels[9];
     sb_add(&b, stem);
-    for (size_t i = 0; i < ch->len; i++) {
-        const t2_json *e = t2_json_at(ch, i);
+    for (size_t i = 0; i < n_ch; i++) {
+        const json_t *e = json_array_get(ch, i);
         const char *text, *label;
-        if (e->type != T2_JSON_OBJECT) {
+        if (!json_is_object(e)) {
             free(b.t.data);
             return t2_err_set(T2_EFORMAT, "question.choices[%zu] is not an object", i);
         }
@@ -164,7 +165,7 @@ static int arc_row(void *vctx, const t2_json *row, size_t line) {
         sb_add(&b, head);
         sb_add(&b, text);
     }
-    labels[ch->len] = 0;
+    labels[n_ch] = 0;
     if (b.oom) {
         free(b.t.data);
         return t2_err_set(T2_ENOMEM, "out of memory");
@@ -191,7 +192,7 @@ static int arc_row(void *vctx, const t2_json *row, size_t line) {
 
 /* ---------------------------------------------------------------- MBPP */
 
-static int mbpp_row(void *vctx, const t2_json *row, size_t line) {
+static int mbpp_row(void *vctx, const json_t *row, size_t line) {
     (void)line;
     load_ctx *c = vctx;
     if (full(c->s))
@@ -200,15 +201,16 @@ static int mbpp_row(void *vctx, const t2_json *row, size_t line) {
     int rc;
     if ((rc = need_str(row, "text", &text)) < 0 || (rc = need_str(row, "code", &code)) < 0)
         return rc;
-    if (t2_json_get(row, "test_setup_code") && (rc = need_str(row, "test_setup_code", &setup)) < 0)
+    if (json_object_get(row, "test_setup_code") &&
+        (rc = need_str(row, "test_setup_code", &setup)) < 0)
         return rc;
-    const t2_json *tid = t2_json_get(row, "task_id"), *tl = t2_json_get(row, "test_list");
-    if (!tid || tid->type != T2_JSON_NUMBER || tid->number < 0 || tid->number > 1e9 ||
-        tid->number != (double)(long)tid->number)
+    const json_t *tid = json_object_get(row, "task_id"), *tl = json_object_get(row, "test_list");
+    double tnum = json_number_value(tid);
+    if (!json_is_number(tid) || tnum < 0 || tnum > 1e9 || tnum != (double)(long)tnum)
         return t2_err_set(T2_EFORMAT, "field \"task_id\" is missing or not a whole number");
-    if (!tl || tl->type != T2_JSON_ARRAY || tl->len == 0)
+    if (!json_is_array(tl) || json_array_size(tl) == 0)
         return t2_err_set(T2_EFORMAT, "field \"test_list\" is missing, empty or not an array");
-    long id_num = (long)tid->number;
+    long id_num = (long)tnum;
     /* the MBPP paper's splits: 11-510 test, 511-600 validation, 601-974 train, 1-10 prompts */
     t2_task_split sp = id_num >= 11 && id_num <= 510    ? T2_SPLIT_TEST
                   : id_num >= 511 && id_num <= 600 ? T2_SPLIT_VALIDATION
@@ -221,16 +223,17 @@ static int mbpp_row(void *vctx, const t2_json *row, size_t line) {
     sb_add(&prompt, "\nYour code should pass these tests:");
     sb_add_lf(&tests, setup);
     sb_add(&tests, "\n");
-    for (size_t i = 0; i < tl->len; i++) {
-        const t2_json *t = t2_json_at(tl, i);
-        if (t->type != T2_JSON_STRING || strlen(t->str) != t->len) {
+    for (size_t i = 0; i < json_array_size(tl); i++) {
+        const json_t *t = json_array_get(tl, i);
+        const char *ts = json_string_value(t);
+        if (!ts || strlen(ts) != json_string_length(t)) {
             free(prompt.t.data);
             free(tests.t.data);
             return t2_err_set(T2_EFORMAT, "test_list[%zu] is not a string", i);
         }
         sb_add(&prompt, "\n");
-        sb_add_lf(&prompt, t->str);
-        sb_add_lf(&tests, t->str);
+        sb_add_lf(&prompt, ts);
+        sb_add_lf(&tests, ts);
         sb_add(&tests, "\n");
     }
     sb_add_lf(&ans, code);
@@ -258,7 +261,7 @@ static int mbpp_row(void *vctx, const t2_json *row, size_t line) {
 
 /* ---------------------------------------------------------------- HumanEval */
 
-static int humaneval_row(void *vctx, const t2_json *row, size_t line) {
+static int humaneval_row(void *vctx, const json_t *row, size_t line) {
     (void)line;
     load_ctx *c = vctx;
     if (full(c->s))
