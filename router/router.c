@@ -35,6 +35,7 @@ struct job {
     uint64_t id, request_id, seed;
     uint64_t deadline;        /* ms (monotonic); 0: none */
     uint64_t cancel_deadline; /* CANCELLING: free the slot after this */
+    uint64_t progress_at;     /* ASSIGNED: when it was sent or last sent a chunk */
     uint32_t attempt;         /* dispatches so far */
     uint32_t next_seq;        /* chunks the client has had */
     int state;
@@ -52,6 +53,7 @@ struct peer {
     size_t id_len;
     uint64_t hash;
     int role, dead;
+    int relay; /* a worker that relays jobs to other services (a dispatcher) */
     int key_role; /* T2_KEY_*: the role of its CURVE key (T2_KEY_NONE: CURVE off) */
     const char *dead_reason;
     uint64_t last_seen;
@@ -79,7 +81,7 @@ struct service {
 
 typedef struct counters {
     uint64_t requests, replies, chunks, decode_errors, requeues, busy, not_found, cancels,
-        timeouts, workers_expired, clients_vanished;
+        timeouts, workers_expired, clients_vanished, stalls;
 } counters;
 
 typedef struct router {
@@ -101,6 +103,7 @@ typedef struct router {
     void *zap;                             /* the ZAP handler's socket */
     t2_curve_set allowed[T2_KEY_DISPATCHER + 1]; /* public keys by role */
     uint64_t zap_refused, refused; /* connections and messages refused (for the log) */
+    int cur_key_role; /* the key role of the message being handled (a new peer takes it) */
     t2_msg_arena *arena; /* every frame is decoded here: no allocation per chunk */
 } router;
 
@@ -116,6 +119,7 @@ void t2_router_config_defaults(t2_router_config *cfg) {
     cfg->stats_ms = 10000;
     cfg->cancel_grace_ms = 0;
     cfg->client_max = 256;
+    cfg->progress_ms = 60000;
 }
 
 
@@ -132,6 +136,8 @@ int t2_router_config_check(const t2_router_config *cfg) {
     if (cfg->stats_ms < 0) return t2_err_set(T2_EINVAL, "stats-ms %d is negative", cfg->stats_ms);
     if (cfg->cancel_grace_ms < 0)
         return t2_err_set(T2_EINVAL, "cancel-grace-ms %d is negative", cfg->cancel_grace_ms);
+    if (cfg->progress_ms < 0)
+        return t2_err_set(T2_EINVAL, "progress-ms %d is negative", cfg->progress_ms);
     if (cfg->client_max < 1)
         return t2_err_set(T2_EINVAL, "client-max %d is below 1", cfg->client_max);
     if (!cfg->curve_key[0] && !cfg->insecure && !t2_endpoint_is_local(cfg->bind))
@@ -200,6 +206,7 @@ static peer *peer_new(router *r, const uint8_t *id, size_t n, int role) {
     p->id_len = n;
     p->hash = t2_fnv1a64(T2_FNV1A64_INIT, id, n);
     p->role = role;
+    p->key_role = r->cur_key_role;
     p->last_seen = r->now;
     hex_tag(p->tag, sizeof p->tag, id, n);
     size_t b = p->hash & (r->pbuckets - 1);
@@ -499,6 +506,7 @@ static void dispatch(router *r, service *s) {
         j->state = JOB_ASSIGNED;
         j->attempt++;
         worker_link(r, w, j);
+        j->progress_at = r->now;
         w->last_assigned = ++r->assign_clock;
         send_job(r, j, w);
     }
@@ -708,12 +716,36 @@ static void on_ready(router *r, peer *p, const uint8_t *id, size_t n, const T2__
         if (m->name) snprintf(p->tag, sizeof p->tag, "%s", m->name);
     }
     p->capacity = m->capacity;
+    /* a relay waits on other services' queues: no progress deadline (with CURVE, only a
+     * dispatcher key may claim that) */
+    p->relay = m->has_relay && m->relay && (!r->curve || p->key_role == T2_KEY_DISPATCHER);
     s->dirty = 1;
     T2_INFO("worker %s ready for '%s': capacity %u, %zu expert(s), model %.12s", p->tag, s->name,
             p->capacity, m->n_experts, m->model_sha256 ? m->model_sha256 : "-");
 }
 
 static void fail_job(router *r, peer *w, uint64_t job_id, const char *why);
+
+/* A worker's final reply to the client. A Result's text reaches clients as valid UTF-8
+ * (router/README.md): one that is not (a buggy or hostile worker, or a generation cut in
+ * the middle of a character) is sent with U+FFFD for each bad byte; the rest as it came. */
+static int send_final(router *r, peer *w, job *j, const T2__Msg *m, zmq_msg_t *frame) {
+    const T2__Result *res = m->body_case == T2__MSG__BODY_RESULT ? m->result : NULL;
+    if (!res || !res->has_text || t2_msg_utf8_ok(res->text.data, res->text.len))
+        return forward(r, j->client, frame);
+    uint8_t *fixed = malloc(res->text.len * 3 + 1);
+    if (!fixed) return forward(r, j->client, frame); /* out of memory: as it came */
+    T2__Result copy = *res;
+    copy.text.data = fixed;
+    copy.text.len = t2_msg_utf8_repair(res->text.data, res->text.len, fixed);
+    T2__Msg out = *m;
+    out.result = &copy;
+    T2_WARN("worker %s: the text of job %" PRIu64 " (request %" PRIu64 ") is not valid UTF-8: "
+            "bad bytes replaced by U+FFFD", w->tag, j->id, j->request_id);
+    int rc = send_to(r, j->client, &out);
+    free(fixed);
+    return rc;
+}
 
 static void on_worker_reply(router *r, peer *p, const uint8_t *id, size_t n, const T2__Msg *m,
                             zmq_msg_t *frame) {
@@ -758,10 +790,11 @@ static void on_worker_reply(router *r, peer *p, const uint8_t *id, size_t n, con
         uint32_t seq = m->chunk->seq;
         if (j->state != JOB_ASSIGNED || !j->client || seq < j->next_seq) return;
         j->next_seq = seq + 1;
+        j->progress_at = r->now;
         if (forward(r, j->client, frame) == 0) r->c.chunks++;
         return;
     }
-    if (j->state == JOB_ASSIGNED && j->client && forward(r, j->client, frame) == 0) r->c.replies++;
+    if (j->state == JOB_ASSIGNED && j->client && send_final(r, p, j, m, frame) == 0) r->c.replies++;
     job_free(r, j);
 }
 
@@ -846,6 +879,7 @@ static void handle(router *r, const uint8_t *id, size_t n, zmq_msg_t *frame, int
         decode_error(r, id, n, rid, "%s", forbidden);
         return; /* m lives in the arena */
     }
+    r->cur_key_role = key_role;
     peer *p = peer_find(r, id, n); /* never a dead one: reap() runs after every message */
     if (p && !p->key_role) p->key_role = key_role;
     if (p) p->last_seen = r->now;
@@ -1010,6 +1044,34 @@ static int setup_curve(router *r) {
 
 /* ---- timers ------------------------------------------------------------------------------- */
 
+/* The progress deadline: a worker that holds a job without a Chunk or Result for progress_ms
+ * (a pipeline stuck behind a stopped rank, a worker that heartbeats but never answers) is
+ * dropped: reap() requeues its jobs for the other workers. Its late replies are then from a
+ * stranger (or, once it registered again, for a job that is no longer its): dropped, so no
+ * request is answered twice. */
+static void check_progress(router *r) {
+    const uint64_t limit = (uint64_t)r->cfg->progress_ms;
+    if (!limit) return;
+    for (size_t b = 0; b < r->jbuckets; b++)
+        for (job *j = r->jtab[b]; j; j = j->hnext) {
+            peer *w = j->worker;
+            if (j->state != JOB_ASSIGNED || !w || w->dead || w->relay) continue;
+            if (r->now - j->progress_at <= limit) continue;
+            char ids[200];
+            size_t o = 0;
+            int k = 0;
+            for (job *x = w->wjobs; x && o + 24 < sizeof ids; x = x->qnext, k++)
+                o += (size_t)snprintf(ids + o, sizeof ids - o, "%s%" PRIu64 "/%" PRIu64,
+                                      k ? " " : "", x->id, x->request_id);
+            T2_WARN("worker %s of '%s' made no progress on job %" PRIu64 " (request %" PRIu64
+                    ") for %" PRIu64 " ms: dropped, its jobs (job/request: %s%s) requeued",
+                    w->tag, w->svc->name, j->id, j->request_id, r->now - j->progress_at, ids,
+                    o + 24 >= sizeof ids ? " ..." : "");
+            r->c.stalls++;
+            mark_dead(r, w, "stalled: no progress within the deadline");
+        }
+}
+
 static void tick(router *r) {
     uint64_t expiry = (uint64_t)r->cfg->heartbeat_ms * (uint64_t)r->cfg->liveness;
     for (size_t b = 0; b < r->pbuckets; b++)
@@ -1023,6 +1085,7 @@ static void tick(router *r) {
                 mark_dead(r, p, p->n_cjobs ? "vanished: missed heartbeats" : "idle");
             }
         }
+    check_progress(r);
     reap(r);
     for (size_t b = 0; b < r->pbuckets; b++)
         for (peer *p = r->ptab[b]; p; p = p->hnext) send_heartbeat(r, p);
@@ -1057,10 +1120,10 @@ static void log_stats(router *r, const char *when) {
     T2_INFO("%s: requests=%" PRIu64 " replies=%" PRIu64 " chunks=%" PRIu64 " decode_errors=%" PRIu64
             " requeues=%" PRIu64 " busy=%" PRIu64 " not_found=%" PRIu64 " cancels=%" PRIu64
             " timeouts=%" PRIu64 " workers_expired=%" PRIu64 " clients_vanished=%" PRIu64
-            " workers=%u clients=%u queued=%u in_flight=%u",
+            " stalls=%" PRIu64 " workers=%u clients=%u queued=%u in_flight=%u",
             when, r->c.requests, r->c.replies, r->c.chunks, r->c.decode_errors, r->c.requeues,
             r->c.busy, r->c.not_found, r->c.cancels, r->c.timeouts, r->c.workers_expired,
-            r->c.clients_vanished, r->n_workers, r->n_clients, r->n_queued, r->n_inflight);
+            r->c.clients_vanished, r->c.stalls, r->n_workers, r->n_clients, r->n_queued, r->n_inflight);
 }
 
 static void router_free(router *r) {
