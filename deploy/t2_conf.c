@@ -56,6 +56,7 @@ int t2_conf_defaults(t2_conf *c) {
     c->router.stats_ms = 10000;
     c->router.cancel_grace_ms = 0;
     c->router.progress_ms = 60000;
+    c->router.client_max = 256;
     c->worker.capacity = 8;
     c->worker.classify_capacity = 2;
     c->worker.threads = 1;
@@ -315,6 +316,8 @@ static int read_router(const reader *r, const config_setting_t *g, t2_conf *c) {
             rc = get_int(r, s, p, 0, INT_MAX, &c->router.stats_ms);
         else if (!strcmp(n, "cancel_grace_ms"))
             rc = get_int(r, s, p, 0, INT_MAX, &c->router.cancel_grace_ms);
+        else if (!strcmp(n, "client_max"))
+            rc = get_int(r, s, p, 1, 10000000, &c->router.client_max);
         else if (!strcmp(n, "progress_ms"))
             rc = get_int(r, s, p, 0, INT_MAX, &c->router.progress_ms);
         else
@@ -752,9 +755,10 @@ void t2_conf_print(const t2_conf *c, FILE *f) {
     pstr(f, "endpoint", c->router.endpoint);
     fprintf(f,
             "  heartbeat_ms = %d;\n  liveness = %d;\n  queue_max = %d;\n  max_msg = %ld;\n"
-            "  stats_ms = %d;\n  cancel_grace_ms = %d;\n  progress_ms = %d;\n};\nmodel = {\n",
+            "  stats_ms = %d;\n  cancel_grace_ms = %d;\n  progress_ms = %d;\n  client_max = %d;\n};\nmodel = {\n",
             c->router.heartbeat_ms, c->router.liveness, c->router.queue_max, c->router.max_msg,
-            c->router.stats_ms, c->router.cancel_grace_ms, c->router.progress_ms);
+            c->router.stats_ms, c->router.cancel_grace_ms, c->router.progress_ms,
+            c->router.client_max);
     pstr(f, "path", c->model.path);
     pstr(f, "tokenizer", c->model.tokenizer);
     pstr(f, "factors", c->model.factors);

@@ -57,6 +57,8 @@ typedef struct t2_conf {
         long max_msg;        /* 4194304 */
         int stats_ms;        /* 10000 */
         int cancel_grace_ms; /* 0 = liveness x heartbeat */
+        int client_max;      /* requests one client (CURVE key, else connection) may have
+                                queued or running (t2-router --client-max): 256 */
         int progress_ms;     /* a job with no chunk or result for this long is taken from its
                                 worker (t2-router --progress-ms; 0 = off): 60000 */
     } router;

@@ -31,6 +31,15 @@ typedef struct job job;
 typedef struct peer peer;
 typedef struct service service;
 
+/* A CURVE key's share of the per-client limit: every connection with that key counts here,
+ * so that one client cannot multiply its share by opening sockets. Kept for the router's
+ * life (only allowed keys ever get one: ZAP refuses the others). */
+typedef struct keyuse {
+    char uid[64]; /* ZAP User-Id: "client:KEY" */
+    uint32_t n;   /* requests queued or running */
+    struct keyuse *next;
+} keyuse;
+
 struct job {
     uint64_t id, request_id, seed;
     uint64_t deadline;        /* ms (monotonic); 0: none */
@@ -62,6 +71,7 @@ struct peer {
     /* client */
     job *cjobs;
     uint32_t n_cjobs;
+    keyuse *ku; /* its key's count (CURVE on), else NULL: the limit is per connection */
     /* worker */
     service *svc;
     uint32_t capacity, in_flight;
@@ -104,6 +114,8 @@ typedef struct router {
     t2_curve_set allowed[T2_KEY_DISPATCHER + 1]; /* public keys by role */
     uint64_t zap_refused, refused; /* connections and messages refused (for the log) */
     int cur_key_role; /* the key role of the message being handled (a new peer takes it) */
+    const char *cur_uid; /* and its ZAP User-Id (NULL: CURVE off) */
+    keyuse *keys;        /* per-key request counts */
     t2_msg_arena *arena; /* every frame is decoded here: no allocation per chunk */
 } router;
 
@@ -197,6 +209,19 @@ static int peer_table_grow(router *r) {
     return 0;
 }
 
+/* The count of the key with this User-Id (created on first use); NULL without one. */
+static keyuse *keyuse_get(router *r, const char *uid) {
+    if (!uid || !uid[0]) return NULL;
+    for (keyuse *k = r->keys; k; k = k->next)
+        if (!strcmp(k->uid, uid)) return k;
+    keyuse *k = calloc(1, sizeof *k);
+    if (!k) return NULL; /* then this connection is limited on its own */
+    snprintf(k->uid, sizeof k->uid, "%s", uid);
+    k->next = r->keys;
+    r->keys = k;
+    return k;
+}
+
 static peer *peer_new(router *r, const uint8_t *id, size_t n, int role) {
     if (n > 255) return NULL;
     if (r->npeers >= r->pbuckets && peer_table_grow(r) < 0) return NULL;
@@ -207,6 +232,7 @@ static peer *peer_new(router *r, const uint8_t *id, size_t n, int role) {
     p->hash = t2_fnv1a64(T2_FNV1A64_INIT, id, n);
     p->role = role;
     p->key_role = r->cur_key_role;
+    p->ku = role == PEER_CLIENT ? keyuse_get(r, r->cur_uid) : NULL;
     p->last_seen = r->now;
     hex_tag(p->tag, sizeof p->tag, id, n);
     size_t b = p->hash & (r->pbuckets - 1);
@@ -269,6 +295,7 @@ static void client_link(peer *c, job *j) {
     if (c->cjobs) c->cjobs->cprev = j;
     c->cjobs = j;
     c->n_cjobs++;
+    if (c->ku) c->ku->n++;
 }
 
 static void client_unlink(job *j) {
@@ -280,6 +307,7 @@ static void client_unlink(job *j) {
     j->cprev = j->cnext = NULL;
     j->client = NULL;
     c->n_cjobs--;
+    if (c->ku) c->ku->n--;
 }
 
 static job *client_find(peer *c, uint64_t request_id) {
@@ -618,10 +646,12 @@ static void on_request(router *r, peer *p, const uint8_t *id, size_t n, T2__Msg 
         T2_DEBUG("client %s resent request %" PRIu64 ": already in flight", p->tag, rid);
         return;
     }
-    if (p->n_cjobs >= (uint32_t)r->cfg->client_max && p->key_role != T2_KEY_DISPATCHER) {
+    uint32_t held = p->ku ? p->ku->n : p->n_cjobs; /* per key with CURVE, else per socket */
+    if (held >= (uint32_t)r->cfg->client_max && p->key_role != T2_KEY_DISPATCHER) {
         r->c.busy++;
-        reply_error(r, id, n, rid, 0, T2_EBUSY, "this client has %u requests queued or running "
-                    "(at most %d per client)", p->n_cjobs, r->cfg->client_max);
+        reply_error(r, id, n, rid, 0, T2_EBUSY, "this client%s has %u requests queued or running "
+                    "(at most %d per client%s)", p->ku ? " key" : "", held, r->cfg->client_max,
+                    p->ku ? " key" : "");
         return;
     }
     if (s->qlen >= (uint32_t)r->cfg->queue_max && !pick_worker(s)) {
@@ -880,6 +910,7 @@ static void handle(router *r, const uint8_t *id, size_t n, zmq_msg_t *frame, int
         return; /* m lives in the arena */
     }
     r->cur_key_role = key_role;
+    r->cur_uid = r->curve ? zmq_msg_gets(frame, "User-Id") : NULL;
     peer *p = peer_find(r, id, n); /* never a dead one: reap() runs after every message */
     if (p && !p->key_role) p->key_role = key_role;
     if (p) p->last_seen = r->now;
@@ -952,8 +983,8 @@ static void zap_send(void *s, const void *data, size_t n, int more) {
 }
 
 /* One ZAP request (RFC 27): version, request id, domain, address, routing id, mechanism,
- * credentials. The answer's User-Id ("client:KEY8") comes back on every frame of the
- * connection, so handle() knows the role of whoever sent a message. */
+ * credentials. The answer's User-Id ("client:KEY", the whole Z85 public key) comes back on
+ * every frame of the connection, so handle() knows the role (and key) of every sender. */
 static void on_zap(router *r) {
     char f[7][64];
     size_t len[7] = {0};
@@ -987,7 +1018,7 @@ static void on_zap(router *r) {
             if (t2_curve_set_has(&r->allowed[k], (const uint8_t *)f[6])) role = k;
     }
     char uid[64] = "";
-    if (role) snprintf(uid, sizeof uid, "%s:%.8s", t2_key_role_name(role), key);
+    if (role) snprintf(uid, sizeof uid, "%s:%s", t2_key_role_name(role), key);
     else if (++r->zap_refused <= 20 || r->zap_refused % 1000 == 0)
         T2_WARN("refused a connection from %s: public key %.40s is not allowed (%" PRIu64
                 " refused)", addr, key, r->zap_refused);
@@ -1139,6 +1170,10 @@ static void router_free(router *r) {
             free(p);
         }
     for (int i = 0; i < r->nsvcs; i++) free(r->svcs[i]);
+    for (keyuse *k = r->keys, *next; k; k = next) {
+        next = k->next;
+        free(k);
+    }
     free(r->jtab);
     free(r->ptab);
     t2_msg_arena_destroy(&r->arena);
