@@ -295,6 +295,13 @@ int t2_worker_recv(t2_worker *w, t2_job **job, int timeout_ms) {
     for (;;) {
         t2_job *j = next_backlog(w);
         if (j) {
+            /* jobs waiting here are handed out without a poll; the heartbeat still goes out on
+             * time, however long the caller took over the previous job */
+            uint64_t now = t2_wire_now_ms();
+            if (w->sock && now >= w->next_hb) {
+                send_heartbeat(w);
+                w->next_hb = now + (uint64_t)w->hb_ms;
+            }
             j->handed_out = 1;
             *job = j;
             return 1;

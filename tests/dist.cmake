@@ -15,7 +15,10 @@ if(T2_PYTHON3)
   # rank 1 of a 2-rank group stopped (SIGSTOP) under load: the group's watchdog requeues its
   # jobs to the other group and aborts; every answer once, byte-identical to `t2 run`.
   t2_add_script_test(dist_watchdog integration ${T2_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/dist_watchdog.py)
-  set_tests_properties(dist_system dist_faults py_generate dist_watchdog PROPERTIES TIMEOUT 400 RUN_SERIAL ON)
+  # 20 prompts of 4 MB in a row: each refused ERANGE before tokenizing, no registration
+  # expires (bench/oversized.py also prints the others' p50/p99 with and without them).
+  t2_add_script_test(oversized integration ${T2_PYTHON3} ${CMAKE_SOURCE_DIR}/bench/oversized.py --check --rounds 1)
+  set_tests_properties(dist_system dist_faults py_generate dist_watchdog oversized PROPERTIES TIMEOUT 400 RUN_SERIAL ON)
   set_tests_properties(dist_bytes PROPERTIES TIMEOUT 200 RUN_SERIAL ON)
 endif()
 # the deployment file: every bad value named with FILE:LINE: setting; t2-local.sh start/stop.
