@@ -35,3 +35,10 @@ set_tests_properties(security PROPERTIES TIMEOUT 200 RUN_SERIAL ON)
 # one client's flood of 3,000 requests does not starve another client's 20.
 t2_add_script_test(fairness integration bash ${CMAKE_CURRENT_SOURCE_DIR}/fairness.sh)
 set_tests_properties(fairness PROPERTIES TIMEOUT 200 RUN_SERIAL ON)
+# bench/soak.py for 2 minutes: mixed load (generate with mixtures, two-pass, classify) while
+# ranks, groups, the dispatcher and the router are killed or stopped every 8 s; nothing lost,
+# duplicated or wrong (the 20-minute run: bench/soak.py --minutes 20, see bench/README.md).
+if(T2_PYTHON3)
+  t2_add_script_test(soak soak ${T2_PYTHON3} ${CMAKE_SOURCE_DIR}/bench/soak.py --minutes 2 --every 8)
+  set_tests_properties(soak PROPERTIES TIMEOUT 420 RUN_SERIAL ON)
+endif()
