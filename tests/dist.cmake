@@ -42,3 +42,9 @@ if(T2_PYTHON3)
   t2_add_script_test(soak soak ${T2_PYTHON3} ${CMAKE_SOURCE_DIR}/bench/soak.py --minutes 2 --every 8)
   set_tests_properties(soak PROPERTIES TIMEOUT 420 RUN_SERIAL ON)
 endif()
+# Several hosts for real: four network namespaces on a bridge (ctl, gpu-a, gpu-b, gpu-c),
+# deploy/multihost/start.sh with an agent that enters a namespace instead of ssh; a group over
+# two namespaces (Open MPI on the veth addresses only), CURVE on; answers byte-identical to
+# t2 run; a namespace's link taken down is survived like a kill. Skips without root / netns.
+t2_add_script_test(netns_cluster integration bash ${CMAKE_CURRENT_SOURCE_DIR}/netns_cluster.sh)
+set_tests_properties(netns_cluster PROPERTIES TIMEOUT 300 RUN_SERIAL ON)
