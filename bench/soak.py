@@ -7,7 +7,8 @@ groups (g2: 2 ranks, g1: 1 rank; merged), heartbeats 100 ms x liveness 5, the gr
 watchdog at 2 s, the router's progress deadline at 10 s. A supervisor here restarts whatever
 exits (as systemd's Restart=on-failure would).
 
-Load: CLIENTS raw ZeroMQ clients written here from proto/t2.proto (they resubmit their
+Everything speaks CURVE (the deployment's keys). Load: CLIENTS raw ZeroMQ clients written
+here from proto/t2.proto (with the client key; they resubmit their
 requests in flight when the router restarts or goes silent, as router/README.md asks), each
 keeping INFLIGHT requests going: greedy generations with an explicit mixture or base weights
 ("generate"), two-pass requests through the dispatcher ("adaptive"), classifications
@@ -46,7 +47,7 @@ except ImportError as e:
 if not shutil.which("protoc"):
     print("SKIP: protoc not found (install protobuf-compiler)")
     sys.exit(77)
-from dist_util import Deployment  # noqa: E402
+from dist_util import Deployment, curve_client  # noqa: E402
 from dist_watchdog import rank_pid  # noqa: E402
 
 HB_MS, LIVENESS = 100, 5
@@ -66,8 +67,8 @@ class Req:
 class Client:
     """A DEALER socket: heartbeats, resubmission after a router restart or silence."""
 
-    def __init__(self, ctx, endpoint, pb, stats):
-        self.ctx, self.endpoint, self.pb, self.stats = ctx, endpoint, pb, stats
+    def __init__(self, ctx, endpoint, pb, stats, keys):
+        self.ctx, self.endpoint, self.pb, self.stats, self.keys = ctx, endpoint, pb, stats, keys
         self.sock = None
         self.inflight = {}  # rid -> Req
         self.epoch = None
@@ -78,6 +79,7 @@ class Client:
             self.sock.close(0)
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        curve_client(self.sock, self.keys)
         self.sock.connect(self.endpoint)
         self.last_heard = time.monotonic()
         self.next_hb = 0.0
@@ -284,7 +286,7 @@ def run(args, d, pb):
     labels = {}
     finish = {"done": {}, "cb": lambda r, k, b: check_answer(d, r, k, b, tally, labels)}
     ctx = zmq.Context()
-    clients = [Client(ctx, d.endpoint, pb, stats) for _ in range(args.clients)]
+    clients = [Client(ctx, d.endpoint, pb, stats, d.curve_keys()) for _ in range(args.clients)]
     chaos = Chaos(d, rng, args.every)
     next_id, end = 1, time.monotonic() + args.minutes * 60
     drain_end = None

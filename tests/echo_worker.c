@@ -10,6 +10,7 @@
  *               [--stall-after-chunks N] stop answering after N chunks, but keep
  *                                        heartbeating (a stuck pipeline behind a live head)
  *               [--bad-utf8 1]           end every Result's text with an invalid byte 0xff
+ *               [--router-public F --key F]  CURVE: the router's public key, our key pair
  *
  * --events FILE gets one line per event, for tests: "job JOB REQ ATTEMPT", "chunk JOB SEQ",
  * "cancel JOB", "done JOB", "orphan JOB", "hang", "stall". SIGTERM / SIGINT end it cleanly (exit 0).
@@ -111,6 +112,7 @@ static void finish(t2_worker *w, active *a) {
 
 int main(int argc, char **argv) {
     const char *endpoint = NULL, *service = "echo", *name = NULL, *events_path = NULL;
+    const char *router_pub = NULL, *key = NULL;
     int capacity = 1, chunk = 4, delay = 0, hb = 1000, liveness = 3;
     long die_after = -1, hang_after = -1, stall_after = -1;
     for (int i = 1; i < argc; i++) {
@@ -133,6 +135,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--hang-after-chunks")) hang_after = atol(v);
         else if (!strcmp(a, "--stall-after-chunks")) stall_after = atol(v);
         else if (!strcmp(a, "--bad-utf8")) bad_utf8 = atoi(v);
+        else if (!strcmp(a, "--router-public")) router_pub = v;
+        else if (!strcmp(a, "--key")) key = v;
         else if (!strcmp(a, "--log-level")) t2_log_set_level_str(v);
         else {
             fprintf(stderr, "echo_worker: unknown flag %s\n", a);
@@ -165,6 +169,14 @@ int main(int argc, char **argv) {
     static const char *const experts[] = {"math", "code", "reasoning"};
     o.experts = experts;
     o.n_experts = 3;
+    t2_curve_client cc;
+    if (router_pub && key) {
+        if (t2_curve_load_client(router_pub, key, &cc) < 0) {
+            fprintf(stderr, "echo_worker: %s\n", t2_err_msg());
+            return 2;
+        }
+        o.curve = &cc;
+    }
     t2_worker *w;
     if (t2_worker_new(&w, NULL, endpoint, &o) < 0) {
         fprintf(stderr, "echo_worker: %s\n", t2_err_msg());
