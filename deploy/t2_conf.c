@@ -55,7 +55,7 @@ int t2_conf_defaults(t2_conf *c) {
     c->router.max_msg = 4194304;
     c->router.stats_ms = 10000;
     c->router.cancel_grace_ms = 0;
-    c->router.progress_ms = 60000;
+    c->router.progress_ms = 300000;
     c->router.client_max = 256;
     c->worker.capacity = 8;
     c->worker.classify_capacity = 2;

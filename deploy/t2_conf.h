@@ -60,7 +60,7 @@ typedef struct t2_conf {
         int client_max;      /* requests one client (CURVE key, else connection) may have
                                 queued or running (t2-router --client-max): 256 */
         int progress_ms;     /* a job with no chunk or result for this long is taken from its
-                                worker (t2-router --progress-ms; 0 = off): 60000 */
+                                worker (t2-router --progress-ms; 0 = off): 300000 */
     } router;
     struct {
         char *path;              /* required by workers */

@@ -131,7 +131,7 @@ void t2_router_config_defaults(t2_router_config *cfg) {
     cfg->stats_ms = 10000;
     cfg->cancel_grace_ms = 0;
     cfg->client_max = 256;
-    cfg->progress_ms = 60000;
+    cfg->progress_ms = 300000;
 }
 
 
