@@ -39,9 +39,10 @@ typedef struct t2_router_config {
     char services[T2_ROUTER_DECLARED_MAX][T2_MSG_NAME_MAX + 1]; /* registers for them) */
     int progress_ms;      /* a job at a worker with no Chunk or Result for this long is taken
                              back: the worker is dropped and its jobs requeued (the pipeline
-                             watchdog's backstop); 0 = off: 300000 (above the longest prefill). Relays (dispatchers) are
-                             exempt. */
-    int client_max;       /* requests one client connection may have queued or running: 256
+                             watchdog's backstop); 0 = off: 300000 (above the longest prefill).
+                             Relays (dispatchers) are exempt. */
+    int client_max;       /* requests one client (its CURVE key, else its connection) may have
+                             queued or running: 256
                              (dispatcher keys are exempt: they carry many users' requests) */
     /* Security (t2_curve.h). curve_key "" = plain ZeroMQ, allowed only on ipc:// and loopback
      * TCP unless `insecure`. With a key, every peer must speak CURVE with a public key listed
