@@ -151,9 +151,10 @@ int main(int argc, char **argv) {
                    c.groups[i].host[0] ? c.groups[i].host : "-");
     } else if (!strcmp(cmd, "router-args")) {
         printf("--bind %s --heartbeat-ms %d --liveness %d --queue-max %d --max-msg %ld "
-               "--stats-ms %d --cancel-grace-ms %d",
+               "--stats-ms %d --cancel-grace-ms %d --progress-ms %d --client-max %d",
                c.router.bind, c.router.heartbeat_ms, c.router.liveness, c.router.queue_max,
-               c.router.max_msg, c.router.stats_ms, c.router.cancel_grace_ms);
+               c.router.max_msg, c.router.stats_ms, c.router.cancel_grace_ms,
+               c.router.progress_ms, c.router.client_max);
         /* the deployment's services, declared: a request that comes before their workers have
          * (re)registered - e.g. just after a router restart - waits in the queue instead of
          * being refused ENOTFOUND */

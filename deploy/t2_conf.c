@@ -64,6 +64,8 @@ int t2_conf_defaults(t2_conf *c) {
     c->router.max_msg = 4194304;
     c->router.stats_ms = 10000;
     c->router.cancel_grace_ms = 0;
+    c->router.progress_ms = 300000;
+    c->router.client_max = 256;
     c->worker.capacity = 8;
     c->worker.classify_capacity = 2;
     c->worker.threads = 1;
@@ -75,6 +77,7 @@ int t2_conf_defaults(t2_conf *c) {
     c->worker.temperature = 1.0f;
     c->worker.top_p = 0.9f;
     c->worker.classify_max_tokens = 24;
+    c->worker.watchdog_ms = 20000;
     c->worker.n_services = 2;
     snprintf(c->worker.services[0], sizeof c->worker.services[0], "generate");
     snprintf(c->worker.services[1], sizeof c->worker.services[1], "classify");
@@ -338,6 +341,10 @@ static int read_router(const reader *r, const config_setting_t *g, t2_conf *c) {
             rc = get_int(r, s, p, 0, INT_MAX, &c->router.stats_ms);
         else if (!strcmp(n, "cancel_grace_ms"))
             rc = get_int(r, s, p, 0, INT_MAX, &c->router.cancel_grace_ms);
+        else if (!strcmp(n, "client_max"))
+            rc = get_int(r, s, p, 1, 10000000, &c->router.client_max);
+        else if (!strcmp(n, "progress_ms"))
+            rc = get_int(r, s, p, 0, INT_MAX, &c->router.progress_ms);
         else
             rc = bad(r, s, p, "unknown setting");
     }
@@ -423,6 +430,8 @@ static int read_worker(const reader *r, const config_setting_t *g, t2_conf *c) {
             rc = get_float(r, s, p, 0, 1, &c->worker.top_p);
         else if (!strcmp(n, "classify_max_tokens"))
             rc = get_int(r, s, p, 1, 4096, &c->worker.classify_max_tokens);
+        else if (!strcmp(n, "watchdog_ms"))
+            rc = get_int(r, s, p, 0, INT_MAX, &c->worker.watchdog_ms);
         else if (!strcmp(n, "services"))
             rc = read_services(r, s, p, c);
         else if (!strcmp(n, "log_level"))
@@ -773,9 +782,10 @@ void t2_conf_print(const t2_conf *c, FILE *f) {
     pstr(f, "endpoint", c->router.endpoint);
     fprintf(f,
             "  heartbeat_ms = %d;\n  liveness = %d;\n  queue_max = %d;\n  max_msg = %ld;\n"
-            "  stats_ms = %d;\n  cancel_grace_ms = %d;\n};\nmodel = {\n",
+            "  stats_ms = %d;\n  cancel_grace_ms = %d;\n  progress_ms = %d;\n  client_max = %d;\n};\nmodel = {\n",
             c->router.heartbeat_ms, c->router.liveness, c->router.queue_max, c->router.max_msg,
-            c->router.stats_ms, c->router.cancel_grace_ms);
+            c->router.stats_ms, c->router.cancel_grace_ms, c->router.progress_ms,
+            c->router.client_max);
     pstr(f, "path", c->model.path);
     pstr(f, "tokenizer", c->model.tokenizer);
     pstr(f, "factors", c->model.factors);
@@ -796,7 +806,7 @@ void t2_conf_print(const t2_conf *c, FILE *f) {
         fprintf(f, "%s\"%s\"", i ? ", " : "", c->worker.services[i]);
     fprintf(f, "];\n");
     pstr(f, "log_level", c->worker.log_level);
-    fprintf(f, "};\ndispatcher = {\n");
+    fprintf(f, "  watchdog_ms = %d;\n};\ndispatcher = {\n", c->worker.watchdog_ms);
     pstr(f, "service", c->dispatcher.service);
     pstr(f, "generate_service", c->dispatcher.generate_service);
     pstr(f, "classify_service", c->dispatcher.classify_service);

@@ -60,6 +60,10 @@ typedef struct t2_conf {
         long max_msg;        /* 4194304 */
         int stats_ms;        /* 10000 */
         int cancel_grace_ms; /* 0 = liveness x heartbeat */
+        int client_max;      /* requests one client (CURVE key, else connection) may have
+                                queued or running (t2-router --client-max): 256 */
+        int progress_ms;     /* a job with no chunk or result for this long is taken from its
+                                worker (t2-router --progress-ms; 0 = off): 300000 */
     } router;
     struct {
         char *path;              /* required by workers */
@@ -86,6 +90,8 @@ typedef struct t2_conf {
         int n_services;          /* services served: "generate", "classify" */
         char services[T2_CONF_MAX_SERVICES][T2_CONF_NAME_MAX + 1];
         char *log_level; /* "info" */
+        int watchdog_ms; /* a pipeline step unanswered this long: the group declares itself
+                            failed (goodbye, then exit; the launcher restarts it): 20000 */
     } worker;
     struct {
         char *service;                 /* served: "generate-adaptive" */

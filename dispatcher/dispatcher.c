@@ -427,6 +427,7 @@ static int dsp_connect(dsp *d, void *zctx, const char *ep) {
     wo.capacity = (uint32_t)c->dispatcher.capacity;
     wo.name = name;
     wo.heartbeat_ms = c->router.heartbeat_ms;
+    wo.relay = 1; /* its jobs wait on the classify and generate queues */
     wo.liveness = c->router.liveness;
     t2_backoff_schedule(c->router.heartbeat_ms, &wo.reconnect_ms, &wo.reconnect_max_ms);
     t2_client_opts co = t2_client_opts_default();

@@ -27,31 +27,52 @@ static int check_name(const char *s, const char *what) {
     return 0;
 }
 
-/* Well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
-static int utf8_ok(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k;
-        unsigned min, cp;
-        if ((c & 0xe0) == 0xc0) k = 1, min = 0x80, cp = c & 0x1f;
-        else if ((c & 0xf0) == 0xe0) k = 2, min = 0x800, cp = c & 0x0f;
-        else if ((c & 0xf8) == 0xf0) k = 3, min = 0x10000, cp = c & 0x07;
-        else return 0;
-        if (n - i <= k) return 0;
-        for (size_t j = 1; j <= k; j++) {
-            unsigned d = s[i + j];
-            if ((d & 0xc0) != 0x80) return 0;
-            cp = (cp << 6) | (d & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-        i += k + 1;
+/* The length of the well-formed UTF-8 sequence at s[0..n) (no overlongs, no surrogates,
+ * <= U+10FFFF), or 0 if there is none. n > 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    size_t k;
+    unsigned min, cp;
+    if ((c & 0xe0) == 0xc0) k = 1, min = 0x80, cp = c & 0x1f;
+    else if ((c & 0xf0) == 0xe0) k = 2, min = 0x800, cp = c & 0x0f;
+    else if ((c & 0xf8) == 0xf0) k = 3, min = 0x10000, cp = c & 0x07;
+    else return 0;
+    if (n <= k) return 0;
+    for (size_t j = 1; j <= k; j++) {
+        unsigned d = s[j];
+        if ((d & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (d & 0x3f);
     }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    return k + 1;
+}
+
+static int utf8_ok(const unsigned char *s, size_t n) {
+    for (size_t i = 0, k; i < n; i += k)
+        if (!(k = utf8_seq(s + i, n - i))) return 0;
     return 1;
+}
+
+int t2_msg_utf8_ok(const void *s, size_t n) {
+    return utf8_ok(s, n);
+}
+
+size_t t2_msg_utf8_repair(const void *in, size_t n, void *out) {
+    const unsigned char *s = in;
+    unsigned char *o = out;
+    size_t w = 0;
+    for (size_t i = 0, k; i < n; i += k) {
+        if ((k = utf8_seq(s + i, n - i))) {
+            memcpy(o + w, s + i, k);
+            w += k;
+        } else {
+            memcpy(o + w, "\xef\xbf\xbd", 3);
+            w += 3;
+            k = 1;
+        }
+    }
+    return w;
 }
 
 /* Optional free text: UTF-8, at most `max` bytes. */

@@ -93,6 +93,12 @@ int t2_msg_validate_ready(const T2__Ready *m);
 int t2_msg_validate_disconnect(const T2__Disconnect *m);
 int t2_msg_validate_stats(const T2__Stats *m);
 int t2_msg_validate_task(const T2__Task *m);
+/* 1 if s[0..n) is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF), else 0. */
+int t2_msg_utf8_ok(const void *s, size_t n);
+/* s[0..n) into out (room for 3 n bytes) with each byte that starts no well-formed sequence
+ * replaced by U+FFFD; the length written. */
+size_t t2_msg_utf8_repair(const void *in, size_t n, void *out);
+
 /* allow_empty: a Result may report the empty mixture (base weights); a Request may not. */
 int t2_msg_validate_mixture(const T2__Mixture *m, int allow_empty);
 

@@ -34,6 +34,9 @@ static void usage(FILE *f) {
             "  --service NAME        a service known from the start (repeatable; others appear\n"
             "                        when a worker registers for them)\n"
             "  --client-max N        requests one client may have queued or running (default %d)\n"
+            "  --progress-ms N       a job at a worker with no chunk or result for N ms is taken\n"
+            "                        back: the worker is dropped, its jobs requeued (0: off;\n"
+            "                        default %d)\n"
             "  --curve-key FILE      the router's CURVE key pair (t2 keygen): encrypt and\n"
             "                        authenticate every connection\n"
             "  --allow-clients F     public keys allowed as clients (a file, one key a line, or\n"
@@ -43,7 +46,7 @@ static void usage(FILE *f) {
             "  --model-sha256 HEX    refuse workers that announce another model\n"
             "  --log-level LEVEL     error, warn, info, debug (default info)\n"
             "  --help\n",
-            d.bind, d.heartbeat_ms, d.liveness, d.queue_max, d.max_msg, d.stats_ms, d.client_max);
+            d.bind, d.heartbeat_ms, d.liveness, d.queue_max, d.max_msg, d.stats_ms, d.client_max, d.progress_ms);
 }
 
 static int parse_int(const char *flag, const char *s, long lo, long hi, long *out) {
@@ -95,6 +98,8 @@ static int parse_args(t2_router_config *cfg, int argc, char **argv) {
             if (strlen(v) > T2_MSG_NAME_MAX)
                 return t2_err_set(T2_EINVAL, "--service '%s': longer than %u bytes", v, T2_MSG_NAME_MAX);
             snprintf(cfg->services[cfg->n_services++], sizeof cfg->services[0], "%s", v);
+        } else if (strcmp(a, "--progress-ms") == 0) {
+            if (!(rc = parse_int(a, v, 0, INT_MAX, &n))) cfg->progress_ms = (int)n;
         } else if (strcmp(a, "--client-max") == 0) {
             if (!(rc = parse_int(a, v, 1, 10000000, &n))) cfg->client_max = (int)n;
         } else if (strcmp(a, "--curve-key") == 0 || strcmp(a, "--allow-clients") == 0 ||

@@ -31,10 +31,20 @@ typedef struct job job;
 typedef struct peer peer;
 typedef struct service service;
 
+/* A CURVE key's share of the per-client limit: every connection with that key counts here,
+ * so that one client cannot multiply its share by opening sockets. Kept for the router's
+ * life (only allowed keys ever get one: ZAP refuses the others). */
+typedef struct keyuse {
+    char uid[64]; /* ZAP User-Id: "client:KEY" */
+    uint32_t n;   /* requests queued or running */
+    struct keyuse *next;
+} keyuse;
+
 struct job {
     uint64_t id, request_id, seed;
     uint64_t deadline;        /* ms (monotonic); 0: none */
     uint64_t cancel_deadline; /* CANCELLING: free the slot after this */
+    uint64_t progress_at;     /* ASSIGNED: when it was sent or last sent a chunk */
     uint32_t attempt;         /* dispatches so far */
     uint32_t next_seq;        /* chunks the client has had */
     int state;
@@ -52,6 +62,7 @@ struct peer {
     size_t id_len;
     uint64_t hash;
     int role, dead;
+    int relay; /* a worker that relays jobs to other services (a dispatcher) */
     int key_role; /* T2_KEY_*: the role of its CURVE key (T2_KEY_NONE: CURVE off) */
     const char *dead_reason;
     uint64_t last_seen;
@@ -60,6 +71,7 @@ struct peer {
     /* client */
     job *cjobs;
     uint32_t n_cjobs;
+    keyuse *ku; /* its key's count (CURVE on), else NULL: the limit is per connection */
     /* worker */
     service *svc;
     uint32_t capacity, in_flight;
@@ -79,7 +91,7 @@ struct service {
 
 typedef struct counters {
     uint64_t requests, replies, chunks, decode_errors, requeues, busy, not_found, cancels,
-        timeouts, workers_expired, clients_vanished;
+        timeouts, workers_expired, clients_vanished, stalls;
 } counters;
 
 typedef struct router {
@@ -101,6 +113,9 @@ typedef struct router {
     void *zap;                             /* the ZAP handler's socket */
     t2_curve_set allowed[T2_KEY_DISPATCHER + 1]; /* public keys by role */
     uint64_t zap_refused, refused; /* connections and messages refused (for the log) */
+    int cur_key_role; /* the key role of the message being handled (a new peer takes it) */
+    const char *cur_uid; /* and its ZAP User-Id (NULL: CURVE off) */
+    keyuse *keys;        /* per-key request counts */
     t2_msg_arena *arena; /* every frame is decoded here: no allocation per chunk */
 } router;
 
@@ -116,6 +131,7 @@ void t2_router_config_defaults(t2_router_config *cfg) {
     cfg->stats_ms = 10000;
     cfg->cancel_grace_ms = 0;
     cfg->client_max = 256;
+    cfg->progress_ms = 300000;
 }
 
 
@@ -132,6 +148,8 @@ int t2_router_config_check(const t2_router_config *cfg) {
     if (cfg->stats_ms < 0) return t2_err_set(T2_EINVAL, "stats-ms %d is negative", cfg->stats_ms);
     if (cfg->cancel_grace_ms < 0)
         return t2_err_set(T2_EINVAL, "cancel-grace-ms %d is negative", cfg->cancel_grace_ms);
+    if (cfg->progress_ms < 0)
+        return t2_err_set(T2_EINVAL, "progress-ms %d is negative", cfg->progress_ms);
     if (cfg->client_max < 1)
         return t2_err_set(T2_EINVAL, "client-max %d is below 1", cfg->client_max);
     if (!cfg->curve_key[0] && !cfg->insecure && !t2_endpoint_is_local(cfg->bind))
@@ -191,6 +209,19 @@ static int peer_table_grow(router *r) {
     return 0;
 }
 
+/* The count of the key with this User-Id (created on first use); NULL without one. */
+static keyuse *keyuse_get(router *r, const char *uid) {
+    if (!uid || !uid[0]) return NULL;
+    for (keyuse *k = r->keys; k; k = k->next)
+        if (!strcmp(k->uid, uid)) return k;
+    keyuse *k = calloc(1, sizeof *k);
+    if (!k) return NULL; /* then this connection is limited on its own */
+    snprintf(k->uid, sizeof k->uid, "%s", uid);
+    k->next = r->keys;
+    r->keys = k;
+    return k;
+}
+
 static peer *peer_new(router *r, const uint8_t *id, size_t n, int role) {
     if (n > 255) return NULL;
     if (r->npeers >= r->pbuckets && peer_table_grow(r) < 0) return NULL;
@@ -200,6 +231,8 @@ static peer *peer_new(router *r, const uint8_t *id, size_t n, int role) {
     p->id_len = n;
     p->hash = t2_fnv1a64(T2_FNV1A64_INIT, id, n);
     p->role = role;
+    p->key_role = r->cur_key_role;
+    p->ku = role == PEER_CLIENT ? keyuse_get(r, r->cur_uid) : NULL;
     p->last_seen = r->now;
     hex_tag(p->tag, sizeof p->tag, id, n);
     size_t b = p->hash & (r->pbuckets - 1);
@@ -262,6 +295,7 @@ static void client_link(peer *c, job *j) {
     if (c->cjobs) c->cjobs->cprev = j;
     c->cjobs = j;
     c->n_cjobs++;
+    if (c->ku) c->ku->n++;
 }
 
 static void client_unlink(job *j) {
@@ -273,6 +307,7 @@ static void client_unlink(job *j) {
     j->cprev = j->cnext = NULL;
     j->client = NULL;
     c->n_cjobs--;
+    if (c->ku) c->ku->n--;
 }
 
 static job *client_find(peer *c, uint64_t request_id) {
@@ -499,6 +534,7 @@ static void dispatch(router *r, service *s) {
         j->state = JOB_ASSIGNED;
         j->attempt++;
         worker_link(r, w, j);
+        j->progress_at = r->now;
         w->last_assigned = ++r->assign_clock;
         send_job(r, j, w);
     }
@@ -610,10 +646,12 @@ static void on_request(router *r, peer *p, const uint8_t *id, size_t n, T2__Msg 
         T2_DEBUG("client %s resent request %" PRIu64 ": already in flight", p->tag, rid);
         return;
     }
-    if (p->n_cjobs >= (uint32_t)r->cfg->client_max && p->key_role != T2_KEY_DISPATCHER) {
+    uint32_t held = p->ku ? p->ku->n : p->n_cjobs; /* per key with CURVE, else per socket */
+    if (held >= (uint32_t)r->cfg->client_max && p->key_role != T2_KEY_DISPATCHER) {
         r->c.busy++;
-        reply_error(r, id, n, rid, 0, T2_EBUSY, "this client has %u requests queued or running "
-                    "(at most %d per client)", p->n_cjobs, r->cfg->client_max);
+        reply_error(r, id, n, rid, 0, T2_EBUSY, "this client%s has %u requests queued or running "
+                    "(at most %d per client%s)", p->ku ? " key" : "", held, r->cfg->client_max,
+                    p->ku ? " key" : "");
         return;
     }
     if (s->qlen >= (uint32_t)r->cfg->queue_max && !pick_worker(s)) {
@@ -708,12 +746,36 @@ static void on_ready(router *r, peer *p, const uint8_t *id, size_t n, const T2__
         if (m->name) snprintf(p->tag, sizeof p->tag, "%s", m->name);
     }
     p->capacity = m->capacity;
+    /* a relay waits on other services' queues: no progress deadline (with CURVE, only a
+     * dispatcher key may claim that) */
+    p->relay = m->has_relay && m->relay && (!r->curve || p->key_role == T2_KEY_DISPATCHER);
     s->dirty = 1;
     T2_INFO("worker %s ready for '%s': capacity %u, %zu expert(s), model %.12s", p->tag, s->name,
             p->capacity, m->n_experts, m->model_sha256 ? m->model_sha256 : "-");
 }
 
 static void fail_job(router *r, peer *w, uint64_t job_id, const char *why);
+
+/* A worker's final reply to the client. A Result's text reaches clients as valid UTF-8
+ * (router/README.md): one that is not (a buggy or hostile worker, or a generation cut in
+ * the middle of a character) is sent with U+FFFD for each bad byte; the rest as it came. */
+static int send_final(router *r, peer *w, job *j, const T2__Msg *m, zmq_msg_t *frame) {
+    const T2__Result *res = m->body_case == T2__MSG__BODY_RESULT ? m->result : NULL;
+    if (!res || !res->has_text || t2_msg_utf8_ok(res->text.data, res->text.len))
+        return forward(r, j->client, frame);
+    uint8_t *fixed = malloc(res->text.len * 3 + 1);
+    if (!fixed) return forward(r, j->client, frame); /* out of memory: as it came */
+    T2__Result copy = *res;
+    copy.text.data = fixed;
+    copy.text.len = t2_msg_utf8_repair(res->text.data, res->text.len, fixed);
+    T2__Msg out = *m;
+    out.result = &copy;
+    T2_WARN("worker %s: the text of job %" PRIu64 " (request %" PRIu64 ") is not valid UTF-8: "
+            "bad bytes replaced by U+FFFD", w->tag, j->id, j->request_id);
+    int rc = send_to(r, j->client, &out);
+    free(fixed);
+    return rc;
+}
 
 static void on_worker_reply(router *r, peer *p, const uint8_t *id, size_t n, const T2__Msg *m,
                             zmq_msg_t *frame) {
@@ -758,10 +820,11 @@ static void on_worker_reply(router *r, peer *p, const uint8_t *id, size_t n, con
         uint32_t seq = m->chunk->seq;
         if (j->state != JOB_ASSIGNED || !j->client || seq < j->next_seq) return;
         j->next_seq = seq + 1;
+        j->progress_at = r->now;
         if (forward(r, j->client, frame) == 0) r->c.chunks++;
         return;
     }
-    if (j->state == JOB_ASSIGNED && j->client && forward(r, j->client, frame) == 0) r->c.replies++;
+    if (j->state == JOB_ASSIGNED && j->client && send_final(r, p, j, m, frame) == 0) r->c.replies++;
     job_free(r, j);
 }
 
@@ -846,6 +909,8 @@ static void handle(router *r, const uint8_t *id, size_t n, zmq_msg_t *frame, int
         decode_error(r, id, n, rid, "%s", forbidden);
         return; /* m lives in the arena */
     }
+    r->cur_key_role = key_role;
+    r->cur_uid = r->curve ? zmq_msg_gets(frame, "User-Id") : NULL;
     peer *p = peer_find(r, id, n); /* never a dead one: reap() runs after every message */
     if (p && !p->key_role) p->key_role = key_role;
     if (p) p->last_seen = r->now;
@@ -918,8 +983,8 @@ static void zap_send(void *s, const void *data, size_t n, int more) {
 }
 
 /* One ZAP request (RFC 27): version, request id, domain, address, routing id, mechanism,
- * credentials. The answer's User-Id ("client:KEY8") comes back on every frame of the
- * connection, so handle() knows the role of whoever sent a message. */
+ * credentials. The answer's User-Id ("client:KEY", the whole Z85 public key) comes back on
+ * every frame of the connection, so handle() knows the role (and key) of every sender. */
 static void on_zap(router *r) {
     char f[7][64];
     size_t len[7] = {0};
@@ -953,7 +1018,7 @@ static void on_zap(router *r) {
             if (t2_curve_set_has(&r->allowed[k], (const uint8_t *)f[6])) role = k;
     }
     char uid[64] = "";
-    if (role) snprintf(uid, sizeof uid, "%s:%.8s", t2_key_role_name(role), key);
+    if (role) snprintf(uid, sizeof uid, "%s:%s", t2_key_role_name(role), key);
     else if (++r->zap_refused <= 20 || r->zap_refused % 1000 == 0)
         T2_WARN("refused a connection from %s: public key %.40s is not allowed (%" PRIu64
                 " refused)", addr, key, r->zap_refused);
@@ -1010,6 +1075,34 @@ static int setup_curve(router *r) {
 
 /* ---- timers ------------------------------------------------------------------------------- */
 
+/* The progress deadline: a worker that holds a job without a Chunk or Result for progress_ms
+ * (a pipeline stuck behind a stopped rank, a worker that heartbeats but never answers) is
+ * dropped: reap() requeues its jobs for the other workers. Its late replies are then from a
+ * stranger (or, once it registered again, for a job that is no longer its): dropped, so no
+ * request is answered twice. */
+static void check_progress(router *r) {
+    const uint64_t limit = (uint64_t)r->cfg->progress_ms;
+    if (!limit) return;
+    for (size_t b = 0; b < r->jbuckets; b++)
+        for (job *j = r->jtab[b]; j; j = j->hnext) {
+            peer *w = j->worker;
+            if (j->state != JOB_ASSIGNED || !w || w->dead || w->relay) continue;
+            if (r->now - j->progress_at <= limit) continue;
+            char ids[200];
+            size_t o = 0;
+            int k = 0;
+            for (job *x = w->wjobs; x && o + 24 < sizeof ids; x = x->qnext, k++)
+                o += (size_t)snprintf(ids + o, sizeof ids - o, "%s%" PRIu64 "/%" PRIu64,
+                                      k ? " " : "", x->id, x->request_id);
+            T2_WARN("worker %s of '%s' made no progress on job %" PRIu64 " (request %" PRIu64
+                    ") for %" PRIu64 " ms: dropped, its jobs (job/request: %s%s) requeued",
+                    w->tag, w->svc->name, j->id, j->request_id, r->now - j->progress_at, ids,
+                    o + 24 >= sizeof ids ? " ..." : "");
+            r->c.stalls++;
+            mark_dead(r, w, "stalled: no progress within the deadline");
+        }
+}
+
 static void tick(router *r) {
     uint64_t expiry = (uint64_t)r->cfg->heartbeat_ms * (uint64_t)r->cfg->liveness;
     for (size_t b = 0; b < r->pbuckets; b++)
@@ -1023,6 +1116,7 @@ static void tick(router *r) {
                 mark_dead(r, p, p->n_cjobs ? "vanished: missed heartbeats" : "idle");
             }
         }
+    check_progress(r);
     reap(r);
     for (size_t b = 0; b < r->pbuckets; b++)
         for (peer *p = r->ptab[b]; p; p = p->hnext) send_heartbeat(r, p);
@@ -1057,10 +1151,10 @@ static void log_stats(router *r, const char *when) {
     T2_INFO("%s: requests=%" PRIu64 " replies=%" PRIu64 " chunks=%" PRIu64 " decode_errors=%" PRIu64
             " requeues=%" PRIu64 " busy=%" PRIu64 " not_found=%" PRIu64 " cancels=%" PRIu64
             " timeouts=%" PRIu64 " workers_expired=%" PRIu64 " clients_vanished=%" PRIu64
-            " workers=%u clients=%u queued=%u in_flight=%u",
+            " stalls=%" PRIu64 " workers=%u clients=%u queued=%u in_flight=%u",
             when, r->c.requests, r->c.replies, r->c.chunks, r->c.decode_errors, r->c.requeues,
             r->c.busy, r->c.not_found, r->c.cancels, r->c.timeouts, r->c.workers_expired,
-            r->c.clients_vanished, r->n_workers, r->n_clients, r->n_queued, r->n_inflight);
+            r->c.clients_vanished, r->c.stalls, r->n_workers, r->n_clients, r->n_queued, r->n_inflight);
 }
 
 static void router_free(router *r) {
@@ -1076,6 +1170,10 @@ static void router_free(router *r) {
             free(p);
         }
     for (int i = 0; i < r->nsvcs; i++) free(r->svcs[i]);
+    for (keyuse *k = r->keys, *next; k; k = next) {
+        next = k->next;
+        free(k);
+    }
     free(r->jtab);
     free(r->ptab);
     t2_msg_arena_destroy(&r->arena);

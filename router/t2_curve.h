@@ -36,7 +36,7 @@ typedef struct t2_curve_client {
 /* The roles of keys, as the router's ZAP handler names them in a connection's User-Id. */
 enum { T2_KEY_NONE = 0, T2_KEY_CLIENT = 1, T2_KEY_WORKER = 2, T2_KEY_DISPATCHER = 3 };
 const char *t2_key_role_name(int role);
-/* The role a User-Id ("client:KEY8", ...) names; T2_KEY_NONE for NULL or anything else. */
+/* The role a User-Id ("client:KEY", ...) names; T2_KEY_NONE for NULL or anything else. */
 int t2_key_role_of(const char *user_id);
 
 /* Write NAME.key (mode 0600; refused if it exists) and NAME.pub for a new key pair. */

@@ -37,7 +37,12 @@ typedef struct t2_router_config {
                              or this long: 0 = liveness * heartbeat_ms */
     int n_services;       /* services known from the start (others appear when a worker */
     char services[T2_ROUTER_DECLARED_MAX][T2_MSG_NAME_MAX + 1]; /* registers for them) */
-    int client_max;       /* requests one client connection may have queued or running: 256
+    int progress_ms;      /* a job at a worker with no Chunk or Result for this long is taken
+                             back: the worker is dropped and its jobs requeued (the pipeline
+                             watchdog's backstop); 0 = off: 300000 (above the longest prefill).
+                             Relays (dispatchers) are exempt. */
+    int client_max;       /* requests one client (its CURVE key, else its connection) may have
+                             queued or running: 256
                              (dispatcher keys are exempt: they carry many users' requests) */
     /* Security (t2_curve.h). curve_key "" = plain ZeroMQ, allowed only on ipc:// and loopback
      * TCP unless `insecure`. With a key, every peer must speak CURVE with a public key listed

@@ -32,9 +32,10 @@ struct t2_worker {
     size_t n_experts;
     uint32_t capacity;
     int hb_ms, liveness, reconnect_ms, reconnect_max_ms, backoff_ms;
-    int has_curve;
+    int has_curve, relay;
     t2_curve_client curve;
     uint64_t last_heard, next_hb, reconnect_at, epoch;
+    uint64_t ready_at; /* a Ready sent and nothing but Disconnects heard since: when */
     uint32_t gen;
     t2_job *jobs; /* every live job: in the backlog (not yet returned by recv) or handed out */
     t2_worker_stats st;
@@ -67,10 +68,13 @@ static int send_ready(t2_worker *w) {
     r.experts = w->experts;
     r.n_experts = w->n_experts;
     r.name = w->name;
+    r.has_relay = w->relay;
+    r.relay = w->relay;
     T2__Msg m = T2__MSG__INIT;
     m.body_case = T2__MSG__BODY_READY;
     m.ready = &r;
     w->st.registrations++;
+    w->ready_at = t2_wire_now_ms();
     return send_msg(w, &m);
 }
 
@@ -145,6 +149,7 @@ static t2_job *find_job(t2_worker *w, uint64_t id) {
 /* A message from the router, in the arena (valid until the next receive). */
 static void on_message(t2_worker *w, T2__Msg *m) {
     w->last_heard = t2_wire_now_ms();
+    if (m->body_case != T2__MSG__BODY_DISCONNECT) w->ready_at = 0; /* the router knows us */
     w->backoff_ms = w->reconnect_ms; /* the router answers: reset the backoff */
     switch (m->body_case) {
     case T2__MSG__BODY_JOB: {
@@ -197,6 +202,15 @@ static void on_message(t2_worker *w, T2__Msg *m) {
         }
         break;
     case T2__MSG__BODY_DISCONNECT:
+        /* A new router answers each message it got from us before our Ready with "unknown
+         * worker" (the heartbeats and chunks queued while it was down): one Ready answers them
+         * all. Another is sent only if the router still does not know us once it had time to
+         * read the first. */
+        if (w->ready_at && w->last_heard - w->ready_at < (uint64_t)w->hb_ms * (uint64_t)w->liveness) {
+            T2_DEBUG("router %s: %s (registration already sent)", w->endpoint,
+                     m->disconnect->reason ? m->disconnect->reason : "");
+            break;
+        }
         T2_WARN("router %s does not know this worker (%s): registering again", w->endpoint,
                 m->disconnect->reason ? m->disconnect->reason : "");
         new_generation(w);
@@ -281,6 +295,13 @@ int t2_worker_recv(t2_worker *w, t2_job **job, int timeout_ms) {
     for (;;) {
         t2_job *j = next_backlog(w);
         if (j) {
+            /* jobs waiting here are handed out without a poll; the heartbeat still goes out on
+             * time, however long the caller took over the previous job */
+            uint64_t now = t2_wire_now_ms();
+            if (w->sock && now >= w->next_hb) {
+                send_heartbeat(w);
+                w->next_hb = now + (uint64_t)w->hb_ms;
+            }
             j->handed_out = 1;
             *job = j;
             return 1;
@@ -443,6 +464,7 @@ int t2_worker_new(t2_worker **out, void *zctx, const char *endpoint, const t2_wo
         w->n_experts = o->n_experts;
     }
     w->capacity = o->capacity;
+    w->relay = o->relay != 0;
     w->hb_ms = o->heartbeat_ms;
     w->liveness = o->liveness;
     w->reconnect_ms = w->backoff_ms = o->reconnect_ms;

@@ -58,6 +58,8 @@ typedef struct t2_worker_opts {
     int reconnect_ms;         /* first reconnection delay: 250 */
     int reconnect_max_ms;     /* backoff cap: 8000 */
     const t2_curve_client *curve; /* NULL: plain; else CURVE with these keys (copied) */
+    int relay;                /* 1: a dispatcher (its jobs wait on other services; the
+                                 router's progress deadline does not apply): 0 */
 } t2_worker_opts;
 
 /* The defaults above for `service`. */

@@ -15,7 +15,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config clang libclang-rt-dev curl \
-    libzmq3-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler \
+    libzmq3-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler \
     libopenmpi-dev openmpi-bin \
     libopenblas-dev liblapacke-dev \
     libconfig-dev libjansson-dev libmicrohttpd-dev \

@@ -12,7 +12,13 @@ if(T2_PYTHON3)
   # a greedy answer made of byte-fallback tokens (a model fine-tuned here on umlaut text) comes
   # back from a worker group byte-identical to `t2 run`.
   t2_add_script_test(dist_bytes integration ${T2_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/dist_bytes.py)
-  set_tests_properties(dist_system dist_faults py_generate PROPERTIES TIMEOUT 400 RUN_SERIAL ON)
+  # rank 1 of a 2-rank group stopped (SIGSTOP) under load: the group's watchdog requeues its
+  # jobs to the other group and aborts; every answer once, byte-identical to `t2 run`.
+  t2_add_script_test(dist_watchdog integration ${T2_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/dist_watchdog.py)
+  # 20 prompts of 4 MB in a row: each refused ERANGE before tokenizing, no registration
+  # expires (bench/oversized.py also prints the others' p50/p99 with and without them).
+  t2_add_script_test(oversized integration ${T2_PYTHON3} ${CMAKE_SOURCE_DIR}/bench/oversized.py --check --rounds 1)
+  set_tests_properties(dist_system dist_faults py_generate dist_watchdog oversized PROPERTIES TIMEOUT 400 RUN_SERIAL ON)
   set_tests_properties(dist_bytes PROPERTIES TIMEOUT 200 RUN_SERIAL ON)
 endif()
 # the deployment file: every bad value named with FILE:LINE: setting; t2-local.sh start/stop.
@@ -29,3 +35,16 @@ set_tests_properties(security PROPERTIES TIMEOUT 200 RUN_SERIAL ON)
 # one client's flood of 3,000 requests does not starve another client's 20.
 t2_add_script_test(fairness integration bash ${CMAKE_CURRENT_SOURCE_DIR}/fairness.sh)
 set_tests_properties(fairness PROPERTIES TIMEOUT 200 RUN_SERIAL ON)
+# bench/soak.py for 2 minutes: mixed load (generate with mixtures, two-pass, classify) while
+# ranks, groups, the dispatcher and the router are killed or stopped every 8 s; nothing lost,
+# duplicated or wrong (the 20-minute run: bench/soak.py --minutes 20, see bench/README.md).
+if(T2_PYTHON3)
+  t2_add_script_test(soak soak ${T2_PYTHON3} ${CMAKE_SOURCE_DIR}/bench/soak.py --minutes 2 --every 8)
+  set_tests_properties(soak PROPERTIES TIMEOUT 420 RUN_SERIAL ON)
+endif()
+# Several hosts for real: four network namespaces on a bridge (ctl, gpu-a, gpu-b, gpu-c),
+# deploy/multihost/start.sh with an agent that enters a namespace instead of ssh; a group over
+# two namespaces (Open MPI on the veth addresses only), CURVE on; answers byte-identical to
+# t2 run; a namespace's link taken down is survived like a kill. Skips without root / netns.
+t2_add_script_test(netns_cluster integration bash ${CMAKE_CURRENT_SOURCE_DIR}/netns_cluster.sh)
+set_tests_properties(netns_cluster PROPERTIES TIMEOUT 300 RUN_SERIAL ON)

@@ -2,8 +2,10 @@
 py_generate.py): a scratch deployment on stories260K with SVD factors, random experts and a
 profile made here, processes started and always killed, and `t2 run` as the reference.
 
-Everything runs on loopback with short heartbeats; a watchdog (SIGALRM) kills every child and
-fails the test if it runs too long. Exits 77 (skip) when the model or mpirun is missing.
+Everything runs on loopback with short heartbeats and CURVE on (keys made here with
+`t2 keygen`, one per role; Python clients use the client key: Deployment.curve_keys); a
+watchdog (SIGALRM) kills every child and fails the test if it runs too long. Exits 77 (skip)
+when the model or mpirun is missing.
 """
 import json
 import os
@@ -28,6 +30,25 @@ ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIR
 def skip(why):
     print(f"SKIP: {why}")
     sys.exit(77)
+
+
+def read_key(path):
+    """A key file of t2 keygen as {"public": Z85, "secret": Z85 (a .key file only)}."""
+    keys = {}
+    with open(path) as f:
+        for line in f:
+            if "=" in line and not line.startswith("#"):
+                k, v = line.split("=", 1)
+                keys[k.strip()] = v.strip()
+    return keys
+
+
+def curve_client(sock, keys):
+    """Make a zmq socket a CURVE client with keys from Deployment.curve_keys (None: plain)."""
+    if keys:
+        sock.curve_serverkey = keys["server"].encode()
+        sock.curve_publickey = keys["public"].encode()
+        sock.curve_secretkey = keys["secret"].encode()
 
 
 def free_port():
@@ -111,8 +132,29 @@ class Deployment:
         self.run("t2-profile", "create", "-o", self.path("experts", "pm.gguf"), "--name", "pm",
                  "--mix", "rand2=1,rand3=1", "--matrix-alpha", self.path("pm.txt"))
 
+    def make_keys(self):
+        """Key pairs for the router, workers, dispatchers and one client (t2 keygen)."""
+        k = self.path("keys")
+        os.makedirs(os.path.join(k, "clients"))
+        self.run("t2", "keygen", *(os.path.join(k, n) for n in
+                                   ("router", "worker", "dispatcher", "client")))
+        shutil.copy(os.path.join(k, "client.pub"), os.path.join(k, "clients"))
+        return f"""security = {{ curve = true; router_key = "{k}/router.key";
+  router_public = "{k}/router.pub"; client_key = "{k}/client.key"; worker_key = "{k}/worker.key";
+  dispatcher_key = "{k}/dispatcher.key"; clients = "{k}/clients"; workers = "{k}/worker.pub";
+  dispatchers = "{k}/dispatcher.pub"; }};
+"""
+
+    def curve_keys(self):
+        """The client's CURVE keys for a Python client (curve_client), or None when off."""
+        if not self.curve:
+            return None
+        me = read_key(self.path("keys", "client.key"))
+        me["server"] = read_key(self.path("keys", "router.pub"))["public"]
+        return me
+
     def write_config(self, groups, extra_worker="", extra_dispatcher="", hb=100, liveness=5,
-                     worker_log="info", capacity=4):
+                     worker_log="info", capacity=4, curve=True):
         gl = ",\n  ".join("{ name = \"%s\"; ranks = %d; apply = \"%s\"; %s }" %
                           (g[0], g[1], g[2], g[3] if len(g) > 3 else "") for g in groups)
         cfg = f"""# test deployment
@@ -127,6 +169,9 @@ groups = (
   {gl}
 );
 """
+        self.curve = curve
+        if curve:
+            cfg += self.make_keys()
         self.cfg = self.path("t2.cfg")
         with open(self.cfg, "w") as f:
             f.write(cfg)

@@ -7,9 +7,13 @@
  *               [--name NAME] [--events FILE]
  *               [--die-after-chunks N]   exit at once (no goodbye) after N chunks: a crash
  *               [--hang-after-chunks N]  stop everything (no heartbeats) after N chunks
+ *               [--stall-after-chunks N] stop answering after N chunks, but keep
+ *                                        heartbeating (a stuck pipeline behind a live head)
+ *               [--bad-utf8 1]           end every Result's text with an invalid byte 0xff
+ *               [--router-public F --key F]  CURVE: the router's public key, our key pair
  *
  * --events FILE gets one line per event, for tests: "job JOB REQ ATTEMPT", "chunk JOB SEQ",
- * "cancel JOB", "done JOB", "orphan JOB", "hang". SIGTERM / SIGINT end it cleanly (exit 0).
+ * "cancel JOB", "done JOB", "orphan JOB", "hang", "stall". SIGTERM / SIGINT end it cleanly (exit 0).
  */
 #include "base/t2_err.h"
 #include "base/t2_log.h"
@@ -67,14 +71,14 @@ static void sleep_ms(int ms) {
 /* The text to echo: the prompt's bytes, or the token ids written out. */
 static char *echo_text(const T2__Task *t, size_t *len) {
     if (t->has_prompt) {
-        char *s = malloc(t->prompt.len + 1);
+        char *s = malloc(t->prompt.len + 2); /* + room for --bad-utf8 */
         if (!s) return NULL;
         if (t->prompt.len) memcpy(s, t->prompt.data, t->prompt.len);
         s[t->prompt.len] = 0;
         *len = t->prompt.len;
         return s;
     }
-    size_t cap = t->n_tokens * 11 + 1, n = 0;
+    size_t cap = t->n_tokens * 11 + 2, n = 0;
     char *s = malloc(cap);
     if (!s) return NULL;
     s[0] = 0;
@@ -84,12 +88,15 @@ static char *echo_text(const T2__Task *t, size_t *len) {
     return s;
 }
 
+static int bad_utf8;
+
 static void finish(t2_worker *w, active *a) {
     const T2__Job *jm = t2_job_msg(a->job);
     T2__Result r = T2__RESULT__INIT;
     r.has_text = 1;
     r.text.data = (uint8_t *)a->text;
     r.text.len = a->len;
+    if (bad_utf8) a->text[a->len] = (char)0xff, r.text.len++; /* echo_text left room */
     r.has_finish_reason = 1;
     r.finish_reason = T2__FINISH_REASON__FINISH_STOP;
     r.has_prompt_tokens = r.has_completion_tokens = 1;
@@ -105,8 +112,9 @@ static void finish(t2_worker *w, active *a) {
 
 int main(int argc, char **argv) {
     const char *endpoint = NULL, *service = "echo", *name = NULL, *events_path = NULL;
+    const char *router_pub = NULL, *key = NULL;
     int capacity = 1, chunk = 4, delay = 0, hb = 1000, liveness = 3;
-    long die_after = -1, hang_after = -1;
+    long die_after = -1, hang_after = -1, stall_after = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
@@ -125,6 +133,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--liveness")) liveness = atoi(v);
         else if (!strcmp(a, "--die-after-chunks")) die_after = atol(v);
         else if (!strcmp(a, "--hang-after-chunks")) hang_after = atol(v);
+        else if (!strcmp(a, "--stall-after-chunks")) stall_after = atol(v);
+        else if (!strcmp(a, "--bad-utf8")) bad_utf8 = atoi(v);
+        else if (!strcmp(a, "--router-public")) router_pub = v;
+        else if (!strcmp(a, "--key")) key = v;
         else if (!strcmp(a, "--log-level")) t2_log_set_level_str(v);
         else {
             fprintf(stderr, "echo_worker: unknown flag %s\n", a);
@@ -157,6 +169,14 @@ int main(int argc, char **argv) {
     static const char *const experts[] = {"math", "code", "reasoning"};
     o.experts = experts;
     o.n_experts = 3;
+    t2_curve_client cc;
+    if (router_pub && key) {
+        if (t2_curve_load_client(router_pub, key, &cc) < 0) {
+            fprintf(stderr, "echo_worker: %s\n", t2_err_msg());
+            return 2;
+        }
+        o.curve = &cc;
+    }
     t2_worker *w;
     if (t2_worker_new(&w, NULL, endpoint, &o) < 0) {
         fprintf(stderr, "echo_worker: %s\n", t2_err_msg());
@@ -210,6 +230,13 @@ int main(int argc, char **argv) {
                     if (hang_after >= 0 && chunks_sent >= hang_after) {
                         event("hang");
                         for (;;) pause(); /* no heartbeats any more; the test kills us */
+                    }
+                    if (stall_after >= 0 && chunks_sent >= stall_after) {
+                        event("stall");
+                        while (!stop) { /* alive to the router, but no job moves */
+                            t2_worker_pump(w);
+                            sleep_ms(20);
+                        }
                     }
                 }
             } else {

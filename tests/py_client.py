@@ -3,7 +3,9 @@
 
 It shares nothing with the C client library but proto/t2.proto, compiled here with
 `protoc --python_out` into a temporary folder: Debian's python3-zmq and python3-protobuf talk
-to a t2-router and an echo_worker (both from $T2_BIN) over loopback TCP. Checks: several
+to a t2-router and an echo_worker (both from $T2_BIN) over loopback TCP, with CurveZMQ on
+(keys from `t2 keygen`; pyzmq's curve_* socket options; a client without the key gets no
+answer). Checks: several
 requests in flight at once come back complete (chunks and result text equal to the prompt,
 UTF-8 split across chunks included), a request with an explicit mixture and sampling goes
 through, bad input gets Error replies with T2 codes, the counters move, and the router stops
@@ -31,6 +33,8 @@ if not PROTOC:
     sys.exit(77)
 
 HERE = os.environ.get("T2_TESTS", os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, HERE)
+from dist_util import read_key, curve_client  # noqa: E402
 PROTO_DIR = os.path.join(HERE, "..", "proto")
 BIN = os.environ.get("T2_BIN")
 if not BIN or not os.access(os.path.join(BIN, "t2-router"), os.X_OK):
@@ -70,10 +74,11 @@ def free_port():
 class Client:
     """A DEALER socket speaking t2.Msg frames, heartbeating while it waits."""
 
-    def __init__(self, ctx, endpoint, pb):
+    def __init__(self, ctx, endpoint, pb, keys=None):
         self.pb = pb
         self.sock = ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        curve_client(self.sock, keys)
         self.sock.connect(endpoint)
         self.next_hb = 0.0
 
@@ -128,19 +133,36 @@ def main():
     import t2_pb2 as pb
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
+    k = os.path.join(tmp, "keys")
+    os.mkdir(k)
+    subprocess.run([os.path.join(BIN, "t2"), "keygen", f"{k}/router", f"{k}/worker",
+                    f"{k}/client"], check=True, capture_output=True)
+    keys = read_key(f"{k}/client.key")
+    keys["server"] = read_key(f"{k}/router.pub")["public"]
     log = open(os.path.join(tmp, "router.log"), "w")
     router = subprocess.Popen([os.path.join(BIN, "t2-router"), "--bind", endpoint,
                                "--heartbeat-ms", str(HB_MS), "--liveness", "5",
-                               "--service", "echo"], stdout=log, stderr=log)
+                               "--service", "echo", "--curve-key", f"{k}/router.key",
+                               "--allow-clients", f"{k}/client.pub",
+                               "--allow-workers", f"{k}/worker.pub"], stdout=log, stderr=log)
     children.append(router)
     worker = subprocess.Popen([os.path.join(BIN, "echo_worker"), "--endpoint", endpoint,
                                "--service", "echo", "--capacity", "3", "--chunk-bytes", "5",
-                               "--heartbeat-ms", str(HB_MS), "--liveness", "5"],
+                               "--heartbeat-ms", str(HB_MS), "--liveness", "5",
+                               "--router-public", f"{k}/router.pub", "--key", f"{k}/worker.key"],
                               stdout=log, stderr=log)
     children.append(worker)
 
     ctx = zmq.Context()
-    c = Client(ctx, endpoint, pb)
+    plain = Client(ctx, endpoint, pb)  # no key: no handshake, so no connection to send on
+    plain.sock.setsockopt(zmq.SNDTIMEO, 1000)
+    try:
+        got = plain.stats()
+    except zmq.Again:
+        got = None
+    check(got is None, "a client without the key got an answer")
+    plain.sock.close(0)
+    c = Client(ctx, endpoint, pb, keys)
     end = time.monotonic() + 5
     st = None
     while time.monotonic() < end:

@@ -2,7 +2,8 @@
 """py_generate.py - an independent client of the real system, in Python.
 
 It shares nothing with T2's C client library but proto/t2.proto (compiled here with
-`protoc --python_out`): Debian's python3-zmq and python3-protobuf speak t2.Msg frames to a
+`protoc --python_out`): Debian's python3-zmq and python3-protobuf speak t2.Msg frames, over
+CurveZMQ with the deployment's client key (pyzmq's curve_* socket options), to a
 t2-router in front of a t2-dispatcher and one worker group (2 MPI ranks) on stories260K.
 Checks:
   - greedy requests in flight at once (base weights, explicit per-expert and per-matrix
@@ -30,7 +31,7 @@ except ImportError as e:
     sys.exit(77)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dist_util import Deployment, Checks, T2_ENOTFOUND, T2_ERANGE, T2_EINVAL, T2_EPROTO  # noqa: E402
+from dist_util import Deployment, Checks, curve_client, T2_ENOTFOUND, T2_ERANGE, T2_EINVAL, T2_EPROTO  # noqa: E402
 
 PROTOC = shutil.which("protoc")
 if not PROTOC:
@@ -43,10 +44,11 @@ HB_MS = 100
 class Client:
     """A DEALER socket speaking t2.Msg frames, heartbeating while it waits."""
 
-    def __init__(self, ctx, endpoint, pb):
+    def __init__(self, ctx, endpoint, pb, keys=None):
         self.pb = pb
         self.sock = ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        curve_client(self.sock, keys)  # CURVE with the deployment's client key
         self.sock.connect(endpoint)
         self.next_hb = 0.0
 
@@ -101,7 +103,19 @@ def main():
         d.start_dispatcher()
         check(d.wait_ready(["g", "dispatcher"]), "processes ready")
         ctx = zmq.Context()
-        c = Client(ctx, d.endpoint, pb)
+        c = Client(ctx, d.endpoint, pb, d.curve_keys())
+        # without the key (plain text) the router does not answer at all
+        plain = Client(ctx, d.endpoint, pb)
+        plain.sock.setsockopt(zmq.SNDTIMEO, 1000)  # no handshake, no connection: send blocks
+        m = pb.Msg()
+        m.stats_request.SetInParent()
+        try:
+            plain.send(m)
+            got = plain.recv(1.5)
+        except zmq.Again:
+            got = None
+        check(got is None, "a plain-text Python client got an answer")
+        plain.sock.close(0)
 
         def request(rid, service, prompt=None, tokens=None, n=40, mode=None, mix=None,
                     profile=None, seed=7, temperature=0.0, top_p=None):

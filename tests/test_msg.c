@@ -1,7 +1,7 @@
 /* test_msg.c - validation of Tasks (proto/t2_msg.c): prompt, tokens or a conversation, exactly
  * one; prompts and message contents valid UTF-8; roles are names; bounded message counts; and
  * the strict reading of the wire bytes (t2_msg_decode): values too large for their field, fields
- * given twice, two bodies in one Msg. */
+ * given twice, two bodies in one Msg; and the U+FFFD repair of a text that is not UTF-8. */
 #include "t2_test.h"
 
 #include "base/t2_err.h"
@@ -23,6 +23,27 @@ static void test_prompt_utf8(void) {
     T2_CHECK(validate_prompt("\xff", 1) < 0);                 /* never valid */
     T2_CHECK(validate_prompt("\xc0\xaf", 2) < 0);             /* overlong */
     T2_CHECK(validate_prompt("\xed\xa0\x80", 3) < 0);         /* surrogate */
+}
+
+/* What the router does to a Result text that is not UTF-8: U+FFFD per bad byte, the rest kept. */
+static void test_utf8_repair(void) {
+    static const struct {
+        const char *in, *out;
+        size_t n;
+    } cases[] = {
+        {"caf\xc3\xa9", "caf\xc3\xa9", 5},                              /* valid: unchanged */
+        {"ab\xff", "ab\xef\xbf\xbd", 3},                                 /* never valid */
+        {"x\xe2\x82", "x\xef\xbf\xbd\xef\xbf\xbd", 3},                   /* cut mid-character */
+        {"\xc0\xafz", "\xef\xbf\xbd\xef\xbf\xbdz", 3},                   /* overlong */
+        {"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd", 3},     /* surrogate */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char out[64];
+        size_t n = t2_msg_utf8_repair(cases[i].in, cases[i].n, out);
+        T2_CHECK_MSG(n == strlen(cases[i].out) && !memcmp(out, cases[i].out, n), "case %zu", i);
+        T2_CHECK(t2_msg_utf8_ok(out, n));
+        T2_CHECK_EQ_INT(t2_msg_utf8_ok(cases[i].in, cases[i].n), i == 0);
+    }
 }
 
 static void test_chat(void) {
@@ -159,6 +180,7 @@ static void test_nothing(void) {
 
 int main(void) {
     T2_RUN(test_prompt_utf8);
+    T2_RUN(test_utf8_repair);
     T2_RUN(test_chat);
     T2_RUN(test_strict_wire);
     T2_RUN(test_nothing);

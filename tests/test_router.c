@@ -9,6 +9,10 @@
  *                router goes on serving. A worker's oversized reply fails its request.
  *   worker_death a worker that crashes and one that hangs mid-job: their jobs are requeued
  *                and complete on another worker, one result per request
+ *   stall        a worker that keeps heartbeating but stops answering mid-job: past the
+ *                router's progress deadline (--progress-ms PROGRESS) it is dropped, its jobs
+ *                requeued and answered once each by another worker; the log names the jobs
+ *   bad_utf8     a worker's Result text that is not UTF-8 reaches the client repaired (U+FFFD)
  *   client_gone  a client that says goodbye, one that vanishes, one that cancels, one
  *                that runs out of time: the worker gets a Cancel for each
  *   busy         a second router with --queue-max 2 and no workers: EBUSY at once; a
@@ -16,7 +20,8 @@
  *   dispatcher   one thread both a worker ("relay") and a client (of "echo") on one
  *                context and one zmq_poll, as a dispatcher is
  *   restart      the router restarts under a request in flight: workers and clients
- *                reconnect, the request completes, new requests work
+ *                reconnect, the request completes, new requests work; each worker
+ *                registers again once (not once per message it had in flight)
  * Time limits are limits on hangs, not measures of speed: every wait for something that must
  * happen gives up only after HANG_MS, so that a loaded machine slows the test down without
  * failing it. Only what must NOT happen early is timed (a timeout does not fire before its
@@ -49,6 +54,7 @@
 #define HANG_MS 15000   /* a wait for something that must happen: longer means it is stuck */
 #define WATCHDOG_S 150  /* the whole run (ctest's TIMEOUT is above it) */
 #define LIVENESS "3"
+#define PROGRESS "1500" /* the router's progress deadline (ms) */
 #define MAX_CHILDREN 32
 
 static char bin_dir[1024], tmp_dir[256], endpoint[64];
@@ -149,7 +155,7 @@ static pid_t start_router(void) {
     const char *args[] = {"--bind", endpoint, "--heartbeat-ms", HB, "--liveness", LIVENESS,
                           "--queue-max", "64", "--max-msg", "65536", "--stats-ms", "1000",
                           "--service", "echo", "--service", "fragile", "--service", "slow",
-                          NULL};
+                          "--progress-ms", PROGRESS, NULL};
     return router_pid = spawn("t2-router", log, args);
 }
 
@@ -198,6 +204,19 @@ static int file_has(const char *log, const char *needle) {
     fclose(f);
     buf[n] = 0;
     return strstr(buf, needle) != NULL;
+}
+
+/* Lines of tmp_dir/LOG containing needle. */
+static int count_lines(const char *log, const char *needle) {
+    char path[512], line[1024];
+    snprintf(path, sizeof path, "%s/%s", tmp_dir, log);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
 }
 
 static uint64_t now_ms(void) {
@@ -583,6 +602,73 @@ static void test_worker_death(void) {
     t2_client_destroy(&c);
 }
 
+/* A worker that heartbeats but stops answering loses its jobs at the progress deadline. */
+static void test_stall(void) {
+    T2__Stats before, after;
+    T2_CHECK(get_stats(admin, &before) == 0);
+    pid_t stall = start_worker("fragile", "staller", "2", "40", "4", "--stall-after-chunks", "3");
+    T2_CHECK(wait_workers(admin, before.workers + 1, HANG_MS));
+    t2_client *c = new_client();
+    enum { N = 4 };
+    req rs[N];
+    memset(rs, 0, sizeof rs);
+    for (int i = 0; i < N; i++) {
+        make_prompt(&rs[i], 8, i, 40);
+        submit(c, &rs[i], "fragile");
+    }
+    t2_client *cs[1] = {c};
+    uint64_t end = now_ms() + HANG_MS;
+    while (now_ms() < end && !count_events("staller", "stall"))
+        run_requests(cs, 1, rs, N, 10);
+    T2_CHECK_EQ_INT(count_events("staller", "stall"), 1);
+    uint64_t t_stall = now_ms();
+    pid_t ok = start_worker("fragile", "rescuer2", "4", "5", "4", NULL, NULL);
+    /* the two jobs stuck at the staller are requeued only after the deadline */
+    end = now_ms() + HANG_MS;
+    int got = 0;
+    while (now_ms() < end && (got = rs[0].results + rs[1].results + rs[2].results + rs[3].results) < N)
+        run_requests(cs, 1, rs, N, 10);
+    uint64_t took = now_ms() - t_stall;
+    printf("     stalled worker's jobs answered %" PRIu64 " ms after the stall (deadline %s ms)\n",
+           took, PROGRESS);
+    T2_CHECK_EQ_INT(got, N);
+    T2_CHECK_MSG(took + 100 >= (uint64_t)atoi(PROGRESS), "requeued before the deadline: %" PRIu64
+                 " ms", took);
+    check_echoed(rs, N);
+    T2_CHECK_EQ_INT(count_events("staller", "done "), 0);
+    T2_CHECK(wait_events("rescuer2", "done ", N, HANG_MS));
+    T2_CHECK_EQ_INT(count_events("rescuer2", "done "), N);
+    char log[32];
+    snprintf(log, sizeof log, "router%d.log", router_runs);
+    T2_CHECK_MSG(file_has(log, "made no progress on job"), "no stall logged in %s", log);
+    T2_CHECK(get_stats(admin, &after) == 0);
+    T2_CHECK(after.requeues - before.requeues >= 2);
+    T2_CHECK_EQ_INT(stop_child(stall, SIGKILL), 128 + SIGKILL);
+    T2_CHECK_EQ_INT(stop_child(ok, SIGTERM), 0);
+    T2_CHECK(wait_workers(admin, before.workers, HANG_MS)); /* the killed one expired */
+    t2_client_destroy(&c);
+}
+
+/* A Result whose text is not UTF-8 is repaired by the router: U+FFFD for the bad byte. */
+static void test_bad_utf8(void) {
+    T2__Stats before;
+    T2_CHECK(get_stats(admin, &before) == 0);
+    pid_t w = start_worker("mangled", "mangler", "1", "0", "64", "--bad-utf8", "1");
+    T2_CHECK(wait_workers(admin, before.workers + 1, HANG_MS));
+    t2_client *c = new_client();
+    req r = {0};
+    snprintf(r.prompt, sizeof r.prompt, "caf\xc3\xa9 au lait");
+    r.plen = strlen(r.prompt);
+    submit(c, &r, "mangled");
+    t2_client *cs[1] = {c};
+    T2_CHECK_EQ_INT(run_requests(cs, 1, &r, 1, HANG_MS), 1);
+    T2_CHECK_EQ_INT(r.results, 1);
+    T2_CHECK_MSG(strcmp(r.result_text, "caf\xc3\xa9 au lait\xef\xbf\xbd") == 0,
+                 "result text '%s' is not the prompt + U+FFFD", r.result_text);
+    T2_CHECK_EQ_INT(stop_child(w, SIGTERM), 0);
+    t2_client_destroy(&c);
+}
+
 /* Wait for the first chunk of request id on client c. */
 static int first_chunk(t2_client *c, uint64_t id) {
     t2_client_event ev = {0};
@@ -763,6 +849,13 @@ static void test_restart(void) {
     T2_CHECK_EQ_INT(run_requests(cs, 1, rs, N, HANG_MS), N);
     check_echoed(rs, N);
     t2_client_destroy(&c);
+    /* one registration per worker, not one per message the new router did not know */
+    static const char *const logs[] = {"echo1.log", "echo2.log", "slow.log"};
+    for (int i = 0; i < 3; i++) {
+        int n = count_lines(logs[i], "does not know this worker");
+        printf("     %s: %d 'does not know this worker' warning(s)\n", logs[i], n);
+        T2_CHECK_MSG(n <= 1, "%s: %d warnings", logs[i], n);
+    }
 }
 
 /* A dispatcher in miniature: one thread is a worker for "relay" and a client of "echo" on one
@@ -904,6 +997,8 @@ int main(int argc, char **argv) {
     T2_RUN(test_concurrent);
     T2_RUN(test_bad_input);
     T2_RUN(test_worker_death);
+    T2_RUN(test_stall);
+    T2_RUN(test_bad_utf8);
     T2_RUN(test_client_gone);
     T2_RUN(test_busy);
     T2_RUN(test_dispatcher_pattern);

@@ -74,6 +74,7 @@ typedef struct head {
     t2_curve_client curve; /* this group's CURVE keys (security.worker_key) */
     t2_chat_template *chat; /* the model's chat template (NULL: it has none) */
     size_t max_piece;       /* the tokenizer's longest piece, bytes */
+    double progress_at;     /* ms: the last answer from the tail, or when one became due */
 } head;
 
 static double now_ms(void) { return t2_now() * 1000.0; }
@@ -664,6 +665,41 @@ static void wait_events(head *h) {
     }
 }
 
+/* ---- the watchdog ---------------------------------------------------------------------------- */
+
+/* A rank that stops (SIGSTOP, a hung kernel call, a dead link) stops the whole pipeline while
+ * the head keeps heartbeating. When a step or an OPEN has been unanswered for watchdog_ms the
+ * group declares itself failed: goodbye to the router (it requeues every job of ours at once,
+ * for the other groups), then MPI_Abort (exit 3): mpirun takes every rank down and the
+ * launcher (t2-local.sh, systemd) starts the group again. */
+static void watchdog(head *h, int answered) {
+    const double now = now_ms();
+    int expecting = h->inflight > 0;
+    for (int i = 0; i < h->n && !expecting; i++)
+        expecting = h->sl[i].state == HS_OPENING;
+    if (answered || !expecting || h->s->size == 1) {
+        h->progress_at = now;
+        return;
+    }
+    const int limit = h->c->worker.watchdog_ms;
+    if (limit <= 0 || now - h->progress_at < limit) return;
+    char ids[600];
+    size_t o = 0;
+    for (int i = 0; i < h->n && o + 48 < sizeof ids; i++) {
+        if (h->sl[i].state == HS_FREE || !h->sl[i].job) continue;
+        const T2__Job *jm = t2_job_msg(h->sl[i].job);
+        o += (size_t)snprintf(ids + o, sizeof ids - o, "%s%" PRIu64 "/%" PRIu64, o ? " " : "",
+                              jm->job_id, jm->request_id);
+    }
+    T2_ERROR("pipeline stalled: no answer from ranks 1..%d for %.0f ms (worker.watchdog_ms %d) "
+             "with %d step(s) in flight; jobs (job/request) %s go back to the router; the group "
+             "stops (exit 3) for its launcher to restart it",
+             h->s->size - 1, now - h->progress_at, limit, h->inflight, o ? ids : "none");
+    for (int i = 0; i < h->nw; i++) /* goodbye: the router requeues our jobs now */
+        t2_worker_destroy(&h->w[i]);
+    MPI_Abort(MPI_COMM_WORLD, 3);
+}
+
 /* ---- the loop -------------------------------------------------------------------------------- */
 
 static int connect_workers(head *h, const t2_model *m) {
@@ -755,10 +791,12 @@ int wk_head_run(wk_stage *s, const t2_conf *c, t2_tokenizer *tok, volatile int *
             t2_conf_apply_name(c->worker.apply), t2_conf_merged_type_name(c->worker.merged_type),
             s->n_ctx);
     double last_stats = t2_now();
+    h->progress_at = now_ms();
     while (!*stop) {
-        int did = 0;
+        int did = 0, back;
         wk_pipe_progress(s->pipe);
-        did += drain_back(h);
+        did += back = drain_back(h);
+        watchdog(h, back);
         did += intake(h);
         check_cancels(h);
         if (h->inflight < h->depth) did += issue_prefill(h);

@@ -1,16 +1,16 @@
 /* sha256.h - SHA-256 (FIPS 180-4), used to tie factors, experts and profiles to the exact base
- * model file they were made for. */
+ * model file they were made for, and workers to the model a router serves. The hashing is
+ * libsodium's (crypto_hash_sha256, the library libzmq's CURVE already uses); this is T2's
+ * interface to it. */
 #ifndef T2_SHA256_H
 #define T2_SHA256_H
 
+#include <sodium/crypto_hash_sha256.h>
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct t2_sha256 {
-    uint32_t h[8];
-    uint64_t len;     /* bytes hashed so far */
-    uint8_t buf[64];
-    size_t nbuf;
+    crypto_hash_sha256_state st;
 } t2_sha256;
 
 void t2_sha256_init(t2_sha256 *s);
