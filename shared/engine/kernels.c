@@ -11,6 +11,8 @@
 #include "base/t2_err.h"
 #include "engine/quants.h"
 #include "engine/quants_kern.h"
+#include "engine/qgemm.h"
+#include "engine/quants_vnni.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -57,6 +59,12 @@ typedef struct t2_kern_ops {
     /* Rows of those types on x prepared as for Q8_0 (integer dot products, quants_kern.h). */
     void (*mv_q)(t2_dtype t, float *y, const void *W, size_t rb, int cols, const void *xq, int r0,
                  int r1);
+    /* avx512vnni level: x is also prepared in 8 bits (quants_vnni.h) after the 16-bit form, and
+     * mvb_q runs t2_matvec_batch's rows of the types it has 8-bit kernels for (returns 0
+     * otherwise). NULL / 0 at the other levels. */
+    int x8;
+    int (*mvb_q)(t2_dtype t, float *const *ys, const void *W, size_t rb, int cols,
+                 const void *const *xqs, int nb, int r0, int r1);
     float (*dot)(const float *a, const float *b, int n);
     void (*axpy)(float *y, float a, const float *x, int n);
     double (*sum)(const float *a, size_t n);
@@ -170,9 +178,12 @@ static void gen_matvec_q8_0_f32x(float *y, const void *W, size_t rb, int cols, c
  * x[i] ~= dx[i / 32] * x16[i] (dx = max |x| of the block / 32767: 16-bit precision per block,
  * far below the weights' own 8-bit quantisation error). A block holding inf / nan gets dx = nan
  * so that it shows in the result. */
-static size_t q8_prep_bytes(int cols) {
+static size_t q8_prep16_bytes(int cols) {
     return (size_t)cols * 2 + (size_t)(cols / 32) * 4 + (size_t)(cols / 16) * 4;
 }
+/* Where the 8-bit form starts (levels with x8), and the bytes of both forms. */
+#define X8_OFF(cols) T2_X8_A64(q8_prep16_bytes(cols))
+static size_t q8_prep_bytes(int cols) { return X8_OFF(cols) + t2_x8_bytes(cols); }
 
 static void q8_prep_x(void *buf, const float *x, int cols) {
     int16_t *x16 = buf;
@@ -213,6 +224,9 @@ static void prep_x(const t2_kern_ops *o, void *buf, const float *x, int cols) {
         for (int j = 0; j < 16; j++) sum += x16[16 * h + j];
         xs[h] = dx[h / 2] * (float)sum;
     }
+#if defined(__x86_64__)
+    if (o->x8) t2_kv_prep((uint8_t *)buf + X8_OFF(cols), x, cols);
+#endif
 }
 
 /* y = sum_b (d_b * dx_b) * (q_b . x16_b), each block dot exact in int32. */
@@ -375,6 +389,65 @@ static const t2_kern_ops ops_avx2 = {
     .sum = t2_k256_sum,
 };
 
+/* avx512vnni: the avx512 table with the quantized types that quants_vnni.c covers on x rounded
+ * to 8 bits (t2_kv_has); the others keep avx512's 16-bit kernels on the same prepared x. */
+static void kv_mv_q(t2_dtype t, float *y, const void *W, size_t rb, int cols, const void *xq,
+                    int r0, int r1) {
+    if (!t2_kv_has(t, cols)) {
+        t2_k512_qrows(t, y, W, rb, cols, xq, r0, r1);
+        return;
+    }
+    const void *x8 = (const uint8_t *)xq + X8_OFF(cols);
+    t2_kv_rows(t, &y, W, rb, cols, &x8, 1, r0, r1);
+}
+static void kv_mv_q8_0(float *y, const void *W, size_t rb, int cols, const void *xq, int r0,
+                       int r1) {
+    if (t2_kv_has(T2_Q8_0, cols)) kv_mv_q(T2_Q8_0, y, W, rb, cols, xq, r0, r1);
+    else t2_k512_matvec_q8_0(y, W, rb, cols, xq, r0, r1);
+}
+/* Blocks of GEN_BLOCK rows, each passed over by groups of up to 16 vectors. */
+static int kv_mvb_q(t2_dtype t, float *const *ys, const void *W, size_t rb, int cols,
+                    const void *const *xqs, int nb, int r0, int r1) {
+    if (!t2_kv_has(t, cols)) return 0;
+    const void *x8[16];
+    for (int b0 = 0; b0 < nb; b0 += 16) {
+        int n = nb - b0 < 16 ? nb - b0 : 16;
+        for (int b = 0; b < n; b++) x8[b] = (const uint8_t *)xqs[b0 + b] + X8_OFF(cols);
+        for (int q0 = r0; q0 < r1; q0 += GEN_BLOCK) {
+            int q1 = q0 + GEN_BLOCK < r1 ? q0 + GEN_BLOCK : r1;
+            t2_kv_rows(t, ys + b0, W, rb, cols, x8, n, q0, q1);
+        }
+    }
+    return 1;
+}
+static void kv_mvb_q8_0(float *const *ys, const void *W, size_t rb, int cols,
+                        const void *const *xqs, int nb, int r0, int r1) {
+    if (!kv_mvb_q(T2_Q8_0, ys, W, rb, cols, xqs, nb, r0, r1))
+        t2_k512_matvecb_q8_0(ys, W, rb, cols, xqs, nb, r0, r1);
+}
+static const t2_kern_ops ops_avx512vnni = {
+    .name = "avx512vnni",
+    .mv_f32 = t2_k512_matvec_f32,
+    .mv_f16 = t2_k512_matvec_f16,
+    .mv_bf16 = t2_k512_matvec_bf16,
+    .mv_q8_0 = kv_mv_q8_0,
+    .mvb_f32 = t2_k512_matvecb_f32,
+    .mvb_f16 = t2_k512_matvecb_f16,
+    .mvb_bf16 = t2_k512_matvecb_bf16,
+    .mvb_q8_0 = kv_mvb_q8_0,
+    .q8_prep = t2_k512_q8_prep_x,
+    .cvt_f16 = t2_k512_to_f32_f16,
+    .cvt_bf16 = t2_k512_to_f32_bf16,
+    .cvt_q8_0 = t2_k512_to_f32_q8_0,
+    .deq = DEQ_TABLE(t2_k512_deq_q4_0, t2_k512_deq_q4_k, t2_k512_deq_q5_k, t2_k512_deq_q6_k),
+    .mv_q = kv_mv_q,
+    .x8 = 1,
+    .mvb_q = kv_mvb_q,
+    .dot = t2_k512_dot,
+    .axpy = t2_k512_axpy,
+    .sum = t2_k512_sum,
+};
+
 /* F16C and BMI2 straight from CPUID: clang 14's __builtin_cpu_supports does not know them. */
 static int cpu_has_f16c(void) {
     unsigned a, b, c, d;
@@ -408,6 +481,8 @@ static const t2_kern_ops *ops_for(const char *level) {
 #if T2_X86
     if (strcmp(level, "avx2") == 0) return cpu_has_avx2() ? &ops_avx2 : NULL;
     if (strcmp(level, "avx512") == 0) return cpu_has_avx512() ? &ops_avx512 : NULL;
+    if (strcmp(level, "avx512vnni") == 0)
+        return cpu_has_avx512() && t2_kv_cpu_ok() ? &ops_avx512vnni : NULL;
 #endif
     return NULL;
 }
@@ -415,7 +490,8 @@ static const t2_kern_ops *ops_for(const char *level) {
 static void ops_detect(void) {
     const t2_kern_ops *o = &ops_generic;
 #if T2_X86
-    if (cpu_has_avx512()) o = &ops_avx512;
+    if (cpu_has_avx512() && t2_kv_cpu_ok()) o = &ops_avx512vnni;
+    else if (cpu_has_avx512()) o = &ops_avx512;
     else if (cpu_has_avx2()) o = &ops_avx2;
 #endif
     /* T2_KERN_LEVEL may only pick a level the CPU has (e.g. to compare levels in benchmarks). */
@@ -433,6 +509,16 @@ static inline const t2_kern_ops *ops(void) {
 }
 
 const char *t2_kern_level(void) { return ops()->name; }
+
+int t2_kern_x_bits(t2_dtype t, int cols) {
+    if (!t2_quant_is(t)) return 0;
+#if defined(__x86_64__)
+    if (ops()->x8 && t2_kv_has(t, cols)) return 8;
+#else
+    (void)cols;
+#endif
+    return 16;
+}
 
 int t2_kern_force_level(const char *level) {
     const t2_kern_ops *o = ops_for(level);
@@ -768,6 +854,9 @@ static void mvb_rows(const mvb_job *j, int r0, int r1) {
             deq_rows_batch(j->o, j->ys, W, j->xs, j->B, r0, r1);
             break;
         }
+        if (j->o->mvb_q &&
+            j->o->mvb_q(W->type, j->ys, W->data, rb, W->cols, j->xq, j->B, r0, r1))
+            break;
         /* per vector t2_matvec's rows, a block of rows at a time (reread from cache) */
         for (int q0 = r0; q0 < r1; q0 += GEN_BLOCK) {
             int q1 = q0 + GEN_BLOCK < r1 ? q0 + GEN_BLOCK : r1;
@@ -905,6 +994,7 @@ static void scratch_release(scratch_set *s) {
 
 void t2_kern_free_scratch(void) {
     xq_release_thread();
+    t2_qmm_free_thread();
     pthread_mutex_lock(&g_scratch_mu);
     scratch_set **pp = &g_scratch;
     while (*pp) {
@@ -971,8 +1061,12 @@ int t2_matmul(t2_pool *pool, float *Y, const t2_mat *W, const float *X, int B) {
         t2_matvec(pool, Y, W, X);
         return 0;
     }
-    pthread_once(&g_blas_once, blas_init);
     const t2_kern_ops *o = ops();
+#if defined(__x86_64__)
+    /* Quantized weights at the avx512vnni level: T2's own kernels (engine/qgemm.c). */
+    if (o->x8 && t2_kv_has(W->type, W->cols)) return t2_qmm(pool, Y, W, X, B);
+#endif
+    pthread_once(&g_blas_once, blas_init);
     mm_job j = {Y, W, X, B, mm_block_rows(W->cols), NULL, NULL};
     if (W->type != T2_F32) {
         j.cvt = W->type == T2_F16    ? o->cvt_f16
