@@ -214,7 +214,15 @@ static void q8_prep_x(void *buf, const float *x, int cols) {
 /* After x16 and dx, the prepared x holds cols / 16 floats xs[h] = dx[h / 2] * (sum of x16 over
  * elements [16h, 16h + 16)): what the formats with a min (w = s q + o) multiply by o. The same
  * scalar code at every level, after the level's q8_prep. */
-static void prep_x(const t2_kern_ops *o, void *buf, const float *x, int cols) {
+static int need16(const t2_kern_ops *o, t2_dtype t, int cols);
+/* need_16: 0 when only 8-bit kernels will read buf (the 16-bit form is then left out). */
+static void prep_x(const t2_kern_ops *o, void *buf, const float *x, int cols, int need_16) {
+#if defined(__x86_64__)
+    if (o->x8) t2_kv_prep((uint8_t *)buf + X8_OFF(cols), x, cols);
+    if (!need_16) return;
+#else
+    (void)need_16;
+#endif
     o->q8_prep(buf, x, cols);
     const int16_t *x16 = buf;
     const float *dx = (const float *)(x16 + cols);
@@ -224,9 +232,6 @@ static void prep_x(const t2_kern_ops *o, void *buf, const float *x, int cols) {
         for (int j = 0; j < 16; j++) sum += x16[16 * h + j];
         xs[h] = dx[h / 2] * (float)sum;
     }
-#if defined(__x86_64__)
-    if (o->x8) t2_kv_prep((uint8_t *)buf + X8_OFF(cols), x, cols);
-#endif
 }
 
 /* y = sum_b (d_b * dx_b) * (q_b . x16_b), each block dot exact in int32. */
@@ -510,6 +515,16 @@ static inline const t2_kern_ops *ops(void) {
 
 const char *t2_kern_level(void) { return ops()->name; }
 
+/* 1 if weights of type t read x's 16-bit form at level o. */
+static int need16(const t2_kern_ops *o, t2_dtype t, int cols) {
+#if defined(__x86_64__)
+    return !(o->x8 && t2_kv_has(t, cols));
+#else
+    (void)o, (void)t, (void)cols;
+    return 1;
+#endif
+}
+
 int t2_kern_x_bits(t2_dtype t, int cols) {
     if (!t2_quant_is(t)) return 0;
 #if defined(__x86_64__)
@@ -604,7 +619,7 @@ typedef struct xq_buf {
      * prepared data), so calls on blocks of rows with the same x skip the rounding. */
     const t2_kern_ops *o;
     const float *src;
-    int cols;
+    int cols, has16;
     /* the per-call table of prepared-x pointers of t2_matvec_multi / t2_matvec_batch when it
      * is longer than their stack table: kept, so that no call allocates once it has grown */
     const void **ptrs;
@@ -683,14 +698,16 @@ void t2_matvec_rows(float *y, const t2_mat *W, const float *x, int r0, int r1) {
     if (t2_quant_is(W->type)) {
         size_t pb = q8_prep_bytes(W->cols), cb = (size_t)W->cols * sizeof(float);
         xq_buf *b = xq_this_thread();
-        if (b && b->src == x && b->cols == W->cols && b->o == o &&
+        int n16 = need16(o, W->type, W->cols);
+        if (b && b->src == x && b->cols == W->cols && b->o == o && (b->has16 || !n16) &&
             memcmp((const uint8_t *)b->p + pb, x, cb) == 0) {
             xq = b->p; /* same x as the last call on this thread (blocks of rows) */
         } else {
             uint8_t *buf = xq_get(pb + cb);
             if (buf) {
-                prep_x(o, buf, x, W->cols);
+                prep_x(o, buf, x, W->cols, n16);
                 memcpy(buf + pb, x, cb);
+                b->has16 = n16;
                 b->src = x;
                 b->cols = W->cols;
                 b->o = o;
@@ -797,7 +814,11 @@ void t2_matvec_multi(t2_pool *pool, int n, float *const *ys, const t2_mat *const
                 xq[i] = xq[k];
                 continue;
             }
-            prep_x(j.o, qbuf + off, xs[i], Ws[i]->cols);
+            int n16 = 0; /* the 16-bit form if any matrix sharing this x reads it */
+            for (int k2 = i; k2 < n; k2++)
+                if (t2_quant_is(Ws[k2]->type) && xs[k2] == xs[i] && Ws[k2]->cols == Ws[i]->cols)
+                    n16 |= need16(j.o, Ws[k2]->type, Ws[k2]->cols);
+            prep_x(j.o, qbuf + off, xs[i], Ws[i]->cols, n16);
             xq[i] = qbuf + off;
             off += (q8_prep_bytes(Ws[i]->cols) + 63) / 64 * 64;
         }
@@ -900,7 +921,7 @@ void t2_matvec_batch(t2_pool *pool, float *const *ys, const t2_mat *W, const flo
                 xq[b] = xq[k];
                 continue;
             }
-            prep_x(j.o, qbuf + pb * (size_t)b, xs[b], W->cols);
+            prep_x(j.o, qbuf + pb * (size_t)b, xs[b], W->cols, need16(j.o, W->type, W->cols));
             xq[b] = qbuf + pb * (size_t)b;
         }
         j.xq = xq;

@@ -2,10 +2,9 @@
  *
  * The B rows of X are rounded to 8 bits once (quants_vnni.h's x8 form; in parallel, a fixed row
  * per call) and the output is cut in tiles of QMM_RT rows of W, claimed by the pool's threads.
- * In a tile, for each block of up to QMM_VB prepared rows of X (in L2), each row of W is decoded
- * once per group of 4 activation rows and dotted with them (quants_vnni.c's register-blocked
- * kernels): W's tile is read from memory once per QMM_VB activation rows and stays in L2, a row
- * of it in L1. Each output is computed by the same operations as t2_matvec's (the kernels'
+ * In a tile, for each group of 4 prepared rows of X, each row of W is decoded once and dotted
+ * with the 4 (quants_vnni.c's register-blocked kernels): the tile is read from memory once and
+ * then from L1 / L2, the group's rows stay in L1 while it passes over the tile. Each output is computed by the same operations as t2_matvec's (the kernels'
  * arithmetic does not depend on how many vectors share a row), so the result depends neither on
  * B nor on the number of threads.
  */
@@ -21,8 +20,7 @@
 
 #if defined(__x86_64__)
 
-#define QMM_RT 16 /* rows of W per tile */
-#define QMM_VB 64 /* activation rows per pass over a tile */
+#define QMM_RT 16 /* rows of W per tile (in L1 with the 4 activation rows of a group) */
 
 typedef struct qmm_job {
     float **ys;           /* B output row pointers */
@@ -99,10 +97,9 @@ static void tile_task(void *ctx, int ith, int nth) {
         int t = atomic_fetch_add_explicit(&j->next_tile, 1, memory_order_relaxed);
         if (t >= j->ntiles) return;
         int r0 = t * QMM_RT, r1 = r0 + QMM_RT < W->rows ? r0 + QMM_RT : W->rows;
-        for (int v0 = 0; v0 < j->B; v0 += QMM_VB) {
-            int nv = j->B - v0 < QMM_VB ? j->B - v0 : QMM_VB;
-            for (int r = r0; r < r1; r++)
-                t2_kv_rows(W->type, j->ys + v0, W->data, rb, W->cols, j->xp + v0, nv, r, r + 1);
+        for (int v0 = 0; v0 < j->B; v0 += 4) {
+            int nv = j->B - v0 < 4 ? j->B - v0 : 4;
+            t2_kv_rows(W->type, j->ys + v0, W->data, rb, W->cols, j->xp + v0, nv, r0, r1);
         }
     }
 }

@@ -3,9 +3,10 @@
  * Every format is decoded, 64 weights at a time, into unsigned byte codes u in the elements'
  * natural order, so that one vpdpbusd gives 16 int32 lanes, lanes 0-7 covering the first 32
  * elements and 8-15 the second: the formats with a min (Q4_1, Q5_1, Q4_K, Q5_K) as their
- * unsigned quants; those with a fixed offset (Q4_0's -8, Q5_0's -16, Q6_K's -32) and Q8_0 as
- * the signed values q - offset, whose magnitude is the unsigned operand while x8 is negated
- * where they are negative (so the integer dots are exact, offsets included). Per lane the weight
+ * unsigned quants (times x8, signed); those with a fixed offset (Q4_0's -8, Q5_0's -16, Q6_K's
+ * -32) and Q8_0 as the signed values q - offset, times x8 + 128 (unsigned), the accumulation
+ * starting from -128 times the lane sums of the codes (so the integer dots are exact, offsets
+ * included). Per lane the weight
  * scale (a permute of the block's or sub-block's scales) times the activation scale dx (x8's
  * dxe) is applied in f32. Mins multiply sums of x over a block or sub-block: they are applied
  * per 256 elements as one vector FMA on x8's s32.
@@ -52,21 +53,24 @@ int t2_kv_has(t2_dtype t, int cols) {
 /* The four arrays of one prepared vector. */
 typedef struct x8v {
     const int8_t *q;
+    const uint8_t *qu;
     const float *dxe, *s32;
 } x8v;
 
 static x8v x8_at(const void *p, int cols) {
     const uint8_t *b = p;
-    size_t o1 = T2_X8_A64(cols), o2 = o1 + T2_X8_A64((size_t)cols * 2);
-    x8v v = {(const int8_t *)b, (const float *)(b + o1), (const float *)(b + o2)};
+    size_t o1 = T2_X8_A64(cols), o2 = o1 + T2_X8_A64(cols);
+    x8v v = {(const int8_t *)b, b + o2 + T2_X8_A64((size_t)cols / 8), (const float *)(b + o1),
+             (const float *)(b + o2)};
     return v;
 }
 
 TGT void t2_kv_prep(void *buf, const float *x, int cols) {
     uint8_t *base = buf;
     int8_t *q = buf;
-    size_t o1 = T2_X8_A64(cols), o2 = o1 + T2_X8_A64((size_t)cols * 2);
+    size_t o1 = T2_X8_A64(cols), o2 = o1 + T2_X8_A64(cols);
     float *dxe = (float *)(base + o1), *s32 = (float *)(base + o2);
+    uint8_t *qu = base + o2 + T2_X8_A64((size_t)cols / 8);
     const __m512i lim = _mm512_set1_epi32(127), nlim = _mm512_set1_epi32(-127);
     for (int b = 0; b < cols / 32; b++) {
         __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
@@ -90,6 +94,9 @@ TGT void t2_kv_prep(void *buf, const float *x, int cols) {
             S = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
         }
         _mm256_storeu_ps(dxe + 8 * b, _mm256_set1_ps(dx));
+        __m256i q32 = _mm256_loadu_si256((const __m256i *)(q + 32 * b));
+        _mm256_storeu_si256((__m256i *)(qu + 32 * b),
+                            _mm256_xor_si256(q32, _mm256_set1_epi8((char)0x80)));
         s32[b] = dx * (float)S;
     }
     if ((cols / 32) % 2) _mm256_storeu_ps(dxe + 8 * (cols / 32), _mm256_setzero_ps());
@@ -101,6 +108,12 @@ static inline float f16_at(const uint8_t *p) {
     uint16_t h;
     memcpy(&h, p, 2);
     return t2_f16_to_f32(h);
+}
+
+static inline uint16_t ld16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return h;
 }
 
 INL float hsum8(__m256 c) {
@@ -160,16 +173,22 @@ INL __m512i idx16(int p) {
         }                                                                                      \
     } while (0)
 
-/* Signed codes c (|c| <= 128): vpdpbusd takes |c| as the unsigned operand and x8 negated where
- * c < 0 (|x8| <= 127, so exact); K is c's sign mask. */
-#define STEP_S(ACC, X, U, K, WSC, P)                                                           \
+/* Signed codes c: vpdpbusd takes x8 + 128 (x8's qu) as the unsigned operand and c as the signed
+ * one, starting from NEGC = -128 * (the lane sums of c), computed once per pair for all vectors
+ * (neg_c128): the lane dots are exactly sum c * x8. */
+#define STEP_S(ACC, X, C, NEGC, WSC, P)                                                        \
     do {                                                                                       \
-        __m512i x_ = _mm512_loadu_si512((const void *)((X).q + 64 * (P)));                     \
-        x_ = _mm512_mask_sub_epi8(x_, (K), _mm512_setzero_si512(), x_);                        \
-        __m512i t_ = _mm512_dpbusd_epi32(_mm512_setzero_si512(), (U), x_);                     \
+        __m512i t_ = _mm512_dpbusd_epi32(                                                      \
+            (NEGC), _mm512_loadu_si512((const void *)((X).qu + 64 * (P))), (C));              \
         __m512 s_ = _mm512_mul_ps((WSC), _mm512_loadu_ps((X).dxe + 16 * (P)));                 \
         (ACC) = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t_), s_, (ACC));                            \
     } while (0)
+
+INL __m512i neg_c128(__m512i c) {
+    return _mm512_sub_epi32(_mm512_setzero_si512(),
+                            _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                                                _mm512_set1_epi8((char)0x80), c));
+}
 
 /* acc += (float)(u . x8 lanes) * (wsc * dxe) for the pair P of vector X (u unsigned). */
 #define STEP(ACC, X, U, WSC, P)                                                                \
@@ -216,32 +235,54 @@ INL void leg_rows(t2_dtype T, float *const *ys, const uint8_t *W, size_t rb, int
         FORV(NV, acc[v][0] = acc[v][1] = _mm512_setzero_ps(); corr[v] = _mm256_setzero_ps());
         for (int g0 = 0; g0 < nb; g0 += 8) {
             int n = nb - g0 < 8 ? nb - g0 : 8;
-            uint16_t hd[8] = {0}, hm[8] = {0};
-            for (int k = 0; k < n; k++) {
-                memcpy(&hd[k], w + bb * (size_t)(g0 + k), 2);
-                if (has_m) memcpy(&hm[k], w + bb * (size_t)(g0 + k) + 2, 2);
+            /* the blocks' f16 scales (and mins) gathered in general registers (see k4_scales) */
+            uint64_t hd[2] = {0, 0}, hm[2] = {0, 0};
+            const uint8_t *b0 = w + bb * (size_t)g0;
+            if (!has_m) {
+                /* scales per pair below */
+            } else if (n == 8) {
+#pragma GCC unroll 8
+                for (int k = 0; k < 8; k++) {
+                    hd[k / 4] |= (uint64_t)ld16(b0 + bb * k) << (16 * (k % 4));
+                    if (has_m) hm[k / 4] |= (uint64_t)ld16(b0 + bb * k + 2) << (16 * (k % 4));
+                }
+            } else {
+                for (int k = 0; k < n; k++) {
+                    hd[k / 4] |= (uint64_t)ld16(b0 + bb * k) << (16 * (k % 4));
+                    if (has_m) hm[k / 4] |= (uint64_t)ld16(b0 + bb * k + 2) << (16 * (k % 4));
+                }
             }
-            __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)hd));
+            __m256 d8 = _mm256_cvtph_ps(_mm_set_epi64x((long long)hd[1], (long long)hd[0]));
             if (has_m) {
-                __m256 c8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)hm));
+                __m256 c8 = _mm256_cvtph_ps(_mm_set_epi64x((long long)hm[1], (long long)hm[0]));
                 __mmask8 km = (__mmask8)((1u << n) - 1);
                 FORV(NV, corr[v] = _mm256_fmadd_ps(c8, _mm256_maskz_loadu_ps(km, X[v].s32 + g0),
                                                    corr[v]));
             }
             __m512 dz = _mm512_castps256_ps512(d8);
-            for (int pp = 0; pp < n / 2; pp++) {
-                const uint8_t *A = w + bb * (size_t)(g0 + 2 * pp);
-                __m512i u = leg_codes(T, A, A + bb);
-                __m512 wsc = _mm512_permutexvar_ps(idx32(pp), dz);
-                int P = g0 / 2 + pp;
-                if (has_m) {
-                    FORV(NV, STEP(acc[v][pp & 1], X[v], u, wsc, P));
-                } else {
-                    __mmask64 k = _mm512_movepi8_mask(u);
-                    u = _mm512_abs_epi8(u);
-                    FORV(NV, STEP_S(acc[v][pp & 1], X[v], u, k, wsc, P));
-                }
+            /* pairs alternate between the two accumulators (constant indices: registers) */
+#define LEG_PAIR(PP, AI)                                                                       \
+    do {                                                                                       \
+        const uint8_t *A = w + bb * (size_t)(g0 + 2 * (PP));                                   \
+        __m512i u = leg_codes(T, A, A + bb);                                                   \
+        int P = g0 / 2 + (PP);                                                                 \
+        if (has_m) {                                                                           \
+            __m512 wsc = _mm512_permutexvar_ps(idx32(PP), dz);                                 \
+            FORV(NV, STEP(acc[v][AI], X[v], u, wsc, P));                                       \
+        } else {                                                                               \
+            __m128 d2 = _mm_cvtph_ps(_mm_cvtsi32_si128((int)(ld16(A) | (uint32_t)ld16(A + bb) << 16))); \
+            __m512 wsc = _mm512_permutexvar_ps(idx32(0), _mm512_castps128_ps512(d2));         \
+            __m512i nc = neg_c128(u);                                                          \
+            FORV(NV, STEP_S(acc[v][AI], X[v], u, nc, wsc, P));                                 \
+        }                                                                                      \
+    } while (0)
+            int pp = 0;
+            for (; pp + 1 < n / 2; pp += 2) {
+                LEG_PAIR(pp, 0);
+                LEG_PAIR(pp + 1, 1);
             }
+            if (pp < n / 2) LEG_PAIR(pp, 0);
+#undef LEG_PAIR
         }
         FORV(NV, ys[v][r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[v][0], acc[v][1])) +
                             hsum8(corr[v]));
@@ -250,13 +291,23 @@ INL void leg_rows(t2_dtype T, float *const *ys, const uint8_t *W, size_t rb, int
 
 /* ---- K-quants, one 256-element super-block (4 pairs) at a time ---- */
 
-static void k4_scales(const uint8_t *s, int32_t sc[8], int32_t mn[8]) {
-    for (int j = 0; j < 4; j++) {
-        sc[j] = s[j] & 63;
-        mn[j] = s[j + 4] & 63;
-        sc[j + 4] = (s[j + 8] & 15) | (s[j] >> 6) << 4;
-        mn[j + 4] = (s[j + 8] >> 4) | (s[j + 4] >> 6) << 4;
-    }
+/* The 8 six-bit scales and mins of a Q4_K / Q5_K super-block as bytes of two 64-bit words
+ * (sc[j] = s[j] & 63, mn[j] = s[j + 4] & 63 for j < 4; sc[j + 4] = s[j + 8] & 15 | (s[j] >> 6)
+ * << 4, mn[j + 4] = s[j + 8] >> 4 | (s[j + 4] >> 6) << 4), built in general registers: a vector
+ * load of bytes just stored one by one would stall on store forwarding. */
+static inline void k4_scales(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
+    uint32_t a, b, c;
+    memcpy(&a, s, 4);
+    memcpy(&b, s + 4, 4);
+    memcpy(&c, s + 8, 4);
+    uint32_t sh = (c & 0x0f0f0f0fu) | ((a >> 6) & 0x03030303u) << 4;
+    uint32_t mh = ((c >> 4) & 0x0f0f0f0fu) | ((b >> 6) & 0x03030303u) << 4;
+    *sc = (uint64_t)(a & 0x3f3f3f3fu) | (uint64_t)sh << 32;
+    *mn = (uint64_t)(b & 0x3f3f3f3fu) | (uint64_t)mh << 32;
+}
+
+INL __m256 u8x8_ps(uint64_t v) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)v)));
 }
 
 /* Q4_K (Q5 = 0) and Q5_K (Q5 = 1). */
@@ -273,15 +324,20 @@ INL void k45_rows(const int Q5, float *const *ys, const uint8_t *W, size_t rb, i
         FORV(NV, acc[v][0] = acc[v][1] = _mm512_setzero_ps(); corr[v] = _mm256_setzero_ps());
         for (int s = 0; s < ns; s++) {
             const uint8_t *b = w + bb * (size_t)s, *qs = b + (Q5 ? 48 : 16);
-            int32_t sc[8], mn[8];
-            k4_scales(b + 4, sc, mn);
-            __m256 scf = _mm256_mul_ps(_mm256_set1_ps(f16_at(b)),
-                                       _mm256_cvtepi32_ps(_mm256_loadu_si256((__m256i *)sc)));
-            __m256 mnf = _mm256_mul_ps(_mm256_set1_ps(-f16_at(b + 2)),
-                                       _mm256_cvtepi32_ps(_mm256_loadu_si256((__m256i *)mn)));
+            uint64_t sc, mn;
+            k4_scales(b + 4, &sc, &mn);
+            __m256 dd = _mm256_cvtph_ps(_mm_cvtsi32_si128((int)(b[0] | b[1] << 8 | b[2] << 16 |
+                                                                (uint32_t)b[3] << 24)));
+            __m256 scf = _mm256_mul_ps(_mm256_permutevar8x32_ps(dd, _mm256_setzero_si256()),
+                                       u8x8_ps(sc));
+            __m256 mnf = _mm256_mul_ps(
+                _mm256_permutevar8x32_ps(_mm256_sub_ps(_mm256_setzero_ps(), dd),
+                                         _mm256_set1_epi32(1)),
+                u8x8_ps(mn));
             FORV(NV, corr[v] = _mm256_fmadd_ps(mnf, _mm256_loadu_ps(X[v].s32 + 8 * s), corr[v]));
             __m512 sz = _mm512_castps256_ps512(scf);
             __m256i qh = Q5 ? _mm256_loadu_si256((const __m256i *)(b + 16)) : _mm256_setzero_si256();
+#pragma GCC unroll 4
             for (int p = 0; p < 4; p++) {
                 __m512i u = nib_k(_mm256_loadu_si256((const __m256i *)(qs + 32 * p)));
                 if (Q5) {
@@ -318,6 +374,7 @@ INL void k6_rows(float *const *ys, const uint8_t *W, size_t rb, int cols, const 
             __m512 scf = _mm512_mul_ps(
                 _mm512_set1_ps(f16_at(b + 208)),
                 _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 192)))));
+#pragma GCC unroll 2
             for (int h = 0; h < 2; h++) {
                 __m512i L = _mm512_loadu_si512((const void *)(b + 64 * h));
                 __m256i qv = _mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h));
@@ -328,14 +385,12 @@ INL void k6_rows(float *const *ys, const uint8_t *W, size_t rb, int cols, const 
                                              _mm512_and_si512(_mm512_srlv_epi16(Q, cnt_b), m30));
                 u0 = _mm512_sub_epi8(u0, _mm512_set1_epi8(32));
                 u1 = _mm512_sub_epi8(u1, _mm512_set1_epi8(32));
-                __mmask64 k0 = _mm512_movepi8_mask(u0), k1 = _mm512_movepi8_mask(u1);
-                u0 = _mm512_abs_epi8(u0);
-                u1 = _mm512_abs_epi8(u1);
+                __m512i n0 = neg_c128(u0), n1 = neg_c128(u1);
                 __m512 w0 = _mm512_permutexvar_ps(idx16(2 * h), scf);
                 __m512 w1 = _mm512_permutexvar_ps(idx16(2 * h + 1), scf);
                 int P = 4 * s + 2 * h;
-                FORV(NV, STEP_S(acc[v][0], X[v], u0, k0, w0, P));
-                FORV(NV, STEP_S(acc[v][1], X[v], u1, k1, w1, P + 1));
+                FORV(NV, STEP_S(acc[v][0], X[v], u0, n0, w0, P));
+                FORV(NV, STEP_S(acc[v][1], X[v], u1, n1, w1, P + 1));
             }
         }
         FORV(NV, ys[v][r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[v][0], acc[v][1])));

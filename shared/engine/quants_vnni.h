@@ -5,9 +5,10 @@
  * aligned offsets from its start:
  *   q    int8[cols]        x[i] ~= dx[i / 32] * q[i], dx = max |x| of the block / 127,
  *                          q = round-to-nearest-even(x * (127 / max)), |q| <= 127
- *   dxe  float[cols / 2]   per 64 elements, 16 floats: dx of the first block 8 times, then of
+ *   dxe  float[cols / 4]   per 64 elements, 16 floats: dx of the first block 8 times, then of
  *                          the second (the layout of vpdpbusd's 16 lanes over 64 bytes)
  *   s32  float[cols / 32]  dx * sum of q over each 32-block (for the formats' mins)
+ *   qu   uint8[cols]       q + 128
  * A block holding inf or nan gets dx = nan (and q = 0) so that it shows in every result.
  *
  * Each output is sum over 64-element pairs of (float)(int32 lane dots of unsigned weight codes
@@ -26,7 +27,7 @@
 #define T2_X8_A64(n) (((size_t)(n) + 63) / 64 * 64)
 /* Bytes of one prepared vector. */
 static inline size_t t2_x8_bytes(int cols) {
-    return T2_X8_A64(cols) + T2_X8_A64((size_t)cols * 2) + T2_X8_A64((size_t)cols / 8);
+    return 3 * T2_X8_A64(cols) + T2_X8_A64((size_t)cols / 8);
 }
 
 #if defined(__x86_64__)
