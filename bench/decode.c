@@ -116,6 +116,43 @@ static double best_gen(t2_state *st, t2_pool *pool, int start, int n, int reps, 
     return n / best;
 }
 
+typedef struct {
+    int n_prompt, n_gen, n_long, reps;
+} run_cfg;
+
+/* One table row: model m at th threads. Returns 0 or -1 (message printed). */
+static int bench_row(const char *name, const t2_model *m, int th, double mb, double membw,
+                     const run_cfg *rc, const int *toks, FILE *csv) {
+    t2_pool *pool = NULL;
+    t2_state *st = NULL;
+    int n_ctx = rc->n_prompt + rc->n_gen > rc->n_long ? rc->n_prompt + rc->n_gen : rc->n_long;
+    if (t2_pool_new(&pool, th) < 0 || t2_state_new(&st, m, n_ctx, n_ctx) < 0) {
+        fprintf(stderr, "t2-bench-decode: %s\n", t2_err_msg());
+        t2_pool_destroy(&pool);
+        return -1;
+    }
+    best_prompt(st, pool, toks, rc->n_prompt, 1); /* warm-up: page in the weights */
+    double pp = best_prompt(st, pool, toks, rc->n_prompt, rc->reps);
+    double tc = 0;
+    double tg = best_gen(st, pool, rc->n_prompt, rc->n_gen, rc->reps, m->cfg.vocab_size, &tc);
+    double pl = rc->n_long ? best_prompt(st, pool, toks, rc->n_long, rc->reps) : 0;
+    double gbs = mb * tg / 1e3;
+    double rp = llama_ratio(name, th, 0, pp), rg = llama_ratio(name, th, 1, tg);
+    printf("%-16s %3d %9.2f %10.1f %9.1f %9.1f %8.2f %7.1f%% %9.1f", name, th, mb, pp, pl, tg,
+           gbs, 100 * gbs / membw, tc);
+    print_ratio(rp);
+    print_ratio(rg);
+    printf("\n");
+    fflush(stdout);
+    if (csv)
+        fprintf(csv, "%s,%d,%.3f,%.2f,%.2f,%.3f,%.2f,%.2f,%.2f,%s,%s,%.2f,%.3f,%.3f\n", name, th, mb,
+                pp, tg, gbs, membw, 100 * gbs / membw, tc, t2_kern_level(), t2_blas_corename(), pl,
+                rp, rg);
+    t2_state_destroy(&st);
+    t2_pool_destroy(&pool);
+    return 0;
+}
+
 /* 1 if t's name is in the comma-separated list (case-insensitive). */
 static int type_listed(const char *list, t2_dtype t) {
     const char *name = t2_dtype_name(t);
@@ -212,6 +249,7 @@ int main(int argc, char **argv) {
     printf("%-16s %3s %9s %10s %9s %9s %8s %8s %9s %9s %9s\n", "model", "thr", "MB/token",
            "prompt t/s", "pp512 t/s", "gen t/s", "GB/s", "% membw", "t/CPU-s", "pp vs ll",
            "gen vs ll");
+    run_cfg rc = {n_prompt, n_gen, n_long, reps};
     int toks[512];
     for (int i = 0; i < 512; i++) toks[i] = i == 0 ? 1 : (i * 37 + 11) % 500;
     for (int k = 0; k < nm; k++) {
@@ -224,32 +262,7 @@ int main(int argc, char **argv) {
         if (q6) mix_q4_k_m(m, q6);
         double mb = t2_model_weight_bytes_per_token(m) / 1e6;
         for (int th = 1; th <= 2; th++) {
-            t2_pool *pool = NULL;
-            t2_state *st = NULL;
-            int n_ctx = n_prompt + n_gen > n_long ? n_prompt + n_gen : n_long;
-            if (t2_pool_new(&pool, th) < 0 || t2_state_new(&st, m, n_ctx, n_ctx) < 0) {
-                fprintf(stderr, "t2-bench-decode: %s\n", t2_err_msg());
-                return 1;
-            }
-            best_prompt(st, pool, toks, n_prompt, 1); /* warm-up: page in the weights */
-            double pp = best_prompt(st, pool, toks, n_prompt, reps);
-            double tc = 0, tg = best_gen(st, pool, n_prompt, n_gen, reps, m->cfg.vocab_size, &tc);
-            double pl = n_long ? best_prompt(st, pool, toks, n_long, reps) : 0;
-            double gbs = mb * tg / 1e3;
-            double rp = llama_ratio(models[k].name, th, 0, pp);
-            double rg = llama_ratio(models[k].name, th, 1, tg);
-            printf("%-16s %3d %9.2f %10.1f %9.1f %9.1f %8.2f %7.1f%% %9.1f", models[k].name, th,
-                   mb, pp, pl, tg, gbs, 100 * gbs / membw[th], tc);
-            print_ratio(rp);
-            print_ratio(rg);
-            printf("\n");
-            fflush(stdout);
-            if (csv)
-                fprintf(csv, "%s,%d,%.3f,%.2f,%.2f,%.3f,%.2f,%.2f,%.2f,%s,%s,%.2f,%.3f,%.3f\n",
-                        models[k].name, th, mb, pp, tg, gbs, membw[th], 100 * gbs / membw[th], tc,
-                        t2_kern_level(), t2_blas_corename(), pl, rp, rg);
-            t2_state_destroy(&st);
-            t2_pool_destroy(&pool);
+            if (bench_row(models[k].name, m, th, mb, membw[th], &rc, toks, csv) < 0) return 1;
         }
         t2_model_destroy(&m);
         t2_model_destroy(&q6);
