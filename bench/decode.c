@@ -6,12 +6,16 @@
  * BF16, Q8_0, Q4_0, Q4_K and Q6_K (written once with random weights into --models DIR; the 4-bit
  * files keep output.weight in Q6_K as llama.cpp does) and the Q4_K_M mix (the Q4_K model with
  * attn_v / ffn_down of the Q6_K file in llama.cpp's layers), at 1 and 2 threads:
- *   prompt tok/s      a 128-token prompt processed as one batch (best of --reps)
+ *   prompt tok/s      a 128-token prompt processed as one batch (best of --reps); pp512 the
+ *                     same for a 512-token prompt (--no-512: skipped)
  *   generation tok/s  --gen tokens one at a time after the prompt (best of --reps)
  *   weight GB/s       bytes of weights read per generated token x generation tok/s
  *   % of membw        that, over the read bandwidth measured here with the same threads
  *   t/CPU-s           generated tokens per second of process CPU time (all threads): what time
  *                     slices lost to other processes on a shared machine do not lower
+ *   vs llama          prompt (128) and generation tok/s over llama.cpp's on the same shape and
+ *                     type (CPU build of February 2025, measured on this machine type: the
+ *                     figures quoted in the issues, not measured by this run)
  * Prints a table; --csv FILE also writes it as CSV. --types f32,q4_k,... runs only those types
  * (q4_k includes the Q4_K_M mix; stories260K only without --types).
  */
@@ -60,6 +64,32 @@ static double best_prompt(t2_state *st, t2_pool *pool, const int *toks, int n, i
     return n / best;
 }
 
+/* llama.cpp (CPU build of February 2025) on this machine type, 134 M shape, as quoted in the
+ * issues ("real models" and "prompt processing"): tok/s at 1 and 2 threads; 0 = not quoted. */
+static const struct {
+    const char *model;
+    double pp[3], gen[3];
+} LLAMA_REF[] = {
+    {"134M F32", {0, 625, 1050}, {0, 0, 0}},       {"134M F16", {0, 695, 1150}, {0, 0, 0}},
+    {"134M BF16", {0, 1000, 1590}, {0, 0, 0}},     {"134M Q8_0", {0, 600, 1060}, {0, 211, 205}},
+    {"134M Q4_K_M", {0, 410, 684}, {0, 249, 221}}, {"134M Q4_0", {0, 1013, 1585}, {0, 271, 294}},
+};
+
+/* Our figure over llama.cpp's (0 when the issue quotes none). */
+static double llama_ratio(const char *model, int th, int gen, double ours) {
+    for (size_t i = 0; i < sizeof LLAMA_REF / sizeof LLAMA_REF[0]; i++)
+        if (!strcmp(LLAMA_REF[i].model, model)) {
+            double ref = gen ? LLAMA_REF[i].gen[th] : LLAMA_REF[i].pp[th];
+            return ref > 0 ? ours / ref : 0;
+        }
+    return 0;
+}
+
+static void print_ratio(double r) {
+    if (r > 0) printf(" %8.2fx", r);
+    else printf(" %9s", "-");
+}
+
 static double cpu_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -86,6 +116,43 @@ static double best_gen(t2_state *st, t2_pool *pool, int start, int n, int reps, 
     return n / best;
 }
 
+typedef struct {
+    int n_prompt, n_gen, n_long, reps;
+} run_cfg;
+
+/* One table row: model m at th threads. Returns 0 or -1 (message printed). */
+static int bench_row(const char *name, const t2_model *m, int th, double mb, double membw,
+                     const run_cfg *rc, const int *toks, FILE *csv) {
+    t2_pool *pool = NULL;
+    t2_state *st = NULL;
+    int n_ctx = rc->n_prompt + rc->n_gen > rc->n_long ? rc->n_prompt + rc->n_gen : rc->n_long;
+    if (t2_pool_new(&pool, th) < 0 || t2_state_new(&st, m, n_ctx, n_ctx) < 0) {
+        fprintf(stderr, "t2-bench-decode: %s\n", t2_err_msg());
+        t2_pool_destroy(&pool);
+        return -1;
+    }
+    best_prompt(st, pool, toks, rc->n_prompt, 1); /* warm-up: page in the weights */
+    double pp = best_prompt(st, pool, toks, rc->n_prompt, rc->reps);
+    double tc = 0;
+    double tg = best_gen(st, pool, rc->n_prompt, rc->n_gen, rc->reps, m->cfg.vocab_size, &tc);
+    double pl = rc->n_long ? best_prompt(st, pool, toks, rc->n_long, rc->reps) : 0;
+    double gbs = mb * tg / 1e3;
+    double rp = llama_ratio(name, th, 0, pp), rg = llama_ratio(name, th, 1, tg);
+    printf("%-16s %3d %9.2f %10.1f %9.1f %9.1f %8.2f %7.1f%% %9.1f", name, th, mb, pp, pl, tg,
+           gbs, 100 * gbs / membw, tc);
+    print_ratio(rp);
+    print_ratio(rg);
+    printf("\n");
+    fflush(stdout);
+    if (csv)
+        fprintf(csv, "%s,%d,%.3f,%.2f,%.2f,%.3f,%.2f,%.2f,%.2f,%s,%s,%.2f,%.3f,%.3f\n", name, th, mb,
+                pp, tg, gbs, membw, 100 * gbs / membw, tc, t2_kern_level(), t2_blas_corename(), pl,
+                rp, rg);
+    t2_state_destroy(&st);
+    t2_pool_destroy(&pool);
+    return 0;
+}
+
 /* 1 if t's name is in the comma-separated list (case-insensitive). */
 static int type_listed(const char *list, t2_dtype t) {
     const char *name = t2_dtype_name(t);
@@ -102,16 +169,17 @@ static int type_listed(const char *list, t2_dtype t) {
 int main(int argc, char **argv) {
     t2_blas_autoselect(argv);
     const char *dir = "bench-models", *csv_path = NULL, *only = NULL;
-    int n_gen = 64, reps = 3, n_prompt = 128;
+    int n_gen = 64, reps = 3, n_prompt = 128, n_long = 512;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--models") && i + 1 < argc) dir = argv[++i];
         else if (!strcmp(argv[i], "--csv") && i + 1 < argc) csv_path = argv[++i];
         else if (!strcmp(argv[i], "--gen") && i + 1 < argc) n_gen = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--types") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--no-512")) n_long = 0;
         else {
             fprintf(stderr, "usage: t2-bench-decode [--models DIR] [--csv FILE] [--gen N] "
-                            "[--reps R] [--types f32,q4_k,...]\n");
+                            "[--reps R] [--types f32,q4_k,...] [--no-512]\n");
             return 2;
         }
     }
@@ -172,13 +240,18 @@ int main(int argc, char **argv) {
     }
     if (csv)
         fprintf(csv, "model,threads,weight_mb_per_token,prompt_tok_s,gen_tok_s,weight_gb_s,"
-                     "membw_gb_s,pct_membw,gen_tok_per_cpu_s,kernels,blas\n");
+                     "membw_gb_s,pct_membw,gen_tok_per_cpu_s,kernels,blas,prompt512_tok_s,"
+                     "prompt_vs_llama,gen_vs_llama\n");
     printf("kernels %s, OpenBLAS %s; memory read bandwidth: %.1f GB/s (1 thread), %.1f GB/s "
            "(2 threads)\n\n", t2_kern_level(), t2_blas_corename(), membw[1], membw[2]);
-    printf("%-16s %3s %10s %12s %10s %10s %8s %10s\n", "model", "thr", "MB/token", "prompt t/s",
-           "gen t/s", "GB/s", "% membw", "t/CPU-s");
-    int toks[128];
-    for (int i = 0; i < n_prompt; i++) toks[i] = i == 0 ? 1 : (i * 37 + 11) % 500;
+    printf("vs llama: over llama.cpp Feb 2025, from the issue (its figures on this machine type, "
+           "not measured in this run)\n");
+    printf("%-16s %3s %9s %10s %9s %9s %8s %8s %9s %9s %9s\n", "model", "thr", "MB/token",
+           "prompt t/s", "pp512 t/s", "gen t/s", "GB/s", "% membw", "t/CPU-s", "pp vs ll",
+           "gen vs ll");
+    run_cfg rc = {n_prompt, n_gen, n_long, reps};
+    int toks[512];
+    for (int i = 0; i < 512; i++) toks[i] = i == 0 ? 1 : (i * 37 + 11) % 500;
     for (int k = 0; k < nm; k++) {
         t2_model *m = NULL, *q6 = NULL;
         if (t2_model_load(&m, models[k].path) < 0 ||
@@ -189,25 +262,7 @@ int main(int argc, char **argv) {
         if (q6) mix_q4_k_m(m, q6);
         double mb = t2_model_weight_bytes_per_token(m) / 1e6;
         for (int th = 1; th <= 2; th++) {
-            t2_pool *pool = NULL;
-            t2_state *st = NULL;
-            if (t2_pool_new(&pool, th) < 0 || t2_state_new(&st, m, n_prompt, n_prompt + n_gen) < 0) {
-                fprintf(stderr, "t2-bench-decode: %s\n", t2_err_msg());
-                return 1;
-            }
-            best_prompt(st, pool, toks, n_prompt, 1); /* warm-up: page in the weights */
-            double pp = best_prompt(st, pool, toks, n_prompt, reps);
-            double tc = 0, tg = best_gen(st, pool, n_prompt, n_gen, reps, m->cfg.vocab_size, &tc);
-            double gbs = mb * tg / 1e3;
-            printf("%-16s %3d %10.2f %12.1f %10.1f %10.2f %7.1f%% %10.1f\n", models[k].name, th, mb,
-                   pp, tg, gbs, 100 * gbs / membw[th], tc);
-            fflush(stdout);
-            if (csv)
-                fprintf(csv, "%s,%d,%.3f,%.2f,%.2f,%.3f,%.2f,%.2f,%.2f,%s,%s\n", models[k].name, th,
-                        mb, pp, tg, gbs, membw[th], 100 * gbs / membw[th], tc, t2_kern_level(),
-                        t2_blas_corename());
-            t2_state_destroy(&st);
-            t2_pool_destroy(&pool);
+            if (bench_row(models[k].name, m, th, mb, membw[th], &rc, toks, csv) < 0) return 1;
         }
         t2_model_destroy(&m);
         t2_model_destroy(&q6);

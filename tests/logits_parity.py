@@ -29,6 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SKIP = 77
 TOL = 1e-4
 TOL_Q8 = 1e-4
+TOL_Q8_X8 = 3e-2  # activations in 8 bits per 32 (measured 1.2e-2 on this case)
 N_TOKENS = 67          # >= 32, deliberately not a multiple of common tile sizes
 SEED = 20240611
 T2_TIMEOUT = 600
@@ -65,13 +66,13 @@ class Env:
     def path(self, name):
         return os.path.join(self.work, name)
 
-    def run(self, argv, what):
+    def run(self, argv, what, extra_env=None):
         if not os.access(self.t2, os.X_OK):
             raise CaseError("t2 binary not found at %s (set T2_BIN)" % self.t2)
         t0 = time.time()
         try:
             r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               timeout=T2_TIMEOUT)
+                               timeout=T2_TIMEOUT, env=dict(os.environ, **(extra_env or {})))
         except subprocess.TimeoutExpired:
             raise CaseError("%s: timed out after %d s: %s" % (what, T2_TIMEOUT, " ".join(argv)))
         if r.returncode != 0:
@@ -155,12 +156,15 @@ CASES = [
     ("init-gqa-f16", TOL, t2_init("f16", wtype="f16", tied=False, seed=12, **_D)),
     ("init-gqa-bf16", TOL, t2_init("bf16", wtype="bf16", tied=False, seed=13, **_D)),
     ("init-gqa-f32-tied", TOL, t2_init("f32t", wtype="f32", tied=True, seed=14, **_D)),
-    # Q8_0 needs ne[0] % 32 == 0. The reference uses the exactly dequantized weights, so the
-    # tolerance is the same as long as T2 keeps activations in float (raise TOL_Q8 if a
-    # kernel that also quantizes activations is introduced).
-    ("init-gqa-q8_0", TOL_Q8, t2_init("q8", dim=96, hidden=256, layers=3, heads=6, kv_heads=2,
-                                      vocab=301, seq_len=128, wtype="q8_0", tied=False,
-                                      seed=15)),
+    # Q8_0 needs ne[0] % 32 == 0. The reference uses the exactly dequantized weights: with
+    # activations rounded to 16 bits per 32 ([x16]) the tolerance is the float one; the default
+    # level of a CPU with AVX-512 VNNI rounds them to 8 bits (kernels.h), hence TOL_Q8_X8.
+    ("init-gqa-q8_0[x16]", TOL_Q8, t2_init("q8", dim=96, hidden=256, layers=3, heads=6,
+                                           kv_heads=2, vocab=301, seq_len=128, wtype="q8_0",
+                                           tied=False, seed=15)),
+    ("init-gqa-q8_0", TOL_Q8_X8, t2_init("q8", dim=96, hidden=256, layers=3, heads=6, kv_heads=2,
+                                         vocab=301, seq_len=128, wtype="q8_0", tied=False,
+                                         seed=15)),
     # make_llama2c.py checkpoints: GQA (6/3), multi-query (4/1) and multi-head (4/4)
     ("l2c-v1-separate.bin", TOL, llama2c("v1sep", 1, True, False, heads=6, kv_heads=3)),
     ("l2c-v1-separate.gguf(convert)", TOL, llama2c("v1sep", 1, True, True, heads=6, kv_heads=3)),
@@ -195,9 +199,12 @@ def run_case(env, name, tol, make, rows):
         if os.path.exists(out):
             os.unlink(out)
         try:
+            # "[x16]": kernels that round activations to 16 bits (T2_KERN_LEVEL=avx512; a CPU
+            # without AVX-512 has no 8-bit level anyway)
+            lvl = {"T2_KERN_LEVEL": "avx512"} if "[x16]" in name else None
             secs = env.run([env.t2, "logits", "-m", model, "--tokens",
                             ",".join(str(t) for t in toks), "--mode", mode, "-o", out],
-                           "t2 logits --mode %s" % mode)
+                           "t2 logits --mode %s" % mode, lvl)
             env.produced(out, "t2 logits --mode %s" % mode)
             size = os.path.getsize(out)
             want = n * c.vocab_size * 4

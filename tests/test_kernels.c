@@ -8,7 +8,8 @@
 #include <stdint.h>
 #include <unistd.h>
 
-static const char *const LEVELS[] = {"generic", "avx2", "avx512"};
+static const char *const LEVELS[] = {"generic", "avx2", "avx512", "avx512vnni"};
+#define NLEVELS 4
 static const t2_dtype TYPES[] = {T2_F32,  T2_F16,  T2_BF16, T2_Q8_0, T2_Q4_0, T2_Q4_1, T2_Q5_0,
                                  T2_Q5_1, T2_Q2_K, T2_Q3_K, T2_Q4_K, T2_Q5_K, T2_Q6_K};
 #define NTYPES (sizeof TYPES / sizeof TYPES[0])
@@ -73,10 +74,13 @@ static t2_mat make_mat(t2_dtype t, int rows, int cols, float **ref) {
     return m;
 }
 
-/* |y - sum w x| <= tol * sum |w x| (+ a tiny absolute floor), in double. With q8x, also allow
- * for Q8_0 matvec's rounding of x to 16 bits per 32-block (|dx| <= max |x_block| / 65534). */
+/* |y - sum w x| <= tol * sum |w x| (+ a tiny absolute floor), in double. With xbits = 16 or 8,
+ * also allow for the quantized kernels' rounding of x to that many bits per 32-block
+ * (|x - dx q| <= max |x_block| / 65534, resp. / 254: kernels.h). */
 static int check_rows_q(const float *y, const float *ref, const float *x, int rows, int cols,
-                        double tol, int q8x, const char *what) {
+                        double tol, int xbits, const char *what) {
+    double den = xbits == 8 ? 254.0 : 65534.0;
+    int q8x = xbits != 0;
     int bad = 0;
     for (int r = 0; r < rows; r++) {
         double s = 0, a = 0, qerr = 0;
@@ -87,7 +91,7 @@ static int check_rows_q(const float *y, const float *ref, const float *x, int ro
             if (q8x) {
                 double amax = 0;
                 for (int k = c / 32 * 32; k < c / 32 * 32 + 32; k++) amax = fmax(amax, fabs(x[k]));
-                qerr += fabs(ref[(size_t)r * cols + c]) * amax / 65534.0 * 1.01;
+                qerr += fabs(ref[(size_t)r * cols + c]) * amax / den * 1.01;
             }
         }
         if (!(fabs(y[r] - s) <= tol * a + qerr + 1e-30)) {
@@ -111,15 +115,15 @@ static void test_matvec_reference(void) {
     static const int cols_f[] = {1, 7, 8, 15, 16, 17, 31, 32, 33, 64, 172, 768, 2048};
     static const int cols_q[] = {32, 64, 96, 160, 768, 2048};
     static const int rows_l[] = {1, 3, 4, 5, 17, 67};
-    for (size_t l = 0; l < 3; l++) {
+    for (size_t l = 0; l < NLEVELS; l++) {
         if (t2_kern_force_level(LEVELS[l]) != 0) {
             printf("     (level %s not available)\n", LEVELS[l]);
             continue;
         }
         n_levels_tested++;
         for (size_t t = 0; t < NTYPES; t++) {
-            /* quantized types: x rounded to 16 bits per 32-block */
-            int blk = t2_dtype_block(TYPES[t]), q = blk > 1;
+            /* quantized types: x rounded to 16 or 8 bits per 32-block */
+            int blk = t2_dtype_block(TYPES[t]);
             const int *cl = blk == 256 ? cols_k : blk == 32 ? cols_q : cols_f;
             int ncl = blk == 256 ? NCOLS_K : blk == 32 ? 6 : 13;
             for (int ci = 0; ci < ncl; ci++)
@@ -132,6 +136,8 @@ static void test_matvec_reference(void) {
                     char what[96];
                     snprintf(what, sizeof what, "%s %s %dx%d", LEVELS[l],
                              t2_dtype_name(TYPES[t]), rows, cols);
+                    int q = t2_kern_x_bits(TYPES[t], cols);
+                    T2_CHECK_MSG(q == (blk > 1 ? q : 0), "%s: x bits %d", what, q);
                     T2_CHECK_MSG(check_rows_q(y, ref, x, rows, cols, 1e-5, q, what) == 0, "%s", what);
                     /* rows alone == rows in groups */
                     float *y1 = malloc((size_t)rows * 4 + 4);
@@ -156,7 +162,7 @@ static void test_conversions_exact(void) {
     uint16_t *h = malloc((size_t)n * 2 * 17);
     float *y = malloc((size_t)n * 4), x1 = 1.0f;
     float *x17 = calloc(17, 4);
-    for (size_t l = 0; l < 3; l++) {
+    for (size_t l = 0; l < NLEVELS; l++) {
         if (t2_kern_force_level(LEVELS[l]) != 0) continue;
         for (int tb = 0; tb < 2; tb++) {
             t2_dtype t = tb ? T2_BF16 : T2_F16;
@@ -212,7 +218,7 @@ static void test_conversions_exact(void) {
 static void test_matmul_conversions(void) {
     t2_pool *pool = NULL;
     T2_CHECK(t2_pool_new(&pool, 2) == 0);
-    for (size_t l = 0; l < 3; l++) {
+    for (size_t l = 0; l < NLEVELS; l++) {
         if (t2_kern_force_level(LEVELS[l]) != 0) continue;
         for (size_t t = 0; t < NTYPES; t++) {
             int blk = t2_dtype_block(TYPES[t]);
@@ -222,10 +228,18 @@ static void test_matmul_conversions(void) {
             float *X = calloc((size_t)cols * cols, 4), *Y = malloc((size_t)cols * rows * 4);
             for (int b = 0; b < cols; b++) X[(size_t)b * cols + b] = 1.0f;
             T2_CHECK_EQ_INT(t2_matmul(pool, Y, &W, X, cols), 0);
+            /* 8-bit kernels (avx512vnni): x = e_b is 127 * (1 / 127) in f32, with the mins of
+             * Q4_1, Q5_1, Q4_K, Q5_K added apart: a few ulps of the row's largest weight */
+            int x8 = t2_kern_x_bits(TYPES[t], cols) == 8;
             int bad = 0;
-            for (int b = 0; b < cols; b++)
-                for (int r = 0; r < rows; r++)
-                    bad += Y[(size_t)b * rows + r] != ref[(size_t)r * cols + b];
+            for (int r = 0; r < rows; r++) {
+                double wmax = 0;
+                for (int b = 0; b < cols; b++) wmax = fmax(wmax, fabs(ref[(size_t)r * cols + b]));
+                for (int b = 0; b < cols; b++) {
+                    double w = ref[(size_t)r * cols + b], tol = x8 ? 1e-6 * wmax : 0.0;
+                    bad += !(fabs(Y[(size_t)b * rows + r] - w) <= tol);
+                }
+            }
             T2_CHECK_MSG(bad == 0, "%s %s: %d mismatches", LEVELS[l], t2_dtype_name(TYPES[t]), bad);
             free((void *)W.data);
             free(ref);
@@ -243,7 +257,7 @@ static void test_matvec_threads(void) {
     static const int shapes[][2] = {{301, 768}, {1000, 172}, {64, 2048}, {2050, 64}, {33, 17}};
     t2_pool *pools[3] = {NULL, NULL, NULL};
     for (int i = 0; i < 3; i++) T2_CHECK(t2_pool_new(&pools[i], i + 1) == 0);
-    for (size_t l = 0; l < 3; l++) {
+    for (size_t l = 0; l < NLEVELS; l++) {
         if (t2_kern_force_level(LEVELS[l]) != 0) continue;
         for (size_t t = 0; t < NTYPES; t++)
             for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
@@ -295,7 +309,7 @@ static void test_matvec_multi(void) {
     for (int nt = 1; nt <= 3; nt++) {
         t2_pool *pool = NULL;
         T2_CHECK(t2_pool_new(&pool, nt) == 0);
-        for (size_t l = 0; l < 3; l++) {
+        for (size_t l = 0; l < NLEVELS; l++) {
             if (t2_kern_force_level(LEVELS[l]) != 0) continue;
             for (int first = 0; first < N; first++)
                 for (int n = 1; first + n <= N; n++) {
@@ -346,7 +360,7 @@ static void test_matvec_multi_q8(void) {
     }
     t2_pool *pool = NULL;
     T2_CHECK(t2_pool_new(&pool, 2) == 0);
-    for (size_t l = 0; l < 3; l++) {
+    for (size_t l = 0; l < NLEVELS; l++) {
         if (t2_kern_force_level(LEVELS[l]) != 0) continue;
         for (int n = 1; n <= N; n += 6) {
             for (int i = 0; i < n; i++) t2_matvec(NULL, y1[i], &Ws[i], xp[i]);
@@ -406,7 +420,7 @@ static void test_matvec_batch(void) {
     t2_pool *pools[3] = {NULL, NULL, NULL};
     for (int i = 0; i < 3; i++) T2_CHECK(t2_pool_new(&pools[i], i + 1) == 0);
     int combos = 0;
-    for (size_t l = 0; l < 3; l++) {
+    for (size_t l = 0; l < NLEVELS; l++) {
         if (t2_kern_force_level(LEVELS[l]) != 0) continue;
         for (size_t t = 0; t < NTYPES; t++) {
             int blk = t2_dtype_block(TYPES[t]);
@@ -486,24 +500,25 @@ static void test_q8_prep_levels(void) {
         row[(r / 32) * 34 + 2 + r % 32] = 1;
     }
     t2_mat W = {T2_Q8_0, n, n, w};
-    float *x = malloc((size_t)n * 4), y[3][256];
+    float *x = malloc((size_t)n * 4), y[NLEVELS][256];
     for (int i = 0; i < n; i++) x[i] = rng_f() * powf(10.0f, (float)(i % 7) - 3.0f);
     for (int i = 64; i < 96; i++) x[i] = 0.0f;      /* an all-zero block */
     x[130] = 65504.0f;                               /* big values */
     x[200] = -1e-30f;                                /* tiny */
-    int have[3] = {0};
-    for (size_t l = 0; l < 3; l++) {
+    int have[NLEVELS] = {0};
+    for (size_t l = 0; l < NLEVELS; l++) {
         if (t2_kern_force_level(LEVELS[l]) != 0) continue;
         have[l] = 1;
         t2_matvec(NULL, y[l], &W, x);
         for (int i = 0; i < n; i++) {
             double amax = 0;
             for (int k = i / 32 * 32; k < i / 32 * 32 + 32; k++) amax = fmax(amax, fabs(x[k]));
-            T2_CHECK_MSG(fabs(y[l][i] - x[i]) <= amax / 65534.0 * 1.0001 + 1e-38, "%s i=%d %g vs %g",
+            double den = t2_kern_x_bits(T2_Q8_0, n) == 8 ? 254.0 : 65534.0;
+            T2_CHECK_MSG(fabs(y[l][i] - x[i]) <= amax / den * 1.0001 + 1e-38, "%s i=%d %g vs %g",
                          LEVELS[l], i, (double)y[l][i], (double)x[i]);
         }
     }
-    for (size_t l = 1; l < 3; l++)
+    for (size_t l = 1; l < 3; l++) /* the 16-bit levels */
         if (have[l]) T2_CHECK_MSG(memcmp(y[0], y[l], (size_t)n * 4) == 0, "%s vs generic", LEVELS[l]);
     t2_kern_force_level(LEVELS[0]);
     free(w);
@@ -513,21 +528,24 @@ static void test_q8_prep_levels(void) {
 /* ---- matmul vs reference; threads ---- */
 
 static void test_matmul(void) {
-    static const int Bs[] = {1, 5, 33};
+    /* B = 2..7 only where the 8-bit kernels run (groups of 4 activation rows and remainders) */
+    static const int Bs[] = {1, 5, 33, 2, 3, 4, 6, 7};
     static const int shapes[][2] = {{100, 64}, {768, 768}, {37, 96}, {2048, 160}};
     t2_pool *p1 = NULL, *p2 = NULL, *p3 = NULL;
     T2_CHECK(t2_pool_new(&p1, 1) == 0 && t2_pool_new(&p2, 2) == 0 && t2_pool_new(&p3, 3) == 0);
-    for (size_t l = 0; l < 3; l++) {
+    for (size_t l = 0; l < NLEVELS; l++) {
         if (t2_kern_force_level(LEVELS[l]) != 0) continue;
         for (size_t t = 0; t < NTYPES; t++)
             for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-                for (size_t bi = 0; bi < 3; bi++) {
+                for (size_t bi = 0; bi < sizeof Bs / sizeof Bs[0]; bi++) {
                     int rows = shapes[s][0], cols = shapes[s][1], B = Bs[bi];
                     int blk = t2_dtype_block(TYPES[t]);
+                    cols = (cols + blk - 1) / blk * blk;
+                    int x8 = t2_kern_x_bits(TYPES[t], cols) == 8;
                     /* the other block types share the f32 conversion path (exactness: see
                      * test_matmul_conversions): the two small shapes suffice */
-                    if (blk > 1 && TYPES[t] != T2_Q8_0 && (s == 1 || s == 3)) continue;
-                    cols = (cols + blk - 1) / blk * blk;
+                    if (blk > 1 && TYPES[t] != T2_Q8_0 && !x8 && (s == 1 || s == 3)) continue;
+                    if (bi >= 3 && !x8) continue;
                     float *ref;
                     t2_mat W = make_mat(TYPES[t], rows, cols, &ref);
                     float *X = malloc((size_t)B * cols * 4);
@@ -541,10 +559,21 @@ static void test_matmul(void) {
                     snprintf(what, sizeof what, "matmul %s %s %dx%d B=%d", LEVELS[l],
                              t2_dtype_name(TYPES[t]), rows, cols, B);
                     int bad = 0;
-                    for (int b = 0; b < B; b++) /* B == 1 runs matvec (Q8_0: x in 16 bits) */
+                    /* B == 1 runs matvec (x rounded); so do the 8-bit kernels for any B */
+                    int xb = B == 1 || x8 ? t2_kern_x_bits(TYPES[t], cols) : 0;
+                    for (int b = 0; b < B; b++)
                         bad += check_rows_q(Y1 + (size_t)b * rows, ref, X + (size_t)b * cols, rows,
-                                            cols, 1e-5, B == 1 && blk > 1, what);
+                                            cols, 1e-5, xb, what);
                     T2_CHECK_MSG(bad == 0, "%s", what);
+                    if (x8) { /* every row of Y == t2_matvec of that row of X */
+                        float *yv = malloc((size_t)rows * 4);
+                        for (int b = 0; b < B; b++) {
+                            t2_matvec(p2, yv, &W, X + (size_t)b * cols);
+                            T2_CHECK_MSG(memcmp(Y1 + (size_t)b * rows, yv, (size_t)rows * 4) == 0,
+                                         "%s: row %d == matvec", what, b);
+                        }
+                        free(yv);
+                    }
                     if (B == 1) {
                         float *yv = malloc((size_t)rows * 4);
                         t2_matvec(NULL, yv, &W, X);
@@ -766,7 +795,7 @@ static void test_swiglu_dot_axpy(void) {
         T2_CHECK_NEAR(o[i], want, 1e-6 * fabs(want) + 1e-7);
     }
     static const int lens[] = {0, 1, 7, 15, 16, 17, 33, 64, 128, 1000};
-    for (size_t l = 0; l < 3; l++) {
+    for (size_t l = 0; l < NLEVELS; l++) {
         if (t2_kern_force_level(LEVELS[l]) != 0) continue;
         for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
             int m = lens[k];
@@ -798,7 +827,7 @@ static void test_levels(void) {
     T2_CHECK_EQ_INT(t2_kern_force_level("generic"), 0);
     T2_CHECK(strcmp(t2_kern_level(), "generic") == 0);
     const char *best = NULL;
-    for (size_t l = 0; l < 3; l++)
+    for (size_t l = 0; l < NLEVELS; l++)
         if (t2_kern_force_level(LEVELS[l]) == 0) best = LEVELS[l];
     T2_CHECK(best && strcmp(t2_kern_level(), best) == 0);
     /* OpenBLAS names the core it dispatched to; "?" is what we print when it names none */

@@ -11,6 +11,8 @@
 #include "base/t2_err.h"
 #include "engine/quants.h"
 #include "engine/quants_kern.h"
+#include "engine/qgemm.h"
+#include "engine/quants_vnni.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -57,6 +59,12 @@ typedef struct t2_kern_ops {
     /* Rows of those types on x prepared as for Q8_0 (integer dot products, quants_kern.h). */
     void (*mv_q)(t2_dtype t, float *y, const void *W, size_t rb, int cols, const void *xq, int r0,
                  int r1);
+    /* avx512vnni level: x is also prepared in 8 bits (quants_vnni.h) after the 16-bit form, and
+     * mvb_q runs t2_matvec_batch's rows of the types it has 8-bit kernels for (returns 0
+     * otherwise). NULL / 0 at the other levels. */
+    int x8;
+    int (*mvb_q)(t2_dtype t, float *const *ys, const void *W, size_t rb, int cols,
+                 const void *const *xqs, int nb, int r0, int r1);
     float (*dot)(const float *a, const float *b, int n);
     void (*axpy)(float *y, float a, const float *x, int n);
     double (*sum)(const float *a, size_t n);
@@ -170,9 +178,12 @@ static void gen_matvec_q8_0_f32x(float *y, const void *W, size_t rb, int cols, c
  * x[i] ~= dx[i / 32] * x16[i] (dx = max |x| of the block / 32767: 16-bit precision per block,
  * far below the weights' own 8-bit quantisation error). A block holding inf / nan gets dx = nan
  * so that it shows in the result. */
-static size_t q8_prep_bytes(int cols) {
+static size_t q8_prep16_bytes(int cols) {
     return (size_t)cols * 2 + (size_t)(cols / 32) * 4 + (size_t)(cols / 16) * 4;
 }
+/* Where the 8-bit form starts (levels with x8), and the bytes of both forms. */
+#define X8_OFF(cols) T2_X8_A64(q8_prep16_bytes(cols))
+static size_t q8_prep_bytes(int cols) { return X8_OFF(cols) + t2_x8_bytes(cols); }
 
 static void q8_prep_x(void *buf, const float *x, int cols) {
     int16_t *x16 = buf;
@@ -203,7 +214,15 @@ static void q8_prep_x(void *buf, const float *x, int cols) {
 /* After x16 and dx, the prepared x holds cols / 16 floats xs[h] = dx[h / 2] * (sum of x16 over
  * elements [16h, 16h + 16)): what the formats with a min (w = s q + o) multiply by o. The same
  * scalar code at every level, after the level's q8_prep. */
-static void prep_x(const t2_kern_ops *o, void *buf, const float *x, int cols) {
+static int need16(const t2_kern_ops *o, t2_dtype t, int cols);
+/* need_16: 0 when only 8-bit kernels will read buf (the 16-bit form is then left out). */
+static void prep_x(const t2_kern_ops *o, void *buf, const float *x, int cols, int need_16) {
+#if defined(__x86_64__)
+    if (o->x8) t2_kv_prep((uint8_t *)buf + X8_OFF(cols), x, cols);
+    if (!need_16) return;
+#else
+    (void)need_16;
+#endif
     o->q8_prep(buf, x, cols);
     const int16_t *x16 = buf;
     const float *dx = (const float *)(x16 + cols);
@@ -375,6 +394,65 @@ static const t2_kern_ops ops_avx2 = {
     .sum = t2_k256_sum,
 };
 
+/* avx512vnni: the avx512 table with the quantized types that quants_vnni.c covers on x rounded
+ * to 8 bits (t2_kv_has); the others keep avx512's 16-bit kernels on the same prepared x. */
+static void kv_mv_q(t2_dtype t, float *y, const void *W, size_t rb, int cols, const void *xq,
+                    int r0, int r1) {
+    if (!t2_kv_has(t, cols)) {
+        t2_k512_qrows(t, y, W, rb, cols, xq, r0, r1);
+        return;
+    }
+    const void *x8 = (const uint8_t *)xq + X8_OFF(cols);
+    t2_kv_rows(t, &y, W, rb, cols, &x8, 1, r0, r1);
+}
+static void kv_mv_q8_0(float *y, const void *W, size_t rb, int cols, const void *xq, int r0,
+                       int r1) {
+    if (t2_kv_has(T2_Q8_0, cols)) kv_mv_q(T2_Q8_0, y, W, rb, cols, xq, r0, r1);
+    else t2_k512_matvec_q8_0(y, W, rb, cols, xq, r0, r1);
+}
+/* Blocks of GEN_BLOCK rows, each passed over by groups of up to 16 vectors. */
+static int kv_mvb_q(t2_dtype t, float *const *ys, const void *W, size_t rb, int cols,
+                    const void *const *xqs, int nb, int r0, int r1) {
+    if (!t2_kv_has(t, cols)) return 0;
+    const void *x8[16];
+    for (int b0 = 0; b0 < nb; b0 += 16) {
+        int n = nb - b0 < 16 ? nb - b0 : 16;
+        for (int b = 0; b < n; b++) x8[b] = (const uint8_t *)xqs[b0 + b] + X8_OFF(cols);
+        for (int q0 = r0; q0 < r1; q0 += GEN_BLOCK) {
+            int q1 = q0 + GEN_BLOCK < r1 ? q0 + GEN_BLOCK : r1;
+            t2_kv_rows(t, ys + b0, W, rb, cols, x8, n, q0, q1);
+        }
+    }
+    return 1;
+}
+static void kv_mvb_q8_0(float *const *ys, const void *W, size_t rb, int cols,
+                        const void *const *xqs, int nb, int r0, int r1) {
+    if (!kv_mvb_q(T2_Q8_0, ys, W, rb, cols, xqs, nb, r0, r1))
+        t2_k512_matvecb_q8_0(ys, W, rb, cols, xqs, nb, r0, r1);
+}
+static const t2_kern_ops ops_avx512vnni = {
+    .name = "avx512vnni",
+    .mv_f32 = t2_k512_matvec_f32,
+    .mv_f16 = t2_k512_matvec_f16,
+    .mv_bf16 = t2_k512_matvec_bf16,
+    .mv_q8_0 = kv_mv_q8_0,
+    .mvb_f32 = t2_k512_matvecb_f32,
+    .mvb_f16 = t2_k512_matvecb_f16,
+    .mvb_bf16 = t2_k512_matvecb_bf16,
+    .mvb_q8_0 = kv_mvb_q8_0,
+    .q8_prep = t2_k512_q8_prep_x,
+    .cvt_f16 = t2_k512_to_f32_f16,
+    .cvt_bf16 = t2_k512_to_f32_bf16,
+    .cvt_q8_0 = t2_k512_to_f32_q8_0,
+    .deq = DEQ_TABLE(t2_k512_deq_q4_0, t2_k512_deq_q4_k, t2_k512_deq_q5_k, t2_k512_deq_q6_k),
+    .mv_q = kv_mv_q,
+    .x8 = 1,
+    .mvb_q = kv_mvb_q,
+    .dot = t2_k512_dot,
+    .axpy = t2_k512_axpy,
+    .sum = t2_k512_sum,
+};
+
 /* F16C and BMI2 straight from CPUID: clang 14's __builtin_cpu_supports does not know them. */
 static int cpu_has_f16c(void) {
     unsigned a, b, c, d;
@@ -408,6 +486,8 @@ static const t2_kern_ops *ops_for(const char *level) {
 #if T2_X86
     if (strcmp(level, "avx2") == 0) return cpu_has_avx2() ? &ops_avx2 : NULL;
     if (strcmp(level, "avx512") == 0) return cpu_has_avx512() ? &ops_avx512 : NULL;
+    if (strcmp(level, "avx512vnni") == 0)
+        return cpu_has_avx512() && t2_kv_cpu_ok() ? &ops_avx512vnni : NULL;
 #endif
     return NULL;
 }
@@ -415,7 +495,8 @@ static const t2_kern_ops *ops_for(const char *level) {
 static void ops_detect(void) {
     const t2_kern_ops *o = &ops_generic;
 #if T2_X86
-    if (cpu_has_avx512()) o = &ops_avx512;
+    if (cpu_has_avx512() && t2_kv_cpu_ok()) o = &ops_avx512vnni;
+    else if (cpu_has_avx512()) o = &ops_avx512;
     else if (cpu_has_avx2()) o = &ops_avx2;
 #endif
     /* T2_KERN_LEVEL may only pick a level the CPU has (e.g. to compare levels in benchmarks). */
@@ -433,6 +514,26 @@ static inline const t2_kern_ops *ops(void) {
 }
 
 const char *t2_kern_level(void) { return ops()->name; }
+
+/* 1 if weights of type t read x's 16-bit form at level o. */
+static int need16(const t2_kern_ops *o, t2_dtype t, int cols) {
+#if defined(__x86_64__)
+    return !(o->x8 && t2_kv_has(t, cols));
+#else
+    (void)o, (void)t, (void)cols;
+    return 1;
+#endif
+}
+
+int t2_kern_x_bits(t2_dtype t, int cols) {
+    if (!t2_quant_is(t)) return 0;
+#if defined(__x86_64__)
+    if (ops()->x8 && t2_kv_has(t, cols)) return 8;
+#else
+    (void)cols;
+#endif
+    return 16;
+}
 
 int t2_kern_force_level(const char *level) {
     const t2_kern_ops *o = ops_for(level);
@@ -518,7 +619,7 @@ typedef struct xq_buf {
      * prepared data), so calls on blocks of rows with the same x skip the rounding. */
     const t2_kern_ops *o;
     const float *src;
-    int cols;
+    int cols, has16;
     /* the per-call table of prepared-x pointers of t2_matvec_multi / t2_matvec_batch when it
      * is longer than their stack table: kept, so that no call allocates once it has grown */
     const void **ptrs;
@@ -597,14 +698,16 @@ void t2_matvec_rows(float *y, const t2_mat *W, const float *x, int r0, int r1) {
     if (t2_quant_is(W->type)) {
         size_t pb = q8_prep_bytes(W->cols), cb = (size_t)W->cols * sizeof(float);
         xq_buf *b = xq_this_thread();
-        if (b && b->src == x && b->cols == W->cols && b->o == o &&
+        int n16 = need16(o, W->type, W->cols);
+        if (b && b->src == x && b->cols == W->cols && b->o == o && (b->has16 || !n16) &&
             memcmp((const uint8_t *)b->p + pb, x, cb) == 0) {
             xq = b->p; /* same x as the last call on this thread (blocks of rows) */
         } else {
             uint8_t *buf = xq_get(pb + cb);
             if (buf) {
-                prep_x(o, buf, x, W->cols);
+                prep_x(o, buf, x, W->cols, n16);
                 memcpy(buf + pb, x, cb);
+                b->has16 = n16;
                 b->src = x;
                 b->cols = W->cols;
                 b->o = o;
@@ -711,7 +814,11 @@ void t2_matvec_multi(t2_pool *pool, int n, float *const *ys, const t2_mat *const
                 xq[i] = xq[k];
                 continue;
             }
-            prep_x(j.o, qbuf + off, xs[i], Ws[i]->cols);
+            int n16 = 0; /* the 16-bit form if any matrix sharing this x reads it */
+            for (int k2 = i; k2 < n; k2++)
+                if (t2_quant_is(Ws[k2]->type) && xs[k2] == xs[i] && Ws[k2]->cols == Ws[i]->cols)
+                    n16 |= need16(j.o, Ws[k2]->type, Ws[k2]->cols);
+            prep_x(j.o, qbuf + off, xs[i], Ws[i]->cols, n16);
             xq[i] = qbuf + off;
             off += (q8_prep_bytes(Ws[i]->cols) + 63) / 64 * 64;
         }
@@ -768,6 +875,9 @@ static void mvb_rows(const mvb_job *j, int r0, int r1) {
             deq_rows_batch(j->o, j->ys, W, j->xs, j->B, r0, r1);
             break;
         }
+        if (j->o->mvb_q &&
+            j->o->mvb_q(W->type, j->ys, W->data, rb, W->cols, j->xq, j->B, r0, r1))
+            break;
         /* per vector t2_matvec's rows, a block of rows at a time (reread from cache) */
         for (int q0 = r0; q0 < r1; q0 += GEN_BLOCK) {
             int q1 = q0 + GEN_BLOCK < r1 ? q0 + GEN_BLOCK : r1;
@@ -811,7 +921,7 @@ void t2_matvec_batch(t2_pool *pool, float *const *ys, const t2_mat *W, const flo
                 xq[b] = xq[k];
                 continue;
             }
-            prep_x(j.o, qbuf + pb * (size_t)b, xs[b], W->cols);
+            prep_x(j.o, qbuf + pb * (size_t)b, xs[b], W->cols, need16(j.o, W->type, W->cols));
             xq[b] = qbuf + pb * (size_t)b;
         }
         j.xq = xq;
@@ -905,6 +1015,7 @@ static void scratch_release(scratch_set *s) {
 
 void t2_kern_free_scratch(void) {
     xq_release_thread();
+    t2_qmm_free_thread();
     pthread_mutex_lock(&g_scratch_mu);
     scratch_set **pp = &g_scratch;
     while (*pp) {
@@ -971,8 +1082,12 @@ int t2_matmul(t2_pool *pool, float *Y, const t2_mat *W, const float *X, int B) {
         t2_matvec(pool, Y, W, X);
         return 0;
     }
-    pthread_once(&g_blas_once, blas_init);
     const t2_kern_ops *o = ops();
+#if defined(__x86_64__)
+    /* Quantized weights at the avx512vnni level: T2's own kernels (engine/qgemm.c). */
+    if (o->x8 && t2_kv_has(W->type, W->cols)) return t2_qmm(pool, Y, W, X, B);
+#endif
+    pthread_once(&g_blas_once, blas_init);
     mm_job j = {Y, W, X, B, mm_block_rows(W->cols), NULL, NULL};
     if (W->type != T2_F32) {
         j.cvt = W->type == T2_F16    ? o->cvt_f16

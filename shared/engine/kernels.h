@@ -1,9 +1,11 @@
 /* kernels.h - the math of the forward pass, outputs first and sizes last.
  *
  * Matrix-vector work (batch-1 generation) runs on T2's own SIMD kernels, chosen at run time
- * from the CPU's flags (AVX-512F+BW+VL, else AVX2+FMA+F16C, else portable C); matrix-matrix
- * work (prompt batches) on OpenBLAS sgemm, one single-threaded call per pool thread on its own
- * slice of output rows, so T2's threads and OpenBLAS's never fight.
+ * from the CPU's flags (AVX-512F+BW+VL+VNNI, else AVX-512F+BW+VL, else AVX2+FMA+F16C, else
+ * portable C); matrix-matrix work (prompt batches) on OpenBLAS sgemm, one single-threaded call
+ * per pool thread on its own slice of output rows, so T2's threads and OpenBLAS's never fight —
+ * except quantized weights at the avx512vnni level, which run T2's own integer kernels
+ * (engine/qgemm.c).
  *
  * Shapes: W is a t2_mat (rows = out features, cols = in features, row-major, any t2_dtype);
  * x has W.cols floats; y has W.rows floats. X / Y in batch calls are B rows of cols / rows floats.
@@ -16,21 +18,31 @@
 #include "base/pool.h"
 #include "engine/t2_types.h"
 
-/* Which SIMD level the run-time dispatch chose: "avx512", "avx2" or "generic". */
+/* Which SIMD level the run-time dispatch chose: "avx512vnni" (AVX-512 F/BW/VL/DQ + VNNI),
+ * "avx512", "avx2" or "generic". */
 const char *t2_kern_level(void);
-/* Force a level ("avx512", "avx2", "generic") for tests; returns 0 or T2_EUNSUPPORTED if the CPU
- * lacks it. Not thread-safe: call before starting work. */
+/* Force a level ("avx512vnni", "avx512", "avx2", "generic") for tests; returns 0 or
+ * T2_EUNSUPPORTED if the CPU lacks it. Not thread-safe: call before starting work. */
 int t2_kern_force_level(const char *level);
+/* Bits to which the current level rounds x for quantized weights of type t with cols columns
+ * (8 or 16, see below; 0 for the float types). */
+int t2_kern_x_bits(t2_dtype t, int cols);
 
 /* Quantized weights (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K; engine/quants.h): x is first
- * rounded to 16 bits per 32-element block (x ~= dx * int16, dx = the block's max |x| / 32767;
- * once per call, shared by the threads and by all matrices with the same x) so that every block
- * (every 16-element half for Q2_K, Q3_K, Q6_K, which have a scale per 16) is an exact integer dot
- * product with the integer quants; the result is then scaled in f32. Error bound, per output:
- * |y - sum_i w_i x_i| <= sum_i |w_i| * max |x_block(i)| / 65534 (the rounding of x; the weights
- * w_i are exactly t2_to_f32's values) + the usual f32 summation error (~1e-6 * sum |w_i x_i|):
- * far below the weights' own 2-8-bit rounding. GGML instead rounds x to 8 bits (Q8_0 / Q8_K),
- * an error ~256 times larger. Without memory for the rounded x, the kernels fall back to
+ * rounded per 32-element block (once per call, shared by the threads and by all matrices with the
+ * same x) so that every block is an exact integer dot product with the integer quants; the result
+ * is then scaled in f32. Two roundings, per level and type (t2_kern_x_bits):
+ *  - 16 bits (generic, avx2, avx512; at avx512vnni the types below that it does not cover):
+ *    x ~= dx * int16, dx = the block's max |x| / 32767. Error bound, per output:
+ *    |y - sum_i w_i x_i| <= sum_i |w_i| * max |x_block(i)| / 65534.
+ *  - 8 bits (avx512vnni: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 with cols a multiple of 64; Q4_K, Q5_K,
+ *    Q6_K): x ~= dx * int8, dx = max |x| / 127, on AVX-512 VNNI dot products
+ *    (engine/quants_vnni.h). Error bound: |y - sum_i w_i x_i| <= sum_i |w_i| * max|x_block(i)|
+ *    / 254: the precision at which GGML's kernels take activations too (Q8_0 per 32, Q8_K per
+ *    256 elements). Measured effect on whole models: logits within ~5e-3 of their range
+ *    (tests/test_quants.c), against ~1e-5 with 16 bits.
+ * Plus, in both cases, the usual f32 summation error (~1e-6 * sum |w_i x_i|); the weights w_i
+ * are exactly t2_to_f32's values. Without memory for the rounded x, the kernels fall back to
  * dequantizing blocks to f32 and an f32 dot (no rounding of x).
  *
  * y[r] = dot(W[r, :], x) for r in [r0, r1), single thread. */
@@ -54,6 +66,8 @@ void t2_matvec_batch(t2_pool *pool, float *const *ys, const t2_mat *W, const flo
                      int B);
 
 /* Y[b, :] = W X[b, :] for b in [0, B): Y is B x W.rows, X is B x W.cols (row-major).
+ * Quantized types with 8-bit kernels at the avx512vnni level (t2_kern_x_bits == 8): T2's own
+ * register-blocked kernels (engine/qgemm.c), every row of Y bit-identical to t2_matvec(W, X[b]).
  * F32 weights go straight to sgemm; other types are converted to f32 a block of rows at a time
  * into per-thread scratch (allocated by the kernels module on first use, grown as needed; freed
  * by t2_kern_free_scratch). Each sgemm call covers a fixed block of rows of W, so the result does
