@@ -9,6 +9,7 @@
 #include "engine/kernels_simd.h"
 
 #include "base/t2_err.h"
+#include "engine/gemm.h"
 #include "engine/quants.h"
 #include "engine/quants_kern.h"
 
@@ -905,6 +906,7 @@ static void scratch_release(scratch_set *s) {
 
 void t2_kern_free_scratch(void) {
     xq_release_thread();
+    t2_gemm_free_thread();
     pthread_mutex_lock(&g_scratch_mu);
     scratch_set **pp = &g_scratch;
     while (*pp) {
@@ -971,6 +973,7 @@ int t2_matmul(t2_pool *pool, float *Y, const t2_mat *W, const float *X, int B) {
         t2_matvec(pool, Y, W, X);
         return 0;
     }
+    if (t2_gemm_supports(W->type)) return t2_gemm(pool, Y, W, X, B); /* F32, F16, BF16 */
     pthread_once(&g_blas_once, blas_init);
     const t2_kern_ops *o = ops();
     mm_job j = {Y, W, X, B, mm_block_rows(W->cols), NULL, NULL};
