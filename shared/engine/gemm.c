@@ -190,18 +190,37 @@ typedef struct gemm_job {
     atomic_int failed;
 } gemm_job;
 
-static void gemm_panel(const gemm_job *j, void *wp, int p) {
+/* Bytes of W in panel p (its rows are contiguous) and where they start. */
+static const uint8_t *panel_rows(const gemm_job *j, int p, size_t *bytes) {
+    const t2_mat *W = j->W;
+    int n0 = p * j->o->nr, nr = W->rows - n0 < j->o->nr ? W->rows - n0 : j->o->nr;
+    size_t rb = t2_dtype_row_bytes(W->type, W->cols);
+    *bytes = (size_t)nr * rb;
+    return (const uint8_t *)W->data + (size_t)n0 * rb;
+}
+
+/* Panel p; while its kernels run, the rows of panel `next` (-1: none) are prefetched into L2 a
+ * slice per kernel call, so that packing them does not wait for memory: the packing reads 16-32
+ * rows at once, more streams than the hardware prefetchers follow. */
+static void gemm_panel(const gemm_job *j, void *wp, int p, int next) {
     const gemm_ops *o = j->o;
     const t2_mat *W = j->W;
     int N = W->rows, K = W->cols, n0 = p * o->nr;
     int nr = N - n0 < o->nr ? N - n0 : o->nr;
-    size_t rb = t2_dtype_row_bytes(W->type, K);
+    size_t rb = t2_dtype_row_bytes(W->type, K), pf_bytes = 0, pf_step = 0, pf_at = 0;
+    const uint8_t *pf = next >= 0 ? panel_rows(j, next, &pf_bytes) : NULL;
+    if (pf) {
+        size_t calls = (size_t)((K + o->kc - 1) / o->kc) * (size_t)((j->M + o->mr - 1) / o->mr);
+        pf_step = (pf_bytes / calls + 63) / 64 * 64;
+    }
     o->pack(wp, (const uint8_t *)W->data + (size_t)n0 * rb, rb, W->type, nr, K);
     const void *xr[GEMM_MR_MAX];
     for (int k0 = 0; k0 < K; k0 += o->kc) {
         int kc = K - k0 < o->kc ? K - k0 : o->kc;
         const uint8_t *wk = (const uint8_t *)wp + (size_t)k0 * o->nr * o->es;
         for (int m0 = 0; m0 < j->M; m0 += o->mr) {
+            for (size_t e = pf_at + pf_step; pf && pf_at < e && pf_at < pf_bytes; pf_at += 64)
+                __builtin_prefetch(pf + pf_at, 0, 2);
             int mr = j->M - m0 < o->mr ? j->M - m0 : o->mr;
             for (int i = 0; i < o->mr; i++) {
                 int m = m0 + (i < mr ? i : mr - 1);
@@ -221,10 +240,12 @@ static void gemm_task(void *ctx, int ith, int nth) {
         atomic_store(&j->failed, 1);
         return;
     }
-    for (;;) {
-        int p = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (p >= j->npanels) return;
-        gemm_panel(j, wp, p);
+    /* claim one panel ahead: the next one's rows are prefetched while this one is computed */
+    int p = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+    while (p < j->npanels) {
+        int q = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        gemm_panel(j, wp, p, q < j->npanels ? q : -1);
+        p = q;
     }
 }
 

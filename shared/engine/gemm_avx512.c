@@ -52,7 +52,11 @@ INL TGT __m512 ld16(const uint8_t *row, t2_dtype t, int k, __mmask16 m) {
         __m512i v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, row + 2 * (size_t)k));
         return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
     }
-    default: return _mm512_maskz_loadu_ps(m, row + 4 * (size_t)k);
+    default: { /* two 256-bit halves: 512-bit loads across cache lines read DRAM at half speed */
+        const float *f = (const float *)(row + 4 * (size_t)k);
+        if (m != 0xffff) return _mm512_maskz_loadu_ps(m, f);
+        return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(f)), _mm256_loadu_ps(f + 8), 1);
+    }
     }
 }
 
