@@ -12,6 +12,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
 typedef void (*gemm_pack_fn)(void *wp, const void *W, size_t rb, t2_dtype t, int nrows, int K);
 typedef void (*gemm_kern_fn)(float *Y, size_t ldy, const void *const *xr, const void *wp, int kc,
@@ -74,9 +77,11 @@ static const gemm_ops gops_avx512_bf16 = {8, 32, 512, 2, t2_g512_pack_bf16dot,
                                           t2_g512_kern_bf16dot};
 static const gemm_ops gops_avx2 = {6, 16, 256, 4, t2_g256_pack_f32, t2_g256_kern_f32};
 
+/* AVX512_BF16 straight from CPUID (leaf 7, sub-leaf 1, EAX bit 5): clang 14's
+ * __builtin_cpu_supports may not know it. Used only at level avx512 (OS support checked there). */
 static int cpu_has_avx512_bf16(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512bf16");
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5));
 }
 #endif
 
