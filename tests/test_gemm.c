@@ -47,6 +47,13 @@ static int check(const float *Y, const float *ref, const float *X, int M, int N,
             for (int k = 0; k < K; k++) {
                 s += (double)w[k] * x[k];
                 a += fabs((double)w[k] * x[k]);
+#ifndef FP_FAST_FMAF
+                if (!strcmp(t2_kern_level(), "generic")) { /* gemm.c: no fast fmaf here */
+                    volatile float p = w[k] * x[k];
+                    chain = chain + p;
+                    continue;
+                }
+#endif
                 chain = fmaf(w[k], x[k], chain);
             }
             float y = Y[(size_t)m * N + n];

@@ -30,7 +30,16 @@ typedef struct gemm_ops {
 #define GEMM_MR_MAX 8
 
 /* ------------------------------------------------------------------------------------------ */
-/* Portable C: NR 8, MR 4, fmaf (the same single-rounding operation as the SIMD FMAs).         */
+/* Portable C: NR 8, MR 4. Where the compiler has a fast fmaf (FP_FAST_FMAF, e.g. aarch64) the
+ * chain is the SIMD levels' (one rounding per step, the same bits); elsewhere (x86-64 baseline
+ * builds, where the generic level runs only on CPUs without AVX2 + FMA) fmaf would be a software
+ * routine ~100x slower, so each step rounds the product and the sum separately (the same
+ * bound, other bits).                                                                         */
+#ifdef FP_FAST_FMAF
+#define GEN_FMA(w, x, c) fmaf(w, x, c)
+#else
+#define GEN_FMA(w, x, c) ((c) + (w) * (x))
+#endif
 
 #define GEN_NR 8
 #define GEN_MR 4
@@ -63,7 +72,7 @@ static void gen_kern(float *Y, size_t ldy, const void *const *xr, const void *wp
     for (int k = 0; k < kc; k++)
         for (int i = 0; i < GEN_MR; i++) {
             float x = ((const float *)xr[i])[k];
-            for (int n = 0; n < GEN_NR; n++) c[i][n] = fmaf(w[(size_t)k * GEN_NR + n], x, c[i][n]);
+            for (int n = 0; n < GEN_NR; n++) c[i][n] = GEN_FMA(w[(size_t)k * GEN_NR + n], x, c[i][n]);
         }
     for (int i = 0; i < mr; i++)
         for (int n = 0; n < nr; n++) Y[(size_t)i * ldy + n] = c[i][n];

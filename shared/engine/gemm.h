@@ -7,10 +7,11 @@
  * call, over KC columns at a time) run per instruction set: AVX-512 (NR 32, MR 8), AVX2 + FMA
  * (NR 16, MR 6), portable C (NR 8, MR 4, fmaf). Threads of the pool claim panels of W.
  *
- * Numerics. F32 and F16 weights (and BF16 below AVX-512 BF16): every output is ONE chain of
- * fused multiply-adds over k = 0, 1, ..., K - 1 in order, starting from 0 (the accumulator is
- * stored and reloaded exactly between KC blocks), so the result is the same bits at every level,
- * for every thread count, tile position, M and panel split:
+ * Numerics. F32, F16 and BF16 weights: every output is ONE chain of fused multiply-adds over
+ * k = 0, 1, ..., K - 1 in order, starting from 0 (the accumulator is stored and reloaded exactly
+ * between KC blocks), so the result is the same bits at levels avx512 and avx2 (and generic
+ * where the compiler has a fast fmaf; otherwise generic rounds product and sum separately), for
+ * every thread count, tile position, M and panel split:
  *     |y - sum_k w_k x_k| <= gamma_K * sum_k |w_k x_k|,  gamma_K = K u / (1 - K u), u = 2^-24.
  * BF16 on bf16 dot products (opt-in: t2_gemm_set_bf16_dot(1) or T2_BF16_DOT=1, at level avx512
  * on a CPU with AVX-512 BF16): x is rounded to bf16 (round to nearest even) and each pair of
