@@ -16,7 +16,9 @@
  * (q4_k includes the Q4_K_M mix; stories260K only without --types).
  * Then (without --types; only this with --float-prompt) the float types' prompts of 128 and 512
  * tokens at 1 and 2 threads, tok/s and tok per CPU-second, as ratios to the llama.cpp figures of
- * issue 12 (BF16 also on the opt-in bf16 dot products); --prompt-csv FILE writes it as CSV.
+ * issue 12 (BF16 also on the opt-in bf16 dot products; r/CPU = tok per CPU-second x threads over
+ * llama.cpp's tok/s, what a shared machine's lost time slices do not lower); --prompt-csv FILE
+ * writes it as CSV.
  */
 #include "bench_util.h"
 #include "engine/gemm.h"
@@ -143,12 +145,12 @@ static int float_prompt_model(int k, const char *dir, int reps, FILE *csv) {
             double pp = prompt_rates(st, pool, toks, n, reps, &pc);
             double ref = n == 128 ? g_float_prompt[k].lcpp[th - 1] : 0;
             printf("%-16s %3d %6d %10.1f %10.1f", g_float_prompt[k].name, th, n, pp, pc);
-            if (ref > 0) printf(" %10.0f %8.2f %8.2f\n", ref, pp / ref, pc / ref);
+            if (ref > 0) printf(" %10.0f %8.2f %8.2f\n", ref, pp / ref, pc * th / ref);
             else printf(" %10s %8s %8s\n", "-", "-", "-");
             fflush(stdout);
             if (csv)
                 fprintf(csv, "%s,%d,%d,%.2f,%.2f,%.0f,%.3f,%.3f,%s\n", g_float_prompt[k].name, th,
-                        n, pp, pc, ref, ref > 0 ? pp / ref : 0, ref > 0 ? pc / ref : 0,
+                        n, pp, pc, ref, ref > 0 ? pp / ref : 0, ref > 0 ? pc * th / ref : 0,
                         t2_kern_level());
             t2_state_destroy(&st);
             t2_pool_destroy(&pool);
@@ -165,9 +167,10 @@ static int float_prompt_table(const char *dir, int reps, const char *csv_path) {
         return -1;
     }
     if (csv) fprintf(csv, "model,threads,prompt_tokens,prompt_tok_s,prompt_tok_per_cpu_s,"
-                          "llamacpp_feb2025_tok_s,ratio,ratio_cpu,kernels\n");
+                          "llamacpp_feb2025_tok_s,ratio,ratio_cpu_x_threads,kernels\n");
     printf("\nprompt, float weights (kernels %s; llama.cpp Feb 2025, from the issue; ratio = "
-           "T2 / llama.cpp, wall clock and per CPU-second):\n", t2_kern_level());
+           "T2 t/s / llama.cpp; r/CPU = t/CPU-s x threads / llama.cpp, the ratio if every thread "
+           "had a core to itself):\n", t2_kern_level());
     printf("%-16s %3s %6s %10s %10s %10s %8s %8s\n", "model", "thr", "tokens", "t/s", "t/CPU-s",
            "llama.cpp", "ratio", "r/CPU");
     int rc = 0;
