@@ -9,6 +9,7 @@
 #include "engine/kernels_simd.h"
 
 #include "base/t2_err.h"
+#include "engine/gemm.h"
 #include "engine/quants.h"
 #include "engine/quants_kern.h"
 #include "engine/qgemm.h"
@@ -1016,6 +1017,7 @@ static void scratch_release(scratch_set *s) {
 void t2_kern_free_scratch(void) {
     xq_release_thread();
     t2_qmm_free_thread();
+    t2_gemm_free_thread();
     pthread_mutex_lock(&g_scratch_mu);
     scratch_set **pp = &g_scratch;
     while (*pp) {
@@ -1082,6 +1084,7 @@ int t2_matmul(t2_pool *pool, float *Y, const t2_mat *W, const float *X, int B) {
         t2_matvec(pool, Y, W, X);
         return 0;
     }
+    if (t2_gemm_supports(W->type)) return t2_gemm(pool, Y, W, X, B); /* F32, F16, BF16 */
     const t2_kern_ops *o = ops();
 #if defined(__x86_64__)
     /* Quantized weights at the avx512vnni level: T2's own kernels (engine/qgemm.c). */

@@ -2,10 +2,11 @@
  *
  * Matrix-vector work (batch-1 generation) runs on T2's own SIMD kernels, chosen at run time
  * from the CPU's flags (AVX-512F+BW+VL+VNNI, else AVX-512F+BW+VL, else AVX2+FMA+F16C, else
- * portable C); matrix-matrix work (prompt batches) on OpenBLAS sgemm, one single-threaded call
- * per pool thread on its own slice of output rows, so T2's threads and OpenBLAS's never fight —
- * except quantized weights at the avx512vnni level, which run T2's own integer kernels
- * (engine/qgemm.c).
+ * portable C); matrix-matrix work (prompt batches) with F32, F16 and BF16 weights on T2's own
+ * packed-panel GEMM at the same level (engine/gemm.h); quantized weights at the avx512vnni level
+ * on T2's own integer kernels (engine/qgemm.c), at other levels on OpenBLAS sgemm, one
+ * single-threaded call per pool thread on its own slice of output rows, so T2's threads and
+ * OpenBLAS's never fight.
  *
  * Shapes: W is a t2_mat (rows = out features, cols = in features, row-major, any t2_dtype);
  * x has W.cols floats; y has W.rows floats. X / Y in batch calls are B rows of cols / rows floats.
@@ -66,9 +67,11 @@ void t2_matvec_batch(t2_pool *pool, float *const *ys, const t2_mat *W, const flo
                      int B);
 
 /* Y[b, :] = W X[b, :] for b in [0, B): Y is B x W.rows, X is B x W.cols (row-major).
+ * F32, F16, BF16: t2_gemm (engine/gemm.h: every output one fma chain over the columns in order,
+ * the same bits at every level, thread count and B > 1; bound gamma_K * sum |w x|).
  * Quantized types with 8-bit kernels at the avx512vnni level (t2_kern_x_bits == 8): T2's own
  * register-blocked kernels (engine/qgemm.c), every row of Y bit-identical to t2_matvec(W, X[b]).
- * F32 weights go straight to sgemm; other types are converted to f32 a block of rows at a time
+ * Other quantized types are converted to f32 a block of rows at a time
  * into per-thread scratch (allocated by the kernels module on first use, grown as needed; freed
  * by t2_kern_free_scratch). Each sgemm call covers a fixed block of rows of W, so the result does
  * not depend on the number of threads either. B == 1 runs t2_matvec (same result as it).
