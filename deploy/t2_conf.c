@@ -273,6 +273,16 @@ static int get_apply(const reader *r, const config_setting_t *s, const char *pat
     return 0;
 }
 
+static int get_pass1(const reader *r, const config_setting_t *s, const char *path, int *out) {
+    const char *v = "";
+    int rc = get_string(r, s, path, &v);
+    if (rc < 0) return rc;
+    if (strcmp(v, "score") && strcmp(v, "generate"))
+        return bad(r, s, path, "'%s' is not \"score\" or \"generate\"", v);
+    *out = !strcmp(v, "generate");
+    return 0;
+}
+
 static int get_level(const reader *r, const config_setting_t *s, const char *path, char **dst) {
     const char *v = "";
     int rc = get_string(r, s, path, &v);
@@ -396,6 +406,8 @@ static int read_worker(const reader *r, const config_setting_t *g, t2_conf *c) {
             rc = get_float(r, s, p, 0, 1, &c->worker.top_p);
         else if (!strcmp(n, "classify_max_tokens"))
             rc = get_int(r, s, p, 1, 4096, &c->worker.classify_max_tokens);
+        else if (!strcmp(n, "pass1"))
+            rc = get_pass1(r, s, p, &c->worker.pass1_generate);
         else if (!strcmp(n, "services"))
             rc = read_services(r, s, p, c);
         else if (!strcmp(n, "log_level"))
@@ -760,10 +772,11 @@ void t2_conf_print(const t2_conf *c, FILE *f) {
     fprintf(f,
             "  capacity = %d;\n  classify_capacity = %d;\n  threads = %d;\n  batch = %d;\n"
             "  apply = \"%s\";\n  cache = %d;\n  max_tokens = %d;\n  temperature = %g;\n"
-            "  top_p = %g;\n  classify_max_tokens = %d;\n  services = [",
+            "  top_p = %g;\n  classify_max_tokens = %d;\n  pass1 = \"%s\";\n  services = [",
             c->worker.capacity, c->worker.classify_capacity, c->worker.threads, c->worker.batch,
             t2_conf_apply_name(c->worker.apply), c->worker.cache, c->worker.max_tokens,
-            (double)c->worker.temperature, (double)c->worker.top_p, c->worker.classify_max_tokens);
+            (double)c->worker.temperature, (double)c->worker.top_p, c->worker.classify_max_tokens,
+            c->worker.pass1_generate ? "generate" : "score");
     for (int i = 0; i < c->worker.n_services; i++)
         fprintf(f, "%s\"%s\"", i ? ", " : "", c->worker.services[i]);
     fprintf(f, "];\n");

@@ -12,7 +12,10 @@ if(T2_PYTHON3)
   # a greedy answer made of byte-fallback tokens (a model fine-tuned here on umlaut text) comes
   # back from a worker group byte-identical to `t2 run`.
   t2_add_script_test(dist_bytes integration ${T2_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/dist_bytes.py)
+  # pass 1 by scoring (worker.pass1 = "score") on 1 and 2 ranks: the labels of generating.
+  t2_add_script_test(dist_pass1 integration ${T2_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/dist_pass1.py)
   set_tests_properties(dist_system dist_faults py_generate PROPERTIES TIMEOUT 400 RUN_SERIAL ON)
+  set_tests_properties(dist_pass1 PROPERTIES TIMEOUT 200 RUN_SERIAL ON)
   set_tests_properties(dist_bytes PROPERTIES TIMEOUT 200 RUN_SERIAL ON)
 endif()
 # the deployment file: every bad value named with FILE:LINE: setting; t2-local.sh start/stop.

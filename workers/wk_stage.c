@@ -159,6 +159,17 @@ int wk_stage_open(wk_stage *s, int slot, const wk_open *o, const wk_mix *mix) {
             return t2_err_prefix(rc, "rank %d (layers %d..%d)", s->rank, s->l0, s->l1 - 1);
     }
     t2_state_set_adapt(r->st, r->adapt);
+    r->score = 0;
+    if (o->score) {
+        rc = o->kind != WK_KIND_CLASSIFY ? t2_err_set(T2_EPROTO, "OPEN: a scored generation")
+                                         : t2_lscore_check(&o->ls, s->V);
+        if (rc < 0) {
+            t2_adapt_release(&r->adapt);
+            return rc;
+        }
+        r->score = 1;
+        r->ls = o->ls;
+    }
     if (s->is_tail &&
         (rc = t2_sampler_new(&r->smp, s->V, o->temperature, o->top_p, o->seed)) < 0) {
         t2_adapt_release(&r->adapt);
@@ -177,6 +188,12 @@ void wk_stage_close(wk_stage *s, int slot) {
     r->open = 0;
 }
 
+/* The tail's next token of a slot: sampled, or (scored classification) the best label token,
+ * -1 when the label was decided already. */
+static int next_token(wk_rslot *r, float *logits) {
+    return r->score ? t2_lscore_pick(&r->ls, logits) : t2_sample(r->smp, logits);
+}
+
 int wk_stage_prefill(wk_stage *s, int slot, int pos, int n, int last, const int *tokens,
                      const float *x) {
     if (slot < 0 || slot >= s->n_slots || !s->slots[slot].open || n < 1 || n > s->batch)
@@ -193,7 +210,7 @@ int wk_stage_prefill(wk_stage *s, int slot, int pos, int n, int last, const int 
     if (s->is_tail && last) {
         if ((rc = t2_forward_head(st, s->pool, n, NULL)) < 0) return rc;
         s->out[0].slot = slot;
-        s->out[0].val = t2_sample(s->slots[slot].smp, t2_state_logits(st));
+        s->out[0].val = next_token(&s->slots[slot], t2_state_logits(st));
         s->n_out = 1;
     }
     return 0;
@@ -227,7 +244,7 @@ int wk_stage_decode(wk_stage *s, int n, const int *slots, const int *pos, const 
     t2_matvec_batch(s->pool, s->ys, &m->output, s->xs, n);
     for (int i = 0; i < n; i++) {
         s->out[i].slot = slots[i];
-        s->out[i].val = t2_sample(s->slots[slots[i]].smp, s->ys[i]);
+        s->out[i].val = next_token(&s->slots[slots[i]], s->ys[i]);
     }
     s->n_out = n;
     return 0;
