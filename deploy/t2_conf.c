@@ -65,6 +65,7 @@ int t2_conf_defaults(t2_conf *c) {
     c->worker.temperature = 1.0f;
     c->worker.top_p = 0.9f;
     c->worker.classify_max_tokens = 24;
+    c->worker.chunk_tokens = 16;
     c->worker.n_services = 2;
     snprintf(c->worker.services[0], sizeof c->worker.services[0], "generate");
     snprintf(c->worker.services[1], sizeof c->worker.services[1], "classify");
@@ -406,6 +407,8 @@ static int read_worker(const reader *r, const config_setting_t *g, t2_conf *c) {
             rc = get_float(r, s, p, 0, 1, &c->worker.top_p);
         else if (!strcmp(n, "classify_max_tokens"))
             rc = get_int(r, s, p, 1, 4096, &c->worker.classify_max_tokens);
+        else if (!strcmp(n, "chunk_tokens"))
+            rc = get_int(r, s, p, 1, 256, &c->worker.chunk_tokens);
         else if (!strcmp(n, "pass1"))
             rc = get_pass1(r, s, p, &c->worker.pass1_generate);
         else if (!strcmp(n, "services"))
@@ -772,11 +775,11 @@ void t2_conf_print(const t2_conf *c, FILE *f) {
     fprintf(f,
             "  capacity = %d;\n  classify_capacity = %d;\n  threads = %d;\n  batch = %d;\n"
             "  apply = \"%s\";\n  cache = %d;\n  max_tokens = %d;\n  temperature = %g;\n"
-            "  top_p = %g;\n  classify_max_tokens = %d;\n  pass1 = \"%s\";\n  services = [",
+            "  top_p = %g;\n  classify_max_tokens = %d;\n  pass1 = \"%s\";\n  chunk_tokens = %d;\n  services = [",
             c->worker.capacity, c->worker.classify_capacity, c->worker.threads, c->worker.batch,
             t2_conf_apply_name(c->worker.apply), c->worker.cache, c->worker.max_tokens,
             (double)c->worker.temperature, (double)c->worker.top_p, c->worker.classify_max_tokens,
-            c->worker.pass1_generate ? "generate" : "score");
+            c->worker.pass1_generate ? "generate" : "score", c->worker.chunk_tokens);
     for (int i = 0; i < c->worker.n_services; i++)
         fprintf(f, "%s\"%s\"", i ? ", " : "", c->worker.services[i]);
     fprintf(f, "];\n");

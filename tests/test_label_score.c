@@ -47,6 +47,25 @@ static void test_walk_shared_prefix(void) {
     T2_CHECK_EQ_INT(t2_lscore_pick(&w, logits), -1);
 }
 
+/* The prefix tokens a generating pass must produce: a row whose argmax is another token leaves
+ * no label ("other"). */
+static void test_verify(void) {
+    float rows[2 * V] = {0};
+    t2_lscore w = table();
+    w.n_check = 2;
+    w.check[0] = 3, w.check[1] = 4;
+    rows[3] = 1, rows[V + 4] = 1, rows[V + 5] = 0.5f;
+    t2_lscore_verify(&w, rows, V);
+    T2_CHECK_EQ_INT(w.cand, 15);
+    rows[V + 5] = 2; /* greedy would write token 5 there */
+    t2_lscore_verify(&w, rows, V);
+    T2_CHECK_EQ_INT(w.cand, 0);
+    T2_CHECK_EQ_INT(t2_lscore_label(&w), -1);
+    w = table();
+    w.n_check = T2_LSCORE_DEPTH + 1;
+    T2_CHECK_EQ_INT(t2_lscore_check(&w, V), T2_EPROTO);
+}
+
 static void test_check_rejects(void) {
     t2_lscore w = table();
     w.len[2] = 0;
@@ -76,6 +95,12 @@ static void check_vocab(const char *path, int vocab) {
     t2_lscore w;
     T2_CHECK_EQ_INT(t2_lscore_setup(tok, q, pre, 256, &np, &w), 0);
     T2_CHECK_EQ_INT(t2_lscore_check(&w, vocab), 0);
+    char ptext[256];
+    snprintf(ptext, sizeof ptext, "Classify: %s\n", q);
+    T2_CHECK_EQ_INT(t2_tok_encode(tok, ptext, 1, 0, doc, 512, &nd), 0);
+    T2_CHECK(w.n_check >= 1 && w.n_check <= np - 1);
+    T2_CHECK(!memcmp(w.check, pre + np - w.n_check, (size_t)w.n_check * sizeof *pre));
+    T2_CHECK(nd >= np - w.n_check); /* the prompt's own tokens are not checked */
     for (int l = 0; l < T2_LABEL_COUNT; l++) {
         char text[256];
         snprintf(text, sizeof text, "Classify: %s\n\\boxed{%s", q, t2_task_label_name(l));
@@ -116,6 +141,7 @@ static void test_vocab_32000(void) {
 
 int main(void) {
     T2_RUN(test_walk_shared_prefix);
+    T2_RUN(test_verify);
     T2_RUN(test_check_rejects);
     T2_RUN(test_vocab_512);
     T2_RUN(test_vocab_32000);

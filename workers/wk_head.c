@@ -53,6 +53,10 @@ typedef struct hslot {
     double t0;
     T2__Mixture *mix_used; /* for the Result: borrowed from the job, or &classifier_mix */
     T2__Mixture base_mix;  /* the empty mixture: base weights */
+    /* streaming (generate): tokens not yet sent, chunk k holds min(2^(k-1), chunk_max) */
+    uint32_t pend[T2_MSG_CHUNK_TOKENS_MAX];
+    int n_pend, chunk_k, chunk_max;
+    size_t text_sent; /* bytes of text already in chunks */
     int score;             /* a classification scored (worker.pass1 "score"): ls mirrors the
                             * tail's choice of label tokens */
     t2_lscore ls;
@@ -111,6 +115,8 @@ static void slot_reset(head *h, hslot *q) {
     q->state = HS_FREE;
     q->dead = 0;
     q->text.len = 0;
+    q->text_sent = 0;
+    q->n_pend = q->chunk_k = 0;
     q->mix_used = NULL;
 }
 
@@ -134,8 +140,29 @@ static void fill_result(head *h, hslot *q, T2__Result *r, int reason) {
     }
 }
 
+/* Tokens a chunk k carries: 1, 1, 2, 4, ... up to the slot's chunk_max. */
+static int chunk_size(const hslot *q) {
+    int k = q->chunk_k < 1 ? 0 : q->chunk_k - 1;
+    return k >= 8 || (1 << k) >= q->chunk_max ? q->chunk_max : 1 << k;
+}
+
+/* Send the pending tokens (and their text) as one Chunk. T2_ECANCELLED when the job is gone. */
+static int flush_chunk(head *h, hslot *q) {
+    if (!q->n_pend) return 0;
+    int rc = t2_worker_send_chunk(h->w[q->wi], q->job, q->text.data + q->text_sent,
+                                  q->text.len - q->text_sent, q->pend, (size_t)q->n_pend);
+    q->text_sent = q->text.len;
+    q->n_pend = 0;
+    q->chunk_k++;
+    return rc == T2_ECANCELLED ? rc : 0;
+}
+
 static void finish(head *h, hslot *q, int reason) {
     T2__Result r = T2__RESULT__INIT;
+    if (reason != T2__FINISH_REASON__FINISH_CANCELLED && flush_chunk(h, q) == T2_ECANCELLED) {
+        slot_reset(h, q); /* cancelled meanwhile (acknowledged for us) */
+        return;
+    }
     fill_result(h, q, &r, reason);
     if (q->kind == WK_KIND_CLASSIFY && q->score) {
         int lb = t2_lscore_label(&q->ls);
@@ -216,10 +243,9 @@ static void on_token(head *h, hslot *q, int token) {
     q->n_gen++;
     q->last = token;
     if (q->kind == WK_KIND_GENERATE) {
-        uint32_t t = (uint32_t)token;
-        int rc = t2_worker_send_chunk(h->w[q->wi], q->job, piece, n, &t, 1);
-        if (rc == T2_ECANCELLED) { /* cancelled (acknowledged for us) or orphaned */
-            slot_reset(h, q);
+        q->pend[q->n_pend++] = (uint32_t)token;
+        if (q->n_pend >= chunk_size(q) && flush_chunk(h, q) == T2_ECANCELLED) {
+            slot_reset(h, q); /* cancelled (acknowledged for us) or orphaned */
             return;
         }
     } else {
@@ -538,6 +564,7 @@ static int accept_job(head *h, int wi, t2_job *job) {
     /* max_tokens beyond the context is clamped (as t2 run clamps -n): the last sampled token
      * need not be run, so a prompt of P tokens leaves room for n_ctx - P + 1 */
     if (q->score) {
+        if (q->ls.n_check + 1 > h->s->batch) q->ls.n_check = 0; /* (worker.batch < 17) */
         o.score = 1;
         o.ls = q->ls;
         max = T2_LSCORE_DEPTH;
@@ -559,6 +586,11 @@ static int accept_job(head *h, int wi, t2_job *job) {
     q->sent = 0;
     q->n_gen = 0;
     q->text.len = 0;
+    q->text_sent = 0;
+    q->n_pend = q->chunk_k = 0;
+    q->chunk_max = t->has_chunk_tokens ? (int)t->chunk_tokens : c->worker.chunk_tokens;
+    if (q->chunk_max < 1 || q->chunk_max > (int)T2_MSG_CHUNK_TOKENS_MAX)
+        q->chunk_max = q->chunk_max < 1 ? 1 : (int)T2_MSG_CHUNK_TOKENS_MAX;
     q->last = q->tok[q->n_prompt - 1];
     q->t0 = now_ms();
     if (h->s->size > 1) {
@@ -624,6 +656,8 @@ static int issue_prefill(head *h) {
         hslot *q = &h->sl[i];
         if (q->state != HS_PREFILL || q->dead) continue;
         int n = q->n_prompt - q->sent < s->batch ? q->n_prompt - q->sent : s->batch;
+        int cut = q->n_prompt - (q->ls.n_check + 1); /* scored: the last rows run alone */
+        if (q->score && q->sent < cut && q->sent + n > cut) n = cut - q->sent;
         int last = q->sent + n == q->n_prompt;
         if (wk_stage_prefill(s, i, q->sent, n, last, q->tok + q->sent, NULL) < 0) fatal("prefill");
         if (s->size > 1) {

@@ -141,6 +141,7 @@ void wk_stage_free(wk_stage *s) {
     free(s->xs);
     free(s->ys);
     free(s->out);
+    free(s->score_rows);
     wk_adapter_destroy(&s->ad);
     t2_pool_destroy(&s->pool);
     memset(s, 0, sizeof *s);
@@ -194,6 +195,20 @@ static int next_token(wk_rslot *r, float *logits) {
     return r->score ? t2_lscore_pick(&r->ls, logits) : t2_sample(r->smp, logits);
 }
 
+/* A scored classification's last prompt chunk (its last n_check + 1 rows are the ones the head
+ * cut it to): logits of every row, the forced tokens checked, the first label token picked. */
+static int score_rows(wk_stage *s, wk_rslot *r, int n) {
+    const int tail = r->ls.n_check + 1;
+    if (!s->score_rows &&
+        !(s->score_rows = malloc((size_t)s->batch * (size_t)s->V * sizeof *s->score_rows)))
+        return t2_err_set(T2_ENOMEM, "out of memory for the label scores");
+    int rc = t2_forward_head(r->st, s->pool, n, s->score_rows);
+    if (rc < 0) return rc;
+    if (n >= tail) t2_lscore_verify(&r->ls, s->score_rows + (size_t)(n - tail) * s->V, s->V);
+    s->out[0].val = next_token(r, s->score_rows + (size_t)(n - 1) * s->V);
+    return 0;
+}
+
 int wk_stage_prefill(wk_stage *s, int slot, int pos, int n, int last, const int *tokens,
                      const float *x) {
     if (slot < 0 || slot >= s->n_slots || !s->slots[slot].open || n < 1 || n > s->batch)
@@ -208,10 +223,12 @@ int wk_stage_prefill(wk_stage *s, int slot, int pos, int n, int last, const int 
     }
     if ((rc = t2_forward_layers(st, s->pool, n, pos)) < 0) return rc;
     if (s->is_tail && last) {
-        if ((rc = t2_forward_head(st, s->pool, n, NULL)) < 0) return rc;
+        wk_rslot *r = &s->slots[slot];
         s->out[0].slot = slot;
-        s->out[0].val = next_token(&s->slots[slot], t2_state_logits(st));
         s->n_out = 1;
+        if (r->score) return score_rows(s, r, n);
+        if ((rc = t2_forward_head(st, s->pool, n, NULL)) < 0) return rc;
+        s->out[0].val = next_token(r, t2_state_logits(st));
     }
     return 0;
 }

@@ -33,6 +33,33 @@ static int encode_doc(const t2_tokenizer *tok, const char *question, int l, int 
     return 0;
 }
 
+/* The prefix's tokens after those of the prompt alone ("Classify: Q" SEP, as the generating
+ * pass encodes it): check[], at most T2_LSCORE_DEPTH of them (the last ones). */
+static int forced_tokens(const t2_tokenizer *tok, const char *question, const int *prefix,
+                         int n_prefix, t2_lscore *w) {
+    size_t qn = t2_task_classify_prompt(question, NULL, 0), len = qn + strlen(T2_TASK_SEP) + 1;
+    char *text = malloc(len);
+    int max = (int)(3 * len + 8), n = 0, j = 0;
+    int *t = malloc((size_t)max * sizeof *t);
+    int rc = text && t ? 0 : t2_err_set(T2_ENOMEM, "out of memory");
+    if (rc == 0) {
+        size_t wr = t2_task_classify_prompt(question, text, len);
+        snprintf(text + wr, len - wr, "%s", T2_TASK_SEP);
+        rc = t2_tok_encode(tok, text, 1, 0, t, max, &n);
+    }
+    while (rc == 0 && j < n && j < n_prefix && t[j] == prefix[j])
+        j++;
+    if (j < 1) j = 1; /* the first row predicts the second token: BOS is never checked */
+    int k = n_prefix - j;
+    if (k > T2_LSCORE_DEPTH) k = T2_LSCORE_DEPTH;
+    w->n_check = rc == 0 && k > 0 ? k : 0;
+    for (int i = 0; i < w->n_check; i++)
+        w->check[i] = prefix[n_prefix - w->n_check + i];
+    free(text);
+    free(t);
+    return rc;
+}
+
 /* 1 if tail a is a prefix of tail b (or equal). */
 static int tail_prefix(const t2_lscore *w, int a, int b) {
     if (w->len[a] > w->len[b]) return 0;
@@ -61,6 +88,7 @@ int t2_lscore_setup(const t2_tokenizer *tok, const char *question, int *prefix, 
     }
     memcpy(prefix, doc[0], (size_t)common * sizeof *prefix);
     *n_prefix = common;
+    if ((rc = forced_tokens(tok, question, prefix, common, w)) < 0) goto out;
     w->n_labels = T2_LABEL_COUNT;
     w->cand = (1u << T2_LABEL_COUNT) - 1;
     for (int l = 0; l < T2_LABEL_COUNT; l++) {
@@ -83,7 +111,8 @@ out:
 
 int t2_lscore_check(const t2_lscore *w, int vocab) {
     if (w->n_labels != T2_LABEL_COUNT || w->depth < 0 || w->depth > T2_LSCORE_DEPTH ||
-        w->cand == 0 || (w->cand >> T2_LABEL_COUNT))
+        w->cand == 0 || (w->cand >> T2_LABEL_COUNT) || w->n_check < 0 ||
+        w->n_check > T2_LSCORE_DEPTH)
         return t2_err_set(T2_EPROTO, "label scorer: %d labels, depth %d, candidates %#x",
                           w->n_labels, w->depth, w->cand);
     for (int l = 0; l < T2_LABEL_COUNT; l++) {
@@ -94,7 +123,21 @@ int t2_lscore_check(const t2_lscore *w, int vocab) {
                 return t2_err_set(T2_EPROTO, "label scorer: token %d outside the vocabulary",
                                   w->tok[l][i]);
     }
+    for (int i = 0; i < w->n_check; i++)
+        if (w->check[i] < 0 || w->check[i] >= vocab)
+            return t2_err_set(T2_EPROTO, "label scorer: token %d outside the vocabulary",
+                              w->check[i]);
     return 0;
+}
+
+void t2_lscore_verify(t2_lscore *w, const float *rows, int vocab) {
+    for (int i = 0; i < w->n_check; i++) {
+        const float *r = rows + (size_t)i * vocab;
+        int best = 0;
+        for (int v = 1; v < vocab; v++)
+            if (r[v] > r[best]) best = v;
+        if (best != w->check[i]) w->cand = 0;
+    }
 }
 
 int t2_lscore_label(const t2_lscore *w) {
@@ -134,27 +177,34 @@ int t2_lscore_pick(t2_lscore *w, const float *logits) {
 
 #define PROMPT_CHUNK 128 /* prompt tokens per forward, as generate.c's default prompt_batch */
 
-/* Item's label with state st (positions from 0); buf holds n_ctx tokens. */
+/* Item's label with state st (positions from 0); buf holds n_ctx tokens, rows
+ * (T2_LSCORE_DEPTH + 1) x V logits. */
 static int score_item(t2_state *st, t2_pool *pool, const t2_tokenizer *tok, const char *question,
-                      int *buf, int n_ctx, t2_task_label *label, int64_t *ntok, int64_t *steps) {
+                      int *buf, int n_ctx, float *rows, int V, t2_task_label *label,
+                      int64_t *ntok, int64_t *steps) {
     t2_lscore w;
     int np = 0;
     *label = T2_LABEL_OTHER;
     int rc = t2_lscore_setup(tok, question, buf, n_ctx, &np, &w);
     if (rc == T2_ENOMEM) return rc;
     if (rc < 0 || np < 1) return 0; /* cannot be scored: "other" */
-    for (int done = 0; done < np;) {
-        int k = np - done < PROMPT_CHUNK ? np - done : PROMPT_CHUNK;
+    const int tail = w.n_check + 1, head_n = np - tail; /* rows with logits: the last `tail` */
+    for (int done = 0; done < head_n;) {
+        int k = head_n - done < PROMPT_CHUNK ? head_n - done : PROMPT_CHUNK;
         if ((rc = t2_forward(st, pool, buf + done, k, done, NULL)) < 0) return rc;
         done += k;
     }
+    if ((rc = t2_forward(st, pool, buf + head_n, tail, head_n, rows)) < 0) return rc;
+    t2_lscore_verify(&w, rows, V);
     *ntok += np;
+    const float *logits = rows + (size_t)w.n_check * V;
     for (int pos = np; t2_lscore_label(&w) < 0; pos++) {
-        int t = t2_lscore_pick(&w, t2_state_logits(st));
+        int t = t2_lscore_pick(&w, logits);
         if (t < 0) return 0;
         if (t2_lscore_label(&w) >= 0) break;
         if (pos >= n_ctx) return 0;
         if ((rc = t2_forward(st, pool, &t, 1, pos, NULL)) < 0) return rc;
+        logits = t2_state_logits(st);
         (*steps)++;
     }
     *label = (t2_task_label)t2_lscore_label(&w);
@@ -174,17 +224,20 @@ int t2_task_classify_items_score(const t2_model *m, const t2_tokenizer *tok, t2_
                               idx ? idx[k] : (size_t)k, count);
     const int n_ctx = m->cfg.seq_len;
     t2_state *st = NULL;
+    const int V = m->cfg.vocab_size;
     int *buf = malloc((size_t)n_ctx * sizeof *buf);
-    int rc = buf ? t2_state_new(&st, m, PROMPT_CHUNK, n_ctx)
-                 : t2_err_set(T2_ENOMEM, "out of memory");
+    float *rows = malloc((size_t)(T2_LSCORE_DEPTH + 1) * V * sizeof *rows);
+    int rc = buf && rows ? t2_state_new(&st, m, PROMPT_CHUNK, n_ctx)
+                         : t2_err_set(T2_ENOMEM, "out of memory");
     if (rc == 0) t2_state_set_adapt(st, adapt);
     for (int k = 0; k < n && rc == 0; k++) {
         const t2_task_item *it = t2_task_set_item(set, idx ? idx[k] : (size_t)k);
-        rc = score_item(st, pool, tok, it->prompt, buf, n_ctx, &labels[k], &nt, &ns);
+        rc = score_item(st, pool, tok, it->prompt, buf, n_ctx, rows, V, &labels[k], &nt, &ns);
     }
     if (rc == 0) t2_err_clear(); /* an item that cannot be scored is "other", not an error */
     t2_state_destroy(&st);
     free(buf);
+    free(rows);
     if (prefill_tokens) *prefill_tokens = nt;
     if (steps) *steps = ns;
     return rc;

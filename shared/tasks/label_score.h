@@ -12,6 +12,12 @@
  * per shared token; with distinct first tokens (the bundled byte-level model: c, m, r, o) the
  * label is known after the prefill.
  *
+ * The generating pass would have to produce the prefix's tokens after the prompt ("\boxed{")
+ * itself. They are checked: the last n_check + 1 rows of the prefill give logits, row i must have
+ * check[i] as its (first) largest logit, as greedy decoding picks it, else the answer is "other"
+ * (what a generation that names no label gets). So scoring and generating agree whenever the
+ * greedy generation starts with "\boxed{" and a label's distinguishing tokens.
+ *
  *   t2_lscore w;
  *   int *pre = ..., n_pre;                 // room for the prompt's tokens + T2_LSCORE_DEPTH
  *   t2_lscore_setup(tok, question, pre, cap, &n_pre, &w);
@@ -44,6 +50,8 @@ typedef struct t2_lscore {
     int32_t tok[T2_LABEL_COUNT][T2_LSCORE_DEPTH];
     int32_t depth;                          /* tokens chosen so far */
     uint32_t cand;                          /* bit l: label l still possible */
+    int32_t n_check;                        /* the prefix's last tokens, those a generating */
+    int32_t check[T2_LSCORE_DEPTH];         /* pass would have produced itself */
 } t2_lscore;
 
 /* The common prefix of the four documents into prefix (at most cap tokens; *n_prefix) and the
@@ -55,6 +63,9 @@ int t2_lscore_setup(const t2_tokenizer *tok, const char *question, int *prefix, 
 int t2_lscore_check(const t2_lscore *w, int vocab);
 /* The label decided (index), or -1 while more than one is possible. */
 int t2_lscore_label(const t2_lscore *w);
+/* The forced tokens: rows[i] (i < n_check, V floats each) are the logits of the prefix rows
+ * that predict check[i]; a row whose largest logit is not check[i] leaves no label possible. */
+void t2_lscore_verify(t2_lscore *w, const float *rows, int vocab);
 /* Choose token `depth` among the candidates' by its logit (ties: the lower label index), keep
  * the candidates that have it, advance. Returns the token (to run next if no label is decided
  * yet), or -1 when nothing is left to choose (a label was already decided). */
