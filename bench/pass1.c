@@ -9,6 +9,8 @@
  *             `\boxed{`, the label from the logits (t2 eval's default pass 1)
  *   prefill   the classification prompt alone ("Classify: Q\n", BOS first) through t2_forward,
  *             one item after the other with one state, as score runs them
+ *   pf same   the very tokens score prefills ("Classify: Q\n\\boxed{"), through t2_forward
+ *             without the logits of the checked rows: what scoring costs beyond a prefill
  * and prints the time of each (best of --reps), score / prefill, and the agreement of the labels
  * of score and generate (same items). --csv FILE writes the rows.
  *
@@ -34,7 +36,7 @@ typedef struct {
 
 /* The classification prompts of the set through t2_forward, item by item: seconds, tokens. */
 static int prefill_only(const t2_model *m, const t2_tokenizer *tok, t2_pool *pool,
-                        const t2_task_set *set, int n, const t2_adapt *ad, double *sec,
+                        const t2_task_set *set, int n, const t2_adapt *ad, int same, double *sec,
                         long *ntok) {
     const int n_ctx = m->cfg.seq_len;
     t2_state *st = NULL;
@@ -53,7 +55,10 @@ static int prefill_only(const t2_model *m, const t2_tokenizer *tok, t2_pool *poo
         size_t w = t2_task_classify_prompt(it->prompt, text, 8192);
         snprintf(text + w, 8192 - (w < 8192 ? w : 8192), "%s", T2_TASK_SEP);
         int np = 0;
-        if ((rc = t2_tok_encode(tok, text, 1, 0, buf, n_ctx, &np)) < 0) break;
+        t2_lscore ls;
+        if (same) rc = t2_lscore_setup(tok, it->prompt, buf, n_ctx, &np, &ls);
+        else rc = t2_tok_encode(tok, text, 1, 0, buf, n_ctx, &np);
+        if (rc < 0) break;
         for (int d = 0; d < np && rc == 0; d += 128)
             rc = t2_forward(st, pool, buf + d, np - d < 128 ? np - d : 128, d, NULL);
         *ntok += np;
@@ -108,7 +113,7 @@ static int family(const ctx *c, const args *a, const char *name) {
     if (rc < 0) return rc;
     int n = (int)t2_task_set_count(set);
     t2_task_label *lg = calloc((size_t)n + 1, sizeof *lg), *ls = calloc((size_t)n + 1, sizeof *ls);
-    double tg = 1e30, ts = 1e30, tp = 1e30;
+    double tg = 1e30, ts = 1e30, tp = 1e30, tq = 1e30;
     long ptok = 0;
     int64_t stok = 0, steps = 0;
     if (!lg || !ls) rc = T2_ENOMEM;
@@ -121,19 +126,23 @@ static int family(const ctx *c, const args *a, const char *name) {
         if (rc == 0) rc = t2_task_classify_items_score(c->m, c->tok, c->pool, set, NULL, n,
                                                        c->ad, ls, &stok, &steps);
         if ((dt = t2_now() - t0) < ts) ts = dt;
-        if (rc == 0) rc = prefill_only(c->m, c->tok, c->pool, set, n, c->ad, &dt, &ptok);
+        if (rc == 0) rc = prefill_only(c->m, c->tok, c->pool, set, n, c->ad, 0, &dt, &ptok);
         if (dt < tp) tp = dt;
+        long qtok = 0;
+        if (rc == 0) rc = prefill_only(c->m, c->tok, c->pool, set, n, c->ad, 1, &dt, &qtok);
+        if (dt < tq) tq = dt;
     }
     int agree = 0;
     for (int k = 0; k < n; k++)
         agree += lg[k] == ls[k];
     if (rc == 0) {
-        printf("%-10s %5d %10.3f %10.3f %10.3f %8.2fx %8.2fx %7.1f%% %8ld %8lld %6lld\n", name,
-               n, tg, ts, tp, ts / tp, tg / ts, 100.0 * agree / (n ? n : 1), ptok,
-               (long long)stok, (long long)steps);
+        printf("%-10s %5d %10.3f %10.3f %10.3f %10.3f %8.2fx %8.2fx %8.2fx %7.1f%% %8ld %8lld "
+               "%6lld\n", name, n, tg, ts, tp, tq, ts / tp, ts / tq, tg / ts,
+               100.0 * agree / (n ? n : 1), ptok, (long long)stok, (long long)steps);
         if (c->csv)
-            fprintf(c->csv, "%s,%s,%d,%.4f,%.4f,%.4f,%.4f,%d,%ld,%lld,%lld\n", a->model, name, n,
-                    tg, ts, tp, ts / tp, agree, ptok, (long long)stok, (long long)steps);
+            fprintf(c->csv, "%s,%s,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%ld,%lld,%lld\n",
+                    a->model, name, n, tg, ts, tp, tq, ts / tp, ts / tq, agree, ptok,
+                    (long long)stok, (long long)steps);
     }
     free(lg);
     free(ls);
@@ -169,14 +178,15 @@ int main(int argc, char **argv) {
         goto out;
     }
     if (c.csv)
-        fprintf(c.csv, "model,family,items,generate_s,score_s,prefill_s,score_over_prefill,"
-                       "agree,prefill_tokens,score_tokens,score_steps\n");
+        fprintf(c.csv, "model,family,items,generate_s,score_s,prefill_s,prefill_same_s,"
+                       "score_over_prefill,score_over_prefill_same,agree,prefill_tokens,"
+                       "score_tokens,score_steps\n");
     printf("model %s (%.1f M parameters), pass 1 with %s, %d threads, generate batch %d, best "
            "of %d\n", a.model, (double)t2_model_n_params(m) / 1e6,
            a.expert ? a.expert : "base weights", a.threads, a.batch, a.reps);
-    printf("%-10s %5s %10s %10s %10s %9s %9s %8s %8s %8s %6s\n", "family", "items",
-           "generate s", "score s", "prefill s", "score/pf", "gen/score", "agree", "pf tok",
-           "sc tok", "steps");
+    printf("%-10s %5s %10s %10s %10s %10s %9s %9s %9s %8s %8s %8s %6s\n", "family", "items",
+           "generate s", "score s", "prefill s", "pf same s", "score/pf", "sc/pfsame",
+           "gen/score", "agree", "pf tok", "sc tok", "steps");
     char list[1024];
     snprintf(list, sizeof list, "%s", a.tasks);
     for (char *sv = NULL, *t = strtok_r(list, ",", &sv); t && rc == 0; t = strtok_r(NULL, ",", &sv))
