@@ -167,7 +167,7 @@ typedef struct wk_stage {
     /* tail output for P = 1: tokens of the last step (pairs), read by the head */
     wk_pair *out;
     int n_out;
-    float *score_rows; /* tail: batch x V logits of a scored classification (on first use) */
+    float *score_rows; /* tail: (T2_LSCORE_DEPTH + 1) x V logits of a scored classification */
 } wk_stage;
 
 int wk_stage_init(wk_stage *s, t2_model *m, t2_factors *f, const t2_conf *c, int rank, int size,

@@ -656,8 +656,9 @@ static int issue_prefill(head *h) {
         hslot *q = &h->sl[i];
         if (q->state != HS_PREFILL || q->dead) continue;
         int n = q->n_prompt - q->sent < s->batch ? q->n_prompt - q->sent : s->batch;
-        int cut = q->n_prompt - (q->ls.n_check + 1); /* scored: the last rows run alone */
-        if (q->score && q->sent < cut && q->sent + n > cut) n = cut - q->sent;
+        int rest = q->n_prompt - q->sent - n, tail = q->ls.n_check + 1;
+        if (q->score && rest > 0 && rest < tail) n -= tail - rest; /* scored: the last chunk
+                                                                    * holds the checked rows */
         int last = q->sent + n == q->n_prompt;
         if (wk_stage_prefill(s, i, q->sent, n, last, q->tok + q->sent, NULL) < 0) fatal("prefill");
         if (s->size > 1) {

@@ -195,17 +195,24 @@ static int next_token(wk_rslot *r, float *logits) {
     return r->score ? t2_lscore_pick(&r->ls, logits) : t2_sample(r->smp, logits);
 }
 
-/* A scored classification's last prompt chunk (its last n_check + 1 rows are the ones the head
- * cut it to): logits of every row, the forced tokens checked, the first label token picked. */
+/* A scored classification's last prompt chunk (the head leaves at least n_check + 1 rows in
+ * it): the classifier on those last rows only, the forced tokens checked, the first label
+ * token picked. */
 static int score_rows(wk_stage *s, wk_rslot *r, int n) {
-    const int tail = r->ls.n_check + 1;
-    if (!s->score_rows &&
-        !(s->score_rows = malloc((size_t)s->batch * (size_t)s->V * sizeof *s->score_rows)))
+    int tail = r->ls.n_check + 1;
+    if (tail > n) { /* (not from our head) nothing to check */
+        r->ls.n_check = 0;
+        tail = 1;
+    }
+    if (!s->score_rows && !(s->score_rows = malloc((size_t)(T2_LSCORE_DEPTH + 1) * (size_t)s->V *
+                                                   sizeof *s->score_rows)))
         return t2_err_set(T2_ENOMEM, "out of memory for the label scores");
-    int rc = t2_forward_head(r->st, s->pool, n, s->score_rows);
+    float *x = t2_state_x(r->st);
+    memmove(x, x + (size_t)(n - tail) * s->D, (size_t)tail * s->D * sizeof *x);
+    int rc = t2_forward_head(r->st, s->pool, tail, s->score_rows);
     if (rc < 0) return rc;
-    if (n >= tail) t2_lscore_verify(&r->ls, s->score_rows + (size_t)(n - tail) * s->V, s->V);
-    s->out[0].val = next_token(r, s->score_rows + (size_t)(n - 1) * s->V);
+    t2_lscore_verify(&r->ls, s->score_rows, s->V);
+    s->out[0].val = next_token(r, s->score_rows + (size_t)(tail - 1) * s->V);
     return 0;
 }
 

@@ -180,7 +180,7 @@ int t2_lscore_pick(t2_lscore *w, const float *logits) {
 /* Item's label with state st (positions from 0); buf holds n_ctx tokens, rows
  * (T2_LSCORE_DEPTH + 1) x V logits. */
 static int score_item(t2_state *st, t2_pool *pool, const t2_tokenizer *tok, const char *question,
-                      int *buf, int n_ctx, float *rows, int V, t2_task_label *label,
+                      int *buf, int n_ctx, float *rows, int V, int D, t2_task_label *label,
                       int64_t *ntok, int64_t *steps) {
     t2_lscore w;
     int np = 0;
@@ -188,13 +188,23 @@ static int score_item(t2_state *st, t2_pool *pool, const t2_tokenizer *tok, cons
     int rc = t2_lscore_setup(tok, question, buf, n_ctx, &np, &w);
     if (rc == T2_ENOMEM) return rc;
     if (rc < 0 || np < 1) return 0; /* cannot be scored: "other" */
-    const int tail = w.n_check + 1, head_n = np - tail; /* rows with logits: the last `tail` */
-    for (int done = 0; done < head_n;) {
-        int k = head_n - done < PROMPT_CHUNK ? head_n - done : PROMPT_CHUNK;
-        if ((rc = t2_forward(st, pool, buf + done, k, done, NULL)) < 0) return rc;
+    /* chunks of PROMPT_CHUNK as t2_forward cuts them, the last one holding at least the `tail`
+     * rows whose logits are needed; the classifier runs on those rows only */
+    const int tail = w.n_check + 1;
+    int last = np % PROMPT_CHUNK ? np % PROMPT_CHUNK : PROMPT_CHUNK;
+    if (last < tail) last = tail;
+    for (int done = 0; done < np;) {
+        int k = done < np - last ? (np - last - done < PROMPT_CHUNK ? np - last - done
+                                                                    : PROMPT_CHUNK)
+                                 : last;
+        if ((rc = t2_embed(st, buf + done, k)) < 0 ||
+            (rc = t2_forward_layers(st, pool, k, done)) < 0)
+            return rc;
         done += k;
     }
-    if ((rc = t2_forward(st, pool, buf + head_n, tail, head_n, rows)) < 0) return rc;
+    float *x = t2_state_x(st);
+    memmove(x, x + (size_t)(last - tail) * D, (size_t)tail * D * sizeof *x);
+    if ((rc = t2_forward_head(st, pool, tail, rows)) < 0) return rc;
     t2_lscore_verify(&w, rows, V);
     *ntok += np;
     const float *logits = rows + (size_t)w.n_check * V;
@@ -232,7 +242,8 @@ int t2_task_classify_items_score(const t2_model *m, const t2_tokenizer *tok, t2_
     if (rc == 0) t2_state_set_adapt(st, adapt);
     for (int k = 0; k < n && rc == 0; k++) {
         const t2_task_item *it = t2_task_set_item(set, idx ? idx[k] : (size_t)k);
-        rc = score_item(st, pool, tok, it->prompt, buf, n_ctx, rows, V, &labels[k], &nt, &ns);
+        rc = score_item(st, pool, tok, it->prompt, buf, n_ctx, rows, V, m->cfg.dim, &labels[k],
+                        &nt, &ns);
     }
     if (rc == 0) t2_err_clear(); /* an item that cannot be scored is "other", not an error */
     t2_state_destroy(&st);
