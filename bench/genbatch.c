@@ -5,8 +5,8 @@
  *       [--apply merged|factored] [--new N] [--batch B] [-j T] [--reps R] PROMPT...
  *
  * Greedy, N new tokens per prompt (ending early at EOS/BOS as everywhere), B sequences in
- * flight. Prints one JSON line: requests, generated tokens, the best wall time of R runs and
- * tokens per second over it.
+ * flight. Prints one JSON line: requests, generated tokens, the best wall time of R runs,
+ * tokens per second over it, and the best CPU seconds of the generation (cpu_s).
  */
 #include "base/platform.h"
 #include "base/t2_err.h"
@@ -17,8 +17,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_EXPERTS 8
+
+/* This process's CPU seconds (all threads). */
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 typedef struct {
     const char *model, *tok, *factors, *experts, *mix;
@@ -105,20 +113,21 @@ int main(int argc, char **argv) {
     gp.batch = a.batch;
     for (int i = 0; i < a.n_prompts; i++)
         rq[i] = (t2_gen_request){a.prompts[i], ad, 1};
-    double best = 1e30;
+    double best = 1e30, best_cpu = 1e30;
     t2_gen_stats st = {0};
     for (int r = 0; r < a.reps && rc == 0; r++) {
-        double t0 = t2_now();
+        double t0 = t2_now(), c0 = cpu_now();
         if ((rc = t2_generate_batch(m, tok, pool, rq, a.n_prompts, &gp, res, &st)) < 0) break;
-        double dt = t2_now() - t0;
+        double dt = t2_now() - t0, dc = cpu_now() - c0;
         if (dt < best) best = dt;
+        if (dc < best_cpu) best_cpu = dc;
         t2_gen_results_free(res, a.n_prompts);
     }
     if (rc == 0)
         printf("{\"requests\": %d, \"batch\": %d, \"tokens\": %lld, \"prompt_tokens\": %lld, "
-               "\"seconds\": %.4f, \"tok_s\": %.1f}\n", a.n_prompts, a.batch,
+               "\"seconds\": %.4f, \"tok_s\": %.1f, \"cpu_s\": %.4f}\n", a.n_prompts, a.batch,
                (long long)st.gen_tokens, (long long)st.prompt_tokens, best,
-               (double)st.gen_tokens / best);
+               (double)st.gen_tokens / best, best_cpu);
 out:
     if (rc < 0) fprintf(stderr, "t2-bench-genbatch: %s\n", t2_err_msg());
     free(rq);

@@ -11,8 +11,12 @@ random experts) and, in the same run, the in-process baselines:
   8 clients  32 requests, 8 in flight (`t2 submit --parallel 8`): generated tokens over the
              wall time against t2-bench-genbatch (t2_generate_batch, as t2 eval runs it: the
              same 32 prompts, batch 8, one thread);
-and time to first token p50 / p99 as the client measures it. Prints a table with the ratios;
---csv writes it.
+and time to first token p50 / p99 as the client measures it. Also tokens per CPU second: of
+the deployment (router, dispatcher, worker group, client) against the baseline's generation
+(t2-bench-genbatch's own CPU time; batch 1 for the 1-client row), which a loaded machine
+disturbs much less than wall-clock rates (with more processes than cores, a deployment of
+several processes also gets a larger share of the cores than one baseline process). Prints a
+table with the ratios; --csv writes it.
 
     T2_BIN=build/bin /usr/bin/python3 bench/serve.py [--new 64] [--csv serve.csv]
         [--models bundled,m25] [--reps 3]
@@ -27,6 +31,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -139,22 +144,46 @@ def sweep(a):
         print(f"wrote {a.csv}")
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pids):
+    """User + system CPU seconds of the processes (0 for one that is gone)."""
+    t = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            t += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return t / TICK
+
+
+def child_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def run_t2(d, prompt, n_prompt, new):
-    """t2 run with the mixture, merged, one thread, `new` new tokens: generation tok/s."""
+    """t2 run with the mixture, merged, one thread, `new` new tokens: (generation tok/s,
+    tokens, CPU seconds of the whole process)."""
     argv = [os.path.join(dist_util.BIN, "t2"), "run", "-m", dist_util.MODEL] + \
         (["-z", dist_util.TOKENIZER] if dist_util.TOKENIZER else []) + \
         ["-t", "0", "-n", str(n_prompt + new - 1), "-p", prompt, "-j", "1",
          "--factors", d.factors, "--mix", MIX, "--apply", "merged"]
+    c0 = child_cpu()
     r = subprocess.run(argv, capture_output=True, text=True, errors="replace",
                        env=dist_util.ENV)
     m = re.search(r"generation: (\d+) tokens in ([\d.]+) s", r.stderr)
     if not m:
         raise RuntimeError(f"t2 run: {r.stderr[-300:]}")
-    return int(m.group(1)) / max(float(m.group(2)), 1e-9)
+    return int(m.group(1)) / max(float(m.group(2)), 1e-9), int(m.group(1)), child_cpu() - c0
 
 
 def genbatch(d, prompts, new, batch, reps):
-    """t2-bench-genbatch: in-process batched generation of the same prompts (tok/s)."""
+    """t2-bench-genbatch: in-process batched generation of the same prompts (its JSON: tok_s,
+    and cpu_s, the CPU seconds of the generation alone)."""
     argv = [os.path.join(dist_util.BIN, "t2-bench-genbatch"), "-m", dist_util.MODEL] + \
         (["-z", dist_util.TOKENIZER] if dist_util.TOKENIZER else []) + \
         ["--factors", d.factors, "--experts", d.path("experts"), "--mix", MIX, "--new", str(new),
@@ -163,23 +192,29 @@ def genbatch(d, prompts, new, batch, reps):
     return json.loads(r.stdout)
 
 
-def clients_run(d, prompts, new, n):
-    """t2 submit --parallel n of the prompts: (tok/s over the wall, streamed rate, ttfts)."""
+def clients_run(d, prompts, new, n, pids):
+    """t2 submit --parallel n of the prompts: tok/s over the wall, the streamed rate (new
+    tokens after the first over the time after the first, summed over requests), TTFTs, prompt
+    tokens by prompt, and tokens per CPU second of the deployment's processes and the client."""
     args = ["-t", "0", "-n", str(new), "--parallel", str(n), "--adapt", "mix:" + MIX]
     for p in prompts:
         args += ["-p", p]
+    c0, s0 = child_cpu(), cpu_s(pids)
     t0 = time.time()
     rc, out, err = d.submit(*args, timeout=900)
     wall = time.time() - t0
+    cpu = child_cpu() - c0 + cpu_s(pids) - s0
     ok = [o for o in out if o["error"] is None]
     if rc != 0 or len(ok) != len(prompts):
         raise RuntimeError(f"{len(ok)} of {len(prompts)} answered: {err[-300:]}")
     toks = sum(o["completion_tokens"] for o in ok)
-    stream = [(o["completion_tokens"] - 1) / max(o["total_ms"] - o["ttft_ms"], 1e-6) * 1000
-              for o in ok if o["ttft_ms"] is not None and o["completion_tokens"] > 1]
-    return toks / wall, statistics.mean(stream) if stream else float("nan"), \
-        [o["ttft_ms"] for o in ok if o["ttft_ms"] is not None], \
-        {o["prompt"]: o["prompt_tokens"] for o in ok}
+    after = [(o["completion_tokens"] - 1, o["total_ms"] - o["ttft_ms"]) for o in ok
+             if o["ttft_ms"] is not None and o["completion_tokens"] > 1]
+    n_after, ms_after = sum(x[0] for x in after), sum(x[1] for x in after)
+    stream = n_after / ms_after * 1000 if ms_after >= 5 else float("nan")
+    return dict(wall_tok_s=toks / wall, stream_tok_s=stream, tok_cpu=toks / max(cpu, 1e-3),
+                ttft=[o["ttft_ms"] for o in ok if o["ttft_ms"] is not None],
+                n_prompt={o["prompt"]: o["prompt_tokens"] for o in ok})
 
 
 def make_m25(path):
@@ -205,23 +240,34 @@ def ratios_one(name, model, a, rows):
         d.head_pid("g0")
         time.sleep(0.5)
         d.submit("-t", "0", "-n", "8", "--adapt", "mix:" + MIX, PROMPTS[0])  # warm up
-        one = PROMPTS[:4]
         many = [PROMPTS[i % len(PROMPTS)] for i in range(32)]
+        pids = [p.pid for p in d.procs.values()] + [d.head_pid("g0")]
         for rep in range(a.reps):
-            wall1, stream1, ttft1, npt = clients_run(d, one, a.new, 1)
-            base1 = statistics.mean(run_t2(d, p, npt[p], a.new) for p in one)
+            one = clients_run(d, PROMPTS[:4], a.new, 1, pids)
+            base = [run_t2(d, p, one["n_prompt"][p], a.new) for p in PROMPTS[:4]]
+            base1 = statistics.mean(b[0] for b in base)
+            g1 = genbatch(d, PROMPTS[:4], a.new, 1, 1)  # t2 run's path, timed by CPU
+            base1_cpu = g1["tokens"] / g1["cpu_s"]
             gb = genbatch(d, many, a.new, 8, 1)
-            wall8, _, ttft8, _ = clients_run(d, many, a.new, 8)
-            for clients, tps, ref, what, tt in ((1, stream1, base1, "t2 run", ttft1),
-                                                (8, wall8, gb["tok_s"], "genbatch 8", ttft8)):
+            eight = clients_run(d, many, a.new, 8, pids)
+            for clients, r1, ref, ref_cpu, what in (
+                    (1, one, base1, base1_cpu, "t2 run"),
+                    (8, eight, gb["tok_s"], gb["tokens"] / gb["cpu_s"], "genbatch 8")):
+                tps = r1["stream_tok_s"] if clients == 1 else r1["wall_tok_s"]
                 rows.append(dict(model=name, rep=rep, clients=clients, tok_s=round(tps, 1),
                                  baseline=what, baseline_tok_s=round(ref, 1),
-                                 ratio=round(tps / ref, 3), ttft_p50_ms=round(pct(tt, 50), 2),
-                                 ttft_p99_ms=round(pct(tt, 99), 2),
-                                 wall_tok_s=round(wall1 if clients == 1 else wall8, 1)))
+                                 ratio=round(tps / ref, 3),
+                                 tok_per_cpu_s=round(r1["tok_cpu"], 1),
+                                 baseline_tok_per_cpu_s=round(ref_cpu, 1),
+                                 cpu_ratio=round(r1["tok_cpu"] / ref_cpu, 3),
+                                 ttft_p50_ms=round(pct(r1["ttft"], 50), 2),
+                                 ttft_p99_ms=round(pct(r1["ttft"], 99), 2),
+                                 wall_tok_s=round(r1["wall_tok_s"], 1)))
                 r = rows[-1]
                 print(f"{name:>8} {rep:>3} {clients:>7} {r['tok_s']:>9.0f} {what:>11} "
-                      f"{r['baseline_tok_s']:>9.0f} {r['ratio']:>6.2f}x {r['ttft_p50_ms']:>9.1f} "
+                      f"{r['baseline_tok_s']:>9.0f} {r['ratio']:>6.2f}x "
+                      f"{r['tok_per_cpu_s']:>9.0f} {r['baseline_tok_per_cpu_s']:>9.0f} "
+                      f"{r['cpu_ratio']:>6.2f}x {r['ttft_p50_ms']:>9.1f} "
                       f"{r['ttft_p99_ms']:>9.1f} {r['wall_tok_s']:>9.0f}", flush=True)
         for n in list(d.procs):
             d.stop(n)
@@ -257,7 +303,8 @@ def main():
           "1 client: streamed generation rate vs t2 run; 8 clients: tokens/wall vs in-process "
           "batch 8")
     print(f"{'model':>8} {'rep':>3} {'clients':>7} {'tok/s':>9} {'baseline':>11} {'base tok/s':>9} "
-          f"{'ratio':>7} {'ttft p50':>9} {'ttft p99':>9} {'wall tok/s':>9}")
+          f"{'ratio':>7} {'tok/CPU-s':>9} {'base t/CPU':>9} {'ratio':>7} {'ttft p50':>9} "
+          f"{'ttft p99':>9} {'wall tok/s':>9}")
     for name in a.models.split(","):
         ratios_one(name, paths[name], a, rows)
     if a.csv and rows:
