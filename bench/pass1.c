@@ -195,8 +195,9 @@ int main(int argc, char **argv) {
                        "score_over_prefill,score_over_prefill_same,agree,prefill_tokens,"
                        "score_tokens,score_steps\n");
     printf("model %s (%.1f M parameters), pass 1 with %s, %d threads, generate batch %d, best "
-           "of %d\n", a.model, (double)t2_model_n_params(m) / 1e6,
-           a.expert ? a.expert : "base weights", a.threads, a.batch, a.reps);
+           "of %d, %s time\n", a.model, (double)t2_model_n_params(m) / 1e6,
+           a.expert ? a.expert : "base weights", a.threads, a.batch, a.reps,
+           a.cpu ? "process CPU" : "wall");
     printf("%-10s %5s %10s %10s %10s %10s %9s %9s %9s %8s %8s %8s %6s\n", "family", "items",
            "generate s", "score s", "prefill s", "pf same s", "score/pf", "sc/pfsame",
            "gen/score", "agree", "pf tok", "sc tok", "steps");

@@ -8,7 +8,7 @@
 #    math-hard, code-hard (N items) and mc-hard (N items or its 450), batch 16, 2 threads: the
 #    pass-1 and pass-2 seconds of each family -> OUT_DIR/table3.csv and a Markdown table, plus
 #    the label agreement of score and generate (the confusion matrices of the two runs).
-# 2. t2-bench-pass1 on the bundled model (base weights and the classifier expert) and, with
+# 2. t2-bench-pass1 (one thread, process CPU time) on the bundled model (base weights and the classifier expert) and, with
 #    T2_BIG=1, on a random model of the 134 M shape (t2 init, the llama2 vocabulary of the
 #    shared assets): generate / score / prefill-alone seconds -> OUT_DIR/pass1-*.csv.
 # Timings on a shared machine are noisy: compare the columns of one run.
@@ -75,13 +75,14 @@ for s in classifier prompt; do
     fi
 done
 PB=$B/bin/t2-bench-pass1
-"$PB" -m "$MODEL" --task $FAMS --n 200 -j 2 --csv "$OUT/pass1-base.csv"
-"$PB" -m "$MODEL" --factors "$F" --expert "$EXP/classify.gguf" --task $FAMS --n 200 -j 2 \
-    --csv "$OUT/pass1-classifier.csv"
+# by process CPU time on one thread (a loaded machine disturbs it far less than wall time)
+"$PB" -m "$MODEL" --task $FAMS --n 200 -j 1 --cpu 1 --reps 2 --csv "$OUT/pass1-base.csv"
+"$PB" -m "$MODEL" --factors "$F" --expert "$EXP/classify.gguf" --task $FAMS --n 200 -j 1 \
+    --cpu 1 --reps 2 --csv "$OUT/pass1-classifier.csv"
 if [ "${T2_BIG:-0}" = 1 ]; then
     A=${T2_ASSETS:-$ROOT/../shared/assets}
     BIG=$OUT/m134.gguf
     [ -f "$BIG" ] || "$T2" init -o "$BIG" --dim 768 --hidden 2048 --layers 12 --heads 12 \
         --vocab 32000 --seq-len 256 -z "$A/models/tokenizer.bin" >/dev/null
-    "$PB" -m "$BIG" --task $FAMS --n 8 -j 2 --batch 8 --reps 1 --csv "$OUT/pass1-134m.csv"
+    "$PB" -m "$BIG" --task $FAMS --n 8 -j 1 --cpu 1 --batch 8 --reps 1 --csv "$OUT/pass1-134m.csv"
 fi
