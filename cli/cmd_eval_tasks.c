@@ -23,6 +23,7 @@
 #include "base/pool.h"
 #include "strategy.h"
 #include "base/t2_err.h"
+#include "tasks/label_score.h"
 #include "tasks/task_eval.h"
 #include "tasks/tasks.h"
 #include "engine/tokenizer.h"
@@ -67,14 +68,18 @@ static const char eval_help[] =
     CLI_ADAPT_HELP
     "\nstrategies (two-pass inference, docs/DESIGN.md section 1; experts are DIR/NAME.gguf):\n"
     "  --strategy S           none (default: base weights or --expert/--mix),\n"
-    "                         prompt (pass 1: the base model answers \"Classify: PROMPT\",\n"
-    "                         greedy, 24 tokens, stop at the newline; the \\boxed{label} picks\n"
-    "                         the expert, no label = other; pass 2: the answer with that\n"
-    "                         expert),\n"
+    "                         prompt (pass 1: the base model labels \"Classify: PROMPT\"\n"
+    "                         (--pass1); the label picks the expert, other = base weights;\n"
+    "                         pass 2: the answer with that expert),\n"
     "                         classifier (the same, pass 1 run with the classifier expert),\n"
     "                         profile:FILE (the task profile's mixture, from t2 adapt, for every\n"
     "                         item; no pass 1)\n"
     "  --classifier NAME      the classifier expert (default classify)\n"
+    "  --pass1 HOW            score (default: one prefill of the classification prompt and\n"
+    "                         \\boxed{, which greedy decoding must have written, else other;\n"
+    "                         the label chosen from the logits among the four labels' tokens)\n"
+    "                         or generate (greedy, 24 tokens, stop at the newline; the\n"
+    "                         \\boxed{label} of the text, no label = other)\n"
     "  --labels MAP           label -> expert, LABEL=NAME,... (an empty NAME: base weights);\n"
     "                         labels not named keep the default code=code,math=math,\n"
     "                         reasoning=mc,other=\n"
@@ -165,7 +170,7 @@ typedef struct {
     int class_correct;
 } fam_row;
 
-enum { OPT_STRATEGY = 0x200, OPT_CLASSIFIER, OPT_LABELS };
+enum { OPT_STRATEGY = 0x200, OPT_CLASSIFIER, OPT_LABELS, OPT_PASS1 };
 
 /* What the expert column of the CSV says for strategy none. */
 static const char *none_expert(const cli_adapt *ad) {
@@ -276,6 +281,7 @@ static const struct option eval_long_opts[] = {
     {"strategy", required_argument, 0, OPT_STRATEGY},
     {"classifier", required_argument, 0, OPT_CLASSIFIER},
     {"labels", required_argument, 0, OPT_LABELS},
+    {"pass1", required_argument, 0, OPT_PASS1},
     {"help", no_argument, 0, 'h'},            CLI_ADAPT_OPTIONS,
     {0, 0, 0, 0}};
 
@@ -326,6 +332,11 @@ static int eval_opt(eval_opts *o, int c) {
     case OPT_LABELS:
         if (cli_strategy_labels(&o->strat, optarg) < 0)
             return cli_usage_error(cmd, "%s", t2_err_msg());
+        break;
+    case OPT_PASS1:
+        if (strcmp(optarg, "score") && strcmp(optarg, "generate"))
+            return cli_usage_error(cmd, "--pass1: '%s' is not score or generate", optarg);
+        o->strat.pass1_generate = !strcmp(optarg, "generate");
         break;
     case 'h': fputs(eval_help, stdout); return 0;
     default: {
@@ -435,12 +446,14 @@ static int eval_pass1(const eval_opts *o, eval_run *run, fam_row *row, eval_fam 
     ef->adapts = calloc((size_t)n + 1, sizeof *ef->adapts);
     if (!ef->pred || !ef->adapts) return t2_err_set(T2_ENOMEM, "out of memory");
     double t1 = t2_now();
-    int rc = t2_task_classify_items(
-        run->m, run->tok, run->pool, ef->set, NULL, n,
-        o->strat.kind == CLI_STRAT_CLASSIFIER ? o->strat.classifier_adapt : NULL, o->batch,
-        ef->pred, o->verbose ? &ef->cgen : NULL, NULL);
+    const t2_adapt *cls = o->strat.kind == CLI_STRAT_CLASSIFIER ? o->strat.classifier_adapt : NULL;
+    int rc = o->strat.pass1_generate
+                 ? t2_task_classify_items(run->m, run->tok, run->pool, ef->set, NULL, n, cls,
+                                          o->batch, ef->pred, o->verbose ? &ef->cgen : NULL, NULL)
+                 : t2_task_classify_items_score(run->m, run->tok, run->pool, ef->set, NULL, n,
+                                                cls, ef->pred, NULL, NULL);
     if (rc < 0) return rc;
-    ef->n_cgen = o->verbose ? n : 0;
+    ef->n_cgen = o->verbose && ef->cgen ? n : 0;
     row->pass1_seconds = t2_now() - t1;
     for (int k = 0; k < n; k++) {
         const t2_task_item *it = t2_task_set_item(ef->set, (size_t)k);

@@ -179,10 +179,13 @@ const char *cli_strategy_describe(const cli_strategy *s, char *buf, size_t cap) 
                  s->profile ? s->profile->n_experts : 0,
                  s->profile && s->profile->n_matrices ? "alpha per matrix" : "alpha per expert");
         return buf;
-    case CLI_STRAT_PROMPT: n = (size_t)snprintf(buf, cap, "strategy prompt (pass 1: base weights)");
+    case CLI_STRAT_PROMPT:
+        n = (size_t)snprintf(buf, cap, "strategy prompt (pass 1: base weights, %s)",
+                             s->pass1_generate ? "generated" : "scored");
         break;
     case CLI_STRAT_CLASSIFIER:
-        n = (size_t)snprintf(buf, cap, "strategy classifier (pass 1: expert %s)", s->classifier);
+        n = (size_t)snprintf(buf, cap, "strategy classifier (pass 1: expert %s, %s)",
+                             s->classifier, s->pass1_generate ? "generated" : "scored");
         break;
     }
     for (int l = 0; l < T2_LABEL_COUNT && n < cap; l++)

@@ -32,6 +32,8 @@ typedef struct cli_strategy {
     cli_strat_kind kind;
     const char *profile_path;                /* profile:FILE */
     const char *classifier;                  /* the classifier expert's name ("classify") */
+    int pass1_generate;                      /* 1: pass 1 generates \boxed{label} (--pass1
+                                              * generate); 0: it scores the labels */
     char label_expert[T2_LABEL_COUNT][T2_NAME_MAX + 1]; /* per label; "" = base weights */
     /* set up by cli_strategy_setup */
     char dir[4096];                          /* where experts are found */

@@ -78,6 +78,7 @@ int t2_conf_defaults(t2_conf *c) {
     c->worker.top_p = 0.9f;
     c->worker.classify_max_tokens = 24;
     c->worker.watchdog_ms = 20000;
+    c->worker.chunk_tokens = 16;
     c->worker.n_services = 2;
     snprintf(c->worker.services[0], sizeof c->worker.services[0], "generate");
     snprintf(c->worker.services[1], sizeof c->worker.services[1], "classify");
@@ -299,6 +300,14 @@ static int get_merged_type(const reader *r, const config_setting_t *s, const cha
             return 0;
         }
     return bad(r, s, path, "'%s' is not \"f32\", \"f16\", \"bf16\" or \"q8_0\"", v);
+static int get_pass1(const reader *r, const config_setting_t *s, const char *path, int *out) {
+    const char *v = "";
+    int rc = get_string(r, s, path, &v);
+    if (rc < 0) return rc;
+    if (strcmp(v, "score") && strcmp(v, "generate"))
+        return bad(r, s, path, "'%s' is not \"score\" or \"generate\"", v);
+    *out = !strcmp(v, "generate");
+    return 0;
 }
 
 static int get_level(const reader *r, const config_setting_t *s, const char *path, char **dst) {
@@ -432,6 +441,10 @@ static int read_worker(const reader *r, const config_setting_t *g, t2_conf *c) {
             rc = get_int(r, s, p, 1, 4096, &c->worker.classify_max_tokens);
         else if (!strcmp(n, "watchdog_ms"))
             rc = get_int(r, s, p, 0, INT_MAX, &c->worker.watchdog_ms);
+        else if (!strcmp(n, "chunk_tokens"))
+            rc = get_int(r, s, p, 1, 256, &c->worker.chunk_tokens);
+        else if (!strcmp(n, "pass1"))
+            rc = get_pass1(r, s, p, &c->worker.pass1_generate);
         else if (!strcmp(n, "services"))
             rc = read_services(r, s, p, c);
         else if (!strcmp(n, "log_level"))
@@ -802,6 +815,12 @@ void t2_conf_print(const t2_conf *c, FILE *f) {
             t2_conf_apply_name(c->worker.apply),
             t2_conf_merged_type_name(c->worker.merged_type), c->worker.cache, c->worker.max_tokens,
             (double)c->worker.temperature, (double)c->worker.top_p, c->worker.classify_max_tokens);
+            "  apply = \"%s\";\n  cache = %d;\n  max_tokens = %d;\n  temperature = %g;\n"
+            "  top_p = %g;\n  classify_max_tokens = %d;\n  pass1 = \"%s\";\n  chunk_tokens = %d;\n  services = [",
+            c->worker.capacity, c->worker.classify_capacity, c->worker.threads, c->worker.batch,
+            t2_conf_apply_name(c->worker.apply), c->worker.cache, c->worker.max_tokens,
+            (double)c->worker.temperature, (double)c->worker.top_p, c->worker.classify_max_tokens,
+            c->worker.pass1_generate ? "generate" : "score", c->worker.chunk_tokens);
     for (int i = 0; i < c->worker.n_services; i++)
         fprintf(f, "%s\"%s\"", i ? ", " : "", c->worker.services[i]);
     fprintf(f, "];\n");

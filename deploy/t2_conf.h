@@ -87,6 +87,9 @@ typedef struct t2_conf {
         float temperature;       /* when a request gives none: 1.0 (as t2 run) */
         float top_p;             /* when a request gives none: 0.9 (as t2 run) */
         int classify_max_tokens; /* new tokens of a classification: 24 */
+        int chunk_tokens;        /* at most this many tokens per streamed Chunk: 16 */
+        int pass1_generate;      /* 1: classify by generating \boxed{label} (pass1 =
+                                  * "generate"); 0 (default, "score"): from the logits */
         int n_services;          /* services served: "generate", "classify" */
         char services[T2_CONF_MAX_SERVICES][T2_CONF_NAME_MAX + 1];
         char *log_level; /* "info" */

@@ -217,6 +217,9 @@ static int check_chat(const T2__Task *t) {
     }
     if (t->has_add_generation_prompt && !t->n_messages)
         return BAD("task.add_generation_prompt without messages");
+    if (t->has_chunk_tokens && (t->chunk_tokens < 1 || t->chunk_tokens > T2_MSG_CHUNK_TOKENS_MAX))
+        return BAD("task.chunk_tokens %u outside [1, %u]", t->chunk_tokens,
+                   T2_MSG_CHUNK_TOKENS_MAX);
     return 0;
 }
 

@@ -31,6 +31,7 @@
 #define T2_MSG_TOKENS_MAX (1u << 20)     /* token ids in a Task or a Chunk */
 #define T2_MSG_TOKEN_ID_MAX 0x7fffffffu  /* token ids fit an int */
 #define T2_MSG_MAX_NEW_TOKENS (1u << 20) /* Sampling.max_tokens */
+#define T2_MSG_CHUNK_TOKENS_MAX 256u    /* Task.chunk_tokens */
 #define T2_MSG_TEMPERATURE_MAX 100.0f
 #define T2_MSG_MIX_EXPERTS_MAX 64u       /* experts in one Mixture */
 #define T2_MSG_MATRIX_ALPHA_MAX 16384u   /* per-matrix coefficients of one expert */

@@ -18,7 +18,10 @@ if(T2_PYTHON3)
   # 20 prompts of 4 MB in a row: each refused ERANGE before tokenizing, no registration
   # expires (bench/oversized.py also prints the others' p50/p99 with and without them).
   t2_add_script_test(oversized integration ${T2_PYTHON3} ${CMAKE_SOURCE_DIR}/bench/oversized.py --check --rounds 1)
+  # pass 1 by scoring (worker.pass1 = "score") on 1 and 2 ranks: the labels of generating.
+  t2_add_script_test(dist_pass1 integration ${T2_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/dist_pass1.py)
   set_tests_properties(dist_system dist_faults py_generate dist_watchdog oversized PROPERTIES TIMEOUT 400 RUN_SERIAL ON)
+  set_tests_properties(dist_pass1 PROPERTIES TIMEOUT 200 RUN_SERIAL ON)
   set_tests_properties(dist_bytes PROPERTIES TIMEOUT 200 RUN_SERIAL ON)
 endif()
 # the deployment file: every bad value named with FILE:LINE: setting; t2-local.sh start/stop.

@@ -13,3 +13,6 @@ foreach(group sandbox cli real real-code)
   set_tests_properties(${tname} PROPERTIES LABELS unit SKIP_RETURN_CODE 77 TIMEOUT 120
     ENVIRONMENT "T2_ASSETS=${T2_ASSETS};T2_BIN=${CMAKE_BINARY_DIR}/bin")
 endforeach()
+# test_label_score: pass 1 by scoring (shared/tasks/label_score.c): the labels' prefix and tails
+# against llama2.c vocabularies (skips without the assets), the walk over shared tokens.
+t2_add_c_test(test_label_score unit)

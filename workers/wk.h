@@ -30,6 +30,7 @@
 #include "base/t2_limits.h"
 #include "engine/sampler.h"
 #include "svf/svf.h"
+#include "tasks/label_score.h"
 #include "t2_conf.h"
 #include "engine/tokenizer.h"
 #include "engine/transformer.h"
@@ -78,11 +79,14 @@ typedef struct wk_mix {
     float *alpha; /* n_alpha floats, owned */
 } wk_mix;
 
-/* What OPEN carries (then names and alpha). */
+/* What OPEN carries (then names and alpha). score: a classification scored, not generated:
+ * the tail picks each token among the labels' (ls) instead of sampling. */
 typedef struct wk_open {
     int32_t kind, apply, n_experts, per_matrix, n_alpha, pad;
     float temperature, top_p;
     uint64_t seed;
+    int32_t score, pad2;
+    t2_lscore ls;
 } wk_open;
 
 /* ---- layer split (wk_split.c) ---- */
@@ -141,6 +145,8 @@ typedef struct wk_rslot {
     t2_adapt *adapt;
     t2_sampler *smp; /* tail */
     int open;
+    int score;    /* tail: pick among the labels' tokens (ls) instead of sampling */
+    t2_lscore ls;
 } wk_rslot;
 
 typedef struct wk_stage {
@@ -163,6 +169,7 @@ typedef struct wk_stage {
     /* tail output for P = 1: tokens of the last step (pairs), read by the head */
     wk_pair *out;
     int n_out;
+    float *score_rows; /* tail: (T2_LSCORE_DEPTH + 1) x V logits of a scored classification */
 } wk_stage;
 
 int wk_stage_init(wk_stage *s, t2_model *m, t2_factors *f, const t2_conf *c, int rank, int size,

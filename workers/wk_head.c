@@ -53,6 +53,13 @@ typedef struct hslot {
     double t0;
     T2__Mixture *mix_used; /* for the Result: borrowed from the job, or &classifier_mix */
     T2__Mixture base_mix;  /* the empty mixture: base weights */
+    /* streaming (generate): tokens not yet sent, chunk k holds min(2^(k-1), chunk_max) */
+    uint32_t pend[T2_MSG_CHUNK_TOKENS_MAX];
+    int n_pend, chunk_k, chunk_max;
+    size_t text_sent; /* bytes of text already in chunks */
+    int score;             /* a classification scored (worker.pass1 "score"): ls mirrors the
+                            * tail's choice of label tokens */
+    t2_lscore ls;
 } hslot;
 
 typedef struct head {
@@ -109,6 +116,8 @@ static void slot_reset(head *h, hslot *q) {
     q->state = HS_FREE;
     q->dead = 0;
     q->text.len = 0;
+    q->text_sent = 0;
+    q->n_pend = q->chunk_k = 0;
     q->mix_used = NULL;
 }
 
@@ -132,10 +141,34 @@ static void fill_result(head *h, hslot *q, T2__Result *r, int reason) {
     }
 }
 
+/* Tokens a chunk k carries: 1, 1, 2, 4, ... up to the slot's chunk_max. */
+static int chunk_size(const hslot *q) {
+    int k = q->chunk_k < 1 ? 0 : q->chunk_k - 1;
+    return k >= 8 || (1 << k) >= q->chunk_max ? q->chunk_max : 1 << k;
+}
+
+/* Send the pending tokens (and their text) as one Chunk. T2_ECANCELLED when the job is gone. */
+static int flush_chunk(head *h, hslot *q) {
+    if (!q->n_pend) return 0;
+    int rc = t2_worker_send_chunk(h->w[q->wi], q->job, q->text.data + q->text_sent,
+                                  q->text.len - q->text_sent, q->pend, (size_t)q->n_pend);
+    q->text_sent = q->text.len;
+    q->n_pend = 0;
+    q->chunk_k++;
+    return rc == T2_ECANCELLED ? rc : 0;
+}
+
 static void finish(head *h, hslot *q, int reason) {
     T2__Result r = T2__RESULT__INIT;
+    if (reason != T2__FINISH_REASON__FINISH_CANCELLED && flush_chunk(h, q) == T2_ECANCELLED) {
+        slot_reset(h, q); /* cancelled meanwhile (acknowledged for us) */
+        return;
+    }
     fill_result(h, q, &r, reason);
-    if (q->kind == WK_KIND_CLASSIFY) {
+    if (q->kind == WK_KIND_CLASSIFY && q->score) {
+        int lb = t2_lscore_label(&q->ls);
+        r.label = (char *)t2_task_label_name(lb >= 0 ? (t2_task_label)lb : T2_LABEL_OTHER);
+    } else if (q->kind == WK_KIND_CLASSIFY) {
         r.label = (char *)wk_classify_label(q->text.len ? q->text.data : "");
     }
     const T2__Job *jm = t2_job_msg(q->job);
@@ -158,6 +191,29 @@ static void finish_cancelled(head *h, hslot *q) {
 
 /* ---- tokens back from the tail --------------------------------------------------------------- */
 
+/* A scored classification: the tail chose `token` among the labels'; the label is decided once
+ * one is left (its text: \boxed{LABEL}), else the token runs as the next step. */
+static void on_label_token(head *h, hslot *q, int token) {
+    int lb = t2_lscore_follow(&q->ls, token);
+    q->n_gen++;
+    if (lb < 0 && q->ls.cand && q->n_gen < q->max_gen) {
+        q->last = q->next = token;
+        q->pos = q->n_prompt + q->n_gen - 1;
+        q->state = HS_READY;
+        return;
+    }
+    const char *name = t2_task_label_name(lb >= 0 ? (t2_task_label)lb : T2_LABEL_OTHER);
+    q->text.len = 0;
+    if (t2_buf_add(&q->text, "\\boxed{", 7) < 0 || t2_buf_add(&q->text, name, strlen(name)) < 0 ||
+        t2_buf_add(&q->text, "}", 1) < 0) {
+        t2_worker_send_error(h->w[q->wi], q->job, T2_ENOMEM, "out of memory for the text");
+        h->errors++;
+        slot_reset(h, q);
+        return;
+    }
+    finish(h, q, T2__FINISH_REASON__FINISH_STOP);
+}
+
 static void on_token(head *h, hslot *q, int token) {
     if (q->state != HS_FLIGHT) {
         T2_WARN("token for slot %d in state %d: ignored", (int)(q - h->sl), q->state);
@@ -166,6 +222,10 @@ static void on_token(head *h, hslot *q, int token) {
     h->tokens++;
     if (q->dead) {
         finish_cancelled(h, q);
+        return;
+    }
+    if (q->score) {
+        on_label_token(h, q, token);
         return;
     }
     if (token == t2_tok_bos(h->tok) || token == t2_tok_eos(h->tok) || token == t2_tok_eot(h->tok)) {
@@ -184,10 +244,9 @@ static void on_token(head *h, hslot *q, int token) {
     q->n_gen++;
     q->last = token;
     if (q->kind == WK_KIND_GENERATE) {
-        uint32_t t = (uint32_t)token;
-        int rc = t2_worker_send_chunk(h->w[q->wi], q->job, piece, n, &t, 1);
-        if (rc == T2_ECANCELLED) { /* cancelled (acknowledged for us) or orphaned */
-            slot_reset(h, q);
+        q->pend[q->n_pend++] = (uint32_t)token;
+        if (q->n_pend >= chunk_size(q) && flush_chunk(h, q) == T2_ECANCELLED) {
+            slot_reset(h, q); /* cancelled (acknowledged for us) or orphaned */
             return;
         }
     } else {
@@ -310,6 +369,26 @@ static int encode_chat(head *h, hslot *q, const T2__Task *t) {
     return rc;
 }
 
+/* A classification to score (worker.pass1 "score"): the labels' common prefix into q->tok.
+ * 0 when set up, 1 to generate it instead (pass1 "generate", or a tokenizer that cannot tell
+ * the labels apart), or an error. */
+static int score_setup(head *h, hslot *q, const char *question) {
+    q->score = 0;
+    if (h->c->worker.pass1_generate) return 1;
+    int rc = t2_lscore_setup(h->tok, question, q->tok, h->s->n_ctx, &q->n_prompt, &q->ls);
+    if (rc == T2_ERANGE)
+        return t2_err_set(T2_ERANGE, "the prompt does not fit in the context of %d tokens",
+                          h->s->n_ctx);
+    if (rc == T2_EINVAL) { /* the labels cannot be scored with this vocabulary: generate */
+        T2_DEBUG("classification generated: %s", t2_err_msg());
+        t2_err_clear();
+        return 1;
+    }
+    if (rc < 0) return rc;
+    q->score = 1;
+    return 0;
+}
+
 /* The prompt tokens of the task into q->tok. */
 static int encode_prompt(head *h, hslot *q, const T2__Task *t) {
     const int n_ctx = h->s->n_ctx;
@@ -333,6 +412,12 @@ static int encode_prompt(head *h, hslot *q, const T2__Task *t) {
             }
             memcpy(question, t->prompt.data, t->prompt.len);
             question[t->prompt.len] = 0;
+            int rc = score_setup(h, q, question);
+            if (rc != 1) {
+                free(question);
+                free(text);
+                return rc;
+            }
             wk_classify_prompt(question, text, t->prompt.len + extra + 1);
             free(question);
         } else {
@@ -459,6 +544,7 @@ static int accept_job(head *h, int wi, t2_job *job) {
                   ? WK_KIND_CLASSIFY
                   : WK_KIND_GENERATE;
     q->mix_used = NULL;
+    q->score = 0;
     int rc = encode_prompt(h, q, t);
     if (rc < 0) return reject(h, w, &job, rc);
     if (q->n_prompt < 1) {
@@ -478,6 +564,12 @@ static int accept_job(head *h, int wi, t2_job *job) {
     }
     /* max_tokens beyond the context is clamped (as t2 run clamps -n): the last sampled token
      * need not be run, so a prompt of P tokens leaves room for n_ctx - P + 1 */
+    if (q->score) {
+        if (q->ls.n_check + 1 > h->s->batch) q->ls.n_check = 0; /* (worker.batch < 17) */
+        o.score = 1;
+        o.ls = q->ls;
+        max = T2_LSCORE_DEPTH;
+    }
     int room = h->s->n_ctx - q->n_prompt + 1;
     q->max_gen = max < room ? max : room;
     wk_mix mix;
@@ -495,6 +587,11 @@ static int accept_job(head *h, int wi, t2_job *job) {
     q->sent = 0;
     q->n_gen = 0;
     q->text.len = 0;
+    q->text_sent = 0;
+    q->n_pend = q->chunk_k = 0;
+    q->chunk_max = t->has_chunk_tokens ? (int)t->chunk_tokens : c->worker.chunk_tokens;
+    if (q->chunk_max < 1 || q->chunk_max > (int)T2_MSG_CHUNK_TOKENS_MAX)
+        q->chunk_max = q->chunk_max < 1 ? 1 : (int)T2_MSG_CHUNK_TOKENS_MAX;
     q->last = q->tok[q->n_prompt - 1];
     q->t0 = now_ms();
     if (h->s->size > 1) {
@@ -560,6 +657,9 @@ static int issue_prefill(head *h) {
         hslot *q = &h->sl[i];
         if (q->state != HS_PREFILL || q->dead) continue;
         int n = q->n_prompt - q->sent < s->batch ? q->n_prompt - q->sent : s->batch;
+        int rest = q->n_prompt - q->sent - n, tail = q->ls.n_check + 1;
+        if (q->score && rest > 0 && rest < tail) n -= tail - rest; /* scored: the last chunk
+                                                                    * holds the checked rows */
         int last = q->sent + n == q->n_prompt;
         if (wk_stage_prefill(s, i, q->sent, n, last, q->tok + q->sent, NULL) < 0) fatal("prefill");
         if (s->size > 1) {

@@ -159,6 +159,7 @@ void wk_stage_free(wk_stage *s) {
     free(s->xs);
     free(s->ys);
     free(s->out);
+    free(s->score_rows);
     wk_adapter_destroy(&s->ad);
     t2_pool_destroy(&s->pool);
     memset(s, 0, sizeof *s);
@@ -177,6 +178,17 @@ int wk_stage_open(wk_stage *s, int slot, const wk_open *o, const wk_mix *mix) {
             return t2_err_prefix(rc, "rank %d (layers %d..%d)", s->rank, s->l0, s->l1 - 1);
     }
     t2_state_set_adapt(r->st, r->adapt);
+    r->score = 0;
+    if (o->score) {
+        rc = o->kind != WK_KIND_CLASSIFY ? t2_err_set(T2_EPROTO, "OPEN: a scored generation")
+                                         : t2_lscore_check(&o->ls, s->V);
+        if (rc < 0) {
+            t2_adapt_release(&r->adapt);
+            return rc;
+        }
+        r->score = 1;
+        r->ls = o->ls;
+    }
     if (s->is_tail &&
         (rc = t2_sampler_new(&r->smp, s->V, o->temperature, o->top_p, o->seed)) < 0) {
         t2_adapt_release(&r->adapt);
@@ -195,6 +207,33 @@ void wk_stage_close(wk_stage *s, int slot) {
     r->open = 0;
 }
 
+/* The tail's next token of a slot: sampled, or (scored classification) the best label token,
+ * -1 when the label was decided already. */
+static int next_token(wk_rslot *r, float *logits) {
+    return r->score ? t2_lscore_pick(&r->ls, logits) : t2_sample(r->smp, logits);
+}
+
+/* A scored classification's last prompt chunk (the head leaves at least n_check + 1 rows in
+ * it): the classifier on those last rows only, the forced tokens checked, the first label
+ * token picked. */
+static int score_rows(wk_stage *s, wk_rslot *r, int n) {
+    int tail = r->ls.n_check + 1;
+    if (tail > n) { /* (not from our head) nothing to check */
+        r->ls.n_check = 0;
+        tail = 1;
+    }
+    if (!s->score_rows && !(s->score_rows = malloc((size_t)(T2_LSCORE_DEPTH + 1) * (size_t)s->V *
+                                                   sizeof *s->score_rows)))
+        return t2_err_set(T2_ENOMEM, "out of memory for the label scores");
+    float *x = t2_state_x(r->st);
+    memmove(x, x + (size_t)(n - tail) * s->D, (size_t)tail * s->D * sizeof *x);
+    int rc = t2_forward_head(r->st, s->pool, tail, s->score_rows);
+    if (rc < 0) return rc;
+    t2_lscore_verify(&r->ls, s->score_rows, s->V);
+    s->out[0].val = next_token(r, s->score_rows + (size_t)(tail - 1) * s->V);
+    return 0;
+}
+
 int wk_stage_prefill(wk_stage *s, int slot, int pos, int n, int last, const int *tokens,
                      const float *x) {
     if (slot < 0 || slot >= s->n_slots || !s->slots[slot].open || n < 1 || n > s->batch)
@@ -209,10 +248,12 @@ int wk_stage_prefill(wk_stage *s, int slot, int pos, int n, int last, const int 
     }
     if ((rc = t2_forward_layers(st, s->pool, n, pos)) < 0) return rc;
     if (s->is_tail && last) {
-        if ((rc = t2_forward_head(st, s->pool, n, NULL)) < 0) return rc;
+        wk_rslot *r = &s->slots[slot];
         s->out[0].slot = slot;
-        s->out[0].val = t2_sample(s->slots[slot].smp, t2_state_logits(st));
         s->n_out = 1;
+        if (r->score) return score_rows(s, r, n);
+        if ((rc = t2_forward_head(st, s->pool, n, NULL)) < 0) return rc;
+        s->out[0].val = next_token(r, t2_state_logits(st));
     }
     return 0;
 }
@@ -245,7 +286,7 @@ int wk_stage_decode(wk_stage *s, int n, const int *slots, const int *pos, const 
     t2_matvec_batch(s->pool, s->ys, &m->output, s->xs, n);
     for (int i = 0; i < n; i++) {
         s->out[i].slot = slots[i];
-        s->out[i].val = t2_sample(s->slots[slots[i]].smp, s->ys[i]);
+        s->out[i].val = next_token(&s->slots[slots[i]], s->ys[i]);
     }
     s->n_out = n;
     return 0;
