@@ -300,6 +300,8 @@ static int get_merged_type(const reader *r, const config_setting_t *s, const cha
             return 0;
         }
     return bad(r, s, path, "'%s' is not \"f32\", \"f16\", \"bf16\" or \"q8_0\"", v);
+}
+
 static int get_pass1(const reader *r, const config_setting_t *s, const char *path, int *out) {
     const char *v = "";
     int rc = get_string(r, s, path, &v);
@@ -810,15 +812,11 @@ void t2_conf_print(const t2_conf *c, FILE *f) {
     fprintf(f,
             "  capacity = %d;\n  classify_capacity = %d;\n  threads = %d;\n  batch = %d;\n"
             "  apply = \"%s\";\n  merged_type = \"%s\";\n  cache = %d;\n  max_tokens = %d;\n"
-            "  temperature = %g;\n  top_p = %g;\n  classify_max_tokens = %d;\n  services = [",
+            "  temperature = %g;\n  top_p = %g;\n  classify_max_tokens = %d;\n  pass1 = \"%s\";\n"
+            "  chunk_tokens = %d;\n  services = [",
             c->worker.capacity, c->worker.classify_capacity, c->worker.threads, c->worker.batch,
             t2_conf_apply_name(c->worker.apply),
             t2_conf_merged_type_name(c->worker.merged_type), c->worker.cache, c->worker.max_tokens,
-            (double)c->worker.temperature, (double)c->worker.top_p, c->worker.classify_max_tokens);
-            "  apply = \"%s\";\n  cache = %d;\n  max_tokens = %d;\n  temperature = %g;\n"
-            "  top_p = %g;\n  classify_max_tokens = %d;\n  pass1 = \"%s\";\n  chunk_tokens = %d;\n  services = [",
-            c->worker.capacity, c->worker.classify_capacity, c->worker.threads, c->worker.batch,
-            t2_conf_apply_name(c->worker.apply), c->worker.cache, c->worker.max_tokens,
             (double)c->worker.temperature, (double)c->worker.top_p, c->worker.classify_max_tokens,
             c->worker.pass1_generate ? "generate" : "score", c->worker.chunk_tokens);
     for (int i = 0; i < c->worker.n_services; i++)
