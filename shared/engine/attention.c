@@ -1,0 +1,236 @@
+/* attention.c - segment partials of causal attention over a paged KV cache (attention.h).
+ *
+ * Kernels per cache type: scores s_j = scale * dot(q_g, k_j) for the rows of one block, then
+ * o_g += p_j v_j. The AVX2 versions (F32/F16 heads of a multiple of 8 values, Q8_0 heads that
+ * are whole 32-value blocks) and the portable ones each fix their order of summation; which one
+ * runs depends only on the CPU, the kernel level and the shapes, never on threads. */
+#include "engine/attention.h"
+
+#include "engine/kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct {
+    uint16_t d;
+    int8_t qs[32];
+} q8blk;
+
+/* ---- portable ---------------------------------------------------------------------------- */
+
+static inline float q8_get(const uint8_t *row, int j) {
+    const uint8_t *b = row + (size_t)(j / 32) * 34;
+    uint16_t d;
+    memcpy(&d, b, 2);
+    return t2_f16_to_f32(d) * (float)(int8_t)b[2 + j % 32];
+}
+
+static inline float kv_get(t2_dtype t, const uint8_t *row, int j) {
+    if (t == T2_F32) {
+        float f;
+        memcpy(&f, row + (size_t)j * 4, 4);
+        return f;
+    }
+    if (t == T2_F16) {
+        uint16_t h;
+        memcpy(&h, row + (size_t)j * 2, 2);
+        return t2_f16_to_f32(h);
+    }
+    return q8_get(row, j);
+}
+
+static float dot_gen(t2_dtype t, const float *q, const uint8_t *row, int off, int n) {
+    float s = 0;
+    for (int i = 0; i < n; i++) s += q[i] * kv_get(t, row, off + i);
+    return s;
+}
+
+static void axpy_gen(t2_dtype t, float *o, float w, const uint8_t *row, int off, int n) {
+    for (int i = 0; i < n; i++) o[i] += w * kv_get(t, row, off + i);
+}
+
+/* ---- AVX2 ---------------------------------------------------------------------------------- */
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define TGT __attribute__((target("avx2,fma,f16c")))
+
+TGT static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+TGT static inline __m256 ld16(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+TGT static inline __m256 ld8i(const int8_t *p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+
+/* n a multiple of 8 */
+TGT static float dot_f32_avx2(const float *q, const float *k, int n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), _mm256_loadu_ps(k + i + 8), a1);
+    }
+    if (i < n) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i), a0);
+    return hsum8(_mm256_add_ps(a0, a1));
+}
+TGT static float dot_f16_avx2(const float *q, const uint16_t *k, int n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), ld16(k + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), ld16(k + i + 8), a1);
+    }
+    if (i < n) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), ld16(k + i), a0);
+    return hsum8(_mm256_add_ps(a0, a1));
+}
+/* n a multiple of 32: whole Q8_0 blocks */
+TGT static float dot_q8_avx2(const float *q, const q8blk *k, int n) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < n / 32; b++, q += 32) {
+        __m256 t = _mm256_mul_ps(_mm256_loadu_ps(q), ld8i(k[b].qs));
+        t = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8), ld8i(k[b].qs + 8), t);
+        t = _mm256_fmadd_ps(_mm256_loadu_ps(q + 16), ld8i(k[b].qs + 16), t);
+        t = _mm256_fmadd_ps(_mm256_loadu_ps(q + 24), ld8i(k[b].qs + 24), t);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(t2_f16_to_f32(k[b].d)), t, acc);
+    }
+    return hsum8(acc);
+}
+TGT static void axpy_f32_avx2(float *o, float w, const float *v, int n) {
+    __m256 W = _mm256_set1_ps(w);
+    for (int i = 0; i < n; i += 8)
+        _mm256_storeu_ps(o + i, _mm256_fmadd_ps(W, _mm256_loadu_ps(v + i), _mm256_loadu_ps(o + i)));
+}
+TGT static void axpy_f16_avx2(float *o, float w, const uint16_t *v, int n) {
+    __m256 W = _mm256_set1_ps(w);
+    for (int i = 0; i < n; i += 8)
+        _mm256_storeu_ps(o + i, _mm256_fmadd_ps(W, ld16(v + i), _mm256_loadu_ps(o + i)));
+}
+TGT static void axpy_q8_avx2(float *o, float w, const q8blk *v, int n) {
+    for (int b = 0; b < n / 32; b++, o += 32) {
+        __m256 W = _mm256_set1_ps(w * t2_f16_to_f32(v[b].d));
+        for (int i = 0; i < 32; i += 8)
+            _mm256_storeu_ps(o + i, _mm256_fmadd_ps(W, ld8i(v[b].qs + i), _mm256_loadu_ps(o + i)));
+    }
+}
+
+static int simd_ok(t2_dtype t, int hoff, int hd) {
+    return t == T2_Q8_0 ? hoff % 32 == 0 && hd % 32 == 0 : hd % 8 == 0;
+}
+
+static float dot_simd(t2_dtype t, const float *q, const uint8_t *row, int off, int n) {
+    if (t == T2_F32) return dot_f32_avx2(q, (const float *)row + off, n);
+    if (t == T2_F16) return dot_f16_avx2(q, (const uint16_t *)row + off, n);
+    return dot_q8_avx2(q, (const q8blk *)row + off / 32, n);
+}
+static void axpy_simd(t2_dtype t, float *o, float w, const uint8_t *row, int off, int n) {
+    if (t == T2_F32) axpy_f32_avx2(o, w, (const float *)row + off, n);
+    else if (t == T2_F16) axpy_f16_avx2(o, w, (const uint16_t *)row + off, n);
+    else axpy_q8_avx2(o, w, (const q8blk *)row + off / 32, n);
+}
+
+int t2_att_simd(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           strcmp(t2_kern_level(), "generic") != 0;
+}
+#else
+static int simd_ok(t2_dtype t, int hoff, int hd) { (void)t, (void)hoff, (void)hd; return 0; }
+static float dot_simd(t2_dtype t, const float *q, const uint8_t *row, int off, int n) {
+    return dot_gen(t, q, row, off, n);
+}
+static void axpy_simd(t2_dtype t, float *o, float w, const uint8_t *row, int off, int n) {
+    axpy_gen(t, o, w, row, off, n);
+}
+int t2_att_simd(void) { return 0; }
+#endif
+
+/* ---- segments ------------------------------------------------------------------------------ */
+
+static inline const uint8_t *block_of(const t2_kvv *kv, int t) {
+    return kv->base + (size_t)kv->blocks[t / T2_KV_BLOCK] * kv->block_bytes;
+}
+
+/* sc[g * T2_ATT_SEG + (t - t0)] = scale * q_g . k_t for t in [t0, t1) */
+static void scores(const t2_kvv *kv, int simd, int hoff, int hd, const float *q, int G,
+                   float scale, int t0, int t1, float *sc) {
+    for (int t = t0; t < t1;) {
+        const int r0 = t % T2_KV_BLOCK, n = T2_KV_BLOCK - r0 < t1 - t ? T2_KV_BLOCK - r0 : t1 - t;
+        const uint8_t *rows = block_of(kv, t) + kv->k_off + (size_t)r0 * kv->row_bytes;
+        for (int j = 0; j < n; j++) {
+            const uint8_t *row = rows + (size_t)j * kv->row_bytes;
+            for (int g = 0; g < G; g++) {
+                const float *qg = q + (size_t)g * hd;
+                float d = simd ? dot_simd(kv->type, qg, row, hoff, hd)
+                               : dot_gen(kv->type, qg, row, hoff, hd);
+                sc[(size_t)g * T2_ATT_SEG + (t - t0) + j] = d * scale;
+            }
+        }
+        t += n;
+    }
+}
+
+/* o_g += sum_t p_g[t] v_t */
+static void values(const t2_kvv *kv, int simd, int hoff, int hd, int G, int t0, int t1,
+                   const float *sc, float *part) {
+    for (int t = t0; t < t1;) {
+        const int r0 = t % T2_KV_BLOCK, n = T2_KV_BLOCK - r0 < t1 - t ? T2_KV_BLOCK - r0 : t1 - t;
+        const uint8_t *rows = block_of(kv, t) + kv->v_off + (size_t)r0 * kv->row_bytes;
+        for (int j = 0; j < n; j++) {
+            const uint8_t *row = rows + (size_t)j * kv->row_bytes;
+            for (int g = 0; g < G; g++) {
+                float *o = part + (size_t)g * (hd + 2) + 2;
+                float w = sc[(size_t)g * T2_ATT_SEG + (t - t0) + j];
+                if (simd)
+                    axpy_simd(kv->type, o, w, row, hoff, hd);
+                else
+                    axpy_gen(kv->type, o, w, row, hoff, hd);
+            }
+        }
+        t += n;
+    }
+}
+
+void t2_att_partial(const t2_kvv *kv, int hoff, int hd, const float *q, int G, float scale,
+                    int t0, int t1, float *sc, float *part) {
+    const int simd = kv->simd && simd_ok(kv->type, hoff, hd), n = t1 - t0;
+    scores(kv, simd, hoff, hd, q, G, scale, t0, t1, sc);
+    for (int g = 0; g < G; g++) {
+        float *s = sc + (size_t)g * T2_ATT_SEG, *p = part + (size_t)g * (hd + 2);
+        float m = s[0];
+        for (int j = 1; j < n; j++) m = s[j] > m ? s[j] : m;
+        float l = 0;
+        for (int j = 0; j < n; j++) {
+            s[j] = expf(s[j] - m);
+            l += s[j];
+        }
+        p[0] = m;
+        p[1] = l;
+        memset(p + 2, 0, (size_t)hd * sizeof(float));
+    }
+    values(kv, simd, hoff, hd, G, t0, t1, sc, part);
+}
+
+void t2_att_fold(float *r, const float *p, int hd) {
+    const float m = r[0] > p[0] ? r[0] : p[0];
+    const float a = expf(r[0] - m), b = expf(p[0] - m);
+    r[0] = m;
+    r[1] = r[1] * a + p[1] * b;
+    for (int i = 0; i < hd; i++) r[2 + i] = r[2 + i] * a + p[2 + i] * b;
+}
+
+void t2_att_finish(float *out, const float *r, int hd) {
+    const float inv = 1.0f / r[1];
+    for (int i = 0; i < hd; i++) out[i] = r[2 + i] * inv;
+}
+
+void t2_kv_store(void *dst, const float *src, t2_dtype t, int n) {
+    if (t == T2_F32)
+        memcpy(dst, src, (size_t)n * sizeof(float));
+    else
+        t2_from_f32(dst, src, t, n);
+}
