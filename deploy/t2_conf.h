@@ -28,6 +28,9 @@
 #define T2_CONF_NAME_MAX T2_NAME_MAX /* service / expert / group names (base/t2_limits.h) */
 
 enum { T2_CFG_APPLY_FACTORED = 0, T2_CFG_APPLY_MERGED = 1 }; /* = T2_APPLY_* of svf.h */
+/* KV cache types (= t2_dtype of engine/t2_types.h) */
+enum { T2_CFG_KV_F32 = 0, T2_CFG_KV_F16 = 1, T2_CFG_KV_Q8_0 = 8 };
+const char *t2_conf_kv_name(int kv_type);
 enum {
     T2_CFG_LABEL_CODE,
     T2_CFG_LABEL_MATH,
@@ -79,6 +82,9 @@ typedef struct t2_conf {
         float temperature;       /* when a request gives none: 1.0 (as t2 run) */
         float top_p;             /* when a request gives none: 0.9 (as t2 run) */
         int classify_max_tokens; /* new tokens of a classification: 24 */
+        int kv_type;             /* KV cache type, a t2_dtype: T2_CFG_KV_F16 (default) */
+        long kv_pool_tokens;     /* KV pool per rank in tokens; 0 = slots x context */
+        long memory_mib;         /* memory a rank may plan for; 0 = MemAvailable at start */
         int n_services;          /* services served: "generate", "classify" */
         char services[T2_CONF_MAX_SERVICES][T2_CONF_NAME_MAX + 1];
         char *log_level; /* "info" */

@@ -441,6 +441,20 @@ static int task_mixture(head *h, hslot *q, const T2__Task *t, wk_mix *mix) {
     return 0;
 }
 
+/* Room in the KV pool for all the tokens the sequence may run, taken now: every rank holds the
+ * same blocks for the same positions (their pools have the same number of blocks and see the
+ * same OPEN/CLOSE order), so a sequence admitted here never runs out of blocks on any rank.
+ * T2_EBUSY when the pool cannot hold it now (other sequences must end first). */
+static int reserve_kv(wk_stage *s, int slot, int n_tokens) {
+    const t2_kvpool *kv = s->kv;
+    const long need = (long)t2_kv_blocks_for(n_tokens), nfree = (long)t2_kvpool_n_free(kv);
+    if (t2_state_reserve(s->slots[slot].st, n_tokens) == 0) return 0;
+    t2_state_release(s->slots[slot].st);
+    return t2_err_set(T2_EBUSY, "KV pool full: the request needs %d tokens (%ld blocks of %d), "
+                      "%ld of the pool's %lld blocks are free (worker.kv_pool_tokens)", n_tokens,
+                      need, T2_KV_BLOCK, nfree, (long long)t2_kvpool_n_blocks(kv));
+}
+
 static int accept_job(head *h, int wi, t2_job *job) {
     const T2__Job *jm = t2_job_msg(job);
     const T2__Task *t = jm->task;
@@ -484,7 +498,9 @@ static int accept_job(head *h, int wi, t2_job *job) {
     o.n_experts = mix.n;
     o.per_matrix = mix.per_matrix;
     o.n_alpha = mix.n_alpha;
-    if ((rc = wk_stage_open(h->s, slot, &o, &mix)) < 0) {
+    if ((rc = wk_stage_open(h->s, slot, &o, &mix)) < 0 ||
+        (rc = reserve_kv(h->s, slot, q->n_prompt + q->max_gen - 1)) < 0) {
+        wk_stage_close(h->s, slot);
         wk_mix_free(&mix);
         return reject(h, w, &job, rc);
     }

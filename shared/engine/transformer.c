@@ -148,6 +148,17 @@ int t2_state_new(t2_state **out, const t2_model *m, int max_batch, int n_ctx) {
     return t2_state_new_range(out, m, max_batch, n_ctx, 0, m->cfg.n_layers);
 }
 
+size_t t2_state_scratch_bytes(const t2_model *m, int max_batch, int n_ctx, int n_threads) {
+    const t2_config *c = &m->cfg;
+    const size_t B = (size_t)max_batch, hd = (size_t)c->head_dim, H = (size_t)c->n_heads;
+    const size_t QD = H * hd, KVD = (size_t)c->n_kv_heads * hd, G = H / (size_t)c->n_kv_heads;
+    const size_t nseg = ((size_t)n_ctx + T2_ATT_SEG - 1) / T2_ATT_SEG;
+    const size_t att = G * T2_ATT_SEG + G * (hd + 2) + QTILE * G * (hd + 2);
+    size_t f = B * (3 * (size_t)c->dim + 2 * QD + 2 * KVD + 2 * (size_t)c->hidden_dim) +
+               (size_t)c->vocab_size + nseg * H * (hd + 2) + (size_t)n_threads * att;
+    return f * sizeof(float) + (size_t)t2_kv_blocks_for(n_ctx) * sizeof(int32_t);
+}
+
 int t2_state_reserve(t2_state *s, int n_tokens) {
     if (n_tokens > s->n_ctx)
         return t2_err_set(T2_ERANGE, "%d tokens exceed the context of %d", n_tokens, s->n_ctx);

@@ -48,6 +48,8 @@ int t2_state_n_ctx(const t2_state *s);
 int t2_state_reserve(t2_state *s, int n_tokens);
 /* Give all the state's KV blocks back to its pool: the sequence ended. */
 void t2_state_release(t2_state *s);
+/* Bytes a state allocates besides its KV blocks (activations, attention scratch). */
+size_t t2_state_scratch_bytes(const t2_model *m, int max_batch, int n_ctx, int n_threads);
 /* Tokens the held blocks cover; the cache type. */
 int t2_state_kv_tokens(const t2_state *s);
 t2_dtype t2_state_kv_type(const t2_state *s);
