@@ -97,6 +97,20 @@ static size_t mem_available(void) {
     return (size_t)kb * 1024;
 }
 
+static size_t mat_bytes(const t2_mat *w) {
+    return (size_t)w->rows * t2_dtype_row_bytes(w->type, w->cols);
+}
+
+/* Weight bytes this rank reads: its layers, the embedding (head), the classifier (tail). */
+static size_t rank_weight_bytes(const wk_stage *s) {
+    size_t b = 0;
+    for (int l = s->l0; l < s->l1; l++)
+        for (int k = 0; k < T2_N_TARGETS; k++) b += mat_bytes(t2_layer_mat(&s->m->layers[l], k));
+    if (s->is_head) b += mat_bytes(&s->m->token_embd);
+    if (s->is_tail && !(s->is_head && s->m->tied)) b += mat_bytes(&s->m->output);
+    return b;
+}
+
 /* The rank's KV pool (worker.kv_pool_tokens, or room for every slot's full context) and its
  * memory plan: weights + KV pool + scratch, printed, and refused when above worker.memory_mib
  * (or MemAvailable). */
@@ -112,13 +126,13 @@ static int memory_plan(wk_stage *s, const t2_conf *c) {
                            mc->n_kv_heads * mc->head_dim, t2_kv_blocks_for(tokens));
     if (rc < 0) return t2_err_prefix(rc, "worker.kv_type %s", t2_conf_kv_name(c->worker.kv_type));
     const double MiB = 1024.0 * 1024.0;
-    const double w = (double)s->m->map_size / MiB;
+    const double w = (double)rank_weight_bytes(s) / MiB;
     const double kv = (double)t2_kvpool_n_blocks(s->kv) * t2_kvpool_block_bytes(s->kv) / MiB;
     const double sc = (double)s->n_slots *
                       t2_state_scratch_bytes(s->m, s->batch, s->n_ctx, c->worker.threads) / MiB;
     const double limit = c->worker.memory_mib ? (double)c->worker.memory_mib
                                               : (double)mem_available() / MiB;
-    T2_INFO("memory plan, rank %d: weights %.0f MiB (mapped) + KV pool %.0f MiB (%s, %ld "
+    T2_INFO("memory plan, rank %d: weights %.0f MiB (its layers) + KV pool %.0f MiB (%s, %ld "
             "tokens in %lld blocks of %d, %.1f KiB per token) + scratch %.0f MiB (%d slots, "
             "context %d) = %.0f MiB of %.0f MiB %s", s->rank, w, kv,
             t2_conf_kv_name(c->worker.kv_type), tokens, (long long)t2_kvpool_n_blocks(s->kv),
