@@ -118,6 +118,60 @@ TGT static void axpy_q8_avx2(float *o, float w, const q8blk *v, int n) {
     }
 }
 
+/* e^x for x <= 0 (Cephes' expf: range reduction by ln 2, degree-5 polynomial; ~1 ulp) */
+TGT static inline __m256 exp256(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    __m256 y = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+/* s[j] = e^(s[j] - m) for j < n (8 at a time, the tail through a padded vector); their sum */
+TGT static float exp_sum_avx2(float *s, int n, float m) {
+    const __m256 M = _mm256_set1_ps(m);
+    __m256 acc = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(s + j), M));
+        _mm256_storeu_ps(s + j, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    if (j < n) {
+        float t[8];
+        for (int i = 0; i < 8; i++) t[i] = j + i < n ? s[j + i] : -1e30f;
+        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(t), M));
+        _mm256_storeu_ps(t, e);
+        for (int i = 0; i < 8; i++) {
+            if (j + i < n) s[j + i] = t[i];
+            else t[i] = 0;
+        }
+        acc = _mm256_add_ps(acc, _mm256_loadu_ps(t));
+    }
+    return hsum8(acc);
+}
+
+TGT static float max_avx2(const float *s, int n) {
+    __m256 mx = _mm256_set1_ps(-INFINITY);
+    int j = 0;
+    for (; j + 8 <= n; j += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(s + j));
+    float t[8], m;
+    _mm256_storeu_ps(t, mx);
+    m = t[0];
+    for (int i = 1; i < 8; i++) m = t[i] > m ? t[i] : m;
+    for (; j < n; j++) m = s[j] > m ? s[j] : m;
+    return m;
+}
+
 static int simd_ok(t2_dtype t, int hoff, int hd) {
     return t == T2_Q8_0 ? hoff % 32 == 0 && hd % 32 == 0 : hd % 8 == 0;
 }
@@ -147,6 +201,8 @@ static void axpy_simd(t2_dtype t, float *o, float w, const uint8_t *row, int off
     axpy_gen(t, o, w, row, off, n);
 }
 int t2_att_simd(void) { return 0; }
+static float exp_sum_avx2(float *s, int n, float m) { (void)s, (void)n, (void)m; return 0; }
+static float max_avx2(const float *s, int n) { (void)s, (void)n; return 0; }
 #endif
 
 /* ---- segments ------------------------------------------------------------------------------ */
@@ -201,12 +257,16 @@ void t2_att_partial(const t2_kvv *kv, int hoff, int hd, const float *q, int G, f
     scores(kv, simd, hoff, hd, q, G, scale, t0, t1, sc);
     for (int g = 0; g < G; g++) {
         float *s = sc + (size_t)g * T2_ATT_SEG, *p = part + (size_t)g * (hd + 2);
-        float m = s[0];
-        for (int j = 1; j < n; j++) m = s[j] > m ? s[j] : m;
-        float l = 0;
-        for (int j = 0; j < n; j++) {
-            s[j] = expf(s[j] - m);
-            l += s[j];
+        float m = s[0], l = 0;
+        if (kv->simd) {
+            m = max_avx2(s, n);
+            l = exp_sum_avx2(s, n, m);
+        } else {
+            for (int j = 1; j < n; j++) m = s[j] > m ? s[j] : m;
+            for (int j = 0; j < n; j++) {
+                s[j] = expf(s[j] - m);
+                l += s[j];
+            }
         }
         p[0] = m;
         p[1] = l;
