@@ -205,6 +205,137 @@ static float exp_sum_avx2(float *s, int n, float m) { (void)s, (void)n, (void)m;
 static float max_avx2(const float *s, int n) { (void)s, (void)n; return 0; }
 #endif
 
+/* ---- prompt tiles (AVX2, head dim a multiple of 32) ---------------------------------------- */
+
+/* dst[j * hd + i] = value i of the head's row of position t0 + j (f32), for j < n */
+static void rows_f32(const t2_kvv *kv, size_t off, int hoff, int hd, int t0, int n, float *dst) {
+    for (int j = 0; j < n; j++) {
+        const int t = t0 + j;
+        const uint8_t *row = kv->base + (size_t)kv->blocks[t / T2_KV_BLOCK] * kv->block_bytes +
+                             off + (size_t)(t % T2_KV_BLOCK) * kv->row_bytes;
+        float *d = dst + (size_t)j * hd;
+        if (kv->type == T2_F32)
+            memcpy(d, (const float *)row + hoff, (size_t)hd * sizeof(float));
+        else if (kv->type == T2_F16)
+            t2_to_f32(d, (const uint16_t *)row + hoff, T2_F16, hd);
+        else
+            t2_to_f32(d, row + (size_t)(hoff / 32) * 34, T2_Q8_0, hd);
+    }
+}
+
+#if defined(__x86_64__)
+/* S[r][j] = scale * sum_d q_r[d] Kt[d][j] for 4 rows and 16 positions (sum in d order) */
+TGT static void qk_4x16(float *S, int lds, const float *const *q, const float *Kt, int ldk, int hd,
+                        float scale) {
+    __m256 a[4][2];
+    for (int r = 0; r < 4; r++) a[r][0] = a[r][1] = _mm256_setzero_ps();
+    for (int d = 0; d < hd; d++) {
+        __m256 k0 = _mm256_loadu_ps(Kt + (size_t)d * ldk), k1 = _mm256_loadu_ps(Kt + (size_t)d * ldk + 8);
+        for (int r = 0; r < 4; r++) {
+            __m256 b = _mm256_set1_ps(q[r][d]);
+            a[r][0] = _mm256_fmadd_ps(b, k0, a[r][0]);
+            a[r][1] = _mm256_fmadd_ps(b, k1, a[r][1]);
+        }
+    }
+    const __m256 sc = _mm256_set1_ps(scale);
+    for (int r = 0; r < 4; r++) {
+        _mm256_storeu_ps(S + (size_t)r * lds, _mm256_mul_ps(a[r][0], sc));
+        _mm256_storeu_ps(S + (size_t)r * lds + 8, _mm256_mul_ps(a[r][1], sc));
+    }
+}
+
+/* o_r[c..c+32) = sum_{j < n} P[r][j] V[j][c..c+32) for 2 rows (sum in j order) */
+TGT static void pv_2x32(float *o0, float *o1, const float *P0, const float *P1, const float *V,
+                        int hd, int n) {
+    __m256 a[2][4];
+    for (int i = 0; i < 4; i++) a[0][i] = a[1][i] = _mm256_setzero_ps();
+    for (int j = 0; j < n; j++) {
+        const float *v = V + (size_t)j * hd;
+        __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
+        __m256 v2 = _mm256_loadu_ps(v + 16), v3 = _mm256_loadu_ps(v + 24);
+        __m256 b0 = _mm256_set1_ps(P0[j]), b1 = _mm256_set1_ps(P1[j]);
+        a[0][0] = _mm256_fmadd_ps(b0, v0, a[0][0]);
+        a[0][1] = _mm256_fmadd_ps(b0, v1, a[0][1]);
+        a[0][2] = _mm256_fmadd_ps(b0, v2, a[0][2]);
+        a[0][3] = _mm256_fmadd_ps(b0, v3, a[0][3]);
+        a[1][0] = _mm256_fmadd_ps(b1, v0, a[1][0]);
+        a[1][1] = _mm256_fmadd_ps(b1, v1, a[1][1]);
+        a[1][2] = _mm256_fmadd_ps(b1, v2, a[1][2]);
+        a[1][3] = _mm256_fmadd_ps(b1, v3, a[1][3]);
+    }
+    for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(o0 + 8 * i, a[0][i]);
+        _mm256_storeu_ps(o1 + 8 * i, a[1][i]);
+    }
+}
+#endif
+
+size_t t2_att_tile_floats(int hd, int R) {
+    const size_t R4 = (size_t)(R + 3) / 4 * 4 + 1;
+    return 2 * (size_t)hd * T2_ATT_SEG + R4 * T2_ATT_SEG + 2 * (size_t)hd + 8;
+}
+
+int t2_att_tile_ok(const t2_kvv *kv, int hd) {
+#if defined(__x86_64__)
+    return kv->simd && hd % 32 == 0;
+#else
+    (void)kv, (void)hd;
+    return 0;
+#endif
+}
+
+#if defined(__x86_64__)
+/* Scores, then softmax statistics and the value products of rows [0, R) (R padded to 4 with
+ * copies of the last row, whose results are dropped). */
+static void tile_rows(const t2_kvv *kv, int hd, const float *const *q, const int *pos, int R,
+                      float scale, int t0, int n, const float *Kt, const float *Vf, float *S,
+                      float *part) {
+    const int n16 = (n + 15) / 16 * 16;
+    for (int r0 = 0; r0 < R; r0 += 4) {
+        const float *qq[4];
+        for (int r = 0; r < 4; r++) qq[r] = q[r0 + r < R ? r0 + r : R - 1];
+        for (int j = 0; j < n16; j += 16)
+            qk_4x16(S + (size_t)r0 * T2_ATT_SEG + j, T2_ATT_SEG, qq, Kt + j, T2_ATT_SEG, hd, scale);
+    }
+    for (int r = 0; r < R; r++) {
+        float *sr = S + (size_t)r * T2_ATT_SEG, *p = part + (size_t)r * (hd + 2);
+        const int nr = pos[r] - t0 + 1 < n ? pos[r] - t0 + 1 : n;
+        p[0] = max_avx2(sr, nr);
+        p[1] = exp_sum_avx2(sr, nr, p[0]);
+        for (int j = nr; j < n; j++) sr[j] = 0; /* beyond the query's position */
+    }
+    float *z = S + (size_t)((R + 3) / 4 * 4) * T2_ATT_SEG; /* a zero row for odd R */
+    memset(z, 0, T2_ATT_SEG * sizeof(float));
+    for (int r = 0; r < R; r += 2) {
+        const float *P0 = S + (size_t)r * T2_ATT_SEG, *P1 = r + 1 < R ? P0 + T2_ATT_SEG : z;
+        float *o0 = part + (size_t)r * (hd + 2) + 2;
+        float *o1 = r + 1 < R ? o0 + hd + 2 : z + T2_ATT_SEG; /* scratch past the zero row */
+        for (int c = 0; c < hd; c += 32)
+            pv_2x32(o0 + c, o1 + c, P0, P1, Vf + c, hd, n);
+    }
+    (void)kv;
+}
+#endif
+
+void t2_att_tile(const t2_kvv *kv, int hoff, int hd, const float *const *q, const int *pos, int R,
+                 float scale, int t0, int t1, float *scratch, float *part) {
+#if defined(__x86_64__)
+    const int n = t1 - t0;
+    float *Kt = scratch, *Vf = Kt + (size_t)hd * T2_ATT_SEG, *S = Vf + (size_t)hd * T2_ATT_SEG;
+    float *tmp = Vf; /* K rows land where V rows go next, and go to Kt transposed */
+    rows_f32(kv, kv->k_off, hoff, hd, t0, n, tmp);
+    for (int j = 0; j < n; j++)
+        for (int d = 0; d < hd; d++) Kt[(size_t)d * T2_ATT_SEG + j] = tmp[(size_t)j * hd + d];
+    for (int d = 0; d < hd; d++)
+        for (int j = n; j < (n + 15) / 16 * 16; j++) Kt[(size_t)d * T2_ATT_SEG + j] = 0;
+    rows_f32(kv, kv->v_off, hoff, hd, t0, n, Vf);
+    tile_rows(kv, hd, q, pos, R, scale, t0, n, Kt, Vf, S, part);
+#else
+    (void)kv, (void)hoff, (void)hd, (void)q, (void)pos, (void)R, (void)scale, (void)t0, (void)t1;
+    (void)scratch, (void)part;
+#endif
+}
+
 /* ---- segments ------------------------------------------------------------------------------ */
 
 static inline const uint8_t *block_of(const t2_kvv *kv, int t) {

@@ -40,6 +40,16 @@ static inline int t2_att_part_len(int hd) { return hd + 2; }
  * (G x (hd + 2)). sc: scratch of G x T2_ATT_SEG floats. */
 void t2_att_partial(const t2_kvv *kv, int hoff, int hd, const float *q, int G, float scale,
                     int t0, int t1, float *sc, float *part);
+/* Prompt tiles: the partials of R query rows (q[r]: hd floats of a head that uses the KV head
+ * at element hoff; pos[r] >= t0 its position) over [t0, t1) into part (R x (hd + 2)), with the
+ * keys and values of the segment converted to f32 once for all rows: scores as a 4-row x
+ * 16-position product (sums in head-dimension order), values as a 2-row product (sums in
+ * position order), so a row's numbers do not depend on the other rows. Needs
+ * t2_att_tile_ok(kv, hd); scratch of t2_att_tile_floats(hd, R) floats. */
+int t2_att_tile_ok(const t2_kvv *kv, int hd);
+size_t t2_att_tile_floats(int hd, int R);
+void t2_att_tile(const t2_kvv *kv, int hoff, int hd, const float *const *q, const int *pos, int R,
+                 float scale, int t0, int t1, float *scratch, float *part);
 /* Fold partial p into the running r (both hd + 2 floats). */
 void t2_att_fold(float *r, const float *p, int hd);
 /* out = r.o / r.l */

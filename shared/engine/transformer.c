@@ -39,7 +39,8 @@ struct t2_state {
     int n_att_threads;
 };
 
-#define QTILE 16 /* prompt queries per attention work item */
+#define QTILE 16     /* prompt queries per attention work item */
+#define MAX_GROUP 64 /* query heads per KV head the tile kernels take */
 
 void t2_state_destroy(t2_state **sp) {
     if (!sp || !*sp) return;
@@ -153,7 +154,8 @@ size_t t2_state_scratch_bytes(const t2_model *m, int max_batch, int n_ctx, int n
     const size_t B = (size_t)max_batch, hd = (size_t)c->head_dim, H = (size_t)c->n_heads;
     const size_t QD = H * hd, KVD = (size_t)c->n_kv_heads * hd, G = H / (size_t)c->n_kv_heads;
     const size_t nseg = ((size_t)n_ctx + T2_ATT_SEG - 1) / T2_ATT_SEG;
-    const size_t att = G * T2_ATT_SEG + G * (hd + 2) + QTILE * G * (hd + 2);
+    const size_t att = G * T2_ATT_SEG + G * (hd + 2) + 2 * QTILE * G * (hd + 2) +
+                       t2_att_tile_floats((int)hd, QTILE * (int)G);
     size_t f = B * (3 * (size_t)c->dim + 2 * QD + 2 * KVD + 2 * (size_t)c->hidden_dim) +
                (size_t)c->vocab_size + nseg * H * (hd + 2) + (size_t)n_threads * att;
     return f * sizeof(float) + (size_t)t2_kv_blocks_for(n_ctx) * sizeof(int32_t);
@@ -191,7 +193,8 @@ static int ensure_att(t2_state *s, int nth) {
     if (s->n_att_threads >= nth) return 0;
     const t2_config *c = &s->m->cfg;
     const size_t G = (size_t)(c->n_heads / c->n_kv_heads), P = (size_t)c->head_dim + 2;
-    s->att_len = G * T2_ATT_SEG + G * P + QTILE * G * P;
+    s->att_len = G * T2_ATT_SEG + G * P + QTILE * G * P +
+                 t2_att_tile_floats(c->head_dim, QTILE * (int)G) + QTILE * G * P;
     float *att = falloc((size_t)nth * s->att_len);
     if (!att) return t2_err_set(T2_ENOMEM, "out of memory for attention scores");
     free(s->att);
@@ -346,6 +349,45 @@ static void attn_fold_task(void *arg, int ith, int nth) {
     }
 }
 
+/* Queries b0..b1-1 of the batch, KV head kvh, with the tile kernels: each segment's partials
+ * for all (query, head) rows that reach it, folded in segment order into run. */
+static void attn_tile_item(attn_ctx *a, t2_state *s, int kvh, int b0, int b1, float *run,
+                           float *scratch) {
+    const t2_config *c = &s->m->cfg;
+    const int hd = c->head_dim, G = c->n_heads / c->n_kv_heads, P = hd + 2, QD = c->n_heads * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const t2_kvv kv = kv_view(s, a->layer);
+    float *pp = scratch, *ts = pp + (size_t)QTILE * G * P;
+    const float *q[QTILE * MAX_GROUP];
+    int pos[QTILE * MAX_GROUP];
+    const int plast = a->pos[0] + b1 - 1;
+    for (int seg = 0; seg * T2_ATT_SEG <= plast; seg++) {
+        const int t0 = seg * T2_ATT_SEG, t1 = t0 + T2_ATT_SEG < plast + 1 ? t0 + T2_ATT_SEG
+                                                                          : plast + 1;
+        int R = 0, bfirst = -1;
+        for (int b = b0; b < b1; b++) {
+            if (a->pos[0] + b < t0) continue;
+            if (bfirst < 0) bfirst = b;
+            for (int g = 0; g < G; g++, R++) {
+                q[R] = s->q + (size_t)b * QD + (size_t)(kvh * G + g) * hd;
+                pos[R] = a->pos[0] + b;
+            }
+        }
+        t2_att_tile(&kv, kvh * hd, hd, q, pos, R, scale, t0, t1, ts, pp);
+        for (int r = 0; r < R; r++) {
+            float *rr = run + ((size_t)(bfirst - b0) * G + r) * P;
+            if (seg == 0) /* every query reaches segment 0: its partial starts the fold */
+                memcpy(rr, pp + (size_t)r * P, (size_t)P * sizeof(float));
+            else
+                t2_att_fold(rr, pp + (size_t)r * P, hd);
+        }
+    }
+    for (int b = b0; b < b1; b++)
+        for (int g = 0; g < G; g++)
+            t2_att_finish(s->xb2 + (size_t)b * QD + (size_t)(kvh * G + g) * hd,
+                          run + ((size_t)(b - b0) * G + g) * P, hd);
+}
+
 /* Prompt batch of one state: items (tile of QTILE queries, KV head). Each query's segments are
  * computed and folded in order (as decoding does), a segment's keys and values read once for
  * the tile's queries. */
@@ -361,9 +403,14 @@ static void attn_batch_task(void *arg, int ith, int nth) {
     const t2_kvv kv = kv_view(s, a->layer);
     int lo, hi;
     t2_split(ntile * K, 1, ith, nth, &lo, &hi);
+    const int tiled = t2_att_tile_ok(&kv, hd) && G <= MAX_GROUP;
     for (int item = lo; item < hi; item++) {
         const int b0 = (item / K) * QTILE, kvh = item % K;
         const int b1 = b0 + QTILE < a->B ? b0 + QTILE : a->B, plast = a->pos[0] + b1 - 1;
+        if (tiled) {
+            attn_tile_item(a, s, kvh, b0, b1, run, run + (size_t)QTILE * G * P);
+            continue;
+        }
         for (int seg = 0; seg * T2_ATT_SEG <= plast; seg++) {
             const int t0 = seg * T2_ATT_SEG;
             for (int b = b0; b < b1; b++) {
