@@ -7,6 +7,7 @@
  *   (a clean T2_EBUSY, its blocks returned), and a new one takes its place. Blocks held + free
  *   = the pool at every step, and every sequence's logits are bit-identical to the same tokens
  *   run alone in a state with its own pool (so scattered, reused blocks change nothing);
+ * - a prompt in batches (tiled attention, head dim 32) against the same tokens one at a time;
  * - the cache types and the context checks of t2_state_new_kv / t2_state_reserve.
  */
 #include "t2_test.h"
@@ -134,6 +135,43 @@ static void test_shared_pool(void) {
     t2_pool_destroy(&pool);
 }
 
+/* A prompt of 300 tokens in batches (tiled attention over 2 segments) against the same tokens
+ * one at a time: close (different kernels), and bit-identical with 1 or 2 threads. */
+static void test_prompt_tiles(void) {
+    const t2_config *c = &model->cfg;
+    enum { NP = 300 };
+    const int V = c->vocab_size;
+    int toks[NP];
+    for (int i = 0; i < NP; i++) toks[i] = tok_of(3, i);
+    float *lb = malloc(sizeof(float) * NP * V), *lb1 = malloc(sizeof(float) * NP * V);
+    t2_state *sb = NULL, *ss = NULL;
+    t2_pool *p1 = NULL, *p2 = NULL;
+    T2_CHECK(lb && lb1 && t2_pool_new(&p1, 1) == 0 && t2_pool_new(&p2, 2) == 0);
+    T2_CHECK(t2_state_new_kv(&sb, model, 128, 512, 0, c->n_layers, T2_F16, NULL) == 0);
+    T2_CHECK(t2_state_new_kv(&ss, model, 1, 512, 0, c->n_layers, T2_F16, NULL) == 0);
+    if (!lb || !lb1 || !sb || !ss || !p1 || !p2) goto out;
+    T2_CHECK(t2_forward(sb, p2, toks, NP, 0, lb) == 0);
+    T2_CHECK(t2_forward(sb, p1, toks, NP, 0, lb1) == 0);
+    T2_CHECK(!memcmp(lb, lb1, sizeof(float) * NP * V));
+    double worst = 0;
+    for (int i = 0; i < NP; i++) {
+        T2_CHECK(t2_forward(ss, p2, &toks[i], 1, i, NULL) == 0);
+        const float *x = t2_state_logits(ss);
+        for (int v = 0; v < V; v++) {
+            double d = fabs((double)x[v] - lb[(size_t)i * V + v]);
+            worst = d > worst ? d : worst;
+        }
+    }
+    T2_CHECK_MSG(worst < 1e-4, "batch vs step: %g", worst);
+out:
+    free(lb);
+    free(lb1);
+    t2_state_destroy(&sb);
+    t2_state_destroy(&ss);
+    t2_pool_destroy(&p1);
+    t2_pool_destroy(&p2);
+}
+
 static void test_state_checks(void) {
     const t2_config *c = &model->cfg;
     t2_state *s = NULL;
@@ -162,7 +200,7 @@ static void test_state_checks(void) {
 }
 
 int main(void) {
-    t2_config c = {.dim = 64, .hidden_dim = 96, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+    t2_config c = {.dim = 64, .hidden_dim = 96, .n_layers = 2, .n_heads = 2, .n_kv_heads = 1,
                    .vocab_size = 61, .seq_len = 512};
     if (t2_model_init_random(&model, &c, 0, 5) < 0) {
         fprintf(stderr, "model: %s\n", t2_err_msg());
@@ -170,6 +208,7 @@ int main(void) {
     }
     T2_RUN(test_pool_alone);
     T2_RUN(test_shared_pool);
+    T2_RUN(test_prompt_tiles);
     T2_RUN(test_state_checks);
     t2_model_destroy(&model);
     return T2_TEST_END();
