@@ -333,7 +333,8 @@ static void attn_decode_task(void *arg, int ith, int nth) {
     }
 }
 
-/* Decode, pass 2: items (state, head): fold the segments in order into the output. */
+/* Decode, pass 2: items (state, head): fold the segments in order into the output (n_st x H x
+ * segments x h operations: run on the calling thread). */
 static void attn_fold_task(void *arg, int ith, int nth) {
     attn_ctx *a = arg;
     const t2_config *c = &a->st[0]->m->cfg;
@@ -448,7 +449,7 @@ static void run_attention(t2_pool *pool, attn_ctx *a) {
     for (int i = 0; i < a->n_st; i++)
         a->first[i + 1] = a->first[i] + K * (a->pos[i] / T2_ATT_SEG + 1);
     pool_run(pool, attn_decode_task, a);
-    pool_run(pool, attn_fold_task, a);
+    attn_fold_task(a, 0, 1); /* small: no second round of the pool's threads */
 }
 
 /* Store n tokens' k and v rows (after rope) at positions pos.. of layer `layer`'s cache. */
