@@ -172,6 +172,41 @@ TGT static float max_avx2(const float *s, int n) {
     return m;
 }
 
+/* o[0..hd) += sum_{j < n} p[j] row_j[hoff..hoff+hd) for F32 / F16 rows rb bytes apart, hd a
+ * multiple of 32: the same fused multiply-adds in the same order as axpy_*_avx2 row by row,
+ * with o held in registers. */
+#define DEF_PV_ROWS(NAME, ET, LD)                                                              \
+    TGT static void NAME(float *o, const float *p, const uint8_t *rows, size_t rb, int hoff,   \
+                         int n, int hd) {                                                      \
+        for (int c = 0; c < hd; c += 32) {                                                     \
+            __m256 a0 = _mm256_loadu_ps(o + c), a1 = _mm256_loadu_ps(o + c + 8);               \
+            __m256 a2 = _mm256_loadu_ps(o + c + 16), a3 = _mm256_loadu_ps(o + c + 24);         \
+            for (int j = 0; j < n; j++) {                                                      \
+                const ET *v = (const ET *)(rows + (size_t)j * rb) + hoff + c;                  \
+                const __m256 w = _mm256_set1_ps(p[j]);                                         \
+                a0 = _mm256_fmadd_ps(w, LD(v), a0);                                            \
+                a1 = _mm256_fmadd_ps(w, LD(v + 8), a1);                                        \
+                a2 = _mm256_fmadd_ps(w, LD(v + 16), a2);                                       \
+                a3 = _mm256_fmadd_ps(w, LD(v + 24), a3);                                       \
+            }                                                                                  \
+            _mm256_storeu_ps(o + c, a0);                                                       \
+            _mm256_storeu_ps(o + c + 8, a1);                                                   \
+            _mm256_storeu_ps(o + c + 16, a2);                                                  \
+            _mm256_storeu_ps(o + c + 24, a3);                                                  \
+        }                                                                                      \
+    }
+DEF_PV_ROWS(pv_rows_f32, float, _mm256_loadu_ps)
+DEF_PV_ROWS(pv_rows_f16, uint16_t, ld16)
+
+static int pv_rows_ok(t2_dtype t, int hd) { return t != T2_Q8_0 && hd % 32 == 0; }
+static void pv_rows(t2_dtype t, float *o, const float *p, const uint8_t *rows, size_t rb,
+                    int hoff, int n, int hd) {
+    if (t == T2_F32)
+        pv_rows_f32(o, p, rows, rb, hoff, n, hd);
+    else
+        pv_rows_f16(o, p, rows, rb, hoff, n, hd);
+}
+
 static int simd_ok(t2_dtype t, int hoff, int hd) {
     return t == T2_Q8_0 ? hoff % 32 == 0 && hd % 32 == 0 : hd % 8 == 0;
 }
@@ -203,6 +238,11 @@ static void axpy_simd(t2_dtype t, float *o, float w, const uint8_t *row, int off
 int t2_att_simd(void) { return 0; }
 static float exp_sum_avx2(float *s, int n, float m) { (void)s, (void)n, (void)m; return 0; }
 static float max_avx2(const float *s, int n) { (void)s, (void)n; return 0; }
+static int pv_rows_ok(t2_dtype t, int hd) { (void)t, (void)hd; return 0; }
+static void pv_rows(t2_dtype t, float *o, const float *p, const uint8_t *rows, size_t rb,
+                    int hoff, int n, int hd) {
+    (void)t, (void)o, (void)p, (void)rows, (void)rb, (void)hoff, (void)n, (void)hd;
+}
 #endif
 
 /* ---- prompt tiles (AVX2, head dim a multiple of 32) ---------------------------------------- */
@@ -367,6 +407,13 @@ static void values(const t2_kvv *kv, int simd, int hoff, int hd, int G, int t0, 
     for (int t = t0; t < t1;) {
         const int r0 = t % T2_KV_BLOCK, n = T2_KV_BLOCK - r0 < t1 - t ? T2_KV_BLOCK - r0 : t1 - t;
         const uint8_t *rows = block_of(kv, t) + kv->v_off + (size_t)r0 * kv->row_bytes;
+        if (simd && pv_rows_ok(kv->type, hd)) { /* same sums, o in registers */
+            for (int g = 0; g < G; g++)
+                pv_rows(kv->type, part + (size_t)g * (hd + 2) + 2,
+                        sc + (size_t)g * T2_ATT_SEG + (t - t0), rows, kv->row_bytes, hoff, n, hd);
+            t += n;
+            continue;
+        }
         for (int j = 0; j < n; j++) {
             const uint8_t *row = rows + (size_t)j * kv->row_bytes;
             for (int g = 0; g < G; g++) {
