@@ -35,6 +35,8 @@ int cli_chat_prompt(const struct t2_model *m, const struct t2_tokenizer *tok,
 /* Option values, validated: on a bad value they print "t2 CMD: OPT: 'VAL' is not ..." and
  * return -1. */
 int cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, int *out);
+/* --kv-type f16|q8_0|f32 into *out (a t2_dtype); 0, or 2 after the usage message. */
+int cli_kv_type(const char *cmd, const char *s, int *out);
 int cli_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
 int cli_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out);
 /* Read a text file (at most 1 GiB, no NUL bytes) into a NUL-terminated buffer the caller frees;

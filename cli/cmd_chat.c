@@ -24,7 +24,7 @@ static const char chat_help[] =
     "               --system S --user U --assistant A ...] [--no-generation-prompt]\n"
     "               [--bos S] [--eos S] [--date YYYY-MM-DD]\n"
     "       t2 chat -m MODEL [--chat-template FILE|NAME] [--system S] [-z TOKENIZER]\n"
-    "               [-n STEPS] [-t TEMP] [--top-p P] [-s SEED] [-j THREADS]\n\n"
+    "               [-n STEPS] [-t TEMP] [--top-p P] [-s SEED] [-j THREADS] [--kv-type T]\n\n"
     "Render a conversation with a model's chat template (as Hugging Face renders it), or chat\n"
     "with a model: each line read is a user message; the answer is generated until the\n"
     "end-of-turn token and kept in the history.\n\n"
@@ -46,13 +46,14 @@ static const char chat_help[] =
     "  -t, --temperature T        0 = greedy (default 0.7)\n"
     "      --top-p P              nucleus sampling (default 0.9)\n"
     "  -s, --seed N               random seed (default: time)\n"
-    "  -j, --threads N            threads (default: online CPUs)\n";
+    "  -j, --threads N            threads (default: online CPUs)\n"
+    "      --kv-type T            KV cache type: f16 (default), q8_0 or f32\n";
 
 #define CHAT_MAX_MSGS 4096
 
 typedef struct chat_args {
     const char *model, *tok, *tmpl, *messages, *bos, *eos;
-    int render_only, no_gen, steps, threads, n_msgs;
+    int render_only, no_gen, steps, threads, n_msgs, kv_type;
     int year, month, day;
     float temp, top_p;
     uint64_t seed;
@@ -92,7 +93,7 @@ static int parse_args(int argc, char **argv, chat_args *a) {
         {"steps", required_argument, 0, 'n'},   {"temperature", required_argument, 0, 't'},
         {"top-p", required_argument, 0, 'P'},   {"seed", required_argument, 0, 's'},
         {"threads", required_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"kv-type", required_argument, 0, 'K'}, {0, 0, 0, 0}};
     const char *cmd = "chat";
     int c;
     optind = 1;
@@ -116,6 +117,7 @@ static int parse_args(int argc, char **argv, chat_args *a) {
         case 'P': rc = cli_float(cmd, "--top-p", optarg, 0, 1, &a->top_p) ? 2 : 0; break;
         case 's': rc = cli_u64(cmd, "-s", optarg, &a->seed) ? 2 : 0; break;
         case 'j': rc = cli_int(cmd, "-j", optarg, 1, 256, &a->threads) ? 2 : 0; break;
+        case 'K': rc = cli_kv_type(cmd, optarg, &a->kv_type) ? 2 : 0; break;
         case 'h': fputs(chat_help, stdout); return 1;
         default: return cli_usage_error(cmd, "bad option");
         }
@@ -273,7 +275,8 @@ static int chat_setup(chat_session *s, const chat_args *a) {
     if ((rc = t2_pool_new(&s->pool, a->threads)) < 0 ||
         (rc = t2_sampler_new(&s->smp, s->m->cfg.vocab_size, a->temp, a->top_p, a->seed)) < 0)
         return rc;
-    return t2_state_new(&s->st, s->m, 128, s->steps);
+    return t2_state_new_kv(&s->st, s->m, 128, s->steps, 0, s->m->cfg.n_layers,
+                           (t2_dtype)a->kv_type, NULL);
 }
 
 static int chat_loop(const chat_args *a, const t2_chat_opts *o) {
@@ -302,7 +305,7 @@ static int chat_loop(const chat_args *a, const t2_chat_opts *o) {
 
 int t2_cmd_chat(int argc, char **argv) {
     chat_args a = {.steps = 2048, .threads = t2_nproc(), .temp = 0.7f, .top_p = 0.9f,
-                   .seed = (uint64_t)time(NULL)};
+                   .seed = (uint64_t)time(NULL), .kv_type = T2_F16};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc == 1 ? 0 : rc;
     t2_chat_opts o = {.add_generation_prompt = !a.no_gen, .bos_token = a.bos, .eos_token = a.eos,

@@ -185,16 +185,17 @@ int t2_cmd_perplexity(int argc, char **argv) {
 
 static const char logits_help[] =
     "usage: t2 logits -m MODEL (--tokens ID,ID,... | -p PROMPT [-z TOKENIZER]) -o OUT.f32\n"
-    "                 [--mode batch|step] [-j THREADS]\n\n"
+    "                 [--mode batch|step] [-j THREADS] [--kv-type f32|f16|q8_0]\n\n"
     "Write the logits after each token as raw little-endian float32, n_tokens x vocab.\n"
     "  --mode batch   the tokens as one prompt batch (matrix-matrix path; default)\n"
     "  --mode step    one token at a time (matrix-vector path)\n"
+    "  --kv-type T    KV cache type (default f32, the parity reference)\n"
     "With -p the prompt is encoded with BOS first.\n"
     CLI_ADAPT_HELP;
 
 typedef struct {
     const char *model_path, *tok_path, *prompt, *list, *out_path;
-    int threads, step_mode;
+    int threads, step_mode, kv_type;
     cli_adapt ad;
 } logits_opts;
 
@@ -212,13 +213,13 @@ static const struct option logits_long_opts[] = {
     {"prompt", required_argument, 0, 'p'}, {"tokens", required_argument, 0, 'T'},
     {"output", required_argument, 0, 'o'}, {"mode", required_argument, 0, 'M'},
     {"threads", required_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
-    CLI_ADAPT_OPTIONS,                     {0, 0, 0, 0}};
+    {"kv-type", required_argument, 0, 'K'}, CLI_ADAPT_OPTIONS,       {0, 0, 0, 0}};
 
 /* The command line into o: -1 to go on, else the exit status (0 after --help, 2 after the
  * message). */
 static int logits_parse(int argc, char **argv, logits_opts *o) {
     const char *cmd = "logits";
-    *o = (logits_opts){.threads = t2_nproc(), .ad = {.mode = T2_APPLY_MERGED}};
+    *o = (logits_opts){.threads = t2_nproc(), .ad = {.mode = T2_APPLY_MERGED}, .kv_type = T2_F32};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:z:p:o:j:h", logits_long_opts, NULL)) != -1) {
@@ -233,6 +234,7 @@ static int logits_parse(int argc, char **argv, logits_opts *o) {
             else if (!strcmp(optarg, "step")) o->step_mode = 1;
             else return cli_usage_error(cmd, "--mode: '%s' is not batch or step", optarg);
             break;
+        case 'K': if (cli_kv_type(cmd, optarg, &o->kv_type)) return 2; break;
         case 'j':
             if (cli_int(cmd, "-j", optarg, 1, T2_POOL_MAX_THREADS, &o->threads)) return 2;
             break;
@@ -289,7 +291,8 @@ static int logits_write(logits_opts *o, logits_state *s) {
     int prc = t2_pool_new(&s->pool, o->threads), rc;
     s->logits = malloc((size_t)n * V * sizeof *s->logits);
     if (prc < 0 || !s->logits) return t2_err_set(T2_ENOMEM, "out of memory");
-    if ((rc = t2_state_new(&s->st, s->m, o->step_mode ? 1 : n, n)) < 0 ||
+    if ((rc = t2_state_new_kv(&s->st, s->m, o->step_mode ? 1 : n, n, 0, s->m->cfg.n_layers,
+                              (t2_dtype)o->kv_type, NULL)) < 0 ||
         (rc = cli_adapt_setup(&o->ad, s->m, s->pool)) < 0)
         return rc;
     t2_state_set_adapt(s->st, o->ad.adapt);

@@ -5,6 +5,7 @@
 #include "adapt_opts.h"
 
 #include "engine/kernels.h"
+#include "engine/kvcache.h"
 #include "engine/model.h"
 #include "base/platform.h"
 #include "engine/sampler.h"
@@ -20,13 +21,15 @@
 
 static const char run_help[] =
     "usage: t2 run -m MODEL [-z TOKENIZER] [-p PROMPT] [-n STEPS] [-t TEMP] [--top-p P]\n"
-    "              [-s SEED] [-j THREADS] [--batch N]\n\n"
+    "              [-s SEED] [-j THREADS] [--batch N] [-c CTX] [--kv-type f16|q8_0|f32]\n\n"
     "Generate text. MODEL is a GGUF file or a llama2.c checkpoint (.bin).\n\n"
     "  -m, --model MODEL      model file\n"
     "  -z, --tokenizer FILE   llama2.c tokenizer.bin (default: the one embedded in a GGUF)\n"
     "  -p, --prompt TEXT      prompt (default: none, generation starts from BOS)\n"
     "  -n, --steps N          sequence length including the prompt, as llama2.c (default 256,\n"
-    "                         at most the model's context)\n"
+    "                         at most the context)\n"
+    "  -c, --ctx N            context (default: the model's, at most 8192)\n"
+    "      --kv-type T        KV cache type: f16 (default), q8_0 or f32\n"
     "  -t, --temperature T    0 = greedy (default 1.0)\n"
     "      --top-p P          nucleus sampling threshold in [0, 1]; 0 or 1 = off (default 0.9)\n"
     "  -s, --seed N           random seed (default: time)\n"
@@ -41,7 +44,7 @@ typedef struct {
     const char *model_path, *tok_path, *prompt;
     const char *chat; /* --chat[=TEMPLATE]: "" = the GGUF's template; NULL: no chat */
     char *chat_text;  /* the rendered prompt (owned) */
-    int steps, threads, batch;
+    int steps, threads, batch, ctx, kv_type;
     float temp, top_p;
     uint64_t seed;
     cli_adapt ad;
@@ -63,7 +66,8 @@ static const struct option run_long_opts[] = {
     {"temperature", required_argument, 0, 't'}, {"top-p", required_argument, 0, 'P'},
     {"seed", required_argument, 0, 's'},      {"threads", required_argument, 0, 'j'},
     {"batch", required_argument, 0, 'B'},     {"help", no_argument, 0, 'h'},
-    {"chat", optional_argument, 0, 'C'},      CLI_ADAPT_OPTIONS,
+    {"chat", optional_argument, 0, 'C'},      {"ctx", required_argument, 0, 'c'},
+    {"kv-type", required_argument, 0, 'K'},   CLI_ADAPT_OPTIONS,
     {0, 0, 0, 0}};
 
 /* The command line into o: -1 to go on, else the exit status (0 after --help, 2 after the
@@ -72,10 +76,10 @@ static int run_parse(int argc, char **argv, run_opts *o) {
     const char *cmd = "run";
     *o = (run_opts){.prompt = "", .steps = 256, .threads = t2_nproc(), .batch = 128,
                     .temp = 1.0f, .top_p = 0.9f, .seed = (uint64_t)time(NULL),
-                    .ad = {.mode = T2_APPLY_MERGED}};
+                    .ad = {.mode = T2_APPLY_MERGED}, .kv_type = T2_F16};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:z:p:n:t:s:j:h", run_long_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:z:p:n:t:s:j:c:h", run_long_opts, NULL)) != -1) {
         switch (c) {
         case 'm': o->model_path = optarg; break;
         case 'z': o->tok_path = optarg; break;
@@ -89,6 +93,8 @@ static int run_parse(int argc, char **argv, run_opts *o) {
             break;
         case 'B': if (cli_int(cmd, "--batch", optarg, 1, 4096, &o->batch)) return 2; break;
         case 'C': o->chat = optarg ? optarg : ""; break;
+        case 'c': if (cli_int(cmd, "-c", optarg, 1, 1 << 22, &o->ctx)) return 2; break;
+        case 'K': if (cli_kv_type(cmd, optarg, &o->kv_type)) return 2; break;
         case 'h': fputs(run_help, stdout); return 0;
         default: {
             int r = cli_adapt_opt(&o->ad, cmd, c, optarg);
@@ -116,7 +122,9 @@ static int run_setup(run_opts *o, run_state *r) {
                                          &chat_bos)) < 0)
         return rc;
     if (o->chat_text) o->prompt = o->chat_text;
-    if (o->steps > r->m->cfg.seq_len) o->steps = r->m->cfg.seq_len;
+    if ((rc = t2_kv_context(o->ctx, r->m->cfg.seq_len, &o->ctx)) < 0)
+        return t2_err_prefix(rc, "-c %d", o->ctx);
+    if (o->steps > o->ctx) o->steps = o->ctx;
     size_t plen = strlen(o->prompt);
     int max_tokens = (int)(plen + 3 < (size_t)o->steps ? plen + 3 : (size_t)o->steps) + 3;
     if (!(r->tokens = malloc((size_t)max_tokens * sizeof *r->tokens)))
@@ -134,13 +142,15 @@ static int run_setup(run_opts *o, run_state *r) {
         t2_sampler_new(&r->smp, r->m->cfg.vocab_size, o->temp, o->top_p, o->seed) < 0)
         return t2_err_set(T2_ENOMEM, "out of memory");
     double ta = t2_now();
-    if ((rc = t2_state_new(&r->st, r->m, o->batch, o->steps)) < 0 ||
+    if ((rc = t2_state_new_kv(&r->st, r->m, o->batch, o->steps, 0, r->m->cfg.n_layers,
+                              (t2_dtype)o->kv_type, NULL)) < 0 ||
         (rc = cli_adapt_setup(&o->ad, r->m, r->pool)) < 0)
         return rc;
     t2_state_set_adapt(r->st, o->ad.adapt);
     char desc[512];
-    fprintf(stderr, "t2 run: %s, %s weights, %d threads, kernels %s, OpenBLAS %s, %s (%.3f s)\n",
-            o->model_path, t2_dtype_name(t2_model_dtype(r->m)), o->threads, t2_kern_level(),
+    fprintf(stderr, "t2 run: %s, %s weights, %s KV cache, %d threads, kernels %s, OpenBLAS %s, "
+            "%s (%.3f s)\n", o->model_path, t2_dtype_name(t2_model_dtype(r->m)),
+            t2_dtype_name((t2_dtype)o->kv_type), o->threads, t2_kern_level(),
             t2_blas_corename(), cli_adapt_describe(&o->ad, desc, sizeof desc), t2_now() - ta);
     return 0;
 }

@@ -5,6 +5,7 @@
 #include "base/platform.h"
 #include "base/t2_err.h"
 #include "base/t2_log.h"
+#include "engine/kvcache.h"
 
 #include <errno.h>
 #include <math.h>
@@ -83,6 +84,16 @@ int cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, i
         return -1;
     }
     *out = (int)v;
+    return 0;
+}
+
+int cli_kv_type(const char *cmd, const char *s, int *out) {
+    t2_dtype t;
+    if (t2_kv_type_parse(s, &t) < 0) {
+        fprintf(stderr, "t2 %s: --kv-type: '%s' is not f16, q8_0 or f32\n", cmd, s);
+        return -1;
+    }
+    *out = (int)t;
     return 0;
 }
 

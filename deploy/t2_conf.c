@@ -79,6 +79,7 @@ int t2_conf_defaults(t2_conf *c) {
     c->worker.classify_max_tokens = 24;
     c->worker.watchdog_ms = 20000;
     c->worker.chunk_tokens = 16;
+    c->worker.kv_type = T2_CFG_KV_F16;
     c->worker.n_services = 2;
     snprintf(c->worker.services[0], sizeof c->worker.services[0], "generate");
     snprintf(c->worker.services[1], sizeof c->worker.services[1], "classify");
@@ -312,6 +313,25 @@ static int get_pass1(const reader *r, const config_setting_t *s, const char *pat
     return 0;
 }
 
+const char *t2_conf_kv_name(int kv_type) {
+    return kv_type == T2_CFG_KV_F32 ? "f32" : kv_type == T2_CFG_KV_Q8_0 ? "q8_0" : "f16";
+}
+
+static int get_kv_type(const reader *r, const config_setting_t *s, const char *path, int *out) {
+    const char *v = "";
+    int rc = get_string(r, s, path, &v);
+    if (rc < 0) return rc;
+    if (!strcmp(v, "f16"))
+        *out = T2_CFG_KV_F16;
+    else if (!strcmp(v, "q8_0"))
+        *out = T2_CFG_KV_Q8_0;
+    else if (!strcmp(v, "f32"))
+        *out = T2_CFG_KV_F32;
+    else
+        return bad(r, s, path, "'%s' is not \"f16\", \"q8_0\" or \"f32\"", v);
+    return 0;
+}
+
 static int get_level(const reader *r, const config_setting_t *s, const char *path, char **dst) {
     const char *v = "";
     int rc = get_string(r, s, path, &v);
@@ -447,6 +467,12 @@ static int read_worker(const reader *r, const config_setting_t *g, t2_conf *c) {
             rc = get_int(r, s, p, 1, 256, &c->worker.chunk_tokens);
         else if (!strcmp(n, "pass1"))
             rc = get_pass1(r, s, p, &c->worker.pass1_generate);
+        else if (!strcmp(n, "kv_type"))
+            rc = get_kv_type(r, s, p, &c->worker.kv_type);
+        else if (!strcmp(n, "kv_pool_tokens"))
+            rc = get_long(r, s, p, 0, 1L << 31, &c->worker.kv_pool_tokens);
+        else if (!strcmp(n, "memory_mib"))
+            rc = get_long(r, s, p, 0, 1L << 40, &c->worker.memory_mib);
         else if (!strcmp(n, "services"))
             rc = read_services(r, s, p, c);
         else if (!strcmp(n, "log_level"))
@@ -813,12 +839,14 @@ void t2_conf_print(const t2_conf *c, FILE *f) {
             "  capacity = %d;\n  classify_capacity = %d;\n  threads = %d;\n  batch = %d;\n"
             "  apply = \"%s\";\n  merged_type = \"%s\";\n  cache = %d;\n  max_tokens = %d;\n"
             "  temperature = %g;\n  top_p = %g;\n  classify_max_tokens = %d;\n  pass1 = \"%s\";\n"
-            "  chunk_tokens = %d;\n  services = [",
+            "  chunk_tokens = %d;\n  kv_type = \"%s\";\n  kv_pool_tokens = %ld;\n"
+            "  memory_mib = %ld;\n  services = [",
             c->worker.capacity, c->worker.classify_capacity, c->worker.threads, c->worker.batch,
             t2_conf_apply_name(c->worker.apply),
             t2_conf_merged_type_name(c->worker.merged_type), c->worker.cache, c->worker.max_tokens,
             (double)c->worker.temperature, (double)c->worker.top_p, c->worker.classify_max_tokens,
-            c->worker.pass1_generate ? "generate" : "score", c->worker.chunk_tokens);
+            c->worker.pass1_generate ? "generate" : "score", c->worker.chunk_tokens,
+            t2_conf_kv_name(c->worker.kv_type), c->worker.kv_pool_tokens, c->worker.memory_mib);
     for (int i = 0; i < c->worker.n_services; i++)
         fprintf(f, "%s\"%s\"", i ? ", " : "", c->worker.services[i]);
     fprintf(f, "];\n");

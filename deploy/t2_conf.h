@@ -31,6 +31,9 @@ enum { T2_CFG_APPLY_FACTORED = 0, T2_CFG_APPLY_MERGED = 1 }; /* = T2_APPLY_* of 
 /* How merged W' is stored: GGML type ids, = t2_dtype of engine/t2_types.h */
 enum { T2_CFG_MERGED_F32 = 0, T2_CFG_MERGED_F16 = 1, T2_CFG_MERGED_Q8_0 = 8,
        T2_CFG_MERGED_BF16 = 30 };
+/* KV cache types (= t2_dtype of engine/t2_types.h) */
+enum { T2_CFG_KV_F32 = 0, T2_CFG_KV_F16 = 1, T2_CFG_KV_Q8_0 = 8 };
+const char *t2_conf_kv_name(int kv_type);
 enum {
     T2_CFG_LABEL_CODE,
     T2_CFG_LABEL_MATH,
@@ -90,6 +93,9 @@ typedef struct t2_conf {
         int chunk_tokens;        /* at most this many tokens per streamed Chunk: 16 */
         int pass1_generate;      /* 1: classify by generating \boxed{label} (pass1 =
                                   * "generate"); 0 (default, "score"): from the logits */
+        int kv_type;             /* KV cache type, a t2_dtype: T2_CFG_KV_F16 (default) */
+        long kv_pool_tokens;     /* KV pool per rank in tokens; 0 = slots x context */
+        long memory_mib;         /* memory a rank may plan for; 0 = MemAvailable at start */
         int n_services;          /* services served: "generate", "classify" */
         char services[T2_CONF_MAX_SERVICES][T2_CONF_NAME_MAX + 1];
         char *log_level; /* "info" */

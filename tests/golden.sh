@@ -21,6 +21,9 @@ for j in 1 2; do
     echo "  exit $? ($(tail -1 "$tmp/err"))"
     check "llama2.c checkpoint, $j thread(s)" "$tmp/out"
 done
+# the default KV cache is F16; the F32 cache (the reference's) gives the same text
+"$BIN/t2" run -m "$A/stories260K.bin" -z "$A/tok512.bin" -t 0 -n 200 --kv-type f32 > "$tmp/out" 2> "$tmp/err"
+check "llama2.c checkpoint, F32 KV cache" "$tmp/out"
 if "$BIN/t2" convert "$A/stories260K.bin" "$tmp/s.gguf" -z "$A/tok512.bin" 2> "$tmp/err"; then
     "$BIN/t2" run -m "$tmp/s.gguf" -t 0 -n 200 > "$tmp/out" 2> "$tmp/err"
     check "converted GGUF with embedded tokenizer" "$tmp/out"

@@ -159,6 +159,7 @@ typedef struct wk_stage {
     int n_slots;
     wk_rslot *slots;
     int D, V, batch, n_ctx;
+    t2_kvpool *kv; /* the rank's KV blocks, shared by its slots */
     /* per-step scratch */
     t2_state **sts;
     int *pos, *toks;

@@ -82,6 +82,10 @@ typedef struct head {
     t2_chat_template *chat; /* the model's chat template (NULL: it has none) */
     size_t max_piece;       /* the tokenizer's longest piece, bytes */
     double progress_at;     /* ms: the last answer from the tail, or when one became due */
+    /* a job waiting for room in the KV pool (it goes first; no other is taken meanwhile) */
+    t2_job *waiting;
+    int waiting_wi;
+    uint64_t kv_epoch, waiting_epoch; /* sequences ended so far / at its last attempt */
 } head;
 
 static double now_ms(void) { return t2_now() * 1000.0; }
@@ -112,6 +116,7 @@ static void slot_reset(head *h, hslot *q) {
         if (pipe_send(h, &c, NULL, 0, NULL, 0) < 0) fatal("CLOSE");
     }
     wk_stage_close(h->s, slot);
+    h->kv_epoch++; /* its KV blocks are free: a waiting job may fit now */
     t2_job_destroy(&q->job);
     q->state = HS_FREE;
     q->dead = 0;
@@ -527,6 +532,21 @@ static int task_mixture(head *h, hslot *q, const T2__Task *t, wk_mix *mix) {
     return 0;
 }
 
+/* Room in the KV pool for all the tokens the sequence may run, taken now: every rank holds the
+ * same blocks for the same positions (their pools have the same number of blocks and see the
+ * same OPEN/CLOSE order), so a sequence admitted here never runs out of blocks on any rank.
+ * T2_EBUSY when the pool cannot hold it now: the job waits until sequences end (it always fits
+ * then: the pool holds at least one full context, wk_stage.c). */
+static int reserve_kv(wk_stage *s, int slot, int n_tokens) {
+    const t2_kvpool *kv = s->kv;
+    const long need = (long)t2_kv_blocks_for(n_tokens), nfree = (long)t2_kvpool_n_free(kv);
+    if (t2_state_reserve(s->slots[slot].st, n_tokens) == 0) return 0;
+    t2_state_release(s->slots[slot].st);
+    return t2_err_set(T2_EBUSY, "KV pool full: the request needs %d tokens (%ld blocks of %d), "
+                      "%ld of the pool's %lld blocks are free (worker.kv_pool_tokens)", n_tokens,
+                      need, T2_KV_BLOCK, nfree, (long long)t2_kvpool_n_blocks(kv));
+}
+
 static int accept_job(head *h, int wi, t2_job *job) {
     const T2__Job *jm = t2_job_msg(job);
     const T2__Task *t = jm->task;
@@ -577,8 +597,15 @@ static int accept_job(head *h, int wi, t2_job *job) {
     o.n_experts = mix.n;
     o.per_matrix = mix.per_matrix;
     o.n_alpha = mix.n_alpha;
-    if ((rc = wk_stage_open(h->s, slot, &o, &mix)) < 0) {
+    if ((rc = wk_stage_open(h->s, slot, &o, &mix)) < 0 ||
+        (rc = reserve_kv(h->s, slot, q->n_prompt + q->max_gen - 1)) < 0) {
+        wk_stage_close(h->s, slot);
         wk_mix_free(&mix);
+        if (rc == T2_EBUSY) { /* the pool is full now: wait for sequences to end */
+            T2_DEBUG("job %" PRIu64 " waits: %s", jm->job_id, t2_err_msg());
+            h->jobs--;
+            return 2;
+        }
         return reject(h, w, &job, rc);
     }
     q->job = job;
@@ -620,9 +647,34 @@ static int free_slots(const head *h) {
     return n;
 }
 
-/* Take jobs while slots are free; otherwise just keep the connections alive. */
+/* The job waiting for KV room, tried again when a sequence has ended since its last attempt;
+ * 1 while it still waits. A cancelled waiting job is answered at once. */
+static int retry_waiting(head *h) {
+    if (!h->waiting) return 0;
+    if (t2_job_was_cancelled(h->waiting)) {
+        t2_worker_send_error(h->w[h->waiting_wi], h->waiting, T2_ECANCELLED,
+                             "cancelled while waiting for room in the KV cache");
+        t2_job_destroy(&h->waiting);
+        return 0;
+    }
+    if (h->kv_epoch == h->waiting_epoch || !free_slots(h)) return 1;
+    t2_job *job = h->waiting;
+    h->waiting = NULL;
+    if (accept_job(h, h->waiting_wi, job) == 2) {
+        h->waiting = job;
+        h->waiting_epoch = h->kv_epoch;
+    }
+    return h->waiting != NULL;
+}
+
+/* Take jobs while slots are free (and no job waits for KV room); otherwise just keep the
+ * connections alive. */
 static int intake(head *h) {
     int got = 0;
+    if (retry_waiting(h)) {
+        for (int i = 0; i < h->nw; i++) t2_worker_pump(h->w[i]);
+        return 0;
+    }
     for (int i = 0; i < h->nw; i++) {
         if (!free_slots(h)) {
             t2_worker_pump(h->w[i]);
@@ -630,8 +682,12 @@ static int intake(head *h) {
         }
         t2_job *job;
         int rc;
-        while (free_slots(h) && (rc = t2_worker_recv(h->w[i], &job, 0)) == 1) {
-            accept_job(h, i, job);
+        while (!h->waiting && free_slots(h) && (rc = t2_worker_recv(h->w[i], &job, 0)) == 1) {
+            if (accept_job(h, i, job) == 2) {
+                h->waiting = job;
+                h->waiting_wi = i;
+                h->waiting_epoch = h->kv_epoch;
+            }
             got++;
         }
     }
@@ -918,6 +974,7 @@ out:
     /* goodbye first: the router requeues our unfinished jobs at once; then free the jobs */
     for (int i = 0; i < h->nw; i++)
         t2_worker_destroy(&h->w[i]);
+    t2_job_destroy(&h->waiting);
     for (int i = 0; h->sl && i < h->n; i++) {
         t2_job_destroy(&h->sl[i].job);
         free(h->sl[i].tok);

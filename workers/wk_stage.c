@@ -9,6 +9,7 @@
 #include "base/t2_log.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,6 +102,68 @@ static int check_merged_type(const wk_stage *s, const t2_factors *f, const t2_co
     return 0;
 }
 
+/* MemAvailable of /proc/meminfo in bytes (0 if unknown). */
+static size_t mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    unsigned long long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return (size_t)kb * 1024;
+}
+
+static size_t mat_bytes(const t2_mat *w) {
+    return (size_t)w->rows * t2_dtype_row_bytes(w->type, w->cols);
+}
+
+/* Weight bytes this rank reads: its layers, the embedding (head), the classifier (tail). */
+static size_t rank_weight_bytes(const wk_stage *s) {
+    size_t b = 0;
+    for (int l = s->l0; l < s->l1; l++)
+        for (int k = 0; k < T2_N_TARGETS; k++) b += mat_bytes(t2_layer_mat(&s->m->layers[l], k));
+    if (s->is_head) b += mat_bytes(&s->m->token_embd);
+    if (s->is_tail && !(s->is_head && s->m->tied)) b += mat_bytes(&s->m->output);
+    return b;
+}
+
+/* The rank's KV pool (worker.kv_pool_tokens, or room for every slot's full context) and its
+ * memory plan: weights + KV pool + scratch, printed, and refused when above worker.memory_mib
+ * (or MemAvailable). */
+static int memory_plan(wk_stage *s, const t2_conf *c) {
+    const t2_config *mc = &s->m->cfg;
+    const long ctx_blocks = (long)t2_kv_blocks_for(s->n_ctx);
+    const long tokens = c->worker.kv_pool_tokens ? c->worker.kv_pool_tokens
+                                                 : (long)s->n_slots * ctx_blocks * T2_KV_BLOCK;
+    if (tokens < s->n_ctx)
+        return t2_err_set(T2_ERANGE, "worker.kv_pool_tokens %ld is less than one context "
+                          "(model.context %d tokens)", tokens, s->n_ctx);
+    int rc = t2_kvpool_new(&s->kv, (t2_dtype)c->worker.kv_type, s->l1 - s->l0,
+                           mc->n_kv_heads * mc->head_dim, t2_kv_blocks_for(tokens));
+    if (rc < 0) return t2_err_prefix(rc, "worker.kv_type %s", t2_conf_kv_name(c->worker.kv_type));
+    const double MiB = 1024.0 * 1024.0;
+    const double w = (double)rank_weight_bytes(s) / MiB;
+    const double kv = (double)t2_kvpool_n_blocks(s->kv) * t2_kvpool_block_bytes(s->kv) / MiB;
+    const double sc = (double)s->n_slots *
+                      t2_state_scratch_bytes(s->m, s->batch, s->n_ctx, c->worker.threads) / MiB;
+    const double limit = c->worker.memory_mib ? (double)c->worker.memory_mib
+                                              : (double)mem_available() / MiB;
+    T2_INFO("memory plan, rank %d: weights %.0f MiB (its layers) + KV pool %.0f MiB (%s, %ld "
+            "tokens in %lld blocks of %d, %.1f KiB per token) + scratch %.0f MiB (%d slots, "
+            "context %d) = %.0f MiB of %.0f MiB %s", s->rank, w, kv,
+            t2_conf_kv_name(c->worker.kv_type), tokens, (long long)t2_kvpool_n_blocks(s->kv),
+            T2_KV_BLOCK, (double)t2_kvpool_block_bytes(s->kv) / T2_KV_BLOCK / 1024, sc,
+            s->n_slots, s->n_ctx, w + kv + sc, limit,
+            c->worker.memory_mib ? "(worker.memory_mib)" : "available");
+    if (limit > 0 && w + kv + sc > limit)
+        return t2_err_set(T2_ENOMEM, "memory plan of rank %d: weights %.0f MiB + KV pool %.0f "
+                          "MiB + scratch %.0f MiB = %.0f MiB do not fit in %.0f MiB%s; lower "
+                          "model.context, worker.kv_pool_tokens or capacity, or use kv_type "
+                          "\"q8_0\"", s->rank, w, kv, sc, w + kv + sc, limit,
+                          c->worker.memory_mib ? " (worker.memory_mib)" : " (MemAvailable)");
+    return 0;
+}
+
 int wk_stage_init(wk_stage *s, t2_model *m, t2_factors *f, const t2_conf *c, int rank, int size,
                   const int *first, wk_pipe *pipe) {
     memset(s, 0, sizeof *s);
@@ -116,12 +179,10 @@ int wk_stage_init(wk_stage *s, t2_model *m, t2_factors *f, const t2_conf *c, int
     s->D = m->cfg.dim;
     s->V = m->cfg.vocab_size;
     s->batch = c->worker.batch;
-    s->n_ctx = c->model.context ? c->model.context : m->cfg.seq_len;
     s->n_slots = c->worker.capacity + c->worker.classify_capacity;
-    int rc;
-    if (s->n_ctx > m->cfg.seq_len)
-        return t2_err_set(T2_ERANGE, "model.context %d is longer than the model's %d", s->n_ctx,
-                          m->cfg.seq_len);
+    int rc = t2_kv_context(c->model.context, m->cfg.seq_len, &s->n_ctx);
+    if (rc < 0) return t2_err_prefix(rc, "model.context");
+    if ((rc = memory_plan(s, c)) < 0) return rc;
     if ((rc = t2_pool_new(&s->pool, c->worker.threads)) < 0) return rc;
     s->slots = calloc((size_t)s->n_slots, sizeof *s->slots);
     s->sts = calloc((size_t)s->n_slots, sizeof *s->sts);
@@ -134,7 +195,8 @@ int wk_stage_init(wk_stage *s, t2_model *m, t2_factors *f, const t2_conf *c, int
     if (!s->slots || !s->sts || !s->pos || !s->toks || !s->xn || !s->xs || !s->ys || !s->out)
         return t2_err_set(T2_ENOMEM, "out of memory");
     for (int i = 0; i < s->n_slots; i++)
-        if ((rc = t2_state_new_range(&s->slots[i].st, m, s->batch, s->n_ctx, s->l0, s->l1)) < 0)
+        if ((rc = t2_state_new_kv(&s->slots[i].st, m, s->batch, s->n_ctx, s->l0, s->l1,
+                                  (t2_dtype)c->worker.kv_type, s->kv)) < 0)
             return rc;
     if (f) {
         char buf[8192];
@@ -162,6 +224,7 @@ void wk_stage_free(wk_stage *s) {
     free(s->score_rows);
     wk_adapter_destroy(&s->ad);
     t2_pool_destroy(&s->pool);
+    t2_kvpool_destroy(&s->kv);
     memset(s, 0, sizeof *s);
 }
 
@@ -202,6 +265,7 @@ void wk_stage_close(wk_stage *s, int slot) {
     if (slot < 0 || slot >= s->n_slots) return;
     wk_rslot *r = &s->slots[slot];
     t2_state_set_adapt(r->st, NULL);
+    t2_state_release(r->st); /* the sequence ended: its KV blocks go back to the pool */
     t2_adapt_release(&r->adapt);
     t2_sampler_destroy(&r->smp);
     r->open = 0;

@@ -246,6 +246,9 @@ static int check_args(const t2_model *m, const t2_tokenizer *tok, const t2_gen_r
         return t2_err_set(T2_EINVAL, "generate: temperature %g / top-p %g out of range",
                           (double)p->temperature, (double)p->top_p);
     if (p->n_ctx < 0) return t2_err_set(T2_EINVAL, "generate: n_ctx %d < 0", p->n_ctx);
+    if (!t2_kv_type_ok(p->kv_type))
+        return t2_err_set(T2_EINVAL, "generate: KV cache type %s (F16, Q8_0 or F32)",
+                          t2_dtype_name(p->kv_type));
     if (t2_tok_vocab_size(tok) > m->cfg.vocab_size)
         return t2_err_set(T2_EMISMATCH, "generate: the tokenizer has %d pieces, the model %d",
                           t2_tok_vocab_size(tok), m->cfg.vocab_size);
@@ -325,7 +328,8 @@ static int generate_all(gen *g, gen_run *w, int n) {
     if ((rc = encode_all(g, n, &ctx_needed)) < 0) return rc;
     for (int i = 0; i < w->nslots; i++) {
         w->slots[i].req = -1;
-        if ((rc = t2_state_new(&w->slots[i].st, g->m, g->p->prompt_batch, ctx_needed)) < 0)
+        if ((rc = t2_state_new_kv(&w->slots[i].st, g->m, g->p->prompt_batch, ctx_needed, 0,
+                                  g->m->cfg.n_layers, g->p->kv_type, NULL)) < 0)
             return rc;
     }
     for (;;) {

@@ -75,6 +75,7 @@ typedef struct t2_gen_params {
     int batch;             /* sequences in flight, 1..T2_MAX_SEQS; default 8 */
     int prompt_batch;      /* prompt tokens per forward (t2 run --batch); default 128 */
     int n_ctx;             /* context per sequence; 0 = the model's seq_len */
+    t2_dtype kv_type;      /* KV cache type (engine/kvcache.h); default T2_F32 */
     int truncate;          /* cut over-long prompts from the left (see above); default 1 */
     const char *stop[T2_GEN_MAX_STOPS]; /* stop strings (NULL-terminated list); default "\n" */
     t2_gen_done_fn on_done; /* optional */

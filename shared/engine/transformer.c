@@ -2,6 +2,7 @@
 
 #include "engine/kernels.h"
 #include "engine/adapt.h"
+#include "engine/attention.h"
 #include "base/t2_err.h"
 #include "base/t2_limits.h"
 
@@ -24,11 +25,22 @@ struct t2_state {
     float *hb2;    /* (B, F) up */
     float *z;      /* (B, D) factored SVF: Vᵀ x (rank <= D) */
     float *logits; /* (V) */
-    float *key_cache;   /* (l1 - l0, n_ctx, K*h) */
-    float *value_cache; /* (l1 - l0, n_ctx, K*h) */
-    float *att;    /* (n_att_threads, n_ctx) attention scores, one row per pool thread */
+    /* KV cache: blocks of T2_KV_BLOCK tokens from a pool (engine/kvcache.h) */
+    t2_kvpool *kv;
+    int own_kv;        /* kv is this state's own pool */
+    int32_t *blocks;   /* (max_blocks) block ids of positions [0, n_held * T2_KV_BLOCK) */
+    int n_held, max_blocks;
+    size_t kv_row;     /* bytes of one cache row */
+    int simd;          /* AVX2 attention kernels */
+    float *part;       /* (n_seg, H, h + 2) decode attention partials per segment */
+    int n_seg;
+    float *att;        /* (n_att_threads, att_len) attention scratch, one row per pool thread */
+    size_t att_len;
     int n_att_threads;
 };
+
+#define QTILE 16     /* prompt queries per attention work item */
+#define MAX_GROUP 64 /* query heads per KV head the tile kernels take */
 
 void t2_state_destroy(t2_state **sp) {
     if (!sp || !*sp) return;
@@ -43,8 +55,10 @@ void t2_state_destroy(t2_state **sp) {
     free(s->hb2);
     free(s->z);
     free(s->logits);
-    free(s->key_cache);
-    free(s->value_cache);
+    t2_state_release(s);
+    if (s->own_kv) t2_kvpool_destroy(&s->kv);
+    free(s->blocks);
+    free(s->part);
     free(s->att);
     free(s);
     *sp = NULL;
@@ -52,7 +66,54 @@ void t2_state_destroy(t2_state **sp) {
 
 static float *falloc(size_t n) { return aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64); }
 
-int t2_state_new_range(t2_state **out, const t2_model *m, int max_batch, int n_ctx, int l0, int l1) {
+/* The state's KV pool (its own, lazily resident, when none is given) and its block table. */
+static int state_kv(t2_state *s, t2_dtype type, t2_kvpool *pool) {
+    const t2_config *c = &s->m->cfg;
+    const int KVD = c->n_kv_heads * c->head_dim, nl = s->l1 - s->l0;
+    int rc;
+    s->max_blocks = (int)t2_kv_blocks_for(s->n_ctx);
+    if (pool) {
+        if (t2_kvpool_n_layers(pool) != nl || t2_kvpool_kv_dim(pool) != KVD)
+            return t2_err_set(T2_EMISMATCH, "KV pool for %d layers of %d values, the state "
+                              "needs %d of %d", t2_kvpool_n_layers(pool),
+                              t2_kvpool_kv_dim(pool), nl, KVD);
+        s->kv = pool;
+    } else {
+        if ((rc = t2_kvpool_new(&s->kv, type, nl, KVD, s->max_blocks)) < 0) return rc;
+        s->own_kv = 1;
+    }
+    s->kv_row = t2_kv_row_bytes(t2_kvpool_type(s->kv), KVD);
+    s->simd = t2_att_simd();
+    if (!(s->blocks = malloc((size_t)s->max_blocks * sizeof *s->blocks)))
+        return t2_err_set(T2_ENOMEM, "out of memory for the KV block table");
+    return 0;
+}
+
+/* Activation buffers and attention partials. */
+static int state_buffers(t2_state *s, int max_batch) {
+    const t2_config *c = &s->m->cfg;
+    const size_t B = (size_t)max_batch, D = c->dim, F = c->hidden_dim;
+    const size_t QD = (size_t)c->n_heads * c->head_dim, KVD = (size_t)c->n_kv_heads * c->head_dim;
+    s->n_seg = (s->n_ctx + T2_ATT_SEG - 1) / T2_ATT_SEG;
+    s->x = falloc(B * D);
+    s->xb = falloc(B * D);
+    s->xb2 = falloc(B * QD);
+    s->q = falloc(B * QD);
+    s->k = falloc(B * KVD);
+    s->v = falloc(B * KVD);
+    s->hb = falloc(B * F);
+    s->hb2 = falloc(B * F);
+    s->z = falloc(B * D);
+    s->logits = falloc((size_t)c->vocab_size);
+    s->part = falloc((size_t)s->n_seg * c->n_heads * (c->head_dim + 2));
+    if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->hb || !s->hb2 || !s->z ||
+        !s->logits || !s->part)
+        return t2_err_set(T2_ENOMEM, "out of memory for the run state");
+    return 0;
+}
+
+int t2_state_new_kv(t2_state **out, const t2_model *m, int max_batch, int n_ctx, int l0, int l1,
+                    t2_dtype kv_type, t2_kvpool *pool) {
     const t2_config *c = &m->cfg;
     *out = NULL;
     if (n_ctx <= 0) n_ctx = c->seq_len;
@@ -65,39 +126,63 @@ int t2_state_new_range(t2_state **out, const t2_model *m, int max_batch, int n_c
                           l1, c->n_layers);
     t2_state *s = calloc(1, sizeof *s);
     if (!s) return t2_err_set(T2_ENOMEM, "out of memory for the run state");
-    const size_t B = (size_t)max_batch, D = c->dim, F = c->hidden_dim;
-    const size_t QD = (size_t)c->n_heads * c->head_dim, KVD = (size_t)c->n_kv_heads * c->head_dim;
-    const size_t cache = (size_t)(l1 - l0) * n_ctx * KVD;
     s->m = m;
     s->max_batch = max_batch;
     s->n_ctx = n_ctx;
     s->l0 = l0;
     s->l1 = l1;
-    s->x = falloc(B * D);
-    s->xb = falloc(B * D);
-    s->xb2 = falloc(B * QD);
-    s->q = falloc(B * QD);
-    s->k = falloc(B * KVD);
-    s->v = falloc(B * KVD);
-    s->hb = falloc(B * F);
-    s->hb2 = falloc(B * F);
-    s->z = falloc(B * D);
-    s->logits = falloc((size_t)c->vocab_size);
-    s->key_cache = falloc(cache);
-    s->value_cache = falloc(cache);
-    if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->hb || !s->hb2 || !s->z ||
-        !s->logits || !s->key_cache || !s->value_cache) {
+    int rc = state_kv(s, kv_type, pool);
+    if (rc == 0) rc = state_buffers(s, max_batch);
+    if (rc < 0) {
         t2_state_destroy(&s);
-        return t2_err_set(T2_ENOMEM, "out of memory for the run state (KV cache %zu MiB)",
-                          2 * cache * sizeof(float) >> 20);
+        return rc;
     }
     *out = s;
     return 0;
 }
 
+int t2_state_new_range(t2_state **out, const t2_model *m, int max_batch, int n_ctx, int l0, int l1) {
+    return t2_state_new_kv(out, m, max_batch, n_ctx, l0, l1, T2_F32, NULL);
+}
+
 int t2_state_new(t2_state **out, const t2_model *m, int max_batch, int n_ctx) {
     return t2_state_new_range(out, m, max_batch, n_ctx, 0, m->cfg.n_layers);
 }
+
+size_t t2_state_scratch_bytes(const t2_model *m, int max_batch, int n_ctx, int n_threads) {
+    const t2_config *c = &m->cfg;
+    const size_t B = (size_t)max_batch, hd = (size_t)c->head_dim, H = (size_t)c->n_heads;
+    const size_t QD = H * hd, KVD = (size_t)c->n_kv_heads * hd, G = H / (size_t)c->n_kv_heads;
+    const size_t nseg = ((size_t)n_ctx + T2_ATT_SEG - 1) / T2_ATT_SEG;
+    const size_t att = G * T2_ATT_SEG + G * (hd + 2) + 2 * QTILE * G * (hd + 2) +
+                       t2_att_tile_floats((int)hd, QTILE * (int)G);
+    size_t f = B * (3 * (size_t)c->dim + 2 * QD + 2 * KVD + 2 * (size_t)c->hidden_dim) +
+               (size_t)c->vocab_size + nseg * H * (hd + 2) + (size_t)n_threads * att;
+    return f * sizeof(float) + (size_t)t2_kv_blocks_for(n_ctx) * sizeof(int32_t);
+}
+
+int t2_state_reserve(t2_state *s, int n_tokens) {
+    if (n_tokens > s->n_ctx)
+        return t2_err_set(T2_ERANGE, "%d tokens exceed the context of %d", n_tokens, s->n_ctx);
+    const int need = (int)t2_kv_blocks_for(n_tokens);
+    while (s->n_held < need) {
+        int rc = t2_kvpool_alloc(s->kv, &s->blocks[s->n_held]);
+        if (rc < 0)
+            return t2_err_set(T2_EBUSY, "KV pool exhausted: %d tokens need %d blocks of %d, this "
+                              "sequence holds %d and none of the pool's %lld is free", n_tokens,
+                              need, T2_KV_BLOCK, s->n_held, (long long)t2_kvpool_n_blocks(s->kv));
+        s->n_held++;
+    }
+    return 0;
+}
+
+void t2_state_release(t2_state *s) {
+    if (!s || !s->kv) return;
+    while (s->n_held > 0) t2_kvpool_free(s->kv, s->blocks[--s->n_held]);
+}
+
+int t2_state_kv_tokens(const t2_state *s) { return s->n_held * T2_KV_BLOCK; }
+t2_dtype t2_state_kv_type(const t2_state *s) { return t2_kvpool_type(s->kv); }
 
 int t2_state_n_ctx(const t2_state *s) { return s->n_ctx; }
 float *t2_state_logits(t2_state *s) { return s->logits; }
@@ -106,7 +191,11 @@ void t2_state_set_adapt(t2_state *s, const t2_adapt *a) { s->adapt = a; }
 
 static int ensure_att(t2_state *s, int nth) {
     if (s->n_att_threads >= nth) return 0;
-    float *att = falloc((size_t)nth * s->n_ctx);
+    const t2_config *c = &s->m->cfg;
+    const size_t G = (size_t)(c->n_heads / c->n_kv_heads), P = (size_t)c->head_dim + 2;
+    s->att_len = G * T2_ATT_SEG + G * P + QTILE * G * P +
+                 t2_att_tile_floats(c->head_dim, QTILE * (int)G) + QTILE * G * P;
+    float *att = falloc((size_t)nth * s->att_len);
     if (!att) return t2_err_set(T2_ENOMEM, "out of memory for attention scores");
     free(s->att);
     s->att = att;
@@ -236,42 +325,171 @@ static void lin_multi(t2_state *const *st, int n, t2_pool *pool, int l, int k, f
 
 typedef struct {
     t2_state *const *st; /* n_st states */
-    int n_st, B, layer;  /* B tokens per state */
+    int n_st, B, layer;  /* B tokens per state (B > 1: one state) */
     const int *pos;      /* first position of each state's tokens */
+    int first[T2_MAX_SEQS + 1]; /* decode: first work item of each state */
 } attn_ctx;
 
-/* Causal grouped-query attention; work items are (state, token, head) triples split across
- * threads. Token b of state i is at position pos[i] + b. */
-static void attention_task(void *arg, int ith, int nth) {
+static t2_kvv kv_view(const t2_state *s, int layer) {
+    const size_t li = (size_t)(layer - s->l0), blk = (size_t)T2_KV_BLOCK * s->kv_row;
+    return (t2_kvv){.type = t2_kvpool_type(s->kv), .simd = s->simd,
+                    .base = t2_kvpool_block(s->kv, 0), .block_bytes = t2_kvpool_block_bytes(s->kv),
+                    .row_bytes = s->kv_row, .blocks = s->blocks, .k_off = 2 * li * blk,
+                    .v_off = (2 * li + 1) * blk};
+}
+
+/* Decode, pass 1: work items (state i, KV head, segment): the segment partials of the heads
+ * that share the KV head into the state's part. */
+static void attn_decode_task(void *arg, int ith, int nth) {
     attn_ctx *a = arg;
     const t2_config *c = &a->st[0]->m->cfg;
-    const int hd = c->head_dim, H = c->n_heads, group = c->n_heads / c->n_kv_heads;
-    const int KVD = c->n_kv_heads * hd, QD = H * hd;
+    const int hd = c->head_dim, H = c->n_heads, G = H / c->n_kv_heads, P = hd + 2;
     const float scale = 1.0f / sqrtf((float)hd);
     int lo, hi;
-    t2_split(a->n_st * a->B * H, 1, ith, nth, &lo, &hi);
-    for (int item = lo; item < hi; item++) {
-        const int i = item / (a->B * H), b = (item / H) % a->B, h = item % H;
+    t2_split(a->first[a->n_st], 1, ith, nth, &lo, &hi);
+    for (int item = lo, i = 0; item < hi; item++) {
+        while (item >= a->first[i + 1]) i++;
         t2_state *s = a->st[i];
-        const int p = a->pos[i] + b;
-        const size_t loff = (size_t)(a->layer - s->l0) * s->n_ctx * KVD;
-        float *att = s->att + (size_t)ith * s->n_ctx;
-        const float *q = s->q + (size_t)b * QD + (size_t)h * hd;
-        const float *kc = s->key_cache + loff + (size_t)(h / group) * hd;
-        const float *vc = s->value_cache + loff + (size_t)(h / group) * hd;
-        for (int t = 0; t <= p; t++) att[t] = t2_dot_f32(q, kc + (size_t)t * KVD, hd) * scale;
-        t2_softmax(att, p + 1);
-        float *o = s->xb2 + (size_t)b * QD + (size_t)h * hd;
-        memset(o, 0, (size_t)hd * sizeof(float));
-        for (int t = 0; t <= p; t++) t2_axpy_f32(o, att[t], vc + (size_t)t * KVD, hd);
+        const int p = a->pos[i], nseg = p / T2_ATT_SEG + 1, r = item - a->first[i];
+        const int kvh = r / nseg, seg = r % nseg, t0 = seg * T2_ATT_SEG;
+        const int t1 = t0 + T2_ATT_SEG < p + 1 ? t0 + T2_ATT_SEG : p + 1;
+        const t2_kvv kv = kv_view(s, a->layer);
+        t2_att_partial(&kv, kvh * hd, hd, s->q + (size_t)kvh * G * hd, G, scale, t0, t1,
+                       s->att + (size_t)ith * s->att_len,
+                       s->part + ((size_t)seg * H + (size_t)kvh * G) * P);
     }
 }
 
-static void run_attention(t2_pool *pool, attn_ctx *a) {
+/* Decode, pass 2: items (state, head): fold the segments in order into the output (n_st x H x
+ * segments x h operations: run on the calling thread). */
+static void attn_fold_task(void *arg, int ith, int nth) {
+    attn_ctx *a = arg;
+    const t2_config *c = &a->st[0]->m->cfg;
+    const int hd = c->head_dim, H = c->n_heads, P = hd + 2;
+    int lo, hi;
+    t2_split(a->n_st * H, 1, ith, nth, &lo, &hi);
+    for (int item = lo; item < hi; item++) {
+        t2_state *s = a->st[item / H];
+        const int h = item % H, nseg = a->pos[item / H] / T2_ATT_SEG + 1;
+        float *r = s->part + (size_t)h * P; /* segment 0's partial is the running one */
+        for (int seg = 1; seg < nseg; seg++) t2_att_fold(r, s->part + ((size_t)seg * H + h) * P, hd);
+        t2_att_finish(s->xb2 + (size_t)h * hd, r, hd);
+    }
+}
+
+/* Queries b0..b1-1 of the batch, KV head kvh, with the tile kernels: each segment's partials
+ * for all (query, head) rows that reach it, folded in segment order into run. */
+static void attn_tile_item(attn_ctx *a, t2_state *s, int kvh, int b0, int b1, float *run,
+                           float *scratch) {
+    const t2_config *c = &s->m->cfg;
+    const int hd = c->head_dim, G = c->n_heads / c->n_kv_heads, P = hd + 2, QD = c->n_heads * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const t2_kvv kv = kv_view(s, a->layer);
+    float *pp = scratch, *ts = pp + (size_t)QTILE * G * P;
+    const float *q[QTILE * MAX_GROUP];
+    int pos[QTILE * MAX_GROUP];
+    const int plast = a->pos[0] + b1 - 1;
+    for (int seg = 0; seg * T2_ATT_SEG <= plast; seg++) {
+        const int t0 = seg * T2_ATT_SEG, t1 = t0 + T2_ATT_SEG < plast + 1 ? t0 + T2_ATT_SEG
+                                                                          : plast + 1;
+        int R = 0, bfirst = -1;
+        for (int b = b0; b < b1; b++) {
+            if (a->pos[0] + b < t0) continue;
+            if (bfirst < 0) bfirst = b;
+            for (int g = 0; g < G; g++, R++) {
+                q[R] = s->q + (size_t)b * QD + (size_t)(kvh * G + g) * hd;
+                pos[R] = a->pos[0] + b;
+            }
+        }
+        t2_att_tile(&kv, kvh * hd, hd, q, pos, R, scale, t0, t1, ts, pp);
+        for (int r = 0; r < R; r++) {
+            float *rr = run + ((size_t)(bfirst - b0) * G + r) * P;
+            if (seg == 0) /* every query reaches segment 0: its partial starts the fold */
+                memcpy(rr, pp + (size_t)r * P, (size_t)P * sizeof(float));
+            else
+                t2_att_fold(rr, pp + (size_t)r * P, hd);
+        }
+    }
+    for (int b = b0; b < b1; b++)
+        for (int g = 0; g < G; g++)
+            t2_att_finish(s->xb2 + (size_t)b * QD + (size_t)(kvh * G + g) * hd,
+                          run + ((size_t)(b - b0) * G + g) * P, hd);
+}
+
+/* Prompt batch of one state: items (tile of QTILE queries, KV head). Each query's segments are
+ * computed and folded in order (as decoding does), a segment's keys and values read once for
+ * the tile's queries. */
+static void attn_batch_task(void *arg, int ith, int nth) {
+    attn_ctx *a = arg;
+    t2_state *s = a->st[0];
+    const t2_config *c = &s->m->cfg;
+    const int hd = c->head_dim, H = c->n_heads, K = c->n_kv_heads, G = H / K, P = hd + 2;
+    const int QD = H * hd, ntile = (a->B + QTILE - 1) / QTILE;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *sc = s->att + (size_t)ith * s->att_len, *pp = sc + (size_t)G * T2_ATT_SEG;
+    float *run = pp + (size_t)G * P;
+    const t2_kvv kv = kv_view(s, a->layer);
+    int lo, hi;
+    t2_split(ntile * K, 1, ith, nth, &lo, &hi);
+    const int tiled = t2_att_tile_ok(&kv, hd) && G <= MAX_GROUP;
+    for (int item = lo; item < hi; item++) {
+        const int b0 = (item / K) * QTILE, kvh = item % K;
+        const int b1 = b0 + QTILE < a->B ? b0 + QTILE : a->B, plast = a->pos[0] + b1 - 1;
+        if (tiled) {
+            attn_tile_item(a, s, kvh, b0, b1, run, run + (size_t)QTILE * G * P);
+            continue;
+        }
+        for (int seg = 0; seg * T2_ATT_SEG <= plast; seg++) {
+            const int t0 = seg * T2_ATT_SEG;
+            for (int b = b0; b < b1; b++) {
+                const int p = a->pos[0] + b;
+                if (p < t0) continue;
+                const int t1 = t0 + T2_ATT_SEG < p + 1 ? t0 + T2_ATT_SEG : p + 1;
+                float *r = run + (size_t)(b - b0) * G * P;
+                t2_att_partial(&kv, kvh * hd, hd, s->q + (size_t)b * QD + (size_t)kvh * G * hd, G,
+                               scale, t0, t1, sc, seg ? pp : r);
+                for (int g = 0; seg && g < G; g++)
+                    t2_att_fold(r + (size_t)g * P, pp + (size_t)g * P, hd);
+            }
+        }
+        for (int b = b0; b < b1; b++)
+            for (int g = 0; g < G; g++)
+                t2_att_finish(s->xb2 + (size_t)b * QD + (size_t)(kvh * G + g) * hd,
+                              run + ((size_t)(b - b0) * G + g) * P, hd);
+    }
+}
+
+static void pool_run(t2_pool *pool, void (*fn)(void *, int, int), void *arg) {
     if (pool)
-        t2_pool_run(pool, attention_task, a);
+        t2_pool_run(pool, fn, arg);
     else
-        attention_task(a, 0, 1);
+        fn(arg, 0, 1);
+}
+
+static void run_attention(t2_pool *pool, attn_ctx *a) {
+    if (a->B > 1) {
+        pool_run(pool, attn_batch_task, a);
+        return;
+    }
+    const int K = a->st[0]->m->cfg.n_kv_heads;
+    a->first[0] = 0;
+    for (int i = 0; i < a->n_st; i++)
+        a->first[i + 1] = a->first[i] + K * (a->pos[i] / T2_ATT_SEG + 1);
+    pool_run(pool, attn_decode_task, a);
+    attn_fold_task(a, 0, 1); /* small: no second round of the pool's threads */
+}
+
+/* Store n tokens' k and v rows (after rope) at positions pos.. of layer `layer`'s cache. */
+static void kv_write(t2_state *s, int layer, const float *k, const float *v, int n, int pos) {
+    const t2_kvv kv = kv_view(s, layer);
+    const int KVD = s->m->cfg.n_kv_heads * s->m->cfg.head_dim;
+    for (int b = 0; b < n; b++) {
+        const int t = pos + b;
+        uint8_t *blk = (uint8_t *)kv.base + (size_t)s->blocks[t / T2_KV_BLOCK] * kv.block_bytes;
+        const size_t r = (size_t)(t % T2_KV_BLOCK) * kv.row_bytes;
+        t2_kv_store(blk + kv.k_off + r, k + (size_t)b * KVD, kv.type, KVD);
+        t2_kv_store(blk + kv.v_off + r, v + (size_t)b * KVD, kv.type, KVD);
+    }
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -354,19 +572,18 @@ static int layers_batch(t2_state *s, t2_pool *pool, int B, int pos) {
     int rc;
     for (int l = s->l0; l < s->l1; l++) {
         const t2_layer *ly = &m->layers[l];
-        float *kc = s->key_cache + ((size_t)(l - s->l0) * s->n_ctx + pos) * KVD;
-        float *vc = s->value_cache + ((size_t)(l - s->l0) * s->n_ctx + pos) * KVD;
         /* attention: x += wo @ attn(rope(wq @ rmsnorm(x)), rope(wk @ ...), wv @ ...) */
         for (int b = 0; b < B; b++)
             t2_rmsnorm(s->xb + (size_t)b * D, s->x + (size_t)b * D, ly->attn_norm, D, c->rms_eps);
         if ((rc = lin(s, pool, l, T2_TGT_Q, s->q, s->xb, B)) < 0 ||
-            (rc = lin(s, pool, l, T2_TGT_K, kc, s->xb, B)) < 0 ||
-            (rc = lin(s, pool, l, T2_TGT_V, vc, s->xb, B)) < 0)
+            (rc = lin(s, pool, l, T2_TGT_K, s->k, s->xb, B)) < 0 ||
+            (rc = lin(s, pool, l, T2_TGT_V, s->v, s->xb, B)) < 0)
             return rc;
         for (int b = 0; b < B; b++)
-            qkv_post(m, ly, s->q + (size_t)b * QD, kc + (size_t)b * KVD, vc + (size_t)b * KVD,
+            qkv_post(m, ly, s->q + (size_t)b * QD, s->k + (size_t)b * KVD, s->v + (size_t)b * KVD,
                      pos + b);
-        attn_ctx actx = {&s, 1, B, l, &pos};
+        kv_write(s, l, s->k, s->v, B, pos);
+        attn_ctx actx = {.st = &s, .n_st = 1, .B = B, .layer = l, .pos = &pos};
         run_attention(pool, &actx);
         if ((rc = lin(s, pool, l, T2_TGT_O, s->xb, s->xb2, B)) < 0) return rc;
         for (size_t i = 0; i < (size_t)B * D; i++) s->x[i] += s->xb[i];
@@ -387,7 +604,7 @@ static int layers_batch(t2_state *s, t2_pool *pool, int B, int pos) {
 static int layers_multi(t2_state *const *st, int n, t2_pool *pool, const int *pos) {
     const t2_model *m = st[0]->m;
     const t2_config *c = &m->cfg;
-    const int D = c->dim, F = c->hidden_dim, hd = c->head_dim, KVD = c->n_kv_heads * hd;
+    const int D = c->dim, F = c->hidden_dim;
     float *ys[T2_MAX_SEQS], *ys2[T2_MAX_SEQS];
     const float *xs[T2_MAX_SEQS];
     for (int l = st[0]->l0; l < st[0]->l1; l++) {
@@ -398,14 +615,15 @@ static int layers_multi(t2_state *const *st, int n, t2_pool *pool, const int *po
         }
         for (int i = 0; i < n; i++) ys[i] = st[i]->q;
         lin_multi(st, n, pool, l, T2_TGT_Q, ys, xs);
-        for (int i = 0; i < n; i++)
-            ys[i] = st[i]->key_cache + ((size_t)(l - st[i]->l0) * st[i]->n_ctx + pos[i]) * KVD;
+        for (int i = 0; i < n; i++) ys[i] = st[i]->k;
         lin_multi(st, n, pool, l, T2_TGT_K, ys, xs);
-        for (int i = 0; i < n; i++)
-            ys2[i] = st[i]->value_cache + ((size_t)(l - st[i]->l0) * st[i]->n_ctx + pos[i]) * KVD;
+        for (int i = 0; i < n; i++) ys2[i] = st[i]->v;
         lin_multi(st, n, pool, l, T2_TGT_V, ys2, xs);
-        for (int i = 0; i < n; i++) qkv_post(m, ly, st[i]->q, ys[i], ys2[i], pos[i]);
-        attn_ctx actx = {st, n, 1, l, pos};
+        for (int i = 0; i < n; i++) {
+            qkv_post(m, ly, st[i]->q, ys[i], ys2[i], pos[i]);
+            kv_write(st[i], l, ys[i], ys2[i], 1, pos[i]);
+        }
+        attn_ctx actx = {.st = st, .n_st = n, .B = 1, .layer = l, .pos = pos};
         run_attention(pool, &actx);
         for (int i = 0; i < n; i++) {
             ys[i] = st[i]->xb;
@@ -447,7 +665,7 @@ static int check_multi(t2_state *const *st, int n, t2_pool *pool, const int *pos
         for (int j = 0; j < i; j++)
             if (st[j] == st[i]) return t2_err_set(T2_EINVAL, "multi-sequence step: state %d twice", i);
         int rc = check_pos(st[i], 1, pos[i]);
-        if (rc < 0) return rc;
+        if (rc < 0 || (rc = t2_state_reserve(st[i], pos[i] + 1)) < 0) return rc;
         if ((rc = ensure_att(st[i], t2_pool_size(pool))) < 0) return rc;
     }
     return 0;
@@ -458,7 +676,9 @@ int t2_forward_layers(t2_state *s, t2_pool *pool, int n, int pos) {
         return t2_err_set(T2_ERANGE, "forward: %d tokens (batch holds 1..%d)", n, s->max_batch);
     if (n == 1) return t2_forward_layers_multi(&s, 1, pool, &pos);
     int rc = check_pos(s, n, pos);
-    if (rc < 0 || (rc = ensure_att(s, t2_pool_size(pool))) < 0) return rc;
+    if (rc < 0 || (rc = t2_state_reserve(s, pos + n)) < 0 ||
+        (rc = ensure_att(s, t2_pool_size(pool))) < 0)
+        return rc;
     return layers_batch(s, pool, n, pos);
 }
 

@@ -23,17 +23,36 @@
 #define T2_TRANSFORMER_H
 
 #include "engine/model.h"
+#include "engine/kvcache.h"
 #include "base/pool.h"
 
 typedef struct t2_state t2_state;
 struct t2_adapt;
 
-/* n_ctx 0 means the model's seq_len. The model is borrowed and must outlive the state. */
+/* n_ctx 0 means the model's seq_len. The model is borrowed and must outlive the state.
+ * The KV cache is F32 in the state's own pool (t2_state_new_kv for others). */
 int t2_state_new(t2_state **out, const t2_model *m, int max_batch, int n_ctx);
 /* A state for layers [l0, l1) only (0 <= l0 < l1 <= n_layers). */
 int t2_state_new_range(t2_state **out, const t2_model *m, int max_batch, int n_ctx, int l0, int l1);
+/* The general constructor: a KV cache of kv_type (F32, F16, Q8_0) whose blocks come from pool
+ * (borrowed, shared with other states; its type wins and it must be made for l1 - l0 layers of
+ * K*h values), or, when pool is NULL, from the state's own pool of n_ctx tokens (resident as
+ * written). Blocks are taken as the sequence grows (t2_forward takes those it needs, or fails
+ * with T2_EBUSY when the pool has none left) and given back by t2_state_release. */
+int t2_state_new_kv(t2_state **out, const t2_model *m, int max_batch, int n_ctx, int l0, int l1,
+                    t2_dtype kv_type, t2_kvpool *pool);
 void t2_state_destroy(t2_state **s);
 int t2_state_n_ctx(const t2_state *s);
+/* Hold blocks for positions [0, n_tokens): 0, T2_ERANGE (n_tokens > n_ctx) or T2_EBUSY (the
+ * pool has too few free blocks; those taken stay with the state until released). */
+int t2_state_reserve(t2_state *s, int n_tokens);
+/* Give all the state's KV blocks back to its pool: the sequence ended. */
+void t2_state_release(t2_state *s);
+/* Bytes a state allocates besides its KV blocks (activations, attention scratch). */
+size_t t2_state_scratch_bytes(const t2_model *m, int max_batch, int n_ctx, int n_threads);
+/* Tokens the held blocks cover; the cache type. */
+int t2_state_kv_tokens(const t2_state *s);
+t2_dtype t2_state_kv_type(const t2_state *s);
 /* Attach an adaptation (borrowed; NULL = base weights). It must be made from factors of this
  * model and outlive its use by the state. */
 void t2_state_set_adapt(t2_state *s, const struct t2_adapt *a);

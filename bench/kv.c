@@ -1,0 +1,141 @@
+/* t2-bench-kv: long prompts and generation at depth with each KV cache type.
+ *
+ * The 134 M shape (dim 768, hidden 2048, 12 layers, 12 heads, vocab 32000, context 8192, F16
+ * weights, random; written once to --models DIR) at --threads threads, for each --kv type:
+ *   prompt tok/s   a --prompt-token prompt (default 4096) in batches of --batch (512)
+ *   gen tok/s      --gen tokens one at a time right after it (depth = the prompt's length),
+ *                  and at depth 0 (a fresh state) for comparison
+ *   GB/s read      (weight bytes per token + K and V bytes at that depth) x gen tok/s
+ *   % of membw     that over the read bandwidth measured by passes interleaved with the
+ *                  generation (same threads, same load)
+ * The machine may be shared: every ratio is taken within one run.
+ */
+#include "base/platform.h"
+#include "base/t2_err.h"
+#include "engine/kernels.h"
+#include "engine/kvcache.h"
+#include "engine/model.h"
+#include "engine/transformer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct {
+    const char *dir, *kv;
+    int threads, prompt, gen, batch;
+} opts;
+
+static int ensure_model(const char *path) {
+    struct stat st;
+    if (stat(path, &st) == 0) return 0;
+    fprintf(stderr, "writing %s ...\n", path);
+    t2_config cfg = {.dim = 768, .hidden_dim = 2048, .n_layers = 12, .n_heads = 12,
+                     .n_kv_heads = 12, .vocab_size = 32000, .seq_len = 8192};
+    t2_model *m = NULL;
+    int rc = t2_model_init_random(&m, &cfg, 0, 42);
+    if (rc == 0) rc = t2_model_save_gguf(m, NULL, T2_F16, "t2-bench-134m-8k", path);
+    t2_model_destroy(&m);
+    return rc;
+}
+
+/* gen tokens one at a time from position pos; tok/s, and the best membw pass around it */
+static double gen_rate(t2_state *st, t2_pool *pool, int pos, int gen, const float *buf, size_t n,
+                       double *bw) {
+    int tok = 7;
+    double b = t2_membw_read_pass(pool, buf, n);
+    double t0 = t2_now();
+    for (int i = 0; i < gen; i++)
+        if (t2_forward(st, pool, &tok, 1, pos + i, NULL) < 0) return -1;
+    double dt = t2_now() - t0, b2 = t2_membw_read_pass(pool, buf, n);
+    *bw = b > b2 ? b : b2;
+    return gen / dt;
+}
+
+static int run_type(const opts *o, t2_model *m, t2_pool *pool, t2_dtype kv, const float *buf,
+                    size_t n) {
+    const t2_config *c = &m->cfg;
+    int *toks = malloc((size_t)o->prompt * sizeof *toks), rc;
+    t2_state *st = NULL, *st0 = NULL;
+    if (!toks) return t2_err_set(T2_ENOMEM, "out of memory");
+    for (int i = 0; i < o->prompt; i++) toks[i] = 1 + (i * 7919) % (c->vocab_size - 1);
+    if ((rc = t2_state_new_kv(&st, m, o->batch, o->prompt + o->gen, 0, c->n_layers, kv, NULL)) < 0 ||
+        (rc = t2_state_new_kv(&st0, m, 1, o->gen + 1, 0, c->n_layers, kv, NULL)) < 0)
+        goto out;
+    double t0 = t2_now();
+    if ((rc = t2_forward(st, pool, toks, o->prompt, 0, NULL)) < 0) goto out;
+    double prompt_rate = o->prompt / (t2_now() - t0), bw0, bwd;
+    double g0 = gen_rate(st0, pool, 0, o->gen, buf, n, &bw0);
+    double gd = gen_rate(st, pool, o->prompt, o->gen, buf, n, &bwd);
+    const double wb = (double)t2_model_weight_bytes_per_token(m);
+    const double kvb = (double)o->prompt * c->n_layers * 2 *
+                       t2_kv_row_bytes(kv, c->n_kv_heads * c->head_dim);
+    printf("%-5s %6d  %9.1f  %9.1f  %12.1f  %9.1f  %6.1f %%  %8.1f  %5.1f %%\n",
+           t2_dtype_name(kv), o->prompt, prompt_rate, g0, gd, (wb + kvb) * gd / 1e9,
+           100 * (wb + kvb) * gd / 1e9 / bwd, bwd, 100 * wb * g0 / 1e9 / bw0);
+    fflush(stdout);
+out:
+    free(toks);
+    t2_state_destroy(&st);
+    t2_state_destroy(&st0);
+    return rc;
+}
+
+static int parse(int argc, char **argv, opts *o) {
+    *o = (opts){.dir = "/tmp/t2-bench-models", .kv = "f16,q8_0,f32", .threads = 2,
+                .prompt = 4096, .gen = 32, .batch = 512};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) return t2_err_set(T2_EINVAL, "%s: missing value", a);
+        if (!strcmp(a, "--models")) o->dir = v;
+        else if (!strcmp(a, "--kv")) o->kv = v;
+        else if (!strcmp(a, "--threads")) o->threads = atoi(v);
+        else if (!strcmp(a, "--prompt")) o->prompt = atoi(v);
+        else if (!strcmp(a, "--gen")) o->gen = atoi(v);
+        else if (!strcmp(a, "--batch")) o->batch = atoi(v);
+        else return t2_err_set(T2_EINVAL, "unknown option %s", a);
+        i++;
+    }
+    if (o->threads < 1 || o->prompt < 1 || o->prompt > 8000 || o->gen < 1 || o->batch < 1)
+        return t2_err_set(T2_EINVAL, "--threads, --prompt (1..8000), --gen, --batch out of range");
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    opts o;
+    char path[1200];
+    t2_model *m = NULL;
+    t2_pool *pool = NULL;
+    if (parse(argc, argv, &o) < 0) {
+        fprintf(stderr, "t2-bench-kv: %s\nusage: t2-bench-kv [--models DIR] [--kv f16,q8_0,f32] "
+                "[--threads N] [--prompt N] [--gen N] [--batch N]\n", t2_err_msg());
+        return 2;
+    }
+    mkdir(o.dir, 0755);
+    snprintf(path, sizeof path, "%s/bench134m_8k_f16.gguf", o.dir);
+    const size_t n = (size_t)1 << 27; /* 512 MiB of floats for the bandwidth passes */
+    float *buf = malloc(n * sizeof(float));
+    if (!buf || ensure_model(path) < 0 || t2_model_load(&m, path) < 0 ||
+        t2_pool_new(&pool, o.threads) < 0) {
+        fprintf(stderr, "t2-bench-kv: %s\n", t2_err_msg());
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++) buf[i] = (float)(i & 1023);
+    printf("134M shape, F16 weights, %d threads, kernels %s; machine possibly shared: ratios are "
+           "within this run\n", o.threads, t2_kern_level());
+    printf("kv    prompt  prompt t/s  gen t/s@0  gen t/s@depth  GB/s read  %% membw  membw GB/s"
+           "  %%@0\n");
+    char list[256];
+    snprintf(list, sizeof list, "%s", o.kv);
+    int rc = 0;
+    for (char *sv, *t = strtok_r(list, ",", &sv); t && rc == 0; t = strtok_r(NULL, ",", &sv)) {
+        t2_dtype kv;
+        if ((rc = t2_kv_type_parse(t, &kv)) == 0) rc = run_type(&o, m, pool, kv, buf, n);
+    }
+    if (rc < 0) fprintf(stderr, "t2-bench-kv: %s\n", t2_err_msg());
+    free(buf);
+    t2_pool_destroy(&pool);
+    t2_model_destroy(&m);
+    return rc < 0;
+}

@@ -1,0 +1,62 @@
+/* attention.h - internal to the engine: attention of one query over a range of a paged KV cache.
+ *
+ * The cache of one layer of one sequence is seen through a t2_kvv: the row of position t is
+ *   base + blocks[t / T2_KV_BLOCK] * block_bytes + off + (t % T2_KV_BLOCK) * row_bytes
+ * (off = k_off for keys, v_off for values; engine/kvcache.h gives the layout).
+ *
+ * Causal attention of a query at position p is computed in segments of T2_ATT_SEG positions
+ * (fixed by position, not by thread): t2_att_partial gives, for each of G query heads that share
+ * one KV head, the segment's partial softmax (m = max score, l = sum of exp(score - m),
+ * o = sum of exp(score - m) v); the partials are folded in segment order (t2_att_fold, an online
+ * softmax), and the output is o / l. Decoding computes a query's segments on several threads and
+ * folds them in order; a prompt batch folds them as it goes: the same operations in the same
+ * order, so a result depends neither on the thread count nor on how the work was split, and no
+ * full score matrix is ever held (scores of one segment only).
+ */
+#ifndef T2_ATTENTION_H
+#define T2_ATTENTION_H
+
+#include "engine/kvcache.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define T2_ATT_SEG 256 /* positions per segment (a multiple of T2_KV_BLOCK) */
+
+typedef struct t2_kvv {
+    t2_dtype type;
+    int simd;                /* 1: AVX2 kernels for the aligned cases */
+    const uint8_t *base;     /* the pool's memory */
+    size_t block_bytes, row_bytes;
+    const int32_t *blocks;   /* the sequence's block table */
+    size_t k_off, v_off;     /* this layer's K and V rows within a block */
+} t2_kvv;
+
+/* Floats of one head's partial: m, l, o[hd]. */
+static inline int t2_att_part_len(int hd) { return hd + 2; }
+
+/* Partials of G heads (q: G x hd consecutive, heads sharing the KV head whose values start at
+ * element hoff of a row) over positions [t0, t1) (t1 - t0 <= T2_ATT_SEG) into part
+ * (G x (hd + 2)). sc: scratch of G x T2_ATT_SEG floats. */
+void t2_att_partial(const t2_kvv *kv, int hoff, int hd, const float *q, int G, float scale,
+                    int t0, int t1, float *sc, float *part);
+/* Prompt tiles: the partials of R query rows (q[r]: hd floats of a head that uses the KV head
+ * at element hoff; pos[r] >= t0 its position) over [t0, t1) into part (R x (hd + 2)), with the
+ * keys and values of the segment converted to f32 once for all rows: scores as a 4-row x
+ * 16-position product (sums in head-dimension order), values as a 2-row product (sums in
+ * position order), so a row's numbers do not depend on the other rows. Needs
+ * t2_att_tile_ok(kv, hd); scratch of t2_att_tile_floats(hd, R) floats. */
+int t2_att_tile_ok(const t2_kvv *kv, int hd);
+size_t t2_att_tile_floats(int hd, int R);
+void t2_att_tile(const t2_kvv *kv, int hoff, int hd, const float *const *q, const int *pos, int R,
+                 float scale, int t0, int t1, float *scratch, float *part);
+/* Fold partial p into the running r (both hd + 2 floats). */
+void t2_att_fold(float *r, const float *p, int hd);
+/* out = r.o / r.l */
+void t2_att_finish(float *out, const float *r, int hd);
+/* Store n values of src as a cache row of type t at dst. */
+void t2_kv_store(void *dst, const float *src, t2_dtype t, int n);
+/* 1 if the AVX2 attention kernels can run here (and the kernel level is not "generic"). */
+int t2_att_simd(void);
+
+#endif
