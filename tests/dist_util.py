@@ -135,10 +135,11 @@ class Deployment:
     def make_keys(self):
         """Key pairs for the router, workers, dispatchers and one client (t2 keygen)."""
         k = self.path("keys")
-        os.makedirs(os.path.join(k, "clients"))
-        self.run("t2", "keygen", *(os.path.join(k, n) for n in
-                                   ("router", "worker", "dispatcher", "client")))
-        shutil.copy(os.path.join(k, "client.pub"), os.path.join(k, "clients"))
+        if not os.path.exists(os.path.join(k, "router.key")):  # once per deployment folder
+            os.makedirs(os.path.join(k, "clients"), exist_ok=True)
+            self.run("t2", "keygen", *(os.path.join(k, n) for n in
+                                       ("router", "worker", "dispatcher", "client")))
+            shutil.copy(os.path.join(k, "client.pub"), os.path.join(k, "clients"))
         return f"""security = {{ curve = true; router_key = "{k}/router.key";
   router_public = "{k}/router.pub"; client_key = "{k}/client.key"; worker_key = "{k}/worker.key";
   dispatcher_key = "{k}/dispatcher.key"; clients = "{k}/clients"; workers = "{k}/worker.pub";
