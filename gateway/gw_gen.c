@@ -325,7 +325,7 @@ enum MHD_Result gw_generate(gw_server *s, struct MHD_Connection *c, int endpoint
     int gone = 0;
     while (j->state != GW_JOB_DONE && !(j->req.stream && j->t_first) && !s->stopping &&
            (!s->cf->gateway.timeout_ms || t2_wire_now_ms() - j->t_submit < limit)) {
-        wait_until(j, 100);
+        wait_until(j, 20); /* a short answer may take less than 100 ms: look at the peer often */
         pthread_mutex_unlock(&j->mu);
         gone = peer_gone(c);
         pthread_mutex_lock(&j->mu);
