@@ -159,7 +159,8 @@ int t2_tset_add(t2_task_set *s, const t2_task_item *it) {
         (rc = dup_str(&s->arena, it->target, &c->target)) < 0 ||
         (rc = dup_str(&s->arena, it->code_prefix, &c->code_prefix)) < 0 ||
         (rc = dup_str(&s->arena, it->code_tests, &c->code_tests)) < 0 ||
-        (rc = dup_str(&s->arena, it->choices, &c->choices)) < 0)
+        (rc = dup_str(&s->arena, it->choices, &c->choices)) < 0 ||
+        (rc = dup_str(&s->arena, it->choice_text, &c->choice_text)) < 0)
         return rc;
     s->items[s->n++] = c;
     return 0;

@@ -89,6 +89,8 @@ typedef struct t2_task_item {
     const char *code_prefix;
     const char *code_tests;
     const char *choices; /* ARC: the choice labels in order, e.g. "ABCD"; NULL otherwise */
+    const char *choice_text; /* ARC: the choices' texts in that order, one per line (a newline
+                              * inside a text became a space); NULL otherwise */
 } t2_task_item;
 
 typedef struct t2_task_opts {

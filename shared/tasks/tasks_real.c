@@ -132,7 +132,7 @@ static int arc_row(void *vctx, const t2_json *row, size_t line) {
         return t2_err_set(T2_EFORMAT, "field \"question.choices\" is missing or not an array");
     if (ch->len < 2 || ch->len > 8)
         return t2_err_set(T2_EFORMAT, "question.choices has %zu entries (want 2..8)", ch->len);
-    sbuf b = {0};
+    sbuf b = {0}, ct = {0};
     char labels[9];
     sb_add(&b, stem);
     for (size_t i = 0; i < ch->len; i++) {
@@ -140,15 +140,18 @@ static int arc_row(void *vctx, const t2_json *row, size_t line) {
         const char *text, *label;
         if (e->type != T2_JSON_OBJECT) {
             free(b.t.data);
+            free(ct.t.data);
             return t2_err_set(T2_EFORMAT, "question.choices[%zu] is not an object", i);
         }
         if ((rc = need_str(e, "text", &text)) < 0 || (rc = need_str(e, "label", &label)) < 0) {
             free(b.t.data);
+            free(ct.t.data);
             return t2_err_prefix(rc, "question.choices[%zu]", i);
         }
         char l = label[0];
         if (!l || label[1] || !((l >= 'A' && l <= 'Z') || (l >= '1' && l <= '9'))) {
             free(b.t.data);
+            free(ct.t.data);
             return t2_err_set(T2_EFORMAT,
                               "question.choices[%zu].label \"%.20s\" is not one "
                               "letter or digit",
@@ -156,6 +159,7 @@ static int arc_row(void *vctx, const t2_json *row, size_t line) {
         }
         if (memchr(labels, l, i)) {
             free(b.t.data);
+            free(ct.t.data);
             return t2_err_set(T2_EFORMAT, "question.choices: label '%c' appears twice", l);
         }
         labels[i] = l;
@@ -163,14 +167,18 @@ static int arc_row(void *vctx, const t2_json *row, size_t line) {
         snprintf(head, sizeof head, "\n%c) ", l);
         sb_add(&b, head);
         sb_add(&b, text);
+        if (i) sb_add(&ct, "\n");
+        for (const char *p = text; *p; p++) sb_addn(&ct, *p == '\n' || *p == '\r' ? " " : p, 1);
     }
     labels[ch->len] = 0;
-    if (b.oom) {
+    if (b.oom || ct.oom || !ct.t.data) {
         free(b.t.data);
+        free(ct.t.data);
         return t2_err_set(T2_ENOMEM, "out of memory");
     }
     if (!key[0] || key[1] || !strchr(labels, key[0])) {
         free(b.t.data);
+        free(ct.t.data);
         return t2_err_set(T2_EFORMAT, "answerKey \"%.20s\" is not one of the labels %s", key,
                           labels);
     }
@@ -183,9 +191,11 @@ static int arc_row(void *vctx, const t2_json *row, size_t line) {
                        .target = key,
                        .split = T2_SPLIT_TEST,
                        .label = T2_LABEL_REASONING,
-                       .choices = labels};
+                       .choices = labels,
+                       .choice_text = ct.t.data};
     rc = t2_tset_add(c->s, &it);
     free(b.t.data);
+    free(ct.t.data);
     return rc;
 }
 
