@@ -1,0 +1,6 @@
+# `t2 eval --score loglik` (shared/tasks/task_mc.c, cli/cmd_eval_mc.c): each choice's log-likelihood
+# against the float64 PyTorch reference tests/ref_llama.py (skips, 77, without torch); with
+# ../shared/assets also ARC-Easy on stories260K.
+t2_add_script_test(mc_loglik_parity parity /usr/bin/python3
+  ${CMAKE_CURRENT_SOURCE_DIR}/mc_loglik_parity.py)
+set_tests_properties(mc_loglik_parity PROPERTIES TIMEOUT 300)
