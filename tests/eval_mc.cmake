@@ -4,3 +4,6 @@
 t2_add_script_test(mc_loglik_parity parity /usr/bin/python3
   ${CMAKE_CURRENT_SOURCE_DIR}/mc_loglik_parity.py)
 set_tests_properties(mc_loglik_parity PROPERTIES TIMEOUT 300)
+# bench/paired.py: McNemar's exact test and Wilson intervals against hand-computed values, the
+# per-item CSV join and its errors (standard library only).
+t2_add_script_test(paired_stats unit /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/paired_stats.py)
