@@ -97,7 +97,7 @@ static void strset_free(strset *t) {
 /* ================================================================ generators */
 
 static void test_families_registry(void) {
-    T2_CHECK(t2_task_family_count() == 13);
+    T2_CHECK(t2_task_family_count() == 19); /* 8 synthetic, 6 of suite v2, 5 real */
     for (int i = 0; i < N_SYNTH; i++)
         T2_CHECK(t2_task_family_find(SYNTH[i]) != NULL);
     const char *real[] = {"gsm8k", "arc-easy", "arc-challenge", "mbpp", "humaneval"};
@@ -106,7 +106,7 @@ static void test_families_registry(void) {
         T2_CHECK(f && f->kind == T2_KIND_REAL);
     }
     T2_CHECK(t2_task_family_find("nope") == NULL);
-    T2_CHECK(t2_task_family_at(13) == NULL);
+    T2_CHECK(t2_task_family_at(19) == NULL);
     t2_task_split sp;
     T2_CHECK(t2_task_split_parse("validation", &sp) == 0 && sp == T2_SPLIT_VALIDATION);
     T2_CHECK(t2_task_split_parse("tset", &sp) == T2_EINVAL);
