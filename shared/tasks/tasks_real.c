@@ -114,7 +114,6 @@ static int gsm8k_row(void *vctx, const t2_json *row, size_t line) {
 /* ---------------------------------------------------------------- ARC */
 
 static int arc_row(void *vctx, const t2_json *row, size_t line) {
-    (void)line;
     load_ctx *c = vctx;
     if (full(c->s))
         return 1;
@@ -122,6 +121,16 @@ static int arc_row(void *vctx, const t2_json *row, size_t line) {
     int rc;
     if ((rc = need_str(row, "id", &rid)) < 0 || (rc = need_str(row, "answerKey", &key)) < 0)
         return rc;
+    /* train / validation: the rows after the first T2_ARC_EVAL_ROWS, 10 % (by id) validation */
+    t2_task_split sp = T2_SPLIT_TEST;
+    if (c->s->opts.split == T2_SPLIT_TRAIN || c->s->opts.split == T2_SPLIT_VALIDATION) {
+        if (line <= T2_ARC_EVAL_ROWS)
+            return 0;
+        sp = t2_hash64(rid, strlen(rid), 0x617263ull) % 10 == 0 ? T2_SPLIT_VALIDATION
+                                                                : T2_SPLIT_TRAIN;
+        if (sp != c->s->opts.split)
+            return 0;
+    }
     const t2_json *q = t2_json_get(row, "question");
     if (!q || q->type != T2_JSON_OBJECT)
         return t2_err_set(T2_EFORMAT, "field \"question\" is missing or not an object");
@@ -189,7 +198,7 @@ static int arc_row(void *vctx, const t2_json *row, size_t line) {
                        .prompt = b.t.data,
                        .answer = ans,
                        .target = key,
-                       .split = T2_SPLIT_TEST,
+                       .split = sp,
                        .label = T2_LABEL_REASONING,
                        .choices = labels,
                        .choice_text = ct.t.data};
@@ -355,14 +364,20 @@ int t2_real_load(t2_task_set *s) {
     }
     if (!strcmp(nm, "mbpp"))
         return read_rows(s, "mbpp/mbpp.jsonl", mbpp_row, &c);
+    if (!strncmp(nm, "arc-", 4)) {
+        rc = read_rows(s, !strcmp(nm, "arc-easy") ? "arc/ARC-Easy-Test.jsonl"
+                                                  : "arc/ARC-Challenge-Test.jsonl",
+                       arc_row, &c);
+        if (rc == 0 && s->n == 0 && (sp == T2_SPLIT_TRAIN || sp == T2_SPLIT_VALIDATION))
+            return t2_err_set(T2_ENOTFOUND, "%s has no %s rows: its train and validation splits "
+                              "are the test file's rows after the first %d", nm,
+                              t2_task_split_name(sp), T2_ARC_EVAL_ROWS);
+        return rc;
+    }
     /* test-only data sets */
     if (sp != T2_SPLIT_TEST && sp != T2_SPLIT_ALL)
         return t2_err_set(T2_ENOTFOUND, "%s has only a test split (asked for %s)", nm,
                           t2_task_split_name(sp));
-    if (!strcmp(nm, "arc-easy"))
-        return read_rows(s, "arc/ARC-Easy-Test.jsonl", arc_row, &c);
-    if (!strcmp(nm, "arc-challenge"))
-        return read_rows(s, "arc/ARC-Challenge-Test.jsonl", arc_row, &c);
     if (!strcmp(nm, "humaneval"))
         return read_rows(s, "humaneval/HumanEval.jsonl.gz", humaneval_row, &c);
     return t2_err_set(T2_EINTERNAL, "%s: no loader", nm);
