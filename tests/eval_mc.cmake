@@ -11,3 +11,7 @@ t2_add_script_test(paired_stats unit /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR
 # contents and names; the v1 families' documents unchanged (a hash taken before v2 existed).
 t2_add_script_test(tasks_v2 unit /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tasks_v2.py)
 set_tests_properties(tasks_v2 PROPERTIES TIMEOUT 120)
+# bench/paper.sh end to end at tiny size on a random qwen2 model with Qwen's vocabulary, and its
+# --dry-run plan of a 1 B shape (skips, 77, without ../shared/assets).
+t2_add_script_test(paper_tiny integration bash ${CMAKE_CURRENT_SOURCE_DIR}/paper_tiny.sh)
+set_tests_properties(paper_tiny PROPERTIES TIMEOUT 600)
