@@ -177,7 +177,7 @@ step() {
     echo "    done in $((SECONDS - t0)) s" | tee -a "$plan"
 }
 
-printf 'model %s: %.3g parameters; this machine: %.0f prompt tok/s, %.1f generated tok/s (scaled)\n' \
+printf 'model %s: %.3g parameters; this machine: %.3g prompt tok/s, %.3g generated tok/s (scaled)\n' \
     "${model:-shape $shape}" "$P" "$PT" "$GT" | tee -a "$plan"
 M=(-m "${model:-MODEL.gguf}")
 F=$out/factors.gguf E=$out/experts
