@@ -107,7 +107,7 @@ def main():
         pred_lr = clf.predict(vec.transform([q for q, _ in qs]))
         counts = {}
         for m in methods:
-            ok = 0
+            ok = tot_m = 0
             for k, (d, (q, want)) in enumerate(zip(docs, qs)):
                 if m == "regex":
                     got = regex_label(q)
@@ -119,9 +119,10 @@ def main():
                         continue
                 c = int(got == want)
                 ok += c
+                tot_m += 1
                 if fam != "classify":
                     items[m].append((d["id"], fam, c))
-            counts[m] = (ok, len(docs))
+            counts[m] = (ok, tot_m)
         rows.append((fam, counts))
     print("pass-1 routing accuracy on held-out templates (v2 test splits; other: v1 test)")
     print("%-14s" % "family" + "".join(" %22s" % m for m in methods))
@@ -131,7 +132,8 @@ def main():
         for m in methods:
             k, n = counts[m]
             lo, hi = wilson(k, n)
-            line += " %5.1f%% [%5.1f, %5.1f]" % (100.0 * k / n, 100 * lo, 100 * hi)
+            line += (" %5.1f%% [%5.1f, %5.1f]" % (100.0 * k / n, 100 * lo, 100 * hi) if n
+                     else " %22s" % "-")
             if fam != "classify":
                 tot[m][0] += k
                 tot[m][1] += n
