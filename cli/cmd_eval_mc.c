@@ -109,6 +109,14 @@ static int mc_family(const cli_eval_mc *o, const t2_task_family *fam, const t2_m
     t2_mc_result r;
     int n = (int)t2_task_set_count(set);
     int rc = t2_mc_eval(m, tok, pool, set, NULL, n, adapt, &r);
+    if (rc == 0 && r.n > 0 && r.failed == r.n) {
+        fprintf(stderr, "t2 eval: %s: no item could be scored by log-likelihood (not a "
+                "multiple-choice family: arc-easy, arc-challenge, mc, mc-hard, v2-mc, "
+                "v2-mc-num)\n", fam->name);
+        t2_mc_result_free(&r);
+        t2_task_set_destroy(&set);
+        return 1;
+    }
     if (rc == 0) {
         double chance = 0;
         for (int k = 0; k < r.n; k++) chance += r.items[k].n ? 1.0 / r.items[k].n : 0;

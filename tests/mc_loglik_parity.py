@@ -121,6 +121,17 @@ def main():
     items, choices = os.path.join(work, "items.csv"), os.path.join(work, "choices.csv")
     run([t2, "eval", "-m", model, "--task", "mc", "--n", "6", "--score", "loglik", "-j", "1",
          "--csv", items, "--choices-csv", choices])
+    for args, code, msg in [(["--task", "math"], 1, "not a multiple-choice family"),
+                            (["--task", "mc", "--score", "logprob"], 2, "is not gen or loglik"),
+                            (["--task", "mc", "--norm", "max"], 2, "is not sum, token"),
+                            (["--task", "mc", "--choices-csv", choices], 2, "needs --score")]:
+        if "--score" not in args and "--choices-csv" not in args:
+            args = args + ["--score", "loglik"]
+        p = subprocess.run([t2, "eval", "-m", model, "--n", "2", "-j", "1"] + args,
+                           capture_output=True, text=True, timeout=120)
+        if p.returncode != code or msg not in p.stderr:
+            fail("t2 eval %s: exit %d (want %d), stderr %r" % (" ".join(args), p.returncode,
+                                                                code, p.stderr))
     m = ref.load_model(model)
     vals = check_choices(ref, torch, m, choices, True)
     n = check_preds(items, vals)
