@@ -59,4 +59,6 @@ log "paired tests"
         done
     done
 } > "$out/paired.txt"
+
+"$py" "$here/bench/loglik_table.py" "$out" > "$out/table.md"
 log "done: $out"
