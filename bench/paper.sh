@@ -52,7 +52,8 @@ while [ $# -gt 0 ]; do
     shift
 done
 for v in steps batch n threads; do
-    [[ ${!v} =~ ^[1-9][0-9]{0,6}$ ]] || { echo "bench/paper.sh: --$v '${!v}' is not a count" >&2; exit 2; }
+    [[ ${!v} =~ ^[1-9][0-9]{0,6}$ ]] ||
+        { echo "bench/paper.sh: --$v '${!v}' is not a count" >&2; exit 2; }
 done
 [ -n "$model" ] || [ -n "$shape" ] || { echo "bench/paper.sh: give MODEL.gguf" >&2; usage; }
 [ -z "$shape" ] || [ "$dry" = 1 ] || { echo "bench/paper.sh: --shape needs --dry-run" >&2; exit 2; }
@@ -156,7 +157,10 @@ svf_cost() {
     echo "$steps * $batch * ($max_tok / $GT + 3 * ($p + $max_tok) / $PT)" \
         "+ ($steps / 10 + 1) * $(cost "$val_n" "$p" "$max_tok")" | bc -l
 }
-hms() { awk -v s="$1" 'BEGIN { s = int(s + 0.5); printf "%dh%02dm%02ds", s / 3600, s % 3600 / 60, s % 60 }'; }
+hms() {
+    awk -v s="$1" 'BEGIN { s = int(s + 0.5)
+        printf "%dh%02dm%02ds", s / 3600, s % 3600 / 60, s % 60 }'
+}
 
 total=0
 plan=$out/plan.txt
@@ -177,8 +181,8 @@ step() {
     echo "    done in $((SECONDS - t0)) s" | tee -a "$plan"
 }
 
-printf 'model %s: %.3g parameters; this machine: %.3g prompt tok/s, %.3g generated tok/s (scaled)\n' \
-    "${model:-shape $shape}" "$P" "$PT" "$GT" | tee -a "$plan"
+printf 'model %s: %.3g parameters; this machine: %.3g prompt tok/s, %.3g generated tok/s %s\n' \
+    "${model:-shape $shape}" "$P" "$PT" "$GT" "(scaled)" | tee -a "$plan"
 M=(-m "${model:-MODEL.gguf}")
 F=$out/factors.gguf E=$out/experts
 common=(--data "$data" -j "$threads")
@@ -186,13 +190,17 @@ ev=("$t2" eval "${M[@]}" "${common[@]}" --max-tokens "$max_tok")
 step decompose "$SVDS" "$t2" decompose "${M[@]}" -o "$F" -j "$threads"
 sv=(--factors "$F" -n "$steps" -b "$batch" --val-n "$val_n" --max-tokens "$max_tok"
     --lr 2e-3 "${common[@]}")
-step expert-math "$(svf_cost 100)" "$t2" svf --task gsm8k "${M[@]}" "${sv[@]}" --name math -o "$E/math.gguf"
-step expert-code "$(svf_cost 150)" "$t2" svf --task mbpp "${M[@]}" "${sv[@]}" --name code -o "$E/code.gguf"
-step expert-mc "$(svf_cost 70)" "$t2" svf --task arc-easy "${M[@]}" "${sv[@]}" --name mc -o "$E/mc.gguf"
+step expert-math "$(svf_cost 100)" "$t2" svf --task gsm8k "${M[@]}" "${sv[@]}" --name math \
+    -o "$E/math.gguf"
+step expert-code "$(svf_cost 150)" "$t2" svf --task mbpp "${M[@]}" "${sv[@]}" --name code \
+    -o "$E/code.gguf"
+step expert-mc "$(svf_cost 70)" "$t2" svf --task arc-easy "${M[@]}" "${sv[@]}" --name mc \
+    -o "$E/mc.gguf"
 step expert-classify "$(svf_cost 60)" "$t2" svf --task classify "${M[@]}" "${sv[@]}" \
     --name classify -o "$E/classify.gguf"
 t1=(--task gsm8k,mbpp,arc-easy --n "$n")
-t1_cost=$(echo "$(cost "$n" 100 "$max_tok") + $(cost "$n" 150 "$max_tok") + $(cost "$n" 70 "$max_tok")" | bc -l)
+t1_cost=$(echo "$(cost "$n" 100 "$max_tok") + $(cost "$n" 150 "$max_tok")" \
+    "+ $(cost "$n" 70 "$max_tok")" | bc -l)
 step table1-base "$t1_cost" "${ev[@]}" "${t1[@]}" --csv "$out/table1-base.csv"
 for e in math code mc; do
     step "table1-$e" "$t1_cost" "${ev[@]}" "${t1[@]}" --factors "$F" --expert "$E/$e.gguf" \
@@ -217,7 +225,9 @@ for fam in humaneval arc-challenge; do
     [ "$fam" = humaneval ] && nf=$nh p=130
     for s in none prompt classifier "profile:$out/profile-$fam.gguf"; do
         tag=${s%%:*} c=$(cost "$nf" "$p" "$max_tok")
-        [ "$tag" = prompt ] || [ "$tag" = classifier ] && c=$(echo "$c + $(cost "$nf" "$p" 24)" | bc -l)
+        if [ "$tag" = prompt ] || [ "$tag" = classifier ]; then
+            c=$(echo "$c + $(cost "$nf" "$p" 24)" | bc -l)
+        fi
         step "table2-$fam-$tag" "$c" "${ev[@]}" --task "$fam" --n "$nf" --factors "$F" \
             --experts "$E" --strategy "$s" --csv "$out/table2-$fam-$tag.csv"
     done

@@ -349,7 +349,8 @@ static int eval_opt(eval_opts *o, int c) {
         o->loglik = !strcmp(optarg, "loglik");
         break;
     case OPT_NORM:
-        if (cli_mc_norm_parse(optarg, &o->norm) < 0) return cli_usage_error(cmd, "%s", t2_err_msg());
+        if (cli_mc_norm_parse(optarg, &o->norm) < 0)
+            return cli_usage_error(cmd, "%s", t2_err_msg());
         break;
     case OPT_CHOICES: o->choices_csv_path = optarg; break;
     case 'h': fputs(eval_help, stdout); return 0;

@@ -180,7 +180,8 @@ static int math_split_ok(const int *v, t2_task_split *out) {
     v2_fmt(canon, sizeof canon, "%d.%d.%d", v[1], v[2], v[3]);
     t2_task_split s = template_split(v[0]);
     *out = s;
-    return (!v[3] || v[2] < v[1]) && content_split("math", canon) == s && vocab_split(v[4], COUNT(V2_NAMES)) == s &&
+    return (!v[3] || v[2] < v[1]) && content_split("math", canon) == s &&
+           vocab_split(v[4], COUNT(V2_NAMES)) == s &&
            vocab_split(v[5], COUNT(V2_OBJECTS)) == s && vocab_split(v[6], 10) == s;
 }
 
