@@ -11,6 +11,8 @@
 #          splits (n 500; mc-hard 450: all it has).
 # Table 3 and the confusion matrices: the pass-1 / pass-2 times and the label counts that the
 #          prompt and classifier runs of Table 2 print.
+# Evaluation v2: bench/loglik.sh (OUT/loglik) and bench/routing.sh (OUT/routing), about 30
+#          minutes more.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
@@ -66,4 +68,7 @@ for s in prompt classifier; do
         > "$out/t2-train-$s.txt"
 done
 rm -f "$F"
+log "evaluation v2: ARC by log-likelihood with controls, routing on held-out templates"
+"$here/bench/loglik.sh" "$build" "$out/loglik" || [ $? = 77 ]
+"$here/bench/routing.sh" "$build" "$out/routing"
 log "done: $out"

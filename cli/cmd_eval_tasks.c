@@ -27,6 +27,7 @@
 #include "tasks/task_eval.h"
 #include "tasks/tasks.h"
 #include "engine/tokenizer.h"
+#include "eval_mc.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -65,6 +66,16 @@ static const char eval_help[] =
     "                         ../shared/assets/data)\n"
     "      --timeout S        code families: sandbox limit per program (default 10)\n"
     "  -v, --verbose          print every item (id, verdict, extracted answer, generation)\n"
+    "      --score S          gen (default: generate and score the answer) or loglik\n"
+    "                         (multiple-choice families: arc-easy, arc-challenge, mc, mc-hard;\n"
+    "                         no generation: each choice's log-likelihood as a continuation,\n"
+    "                         the table gives the accuracy by its sum, per token, per byte\n"
+    "                         (char), the answer-only control (uncond) and PMI = sum - uncond;\n"
+    "                         --csv: id,family,correct,pred,answer,n_choices,correct_<score>...)\n"
+    "      --norm N           loglik: the score of the csv's correct column and the summary\n"
+    "                         (sum, token, char (default), uncond, pmi)\n"
+    "      --choices-csv FILE loglik: per choice: id,family,choice,is_answer,bytes,tokens,sum,\n"
+    "                         uncond_tokens,uncond,text_tokens,uncond_text_tokens\n"
     CLI_ADAPT_HELP
     "\nstrategies (two-pass inference, docs/DESIGN.md section 1; experts are DIR/NAME.gguf):\n"
     "  --strategy S           none (default: base weights or --expert/--mix),\n"
@@ -170,7 +181,15 @@ typedef struct {
     int class_correct;
 } fam_row;
 
-enum { OPT_STRATEGY = 0x200, OPT_CLASSIFIER, OPT_LABELS, OPT_PASS1 };
+enum {
+    OPT_STRATEGY = 0x200,
+    OPT_CLASSIFIER,
+    OPT_LABELS,
+    OPT_PASS1,
+    OPT_SCORE,
+    OPT_NORM,
+    OPT_CHOICES
+};
 
 /* What the expert column of the CSV says for strategy none. */
 static const char *none_expert(const cli_adapt *ad) {
@@ -231,6 +250,9 @@ static void print_confusion(const fam_row *rows, int n_fams, const cli_strategy 
 /* The command line, checked. */
 typedef struct {
     const char *model_path, *tok_path, *tasks, *csv_path, *data_dir, *stop_mode;
+    const char *choices_csv_path;
+    int loglik;
+    t2_mc_norm norm;
     t2_task_split split;
     int n_items, batch, threads, max_tokens, verbose, two_pass;
     float temp, top_p, timeout;
@@ -282,6 +304,8 @@ static const struct option eval_long_opts[] = {
     {"classifier", required_argument, 0, OPT_CLASSIFIER},
     {"labels", required_argument, 0, OPT_LABELS},
     {"pass1", required_argument, 0, OPT_PASS1},
+    {"score", required_argument, 0, OPT_SCORE}, {"norm", required_argument, 0, OPT_NORM},
+    {"choices-csv", required_argument, 0, OPT_CHOICES},
     {"help", no_argument, 0, 'h'},            CLI_ADAPT_OPTIONS,
     {0, 0, 0, 0}};
 
@@ -338,6 +362,16 @@ static int eval_opt(eval_opts *o, int c) {
             return cli_usage_error(cmd, "--pass1: '%s' is not score or generate", optarg);
         o->strat.pass1_generate = !strcmp(optarg, "generate");
         break;
+    case OPT_SCORE:
+        if (strcmp(optarg, "gen") && strcmp(optarg, "loglik"))
+            return cli_usage_error(cmd, "--score: '%s' is not gen or loglik", optarg);
+        o->loglik = !strcmp(optarg, "loglik");
+        break;
+    case OPT_NORM:
+        if (cli_mc_norm_parse(optarg, &o->norm) < 0)
+            return cli_usage_error(cmd, "%s", t2_err_msg());
+        break;
+    case OPT_CHOICES: o->choices_csv_path = optarg; break;
     case 'h': fputs(eval_help, stdout); return 0;
     default: {
         int r = cli_adapt_opt(&o->ad, cmd, c, optarg);
@@ -380,7 +414,8 @@ static int eval_families(eval_opts *o) {
 static int eval_parse(int argc, char **argv, eval_opts *o) {
     const char *cmd = "eval";
     *o = (eval_opts){.split = T2_SPLIT_TEST, .n_items = -1, .batch = 8, .threads = t2_nproc(),
-                     .top_p = 1.0f, .seed = 1, .ad = {.mode = T2_APPLY_MERGED}};
+                     .top_p = 1.0f, .seed = 1, .ad = {.mode = T2_APPLY_MERGED},
+                     .norm = T2_MC_CHAR};
     cli_strategy_init(&o->strat);
     int c, r;
     optind = 1;
@@ -396,6 +431,10 @@ static int eval_parse(int argc, char **argv, eval_opts *o) {
     if (o->strat.kind != CLI_STRAT_NONE && !o->ad.factors_path)
         return cli_usage_error(cmd, "--strategy %s needs --factors F.gguf (made by t2 decompose)",
                                cli_strategy_name(&o->strat));
+    if (o->loglik && o->strat.kind != CLI_STRAT_NONE)
+        return cli_usage_error(cmd, "--score loglik takes --expert/--mix, not --strategy");
+    if (!o->loglik && o->choices_csv_path)
+        return cli_usage_error(cmd, "--choices-csv needs --score loglik");
     o->two_pass = cli_strategy_two_pass(&o->strat);
     return eval_families(o);
 }
@@ -408,8 +447,9 @@ static int eval_setup(eval_opts *o, eval_run *run) {
     if (o->csv_path) {
         if (!(run->csv = fopen(o->csv_path, "w")))
             return t2_err_set(T2_EIO, "%s: cannot write: %s", o->csv_path, strerror(errno));
-        fprintf(run->csv, "id,family,correct,extracted,gen_tokens,stop,strategy,label,expert,"
-                          "generation\n");
+        if (!o->loglik)
+            fprintf(run->csv, "id,family,correct,extracted,gen_tokens,stop,strategy,label,"
+                              "expert,generation\n");
     }
     double t_load = t2_now();
     if ((rc = t2_model_load(&run->m, o->model_path)) < 0 ||
@@ -425,7 +465,9 @@ static int eval_setup(eval_opts *o, eval_run *run) {
     printf("t2 eval: %s (%.2f M parameters, %s, context %d), %s\n", o->model_path,
            (double)t2_model_n_params(m) / 1e6, t2_dtype_name(t2_model_dtype(m)), m->cfg.seq_len,
            run->desc);
-    if (o->temp > 0)
+    if (o->loglik)
+        printf("log-likelihood of each choice, no generation");
+    else if (o->temp > 0)
         printf("sampling: temperature %g, top-p %g, seed %llu", (double)o->temp,
                (double)o->top_p, (unsigned long long)o->seed);
     else
@@ -665,9 +707,38 @@ static void eval_summary(const eval_opts *o, const eval_run *run, const eval_tot
     printf("\n");
 }
 
+/* --score loglik: every family by the log-likelihood of its choices (eval_mc.h). */
+static int eval_loglik(const eval_opts *o, eval_run *run) {
+    cli_eval_mc mo = {.fams = o->fams, .n_fams = o->n_fams, .split = o->split,
+                      .n_items = o->n_items, .seed = o->seed, .data_dir = o->data_dir,
+                      .norm = o->norm, .csv = run->csv, .model_path = o->model_path,
+                      .desc = run->desc, .tasks = o->tasks};
+    if (o->choices_csv_path && !(mo.choices_csv = fopen(o->choices_csv_path, "w")))
+        return t2_err_set(T2_EIO, "%s: cannot write: %s", o->choices_csv_path, strerror(errno));
+    int rc = cli_eval_mc_run(&mo, run->m, run->tok, run->pool, o->ad.adapt,
+                             &run->failed_families);
+    if (mo.choices_csv) {
+        int bad = ferror(mo.choices_csv);
+        bad |= fclose(mo.choices_csv) != 0;
+        if (bad && rc == 0) rc = t2_err_set(T2_EIO, "%s: write failed", o->choices_csv_path);
+    }
+    return rc;
+}
+
 /* Set up, evaluate every family, report; 0, or < 0 with the message set. */
 static int eval_main(eval_opts *o, eval_run *run) {
     int rc = eval_setup(o, run);
+    if (rc == 0 && o->loglik) {
+        if ((rc = eval_loglik(o, run)) < 0) return rc;
+        fflush(stdout);
+        if (run->csv) {
+            int bad = ferror(run->csv);
+            bad |= fclose(run->csv) != 0;
+            run->csv = NULL;
+            if (bad) return t2_err_set(T2_EIO, "%s: write failed", o->csv_path);
+        }
+        return 0;
+    }
     for (int fi = 0; rc == 0 && fi < o->n_fams; fi++) rc = eval_family(o, run, fi);
     if (rc < 0) return rc;
     eval_totals tot = {0};

@@ -97,7 +97,7 @@ static void strset_free(strset *t) {
 /* ================================================================ generators */
 
 static void test_families_registry(void) {
-    T2_CHECK(t2_task_family_count() == 13);
+    T2_CHECK(t2_task_family_count() == 19); /* 8 synthetic, 6 of suite v2, 5 real */
     for (int i = 0; i < N_SYNTH; i++)
         T2_CHECK(t2_task_family_find(SYNTH[i]) != NULL);
     const char *real[] = {"gsm8k", "arc-easy", "arc-challenge", "mbpp", "humaneval"};
@@ -106,7 +106,7 @@ static void test_families_registry(void) {
         T2_CHECK(f && f->kind == T2_KIND_REAL);
     }
     T2_CHECK(t2_task_family_find("nope") == NULL);
-    T2_CHECK(t2_task_family_at(13) == NULL);
+    T2_CHECK(t2_task_family_at(19) == NULL);
     t2_task_split sp;
     T2_CHECK(t2_task_split_parse("validation", &sp) == 0 && sp == T2_SPLIT_VALIDATION);
     T2_CHECK(t2_task_split_parse("tset", &sp) == T2_EINVAL);
@@ -590,10 +590,10 @@ static void test_arc_scorer(void) {
     T2_CHECK(score(s, "arc-easy:q2", "the answer is (2)", ex) == 0);
     T2_CHECK(t2_task_set_find(s, "arc-easy:q9", &it) == T2_ENOTFOUND);
     t2_task_set_destroy(&s);
-    /* ARC has only a test split */
+    /* ARC's train split is the rows after the first T2_ARC_EVAL_ROWS: none in this file */
     o.split = T2_SPLIT_TRAIN;
     T2_CHECK(t2_task_set_open(&s, "arc-easy", &o) == T2_ENOTFOUND);
-    T2_CHECK(strstr(t2_err_msg(), "only a test split") != NULL);
+    T2_CHECK(strstr(t2_err_msg(), "after the first 500") != NULL);
 }
 
 /* A malformed row fails the load with FILE:LINE and the problem. */

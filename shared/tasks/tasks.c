@@ -26,6 +26,18 @@ static const t2_task_family FAMILIES[] = {
      "which kind is a question: \\boxed{code|math|reasoning|other}"},
     {"other", T2_KIND_OTHER, T2_LABEL_OTHER, NULL,
      "greetings and colours: prompts of none of the three kinds"},
+    {"v2-math", T2_KIND_TRAIN, T2_LABEL_MATH, "math",
+     "v2: one-step word problems, 20 templates, split by template, content and names"},
+    {"v2-code", T2_KIND_TRAIN, T2_LABEL_CODE, "code",
+     "v2: sort 3-5 digits, 20 templates and six list styles; [1,2,3]"},
+    {"v2-mc", T2_KIND_TRAIN, T2_LABEL_REASONING, "mc",
+     "v2: the biggest of four animals, 20 templates, five option styles"},
+    {"v2-math2", T2_KIND_TRANSFER, T2_LABEL_MATH, "math",
+     "v2 transfer: two steps (A + B - C) told as a container story"},
+    {"v2-sort-words", T2_KIND_TRANSFER, T2_LABEL_CODE, "code",
+     "v2 transfer: sort 3-4 words alphabetically; [ant,fig,pear]"},
+    {"v2-mc-num", T2_KIND_TRANSFER, T2_LABEL_REASONING, "mc",
+     "v2 transfer: the largest of four numbers as multiple choice"},
     {"gsm8k", T2_KIND_REAL, T2_LABEL_MATH, "math",
      "GSM8K grade-school math (gsm8k/*.jsonl); last number vs #### N"},
     {"arc-easy", T2_KIND_REAL, T2_LABEL_REASONING, "mc",
@@ -159,7 +171,8 @@ int t2_tset_add(t2_task_set *s, const t2_task_item *it) {
         (rc = dup_str(&s->arena, it->target, &c->target)) < 0 ||
         (rc = dup_str(&s->arena, it->code_prefix, &c->code_prefix)) < 0 ||
         (rc = dup_str(&s->arena, it->code_tests, &c->code_tests)) < 0 ||
-        (rc = dup_str(&s->arena, it->choices, &c->choices)) < 0)
+        (rc = dup_str(&s->arena, it->choices, &c->choices)) < 0 ||
+        (rc = dup_str(&s->arena, it->choice_text, &c->choice_text)) < 0)
         return rc;
     s->items[s->n++] = c;
     return 0;

@@ -35,6 +35,12 @@
 
 #define T2_TASK_SEP "\n" /* between a prompt and its answer */
 
+/* ARC ships only test files: its test split is every row, and its train and validation splits
+ * (for experts, e.g. bench/paper.sh's) are the rows after the first T2_ARC_EVAL_ROWS (10 % of
+ * them, by id, validation). Evaluations that must not overlap an expert's training take at most
+ * the first T2_ARC_EVAL_ROWS test rows (--n 500). */
+#define T2_ARC_EVAL_ROWS 500
+
 typedef enum t2_task_split {
     T2_SPLIT_TRAIN = 0,
     T2_SPLIT_VALIDATION,
@@ -89,6 +95,8 @@ typedef struct t2_task_item {
     const char *code_prefix;
     const char *code_tests;
     const char *choices; /* ARC: the choice labels in order, e.g. "ABCD"; NULL otherwise */
+    const char *choice_text; /* ARC: the choices' texts in that order, one per line (a newline
+                              * inside a text became a space); NULL otherwise */
 } t2_task_item;
 
 typedef struct t2_task_opts {

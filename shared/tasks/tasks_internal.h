@@ -72,6 +72,12 @@ t2_task_split t2_syn_split_of(const char *family, const char *key);
 int t2_syn_sample_split(const syn_family *f, t2_rand *r, t2_task_split split, char *key,
                         size_t cap);
 
+/* --- task suite v2 (tasks_v2.c) --- */
+const syn_family *t2_syn_v2_find(const char *name); /* NULL if not a v2 family */
+/* Split of a v2 key: its template's (a key whose content or vocabulary is of another split does
+ * not render). */
+t2_task_split t2_syn_v2_split_of(const char *key);
+
 /* --- real data sets (tasks_real.c) --- */
 int t2_real_load(t2_task_set *s);
 

@@ -114,7 +114,6 @@ static int gsm8k_row(void *vctx, const json_t *row, size_t line) {
 /* ---------------------------------------------------------------- ARC */
 
 static int arc_row(void *vctx, const json_t *row, size_t line) {
-    (void)line;
     load_ctx *c = vctx;
     if (full(c->s))
         return 1;
@@ -122,6 +121,16 @@ static int arc_row(void *vctx, const json_t *row, size_t line) {
     int rc;
     if ((rc = need_str(row, "id", &rid)) < 0 || (rc = need_str(row, "answerKey", &key)) < 0)
         return rc;
+    /* train / validation: the rows after the first T2_ARC_EVAL_ROWS, 10 % (by id) validation */
+    t2_task_split sp = T2_SPLIT_TEST;
+    if (c->s->opts.split == T2_SPLIT_TRAIN || c->s->opts.split == T2_SPLIT_VALIDATION) {
+        if (line <= T2_ARC_EVAL_ROWS)
+            return 0;
+        sp = t2_hash64(rid, strlen(rid), 0x617263ull) % 10 == 0 ? T2_SPLIT_VALIDATION
+                                                                : T2_SPLIT_TRAIN;
+        if (sp != c->s->opts.split)
+            return 0;
+    }
     const json_t *q = json_object_get(row, "question");
     if (!json_is_object(q))
         return t2_err_set(T2_EFORMAT, "field \"question\" is missing or not an object");
@@ -133,7 +142,7 @@ static int arc_row(void *vctx, const json_t *row, size_t line) {
     size_t n_ch = json_array_size(ch);
     if (n_ch < 2 || n_ch > 8)
         return t2_err_set(T2_EFORMAT, "question.choices has %zu entries (want 2..8)", n_ch);
-    sbuf b = {0};
+    sbuf b = {0}, ct = {0};
     char labels[9];
     sb_add(&b, stem);
     for (size_t i = 0; i < n_ch; i++) {
@@ -141,15 +150,18 @@ static int arc_row(void *vctx, const json_t *row, size_t line) {
         const char *text, *label;
         if (!json_is_object(e)) {
             free(b.t.data);
+            free(ct.t.data);
             return t2_err_set(T2_EFORMAT, "question.choices[%zu] is not an object", i);
         }
         if ((rc = need_str(e, "text", &text)) < 0 || (rc = need_str(e, "label", &label)) < 0) {
             free(b.t.data);
+            free(ct.t.data);
             return t2_err_prefix(rc, "question.choices[%zu]", i);
         }
         char l = label[0];
         if (!l || label[1] || !((l >= 'A' && l <= 'Z') || (l >= '1' && l <= '9'))) {
             free(b.t.data);
+            free(ct.t.data);
             return t2_err_set(T2_EFORMAT,
                               "question.choices[%zu].label \"%.20s\" is not one "
                               "letter or digit",
@@ -157,6 +169,7 @@ static int arc_row(void *vctx, const json_t *row, size_t line) {
         }
         if (memchr(labels, l, i)) {
             free(b.t.data);
+            free(ct.t.data);
             return t2_err_set(T2_EFORMAT, "question.choices: label '%c' appears twice", l);
         }
         labels[i] = l;
@@ -164,14 +177,18 @@ static int arc_row(void *vctx, const json_t *row, size_t line) {
         snprintf(head, sizeof head, "\n%c) ", l);
         sb_add(&b, head);
         sb_add(&b, text);
+        if (i) sb_add(&ct, "\n");
+        for (const char *p = text; *p; p++) sb_addn(&ct, *p == '\n' || *p == '\r' ? " " : p, 1);
     }
     labels[n_ch] = 0;
-    if (b.oom) {
+    if (b.oom || ct.oom || !ct.t.data) {
         free(b.t.data);
+        free(ct.t.data);
         return t2_err_set(T2_ENOMEM, "out of memory");
     }
     if (!key[0] || key[1] || !strchr(labels, key[0])) {
         free(b.t.data);
+        free(ct.t.data);
         return t2_err_set(T2_EFORMAT, "answerKey \"%.20s\" is not one of the labels %s", key,
                           labels);
     }
@@ -182,11 +199,13 @@ static int arc_row(void *vctx, const json_t *row, size_t line) {
                        .prompt = b.t.data,
                        .answer = ans,
                        .target = key,
-                       .split = T2_SPLIT_TEST,
+                       .split = sp,
                        .label = T2_LABEL_REASONING,
-                       .choices = labels};
+                       .choices = labels,
+                       .choice_text = ct.t.data};
     rc = t2_tset_add(c->s, &it);
     free(b.t.data);
+    free(ct.t.data);
     return rc;
 }
 
@@ -348,14 +367,20 @@ int t2_real_load(t2_task_set *s) {
     }
     if (!strcmp(nm, "mbpp"))
         return read_rows(s, "mbpp/mbpp.jsonl", mbpp_row, &c);
+    if (!strncmp(nm, "arc-", 4)) {
+        rc = read_rows(s, !strcmp(nm, "arc-easy") ? "arc/ARC-Easy-Test.jsonl"
+                                                  : "arc/ARC-Challenge-Test.jsonl",
+                       arc_row, &c);
+        if (rc == 0 && s->n == 0 && (sp == T2_SPLIT_TRAIN || sp == T2_SPLIT_VALIDATION))
+            return t2_err_set(T2_ENOTFOUND, "%s has no %s rows: its train and validation splits "
+                              "are the test file's rows after the first %d", nm,
+                              t2_task_split_name(sp), T2_ARC_EVAL_ROWS);
+        return rc;
+    }
     /* test-only data sets */
     if (sp != T2_SPLIT_TEST && sp != T2_SPLIT_ALL)
         return t2_err_set(T2_ENOTFOUND, "%s has only a test split (asked for %s)", nm,
                           t2_task_split_name(sp));
-    if (!strcmp(nm, "arc-easy"))
-        return read_rows(s, "arc/ARC-Easy-Test.jsonl", arc_row, &c);
-    if (!strcmp(nm, "arc-challenge"))
-        return read_rows(s, "arc/ARC-Challenge-Test.jsonl", arc_row, &c);
     if (!strcmp(nm, "humaneval"))
         return read_rows(s, "humaneval/HumanEval.jsonl.gz", humaneval_row, &c);
     return t2_err_set(T2_EINTERNAL, "%s: no loader", nm);

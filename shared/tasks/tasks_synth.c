@@ -585,9 +585,13 @@ static const syn_family *syn_find_nc(const char *name) {
     return NULL;
 }
 
-const syn_family *t2_syn_find(const char *name) { return name ? syn_find_nc(name) : NULL; }
+const syn_family *t2_syn_find(const char *name) {
+    if (name && !strncmp(name, "v2-", 3)) return t2_syn_v2_find(name);
+    return name ? syn_find_nc(name) : NULL;
+}
 
 t2_task_split t2_syn_split_of(const char *family, const char *key) {
+    if (!strncmp(family, "v2-", 3)) return t2_syn_v2_split_of(key);
     if (!strcmp(family, "classify")) {
         const char *colon = strchr(key, ':');
         if (colon && colon - key < 16) {
