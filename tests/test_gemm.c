@@ -9,6 +9,7 @@
 #include "t2_test.h"
 
 #include <stdint.h>
+#include <string.h>
 
 static const char *const LEVELS[] = {"generic", "avx2", "avx512"};
 static const t2_dtype TYPES[] = {T2_F32, T2_F16, T2_BF16};
@@ -115,6 +116,20 @@ static void test_gemm_shapes(void) {
     T2_CHECK(levels >= 1);
 }
 
+/* Every SIMD level the CPU has runs SIMD micro-kernels (avx512vnni is avx512 plus integer dots:
+ * its float products are avx512's, bit for bit). */
+static void test_gemm_levels(void) {
+    static const char *const simd[] = {"avx2", "avx512", "avx512vnni"};
+    for (size_t l = 0; l < 3; l++) {
+        if (t2_kern_force_level(simd[l]) != 0) continue;
+        const char *want = l == 0 ? "avx2" : "avx512";
+        for (size_t t = 0; t < 3; t++)
+            T2_CHECK_MSG(!strcmp(t2_gemm_kernels(TYPES[t]), want), "level %s, %s: kernels %s",
+                         simd[l], t2_dtype_name(TYPES[t]), t2_gemm_kernels(TYPES[t]));
+    }
+    t2_kern_force_level(LEVELS[0]);
+}
+
 /* Every M from 2 to 17 on one shape that spans several panels and column blocks. */
 static void test_gemm_every_m(void) {
     t2_pool *pools[3] = {NULL, NULL, NULL};
@@ -150,6 +165,7 @@ static void test_gemm_nonfinite(void) {
 }
 
 int main(void) {
+    T2_RUN(test_gemm_levels);
     T2_RUN(test_gemm_shapes);
     T2_RUN(test_gemm_every_m);
     T2_RUN(test_gemm_nonfinite);

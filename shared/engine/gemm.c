@@ -125,7 +125,7 @@ int t2_gemm_set_bf16_dot(int on) {
 static const gemm_ops *gops_for(t2_dtype t) {
 #if defined(__x86_64__)
     const char *lv = t2_kern_level();
-    if (!strcmp(lv, "avx512"))
+    if (!strncmp(lv, "avx512", 6)) /* avx512 and avx512vnni (which adds integer dots only) */
         return t == T2_BF16 && bf16_dot_on() && cpu_has_avx512_bf16() ? &gops_avx512_bf16
                                                                       : &gops_avx512;
     if (!strcmp(lv, "avx2")) return &gops_avx2;
@@ -137,6 +137,15 @@ static const gemm_ops *gops_for(t2_dtype t) {
 int t2_gemm_supports(t2_dtype t) { return t == T2_F32 || t == T2_F16 || t == T2_BF16; }
 
 int t2_gemm_bf16_dot(void) { return gops_for(T2_BF16)->es == 2; }
+
+const char *t2_gemm_kernels(t2_dtype t) {
+    const gemm_ops *g = gops_for(t);
+#if defined(__x86_64__)
+    if (g == &gops_avx512 || g == &gops_avx512_bf16) return "avx512";
+    if (g == &gops_avx2) return "avx2";
+#endif
+    return g == &gops_generic ? "generic" : "?";
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Per-thread scratch: the packed panel (slot 0) and, on the calling thread, X in bf16 (slot 1). */

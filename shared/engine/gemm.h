@@ -36,6 +36,9 @@ int t2_gemm_supports(t2_dtype t);
 int t2_gemm(t2_pool *pool, float *Y, const t2_mat *W, const float *X, int M);
 /* 1 if BF16 weights currently run on bf16 dot products (x rounded to bf16), else 0. */
 int t2_gemm_bf16_dot(void);
+/* Which micro-kernels t2_gemm runs for weights of type t at the current kernel level: "avx512",
+ * "avx2" or "generic" (for tests: a SIMD level must never fall back to the portable code). */
+const char *t2_gemm_kernels(t2_dtype t);
 /* Turns the bf16 dot products for BF16 weights on (1) or off (0, the default unless T2_BF16_DOT=1
  * is in the environment). Returns 0, or T2_EUNSUPPORTED when the CPU lacks AVX-512 BF16. They
  * are used only at kernel level avx512. Not thread-safe: call before starting work. */
