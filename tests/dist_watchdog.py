@@ -67,6 +67,9 @@ def main():
             raise RuntimeError("no rank 1")
         os.kill(victim, signal.SIGSTOP)
         t0 = time.time()
+        # a second batch after the stop: on an idle machine the first (8 answers in ~0.2 s) may
+        # be over before the stop, and g2, still heartbeating with free slots, takes new jobs
+        p2 = d.submit_bg(*args)
         stalled = d.wait_log("g2", "pipeline stalled", timeout=30)
         t_detect = time.time() - t0
         check(stalled, "g2 did not report its stalled pipeline")
@@ -99,6 +102,8 @@ def main():
         rc, out, err = d.collect(p, timeout=120)
         print(f"   {len(out)} answers {time.time() - t0:.1f} s after the stop")
         check_answers(check, d, "rank stopped", out, n_new, PROMPTS, rc, err)
+        rc, out, err = d.collect(p2, timeout=120)
+        check_answers(check, d, "submitted after the stop", out, n_new, PROMPTS, rc, err)
         with open(d.path("g1.log")) as f:
             requeued = len(re.findall(r"attempt [2-9]", f.read()))
         print(f"   {requeued} jobs were requeued to group g1")
