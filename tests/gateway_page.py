@@ -19,7 +19,7 @@ from dist_util import Checks
 HERE = os.path.dirname(os.path.abspath(__file__))
 NODE_DIR = os.path.join(HERE, "node-gateway")
 PROMPT = "Once upon a time, a little dog"
-N = 160  # tokens: enough to arrive in several pieces (the gateway gathers 10 ms per event)
+N = 300  # tokens: enough to arrive in several pieces (the gateway gathers 25 ms per event)
 MODEL = "t2-base:classifier"
 
 

@@ -53,8 +53,8 @@ try {
   const updates = await page.evaluate(() => [...new Set(window.t2Updates)]);
   check(got === prompt + want,
         `the page shows ${JSON.stringify(got)}, not ${JSON.stringify(prompt + want)}`);
-  check(updates.length >= 3,
-        `the answer arrived in ${updates.length} distinct steps (streamed: >= 3)`);
+  check(updates.length >= 2,
+        `the answer arrived in ${updates.length} distinct steps (streamed: >= 2)`);
   check(meta.includes("label " + label), `the line under the answer names label ${label}: ${meta}`);
   check(/pass 1 [0-9.]+ ms · pass 2 [0-9.]+ ms/.test(meta), `both passes' times: ${meta}`);
   check(/mixture [^?]/.test(meta), `the mixture: ${meta}`);
