@@ -101,8 +101,7 @@ static int encode(const t2_tokenizer *tok, const char *s, int **out, int *n) {
     return rc;
 }
 
-/* Mean log p of doc[from..n) given the logits rows (row t predicts token t + 1). */
-static double mean_logprob(const float *logits, int V, const int *doc, int from, int n) {
+double t2_task_sum_logprob(const float *logits, int V, const int *text, int from, int n) {
     double sum = 0;
     for (int t = from; t < n; t++) {
         const float *row = logits + (size_t)(t - 1) * V;
@@ -110,9 +109,14 @@ static double mean_logprob(const float *logits, int V, const int *doc, int from,
         for (int v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
         double z = 0;
         for (int v = 0; v < V; v++) z += exp((double)row[v] - mx);
-        sum += (double)row[doc[t]] - mx - log(z);
+        sum += (double)row[text[t]] - mx - log(z);
     }
-    return sum / (n - from);
+    return sum;
+}
+
+/* Mean log p of doc[from..n) given the logits rows (row t predicts token t + 1). */
+static double mean_logprob(const float *logits, int V, const int *doc, int from, int n) {
+    return t2_task_sum_logprob(logits, V, doc, from, n) / (n - from);
 }
 
 int t2_task_answer_loglik(const t2_model *m, const t2_tokenizer *tok, t2_pool *pool,

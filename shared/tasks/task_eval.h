@@ -103,6 +103,10 @@ void t2_teval_result_free(t2_teval_result *r); /* takes a zeroed or freed result
 void t2_task_score_items(const t2_task_set *set, const size_t *idx, int n,
                          const t2_gen_result *gens, t2_teval_item *items, int threads);
 
+/* Summed log-probability of text[from..n) under logits (row t of V floats predicts token t + 1):
+ * each row's log-softmax in double, rows in order. The one copy for answers and choices. */
+double t2_task_sum_logprob(const float *logits, int V, const int *text, int from, int n);
+
 /* Mean log-probability per token of each item's reference answer after its prompt (see above):
  * loglik[k] for item idx[k] with adapts[k] (NULL list: `adapt` for all); n_tokens may be NULL.
  * An item whose document does not fit in the context gets NAN (*n_failed counts them, may be

@@ -1,5 +1,6 @@
 /* task_mc.c - multiple-choice items scored by the log-likelihood of each choice (task_mc.h). */
 #include "tasks/task_mc.h"
+#include "tasks/task_eval.h"
 
 #include "base/platform.h"
 #include "base/t2_err.h"
@@ -127,20 +128,6 @@ static int mc_encode(const t2_tokenizer *tok, const char *a, const char *b, int 
     return rc;
 }
 
-/* Summed log p of text[from..n) (row t of the logits predicts token t + 1). */
-static double sum_logprob(const float *logits, int V, const int *text, int from, int n) {
-    double sum = 0;
-    for (int t = from; t < n; t++) {
-        const float *row = logits + (size_t)(t - 1) * V;
-        float mx = row[0];
-        for (int v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
-        double z = 0;
-        for (int v = 0; v < V; v++) z += exp((double)row[v] - mx);
-        sum += (double)row[text[t]] - mx - log(z);
-    }
-    return sum;
-}
-
 /* The continuation cont after ctx (ctx_toks: its n_ctx tokens): *sum, *n_cont, and the whole
  * text's tokens into *text / *n_text. 1 if it cannot be scored (too long, empty), 0, or < 0. */
 static int mc_continuation(mc_ctx *c, const char *ctx, const int *ctx_toks, int n_ctx,
@@ -160,7 +147,7 @@ static int mc_continuation(mc_ctx *c, const char *ctx, const int *ctx_toks, int 
     }
     if ((rc = t2_forward(c->st, c->pool, *text, nd, 0, c->logits)) < 0) return rc;
     c->tokens += nd;
-    *sum = sum_logprob(c->logits, c->m->cfg.vocab_size, *text, p, nd);
+    *sum = t2_task_sum_logprob(c->logits, c->m->cfg.vocab_size, *text, p, nd);
     *n_cont = nd - p;
     return 0;
 }
