@@ -325,11 +325,13 @@ enum MHD_Result gw_generate(gw_server *s, struct MHD_Connection *c, int endpoint
     int gone = 0;
     while (j->state != GW_JOB_DONE && !(j->req.stream && j->t_first) && !s->stopping &&
            (!s->cf->gateway.timeout_ms || t2_wire_now_ms() - j->t_submit < limit)) {
-        wait_until(j, 20); /* a short answer may take less than 100 ms: look at the peer often */
+        /* look at the peer first, then often: a short answer may take less than 100 ms, and a
+         * client that closed right after its request must not wait for a whole answer */
         pthread_mutex_unlock(&j->mu);
         gone = peer_gone(c);
         pthread_mutex_lock(&j->mu);
         if (gone) break;
+        wait_until(j, 20);
     }
     int done = j->state == GW_JOB_DONE, code = j->code, first = j->t_first != 0;
     pthread_mutex_unlock(&j->mu);
