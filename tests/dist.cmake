@@ -18,6 +18,11 @@ if(T2_PYTHON3)
   # 20 prompts of 4 MB in a row: each refused ERANGE before tokenizing, no registration
   # expires (bench/oversized.py also prints the others' p50/p99 with and without them).
   t2_add_script_test(oversized integration ${T2_PYTHON3} ${CMAKE_SOURCE_DIR}/bench/oversized.py --check --rounds 1)
+  # prompts of 1 MB that take long to tokenize (Llama 3's vocabulary, a context of 16,384)
+  # beside short requests, router heartbeats of 100 ms: no registration expires, every short
+  # request completes, each long one is refused ERANGE (the head tokenizes on its own thread).
+  t2_add_script_test(tok_heartbeat integration ${T2_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/tok_heartbeat.py)
+  set_tests_properties(tok_heartbeat PROPERTIES TIMEOUT 200 RUN_SERIAL ON)
   # pass 1 by scoring (worker.pass1 = "score") on 1 and 2 ranks: the labels of generating.
   t2_add_script_test(dist_pass1 integration ${T2_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/dist_pass1.py)
   set_tests_properties(dist_system dist_faults py_generate dist_watchdog oversized PROPERTIES TIMEOUT 400 RUN_SERIAL ON)

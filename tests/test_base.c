@@ -3,6 +3,7 @@
  * the name rule, the reconnection backoff, the daemons' flag loop and the growable buffer. */
 #include "base/args.h"
 #include "base/backoff.h"
+#include "base/bgq.h"
 #include "base/buf.h"
 #include "base/hash.h"
 #include "base/name.h"
@@ -10,6 +11,9 @@
 #include "base/t2_err.h"
 #include "t2_test.h"
 
+#include <poll.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 static void test_hash_vectors(void) {
@@ -106,6 +110,67 @@ static void test_buf(void) {
     T2_CHECK(!b.data && b.len == 0 && b.cap == 0);
 }
 
+/* ---- the background task queue (bgq.h) ---- */
+
+typedef struct bg_task {
+    int id, out;
+    atomic_int *gate; /* NULL, or wait until it is non-zero */
+    atomic_int started;
+} bg_task;
+
+static atomic_int bg_dropped;
+
+static void bg_run(void *p) {
+    bg_task *t = p;
+    atomic_store(&t->started, 1);
+    while (t->gate && !atomic_load(t->gate)) sched_yield();
+    t->out = 2 * t->id;
+}
+
+static void bg_drop(void *p) {
+    (void)p;
+    atomic_fetch_add(&bg_dropped, 1);
+}
+
+static int fd_ready(int fd, int ms) {
+    struct pollfd pf = {fd, POLLIN, 0};
+    return poll(&pf, 1, ms) == 1;
+}
+
+static void test_bgq(void) {
+    t2_bgq *q;
+    T2_CHECK(t2_bgq_new(&q, bg_run, bg_drop) == 0);
+    atomic_int gate = 0;
+    bg_task a = {.id = 1, .gate = &gate}, b = {.id = 2}, c = {.id = 3};
+    T2_CHECK(t2_bgq_submit(q, &a) == 0 && t2_bgq_submit(q, &b) == 0 && t2_bgq_submit(q, &c) == 0);
+    while (!atomic_load(&a.started)) sched_yield();
+    void *got;
+    T2_CHECK(t2_bgq_take(q, &got) == 0 && !got); /* nothing done while a runs */
+    T2_CHECK(!fd_ready(t2_bgq_fd(q), 0));
+    T2_CHECK(t2_bgq_withdraw(q, &a) == 0); /* running: not taken back */
+    T2_CHECK(t2_bgq_withdraw(q, &b) == 1); /* waiting: taken back, never run */
+    T2_CHECK(t2_bgq_withdraw(q, &b) == 0);
+    atomic_store(&gate, 1);
+    int n = 0;
+    bg_task *order[3];
+    while (n < 2 && fd_ready(t2_bgq_fd(q), 5000))
+        while (n < 2 && t2_bgq_take(q, &got) == 1) order[n++] = got;
+    T2_CHECK(n == 2 && order[0] == &a && order[1] == &c);
+    T2_CHECK(a.out == 2 && c.out == 6 && b.out == 0 && !atomic_load(&b.started));
+    T2_CHECK(t2_bgq_take(q, &got) == 0 && !fd_ready(t2_bgq_fd(q), 0)); /* cleared */
+    /* destroy: the running task finishes, the waiting and the done ones are dropped */
+    atomic_int gate2 = 0;
+    bg_task d = {.id = 4, .gate = &gate2}, e = {.id = 5}, f = {.id = 6};
+    T2_CHECK(t2_bgq_submit(q, &d) == 0);
+    while (!atomic_load(&d.started)) sched_yield();
+    T2_CHECK(t2_bgq_submit(q, &e) == 0 && t2_bgq_submit(q, &f) == 0);
+    atomic_store(&gate2, 1);
+    t2_bgq_destroy(&q);
+    T2_CHECK(!q && d.out == 8);
+    T2_CHECK_EQ_INT(atomic_load(&bg_dropped), 3);
+    t2_bgq_destroy(&q); /* NULL is fine */
+}
+
 int main(void) {
     T2_RUN(test_hash_vectors);
     T2_RUN(test_rng_sequences);
@@ -113,5 +178,6 @@ int main(void) {
     T2_RUN(test_backoff);
     T2_RUN(test_args);
     T2_RUN(test_buf);
+    T2_RUN(test_bgq);
     return T2_TEST_END();
 }

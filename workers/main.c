@@ -144,7 +144,9 @@ int main(int argc, char **argv) {
     /* short sleeps while waiting for the next rank must be short: the default timer slack
      * (50 us) would add itself to every wait of the pipeline */
     prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
-    MPI_Init(&argc, &argv);
+    /* FUNNELED: the head's tokenizer thread (wk_tok.c) and the compute pool never call MPI */
+    int provided;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     wk_rank w;
     memset(&w, 0, sizeof w);
     MPI_Comm_rank(MPI_COMM_WORLD, &w.rank);

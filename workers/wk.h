@@ -25,6 +25,7 @@
 #ifndef T2_WK_H
 #define T2_WK_H
 
+#include "engine/chat.h"
 #include "engine/model.h"
 #include "base/pool.h"
 #include "base/t2_limits.h"
@@ -205,6 +206,42 @@ void wk_mix_free(wk_mix *mix);
 size_t wk_classify_prompt(const char *question, char *buf, size_t cap);
 /* The label of a classification's \boxed{...} ("code", "math", "reasoning"), else "other". */
 const char *wk_classify_label(const char *generation);
+
+/* ---- a prompt's tokenization, run on the head's tokenizer thread (wk_tok.c) ---- */
+
+/* Everything the tokenization of one job needs, copied (the job may be cancelled while the
+ * thread works), and its outcome. Made and freed by the head; between t2_bgq_submit and
+ * t2_bgq_take only the tokenizer thread touches it (wk_tokreq_run). */
+typedef struct wk_tokreq {
+    int slot;   /* the head's slot waiting for it */
+    int orphan; /* head only: the slot was given up meanwhile: free the request when it is back */
+    int kind;   /* WK_KIND_* */
+    int score_ok; /* a classification may be scored (worker.pass1 "score") */
+    int n_ctx;
+    const t2_tokenizer *tok;      /* borrowed, read-only (shared with the head's loop) */
+    const t2_chat_template *chat; /* borrowed, read-only */
+    char *text;                   /* prompt (NUL-terminated), or the messages' strings */
+    size_t len;
+    t2_chat_msg *msgs; /* a conversation (NULL: a prompt) */
+    int n_msgs, add_generation_prompt;
+    /* out */
+    int rc;        /* 0 or a T2_E* code */
+    char msg[512]; /* the error's message */
+    int *tokens;   /* n_ctx ids */
+    int n_tokens;
+    int score; /* a scored classification: ls set */
+    t2_lscore ls;
+} wk_tokreq;
+
+/* A prompt's tokenization (text: len bytes, no NUL). T2_ENOMEM. */
+int wk_tokreq_new_prompt(wk_tokreq **out, const t2_tokenizer *tok, int n_ctx, int kind, int slot,
+                         const void *text, size_t len, int score_ok);
+/* A conversation's rendering and tokenization (a generation). T2_ENOMEM. */
+int wk_tokreq_new_chat(wk_tokreq **out, const t2_tokenizer *tok, const t2_chat_template *chat,
+                       int n_ctx, int slot, const t2_chat_msg *msgs, int n_msgs, int add_gen);
+/* The work (t2_bgq_fn): tokens and n_tokens, or rc < 0 and msg. */
+void wk_tokreq_run(void *req);
+void wk_tokreq_free(void *req); /* NULL is fine */
 
 /* ---- the head (wk_head.c) ---- */
 

@@ -6,8 +6,11 @@
  *   - takes the tokens the tail sent back (or, with one rank, its own), streams each new piece
  *     of text as a Chunk and decides whether the sequence ends (EOS/BOS, max tokens, context
  *     full; a classification also ends at its first newline);
- *   - takes new jobs while slots are free: validates the task, encodes the prompt (with BOS, as
- *     t2 run), resolves the mixture for its own layers and sends OPEN down the pipeline;
+ *   - takes new jobs while slots are free: validates the task cheaply and hands its prompt to
+ *     the tokenizer thread (wk_tok.c; a long prompt takes long to encode, and the loop must keep
+ *     answering the router's heartbeats); the slot waits, HS_TOKENIZING, while the loop goes on;
+ *   - admits jobs whose tokens are back (with BOS, as t2 run), oldest first: resolves the mixture
+ *     for its own layers, takes room in the KV pool and sends OPEN down the pipeline;
  *   - issues work: one prompt chunk of `batch` tokens for a sequence being prefilled (chunks
  *     exactly as t2_forward cuts them, so a prompt runs as in t2 run) and one decode step for
  *     the sequences that have their next token, as long as fewer than `depth` (= ranks) steps
@@ -19,6 +22,7 @@
 #include "wk.h"
 
 #include "base/backoff.h"
+#include "base/bgq.h"
 #include "base/buf.h"
 #include "base/name.h"
 #include "base/platform.h"
@@ -37,7 +41,10 @@
 #include <unistd.h>
 #include <zmq.h>
 
-enum { HS_FREE = 0, HS_OPENING, HS_PREFILL, HS_READY, HS_FLIGHT };
+/* A slot's life: FREE -> TOKENIZING (its prompt on the tokenizer thread) -> ADMIT (tokens here;
+ * waits, oldest first, for room in the KV pool) -> OPENING (P > 1: OPEN sent) -> PREFILL ->
+ * READY <-> FLIGHT -> FREE. */
+enum { HS_FREE = 0, HS_OPENING, HS_PREFILL, HS_READY, HS_FLIGHT, HS_TOKENIZING, HS_ADMIT };
 
 typedef struct hslot {
     int state;
@@ -60,6 +67,8 @@ typedef struct hslot {
     int score;             /* a classification scored (worker.pass1 "score"): ls mirrors the
                             * tail's choice of label tokens */
     t2_lscore ls;
+    wk_tokreq *req; /* HS_TOKENIZING: its tokenization (the tokenizer thread's meanwhile) */
+    uint64_t seq;   /* order of arrival: jobs are admitted oldest first */
 } hslot;
 
 typedef struct head {
@@ -82,10 +91,9 @@ typedef struct head {
     t2_chat_template *chat; /* the model's chat template (NULL: it has none) */
     size_t max_piece;       /* the tokenizer's longest piece, bytes */
     double progress_at;     /* ms: the last answer from the tail, or when one became due */
-    /* a job waiting for room in the KV pool (it goes first; no other is taken meanwhile) */
-    t2_job *waiting;
-    int waiting_wi;
-    uint64_t kv_epoch, waiting_epoch; /* sequences ended so far / at its last attempt */
+    t2_bgq *tq;     /* the tokenizer thread and its queue of wk_tokreq */
+    uint64_t seq;   /* jobs taken so far (hslot.seq) */
+    int admit_due;  /* a slot reached HS_ADMIT or a sequence ended since admit() last ran */
 } head;
 
 static double now_ms(void) { return t2_now() * 1000.0; }
@@ -116,7 +124,7 @@ static void slot_reset(head *h, hslot *q) {
         if (pipe_send(h, &c, NULL, 0, NULL, 0) < 0) fatal("CLOSE");
     }
     wk_stage_close(h->s, slot);
-    h->kv_epoch++; /* its KV blocks are free: a waiting job may fit now */
+    h->admit_due = 1; /* its KV blocks are free: a waiting job may fit now */
     t2_job_destroy(&q->job);
     q->state = HS_FREE;
     q->dead = 0;
@@ -343,8 +351,9 @@ static int reject(head *h, t2_worker *w, t2_job **job, int code) {
     return 0;
 }
 
-/* A conversation: rendered by the model's chat template, encoded as t2 run --chat does. */
-static int encode_chat(head *h, hslot *q, const T2__Task *t) {
+/* A conversation: the cheap checks here, its rendering and encoding (as t2 run --chat) on the
+ * tokenizer thread. */
+static int submit_chat(head *h, hslot *q, const T2__Task *t) {
     if (q->kind == WK_KIND_CLASSIFY)
         return t2_err_set(T2_EINVAL, "a classification needs a text prompt, not a conversation");
     if (!h->chat)
@@ -360,45 +369,19 @@ static int encode_chat(head *h, hslot *q, const T2__Task *t) {
         return t2_err_set(T2_ERANGE, "the conversation's %zu bytes cannot fit in the context of "
                           "%d tokens (at most %zu bytes a token): refused before rendering",
                           bytes, h->s->n_ctx, h->max_piece);
-    t2_chat_opts o = {.add_generation_prompt =
-                          t->has_add_generation_prompt ? t->add_generation_prompt : 1};
-    char *text;
-    size_t n;
-    int rc = t2_chat_render(h->chat, msgs, (int)t->n_messages, &o, &text, &n);
-    if (rc < 0) return rc;
-    rc = t2_chat_encode(h->tok, h->chat, text, n, q->tok, h->s->n_ctx, &q->n_prompt);
-    free(text);
-    if (rc == T2_ERANGE)
-        return t2_err_set(T2_ERANGE, "the conversation does not fit in the context of %d tokens",
-                          h->s->n_ctx);
-    return rc;
+    int add_gen = t->has_add_generation_prompt ? t->add_generation_prompt : 1;
+    return wk_tokreq_new_chat(&q->req, h->tok, h->chat, h->s->n_ctx, (int)(q - h->sl), msgs,
+                              (int)t->n_messages, add_gen);
 }
 
-/* A classification to score (worker.pass1 "score"): the labels' common prefix into q->tok.
- * 0 when set up, 1 to generate it instead (pass1 "generate", or a tokenizer that cannot tell
- * the labels apart), or an error. */
-static int score_setup(head *h, hslot *q, const char *question) {
-    q->score = 0;
-    if (h->c->worker.pass1_generate) return 1;
-    int rc = t2_lscore_setup(h->tok, question, q->tok, h->s->n_ctx, &q->n_prompt, &q->ls);
-    if (rc == T2_ERANGE)
-        return t2_err_set(T2_ERANGE, "the prompt does not fit in the context of %d tokens",
-                          h->s->n_ctx);
-    if (rc == T2_EINVAL) { /* the labels cannot be scored with this vocabulary: generate */
-        T2_DEBUG("classification generated: %s", t2_err_msg());
-        t2_err_clear();
-        return 1;
-    }
-    if (rc < 0) return rc;
-    q->score = 1;
-    return 0;
-}
-
-/* The prompt tokens of the task into q->tok. */
-static int encode_prompt(head *h, hslot *q, const T2__Task *t) {
+/* The task's prompt: token ids into q->tok now (0), or a text or conversation handed to the
+ * tokenizer thread (1: the slot waits for it), or an error. */
+static int start_encode(head *h, hslot *q, const T2__Task *t) {
     const int n_ctx = h->s->n_ctx;
-    if (t->n_messages) return encode_chat(h, q, t);
-    if (t->has_prompt) {
+    int rc;
+    if (t->n_messages) {
+        rc = submit_chat(h, q, t);
+    } else if (t->has_prompt) {
         /* cheap before expensive: a prompt that no tokenization could fit is refused unread */
         if (t->prompt.len > (size_t)n_ctx * h->max_piece + 64)
             return t2_err_set(T2_ERANGE, "the prompt of %zu bytes cannot fit in the context of %d "
@@ -406,50 +389,30 @@ static int encode_prompt(head *h, hslot *q, const T2__Task *t) {
                               t->prompt.len, n_ctx, h->max_piece);
         if (memchr(t->prompt.data, 0, t->prompt.len))
             return t2_err_set(T2_EINVAL, "the prompt contains a NUL byte");
-        size_t extra = q->kind == WK_KIND_CLASSIFY ? 64 : 1;
-        char *text = malloc(t->prompt.len + extra + 1);
-        if (!text) return t2_err_set(T2_ENOMEM, "out of memory");
-        if (q->kind == WK_KIND_CLASSIFY) {
-            char *question = malloc(t->prompt.len + 1);
-            if (!question) {
-                free(text);
-                return t2_err_set(T2_ENOMEM, "out of memory");
-            }
-            memcpy(question, t->prompt.data, t->prompt.len);
-            question[t->prompt.len] = 0;
-            int rc = score_setup(h, q, question);
-            if (rc != 1) {
-                free(question);
-                free(text);
-                return rc;
-            }
-            wk_classify_prompt(question, text, t->prompt.len + extra + 1);
-            free(question);
-        } else {
-            if (t->prompt.len) memcpy(text, t->prompt.data, t->prompt.len);
-            text[t->prompt.len] = 0;
+        rc = wk_tokreq_new_prompt(&q->req, h->tok, n_ctx, q->kind, (int)(q - h->sl),
+                                  t->prompt.data, t->prompt.len, !h->c->worker.pass1_generate);
+    } else {
+        if (q->kind == WK_KIND_CLASSIFY)
+            return t2_err_set(T2_EINVAL, "a classification needs a text prompt, not token ids");
+        if (t->n_tokens > (size_t)n_ctx)
+            return t2_err_set(T2_ERANGE, "the prompt is %zu tokens, the context holds %d",
+                              t->n_tokens, n_ctx);
+        for (size_t i = 0; i < t->n_tokens; i++) {
+            if (t->tokens[i] >= (uint32_t)h->s->V)
+                return t2_err_set(T2_ERANGE, "token %u at index %zu is outside the vocabulary "
+                                  "(0..%d)", t->tokens[i], i, h->s->V - 1);
+            q->tok[i] = (int)t->tokens[i];
         }
-        /* A prompt of more than n_ctx tokens is refused: t2_tok_encode says how many. */
-        int rc = t2_tok_encode(h->tok, text, 1, 0, q->tok, n_ctx, &q->n_prompt);
-        free(text);
-        if (rc == T2_ERANGE)
-            return t2_err_set(T2_ERANGE, "the prompt does not fit in the context of %d tokens",
-                              n_ctx);
+        q->n_prompt = (int)t->n_tokens;
+        return 0;
+    }
+    if (rc < 0) return rc;
+    if ((rc = t2_bgq_submit(h->tq, q->req)) < 0) {
+        wk_tokreq_free(q->req);
+        q->req = NULL;
         return rc;
     }
-    if (q->kind == WK_KIND_CLASSIFY)
-        return t2_err_set(T2_EINVAL, "a classification needs a text prompt, not token ids");
-    if (t->n_tokens > (size_t)n_ctx)
-        return t2_err_set(T2_ERANGE, "the prompt is %zu tokens, the context holds %d", t->n_tokens,
-                          n_ctx);
-    for (size_t i = 0; i < t->n_tokens; i++) {
-        if (t->tokens[i] >= (uint32_t)h->s->V)
-            return t2_err_set(T2_ERANGE, "token %u at index %zu is outside the vocabulary (0..%d)",
-                              t->tokens[i], i, h->s->V - 1);
-        q->tok[i] = (int)t->tokens[i];
-    }
-    q->n_prompt = (int)t->n_tokens;
-    return 0;
+    return 1;
 }
 
 /* The mixture of the task (or the classifier expert) as a wk_mix; mix->n = 0: base weights. */
@@ -547,9 +510,10 @@ static int reserve_kv(wk_stage *s, int slot, int n_tokens) {
                       need, T2_KV_BLOCK, nfree, (long long)t2_kvpool_n_blocks(kv));
 }
 
+/* Take a job into a free slot: cheap checks now, its prompt to the tokenizer thread (or its
+ * token ids straight to admission). */
 static int accept_job(head *h, int wi, t2_job *job) {
-    const T2__Job *jm = t2_job_msg(job);
-    const T2__Task *t = jm->task;
+    const T2__Task *t = t2_job_msg(job)->task;
     t2_worker *w = h->w[wi];
     h->jobs++;
     int slot = -1;
@@ -565,35 +529,67 @@ static int accept_job(head *h, int wi, t2_job *job) {
                   : WK_KIND_GENERATE;
     q->mix_used = NULL;
     q->score = 0;
-    int rc = encode_prompt(h, q, t);
+    q->n_prompt = 0;
+    int rc = start_encode(h, q, t);
     if (rc < 0) return reject(h, w, &job, rc);
-    if (q->n_prompt < 1) {
-        t2_err_set(T2_EINVAL, "empty prompt");
-        return reject(h, w, &job, T2_EINVAL);
-    }
+    q->job = job;
+    q->wi = wi;
+    q->seq = ++h->seq;
+    q->state = rc == 1 ? HS_TOKENIZING : HS_ADMIT;
+    h->admit_due |= q->state == HS_ADMIT;
+    return 1;
+}
+
+/* Refuse the job of a slot that holds nothing in the pipeline yet (not OPENed). */
+static void refuse_slot(head *h, hslot *q, int code) {
+    reject(h, h->w[q->wi], &q->job, code);
+    q->state = HS_FREE;
+}
+
+/* The sampling settings and the length of the answer, from the task and the deployment. */
+static void task_open(head *h, hslot *q, const T2__Task *t, wk_open *o) {
     const T2__Sampling *sp = t->sampling;
     const t2_conf *c = h->c;
-    wk_open o = {.kind = q->kind, .apply = c->worker.apply};
-    o.temperature = sp && sp->has_temperature ? sp->temperature : c->worker.temperature;
-    o.top_p = sp && sp->has_top_p ? sp->top_p : c->worker.top_p;
-    o.seed = sp && sp->has_seed ? sp->seed : 0;
+    *o = (wk_open){.kind = q->kind, .apply = c->worker.apply};
+    o->temperature = sp && sp->has_temperature ? sp->temperature : c->worker.temperature;
+    o->top_p = sp && sp->has_top_p ? sp->top_p : c->worker.top_p;
+    o->seed = sp && sp->has_seed ? sp->seed : 0;
     int max = sp && sp->has_max_tokens ? (int)sp->max_tokens : c->worker.max_tokens;
     if (q->kind == WK_KIND_CLASSIFY) {
-        o.temperature = 0; /* pass 1 is greedy */
+        o->temperature = 0; /* pass 1 is greedy */
         if (!(sp && sp->has_max_tokens)) max = c->worker.classify_max_tokens;
     }
     /* max_tokens beyond the context is clamped (as t2 run clamps -n): the last sampled token
      * need not be run, so a prompt of P tokens leaves room for n_ctx - P + 1 */
     if (q->score) {
         if (q->ls.n_check + 1 > h->s->batch) q->ls.n_check = 0; /* (worker.batch < 17) */
-        o.score = 1;
-        o.ls = q->ls;
+        o->score = 1;
+        o->ls = q->ls;
         max = T2_LSCORE_DEPTH;
     }
     int room = h->s->n_ctx - q->n_prompt + 1;
     q->max_gen = max < room ? max : room;
+}
+
+/* A slot whose tokens are here (HS_ADMIT): mixture, KV room, OPEN. 1 when started, 2 when it
+ * must wait for room in the KV pool (T2_EBUSY: until sequences end), 0 when refused. */
+static int open_job(head *h, hslot *q) {
+    const T2__Job *jm = t2_job_msg(q->job);
+    const T2__Task *t = jm->task;
+    const int slot = (int)(q - h->sl);
+    if (q->n_prompt < 1) {
+        t2_err_set(T2_EINVAL, "empty prompt");
+        refuse_slot(h, q, T2_EINVAL);
+        return 0;
+    }
+    wk_open o;
+    task_open(h, q, t, &o);
     wk_mix mix;
-    if ((rc = task_mixture(h, q, t, &mix)) < 0) return reject(h, w, &job, rc);
+    int rc;
+    if ((rc = task_mixture(h, q, t, &mix)) < 0) {
+        refuse_slot(h, q, rc);
+        return 0;
+    }
     o.n_experts = mix.n;
     o.per_matrix = mix.per_matrix;
     o.n_alpha = mix.n_alpha;
@@ -603,20 +599,18 @@ static int accept_job(head *h, int wi, t2_job *job) {
         wk_mix_free(&mix);
         if (rc == T2_EBUSY) { /* the pool is full now: wait for sequences to end */
             T2_DEBUG("job %" PRIu64 " waits: %s", jm->job_id, t2_err_msg());
-            h->jobs--;
             return 2;
         }
-        return reject(h, w, &job, rc);
+        refuse_slot(h, q, rc);
+        return 0;
     }
-    q->job = job;
-    q->wi = wi;
     q->dead = 0;
     q->sent = 0;
     q->n_gen = 0;
     q->text.len = 0;
     q->text_sent = 0;
     q->n_pend = q->chunk_k = 0;
-    q->chunk_max = t->has_chunk_tokens ? (int)t->chunk_tokens : c->worker.chunk_tokens;
+    q->chunk_max = t->has_chunk_tokens ? (int)t->chunk_tokens : h->c->worker.chunk_tokens;
     if (q->chunk_max < 1 || q->chunk_max > (int)T2_MSG_CHUNK_TOKENS_MAX)
         q->chunk_max = q->chunk_max < 1 ? 1 : (int)T2_MSG_CHUNK_TOKENS_MAX;
     q->last = q->tok[q->n_prompt - 1];
@@ -647,51 +641,82 @@ static int free_slots(const head *h) {
     return n;
 }
 
-/* The job waiting for KV room, tried again when a sequence has ended since its last attempt;
- * 1 while it still waits. A cancelled waiting job is answered at once. */
-static int retry_waiting(head *h) {
-    if (!h->waiting) return 0;
-    if (t2_job_was_cancelled(h->waiting)) {
-        t2_worker_send_error(h->w[h->waiting_wi], h->waiting, T2_ECANCELLED,
-                             "cancelled while waiting for room in the KV cache");
-        t2_job_destroy(&h->waiting);
-        return 0;
+/* Tokenizations back from the tokenizer thread: their slots go to admission (or are refused).
+ * A request whose slot was given up meanwhile (orphan) is freed. How many were delivered. */
+static int collect_tokens(head *h) {
+    int got = 0;
+    void *p;
+    while (t2_bgq_take(h->tq, &p) == 1) {
+        wk_tokreq *r = p;
+        if (r->orphan) {
+            wk_tokreq_free(r);
+            continue;
+        }
+        hslot *q = &h->sl[r->slot];
+        q->req = NULL;
+        got++;
+        if (r->rc < 0) {
+            t2_err_set(r->rc, "%s", r->msg);
+            refuse_slot(h, q, r->rc);
+        } else {
+            memcpy(q->tok, r->tokens, (size_t)r->n_tokens * sizeof *q->tok);
+            q->n_prompt = r->n_tokens;
+            q->score = r->score;
+            if (r->score) q->ls = r->ls;
+            q->state = HS_ADMIT;
+            h->admit_due = 1;
+        }
+        wk_tokreq_free(r);
     }
-    if (h->kv_epoch == h->waiting_epoch || !free_slots(h)) return 1;
-    t2_job *job = h->waiting;
-    h->waiting = NULL;
-    if (accept_job(h, h->waiting_wi, job) == 2) {
-        h->waiting = job;
-        h->waiting_epoch = h->kv_epoch;
-    }
-    return h->waiting != NULL;
+    return got;
 }
 
-/* Take jobs while slots are free (and no job waits for KV room); otherwise just keep the
- * connections alive. */
+/* Slots with their tokens, oldest first, until one must wait for KV room (it stays first in
+ * line: no younger job overtakes it). Only when something changed since the last time. */
+static int admit(head *h) {
+    if (!h->admit_due) return 0;
+    h->admit_due = 0;
+    int did = 0;
+    for (;;) {
+        hslot *first = NULL;
+        for (int i = 0; i < h->n; i++)
+            if (h->sl[i].state == HS_ADMIT && (!first || h->sl[i].seq < first->seq))
+                first = &h->sl[i];
+        if (!first || open_job(h, first) == 2) return did;
+        did++;
+    }
+}
+
+/* Take jobs while slots are free; otherwise just keep the connections alive. */
 static int intake(head *h) {
     int got = 0;
-    if (retry_waiting(h)) {
-        for (int i = 0; i < h->nw; i++) t2_worker_pump(h->w[i]);
-        return 0;
-    }
     for (int i = 0; i < h->nw; i++) {
         if (!free_slots(h)) {
             t2_worker_pump(h->w[i]);
             continue;
         }
         t2_job *job;
-        int rc;
-        while (!h->waiting && free_slots(h) && (rc = t2_worker_recv(h->w[i], &job, 0)) == 1) {
-            if (accept_job(h, i, job) == 2) {
-                h->waiting = job;
-                h->waiting_wi = i;
-                h->waiting_epoch = h->kv_epoch;
-            }
+        while (free_slots(h) && t2_worker_recv(h->w[i], &job, 0) == 1) {
+            accept_job(h, i, job);
             got++;
         }
     }
     return got;
+}
+
+/* A cancelled job that holds nothing in the pipeline yet: answered at once. Its tokenization is
+ * taken back, or left to finish and be freed when it comes back (orphan). */
+static void cancel_unopened(head *h, hslot *q) {
+    if (q->req && t2_bgq_withdraw(h->tq, q->req))
+        wk_tokreq_free(q->req);
+    else if (q->req)
+        q->req->orphan = 1;
+    q->req = NULL;
+    t2_worker_send_error(h->w[q->wi], q->job, T2_ECANCELLED, "%s",
+                         q->state == HS_ADMIT ? "cancelled while waiting for room in the KV cache"
+                                              : "cancelled while its prompt was tokenized");
+    t2_job_destroy(&q->job);
+    q->state = HS_FREE;
 }
 
 /* Cancelled sequences that are not in the pipeline end now; the others when they come back. */
@@ -699,6 +724,10 @@ static void check_cancels(head *h) {
     for (int i = 0; i < h->n; i++) {
         hslot *q = &h->sl[i];
         if (q->state == HS_FREE || q->dead || !t2_job_was_cancelled(q->job)) continue;
+        if (q->state == HS_TOKENIZING || q->state == HS_ADMIT) {
+            cancel_unopened(h, q);
+            continue;
+        }
         q->dead = 1;
         if (q->state == HS_PREFILL || q->state == HS_READY) finish_cancelled(h, q);
     }
@@ -786,14 +815,16 @@ static int issue_decode(head *h) {
 
 /* ---- waiting --------------------------------------------------------------------------------- */
 
-/* Nothing to do now: wait for the router (new jobs, cancels) or for the tail. */
+/* Nothing to do now: wait for the router (new jobs, cancels), the tokenizer thread (a prompt's
+ * tokens) or the tail. */
 static void wait_events(head *h) {
-    zmq_pollitem_t items[T2_CONF_MAX_SERVICES];
+    zmq_pollitem_t items[T2_CONF_MAX_SERVICES + 1];
     int ni = 0;
     for (int i = 0; i < h->nw; i++) {
         void *sock = t2_worker_socket(h->w[i]);
         if (sock) items[ni++] = (zmq_pollitem_t){sock, 0, ZMQ_POLLIN, 0};
     }
+    items[ni++] = (zmq_pollitem_t){NULL, t2_bgq_fd(h->tq), ZMQ_POLLIN, 0};
     int expecting = h->inflight > 0;
     for (int i = 0; i < h->n && !expecting; i++)
         expecting = h->sl[i].state == HS_OPENING;
@@ -803,7 +834,7 @@ static void wait_events(head *h) {
             int flag = 0;
             MPI_Iprobe(h->s->size - 1, WK_TAG_BACK, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
             if (flag) return;
-            if (ni && zmq_poll(items, ni, 0) > 0) return;
+            if (zmq_poll(items, ni, 0) > 0) return;
             if (spin < 10) {
                 sched_yield();
             } else {
@@ -813,12 +844,7 @@ static void wait_events(head *h) {
         }
         return;
     }
-    if (ni)
-        zmq_poll(items, ni, 20);
-    else {
-        struct timespec ts = {0, 20000000};
-        nanosleep(&ts, NULL);
-    }
+    zmq_poll(items, ni, 20);
 }
 
 /* ---- the watchdog ---------------------------------------------------------------------------- */
@@ -941,6 +967,7 @@ int wk_head_run(wk_stage *s, const t2_conf *c, t2_tokenizer *tok, volatile int *
         T2_INFO("no chat template: conversations are refused (%s)", t2_err_msg());
         t2_err_clear();
     }
+    if ((rc = t2_bgq_new(&h->tq, wk_tokreq_run, wk_tokreq_free)) < 0) goto out;
     if ((rc = connect_workers(h, s->m)) < 0) goto out;
     T2_INFO("serving %s at %s: %d ranks, %d slots, apply %s (W' %s), context %d",
             c->worker.services[0], c->router.endpoint, s->size, h->n,
@@ -953,8 +980,10 @@ int wk_head_run(wk_stage *s, const t2_conf *c, t2_tokenizer *tok, volatile int *
         wk_pipe_progress(s->pipe);
         did += back = drain_back(h);
         watchdog(h, back);
+        did += collect_tokens(h);
         did += intake(h);
         check_cancels(h);
+        did += admit(h);
         if (h->inflight < h->depth) did += issue_prefill(h);
         if (h->inflight < h->depth) did += issue_decode(h);
         if (!did) wait_events(h);
@@ -974,7 +1003,7 @@ out:
     /* goodbye first: the router requeues our unfinished jobs at once; then free the jobs */
     for (int i = 0; i < h->nw; i++)
         t2_worker_destroy(&h->w[i]);
-    t2_job_destroy(&h->waiting);
+    t2_bgq_destroy(&h->tq); /* after the current tokenization; the requests still held freed */
     for (int i = 0; h->sl && i < h->n; i++) {
         t2_job_destroy(&h->sl[i].job);
         free(h->sl[i].tok);
