@@ -27,6 +27,7 @@
 
 #include "base/hash.h"
 #include "base/t2_err.h"
+#include "engine/heap.h"
 #include "engine/tokenizer_bpe.h"
 
 #include <errno.h>
@@ -640,31 +641,7 @@ static int pair_before(const pair_t *a, const pair_t *b) {
     return a->score > b->score || (a->score == b->score && a->left < b->left);
 }
 
-static void heap_push(pair_t *h, int *n, pair_t p) {
-    int i = (*n)++;
-    while (i > 0) {
-        int parent = (i - 1) / 2;
-        if (!pair_before(&p, &h[parent])) break;
-        h[i] = h[parent];
-        i = parent;
-    }
-    h[i] = p;
-}
-
-static pair_t heap_pop(pair_t *h, int *n) {
-    pair_t top = h[0], last = h[--(*n)];
-    int i = 0;
-    for (;;) {
-        int c = 2 * i + 1;
-        if (c >= *n) break;
-        if (c + 1 < *n && pair_before(&h[c + 1], &h[c])) c++;
-        if (!pair_before(&h[c], &last)) break;
-        h[i] = h[c];
-        i = c;
-    }
-    if (*n > 0) h[i] = last;
-    return top;
-}
+T2_HEAP_DEFINE(heap, pair_t, pair_before)
 
 /* Queue the merge of symbols l and r if their concatenation is a mergeable piece. */
 static void try_pair(const t2_tokenizer *t, const char *buf, const sym_t *s, int l, int r,

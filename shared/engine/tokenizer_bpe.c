@@ -23,6 +23,7 @@
 #include "engine/tokenizer_bpe.h"
 
 #include "base/t2_err.h"
+#include "engine/heap.h"
 #include "engine/unicode.h"
 
 #include <errno.h>
@@ -398,29 +399,7 @@ static int merge_before(const merge_t *a, const merge_t *b) {
     return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
 }
 
-static void heap_push(merge_t *h, int *n, merge_t m) {
-    int i = (*n)++;
-    while (i > 0 && merge_before(&m, &h[(i - 1) / 2])) {
-        h[i] = h[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    h[i] = m;
-}
-
-static merge_t heap_pop(merge_t *h, int *n) {
-    merge_t top = h[0], last = h[--(*n)];
-    int i = 0;
-    for (;;) {
-        int c = 2 * i + 1;
-        if (c >= *n) break;
-        if (c + 1 < *n && merge_before(&h[c + 1], &h[c])) c++;
-        if (!merge_before(&h[c], &last)) break;
-        h[i] = h[c];
-        i = c;
-    }
-    if (*n > 0) h[i] = last;
-    return top;
-}
+T2_HEAP_DEFINE(heap, merge_t, merge_before)
 
 static void queue_pair(const t2_bpe *b, enc_t *e, int *nh, int l, int r) {
     int res;
