@@ -76,7 +76,9 @@ const char *t2_chat_template_eos(const t2_chat_template *t);
 void t2_chat_template_set_tokens(t2_chat_template *t, const char *bos, const char *eos);
 
 /* Render messages. *out is malloc'd and NUL-terminated (the caller frees); *out_len its
- * length. A template that calls raise_exception fails with T2_EINVAL and its message. */
+ * length. A template that calls raise_exception fails with T2_EINVAL and its message.
+ * Renders only read the template (each has its own arena): several threads may render with one
+ * template at once, but not while t2_chat_template_set_tokens changes it. */
 int t2_chat_render(const t2_chat_template *t, const t2_chat_msg *msgs, int n_msgs,
                    const t2_chat_opts *o, char **out, size_t *out_len);
 /* Render a conversation given as JSON: {"messages": [{"role": ..., "content": ...}, ...],

@@ -20,6 +20,10 @@
  *
  * Decoding a token after BOS drops the piece's leading space (as SentencePiece does);
  * byte pieces decode to their byte.
+ *
+ * Threads: a loaded tokenizer is never written again (no caches; encoding allocates its own
+ * scratch), so every function taking a const t2_tokenizer * may run on several threads at once
+ * (a worker head encodes on its tokenizer thread while its loop decodes pieces).
  */
 #ifndef T2_TOKENIZER_H
 #define T2_TOKENIZER_H
