@@ -10,7 +10,9 @@ is refused ERANGE after tokenizing) while a third keeps sending short greedy req
 
 Checked: no registration expires (router: no "missed heartbeats", workers_expired=0 at
 shutdown), every short request completes, some of them while the long ones are being
-tokenized, and every long one gets its clear ERANGE. With the prompt encoded on the head's own
+tokenized, and every long one gets its clear ERANGE. Then two long prompts cancelled while
+tokenized (one on the thread, one queued for it) and a group stopped while tokenizing: the
+group goes on serving, and exits 0. With the prompt encoded on the head's own
 loop (before the tokenizer thread) the registration expires at the first long prompt.
 Exits 77 without the model vocabulary or mpirun.
 """
@@ -23,6 +25,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dist_util import ASSETS, Checks, Deployment, T2_ERANGE  # noqa: E402
+
+T2_ETIMEOUT, T2_ECANCELLED = -10, -12
 
 VOCAB = os.path.join(ASSETS, "tokenizers", "llama3", "tokenizer.json")
 N_LONG, LONG_BYTES = 4, 1_000_000
@@ -106,7 +110,21 @@ def main():
         print(f"long prompts answered in {t_end - t_long:.1f} s; short requests: {len(short)} "
               f"({len(during)} during the long ones)")
 
-        d.stop("g1")
+        # cancelled while tokenizing: both long prompts time out (the router cancels them), one
+        # on the tokenizer thread, one still queued for it; the group goes on serving
+        rc, out, err = d.submit("-n", "4", "--parallel", "2", "--timeout-ms", "300", "-f", big,
+                                timeout=60, service="generate")
+        codes = [o["error"]["code"] if o.get("error") else 0 for o in out]
+        check(len(out) == 2 and all(c in (T2_ETIMEOUT, T2_ECANCELLED) for c in codes),
+              f"long prompts cancelled while tokenized: {codes} {err[-200:]}")
+        rc, out, err = d.submit("-t", "0", "-n", "8", "-p", "Hello", service="generate")
+        check(rc == 0 and out and not out[0]["error"], f"served after the cancels: {err[-300:]}")
+        # stopped while tokenizing: the group exits cleanly (SIGTERM, not killed)
+        p = d.submit_bg("-n", "4", "--timeout-ms", "30000", "-f", big, service="generate")
+        time.sleep(1.0)
+        check(d.stop("g1", timeout=30) == 0, "the group exits 0 when stopped while tokenizing")
+        p.kill()
+        p.wait()
         d.stop("router")
         with open(d.path("router.log")) as f:
             log = f.read()

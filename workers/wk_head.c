@@ -653,6 +653,11 @@ static int collect_tokens(head *h) {
             continue;
         }
         hslot *q = &h->sl[r->slot];
+        if (q->state != HS_TOKENIZING || q->req != r) { /* cannot happen: orphan is set */
+            T2_WARN("tokens for slot %d in state %d: dropped", r->slot, q->state);
+            wk_tokreq_free(r);
+            continue;
+        }
         q->req = NULL;
         got++;
         if (r->rc < 0) {
@@ -671,8 +676,12 @@ static int collect_tokens(head *h) {
     return got;
 }
 
+static void cancel_unopened(head *h, hslot *q);
+
 /* Slots with their tokens, oldest first, until one must wait for KV room (it stays first in
- * line: no younger job overtakes it). Only when something changed since the last time. */
+ * line: no younger job overtakes it). Only when something changed since the last time. A job
+ * cancelled or orphaned (the router was lost and has given it to another group) meanwhile is
+ * dropped before its prefill. */
 static int admit(head *h) {
     if (!h->admit_due) return 0;
     h->admit_due = 0;
@@ -682,7 +691,12 @@ static int admit(head *h) {
         for (int i = 0; i < h->n; i++)
             if (h->sl[i].state == HS_ADMIT && (!first || h->sl[i].seq < first->seq))
                 first = &h->sl[i];
-        if (!first || open_job(h, first) == 2) return did;
+        if (!first) return did;
+        if (t2_worker_cancelled(h->w[first->wi], first->job)) {
+            cancel_unopened(h, first);
+            continue;
+        }
+        if (open_job(h, first) == 2) return did;
         did++;
     }
 }
