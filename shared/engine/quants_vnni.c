@@ -104,10 +104,11 @@ TGT void t2_kv_prep(void *buf, const float *x, int cols) {
 
 /* ---- shared pieces ---- */
 
-static inline float f16_at(const uint8_t *p) {
+/* An f16 as f32 (F16C: exact, as t2_f16_to_f32, without a call per super-block). */
+INL float f16_at(const uint8_t *p) {
     uint16_t h;
     memcpy(&h, p, 2);
-    return t2_f16_to_f32(h);
+    return _cvtsh_ss(h);
 }
 
 static inline uint16_t ld16(const uint8_t *p) {
@@ -138,6 +139,56 @@ INL __m512i nib_pair(const uint8_t *qa, const uint8_t *qb) {
     __m512i z = nib_k(y); /* [A lo, B lo, A hi, B hi] */
     return _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
 }
+
+/* Rows end in groups of four: the results of rows r-3..r, each bit-identical to
+ * _mm512_reduce_add_ps(a[k]) (+ hsum8(c[k])) - the same pairwise additions in the same tree
+ * (256-bit halves, 128-bit halves, lanes i and i + 2, lanes 0 and 1), done for four rows at once
+ * in a transposed layout, so a result does not depend on how rows are grouped (a range's last
+ * rows that do not fill a group take the one-row reductions). One row's reduction is a chain of
+ * seven dependent operations; four rows share the chain's instructions. */
+INL __m512 red4_tree(__m512 e) { /* e: row k's 4-lane partial in 128-bit chunk k */
+    e = _mm512_add_ps(e, _mm512_permute_ps(e, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm512_add_ps(e, _mm512_permute_ps(e, _MM_SHUFFLE(2, 3, 0, 1)));
+}
+
+INL __m128 red4_lanes(__m512 g) { /* lanes 0, 4, 8, 12 */
+    return _mm512_castps512_ps128(
+        _mm512_permutexvar_ps(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0), g));
+}
+
+INL __m128 reduce4(const __m512 *a) {
+    __m512 A = _mm512_add_ps(_mm512_shuffle_f32x4(a[0], a[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_f32x4(a[0], a[1], _MM_SHUFFLE(3, 2, 3, 2)));
+    __m512 B = _mm512_add_ps(_mm512_shuffle_f32x4(a[2], a[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_f32x4(a[2], a[3], _MM_SHUFFLE(3, 2, 3, 2)));
+    __m512 E = _mm512_add_ps(_mm512_shuffle_f32x4(A, B, _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(A, B, _MM_SHUFFLE(3, 1, 3, 1)));
+    return red4_lanes(red4_tree(E));
+}
+
+INL __m128 hsum8x4(const __m256 *c) {
+    __m512 XY = _mm512_insertf32x8(_mm512_castps256_ps512(c[0]), c[1], 1);
+    __m512 ZW = _mm512_insertf32x8(_mm512_castps256_ps512(c[2]), c[3], 1);
+    __m512 E = _mm512_add_ps(_mm512_shuffle_f32x4(XY, ZW, _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(XY, ZW, _MM_SHUFFLE(3, 1, 3, 1)));
+    return red4_lanes(red4_tree(E));
+}
+
+/* Per vector v: the row's final accumulators go to slot k of fa (and fc); a full group of four
+ * is reduced and stored at ys[v] + r - 3. */
+#define ROW_END(NV, ys, r, fa, fc, k, WITH_C)                                                   \
+    do {                                                                                       \
+        if (++(k) == 4) {                                                                      \
+            FORV(NV, __m128 o_ = reduce4(fa[v]);                                               \
+                 if (WITH_C) o_ = _mm_add_ps(o_, hsum8x4(fc[v]));                              \
+                 _mm_storeu_ps(ys[v] + (r) - 3, o_));                                          \
+            (k) = 0;                                                                           \
+        }                                                                                      \
+    } while (0)
+#define ROWS_TAIL(NV, ys, r1, fa, fc, k, WITH_C)                                                \
+    for (int i_ = 0; i_ < (k); i_++)                                                           \
+    FORV(NV, ys[v][(r1) - (k) + i_] = WITH_C ? _mm512_reduce_add_ps(fa[v][i_]) + hsum8(fc[v][i_]) \
+                                             : _mm512_reduce_add_ps(fa[v][i_]))
 
 /* Lanes 0-7 = 2p, 8-15 = 2p + 1 (a scale per 32 elements); or 4p + lane / 4 (per 16). */
 INL __m512i idx32(int p) {
@@ -228,6 +279,9 @@ INL void leg_rows(t2_dtype T, float *const *ys, const uint8_t *W, size_t rb, int
     const int nb = cols / 32, has_m = T == T2_Q4_1 || T == T2_Q5_1;
     x8v X[4];
     FORV(NV, X[v] = x8_at(xp[v], cols));
+    __m512 fa[4][4];
+    __m256 fc[4][4];
+    int nk = 0; /* rows waiting in fa / fc */
     for (int r = r0; r < r1; r++) {
         const uint8_t *w = W + (size_t)r * rb;
         __m512 acc[4][2];
@@ -284,9 +338,10 @@ INL void leg_rows(t2_dtype T, float *const *ys, const uint8_t *W, size_t rb, int
             if (pp < n / 2) LEG_PAIR(pp, 0);
 #undef LEG_PAIR
         }
-        FORV(NV, ys[v][r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[v][0], acc[v][1])) +
-                            hsum8(corr[v]));
+        FORV(NV, fa[v][nk] = _mm512_add_ps(acc[v][0], acc[v][1]); fc[v][nk] = corr[v]);
+        ROW_END(NV, ys, r, fa, fc, nk, 1);
     }
+    ROWS_TAIL(NV, ys, r1, fa, fc, nk, 1);
 }
 
 /* ---- K-quants, one 256-element super-block (4 pairs) at a time ---- */
@@ -317,6 +372,9 @@ INL void k45_rows(const int Q5, float *const *ys, const uint8_t *W, size_t rb, i
     const int ns = cols / 256;
     x8v X[4];
     FORV(NV, X[v] = x8_at(xp[v], cols));
+    __m512 fa[4][4];
+    __m256 fc[4][4];
+    int nk = 0; /* rows waiting in fa / fc */
     for (int r = r0; r < r1; r++) {
         const uint8_t *w = W + (size_t)r * rb;
         __m512 acc[4][2];
@@ -352,9 +410,10 @@ INL void k45_rows(const int Q5, float *const *ys, const uint8_t *W, size_t rb, i
                 FORV(NV, STEP(acc[v][p & 1], X[v], u, wsc, P));
             }
         }
-        FORV(NV, ys[v][r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[v][0], acc[v][1])) +
-                            hsum8(corr[v]));
+        FORV(NV, fa[v][nk] = _mm512_add_ps(acc[v][0], acc[v][1]); fc[v][nk] = corr[v]);
+        ROW_END(NV, ys, r, fa, fc, nk, 1);
     }
+    ROWS_TAIL(NV, ys, r1, fa, fc, nk, 1);
 }
 
 INL void k6_rows(float *const *ys, const uint8_t *W, size_t rb, int cols, const void *const *xp,
@@ -365,6 +424,9 @@ INL void k6_rows(float *const *ys, const uint8_t *W, size_t rb, int cols, const 
     const __m512i cnt_b = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
     x8v X[4];
     FORV(NV, X[v] = x8_at(xp[v], cols));
+    __m512 fa[4][4];
+    __m256 fc[4][4];
+    int nk = 0; /* rows waiting in fa / fc */
     for (int r = r0; r < r1; r++) {
         const uint8_t *w = W + (size_t)r * rb;
         __m512 acc[4][2];
@@ -393,8 +455,10 @@ INL void k6_rows(float *const *ys, const uint8_t *W, size_t rb, int cols, const 
                 FORV(NV, STEP_S(acc[v][1], X[v], u1, n1, w1, P + 1));
             }
         }
-        FORV(NV, ys[v][r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[v][0], acc[v][1])));
+        FORV(NV, fa[v][nk] = _mm512_add_ps(acc[v][0], acc[v][1]));
+        ROW_END(NV, ys, r, fa, fc, nk, 0);
     }
+    ROWS_TAIL(NV, ys, r1, fa, fc, nk, 0);
 }
 
 /* ---- instantiation per type and group size ---- */
