@@ -18,6 +18,7 @@
 
 #if defined(__x86_64__)
 #include "engine/quants.h"
+#include "engine/red4.h"
 
 #include <cpuid.h>
 #include <immintrin.h>
@@ -140,52 +141,21 @@ INL __m512i nib_pair(const uint8_t *qa, const uint8_t *qb) {
     return _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
 }
 
-/* Rows end in groups of four: the results of rows r-3..r, each bit-identical to
- * _mm512_reduce_add_ps(a[k]) (+ hsum8(c[k])) - the same pairwise additions in the same tree
- * (256-bit halves, 128-bit halves, lanes i and i + 2, lanes 0 and 1), done for four rows at once
- * in a transposed layout, so a result does not depend on how rows are grouped (a range's last
- * rows that do not fill a group take the one-row reductions). One row's reduction is a chain of
- * seven dependent operations; four rows share the chain's instructions. */
-INL __m512 red4_tree(__m512 e) { /* e: row k's 4-lane partial in 128-bit chunk k */
-    e = _mm512_add_ps(e, _mm512_permute_ps(e, _MM_SHUFFLE(1, 0, 3, 2)));
-    return _mm512_add_ps(e, _mm512_permute_ps(e, _MM_SHUFFLE(2, 3, 0, 1)));
-}
-
-INL __m128 red4_lanes(__m512 g) { /* lanes 0, 4, 8, 12 */
-    return _mm512_castps512_ps128(
-        _mm512_permutexvar_ps(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0), g));
-}
-
-INL __m128 reduce4(const __m512 *a) {
-    __m512 A = _mm512_add_ps(_mm512_shuffle_f32x4(a[0], a[1], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_f32x4(a[0], a[1], _MM_SHUFFLE(3, 2, 3, 2)));
-    __m512 B = _mm512_add_ps(_mm512_shuffle_f32x4(a[2], a[3], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_f32x4(a[2], a[3], _MM_SHUFFLE(3, 2, 3, 2)));
-    __m512 E = _mm512_add_ps(_mm512_shuffle_f32x4(A, B, _MM_SHUFFLE(2, 0, 2, 0)),
-                             _mm512_shuffle_f32x4(A, B, _MM_SHUFFLE(3, 1, 3, 1)));
-    return red4_lanes(red4_tree(E));
-}
-
-INL __m128 hsum8x4(const __m256 *c) {
-    __m512 XY = _mm512_insertf32x8(_mm512_castps256_ps512(c[0]), c[1], 1);
-    __m512 ZW = _mm512_insertf32x8(_mm512_castps256_ps512(c[2]), c[3], 1);
-    __m512 E = _mm512_add_ps(_mm512_shuffle_f32x4(XY, ZW, _MM_SHUFFLE(2, 0, 2, 0)),
-                             _mm512_shuffle_f32x4(XY, ZW, _MM_SHUFFLE(3, 1, 3, 1)));
-    return red4_lanes(red4_tree(E));
-}
-
-/* Per vector v: the row's final accumulators go to slot k of fa (and fc); a full group of four
- * is reduced and stored at ys[v] + r - 3. */
-#define ROW_END(NV, ys, r, fa, fc, k, WITH_C)                                                   \
+/* Rows end in groups of four (engine/red4.h): one transposed reduction for four rows, each
+ * result bit-identical to the row's own reduction, so it does not depend on how rows are grouped.
+ * Per vector v the row's final accumulators go to slot k of fa (and fc); a full group is reduced
+ * and stored at ys[v] + r - 3; a range's last rows that do not fill one take the one-row
+ * reductions (ROWS_TAIL). */
+#define ROW_END(NV, ys, r, fa, fc, k, WITH_C)                                                  \
     do {                                                                                       \
         if (++(k) == 4) {                                                                      \
-            FORV(NV, __m128 o_ = reduce4(fa[v]);                                               \
-                 if (WITH_C) o_ = _mm_add_ps(o_, hsum8x4(fc[v]));                              \
+            FORV(NV, __m128 o_ = t2_red4_ps(fa[v]);                                            \
+                 if (WITH_C) o_ = _mm_add_ps(o_, t2_red4_hsum8(fc[v]));                        \
                  _mm_storeu_ps(ys[v] + (r) - 3, o_));                                          \
             (k) = 0;                                                                           \
         }                                                                                      \
     } while (0)
-#define ROWS_TAIL(NV, ys, r1, fa, fc, k, WITH_C)                                                \
+#define ROWS_TAIL(NV, ys, r1, fa, fc, k, WITH_C)                                               \
     for (int i_ = 0; i_ < (k); i_++)                                                           \
     FORV(NV, ys[v][(r1) - (k) + i_] = WITH_C ? _mm512_reduce_add_ps(fa[v][i_]) + hsum8(fc[v][i_]) \
                                              : _mm512_reduce_add_ps(fa[v][i_]))
