@@ -28,7 +28,14 @@ static void scratch_free(void *v) {
     free(s);
 }
 
-static void key_init(void) { g_key_ok = pthread_key_create(&g_key, scratch_free) == 0; }
+/* At thread exit (the key's destructor runs on the exiting thread): forget the block too, in
+ * case another destructor asks for a buffer afterwards. */
+static void scratch_exit(void *v) {
+    if (t_mine == v) t_mine = NULL;
+    scratch_free(v);
+}
+
+static void key_init(void) { g_key_ok = pthread_key_create(&g_key, scratch_exit) == 0; }
 
 static scratch *this_thread(int create) {
     if (t_mine) return t_mine;
