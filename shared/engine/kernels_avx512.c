@@ -8,7 +8,6 @@
 #if defined(__x86_64__)
 
 #include "engine/kernels_simd.h"
-#include "engine/red4.h"
 
 #include <immintrin.h>
 #include <stddef.h>
@@ -44,16 +43,15 @@ TGT_INLINE __m512 ldm_bf16(__mmask16 m, const void *p) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
 }
 
-/* One row at a time (its sums reduced with the next three rows' by engine/red4.h: the same
- * bits as one reduction per row): the weights of a thread's rows are then one sequential stream,
- * which the hardware prefetchers follow best (groups of rows sharing x loads measured 30-60 % slower from
+/* One row at a time: the weights of a thread's rows are then one sequential stream, which the
+ * hardware prefetchers follow best (groups of rows sharing x loads measured 30-60 % slower from
  * DRAM for 2-byte and Q8_0 weights; software prefetching did not help either); x stays in L1.
  * Per row four accumulators:
  *   64-column steps feed a0..a3, then a 32-column step a0, a1, a 16-column step a2,
  *   the masked tail a3; y = reduce((a0 + a1) + (a2 + a3)).
  * ES = bytes per element, LD / LDM = loaders of 16 elements (plain / masked). */
 #define DEF_ROWS(NAME, ES, LD, LDM)                                                            \
-    TGT_INLINE __m512 NAME##_row(const uint8_t *w, int cols, const float *x) {                  \
+    TGT_INLINE float NAME##_row(const uint8_t *w, int cols, const float *x) {                  \
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                            \
         int i = 0;                                                                             \
         for (; i + 64 <= cols; i += 64) {                                                      \
@@ -76,18 +74,12 @@ TGT_INLINE __m512 ldm_bf16(__mmask16 m, const void *p) {
             __mmask16 m = (__mmask16)((1u << (cols - i)) - 1);                                 \
             a3 = _mm512_fmadd_ps(LDM(m, w + (size_t)i * ES), _mm512_maskz_loadu_ps(m, x + i), a3); \
         }                                                                                      \
-        return _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));                  \
+        return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))); \
     }                                                                                          \
     TGT void t2_k512_matvec_##NAME(float *y, const void *W, size_t rb, int cols, const float *x, \
                                    int r0, int r1) {                                           \
         const uint8_t *w = (const uint8_t *)W;                                                 \
-        int r = r0;                                                                            \
-        for (; r + 4 <= r1; r += 4) {                                                          \
-            __m512 a[4];                                                                       \
-            for (int k = 0; k < 4; k++) a[k] = NAME##_row(w + (size_t)(r + k) * rb, cols, x);  \
-            _mm_storeu_ps(y + r, t2_red4_ps(a));                                               \
-        }                                                                                      \
-        for (; r < r1; r++) y[r] = _mm512_reduce_add_ps(NAME##_row(w + (size_t)r * rb, cols, x)); \
+        for (int r = r0; r < r1; r++) y[r] = NAME##_row(w + (size_t)r * rb, cols, x);         \
     }
 
 DEF_ROWS(f32, 4, ld_f32, ldm_f32)

@@ -7,7 +7,7 @@
  * lanes i and i + 2, lanes 0 and 1), and t2_red4_hsum8 four 256-bit ones as
  * hsum8-style (lo + hi 128, then lanes i and i + 2, then lanes 0 and 1) reductions do: each
  * row's result is the one its own reduction gives, whatever rows it is grouped with. Included by
- * the AVX-512 kernel files only; the functions' target is a subset of theirs.
+ * quants_vnni.c; the functions' target is a subset of its.
  */
 #ifndef T2_ENGINE_RED4_H
 #define T2_ENGINE_RED4_H
