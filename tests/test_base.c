@@ -8,12 +8,14 @@
 #include "base/hash.h"
 #include "base/name.h"
 #include "base/rng.h"
+#include "base/scratch.h"
 #include "base/t2_err.h"
 #include "t2_test.h"
 
 #include <poll.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <pthread.h>
 #include <stdint.h>
 
 static void test_hash_vectors(void) {
@@ -171,6 +173,56 @@ static void test_bgq(void) {
     t2_bgq_destroy(&q); /* NULL is fine */
 }
 
+static void *scratch_other_thread(void *arg) {
+    void **mine = arg;
+    *mine = t2_scratch_get(T2_SCRATCH_QMM, 100); /* freed by the key's destructor at exit */
+    return NULL;
+}
+
+static void test_scratch(void) {
+    T2_CHECK(t2_scratch_get(-1, 8) == NULL && t2_scratch_get(T2_SCRATCH_SLOTS, 8) == NULL);
+    unsigned e0 = t2_scratch_epoch(T2_SCRATCH_QMM);
+    unsigned char *a = t2_scratch_get(T2_SCRATCH_QMM, 1000);
+    T2_CHECK(a && (uintptr_t)a % 64 == 0 && t2_scratch_cap(T2_SCRATCH_QMM) >= 1000);
+    if (!a) return;
+    unsigned e1 = t2_scratch_epoch(T2_SCRATCH_QMM);
+    T2_CHECK(e1 != e0);
+    for (int i = 0; i < 1000; i++) a[i] = (unsigned char)(i * 7);
+    /* no growth: same buffer, contents kept, epoch unchanged */
+    unsigned char *b = t2_scratch_get(T2_SCRATCH_QMM, 10);
+    T2_CHECK(b == a && t2_scratch_epoch(T2_SCRATCH_QMM) == e1);
+    int kept = 1;
+    for (int i = 0; i < 1000; i++) kept &= b[i] == (unsigned char)(i * 7);
+    T2_CHECK(kept);
+    /* other slots are other buffers */
+    unsigned char *c = t2_scratch_get(T2_SCRATCH_GEMM_X, 1000);
+    T2_CHECK(c && c != a);
+    /* growth changes the epoch and gives room for the new size */
+    unsigned char *d = t2_scratch_get(T2_SCRATCH_QMM, 1 << 20);
+    T2_CHECK(d && (uintptr_t)d % 64 == 0 && t2_scratch_cap(T2_SCRATCH_QMM) >= (1u << 20));
+    T2_CHECK(t2_scratch_epoch(T2_SCRATCH_QMM) != e1);
+    if (d) memset(d, 1, 1 << 20);
+    /* another thread has its own buffer */
+    void *theirs = NULL;
+    pthread_t th;
+    T2_CHECK(pthread_create(&th, NULL, scratch_other_thread, &theirs) == 0);
+    pthread_join(th, NULL);
+    T2_CHECK(theirs && theirs != d);
+    /* release one slot, then all: epochs never return to a value seen before */
+    unsigned e2 = t2_scratch_epoch(T2_SCRATCH_QMM);
+    t2_scratch_release(T2_SCRATCH_QMM);
+    T2_CHECK(t2_scratch_cap(T2_SCRATCH_QMM) == 0 && t2_scratch_epoch(T2_SCRATCH_QMM) != e2);
+    T2_CHECK(t2_scratch_get(T2_SCRATCH_QMM, 64) != NULL);
+    unsigned e3 = t2_scratch_epoch(T2_SCRATCH_QMM), g3 = t2_scratch_epoch(T2_SCRATCH_GEMM_X);
+    t2_scratch_free_thread();
+    t2_scratch_free_thread(); /* twice is fine */
+    T2_CHECK(t2_scratch_cap(T2_SCRATCH_GEMM_X) == 0);
+    T2_CHECK(t2_scratch_get(T2_SCRATCH_GEMM_X, 64) != NULL);
+    unsigned e4 = t2_scratch_epoch(T2_SCRATCH_QMM), g4 = t2_scratch_epoch(T2_SCRATCH_GEMM_X);
+    T2_CHECK(e4 != e3 && e4 != e2 && e4 != e1 && g4 != g3);
+    t2_scratch_free_thread();
+}
+
 int main(void) {
     T2_RUN(test_hash_vectors);
     T2_RUN(test_rng_sequences);
@@ -179,5 +231,6 @@ int main(void) {
     T2_RUN(test_args);
     T2_RUN(test_buf);
     T2_RUN(test_bgq);
+    T2_RUN(test_scratch);
     return T2_TEST_END();
 }

@@ -3,6 +3,7 @@
  * gemm_avx2.c (target attributes, called only at the level kernels.c chose for the CPU). */
 #include "engine/gemm.h"
 
+#include "base/scratch.h"
 #include "base/t2_err.h"
 #include "engine/kernels.h"
 
@@ -148,53 +149,11 @@ const char *t2_gemm_kernels(t2_dtype t) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Per-thread scratch: the packed panel (slot 0) and, on the calling thread, X in bf16 (slot 1). */
-
-typedef struct gemm_buf {
-    void *p[2];
-    size_t cap[2];
-} gemm_buf;
-
-static pthread_key_t g_key;
-static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
-static int g_key_ok;
-
-static void gbuf_free(void *v) {
-    gemm_buf *b = v;
-    if (!b) return;
-    free(b->p[0]);
-    free(b->p[1]);
-    free(b);
-}
-
-static void gbuf_init(void) { g_key_ok = pthread_key_create(&g_key, gbuf_free) == 0; }
-
-static void *gbuf_get(int slot, size_t bytes) {
-    pthread_once(&g_key_once, gbuf_init);
-    if (!g_key_ok) return NULL;
-    gemm_buf *b = pthread_getspecific(g_key);
-    if (!b) {
-        b = calloc(1, sizeof *b);
-        if (!b || pthread_setspecific(g_key, b) != 0) {
-            free(b);
-            return NULL;
-        }
-    }
-    if (b->cap[slot] < bytes) {
-        free(b->p[slot]);
-        b->cap[slot] = 0;
-        b->p[slot] = aligned_alloc(64, (bytes + 63) / 64 * 64);
-        if (!b->p[slot]) return NULL;
-        b->cap[slot] = bytes;
-    }
-    return b->p[slot];
-}
+/* Per-thread scratch (base/scratch.h): the packed panel and, on the calling thread, X in bf16. */
 
 void t2_gemm_free_thread(void) {
-    pthread_once(&g_key_once, gbuf_init);
-    if (!g_key_ok) return;
-    gbuf_free(pthread_getspecific(g_key));
-    pthread_setspecific(g_key, NULL);
+    t2_scratch_release(T2_SCRATCH_GEMM_PANEL);
+    t2_scratch_release(T2_SCRATCH_GEMM_X);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -258,7 +217,7 @@ static void gemm_task(void *ctx, int ith, int nth) {
     gemm_job *j = ctx;
     (void)ith;
     (void)nth;
-    void *wp = gbuf_get(0, (size_t)j->o->nr * (size_t)j->Kp * (size_t)j->o->es);
+    void *wp = t2_scratch_get(T2_SCRATCH_GEMM_PANEL, (size_t)j->o->nr * (size_t)j->Kp * (size_t)j->o->es);
     if (!wp) {
         atomic_store(&j->failed, 1);
         return;
@@ -274,7 +233,7 @@ static void gemm_task(void *ctx, int ith, int nth) {
 
 /* X in bf16 (round to nearest even), rows of Kp (even) elements, the pad column zero. */
 static const void *x_bf16(const float *X, int M, int K, int Kp) {
-    uint16_t *xb = gbuf_get(1, (size_t)M * (size_t)Kp * 2);
+    uint16_t *xb = t2_scratch_get(T2_SCRATCH_GEMM_X, (size_t)M * (size_t)Kp * 2);
     if (!xb) return NULL;
     for (int m = 0; m < M; m++) {
 #if defined(__x86_64__)

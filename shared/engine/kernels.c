@@ -8,6 +8,7 @@
 #include "engine/kernels.h"
 #include "engine/kernels_simd.h"
 
+#include "base/scratch.h"
 #include "base/t2_err.h"
 #include "engine/gemm.h"
 #include "engine/quants.h"
@@ -608,85 +609,31 @@ static void run_rows(const t2_kern_ops *o, float *y, const t2_mat *W, const floa
     }
 }
 
-/* Per-thread buffer for prepared x (grown as needed; freed at thread exit, or by
- * t2_kern_free_scratch on that thread). */
-static pthread_key_t g_xq_key;
-static pthread_once_t g_xq_once = PTHREAD_ONCE_INIT;
-static int g_xq_key_ok;
-typedef struct xq_buf {
-    size_t cap;
-    void *p;
-    /* t2_matvec_rows' cache: p holds the prepared form of these cols floats (a copy follows the
-     * prepared data), so calls on blocks of rows with the same x skip the rounding. */
+/* Per-thread buffers (base/scratch.h) for prepared x and for tables of pointers to it, and
+ * t2_matvec_rows' cache: the x buffer holds the prepared form of these cols floats (a copy
+ * follows the prepared data), so calls on blocks of rows with the same x skip the rounding. The
+ * cache is trusted only while the buffer's epoch is the one seen when it was filled. */
+static _Thread_local struct {
     const t2_kern_ops *o;
     const float *src;
     int cols, has16;
-    /* the per-call table of prepared-x pointers of t2_matvec_multi / t2_matvec_batch when it
-     * is longer than their stack table: kept, so that no call allocates once it has grown */
-    const void **ptrs;
-    int n_ptrs;
-} xq_buf;
-static void xq_free(void *v) {
-    xq_buf *b = v;
-    if (b) {
-        free(b->p);
-        free(b->ptrs);
-    }
-    free(b);
-}
-static void xq_init(void) { g_xq_key_ok = pthread_key_create(&g_xq_key, xq_free) == 0; }
-
-static xq_buf *xq_this_thread(void) {
-    pthread_once(&g_xq_once, xq_init);
-    if (!g_xq_key_ok) return NULL;
-    xq_buf *b = pthread_getspecific(g_xq_key);
-    if (!b) {
-        if (!(b = calloc(1, sizeof *b))) return NULL;
-        if (pthread_setspecific(g_xq_key, b)) {
-            free(b);
-            return NULL;
-        }
-    }
-    return b;
-}
+    unsigned epoch;
+} t_xq;
 
 static void *xq_get(size_t bytes) {
-    xq_buf *b = xq_this_thread();
-    if (!b) return NULL;
-    b->src = NULL; /* contents change */
-    if (b->cap < bytes) {
-        size_t cap = (bytes + 4095) / 4096 * 4096;
-        void *p = aligned_alloc(64, cap);
-        if (!p) return NULL;
-        free(b->p);
-        b->p = p;
-        b->cap = cap;
-    }
-    return b->p;
+    t_xq.src = NULL; /* contents change */
+    return t2_scratch_get(T2_SCRATCH_KERN_X, bytes);
 }
 
 /* A table of n pointers for one call on this thread (its contents are the caller's). */
 static const void **xq_ptrs(int n) {
-    xq_buf *b = xq_this_thread();
-    if (!b) return NULL;
-    if (b->n_ptrs < n) {
-        int cap = n < 64 ? 64 : n;
-        const void **p = realloc(b->ptrs, (size_t)cap * sizeof *p);
-        if (!p) return NULL;
-        b->ptrs = p;
-        b->n_ptrs = cap;
-    }
-    return b->ptrs;
+    return t2_scratch_get(T2_SCRATCH_KERN_PTRS, (size_t)n * sizeof(const void *));
 }
 
 static void xq_release_thread(void) {
-    pthread_once(&g_xq_once, xq_init);
-    if (!g_xq_key_ok) return;
-    xq_buf *b = pthread_getspecific(g_xq_key);
-    if (b) {
-        pthread_setspecific(g_xq_key, NULL);
-        xq_free(b);
-    }
+    t_xq.src = NULL;
+    t2_scratch_release(T2_SCRATCH_KERN_X);
+    t2_scratch_release(T2_SCRATCH_KERN_PTRS);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -698,20 +645,24 @@ void t2_matvec_rows(float *y, const t2_mat *W, const float *x, int r0, int r1) {
     const void *xq = NULL;
     if (t2_quant_is(W->type)) {
         size_t pb = q8_prep_bytes(W->cols), cb = (size_t)W->cols * sizeof(float);
-        xq_buf *b = xq_this_thread();
         int n16 = need16(o, W->type, W->cols);
-        if (b && b->src == x && b->cols == W->cols && b->o == o && (b->has16 || !n16) &&
-            memcmp((const uint8_t *)b->p + pb, x, cb) == 0) {
-            xq = b->p; /* same x as the last call on this thread (blocks of rows) */
+        const uint8_t *held = t_xq.src == x && t_xq.cols == W->cols && t_xq.o == o &&
+                                      (t_xq.has16 || !n16) &&
+                                      t_xq.epoch == t2_scratch_epoch(T2_SCRATCH_KERN_X)
+                                  ? t2_scratch_get(T2_SCRATCH_KERN_X, pb + cb)
+                                  : NULL;
+        if (held && memcmp(held + pb, x, cb) == 0) {
+            xq = held; /* same x as the last call on this thread (blocks of rows) */
         } else {
             uint8_t *buf = xq_get(pb + cb);
             if (buf) {
                 prep_x(o, buf, x, W->cols, n16);
                 memcpy(buf + pb, x, cb);
-                b->has16 = n16;
-                b->src = x;
-                b->cols = W->cols;
-                b->o = o;
+                t_xq.has16 = n16;
+                t_xq.src = x;
+                t_xq.cols = W->cols;
+                t_xq.o = o;
+                t_xq.epoch = t2_scratch_epoch(T2_SCRATCH_KERN_X);
                 xq = buf;
             }
         }

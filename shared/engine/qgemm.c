@@ -10,6 +10,7 @@
  */
 #include "engine/qgemm.h"
 
+#include "base/scratch.h"
 #include "base/t2_err.h"
 #include "engine/quants_vnni.h"
 
@@ -32,52 +33,10 @@ typedef struct qmm_job {
     atomic_int next_tile; /* tiles claimed dynamically (the values do not depend on who) */
 } qmm_job;
 
-/* Per-thread buffer for the prepared rows (grown as needed, kept between calls). */
-typedef struct qmm_buf {
-    void *p;
-    size_t cap;
-} qmm_buf;
-static pthread_key_t g_key;
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static int g_key_ok;
-static void buf_free(void *v) {
-    qmm_buf *b = v;
-    if (b) free(b->p);
-    free(b);
-}
-static void key_init(void) { g_key_ok = pthread_key_create(&g_key, buf_free) == 0; }
+/* The prepared rows live in the thread's scratch buffer T2_SCRATCH_QMM (base/scratch.h). */
+static void *buf_get(size_t bytes) { return t2_scratch_get(T2_SCRATCH_QMM, bytes); }
 
-static void *buf_get(size_t bytes) {
-    pthread_once(&g_once, key_init);
-    if (!g_key_ok) return NULL;
-    qmm_buf *b = pthread_getspecific(g_key);
-    if (!b) {
-        if (!(b = calloc(1, sizeof *b))) return NULL;
-        if (pthread_setspecific(g_key, b)) {
-            free(b);
-            return NULL;
-        }
-    }
-    if (b->cap < bytes) {
-        size_t cap = (bytes + 65535) / 65536 * 65536;
-        void *p = aligned_alloc(64, cap);
-        if (!p) return NULL;
-        free(b->p);
-        b->p = p;
-        b->cap = cap;
-    }
-    return b->p;
-}
-
-void t2_qmm_free_thread(void) {
-    pthread_once(&g_once, key_init);
-    if (!g_key_ok) return;
-    qmm_buf *b = pthread_getspecific(g_key);
-    if (b) {
-        pthread_setspecific(g_key, NULL);
-        buf_free(b);
-    }
-}
+void t2_qmm_free_thread(void) { t2_scratch_release(T2_SCRATCH_QMM); }
 
 static void prep_task(void *ctx, int ith, int nth) {
     const qmm_job *j = ctx;

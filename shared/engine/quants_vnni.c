@@ -3,10 +3,10 @@
  * Every format is decoded, 64 weights at a time, into unsigned byte codes u in the elements'
  * natural order, so that one vpdpbusd gives 16 int32 lanes, lanes 0-7 covering the first 32
  * elements and 8-15 the second: the formats with a min (Q4_1, Q5_1, Q4_K, Q5_K) as their
- * unsigned quants (times x8, signed); those with a fixed offset (Q4_0's -8, Q5_0's -16, Q6_K's
- * -32) and Q8_0 as the signed values q - offset, times x8 + 128 (unsigned), the accumulation
- * starting from -128 times the lane sums of the codes (so the integer dots are exact, offsets
- * included). Per lane the weight
+ * unsigned quants (times x8, signed); those with a fixed offset 2^K (Q4_0's 8, Q5_0's 16,
+ * Q6_K's 32, and Q8_0 taken as q + 128 with offset 128) as their unsigned codes too, the
+ * accumulation starting from 2^K times minus x8's lane sums (so the integer dots are exact,
+ * offsets included: the same integers as signed codes times x8). Per lane the weight
  * scale (a permute of the block's or sub-block's scales) times the activation scale dx (x8's
  * dxe) is applied in f32. Mins multiply sums of x over a block or sub-block: they are applied
  * per 256 elements as one vector FMA on x8's s32.
@@ -18,6 +18,7 @@
 
 #if defined(__x86_64__)
 #include "engine/quants.h"
+#include "engine/red4.h"
 
 #include <cpuid.h>
 #include <immintrin.h>
@@ -50,18 +51,19 @@ int t2_kv_has(t2_dtype t, int cols) {
     }
 }
 
-/* The four arrays of one prepared vector. */
+/* The five arrays of one prepared vector. */
 typedef struct x8v {
     const int8_t *q;
     const uint8_t *qu;
     const float *dxe, *s32;
+    const int32_t *nls;
 } x8v;
 
 static x8v x8_at(const void *p, int cols) {
     const uint8_t *b = p;
-    size_t o1 = T2_X8_A64(cols), o2 = o1 + T2_X8_A64(cols);
-    x8v v = {(const int8_t *)b, b + o2 + T2_X8_A64((size_t)cols / 8), (const float *)(b + o1),
-             (const float *)(b + o2)};
+    size_t o1 = T2_X8_A64(cols), o2 = o1 + T2_X8_A64(cols), o3 = o2 + T2_X8_A64((size_t)cols / 8);
+    x8v v = {(const int8_t *)b, b + o3, (const float *)(b + o1), (const float *)(b + o2),
+             (const int32_t *)(b + o3 + T2_X8_A64(cols))};
     return v;
 }
 
@@ -71,6 +73,7 @@ TGT void t2_kv_prep(void *buf, const float *x, int cols) {
     size_t o1 = T2_X8_A64(cols), o2 = o1 + T2_X8_A64(cols);
     float *dxe = (float *)(base + o1), *s32 = (float *)(base + o2);
     uint8_t *qu = base + o2 + T2_X8_A64((size_t)cols / 8);
+    int32_t *nls = (int32_t *)(qu + T2_X8_A64(cols));
     const __m512i lim = _mm512_set1_epi32(127), nlim = _mm512_set1_epi32(-127);
     for (int b = 0; b < cols / 32; b++) {
         __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
@@ -97,6 +100,8 @@ TGT void t2_kv_prep(void *buf, const float *x, int cols) {
         __m256i q32 = _mm256_loadu_si256((const __m256i *)(q + 32 * b));
         _mm256_storeu_si256((__m256i *)(qu + 32 * b),
                             _mm256_xor_si256(q32, _mm256_set1_epi8((char)0x80)));
+        __m256i ls = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), q32);
+        _mm256_storeu_si256((__m256i *)(nls + 8 * b), _mm256_sub_epi32(_mm256_setzero_si256(), ls));
         s32[b] = dx * (float)S;
     }
     if ((cols / 32) % 2) _mm256_storeu_ps(dxe + 8 * (cols / 32), _mm256_setzero_ps());
@@ -104,10 +109,11 @@ TGT void t2_kv_prep(void *buf, const float *x, int cols) {
 
 /* ---- shared pieces ---- */
 
-static inline float f16_at(const uint8_t *p) {
+/* An f16 as f32 (F16C: exact, as t2_f16_to_f32, without a call per super-block). */
+INL float f16_at(const uint8_t *p) {
     uint16_t h;
     memcpy(&h, p, 2);
-    return t2_f16_to_f32(h);
+    return _cvtsh_ss(h);
 }
 
 static inline uint16_t ld16(const uint8_t *p) {
@@ -138,6 +144,25 @@ INL __m512i nib_pair(const uint8_t *qa, const uint8_t *qb) {
     __m512i z = nib_k(y); /* [A lo, B lo, A hi, B hi] */
     return _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
 }
+
+/* Rows end in groups of four (engine/red4.h): one transposed reduction for four rows, each
+ * result bit-identical to the row's own reduction, so it does not depend on how rows are grouped.
+ * Per vector v the row's final accumulators go to slot k of fa (and fc); a full group is reduced
+ * and stored at ys[v] + r - 3; a range's last rows that do not fill one take the one-row
+ * reductions (ROWS_TAIL). */
+#define ROW_END(NV, ys, r, fa, fc, k, WITH_C)                                                  \
+    do {                                                                                       \
+        if (++(k) == 4) {                                                                      \
+            FORV(NV, __m128 o_ = t2_red4_ps(fa[v]);                                            \
+                 if (WITH_C) o_ = _mm_add_ps(o_, t2_red4_hsum8(fc[v]));                        \
+                 _mm_storeu_ps(ys[v] + (r) - 3, o_));                                          \
+            (k) = 0;                                                                           \
+        }                                                                                      \
+    } while (0)
+#define ROWS_TAIL(NV, ys, r1, fa, fc, k, WITH_C)                                               \
+    for (int i_ = 0; i_ < (k); i_++)                                                           \
+    FORV(NV, ys[v][(r1) - (k) + i_] = WITH_C ? _mm512_reduce_add_ps(fa[v][i_]) + hsum8(fc[v][i_]) \
+                                             : _mm512_reduce_add_ps(fa[v][i_]))
 
 /* Lanes 0-7 = 2p, 8-15 = 2p + 1 (a scale per 32 elements); or 4p + lane / 4 (per 16). */
 INL __m512i idx32(int p) {
@@ -190,6 +215,18 @@ INL __m512i neg_c128(__m512i c) {
                                                 _mm512_set1_epi8((char)0x80), c));
 }
 
+/* Codes with a fixed offset 2^K (c = U - 2^K, U unsigned): the lane dots of U and x8 started
+ * from 2^K times x8's minus lane sums (nls) are exactly sum c * x8, the integers STEP_S gives,
+ * without computing -128 * (the lane sums of c) per pair. */
+#define STEP_O(ACC, X, U, K, WSC, P)                                                          \
+    do {                                                                                       \
+        __m512i o_ = _mm512_slli_epi32(_mm512_loadu_si512((const void *)((X).nls + 16 * (P))), (K)); \
+        __m512i t_ = _mm512_dpbusd_epi32(o_, (U),                                              \
+                                         _mm512_loadu_si512((const void *)((X).q + 64 * (P)))); \
+        __m512 s_ = _mm512_mul_ps((WSC), _mm512_loadu_ps((X).dxe + 16 * (P)));                 \
+        (ACC) = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t_), s_, (ACC));                            \
+    } while (0)
+
 /* acc += (float)(u . x8 lanes) * (wsc * dxe) for the pair P of vector X (u unsigned). */
 #define STEP(ACC, X, U, WSC, P)                                                                \
     do {                                                                                       \
@@ -201,12 +238,14 @@ INL __m512i neg_c128(__m512i c) {
 
 /* ---- legacy 32-element formats, 8 blocks (4 pairs) at a time ---- */
 
+/* The unsigned codes of two blocks: Q4_0 q (offset 8), Q5_0 q (offset 16), Q8_0 q + 128
+ * (offset 128), Q4_1 / Q5_1 q (with a min). */
 INL __m512i leg_codes(t2_dtype T, const uint8_t *A, const uint8_t *B) {
     if (T == T2_Q8_0) {
         __m512i z = _mm512_inserti64x4(
             _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(A + 2))),
             _mm256_loadu_si256((const __m256i *)(B + 2)), 1);
-        return z;
+        return _mm512_xor_si512(z, _mm512_set1_epi8((char)0x80));
     }
     int qo = T == T2_Q4_0 ? 2 : T == T2_Q4_1 ? 4 : T == T2_Q5_0 ? 6 : 8;
     __m512i u = nib_pair(A + qo, B + qo);
@@ -217,17 +256,19 @@ INL __m512i leg_codes(t2_dtype T, const uint8_t *A, const uint8_t *B) {
         __mmask64 k = (__mmask64)ha | (__mmask64)hb << 32;
         u = _mm512_mask_add_epi8(u, k, u, _mm512_set1_epi8(16));
     }
-    if (T == T2_Q4_0) u = _mm512_sub_epi8(u, _mm512_set1_epi8(8));
-    if (T == T2_Q5_0) u = _mm512_sub_epi8(u, _mm512_set1_epi8(16));
-    return u; /* Q8_0, Q4_0, Q5_0: signed */
+    return u;
 }
 
 INL void leg_rows(t2_dtype T, float *const *ys, const uint8_t *W, size_t rb, int cols,
                   const void *const *xp, const int NV, int r0, int r1) {
     const size_t bb = t2_quant_block_bytes(T);
     const int nb = cols / 32, has_m = T == T2_Q4_1 || T == T2_Q5_1;
+    const int ko = T == T2_Q8_0 ? 7 : T == T2_Q5_0 ? 4 : 3; /* log2 of the offset */
     x8v X[4];
     FORV(NV, X[v] = x8_at(xp[v], cols));
+    __m512 fa[4][4];
+    __m256 fc[4][4];
+    int nk = 0; /* rows waiting in fa / fc */
     for (int r = r0; r < r1; r++) {
         const uint8_t *w = W + (size_t)r * rb;
         __m512 acc[4][2];
@@ -272,8 +313,7 @@ INL void leg_rows(t2_dtype T, float *const *ys, const uint8_t *W, size_t rb, int
         } else {                                                                               \
             __m128 d2 = _mm_cvtph_ps(_mm_cvtsi32_si128((int)(ld16(A) | (uint32_t)ld16(A + bb) << 16))); \
             __m512 wsc = _mm512_permutexvar_ps(idx32(0), _mm512_castps128_ps512(d2));         \
-            __m512i nc = neg_c128(u);                                                          \
-            FORV(NV, STEP_S(acc[v][AI], X[v], u, nc, wsc, P));                                 \
+            FORV(NV, STEP_O(acc[v][AI], X[v], u, ko, wsc, P));                                 \
         }                                                                                      \
     } while (0)
             int pp = 0;
@@ -284,9 +324,10 @@ INL void leg_rows(t2_dtype T, float *const *ys, const uint8_t *W, size_t rb, int
             if (pp < n / 2) LEG_PAIR(pp, 0);
 #undef LEG_PAIR
         }
-        FORV(NV, ys[v][r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[v][0], acc[v][1])) +
-                            hsum8(corr[v]));
+        FORV(NV, fa[v][nk] = _mm512_add_ps(acc[v][0], acc[v][1]); fc[v][nk] = corr[v]);
+        ROW_END(NV, ys, r, fa, fc, nk, 1);
     }
+    ROWS_TAIL(NV, ys, r1, fa, fc, nk, 1);
 }
 
 /* ---- K-quants, one 256-element super-block (4 pairs) at a time ---- */
@@ -317,6 +358,9 @@ INL void k45_rows(const int Q5, float *const *ys, const uint8_t *W, size_t rb, i
     const int ns = cols / 256;
     x8v X[4];
     FORV(NV, X[v] = x8_at(xp[v], cols));
+    __m512 fa[4][4];
+    __m256 fc[4][4];
+    int nk = 0; /* rows waiting in fa / fc */
     for (int r = r0; r < r1; r++) {
         const uint8_t *w = W + (size_t)r * rb;
         __m512 acc[4][2];
@@ -352,9 +396,10 @@ INL void k45_rows(const int Q5, float *const *ys, const uint8_t *W, size_t rb, i
                 FORV(NV, STEP(acc[v][p & 1], X[v], u, wsc, P));
             }
         }
-        FORV(NV, ys[v][r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[v][0], acc[v][1])) +
-                            hsum8(corr[v]));
+        FORV(NV, fa[v][nk] = _mm512_add_ps(acc[v][0], acc[v][1]); fc[v][nk] = corr[v]);
+        ROW_END(NV, ys, r, fa, fc, nk, 1);
     }
+    ROWS_TAIL(NV, ys, r1, fa, fc, nk, 1);
 }
 
 INL void k6_rows(float *const *ys, const uint8_t *W, size_t rb, int cols, const void *const *xp,
@@ -365,6 +410,9 @@ INL void k6_rows(float *const *ys, const uint8_t *W, size_t rb, int cols, const 
     const __m512i cnt_b = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
     x8v X[4];
     FORV(NV, X[v] = x8_at(xp[v], cols));
+    __m512 fa[4][4];
+    __m256 fc[4][4];
+    int nk = 0; /* rows waiting in fa / fc */
     for (int r = r0; r < r1; r++) {
         const uint8_t *w = W + (size_t)r * rb;
         __m512 acc[4][2];
@@ -383,18 +431,17 @@ INL void k6_rows(float *const *ys, const uint8_t *W, size_t rb, int cols, const 
                                              _mm512_and_si512(_mm512_sllv_epi16(Q, cnt_a), m30));
                 __m512i u1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4),
                                              _mm512_and_si512(_mm512_srlv_epi16(Q, cnt_b), m30));
-                u0 = _mm512_sub_epi8(u0, _mm512_set1_epi8(32));
-                u1 = _mm512_sub_epi8(u1, _mm512_set1_epi8(32));
-                __m512i n0 = neg_c128(u0), n1 = neg_c128(u1);
                 __m512 w0 = _mm512_permutexvar_ps(idx16(2 * h), scf);
                 __m512 w1 = _mm512_permutexvar_ps(idx16(2 * h + 1), scf);
                 int P = 4 * s + 2 * h;
-                FORV(NV, STEP_S(acc[v][0], X[v], u0, n0, w0, P));
-                FORV(NV, STEP_S(acc[v][1], X[v], u1, n1, w1, P + 1));
+                FORV(NV, STEP_O(acc[v][0], X[v], u0, 5, w0, P)); /* codes q + 32 */
+                FORV(NV, STEP_O(acc[v][1], X[v], u1, 5, w1, P + 1));
             }
         }
-        FORV(NV, ys[v][r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[v][0], acc[v][1])));
+        FORV(NV, fa[v][nk] = _mm512_add_ps(acc[v][0], acc[v][1]));
+        ROW_END(NV, ys, r, fa, fc, nk, 0);
     }
+    ROWS_TAIL(NV, ys, r1, fa, fc, nk, 0);
 }
 
 /* ---- instantiation per type and group size ---- */

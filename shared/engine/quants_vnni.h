@@ -9,6 +9,9 @@
  *                          the second (the layout of vpdpbusd's 16 lanes over 64 bytes)
  *   s32  float[cols / 32]  dx * sum of q over each 32-block (for the formats' mins)
  *   qu   uint8[cols]       q + 128
+ *   nls  int32[cols / 4]   minus the sums of q over each 4 elements (vpdpbusd's lanes), for
+ *                          the formats with a fixed offset: their codes go in unsigned and
+ *                          the offset times these sums starts the lane dots
  * A block holding inf or nan gets dx = nan (and q = 0) so that it shows in every result.
  *
  * Each output is sum over 64-element pairs of (float)(int32 lane dots of unsigned weight codes
@@ -27,7 +30,7 @@
 #define T2_X8_A64(n) (((size_t)(n) + 63) / 64 * 64)
 /* Bytes of one prepared vector. */
 static inline size_t t2_x8_bytes(int cols) {
-    return 3 * T2_X8_A64(cols) + T2_X8_A64((size_t)cols / 8);
+    return 4 * T2_X8_A64(cols) + T2_X8_A64((size_t)cols / 8);
 }
 
 #if defined(__x86_64__)

@@ -320,6 +320,30 @@ static void lin_multi(t2_state *const *st, int n, t2_pool *pool, int l, int k, f
     t2_matvec_batch(pool, gy, &U, (const float *const *)fz, nf);
 }
 
+/* One sequence, one token: ys[j] = W_j x for the nk consecutive targets k0.. of layer l that
+ * read the same x (Q, K, V; gate, up), in one t2_matvec_multi call when every target is a plain
+ * matrix (the base one or a merged W'): x is prepared once and the threads split the rows of all
+ * of them in one fork/join. Every row is computed as by t2_matvec, so the values are those of
+ * lin_multi. Returns 0 when done, 1 when a target is factored or low-rank (the caller falls back
+ * to lin_multi per target). */
+static int lin_fused(const t2_state *s, t2_pool *pool, int l, int k0, int nk, float *const *ys,
+                     const float *x) {
+    const t2_mat *w[3];
+    const float *xs[3];
+    const t2_adapt *a = s->adapt;
+    for (int j = 0; j < nk; j++) {
+        const int idx = adapt_idx(l, k0 + j);
+        w[j] = t2_layer_mat(&s->m->layers[l], k0 + j);
+        xs[j] = x;
+        if (a && a->sigma[idx]) {
+            if (a->mode != T2_APPLY_MERGED) return 1;
+            w[j] = &a->merged[idx];
+        }
+    }
+    t2_matvec_multi(pool, nk, ys, w, xs);
+    return 0;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* attention                                                                                   */
 
@@ -613,12 +637,19 @@ static int layers_multi(t2_state *const *st, int n, t2_pool *pool, const int *po
             t2_rmsnorm(st[i]->xb, st[i]->x, ly->attn_norm, D, c->rms_eps);
             xs[i] = st[i]->xb;
         }
-        for (int i = 0; i < n; i++) ys[i] = st[i]->q;
-        lin_multi(st, n, pool, l, T2_TGT_Q, ys, xs);
-        for (int i = 0; i < n; i++) ys[i] = st[i]->k;
-        lin_multi(st, n, pool, l, T2_TGT_K, ys, xs);
-        for (int i = 0; i < n; i++) ys2[i] = st[i]->v;
-        lin_multi(st, n, pool, l, T2_TGT_V, ys2, xs);
+        float *qkv[3] = {st[0]->q, st[0]->k, st[0]->v};
+        if (n > 1 || lin_fused(st[0], pool, l, T2_TGT_Q, 3, qkv, xs[0])) {
+            for (int i = 0; i < n; i++) ys[i] = st[i]->q;
+            lin_multi(st, n, pool, l, T2_TGT_Q, ys, xs);
+            for (int i = 0; i < n; i++) ys[i] = st[i]->k;
+            lin_multi(st, n, pool, l, T2_TGT_K, ys, xs);
+            for (int i = 0; i < n; i++) ys2[i] = st[i]->v;
+            lin_multi(st, n, pool, l, T2_TGT_V, ys2, xs);
+        }
+        for (int i = 0; i < n; i++) {
+            ys[i] = st[i]->k;
+            ys2[i] = st[i]->v;
+        }
         for (int i = 0; i < n; i++) {
             qkv_post(m, ly, st[i]->q, ys[i], ys2[i], pos[i]);
             kv_write(st[i], l, ys[i], ys2[i], 1, pos[i]);
@@ -637,8 +668,11 @@ static int layers_multi(t2_state *const *st, int n, t2_pool *pool, const int *po
             ys[i] = st[i]->hb;
             ys2[i] = st[i]->hb2;
         }
-        lin_multi(st, n, pool, l, T2_TGT_GATE, ys, xs);
-        lin_multi(st, n, pool, l, T2_TGT_UP, ys2, xs);
+        float *gu[2] = {st[0]->hb, st[0]->hb2};
+        if (n > 1 || lin_fused(st[0], pool, l, T2_TGT_GATE, 2, gu, xs[0])) {
+            lin_multi(st, n, pool, l, T2_TGT_GATE, ys, xs);
+            lin_multi(st, n, pool, l, T2_TGT_UP, ys2, xs);
+        }
         for (int i = 0; i < n; i++) {
             t2_swiglu(st[i]->hb, st[i]->hb, st[i]->hb2, F);
             ys[i] = st[i]->xb;
