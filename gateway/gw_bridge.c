@@ -8,6 +8,7 @@
 #include "t2_wire.h"
 
 #include <jansson.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,12 +39,12 @@ struct gw_bridge {
 int gw_job_new(gw_job **out, int kind) {
     gw_job *j = calloc(1, sizeof *j);
     if (!j) return t2_err_set(T2_ENOMEM, "out of memory");
+    j->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (j->efd < 0) {
+        free(j);
+        return t2_err_set(T2_EIO, "eventfd failed (too many open files?)");
+    }
     pthread_mutex_init(&j->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&j->cv, &ca);
-    pthread_condattr_destroy(&ca);
     j->kind = kind;
     j->refs = 1;
     j->req.endpoint = GW_EP_COMPLETIONS;
@@ -64,8 +65,28 @@ void gw_job_release(gw_job **jp) {
     free(j->text);
     free(j->t2json);
     pthread_mutex_destroy(&j->mu);
-    pthread_cond_destroy(&j->cv);
+    close(j->efd);
     free(j);
+}
+
+int gw_job_wait(gw_job *j, int ms, int peer_fd) {
+    struct pollfd p[2] = {{.fd = j->efd, .events = POLLIN}, {.fd = peer_fd, .events = POLLRDHUP}};
+    pthread_mutex_unlock(&j->mu);
+    int n = poll(p, peer_fd >= 0 ? 2 : 1, ms > 0 ? ms : 0);
+    if (n > 0 && (p[0].revents & POLLIN)) {
+        uint64_t v;
+        ssize_t r = read(j->efd, &v, sizeof v);
+        (void)r; /* nonblocking: another read may have taken it */
+    }
+    pthread_mutex_lock(&j->mu);
+    return n > 0 && peer_fd >= 0 && (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+/* Wake j's waiter (under j->mu). */
+static void job_signal(gw_job *j) {
+    uint64_t one = 1;
+    ssize_t n = write(j->efd, &one, sizeof one);
+    (void)n; /* a full counter still wakes the waiter */
 }
 
 /* ---- the HTTP side -------------------------------------------------------------------------- */
@@ -240,7 +261,7 @@ static void finish_locked(gw_job *j, int code, const char *msg) {
     if (!code) apply_stops(j, 0, 1);
     if (!j->t2json) build_t2json(j, NULL);
     j->state = GW_JOB_DONE;
-    pthread_cond_broadcast(&j->cv);
+    job_signal(j);
 }
 
 static void live_remove(gw_bridge *b, size_t i) {
@@ -280,7 +301,7 @@ static void on_chunk(gw_bridge *b, size_t i, const T2__Chunk *ch) {
         if (now - j->t_signal >= GW_STREAM_GATHER_MS) {
             j->t_signal = now;
             j->pending = 0;
-            pthread_cond_broadcast(&j->cv);
+            job_signal(j);
         } else {
             j->pending = b->pending = 1;
         }
@@ -489,7 +510,7 @@ static int flush_streams(gw_bridge *b) {
         if (j->pending && now - j->t_signal >= GW_STREAM_GATHER_MS) {
             j->t_signal = now;
             j->pending = 0;
-            pthread_cond_broadcast(&j->cv);
+            job_signal(j);
         }
         if (j->pending) {
             b->pending = 1;

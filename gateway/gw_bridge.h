@@ -1,14 +1,15 @@
 /* gw_bridge.h - the one thread that owns the gateway's t2_client (t2_client is not
  * thread-safe). HTTP threads hand it jobs through a locked queue and an eventfd; it submits
  * them, polls the router's socket and the eventfd in one zmq_poll, and fills each job's text /
- * result under the job's mutex, signalling its condition variable. An HTTP thread waits on that
- * condition (with a timeout) and streams what has come.
+ * result under the job's mutex, signalling the job's own eventfd. An HTTP thread waits in one
+ * poll() on that eventfd and on its client's socket (gw_job_wait): it wakes only when there is
+ * something to send or the client has gone, never to look around.
  *
  *   gw_job *j;
  *   gw_job_new(&j, GW_JOB_GENERATE);          // refs 1: the HTTP side's
  *   j->req = parsed; gw_req_task(&j->req, &j->tb);
  *   gw_bridge_submit(b, j);                    // the bridge takes its own ref
- *   lock j->mu; while (j->state != GW_JOB_DONE) cond_timedwait(...); ... unlock
+ *   lock j->mu; while (j->state != GW_JOB_DONE) gw_job_wait(j, 250, fd); ... unlock
  *   gw_bridge_cancel(b, j);                    // client gone: cancel (no-op when done)
  *   gw_job_release(&j);
  *
@@ -48,7 +49,7 @@ struct gw_job {
     uint64_t t_submit; /* ms, monotonic */
     /* shared: under mu */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    int efd; /* eventfd: the bridge writes it when it has changed the job (gw_job_wait) */
     int refs;
     int state;   /* GW_JOB_* */
     uint64_t id; /* the t2_client request id (bridge) */
@@ -95,6 +96,11 @@ typedef struct gw_router_view {
 int gw_job_new(gw_job **out, int kind);
 /* Drop one reference; frees at zero. NULL is fine; *j is set to NULL. */
 void gw_job_release(gw_job **j);
+/* Called under j->mu, which it releases while it waits: until the bridge signals j (new text,
+ * the end), ms pass, or - peer_fd >= 0 - that socket's peer closes its side or the connection
+ * breaks (POLLRDHUP / POLLHUP / POLLERR). Returns 1 when the peer has gone, else 0. One waiter
+ * per job: the wait consumes the signal. */
+int gw_job_wait(gw_job *j, int ms, int peer_fd);
 
 /* Start the thread. Returns 0 or T2_ENOMEM / T2_EZMQ / T2_EINVAL (t2_err_msg). */
 int gw_bridge_new(gw_bridge **out, const gw_bridge_opts *o);

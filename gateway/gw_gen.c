@@ -7,7 +7,6 @@
 #include "t2_wire.h"
 
 #include <inttypes.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,23 +20,12 @@ typedef struct gw_stream {
     gw_server *s;
     gw_job *j;
     char id[40];
+    int fd;      /* the client's socket (watched for its going away), -1: unknown */
     size_t sent; /* bytes of j->text sent */
-    int role_sent, finished, counted;
+    int role_sent, finished, gone;
     char *out;
     size_t out_len, out_off;
 } gw_stream;
-
-static void wait_until(gw_job *j, uint64_t ms) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&j->cv, &j->mu, &ts);
-}
 
 static const char *finish_name(const gw_job *j) {
     return j->finish == GW_FINISH_LENGTH ? "length" : "stop";
@@ -162,14 +150,19 @@ static void stream_end(gw_stream *st) {
 }
 
 /* Fill st->out with what there is to send: waits up to a second for the job, else a comment
- * line (keeps proxies from timing out, and finds a client that went away). */
+ * line (keeps proxies from timing out). A client seen gone ends the stream at once. */
 static void stream_fill(gw_stream *st) {
     gw_job *j = st->j;
     st->out_len = st->out_off = 0;
     pthread_mutex_lock(&j->mu);
     for (int k = 0; k < 4 && j->safe <= st->sent && j->state != GW_JOB_DONE && !st->s->stopping;
          k++)
-        wait_until(j, 250);
+        if ((st->gone = gw_job_wait(j, 250, st->fd))) break;
+    if (st->gone) {
+        st->finished = 1;
+        pthread_mutex_unlock(&j->mu);
+        return;
+    }
     if (j->safe > st->sent) {
         /* the text is copied under the lock, the event is built outside it: the bridge thread
          * must not wait on a stream's JSON to deliver the next chunks */
@@ -194,6 +187,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     if (st->out_off == st->out_len) {
         if (st->finished) return MHD_CONTENT_READER_END_OF_STREAM;
         stream_fill(st);
+        if (st->gone) return MHD_CONTENT_READER_END_WITH_ERROR; /* closes; the free cancels */
         if (st->out_off == st->out_len) return MHD_CONTENT_READER_END_OF_STREAM;
     }
     size_t n = st->out_len - st->out_off;
@@ -218,7 +212,7 @@ static void stream_free(void *cls) {
 }
 
 static enum MHD_Result start_stream(gw_server *s, struct MHD_Connection *c, gw_job *j,
-                                    const char *id) {
+                                    const char *id, int fd) {
     gw_stream *st = calloc(1, sizeof *st);
     if (!st) {
         gw_bridge_cancel(s->bridge, j);
@@ -228,6 +222,7 @@ static enum MHD_Result start_stream(gw_server *s, struct MHD_Connection *c, gw_j
     }
     st->s = s;
     st->j = j;
+    st->fd = fd;
     snprintf(st->id, sizeof st->id, "%s", id);
     struct MHD_Response *r =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st, stream_free);
@@ -243,14 +238,11 @@ static enum MHD_Result start_stream(gw_server *s, struct MHD_Connection *c, gw_j
     return ok;
 }
 
-/* 1 if the client closed its side of the connection (or it broke) while we wait for an answer:
- * a peer's FIN or RST shows as POLLRDHUP / POLLHUP / POLLERR without reading anything. */
-static int peer_gone(struct MHD_Connection *c) {
+/* The client's socket, or -1. */
+static int conn_fd(struct MHD_Connection *c) {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (!ci) return 0;
-    struct pollfd p = {.fd = ci->connect_fd, .events = POLLRDHUP};
-    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+    return ci ? ci->connect_fd : -1;
 }
 
 /* ---- the request ---------------------------------------------------------------------------- */
@@ -321,17 +313,14 @@ enum MHD_Result gw_generate(gw_server *s, struct MHD_Connection *c, int endpoint
     gw_bridge_submit(s->bridge, j);
     /* wait for the first text (stream) or the end: an error before any text is an HTTP error */
     uint64_t limit = (uint64_t)s->cf->gateway.timeout_ms + 10000;
+    int fd = conn_fd(c), gone = 0;
     pthread_mutex_lock(&j->mu);
-    int gone = 0;
     while (j->state != GW_JOB_DONE && !(j->req.stream && j->t_first) && !s->stopping &&
            (!s->cf->gateway.timeout_ms || t2_wire_now_ms() - j->t_submit < limit)) {
-        /* look at the peer first, then often: a short answer may take less than 100 ms, and a
-         * client that closed right after its request must not wait for a whole answer */
-        pthread_mutex_unlock(&j->mu);
-        gone = peer_gone(c);
-        pthread_mutex_lock(&j->mu);
-        if (gone) break;
-        wait_until(j, 20);
+        /* one poll on the job's eventfd and the client's socket: woken by the answer, or at
+         * once when the client closes (a client gone right after its request must not wait
+         * for a whole answer); the timeout only looks at stopping and the deadline */
+        if ((gone = gw_job_wait(j, 250, fd))) break;
     }
     int done = j->state == GW_JOB_DONE, code = j->code, first = j->t_first != 0;
     pthread_mutex_unlock(&j->mu);
@@ -340,7 +329,7 @@ enum MHD_Result gw_generate(gw_server *s, struct MHD_Connection *c, int endpoint
         gw_bridge_cancel(s->bridge, j);
         pthread_mutex_lock(&j->mu);
         while (j->state != GW_JOB_DONE)
-            wait_until(j, 250);
+            gw_job_wait(j, 250, -1);
         code = j->code = gone ? T2_ECANCELLED : s->stopping ? T2_ECANCELLED : T2_ETIMEOUT;
         snprintf(j->errmsg, sizeof j->errmsg, "%s",
                  gone            ? "the client went away"
@@ -355,7 +344,7 @@ enum MHD_Result gw_generate(gw_server *s, struct MHD_Connection *c, int endpoint
         gw_job_release(&j);
         return gw_send_error(s, c, NULL, &e, code == T2_EBUSY ? 1 : 0);
     }
-    if (j->req.stream) return start_stream(s, c, j, id);
+    if (j->req.stream) return start_stream(s, c, j, id, fd);
     pthread_mutex_lock(&j->mu);
     char *body = whole_answer(s, j, id);
     pthread_mutex_unlock(&j->mu);

@@ -151,13 +151,9 @@ static int dispatcher_ok(gw_server *s) {
     if (gw_job_new(&j, GW_JOB_PROBE) < 0) return 0;
     gw_bridge_submit(s->bridge, j);
     pthread_mutex_lock(&j->mu);
-    for (int k = 0; k < 40 && j->state != GW_JOB_DONE; k++) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 50000000L;
-        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-        pthread_cond_timedwait(&j->cv, &j->mu, &ts);
-    }
+    uint64_t until = t2_wire_now_ms() + 2000;
+    for (uint64_t t = t2_wire_now_ms(); j->state != GW_JOB_DONE && t < until; t = t2_wire_now_ms())
+        gw_job_wait(j, (int)(until - t), -1);
     int ok = j->state == GW_JOB_DONE && j->dispatcher_ok;
     pthread_mutex_unlock(&j->mu);
     gw_bridge_cancel(s->bridge, j);
