@@ -11,8 +11,10 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -27,6 +29,7 @@ struct gw_bridge {
     gw_job **cancels;
     size_t n_cancels, cap_cancels;
     int stop;
+    int draining, drained; /* gw_bridge_drain: fail every job, new ones at once */
     gw_router_view view;
     uint64_t last_seen; /* ms of the router's last message (start time before) */
     /* the bridge thread's own */
@@ -34,6 +37,11 @@ struct gw_bridge {
     size_t n_live, cap_live;
     uint64_t last_stats_req;
     int pending; /* some live stream has text its thread was not woken for */
+    gw_job **wakes; /* jobs whose sleeping waiter is to be resumed (a reference each) */
+    size_t n_wakes, cap_wakes;
+    zmq_pollitem_t *items; /* the router, the eventfd, the watched clients' sockets */
+    gw_job **watched;      /* the job of each watched socket */
+    size_t cap_items;
 };
 
 int gw_job_new(gw_job **out, int kind) {
@@ -47,6 +55,8 @@ int gw_job_new(gw_job **out, int kind) {
     pthread_mutex_init(&j->mu, NULL);
     j->kind = kind;
     j->refs = 1;
+    j->fd = -1;
+    j->fd_watch = 1;
     j->req.endpoint = GW_EP_COMPLETIONS;
     *out = j;
     return 0;
@@ -82,12 +92,6 @@ int gw_job_wait(gw_job *j, int ms, int peer_fd) {
     return n > 0 && peer_fd >= 0 && (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
-/* Wake j's waiter (under j->mu). */
-static void job_signal(gw_job *j) {
-    uint64_t one = 1;
-    ssize_t n = write(j->efd, &one, sizeof one);
-    (void)n; /* a full counter still wakes the waiter */
-}
 
 /* ---- the HTTP side -------------------------------------------------------------------------- */
 
@@ -254,14 +258,46 @@ static void mixture_text(const T2__Mixture *m, char *buf, size_t cap) {
     }
 }
 
+/* Wake j's waiter (bridge thread, under j->mu): a sleeping HTTP connection is resumed at the
+ * end of this turn of the loop (wake_all: one wake-up of the HTTP thread for all streams that
+ * have news); a waiter in gw_job_wait through the eventfd. */
+static void job_signal(gw_bridge *b, gw_job *j) {
+    if (!j->waiter) {
+        uint64_t one = 1;
+        ssize_t n = write(j->efd, &one, sizeof one);
+        (void)n; /* a full counter still wakes the waiter */
+        return;
+    }
+    if (!j->asleep) return; /* awake: it looks at the job under j->mu before it sleeps */
+    if (b->n_wakes == b->cap_wakes) {
+        size_t cap = b->cap_wakes ? 2 * b->cap_wakes : 64;
+        gw_job **v = realloc(b->wakes, cap * sizeof *v);
+        if (!v) return; /* it is woken by the keep-alive timer instead */
+        b->wakes = v;
+        b->cap_wakes = cap;
+    }
+    j->asleep = 0;
+    j->refs++;
+    b->wakes[b->n_wakes++] = j;
+}
+
+/* Resume the waiters signalled this turn. */
+static void wake_all(gw_bridge *b) {
+    for (size_t i = 0; i < b->n_wakes; i++) {
+        b->o.wake(b->wakes[i]->waiter);
+        gw_job_release(&b->wakes[i]);
+    }
+    b->n_wakes = 0;
+}
+
 /* End j with DONE (under j->mu), wake its waiter. */
-static void finish_locked(gw_job *j, int code, const char *msg) {
+static void finish_locked(gw_bridge *b, gw_job *j, int code, const char *msg) {
     j->code = code;
     if (msg) snprintf(j->errmsg, sizeof j->errmsg, "%s", msg);
     if (!code) apply_stops(j, 0, 1);
     if (!j->t2json) build_t2json(j, NULL);
     j->state = GW_JOB_DONE;
-    job_signal(j);
+    job_signal(b, j);
 }
 
 static void live_remove(gw_bridge *b, size_t i) {
@@ -284,24 +320,24 @@ static void on_chunk(gw_bridge *b, size_t i, const T2__Chunk *ch) {
     size_t from = j->len;
     int ended = 0;
     if (ch->has_text && append(j, ch->text.data, ch->text.len) < 0) {
-        finish_locked(j, T2_ENOMEM, "out of memory");
+        finish_locked(b, j, T2_ENOMEM, "out of memory");
         ended = 1;
     } else if (j->len > GW_MAX_TEXT) {
         j->finish = GW_FINISH_LENGTH;
-        finish_locked(j, 0, NULL);
+        finish_locked(b, j, 0, NULL);
         ended = 1;
     } else if (apply_stops(j, from, 0)) {
         j->stopped = 1;
         j->finish = GW_FINISH_STOP;
         j->completion_tokens = j->chunk_tokens;
-        finish_locked(j, 0, NULL);
+        finish_locked(b, j, 0, NULL);
         ended = 1;
     } else if (j->req.stream) { /* a whole answer's thread waits for the end only */
         uint64_t now = t2_wire_now_ms();
         if (now - j->t_signal >= GW_STREAM_GATHER_MS) {
             j->t_signal = now;
             j->pending = 0;
-            job_signal(j);
+            job_signal(b, j);
         } else {
             j->pending = b->pending = 1;
         }
@@ -318,7 +354,7 @@ static void on_result(gw_bridge *b, size_t i, const T2__Result *r) {
     pthread_mutex_lock(&j->mu);
     if (j->kind == GW_JOB_PROBE) {
         j->dispatcher_ok = 1;
-        finish_locked(j, 0, NULL);
+        finish_locked(b, j, 0, NULL);
         pthread_mutex_unlock(&j->mu);
         live_remove(b, i);
         return;
@@ -342,7 +378,7 @@ static void on_result(gw_bridge *b, size_t i, const T2__Result *r) {
         j->finish = GW_FINISH_STOP;
     }
     build_t2json(j, r);
-    finish_locked(j, 0, NULL);
+    finish_locked(b, j, 0, NULL);
     pthread_mutex_unlock(&j->mu);
     live_remove(b, i);
 }
@@ -352,7 +388,7 @@ static void on_error(gw_bridge *b, size_t i, int code, const char *msg) {
     pthread_mutex_lock(&j->mu);
     /* a probe: the dispatcher refusing a classification (EINVAL) proves it is there */
     if (j->kind == GW_JOB_PROBE) j->dispatcher_ok = code == T2_EINVAL;
-    finish_locked(j, code, msg);
+    finish_locked(b, j, code, msg);
     pthread_mutex_unlock(&j->mu);
     live_remove(b, i);
 }
@@ -421,7 +457,12 @@ static void start_job(gw_bridge *b, gw_job *j) {
     gw_router_view v;
     gw_bridge_router(b, &v);
     const char *why = NULL;
-    if (router_down(b, t2_wire_now_ms()))
+    pthread_mutex_lock(&b->mu);
+    int draining = b->draining;
+    pthread_mutex_unlock(&b->mu);
+    if (draining)
+        why = "the gateway is stopping";
+    else if (router_down(b, t2_wire_now_ms()))
         why = "the T2 router is unreachable";
     else if (v.seen && v.workers == 0)
         why = "no worker is registered at the T2 router";
@@ -434,7 +475,8 @@ static void start_job(gw_bridge *b, gw_job *j) {
     }
     if (why || rc < 0) {
         pthread_mutex_lock(&j->mu);
-        finish_locked(j, why ? T2_EZMQ : rc, why ? why : t2_err_msg());
+        finish_locked(b, j, draining ? T2_ECANCELLED : why ? T2_EZMQ : rc,
+                      why ? why : t2_err_msg());
         pthread_mutex_unlock(&j->mu);
         gw_job_release(&j);
         return;
@@ -445,7 +487,7 @@ static void start_job(gw_bridge *b, gw_job *j) {
         if (!nl) {
             t2_client_cancel(b->c, j->id);
             pthread_mutex_lock(&j->mu);
-            finish_locked(j, T2_ENOMEM, "out of memory");
+            finish_locked(b, j, T2_ENOMEM, "out of memory");
             pthread_mutex_unlock(&j->mu);
             gw_job_release(&j);
             return;
@@ -479,7 +521,7 @@ static void take_work(gw_bridge *b) {
         if (i != (size_t)-1 && b->live[i] == j) {
             t2_client_cancel(b->c, j->id);
             pthread_mutex_lock(&j->mu);
-            finish_locked(j, T2_ECANCELLED, "cancelled: the HTTP client went away");
+            finish_locked(b, j, T2_ECANCELLED, "cancelled: the HTTP client went away");
             pthread_mutex_unlock(&j->mu);
             live_remove(b, i);
         }
@@ -493,7 +535,7 @@ static void fail_all(gw_bridge *b, int code, const char *why) {
         gw_job *j = b->live[b->n_live - 1];
         t2_client_cancel(b->c, j->id);
         pthread_mutex_lock(&j->mu);
-        finish_locked(j, code, why);
+        finish_locked(b, j, code, why);
         pthread_mutex_unlock(&j->mu);
         live_remove(b, b->n_live - 1);
     }
@@ -510,7 +552,7 @@ static int flush_streams(gw_bridge *b) {
         if (j->pending && now - j->t_signal >= GW_STREAM_GATHER_MS) {
             j->t_signal = now;
             j->pending = 0;
-            job_signal(j);
+            job_signal(b, j);
         }
         if (j->pending) {
             b->pending = 1;
@@ -521,8 +563,20 @@ static int flush_streams(gw_bridge *b) {
     return b->pending ? (int)(next > now ? next - now : 1) : -1;
 }
 
+/* Wake the HTTP connections that have slept GW_WAKE_MS on a live job with no news: a stream
+ * sends a keep-alive comment, a waiting request looks at its deadline and at stopping. */
+static void wake_sleepers(gw_bridge *b, uint64_t now) {
+    for (size_t i = 0; i < b->n_live; i++) {
+        gw_job *j = b->live[i];
+        pthread_mutex_lock(&j->mu);
+        if (j->asleep && now - j->t_asleep >= GW_WAKE_MS) job_signal(b, j);
+        pthread_mutex_unlock(&j->mu);
+    }
+}
+
 static void periodic(gw_bridge *b) {
     uint64_t now = t2_wire_now_ms();
+    wake_sleepers(b, now);
     if (now - b->last_stats_req >= (uint64_t)b->o.heartbeat_ms) {
         t2_client_request_stats(b->c);
         b->last_stats_req = now;
@@ -534,21 +588,67 @@ static void periodic(gw_bridge *b) {
     }
 }
 
+/* The poll set: the router's socket, the eventfd, and the socket of every client that sleeps
+ * on a live job (a client that closes is seen at once: its job is cancelled). */
+static int poll_items(gw_bridge *b) {
+    if (b->cap_items < b->n_live + 2) {
+        size_t cap = b->n_live + 66;
+        zmq_pollitem_t *it = realloc(b->items, cap * sizeof *it);
+        if (it) b->items = it;
+        gw_job **w = it ? realloc(b->watched, cap * sizeof *w) : NULL;
+        if (w) b->watched = w;
+        if (!it || !w) return -1;
+        b->cap_items = cap;
+    }
+    zmq_pollitem_t *it = b->items;
+    it[0] = (zmq_pollitem_t){t2_client_socket(b->c), 0, ZMQ_POLLIN, 0};
+    it[1] = (zmq_pollitem_t){NULL, b->efd, ZMQ_POLLIN, 0};
+    int n = 2;
+    for (size_t i = 0; i < b->n_live; i++) {
+        gw_job *j = b->live[i];
+        pthread_mutex_lock(&j->mu);
+        if (j->asleep && j->fd >= 0 && j->fd_watch) {
+            b->watched[n] = j;
+            it[n++] = (zmq_pollitem_t){NULL, j->fd, ZMQ_POLLIN, 0};
+        }
+        pthread_mutex_unlock(&j->mu);
+    }
+    return n;
+}
+
+/* A watched client's socket is readable: end of stream (the client went away: cancel its job)
+ * or more bytes (a pipelined request: the socket is no longer watched). */
+static void client_news(gw_bridge *b, gw_job *j) {
+    char c;
+    ssize_t r = recv(j->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    int gone = r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    size_t i = live_find(b, j->id);
+    pthread_mutex_lock(&j->mu);
+    if (r > 0) j->fd_watch = 0;
+    if (gone && i != (size_t)-1) {
+        t2_client_cancel(b->c, j->id);
+        finish_locked(b, j, T2_ECANCELLED, "the client went away");
+    }
+    pthread_mutex_unlock(&j->mu);
+    if (gone && i != (size_t)-1) live_remove(b, i);
+}
+
 static void *bridge_main(void *arg) {
     gw_bridge *b = arg;
     t2_client_event ev = {0};
     int timeout = b->o.heartbeat_ms / 2 > 10 ? b->o.heartbeat_ms / 2 : 10, due = -1;
     for (;;) {
         pthread_mutex_lock(&b->mu);
-        int stop = b->stop;
+        int stop = b->stop, draining = b->draining && !b->drained;
         pthread_mutex_unlock(&b->mu);
         if (stop) break;
-        zmq_pollitem_t it[2] = {{t2_client_socket(b->c), 0, ZMQ_POLLIN, 0},
-                                {NULL, b->efd, ZMQ_POLLIN, 0}};
-        zmq_poll(it, 2, due >= 0 && due < timeout ? due : timeout);
-        if (it[1].revents & ZMQ_POLLIN) {
-            uint64_t n;
-            ssize_t r = read(b->efd, &n, sizeof n);
+        int n = poll_items(b);
+        zmq_poll(b->items, n < 0 ? 2 : n, due >= 0 && due < timeout ? due : timeout);
+        for (int k = 2; k < n; k++)
+            if (b->items[k].revents) client_news(b, b->watched[k]);
+        if (b->items[1].revents & ZMQ_POLLIN) {
+            uint64_t v;
+            ssize_t r = read(b->efd, &v, sizeof v);
             (void)r;
         }
         take_work(b);
@@ -558,10 +658,31 @@ static void *bridge_main(void *arg) {
         t2_client_event_clear(&ev);
         due = b->pending ? flush_streams(b) : -1;
         periodic(b);
+        if (draining) fail_all(b, T2_ECANCELLED, "the gateway is stopping");
+        wake_all(b);
+        if (draining) {
+            pthread_mutex_lock(&b->mu);
+            b->drained = 1;
+            pthread_mutex_unlock(&b->mu);
+        }
     }
     take_work(b);
     fail_all(b, T2_ECANCELLED, "the gateway is shutting down");
+    wake_all(b);
     return NULL;
+}
+
+void gw_bridge_drain(gw_bridge *b) {
+    pthread_mutex_lock(&b->mu);
+    b->draining = 1;
+    pthread_mutex_unlock(&b->mu);
+    wake(b);
+    for (int done = 0; !done;) {
+        pthread_mutex_lock(&b->mu);
+        done = b->drained || !b->started;
+        pthread_mutex_unlock(&b->mu);
+        if (!done) usleep(1000);
+    }
 }
 
 int gw_bridge_new(gw_bridge **out, const gw_bridge_opts *o) {
@@ -604,6 +725,9 @@ void gw_bridge_destroy(gw_bridge **bp) {
     if (b->efd >= 0) close(b->efd);
     free(b->live);
     free(b->cancels);
+    free(b->wakes);
+    free(b->items);
+    free(b->watched);
     pthread_mutex_destroy(&b->mu);
     free(b);
 }

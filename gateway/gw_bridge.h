@@ -1,15 +1,23 @@
 /* gw_bridge.h - the one thread that owns the gateway's t2_client (t2_client is not
  * thread-safe). HTTP threads hand it jobs through a locked queue and an eventfd; it submits
  * them, polls the router's socket and the eventfd in one zmq_poll, and fills each job's text /
- * result under the job's mutex, signalling the job's own eventfd. An HTTP thread waits in one
- * poll() on that eventfd and on its client's socket (gw_job_wait): it wakes only when there is
- * something to send or the client has gone, never to look around.
+ * result under the job's mutex. Its waiter is told in one of two ways:
+ *
+ * - a job with a waiter (an HTTP connection, suspended while it has nothing to send): the
+ *   bridge resumes it through opts.wake when there is news (the first text, more text at most
+ *   every GW_STREAM_GATHER_MS, the end; every GW_WAKE_MS without news), all those of one turn
+ *   of its loop together. While the connection sleeps the bridge also watches its socket, and a
+ *   client that closes it has its job cancelled at once.
+ *
+ *     lock j->mu; if (nothing to do) { j->asleep = 1; j->t_asleep = now; suspend; } unlock
+ *
+ * - a job without one (the health probe): its eventfd, waited on by gw_job_wait.
  *
  *   gw_job *j;
  *   gw_job_new(&j, GW_JOB_GENERATE);          // refs 1: the HTTP side's
- *   j->req = parsed; gw_req_task(&j->req, &j->tb);
+ *   j->req = parsed; gw_req_task(&j->req, &j->tb); j->waiter = conn; j->fd = socket;
  *   gw_bridge_submit(b, j);                    // the bridge takes its own ref
- *   lock j->mu; while (j->state != GW_JOB_DONE) gw_job_wait(j, 250, fd); ... unlock
+ *   ... woken: lock j->mu; look at j->state, j->text; unlock
  *   gw_bridge_cancel(b, j);                    // client gone: cancel (no-op when done)
  *   gw_job_release(&j);
  *
@@ -33,6 +41,9 @@
  * context switches, the lock, an SSE event, a send) per token and stream cost the gateway four
  * times the C client's CPU. */
 #define GW_STREAM_GATHER_MS 25
+/* A sleeping waiter is woken at least this often (a stream's keep-alive comment, a request's
+ * deadline and the gateway's stopping). */
+#define GW_WAKE_MS 1000
 
 enum { GW_JOB_GENERATE = 0, GW_JOB_PROBE = 1 };
 enum { GW_JOB_NEW = 0, GW_JOB_RUNNING = 1, GW_JOB_DONE = 2 };
@@ -47,9 +58,14 @@ struct gw_job {
     const char *service; /* where it goes (borrowed from the configuration) */
     uint32_t timeout_ms;
     uint64_t t_submit; /* ms, monotonic */
+    void *waiter;      /* the HTTP connection that sleeps on the job (opts.wake), NULL: none */
+    int fd;            /* its client's socket (-1: none), watched while it sleeps */
     /* shared: under mu */
     pthread_mutex_t mu;
     int efd; /* eventfd: the bridge writes it when it has changed the job (gw_job_wait) */
+    int asleep;        /* the waiter is suspended: the bridge resumes it on news */
+    uint64_t t_asleep; /* ms it went to sleep */
+    int fd_watch;      /* 0: the client sent more bytes, its socket is not watched */
     int refs;
     int state;   /* GW_JOB_* */
     uint64_t id; /* the t2_client request id (bridge) */
@@ -82,6 +98,7 @@ typedef struct gw_bridge_opts {
     int heartbeat_ms, liveness;
     const char *service; /* where generate jobs go (the dispatcher's service) */
     const t2_curve_client *curve; /* NULL: plain ZeroMQ; else CURVE with these keys */
+    void (*wake)(void *waiter);   /* resume a sleeping waiter (called on the bridge thread) */
 } gw_bridge_opts;
 
 /* The router's counters as last seen. */
@@ -106,6 +123,9 @@ int gw_job_wait(gw_job *j, int ms, int peer_fd);
 int gw_bridge_new(gw_bridge **out, const gw_bridge_opts *o);
 /* Stop the thread (jobs in flight fail with T2_ECANCELLED), free. NULL is fine. */
 void gw_bridge_destroy(gw_bridge **b);
+/* Fail every job in flight and wake its waiter; from now on jobs fail at once (the gateway
+ * stops: no HTTP connection may stay asleep). Returns when done. */
+void gw_bridge_drain(gw_bridge *b);
 /* Queue j (the bridge takes a reference). Returns 0 or T2_ENOMEM. */
 int gw_bridge_submit(gw_bridge *b, gw_job *j);
 /* Cancel j if it has not ended: it ends at once with T2_ECANCELLED. */

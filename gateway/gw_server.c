@@ -1,5 +1,6 @@
-/* gw_server.c - the HTTP server: libmicrohttpd with a thread per connection, routing, the
- * small endpoints (/, /health, /metrics, /v1/models) and the answers' shapes. */
+/* gw_server.c - the HTTP server: libmicrohttpd with one internal thread on epoll (a connection
+ * that waits for its answer is suspended and resumed by the bridge), routing, the small
+ * endpoints (/, /health, /metrics, /v1/models) and the answers' shapes. */
 #include "gw_internal.h"
 
 #include "base/json.h"
@@ -255,6 +256,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         return MHD_YES;
     }
+    if (cn->job) return gw_generate_more(s, c, cn); /* resumed by the bridge */
     if (cn->answered) {
         *upload_size = 0;
         return MHD_YES;
@@ -290,9 +292,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
-    (void)cls, (void)c, (void)toe;
+    (void)c, (void)toe;
     gw_conn *cn = *con_cls;
     if (!cn) return;
+    if (cn->job) gw_generate_abort(cls, cn);
     free(cn->body);
     free(cn);
     *con_cls = NULL;
@@ -396,8 +399,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
 static int start_daemon(gw_server *s, int port, const char *bind) {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    /* one thread for every connection: a stream costs a wake-up of this thread per gathering
+     * of text shared with the other streams that have news, not a thread of its own */
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
     if (inet_pton(AF_INET, bind, &a4->sin_addr) == 1) {
@@ -426,6 +430,9 @@ static int start_daemon(gw_server *s, int port, const char *bind) {
     return 0;
 }
 
+/* The bridge's wake-up of a connection asleep on a job. */
+static void resume(void *conn) { MHD_resume_connection(conn); }
+
 int gw_server_new(gw_server **out, const t2_conf *c, int port, const char *bind) {
     *out = NULL;
     gw_server *s = calloc(1, sizeof *s);
@@ -446,7 +453,7 @@ int gw_server_new(gw_server **out, const t2_conf *c, int port, const char *bind)
     if (rc == 0) rc = load_page(s);
     if (rc == 0) rc = list_models(s);
     gw_bridge_opts bo = {c->router.endpoint, c->router.heartbeat_ms, c->router.liveness,
-                         c->dispatcher.service, NULL};
+                         c->dispatcher.service, NULL, resume};
     t2_curve_client cc; /* with CURVE the gateway is a client of the router: the client key */
     if (rc == 0 && c->security.curve &&
         (rc = t2_curve_load_client(c->security.router_public, c->security.client_key, &cc)) == 0)
@@ -470,7 +477,9 @@ void gw_server_destroy(gw_server **sp) {
     if (!s) return;
     *sp = NULL;
     s->stopping = 1;
-    if (s->d) MHD_stop_daemon(s->d); /* waits for the connection threads */
+    /* no connection may stay suspended when MHD stops: every job ends and wakes its own */
+    if (s->bridge && s->d) gw_bridge_drain(s->bridge);
+    if (s->d) MHD_stop_daemon(s->d);
     gw_bridge_destroy(&s->bridge);
     gw_metrics_destroy(&s->metrics);
     gw_auth_destroy(&s->auth);
