@@ -7,14 +7,14 @@
 #include "t2_client.h"
 #include "t2_wire.h"
 
+#include <inttypes.h>
 #include <jansson.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <errno.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -22,6 +22,7 @@ struct gw_bridge {
     gw_bridge_opts o;
     t2_client *c;
     int efd;
+    int epfd; /* epoll: the sockets of the live jobs' clients, for their closing (EPOLLRDHUP) */
     pthread_t thread;
     int started;
     pthread_mutex_t mu; /* guards queue, cancels, stop, view */
@@ -39,9 +40,6 @@ struct gw_bridge {
     int pending; /* some live stream has text its thread was not woken for */
     gw_job **wakes; /* jobs whose sleeping waiter is to be resumed (a reference each) */
     size_t n_wakes, cap_wakes;
-    zmq_pollitem_t *items; /* the router, the eventfd, the watched clients' sockets */
-    gw_job **watched;      /* the job of each watched socket */
-    size_t cap_items;
 };
 
 int gw_job_new(gw_job **out, int kind) {
@@ -56,7 +54,6 @@ int gw_job_new(gw_job **out, int kind) {
     j->kind = kind;
     j->refs = 1;
     j->fd = -1;
-    j->fd_watch = 1;
     j->req.endpoint = GW_EP_COMPLETIONS;
     *out = j;
     return 0;
@@ -302,6 +299,7 @@ static void finish_locked(gw_bridge *b, gw_job *j, int code, const char *msg) {
 
 static void live_remove(gw_bridge *b, size_t i) {
     gw_job *j = b->live[i];
+    if (j->fd >= 0) epoll_ctl(b->epfd, EPOLL_CTL_DEL, j->fd, NULL);
     b->live[i] = b->live[--b->n_live];
     gw_job_release(&j);
 }
@@ -499,6 +497,11 @@ static void start_job(gw_bridge *b, gw_job *j) {
     j->state = GW_JOB_RUNNING;
     pthread_mutex_unlock(&j->mu);
     b->live[b->n_live++] = j;
+    /* its client closing its side (FIN) or the connection breaking cancels the job; more
+     * bytes from it (a pipelined request) do not wake us */
+    struct epoll_event e = {.events = EPOLLRDHUP, .data.u64 = j->id};
+    if (j->fd >= 0 && epoll_ctl(b->epfd, EPOLL_CTL_ADD, j->fd, &e) < 0)
+        T2_DEBUG("epoll_ctl: cannot watch the client of request %" PRIu64, j->id);
 }
 
 static void take_work(gw_bridge *b) {
@@ -510,22 +513,27 @@ static void take_work(gw_bridge *b) {
     b->cancels = NULL;
     b->n_cancels = b->cap_cancels = 0;
     pthread_mutex_unlock(&b->mu);
-    while (q) {
-        gw_job *next = q->next;
-        start_job(b, q);
-        q = next;
-    }
-    for (size_t k = 0; k < n_cancels; k++) {
-        gw_job *j = cancels[k];
-        size_t i = live_find(b, j->id);
-        if (i != (size_t)-1 && b->live[i] == j) {
-            t2_client_cancel(b->c, j->id);
-            pthread_mutex_lock(&j->mu);
-            finish_locked(b, j, T2_ECANCELLED, "cancelled: the HTTP client went away");
-            pthread_mutex_unlock(&j->mu);
-            live_remove(b, i);
+    /* cancels of live jobs first: a cancelled job's socket may be closed and its number
+     * reused by a new job's client (live_remove stops watching the number); then the new
+     * jobs, then the cancels of those among them */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t k = 0; k < n_cancels; k++) {
+            gw_job *j = cancels[k];
+            size_t i = j ? live_find(b, j->id) : (size_t)-1;
+            if (i != (size_t)-1 && b->live[i] == j) {
+                t2_client_cancel(b->c, j->id);
+                pthread_mutex_lock(&j->mu);
+                finish_locked(b, j, T2_ECANCELLED, "cancelled: the HTTP client went away");
+                pthread_mutex_unlock(&j->mu);
+                live_remove(b, i);
+            }
+            if (j && (i != (size_t)-1 || pass == 1)) gw_job_release(&cancels[k]);
         }
-        gw_job_release(&j);
+        while (pass == 0 && q) {
+            gw_job *next = q->next;
+            start_job(b, q);
+            q = next;
+        }
     }
     free(cancels);
 }
@@ -588,49 +596,20 @@ static void periodic(gw_bridge *b) {
     }
 }
 
-/* The poll set: the router's socket, the eventfd, and the socket of every client that sleeps
- * on a live job (a client that closes is seen at once: its job is cancelled). */
-static int poll_items(gw_bridge *b) {
-    if (b->cap_items < b->n_live + 2) {
-        size_t cap = b->n_live + 66;
-        zmq_pollitem_t *it = realloc(b->items, cap * sizeof *it);
-        if (it) b->items = it;
-        gw_job **w = it ? realloc(b->watched, cap * sizeof *w) : NULL;
-        if (w) b->watched = w;
-        if (!it || !w) return -1;
-        b->cap_items = cap;
-    }
-    zmq_pollitem_t *it = b->items;
-    it[0] = (zmq_pollitem_t){t2_client_socket(b->c), 0, ZMQ_POLLIN, 0};
-    it[1] = (zmq_pollitem_t){NULL, b->efd, ZMQ_POLLIN, 0};
-    int n = 2;
-    for (size_t i = 0; i < b->n_live; i++) {
+/* Clients that closed their side or whose connection broke: cancel their jobs. */
+static void clients_gone(gw_bridge *b) {
+    struct epoll_event ev[64];
+    int n = epoll_wait(b->epfd, ev, 64, 0);
+    for (int k = 0; k < n; k++) {
+        size_t i = live_find(b, ev[k].data.u64);
+        if (i == (size_t)-1) continue;
         gw_job *j = b->live[i];
-        pthread_mutex_lock(&j->mu);
-        if (j->asleep && j->fd >= 0 && j->fd_watch) {
-            b->watched[n] = j;
-            it[n++] = (zmq_pollitem_t){NULL, j->fd, ZMQ_POLLIN, 0};
-        }
-        pthread_mutex_unlock(&j->mu);
-    }
-    return n;
-}
-
-/* A watched client's socket is readable: end of stream (the client went away: cancel its job)
- * or more bytes (a pipelined request: the socket is no longer watched). */
-static void client_news(gw_bridge *b, gw_job *j) {
-    char c;
-    ssize_t r = recv(j->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    int gone = r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
-    size_t i = live_find(b, j->id);
-    pthread_mutex_lock(&j->mu);
-    if (r > 0) j->fd_watch = 0;
-    if (gone && i != (size_t)-1) {
         t2_client_cancel(b->c, j->id);
+        pthread_mutex_lock(&j->mu);
         finish_locked(b, j, T2_ECANCELLED, "the client went away");
+        pthread_mutex_unlock(&j->mu);
+        live_remove(b, i);
     }
-    pthread_mutex_unlock(&j->mu);
-    if (gone && i != (size_t)-1) live_remove(b, i);
 }
 
 static void *bridge_main(void *arg) {
@@ -642,11 +621,12 @@ static void *bridge_main(void *arg) {
         int stop = b->stop, draining = b->draining && !b->drained;
         pthread_mutex_unlock(&b->mu);
         if (stop) break;
-        int n = poll_items(b);
-        zmq_poll(b->items, n < 0 ? 2 : n, due >= 0 && due < timeout ? due : timeout);
-        for (int k = 2; k < n; k++)
-            if (b->items[k].revents) client_news(b, b->watched[k]);
-        if (b->items[1].revents & ZMQ_POLLIN) {
+        zmq_pollitem_t it[3] = {{t2_client_socket(b->c), 0, ZMQ_POLLIN, 0},
+                                {NULL, b->efd, ZMQ_POLLIN, 0},
+                                {NULL, b->epfd, ZMQ_POLLIN, 0}};
+        zmq_poll(it, 3, due >= 0 && due < timeout ? due : timeout);
+        if (it[2].revents) clients_gone(b);
+        if (it[1].revents & ZMQ_POLLIN) {
             uint64_t v;
             ssize_t r = read(b->efd, &v, sizeof v);
             (void)r;
@@ -691,13 +671,14 @@ int gw_bridge_new(gw_bridge **out, const gw_bridge_opts *o) {
     if (!b) return t2_err_set(T2_ENOMEM, "out of memory");
     b->o = *o;
     b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    b->epfd = epoll_create1(EPOLL_CLOEXEC);
     pthread_mutex_init(&b->mu, NULL);
     b->last_seen = t2_wire_now_ms();
     t2_client_opts co = t2_client_opts_default();
     co.heartbeat_ms = o->heartbeat_ms;
     co.liveness = o->liveness;
     co.curve = o->curve; /* copied by t2_client_new */
-    int rc = b->efd < 0 ? t2_err_set(T2_EIO, "eventfd failed") : 0;
+    int rc = b->efd < 0 || b->epfd < 0 ? t2_err_set(T2_EIO, "eventfd / epoll_create failed") : 0;
     if (rc == 0) rc = t2_client_new(&b->c, NULL, o->endpoint, &co);
     if (rc == 0 && pthread_create(&b->thread, NULL, bridge_main, b) != 0)
         rc = t2_err_set(T2_ENOMEM, "cannot start the bridge thread");
@@ -723,11 +704,10 @@ void gw_bridge_destroy(gw_bridge **bp) {
     }
     t2_client_destroy(&b->c);
     if (b->efd >= 0) close(b->efd);
+    if (b->epfd >= 0) close(b->epfd);
     free(b->live);
     free(b->cancels);
     free(b->wakes);
-    free(b->items);
-    free(b->watched);
     pthread_mutex_destroy(&b->mu);
     free(b);
 }

@@ -6,8 +6,8 @@
  * - a job with a waiter (an HTTP connection, suspended while it has nothing to send): the
  *   bridge resumes it through opts.wake when there is news (the first text, more text at most
  *   every GW_STREAM_GATHER_MS, the end; every GW_WAKE_MS without news), all those of one turn
- *   of its loop together. While the connection sleeps the bridge also watches its socket, and a
- *   client that closes it has its job cancelled at once.
+ *   of its loop together. The bridge also watches the client's socket (j->fd, one epoll set
+ *   for all): a client that closes it has its job cancelled at once.
  *
  *     lock j->mu; if (nothing to do) { j->asleep = 1; j->t_asleep = now; suspend; } unlock
  *
@@ -59,13 +59,12 @@ struct gw_job {
     uint32_t timeout_ms;
     uint64_t t_submit; /* ms, monotonic */
     void *waiter;      /* the HTTP connection that sleeps on the job (opts.wake), NULL: none */
-    int fd;            /* its client's socket (-1: none), watched while it sleeps */
+    int fd;            /* its client's socket (-1: none): its closing cancels the job */
     /* shared: under mu */
     pthread_mutex_t mu;
     int efd; /* eventfd: the bridge writes it when it has changed the job (gw_job_wait) */
     int asleep;        /* the waiter is suspended: the bridge resumes it on news */
     uint64_t t_asleep; /* ms it went to sleep */
-    int fd_watch;      /* 0: the client sent more bytes, its socket is not watched */
     int refs;
     int state;   /* GW_JOB_* */
     uint64_t id; /* the t2_client request id (bridge) */
