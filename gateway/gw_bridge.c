@@ -37,7 +37,8 @@ struct gw_bridge {
     gw_job **live; /* jobs in flight */
     size_t n_live, cap_live;
     uint64_t last_stats_req;
-    int pending; /* some live stream has text its thread was not woken for */
+    int pending;      /* some live stream has text its connection was not woken for */
+    uint64_t t_flush; /* ms of the last flush_streams */
     gw_job **wakes; /* jobs whose sleeping waiter is to be resumed (a reference each) */
     size_t n_wakes, cap_wakes;
 };
@@ -330,13 +331,11 @@ static void on_chunk(gw_bridge *b, size_t i, const T2__Chunk *ch) {
         j->completion_tokens = j->chunk_tokens;
         finish_locked(b, j, 0, NULL);
         ended = 1;
-    } else if (j->req.stream) { /* a whole answer's thread waits for the end only */
-        uint64_t now = t2_wire_now_ms();
-        if (now - j->t_signal >= GW_STREAM_GATHER_MS) {
-            j->t_signal = now;
-            j->pending = 0;
+    } else if (j->req.stream) { /* a whole answer's connection waits for the end only */
+        if (!j->t_signal) { /* the first text at once (time to first token) */
+            j->t_signal = t2_wire_now_ms();
             job_signal(b, j);
-        } else {
+        } else { /* the rest with the next flush */
             j->pending = b->pending = 1;
         }
     }
@@ -549,26 +548,26 @@ static void fail_all(gw_bridge *b, int code, const char *why) {
     }
 }
 
-/* Wake the streams whose text has waited GW_STREAM_GATHER_MS. Returns the ms until the next
- * one is due (b->pending: some still wait), or -1 when none waits. */
+/* Wake every stream that has new text, at most once per GW_STREAM_GATHER_MS for all of them
+ * together (one wake-up of the HTTP thread sends them all). Returns the ms until the flush is
+ * due, or -1 when it was done. */
 static int flush_streams(gw_bridge *b) {
-    uint64_t now = t2_wire_now_ms(), next = UINT64_MAX;
+    uint64_t now = t2_wire_now_ms();
+    uint64_t due = b->t_flush + GW_STREAM_GATHER_MS;
+    if (now < due) return (int)(due - now);
+    b->t_flush = now;
     b->pending = 0;
     for (size_t i = 0; i < b->n_live; i++) {
         gw_job *j = b->live[i];
         pthread_mutex_lock(&j->mu);
-        if (j->pending && now - j->t_signal >= GW_STREAM_GATHER_MS) {
+        if (j->pending) {
             j->t_signal = now;
             j->pending = 0;
             job_signal(b, j);
         }
-        if (j->pending) {
-            b->pending = 1;
-            if (j->t_signal + GW_STREAM_GATHER_MS < next) next = j->t_signal + GW_STREAM_GATHER_MS;
-        }
         pthread_mutex_unlock(&j->mu);
     }
-    return b->pending ? (int)(next > now ? next - now : 1) : -1;
+    return -1;
 }
 
 /* Wake the HTTP connections that have slept GW_WAKE_MS on a live job with no news: a stream

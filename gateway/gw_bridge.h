@@ -36,10 +36,10 @@
 #include <stdint.h>
 
 #define GW_MAX_TEXT (4u << 20) /* bytes of generated text kept per request */
-/* A stream's HTTP thread is woken for its first chunk at once, then at most once per this many
- * ms with all the text that came meanwhile (40 updates a second at most): one wake-up (two
- * context switches, the lock, an SSE event, a send) per token and stream cost the gateway four
- * times the C client's CPU. */
+/* A stream's connection is woken for its first chunk at once, then with all the text that came
+ * meanwhile at the next flush: one flush per this many ms wakes all streams that have news
+ * together (40 updates a second at most). A wake-up per token and stream (two context
+ * switches, the lock, an SSE event, a send) cost the gateway four times the C client's CPU. */
 #define GW_STREAM_GATHER_MS 25
 /* A sleeping waiter is woken at least this often (a stream's keep-alive comment, a request's
  * deadline and the gateway's stopping). */
@@ -72,8 +72,8 @@ struct gw_job {
     size_t len, cap;
     size_t safe;      /* bytes of text that may be sent (no partial UTF-8, no stop prefix) */
     uint64_t t_first; /* ms of the first chunk (0: none yet) */
-    uint64_t t_signal; /* ms the bridge last woke the stream's thread for text */
-    int pending;       /* text came since then (the bridge wakes it GW_STREAM_GATHER_MS later) */
+    uint64_t t_signal; /* ms the bridge last woke the stream's connection for text (0: never) */
+    int pending;       /* text came since then (the next flush wakes it) */
     uint32_t chunk_tokens;
     /* when DONE */
     int code; /* 0, or a T2_E* code */
