@@ -1,4 +1,4 @@
-/* gw_bridge.c - the thread that owns the t2_client: a queue of jobs from HTTP threads, one
+/* gw_bridge.c - the thread that owns the t2_client: a queue of jobs from the HTTP thread, one
  * zmq_poll over the router's socket and an eventfd, the jobs' texts filled as chunks come. */
 #include "gw_bridge.h"
 
@@ -9,7 +9,6 @@
 
 #include <inttypes.h>
 #include <jansson.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,11 +45,6 @@ struct gw_bridge {
 int gw_job_new(gw_job **out, int kind) {
     gw_job *j = calloc(1, sizeof *j);
     if (!j) return t2_err_set(T2_ENOMEM, "out of memory");
-    j->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (j->efd < 0) {
-        free(j);
-        return t2_err_set(T2_EIO, "eventfd failed (too many open files?)");
-    }
     pthread_mutex_init(&j->mu, NULL);
     j->kind = kind;
     j->refs = 1;
@@ -73,23 +67,8 @@ void gw_job_release(gw_job **jp) {
     free(j->text);
     free(j->t2json);
     pthread_mutex_destroy(&j->mu);
-    close(j->efd);
     free(j);
 }
-
-int gw_job_wait(gw_job *j, int ms, int peer_fd) {
-    struct pollfd p[2] = {{.fd = j->efd, .events = POLLIN}, {.fd = peer_fd, .events = POLLRDHUP}};
-    pthread_mutex_unlock(&j->mu);
-    int n = poll(p, peer_fd >= 0 ? 2 : 1, ms > 0 ? ms : 0);
-    if (n > 0 && (p[0].revents & POLLIN)) {
-        uint64_t v;
-        ssize_t r = read(j->efd, &v, sizeof v);
-        (void)r; /* nonblocking: another read may have taken it */
-    }
-    pthread_mutex_lock(&j->mu);
-    return n > 0 && peer_fd >= 0 && (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
-}
-
 
 /* ---- the HTTP side -------------------------------------------------------------------------- */
 
@@ -258,15 +237,9 @@ static void mixture_text(const T2__Mixture *m, char *buf, size_t cap) {
 
 /* Wake j's waiter (bridge thread, under j->mu): a sleeping HTTP connection is resumed at the
  * end of this turn of the loop (wake_all: one wake-up of the HTTP thread for all streams that
- * have news); a waiter in gw_job_wait through the eventfd. */
+ * have news). An awake one looks at the job under j->mu before it sleeps again. */
 static void job_signal(gw_bridge *b, gw_job *j) {
-    if (!j->waiter) {
-        uint64_t one = 1;
-        ssize_t n = write(j->efd, &one, sizeof one);
-        (void)n; /* a full counter still wakes the waiter */
-        return;
-    }
-    if (!j->asleep) return; /* awake: it looks at the job under j->mu before it sleeps */
+    if (!j->waiter || !j->asleep) return;
     if (b->n_wakes == b->cap_wakes) {
         size_t cap = b->cap_wakes ? 2 * b->cap_wakes : 64;
         gw_job **v = realloc(b->wakes, cap * sizeof *v);

@@ -1,17 +1,13 @@
 /* gw_bridge.h - the one thread that owns the gateway's t2_client (t2_client is not
- * thread-safe). HTTP threads hand it jobs through a locked queue and an eventfd; it submits
+ * thread-safe). The HTTP thread hands it jobs through a locked queue and an eventfd; it submits
  * them, polls the router's socket and the eventfd in one zmq_poll, and fills each job's text /
- * result under the job's mutex. Its waiter is told in one of two ways:
- *
- * - a job with a waiter (an HTTP connection, suspended while it has nothing to send): the
- *   bridge resumes it through opts.wake when there is news (the first text, more text at most
- *   every GW_STREAM_GATHER_MS, the end; every GW_WAKE_MS without news), all those of one turn
- *   of its loop together. The bridge also watches the client's socket (j->fd, one epoll set
- *   for all): a client that closes it has its job cancelled at once.
+ * result under the job's mutex. Its waiter, an HTTP connection, is suspended while it has
+ * nothing to send; the bridge resumes it through opts.wake when there is news (the first text,
+ * more text at most every GW_STREAM_GATHER_MS, the end; every GW_WAKE_MS without news), all
+ * those of one turn of its loop together. The bridge also watches the client's socket (j->fd,
+ * one epoll set for all): a client that closes it has its job cancelled at once.
  *
  *     lock j->mu; if (nothing to do) { j->asleep = 1; j->t_asleep = now; suspend; } unlock
- *
- * - a job without one (the health probe): its eventfd, waited on by gw_job_wait.
  *
  *   gw_job *j;
  *   gw_job_new(&j, GW_JOB_GENERATE);          // refs 1: the HTTP side's
@@ -62,7 +58,6 @@ struct gw_job {
     int fd;            /* its client's socket (-1: none): its closing cancels the job */
     /* shared: under mu */
     pthread_mutex_t mu;
-    int efd; /* eventfd: the bridge writes it when it has changed the job (gw_job_wait) */
     int asleep;        /* the waiter is suspended: the bridge resumes it on news */
     uint64_t t_asleep; /* ms it went to sleep */
     int refs;
@@ -112,11 +107,6 @@ typedef struct gw_router_view {
 int gw_job_new(gw_job **out, int kind);
 /* Drop one reference; frees at zero. NULL is fine; *j is set to NULL. */
 void gw_job_release(gw_job **j);
-/* Called under j->mu, which it releases while it waits: until the bridge signals j (new text,
- * the end), ms pass, or - peer_fd >= 0 - that socket's peer closes its side or the connection
- * breaks (POLLRDHUP / POLLHUP / POLLERR). Returns 1 when the peer has gone, else 0. One waiter
- * per job: the wait consumes the signal. */
-int gw_job_wait(gw_job *j, int ms, int peer_fd);
 
 /* Start the thread. Returns 0 or T2_ENOMEM / T2_EZMQ / T2_EINVAL (t2_err_msg). */
 int gw_bridge_new(gw_bridge **out, const gw_bridge_opts *o);

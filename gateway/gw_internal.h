@@ -45,6 +45,7 @@ typedef struct gw_conn {
     int endpoint;
     char id[40];
     int why; /* GW_WHY_*: the gateway gave up on the job (it was cancelled) */
+    struct gw_job *probe; /* /health: the dispatcher probe it sleeps on */
 } gw_conn;
 
 enum { GW_WHY_NONE = 0, GW_WHY_TIMEOUT = 1, GW_WHY_STOPPING = 2 };

@@ -137,36 +137,8 @@ static enum MHD_Result models(gw_server *s, struct MHD_Connection *c) {
     return gw_send_json(c, text ? 200 : 500, text);
 }
 
-/* Is a dispatcher there? A classification sent to its service is refused at once (EINVAL)
- * by a dispatcher; cached for two seconds. */
-static int dispatcher_ok(gw_server *s) {
-    pthread_mutex_lock(&s->mu);
-    uint64_t now = t2_wire_now_ms();
-    if (s->probe_ms && now - s->probe_ms < 2000) {
-        int ok = s->probe_ok;
-        pthread_mutex_unlock(&s->mu);
-        return ok;
-    }
-    pthread_mutex_unlock(&s->mu);
-    gw_job *j = NULL;
-    if (gw_job_new(&j, GW_JOB_PROBE) < 0) return 0;
-    gw_bridge_submit(s->bridge, j);
-    pthread_mutex_lock(&j->mu);
-    uint64_t until = t2_wire_now_ms() + 2000;
-    for (uint64_t t = t2_wire_now_ms(); j->state != GW_JOB_DONE && t < until; t = t2_wire_now_ms())
-        gw_job_wait(j, (int)(until - t), -1);
-    int ok = j->state == GW_JOB_DONE && j->dispatcher_ok;
-    pthread_mutex_unlock(&j->mu);
-    gw_bridge_cancel(s->bridge, j);
-    gw_job_release(&j);
-    pthread_mutex_lock(&s->mu);
-    s->probe_ms = t2_wire_now_ms();
-    s->probe_ok = ok;
-    pthread_mutex_unlock(&s->mu);
-    return ok;
-}
-
-static enum MHD_Result health(gw_server *s, struct MHD_Connection *c) {
+/* The answer of /health; disp: a dispatcher answered the probe (-1: not asked). */
+static enum MHD_Result health_reply(gw_server *s, struct MHD_Connection *c, int disp) {
     gw_router_view v;
     gw_bridge_router(s->bridge, &v);
     const char *why = NULL;
@@ -174,7 +146,7 @@ static enum MHD_Result health(gw_server *s, struct MHD_Connection *c) {
         why = "the T2 router does not answer";
     else if (v.workers == 0)
         why = "no worker group and no dispatcher are registered at the router";
-    else if (!dispatcher_ok(s))
+    else if (!disp)
         why = "no dispatcher is registered (it serves the dispatcher.service)";
     else if (v.workers < 2)
         why = "no worker group is registered at the router (only the dispatcher)";
@@ -187,6 +159,53 @@ static enum MHD_Result health(gw_server *s, struct MHD_Connection *c) {
     int status = why ? 503 : 200;
     gw_metrics_request(s->metrics, "/health", status);
     return gw_send_json(c, status, text);
+}
+
+/* Is a dispatcher there? A classification sent to its service is refused at once (EINVAL)
+ * by a dispatcher; the answer is cached for two seconds. Without one, the probe is sent and
+ * the connection sleeps (the HTTP thread serves every connection: it must not wait) until the
+ * bridge resumes it: health_more. */
+static enum MHD_Result health(gw_server *s, struct MHD_Connection *c, gw_conn *cn) {
+    gw_router_view v;
+    gw_bridge_router(s->bridge, &v);
+    if (!v.up || v.workers == 0) return health_reply(s, c, -1);
+    pthread_mutex_lock(&s->mu);
+    uint64_t now = t2_wire_now_ms();
+    int cached = s->probe_ms && now - s->probe_ms < 2000, ok = s->probe_ok;
+    pthread_mutex_unlock(&s->mu);
+    if (cached) return health_reply(s, c, ok);
+    gw_job *j = NULL;
+    if (gw_job_new(&j, GW_JOB_PROBE) < 0) return health_reply(s, c, 0);
+    j->waiter = c;
+    j->asleep = 1;
+    j->t_asleep = now;
+    cn->probe = j;
+    MHD_suspend_connection(c);
+    gw_bridge_submit(s->bridge, j);
+    return MHD_YES;
+}
+
+static enum MHD_Result health_more(gw_server *s, struct MHD_Connection *c, gw_conn *cn) {
+    gw_job *j = cn->probe;
+    pthread_mutex_lock(&j->mu);
+    uint64_t now = t2_wire_now_ms();
+    if (j->state != GW_JOB_DONE && now - j->t_submit < 2000 && !s->stopping) {
+        j->asleep = 1;
+        j->t_asleep = now;
+        MHD_suspend_connection(c);
+        pthread_mutex_unlock(&j->mu);
+        return MHD_YES;
+    }
+    int ok = j->state == GW_JOB_DONE && j->dispatcher_ok;
+    pthread_mutex_unlock(&j->mu);
+    cn->probe = NULL;
+    gw_bridge_cancel(s->bridge, j);
+    gw_job_release(&j);
+    pthread_mutex_lock(&s->mu);
+    s->probe_ms = t2_wire_now_ms();
+    s->probe_ok = ok;
+    pthread_mutex_unlock(&s->mu);
+    return health_reply(s, c, ok);
 }
 
 static enum MHD_Result metrics(gw_server *s, struct MHD_Connection *c) {
@@ -216,7 +235,7 @@ static enum MHD_Result route(gw_server *s, struct MHD_Connection *c, const char 
         return gw_send_error(s, c, url, &e, 0);
     }
     if (get && !strcmp(url, "/v1/models")) return models(s, c);
-    if (get && !strcmp(url, "/health")) return health(s, c);
+    if (get && !strcmp(url, "/health")) return health(s, c, cn);
     if (get && !strcmp(url, "/metrics")) return metrics(s, c);
     if (get && (!strcmp(url, "/") || !strcmp(url, "/index.html"))) {
         gw_metrics_request(s->metrics, "/", 200);
@@ -257,6 +276,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (cn->job) return gw_generate_more(s, c, cn); /* resumed by the bridge */
+    if (cn->probe) return health_more(s, c, cn);
     if (cn->answered) {
         *upload_size = 0;
         return MHD_YES;
@@ -296,6 +316,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     gw_conn *cn = *con_cls;
     if (!cn) return;
     if (cn->job) gw_generate_abort(cls, cn);
+    if (cn->probe) {
+        gw_bridge_cancel(((gw_server *)cls)->bridge, cn->probe);
+        gw_job_release(&cn->probe);
+    }
     free(cn->body);
     free(cn);
     *con_cls = NULL;
