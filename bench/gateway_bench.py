@@ -23,9 +23,10 @@ what else runs on the machine. The gateway's answers are checked against t2 subm
 same text for the same prompt). FILE (default gateway_bench.csv) gets one row per N and
 path; FILE with "-rounds" before ".csv" one row per round and path.
 
-Run time on an idle 2-core machine with the defaults: about 2 minutes (the first line printed
-says what it will do). Run by hand (label bench); the numbers depend on the machine and on
-whatever else runs on it.
+Run time with the defaults: 3.3 minutes on the shared 2-core machine under load (load average
+14-20), less on an idle one; the first line printed says what it will do, the last the run
+time. Run by hand (label bench); the numbers depend on the machine and on whatever else runs
+on it.
 """
 import argparse
 import csv
