@@ -353,7 +353,7 @@ enum MHD_Result gw_generate_more(gw_server *s, struct MHD_Connection *c, gw_conn
         pthread_mutex_unlock(&j->mu);
         return MHD_YES;
     }
-    if (cn->why && j->state == GW_JOB_DONE) { /* we cancelled it: say why */
+    if (cn->why && j->state == GW_JOB_DONE && j->code == T2_ECANCELLED) { /* we cancelled it */
         j->code = cn->why == GW_WHY_STOPPING ? T2_ECANCELLED : T2_ETIMEOUT;
         snprintf(j->errmsg, sizeof j->errmsg, "%s",
                  cn->why == GW_WHY_STOPPING ? "the gateway is stopping" : "no answer in time");
