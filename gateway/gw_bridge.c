@@ -1,4 +1,4 @@
-/* gw_bridge.c - the thread that owns the t2_client: a queue of jobs from HTTP threads, one
+/* gw_bridge.c - the thread that owns the t2_client: a queue of jobs from the HTTP thread, one
  * zmq_poll over the router's socket and an eventfd, the jobs' texts filled as chunks come. */
 #include "gw_bridge.h"
 
@@ -7,10 +7,12 @@
 #include "t2_client.h"
 #include "t2_wire.h"
 
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -19,6 +21,7 @@ struct gw_bridge {
     gw_bridge_opts o;
     t2_client *c;
     int efd;
+    int epfd; /* epoll: the sockets of the live jobs' clients, for their closing (EPOLLRDHUP) */
     pthread_t thread;
     int started;
     pthread_mutex_t mu; /* guards queue, cancels, stop, view */
@@ -26,26 +29,26 @@ struct gw_bridge {
     gw_job **cancels;
     size_t n_cancels, cap_cancels;
     int stop;
+    int draining, drained; /* gw_bridge_drain: fail every job, new ones at once */
     gw_router_view view;
     uint64_t last_seen; /* ms of the router's last message (start time before) */
     /* the bridge thread's own */
     gw_job **live; /* jobs in flight */
     size_t n_live, cap_live;
     uint64_t last_stats_req;
-    int pending; /* some live stream has text its thread was not woken for */
+    int pending;      /* some live stream has text its connection was not woken for */
+    uint64_t t_flush; /* ms of the last flush_streams */
+    gw_job **wakes; /* jobs whose sleeping waiter is to be resumed (a reference each) */
+    size_t n_wakes, cap_wakes;
 };
 
 int gw_job_new(gw_job **out, int kind) {
     gw_job *j = calloc(1, sizeof *j);
     if (!j) return t2_err_set(T2_ENOMEM, "out of memory");
     pthread_mutex_init(&j->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&j->cv, &ca);
-    pthread_condattr_destroy(&ca);
     j->kind = kind;
     j->refs = 1;
+    j->fd = -1;
     j->req.endpoint = GW_EP_COMPLETIONS;
     *out = j;
     return 0;
@@ -64,7 +67,6 @@ void gw_job_release(gw_job **jp) {
     free(j->text);
     free(j->t2json);
     pthread_mutex_destroy(&j->mu);
-    pthread_cond_destroy(&j->cv);
     free(j);
 }
 
@@ -233,18 +235,45 @@ static void mixture_text(const T2__Mixture *m, char *buf, size_t cap) {
     }
 }
 
+/* Wake j's waiter (bridge thread, under j->mu): a sleeping HTTP connection is resumed at the
+ * end of this turn of the loop (wake_all: one wake-up of the HTTP thread for all streams that
+ * have news). An awake one looks at the job under j->mu before it sleeps again. */
+static void job_signal(gw_bridge *b, gw_job *j) {
+    if (!j->waiter || !j->asleep) return;
+    if (b->n_wakes == b->cap_wakes) {
+        size_t cap = b->cap_wakes ? 2 * b->cap_wakes : 64;
+        gw_job **v = realloc(b->wakes, cap * sizeof *v);
+        if (!v) return; /* it is woken by the keep-alive timer instead */
+        b->wakes = v;
+        b->cap_wakes = cap;
+    }
+    j->asleep = 0;
+    j->refs++;
+    b->wakes[b->n_wakes++] = j;
+}
+
+/* Resume the waiters signalled this turn. */
+static void wake_all(gw_bridge *b) {
+    for (size_t i = 0; i < b->n_wakes; i++) {
+        b->o.wake(b->wakes[i]->waiter);
+        gw_job_release(&b->wakes[i]);
+    }
+    b->n_wakes = 0;
+}
+
 /* End j with DONE (under j->mu), wake its waiter. */
-static void finish_locked(gw_job *j, int code, const char *msg) {
+static void finish_locked(gw_bridge *b, gw_job *j, int code, const char *msg) {
     j->code = code;
     if (msg) snprintf(j->errmsg, sizeof j->errmsg, "%s", msg);
     if (!code) apply_stops(j, 0, 1);
     if (!j->t2json) build_t2json(j, NULL);
     j->state = GW_JOB_DONE;
-    pthread_cond_broadcast(&j->cv);
+    job_signal(b, j);
 }
 
 static void live_remove(gw_bridge *b, size_t i) {
     gw_job *j = b->live[i];
+    if (j->fd >= 0) epoll_ctl(b->epfd, EPOLL_CTL_DEL, j->fd, NULL);
     b->live[i] = b->live[--b->n_live];
     gw_job_release(&j);
 }
@@ -263,25 +292,23 @@ static void on_chunk(gw_bridge *b, size_t i, const T2__Chunk *ch) {
     size_t from = j->len;
     int ended = 0;
     if (ch->has_text && append(j, ch->text.data, ch->text.len) < 0) {
-        finish_locked(j, T2_ENOMEM, "out of memory");
+        finish_locked(b, j, T2_ENOMEM, "out of memory");
         ended = 1;
     } else if (j->len > GW_MAX_TEXT) {
         j->finish = GW_FINISH_LENGTH;
-        finish_locked(j, 0, NULL);
+        finish_locked(b, j, 0, NULL);
         ended = 1;
     } else if (apply_stops(j, from, 0)) {
         j->stopped = 1;
         j->finish = GW_FINISH_STOP;
         j->completion_tokens = j->chunk_tokens;
-        finish_locked(j, 0, NULL);
+        finish_locked(b, j, 0, NULL);
         ended = 1;
-    } else if (j->req.stream) { /* a whole answer's thread waits for the end only */
-        uint64_t now = t2_wire_now_ms();
-        if (now - j->t_signal >= GW_STREAM_GATHER_MS) {
-            j->t_signal = now;
-            j->pending = 0;
-            pthread_cond_broadcast(&j->cv);
-        } else {
+    } else if (j->req.stream) { /* a whole answer's connection waits for the end only */
+        if (!j->t_signal) { /* the first text at once (time to first token) */
+            j->t_signal = t2_wire_now_ms();
+            job_signal(b, j);
+        } else { /* the rest with the next flush */
             j->pending = b->pending = 1;
         }
     }
@@ -297,7 +324,7 @@ static void on_result(gw_bridge *b, size_t i, const T2__Result *r) {
     pthread_mutex_lock(&j->mu);
     if (j->kind == GW_JOB_PROBE) {
         j->dispatcher_ok = 1;
-        finish_locked(j, 0, NULL);
+        finish_locked(b, j, 0, NULL);
         pthread_mutex_unlock(&j->mu);
         live_remove(b, i);
         return;
@@ -321,7 +348,7 @@ static void on_result(gw_bridge *b, size_t i, const T2__Result *r) {
         j->finish = GW_FINISH_STOP;
     }
     build_t2json(j, r);
-    finish_locked(j, 0, NULL);
+    finish_locked(b, j, 0, NULL);
     pthread_mutex_unlock(&j->mu);
     live_remove(b, i);
 }
@@ -331,7 +358,7 @@ static void on_error(gw_bridge *b, size_t i, int code, const char *msg) {
     pthread_mutex_lock(&j->mu);
     /* a probe: the dispatcher refusing a classification (EINVAL) proves it is there */
     if (j->kind == GW_JOB_PROBE) j->dispatcher_ok = code == T2_EINVAL;
-    finish_locked(j, code, msg);
+    finish_locked(b, j, code, msg);
     pthread_mutex_unlock(&j->mu);
     live_remove(b, i);
 }
@@ -400,7 +427,12 @@ static void start_job(gw_bridge *b, gw_job *j) {
     gw_router_view v;
     gw_bridge_router(b, &v);
     const char *why = NULL;
-    if (router_down(b, t2_wire_now_ms()))
+    pthread_mutex_lock(&b->mu);
+    int draining = b->draining;
+    pthread_mutex_unlock(&b->mu);
+    if (draining)
+        why = "the gateway is stopping";
+    else if (router_down(b, t2_wire_now_ms()))
         why = "the T2 router is unreachable";
     else if (v.seen && v.workers == 0)
         why = "no worker is registered at the T2 router";
@@ -413,7 +445,8 @@ static void start_job(gw_bridge *b, gw_job *j) {
     }
     if (why || rc < 0) {
         pthread_mutex_lock(&j->mu);
-        finish_locked(j, why ? T2_EZMQ : rc, why ? why : t2_err_msg());
+        finish_locked(b, j, draining ? T2_ECANCELLED : why ? T2_EZMQ : rc,
+                      why ? why : t2_err_msg());
         pthread_mutex_unlock(&j->mu);
         gw_job_release(&j);
         return;
@@ -424,7 +457,7 @@ static void start_job(gw_bridge *b, gw_job *j) {
         if (!nl) {
             t2_client_cancel(b->c, j->id);
             pthread_mutex_lock(&j->mu);
-            finish_locked(j, T2_ENOMEM, "out of memory");
+            finish_locked(b, j, T2_ENOMEM, "out of memory");
             pthread_mutex_unlock(&j->mu);
             gw_job_release(&j);
             return;
@@ -436,6 +469,11 @@ static void start_job(gw_bridge *b, gw_job *j) {
     j->state = GW_JOB_RUNNING;
     pthread_mutex_unlock(&j->mu);
     b->live[b->n_live++] = j;
+    /* its client closing its side (FIN) or the connection breaking cancels the job; more
+     * bytes from it (a pipelined request) do not wake us */
+    struct epoll_event e = {.events = EPOLLRDHUP, .data.u64 = j->id};
+    if (j->fd >= 0 && epoll_ctl(b->epfd, EPOLL_CTL_ADD, j->fd, &e) < 0)
+        T2_DEBUG("epoll_ctl: cannot watch the client of request %" PRIu64, j->id);
 }
 
 static void take_work(gw_bridge *b) {
@@ -447,22 +485,27 @@ static void take_work(gw_bridge *b) {
     b->cancels = NULL;
     b->n_cancels = b->cap_cancels = 0;
     pthread_mutex_unlock(&b->mu);
-    while (q) {
-        gw_job *next = q->next;
-        start_job(b, q);
-        q = next;
-    }
-    for (size_t k = 0; k < n_cancels; k++) {
-        gw_job *j = cancels[k];
-        size_t i = live_find(b, j->id);
-        if (i != (size_t)-1 && b->live[i] == j) {
-            t2_client_cancel(b->c, j->id);
-            pthread_mutex_lock(&j->mu);
-            finish_locked(j, T2_ECANCELLED, "cancelled: the HTTP client went away");
-            pthread_mutex_unlock(&j->mu);
-            live_remove(b, i);
+    /* cancels of live jobs first: a cancelled job's socket may be closed and its number
+     * reused by a new job's client (live_remove stops watching the number); then the new
+     * jobs, then the cancels of those among them */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t k = 0; k < n_cancels; k++) {
+            gw_job *j = cancels[k];
+            size_t i = j ? live_find(b, j->id) : (size_t)-1;
+            if (i != (size_t)-1 && b->live[i] == j) {
+                t2_client_cancel(b->c, j->id);
+                pthread_mutex_lock(&j->mu);
+                finish_locked(b, j, T2_ECANCELLED, "cancelled: the HTTP client went away");
+                pthread_mutex_unlock(&j->mu);
+                live_remove(b, i);
+            }
+            if (j && (i != (size_t)-1 || pass == 1)) gw_job_release(&cancels[k]);
         }
-        gw_job_release(&j);
+        while (pass == 0 && q) {
+            gw_job *next = q->next;
+            start_job(b, q);
+            q = next;
+        }
     }
     free(cancels);
 }
@@ -472,36 +515,48 @@ static void fail_all(gw_bridge *b, int code, const char *why) {
         gw_job *j = b->live[b->n_live - 1];
         t2_client_cancel(b->c, j->id);
         pthread_mutex_lock(&j->mu);
-        finish_locked(j, code, why);
+        finish_locked(b, j, code, why);
         pthread_mutex_unlock(&j->mu);
         live_remove(b, b->n_live - 1);
     }
 }
 
-/* Wake the streams whose text has waited GW_STREAM_GATHER_MS. Returns the ms until the next
- * one is due (b->pending: some still wait), or -1 when none waits. */
+/* Wake every stream that has new text, at most once per GW_STREAM_GATHER_MS for all of them
+ * together (one wake-up of the HTTP thread sends them all). Returns the ms until the flush is
+ * due, or -1 when it was done. */
 static int flush_streams(gw_bridge *b) {
-    uint64_t now = t2_wire_now_ms(), next = UINT64_MAX;
+    uint64_t now = t2_wire_now_ms();
+    uint64_t due = b->t_flush + GW_STREAM_GATHER_MS;
+    if (now < due) return (int)(due - now);
+    b->t_flush = now;
     b->pending = 0;
     for (size_t i = 0; i < b->n_live; i++) {
         gw_job *j = b->live[i];
         pthread_mutex_lock(&j->mu);
-        if (j->pending && now - j->t_signal >= GW_STREAM_GATHER_MS) {
+        if (j->pending) {
             j->t_signal = now;
             j->pending = 0;
-            pthread_cond_broadcast(&j->cv);
-        }
-        if (j->pending) {
-            b->pending = 1;
-            if (j->t_signal + GW_STREAM_GATHER_MS < next) next = j->t_signal + GW_STREAM_GATHER_MS;
+            job_signal(b, j);
         }
         pthread_mutex_unlock(&j->mu);
     }
-    return b->pending ? (int)(next > now ? next - now : 1) : -1;
+    return -1;
+}
+
+/* Wake the HTTP connections that have slept GW_WAKE_MS on a live job with no news: a stream
+ * sends a keep-alive comment, a waiting request looks at its deadline and at stopping. */
+static void wake_sleepers(gw_bridge *b, uint64_t now) {
+    for (size_t i = 0; i < b->n_live; i++) {
+        gw_job *j = b->live[i];
+        pthread_mutex_lock(&j->mu);
+        if (j->asleep && now - j->t_asleep >= GW_WAKE_MS) job_signal(b, j);
+        pthread_mutex_unlock(&j->mu);
+    }
 }
 
 static void periodic(gw_bridge *b) {
     uint64_t now = t2_wire_now_ms();
+    wake_sleepers(b, now);
     if (now - b->last_stats_req >= (uint64_t)b->o.heartbeat_ms) {
         t2_client_request_stats(b->c);
         b->last_stats_req = now;
@@ -513,21 +568,39 @@ static void periodic(gw_bridge *b) {
     }
 }
 
+/* Clients that closed their side or whose connection broke: cancel their jobs. */
+static void clients_gone(gw_bridge *b) {
+    struct epoll_event ev[64];
+    int n = epoll_wait(b->epfd, ev, 64, 0);
+    for (int k = 0; k < n; k++) {
+        size_t i = live_find(b, ev[k].data.u64);
+        if (i == (size_t)-1) continue;
+        gw_job *j = b->live[i];
+        t2_client_cancel(b->c, j->id);
+        pthread_mutex_lock(&j->mu);
+        finish_locked(b, j, T2_ECANCELLED, "the client went away");
+        pthread_mutex_unlock(&j->mu);
+        live_remove(b, i);
+    }
+}
+
 static void *bridge_main(void *arg) {
     gw_bridge *b = arg;
     t2_client_event ev = {0};
     int timeout = b->o.heartbeat_ms / 2 > 10 ? b->o.heartbeat_ms / 2 : 10, due = -1;
     for (;;) {
         pthread_mutex_lock(&b->mu);
-        int stop = b->stop;
+        int stop = b->stop, draining = b->draining && !b->drained;
         pthread_mutex_unlock(&b->mu);
         if (stop) break;
-        zmq_pollitem_t it[2] = {{t2_client_socket(b->c), 0, ZMQ_POLLIN, 0},
-                                {NULL, b->efd, ZMQ_POLLIN, 0}};
-        zmq_poll(it, 2, due >= 0 && due < timeout ? due : timeout);
+        zmq_pollitem_t it[3] = {{t2_client_socket(b->c), 0, ZMQ_POLLIN, 0},
+                                {NULL, b->efd, ZMQ_POLLIN, 0},
+                                {NULL, b->epfd, ZMQ_POLLIN, 0}};
+        zmq_poll(it, 3, due >= 0 && due < timeout ? due : timeout);
+        if (it[2].revents) clients_gone(b);
         if (it[1].revents & ZMQ_POLLIN) {
-            uint64_t n;
-            ssize_t r = read(b->efd, &n, sizeof n);
+            uint64_t v;
+            ssize_t r = read(b->efd, &v, sizeof v);
             (void)r;
         }
         take_work(b);
@@ -537,10 +610,31 @@ static void *bridge_main(void *arg) {
         t2_client_event_clear(&ev);
         due = b->pending ? flush_streams(b) : -1;
         periodic(b);
+        if (draining) fail_all(b, T2_ECANCELLED, "the gateway is stopping");
+        wake_all(b);
+        if (draining) {
+            pthread_mutex_lock(&b->mu);
+            b->drained = 1;
+            pthread_mutex_unlock(&b->mu);
+        }
     }
     take_work(b);
     fail_all(b, T2_ECANCELLED, "the gateway is shutting down");
+    wake_all(b);
     return NULL;
+}
+
+void gw_bridge_drain(gw_bridge *b) {
+    pthread_mutex_lock(&b->mu);
+    b->draining = 1;
+    pthread_mutex_unlock(&b->mu);
+    wake(b);
+    for (int done = 0; !done;) {
+        pthread_mutex_lock(&b->mu);
+        done = b->drained || !b->started;
+        pthread_mutex_unlock(&b->mu);
+        if (!done) usleep(1000);
+    }
 }
 
 int gw_bridge_new(gw_bridge **out, const gw_bridge_opts *o) {
@@ -549,13 +643,14 @@ int gw_bridge_new(gw_bridge **out, const gw_bridge_opts *o) {
     if (!b) return t2_err_set(T2_ENOMEM, "out of memory");
     b->o = *o;
     b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    b->epfd = epoll_create1(EPOLL_CLOEXEC);
     pthread_mutex_init(&b->mu, NULL);
     b->last_seen = t2_wire_now_ms();
     t2_client_opts co = t2_client_opts_default();
     co.heartbeat_ms = o->heartbeat_ms;
     co.liveness = o->liveness;
     co.curve = o->curve; /* copied by t2_client_new */
-    int rc = b->efd < 0 ? t2_err_set(T2_EIO, "eventfd failed") : 0;
+    int rc = b->efd < 0 || b->epfd < 0 ? t2_err_set(T2_EIO, "eventfd / epoll_create failed") : 0;
     if (rc == 0) rc = t2_client_new(&b->c, NULL, o->endpoint, &co);
     if (rc == 0 && pthread_create(&b->thread, NULL, bridge_main, b) != 0)
         rc = t2_err_set(T2_ENOMEM, "cannot start the bridge thread");
@@ -581,8 +676,10 @@ void gw_bridge_destroy(gw_bridge **bp) {
     }
     t2_client_destroy(&b->c);
     if (b->efd >= 0) close(b->efd);
+    if (b->epfd >= 0) close(b->epfd);
     free(b->live);
     free(b->cancels);
+    free(b->wakes);
     pthread_mutex_destroy(&b->mu);
     free(b);
 }

@@ -7,7 +7,6 @@
 #include "t2_wire.h"
 
 #include <inttypes.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,23 +20,12 @@ typedef struct gw_stream {
     gw_server *s;
     gw_job *j;
     char id[40];
+    struct MHD_Connection *c;
     size_t sent; /* bytes of j->text sent */
-    int role_sent, finished, counted;
+    int role_sent, finished, slept;
     char *out;
     size_t out_len, out_off;
 } gw_stream;
-
-static void wait_until(gw_job *j, uint64_t ms) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&j->cv, &j->mu, &ts);
-}
 
 static const char *finish_name(const gw_job *j) {
     return j->finish == GW_FINISH_LENGTH ? "length" : "stop";
@@ -161,15 +149,15 @@ static void stream_end(gw_stream *st) {
     st->finished = 1;
 }
 
-/* Fill st->out with what there is to send: waits up to a second for the job, else a comment
- * line (keeps proxies from timing out, and finds a client that went away). */
+/* Fill st->out with what there is to send, without waiting: new text, the end, a keep-alive
+ * comment (woken with no news: GW_WAKE_MS passed; keeps proxies from timing out and finds a
+ * client that went away) - or nothing, and the connection is suspended until the bridge has
+ * news (it resumes it). The suspension happens under j->mu, so the bridge, which looks at
+ * j->asleep under j->mu, resumes only a connection already suspended. */
 static void stream_fill(gw_stream *st) {
     gw_job *j = st->j;
     st->out_len = st->out_off = 0;
     pthread_mutex_lock(&j->mu);
-    for (int k = 0; k < 4 && j->safe <= st->sent && j->state != GW_JOB_DONE && !st->s->stopping;
-         k++)
-        wait_until(j, 250);
     if (j->safe > st->sent) {
         /* the text is copied under the lock, the event is built outside it: the bridge thread
          * must not wait on a stream's JSON to deliver the next chunks */
@@ -179,12 +167,21 @@ static void stream_fill(gw_stream *st) {
         out_event(st, chunk(st, text, NULL));
         pthread_mutex_lock(&j->mu);
     }
-    if (j->state == GW_JOB_DONE && st->sent >= j->safe)
+    if (j->state == GW_JOB_DONE && st->sent >= j->safe) {
         stream_end(st);
-    else if (st->s->stopping)
+    } else if (st->s->stopping) {
         st->finished = 1; /* the server stops: end the stream (the free callback cancels) */
-    else if (!st->out_len)
+    } else if (st->out_len) {
+        st->slept = 0;
+    } else if (st->slept) {
+        st->slept = 0;
         out_add(st, ": keep-alive\n\n", 14);
+    } else {
+        st->slept = 1;
+        j->asleep = 1;
+        j->t_asleep = t2_wire_now_ms();
+        MHD_suspend_connection(st->c);
+    }
     pthread_mutex_unlock(&j->mu);
 }
 
@@ -194,7 +191,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     if (st->out_off == st->out_len) {
         if (st->finished) return MHD_CONTENT_READER_END_OF_STREAM;
         stream_fill(st);
-        if (st->out_off == st->out_len) return MHD_CONTENT_READER_END_OF_STREAM;
+        if (st->out_off == st->out_len) /* suspended (0: nothing yet), or the end */
+            return st->finished ? MHD_CONTENT_READER_END_OF_STREAM : 0;
     }
     size_t n = st->out_len - st->out_off;
     if (n > max) n = max;
@@ -228,6 +226,7 @@ static enum MHD_Result start_stream(gw_server *s, struct MHD_Connection *c, gw_j
     }
     st->s = s;
     st->j = j;
+    st->c = c;
     snprintf(st->id, sizeof st->id, "%s", id);
     struct MHD_Response *r =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st, stream_free);
@@ -243,14 +242,11 @@ static enum MHD_Result start_stream(gw_server *s, struct MHD_Connection *c, gw_j
     return ok;
 }
 
-/* 1 if the client closed its side of the connection (or it broke) while we wait for an answer:
- * a peer's FIN or RST shows as POLLRDHUP / POLLHUP / POLLERR without reading anything. */
-static int peer_gone(struct MHD_Connection *c) {
+/* The client's socket, or -1. */
+static int conn_fd(struct MHD_Connection *c) {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (!ci) return 0;
-    struct pollfd p = {.fd = ci->connect_fd, .events = POLLRDHUP};
-    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+    return ci ? ci->connect_fd : -1;
 }
 
 /* ---- the request ---------------------------------------------------------------------------- */
@@ -314,50 +310,68 @@ enum MHD_Result gw_generate(gw_server *s, struct MHD_Connection *c, int endpoint
         gw_fail(&e, 500, "server_error", NULL, NULL, "out of memory");
         return gw_send_error(s, c, ep_path[endpoint], &e, 0);
     }
-    char id[40];
-    snprintf(id, sizeof id, "%s-%016" PRIx64, endpoint == GW_EP_CHAT ? "chatcmpl" : "cmpl",
-             t2_wire_random_u64());
+    snprintf(cn->id, sizeof cn->id, "%s-%016" PRIx64,
+             endpoint == GW_EP_CHAT ? "chatcmpl" : "cmpl", t2_wire_random_u64());
     gw_metrics_in_flight(s->metrics, 1);
+    /* sleep until the first text (stream) or the end: an error before any text is an HTTP
+     * error. Suspended before the bridge sees the job, so that it resumes a sleeper. */
+    j->waiter = c;
+    j->fd = conn_fd(c);
+    j->asleep = 1;
+    j->t_asleep = t2_wire_now_ms();
+    cn->job = j;
+    cn->endpoint = endpoint;
+    MHD_suspend_connection(c);
     gw_bridge_submit(s->bridge, j);
-    /* wait for the first text (stream) or the end: an error before any text is an HTTP error */
-    uint64_t limit = (uint64_t)s->cf->gateway.timeout_ms + 10000;
-    pthread_mutex_lock(&j->mu);
-    int gone = 0;
-    while (j->state != GW_JOB_DONE && !(j->req.stream && j->t_first) && !s->stopping &&
-           (!s->cf->gateway.timeout_ms || t2_wire_now_ms() - j->t_submit < limit)) {
-        /* look at the peer first, then often: a short answer may take less than 100 ms, and a
-         * client that closed right after its request must not wait for a whole answer */
+    return MHD_YES;
+}
+
+/* Still nothing to answer with: give up on a deadline or when stopping (the job is cancelled;
+ * its end wakes the connection again), then sleep. 1 if asleep, 0 if the job is done. Under
+ * j->mu. */
+static int sleep_more(gw_server *s, struct MHD_Connection *c, gw_conn *cn, gw_job *j) {
+    uint64_t now = t2_wire_now_ms(), limit = (uint64_t)s->cf->gateway.timeout_ms + 10000;
+    if (!cn->why && (s->stopping || (s->cf->gateway.timeout_ms && now - j->t_submit >= limit))) {
+        cn->why = s->stopping ? GW_WHY_STOPPING : GW_WHY_TIMEOUT;
         pthread_mutex_unlock(&j->mu);
-        gone = peer_gone(c);
-        pthread_mutex_lock(&j->mu);
-        if (gone) break;
-        wait_until(j, 20);
-    }
-    int done = j->state == GW_JOB_DONE, code = j->code, first = j->t_first != 0;
-    pthread_mutex_unlock(&j->mu);
-    if (!done && !(j->req.stream && first)) {
-        if (gone) T2_DEBUG("%s: the client went away before the answer: cancelling", id);
         gw_bridge_cancel(s->bridge, j);
         pthread_mutex_lock(&j->mu);
-        while (j->state != GW_JOB_DONE)
-            wait_until(j, 250);
-        code = j->code = gone ? T2_ECANCELLED : s->stopping ? T2_ECANCELLED : T2_ETIMEOUT;
-        snprintf(j->errmsg, sizeof j->errmsg, "%s",
-                 gone            ? "the client went away"
-                 : s->stopping ? "the gateway is stopping"
-                               : "no answer in time");
-        pthread_mutex_unlock(&j->mu);
-        done = 1;
+        if (j->state == GW_JOB_DONE) return 0;
     }
+    j->asleep = 1;
+    j->t_asleep = now;
+    MHD_suspend_connection(c);
+    return 1;
+}
+
+enum MHD_Result gw_generate_more(gw_server *s, struct MHD_Connection *c, gw_conn *cn) {
+    gw_job *j = cn->job;
+    int endpoint = cn->endpoint;
+    gw_error e = {0};
+    pthread_mutex_lock(&j->mu);
+    if (j->state != GW_JOB_DONE && !(j->req.stream && j->t_first) && sleep_more(s, c, cn, j)) {
+        pthread_mutex_unlock(&j->mu);
+        return MHD_YES;
+    }
+    if (cn->why && j->state == GW_JOB_DONE && j->code == T2_ECANCELLED) { /* we cancelled it */
+        j->code = cn->why == GW_WHY_STOPPING ? T2_ECANCELLED : T2_ETIMEOUT;
+        snprintf(j->errmsg, sizeof j->errmsg, "%s",
+                 cn->why == GW_WHY_STOPPING ? "the gateway is stopping" : "no answer in time");
+    }
+    int done = j->state == GW_JOB_DONE, code = j->code;
+    if (code == T2_ECANCELLED && !cn->why)
+        T2_DEBUG("%s: the client went away before the answer: cancelled", cn->id);
+    pthread_mutex_unlock(&j->mu);
+    cn->job = NULL; /* the reference goes to the answer */
     if (done && code) {
         gw_error_from_t2(code, j->errmsg, endpoint, &e);
         account(s, j, endpoint, e.status);
         gw_job_release(&j);
         return gw_send_error(s, c, NULL, &e, code == T2_EBUSY ? 1 : 0);
     }
-    if (j->req.stream) return start_stream(s, c, j, id);
+    if (j->req.stream) return start_stream(s, c, j, cn->id);
     pthread_mutex_lock(&j->mu);
-    char *body = whole_answer(s, j, id);
+    char *body = whole_answer(s, j, cn->id);
     pthread_mutex_unlock(&j->mu);
     account(s, j, endpoint, body ? 200 : 500);
     gw_job_release(&j);
@@ -366,4 +380,12 @@ enum MHD_Result gw_generate(gw_server *s, struct MHD_Connection *c, int endpoint
         return gw_send_error(s, c, NULL, &e, 0);
     }
     return gw_send_json(c, 200, body);
+}
+
+void gw_generate_abort(gw_server *s, gw_conn *cn) {
+    gw_job *j = cn->job;
+    cn->job = NULL;
+    gw_bridge_cancel(s->bridge, j);
+    account(s, j, cn->endpoint, 503);
+    gw_job_release(&j);
 }

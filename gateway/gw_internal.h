@@ -40,7 +40,15 @@ typedef struct gw_conn {
     size_t len, cap;
     int too_big;
     int answered;
+    /* a generation waiting for its first text (stream) or its end: the connection sleeps */
+    struct gw_job *job;
+    int endpoint;
+    char id[40];
+    int why; /* GW_WHY_*: the gateway gave up on the job (it was cancelled) */
+    struct gw_job *probe; /* /health: the dispatcher probe it sleeps on */
 } gw_conn;
+
+enum { GW_WHY_NONE = 0, GW_WHY_TIMEOUT = 1, GW_WHY_STOPPING = 2 };
 
 /* Queue a JSON body (takes text, a malloc'd string). */
 enum MHD_Result gw_send_json(struct MHD_Connection *c, int status, char *text);
@@ -55,7 +63,13 @@ const char *gw_code_name(int code);
  * of memory). */
 json_t *gw_json_text(const char *s, size_t n);
 
-/* POST /v1/chat/completions and /v1/completions, after the body is read. */
+/* POST /v1/chat/completions and /v1/completions, after the body is read: submits the job and
+ * suspends the connection; the bridge resumes it and MHD calls gw_generate_more. */
 enum MHD_Result gw_generate(gw_server *s, struct MHD_Connection *c, int endpoint, gw_conn *cn);
+/* The connection of cn->job woke up: sleep again, or answer (an error, the stream, the whole
+ * answer). */
+enum MHD_Result gw_generate_more(gw_server *s, struct MHD_Connection *c, gw_conn *cn);
+/* The connection closed while cn->job was still its own: cancel and count it. */
+void gw_generate_abort(gw_server *s, gw_conn *cn);
 
 #endif

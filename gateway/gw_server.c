@@ -1,5 +1,6 @@
-/* gw_server.c - the HTTP server: libmicrohttpd with a thread per connection, routing, the
- * small endpoints (/, /health, /metrics, /v1/models) and the answers' shapes. */
+/* gw_server.c - the HTTP server: libmicrohttpd with one internal thread on epoll (a connection
+ * that waits for its answer is suspended and resumed by the bridge), routing, the small
+ * endpoints (/, /health, /metrics, /v1/models) and the answers' shapes. */
 #include "gw_internal.h"
 
 #include "base/json.h"
@@ -136,40 +137,8 @@ static enum MHD_Result models(gw_server *s, struct MHD_Connection *c) {
     return gw_send_json(c, text ? 200 : 500, text);
 }
 
-/* Is a dispatcher there? A classification sent to its service is refused at once (EINVAL)
- * by a dispatcher; cached for two seconds. */
-static int dispatcher_ok(gw_server *s) {
-    pthread_mutex_lock(&s->mu);
-    uint64_t now = t2_wire_now_ms();
-    if (s->probe_ms && now - s->probe_ms < 2000) {
-        int ok = s->probe_ok;
-        pthread_mutex_unlock(&s->mu);
-        return ok;
-    }
-    pthread_mutex_unlock(&s->mu);
-    gw_job *j = NULL;
-    if (gw_job_new(&j, GW_JOB_PROBE) < 0) return 0;
-    gw_bridge_submit(s->bridge, j);
-    pthread_mutex_lock(&j->mu);
-    for (int k = 0; k < 40 && j->state != GW_JOB_DONE; k++) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 50000000L;
-        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-        pthread_cond_timedwait(&j->cv, &j->mu, &ts);
-    }
-    int ok = j->state == GW_JOB_DONE && j->dispatcher_ok;
-    pthread_mutex_unlock(&j->mu);
-    gw_bridge_cancel(s->bridge, j);
-    gw_job_release(&j);
-    pthread_mutex_lock(&s->mu);
-    s->probe_ms = t2_wire_now_ms();
-    s->probe_ok = ok;
-    pthread_mutex_unlock(&s->mu);
-    return ok;
-}
-
-static enum MHD_Result health(gw_server *s, struct MHD_Connection *c) {
+/* The answer of /health; disp: a dispatcher answered the probe (-1: not asked). */
+static enum MHD_Result health_reply(gw_server *s, struct MHD_Connection *c, int disp) {
     gw_router_view v;
     gw_bridge_router(s->bridge, &v);
     const char *why = NULL;
@@ -177,7 +146,7 @@ static enum MHD_Result health(gw_server *s, struct MHD_Connection *c) {
         why = "the T2 router does not answer";
     else if (v.workers == 0)
         why = "no worker group and no dispatcher are registered at the router";
-    else if (!dispatcher_ok(s))
+    else if (!disp)
         why = "no dispatcher is registered (it serves the dispatcher.service)";
     else if (v.workers < 2)
         why = "no worker group is registered at the router (only the dispatcher)";
@@ -190,6 +159,53 @@ static enum MHD_Result health(gw_server *s, struct MHD_Connection *c) {
     int status = why ? 503 : 200;
     gw_metrics_request(s->metrics, "/health", status);
     return gw_send_json(c, status, text);
+}
+
+/* Is a dispatcher there? A classification sent to its service is refused at once (EINVAL)
+ * by a dispatcher; the answer is cached for two seconds. Without one, the probe is sent and
+ * the connection sleeps (the HTTP thread serves every connection: it must not wait) until the
+ * bridge resumes it: health_more. */
+static enum MHD_Result health(gw_server *s, struct MHD_Connection *c, gw_conn *cn) {
+    gw_router_view v;
+    gw_bridge_router(s->bridge, &v);
+    if (!v.up || v.workers == 0) return health_reply(s, c, -1);
+    pthread_mutex_lock(&s->mu);
+    uint64_t now = t2_wire_now_ms();
+    int cached = s->probe_ms && now - s->probe_ms < 2000, ok = s->probe_ok;
+    pthread_mutex_unlock(&s->mu);
+    if (cached) return health_reply(s, c, ok);
+    gw_job *j = NULL;
+    if (gw_job_new(&j, GW_JOB_PROBE) < 0) return health_reply(s, c, 0);
+    j->waiter = c;
+    j->asleep = 1;
+    j->t_asleep = now;
+    cn->probe = j;
+    MHD_suspend_connection(c);
+    gw_bridge_submit(s->bridge, j);
+    return MHD_YES;
+}
+
+static enum MHD_Result health_more(gw_server *s, struct MHD_Connection *c, gw_conn *cn) {
+    gw_job *j = cn->probe;
+    pthread_mutex_lock(&j->mu);
+    uint64_t now = t2_wire_now_ms();
+    if (j->state != GW_JOB_DONE && now - j->t_submit < 2000 && !s->stopping) {
+        j->asleep = 1;
+        j->t_asleep = now;
+        MHD_suspend_connection(c);
+        pthread_mutex_unlock(&j->mu);
+        return MHD_YES;
+    }
+    int ok = j->state == GW_JOB_DONE && j->dispatcher_ok;
+    pthread_mutex_unlock(&j->mu);
+    cn->probe = NULL;
+    gw_bridge_cancel(s->bridge, j);
+    gw_job_release(&j);
+    pthread_mutex_lock(&s->mu);
+    s->probe_ms = t2_wire_now_ms();
+    s->probe_ok = ok;
+    pthread_mutex_unlock(&s->mu);
+    return health_reply(s, c, ok);
 }
 
 static enum MHD_Result metrics(gw_server *s, struct MHD_Connection *c) {
@@ -219,7 +235,7 @@ static enum MHD_Result route(gw_server *s, struct MHD_Connection *c, const char 
         return gw_send_error(s, c, url, &e, 0);
     }
     if (get && !strcmp(url, "/v1/models")) return models(s, c);
-    if (get && !strcmp(url, "/health")) return health(s, c);
+    if (get && !strcmp(url, "/health")) return health(s, c, cn);
     if (get && !strcmp(url, "/metrics")) return metrics(s, c);
     if (get && (!strcmp(url, "/") || !strcmp(url, "/index.html"))) {
         gw_metrics_request(s->metrics, "/", 200);
@@ -259,6 +275,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         return MHD_YES;
     }
+    if (cn->job) return gw_generate_more(s, c, cn); /* resumed by the bridge */
+    if (cn->probe) return health_more(s, c, cn);
     if (cn->answered) {
         *upload_size = 0;
         return MHD_YES;
@@ -294,9 +312,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
-    (void)cls, (void)c, (void)toe;
+    (void)c, (void)toe;
     gw_conn *cn = *con_cls;
     if (!cn) return;
+    if (cn->job) gw_generate_abort(cls, cn);
+    if (cn->probe) {
+        gw_bridge_cancel(((gw_server *)cls)->bridge, cn->probe);
+        gw_job_release(&cn->probe);
+    }
     free(cn->body);
     free(cn);
     *con_cls = NULL;
@@ -400,8 +423,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
 static int start_daemon(gw_server *s, int port, const char *bind) {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    /* one thread for every connection: a stream costs a wake-up of this thread per gathering
+     * of text shared with the other streams that have news, not a thread of its own */
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
     if (inet_pton(AF_INET, bind, &a4->sin_addr) == 1) {
@@ -430,6 +454,9 @@ static int start_daemon(gw_server *s, int port, const char *bind) {
     return 0;
 }
 
+/* The bridge's wake-up of a connection asleep on a job. */
+static void resume(void *conn) { MHD_resume_connection(conn); }
+
 int gw_server_new(gw_server **out, const t2_conf *c, int port, const char *bind) {
     *out = NULL;
     gw_server *s = calloc(1, sizeof *s);
@@ -450,7 +477,7 @@ int gw_server_new(gw_server **out, const t2_conf *c, int port, const char *bind)
     if (rc == 0) rc = load_page(s);
     if (rc == 0) rc = list_models(s);
     gw_bridge_opts bo = {c->router.endpoint, c->router.heartbeat_ms, c->router.liveness,
-                         c->dispatcher.service, NULL};
+                         c->dispatcher.service, NULL, resume};
     t2_curve_client cc; /* with CURVE the gateway is a client of the router: the client key */
     if (rc == 0 && c->security.curve &&
         (rc = t2_curve_load_client(c->security.router_public, c->security.client_key, &cc)) == 0)
@@ -474,7 +501,9 @@ void gw_server_destroy(gw_server **sp) {
     if (!s) return;
     *sp = NULL;
     s->stopping = 1;
-    if (s->d) MHD_stop_daemon(s->d); /* waits for the connection threads */
+    /* no connection may stay suspended when MHD stops: every job ends and wakes its own */
+    if (s->bridge && s->d) gw_bridge_drain(s->bridge);
+    if (s->d) MHD_stop_daemon(s->d);
     gw_bridge_destroy(&s->bridge);
     gw_metrics_destroy(&s->metrics);
     gw_auth_destroy(&s->auth);

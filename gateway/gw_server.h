@@ -1,4 +1,4 @@
-/* gw_server.h - t2-gateway's HTTP side: libmicrohttpd (a thread per connection) in front of
+/* gw_server.h - t2-gateway's HTTP side: libmicrohttpd (one epoll thread) in front of
  * the bridge thread that owns the t2_client. Endpoints and behaviour: gateway/README.md. */
 #ifndef GW_SERVER_H
 #define GW_SERVER_H

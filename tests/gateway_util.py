@@ -23,9 +23,10 @@ class GatewayDeployment(Deployment):
             sys.exit(1)
         super().__init__(name, watchdog_s)
 
-    def setup(self, gateway_extra="", capacity=4):
+    def setup(self, gateway_extra="", capacity=4, **config):
+        """config: more write_config arguments (hb, liveness, ...)."""
         self.make_files()
-        self.write_config([("g", 1, "merged")], capacity=capacity)
+        self.write_config([("g", 1, "merged")], capacity=capacity, **config)
         with open(self.path("keys.txt"), "w") as f:
             f.write("# test keys\n")
             f.write(f"alice {KEY_ALICE}\n")
