@@ -2,12 +2,16 @@
  *
  * The 134 M shape (dim 768, hidden 2048, 12 layers, 12 heads, vocab 32000, context 8192, F16
  * weights, random; written once to --models DIR) at --threads threads, for each --kv type:
- *   prompt tok/s   a --prompt-token prompt (default 4096) in batches of --batch (512)
+ *   prompt tok/s   a --prompt-token prompt (default 4096) in batches of --batch (512); also
+ *                  "by CPU": tokens / (CPU seconds / threads), the rate the run's CPU time
+ *                  would give on otherwise idle cores
  *   gen tok/s      --gen tokens one at a time right after it (depth = the prompt's length),
  *                  and at depth 0 (a fresh state) for comparison
  *   GB/s read      (weight bytes per token + K and V bytes at that depth) x gen tok/s
  *   % of membw     that over the read bandwidth measured by passes interleaved with the
  *                  generation (same threads, same load)
+ *   KV GB/s        K and V bytes at that depth / the time a token takes more than at depth 0:
+ *                  the rate at which attention reads the cache
  * The machine may be shared: every ratio is taken within one run.
  */
 #include "base/platform.h"
@@ -20,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 typedef struct {
@@ -38,6 +43,14 @@ static int ensure_model(const char *path) {
     if (rc == 0) rc = t2_model_save_gguf(m, NULL, T2_F16, "t2-bench-134m-8k", path);
     t2_model_destroy(&m);
     return rc;
+}
+
+/* CPU seconds of this process (all threads) */
+static double cpu_now(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec * 1e-6;
 }
 
 /* gen tokens one at a time from position pos; tok/s, and the best membw pass around it */
@@ -63,17 +76,19 @@ static int run_type(const opts *o, t2_model *m, t2_pool *pool, t2_dtype kv, cons
     if ((rc = t2_state_new_kv(&st, m, o->batch, o->prompt + o->gen, 0, c->n_layers, kv, NULL)) < 0 ||
         (rc = t2_state_new_kv(&st0, m, 1, o->gen + 1, 0, c->n_layers, kv, NULL)) < 0)
         goto out;
-    double t0 = t2_now();
-    if ((rc = t2_forward(st, pool, toks, o->prompt, 0, NULL)) < 0) goto out;
+    double t0 = t2_now(), c0 = cpu_now();
+    if ((rc = t2_forward(st, pool, toks, o->prompt, 0, NULL)) < 0) goto out; /* batches of --batch */
     double prompt_rate = o->prompt / (t2_now() - t0), bw0, bwd;
+    double prompt_cpu = o->prompt / ((cpu_now() - c0) / o->threads);
     double g0 = gen_rate(st0, pool, 0, o->gen, buf, n, &bw0);
     double gd = gen_rate(st, pool, o->prompt, o->gen, buf, n, &bwd);
     const double wb = (double)t2_model_weight_bytes_per_token(m);
     const double kvb = (double)o->prompt * c->n_layers * 2 *
                        t2_kv_row_bytes(kv, c->n_kv_heads * c->head_dim);
-    printf("%-5s %6d  %9.1f  %9.1f  %12.1f  %9.1f  %6.1f %%  %8.1f  %5.1f %%\n",
-           t2_dtype_name(kv), o->prompt, prompt_rate, g0, gd, (wb + kvb) * gd / 1e9,
-           100 * (wb + kvb) * gd / 1e9 / bwd, bwd, 100 * wb * g0 / 1e9 / bw0);
+    const double att_gbs = gd < g0 ? kvb / (1 / gd - 1 / g0) / 1e9 : 0;
+    printf("%-5s %6d  %9.1f  %9.1f  %9.1f  %12.1f  %9.1f  %6.1f %%  %8.1f  %5.1f %%  %8.1f\n",
+           t2_dtype_name(kv), o->prompt, prompt_rate, prompt_cpu, g0, gd, (wb + kvb) * gd / 1e9,
+           100 * (wb + kvb) * gd / 1e9 / bwd, bwd, 100 * wb * g0 / 1e9 / bw0, att_gbs);
     fflush(stdout);
 out:
     free(toks);
@@ -124,8 +139,8 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < n; i++) buf[i] = (float)(i & 1023);
     printf("134M shape, F16 weights, %d threads, kernels %s; machine possibly shared: ratios are "
            "within this run\n", o.threads, t2_kern_level());
-    printf("kv    prompt  prompt t/s  gen t/s@0  gen t/s@depth  GB/s read  %% membw  membw GB/s"
-           "  %%@0\n");
+    printf("kv    prompt  prompt t/s  (by CPU)  gen t/s@0  gen t/s@depth  GB/s read  %% membw"
+           "  membw GB/s  %%@0  KV GB/s\n");
     char list[256];
     snprintf(list, sizeof list, "%s", o.kv);
     int rc = 0;

@@ -161,7 +161,18 @@ void t2_att_finish(float *out, const float *r, int hd) {
     for (int i = 0; i < hd; i++) out[i] = r[2 + i] * inv;
 }
 
-void t2_kv_store(void *dst, const float *src, t2_dtype t, int n) {
+void t2_kv_store(const t2_kvv *kv, void *dst, const float *src, int n) {
+    const t2_dtype t = kv->type;
+#if defined(__x86_64__)
+    if (t == T2_F16 && kv->simd == 2) {
+        t2_att_store_f16_512(dst, src, n);
+        return;
+    }
+    if (t == T2_F16 && kv->simd == 1) {
+        t2_att_store_f16_256(dst, src, n);
+        return;
+    }
+#endif
     if (t == T2_F32)
         memcpy(dst, src, (size_t)n * sizeof(float));
     else

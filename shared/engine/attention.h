@@ -61,8 +61,8 @@ void t2_att_rows(const t2_kvv *kv, int hoff, int hd, const float *const *q, cons
 void t2_att_fold(float *r, const float *p, int hd);
 /* out = r.o / r.l */
 void t2_att_finish(float *out, const float *r, int hd);
-/* Store n values of src as a cache row of type t at dst. */
-void t2_kv_store(void *dst, const float *src, t2_dtype t, int n);
+/* Store n values of src as a cache row of kv's type at dst. */
+void t2_kv_store(const t2_kvv *kv, void *dst, const float *src, int n);
 /* The attention kernels of the kernel level (engine/kernels.h): 2 AVX-512, 1 AVX2, 0 portable. */
 int t2_att_simd(void);
 

@@ -22,6 +22,7 @@ typedef __m256 vf;
 #define V1(x) _mm256_set1_ps(x)
 #define VLD(p) _mm256_loadu_ps(p)
 #define VLDU(p) _mm256_loadu_ps(p)
+#define VSTH(p, v) _mm_storeu_si128((__m128i *)(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
 #define VST(p, v) _mm256_storeu_ps(p, v)
 #define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define VMUL(a, b) _mm256_mul_ps(a, b)

@@ -21,6 +21,7 @@ typedef __m512 vf;
 #define V0() _mm512_setzero_ps()
 #define V1(x) _mm512_set1_ps(x)
 #define VLD(p) _mm512_loadu_ps(p)
+#define VSTH(p, v) _mm256_storeu_si256((__m256i *)(p), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
 #define VST(p, v) _mm512_storeu_ps(p, v)
 #define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define VMUL(a, b) _mm512_mul_ps(a, b)

@@ -18,14 +18,26 @@
  * the tile, or on the thread.
  */
 
+/* dst[0..n) = src as f16 (round to nearest even, as t2_from_f32) */
+void SUF(t2_att_store_f16)(uint16_t *dst, const float *src, int n) {
+    int i = 0;
+    for (; i + VL <= n; i += VL) VSTH(dst + i, VLD(src + i));
+    for (; i < n; i++) dst[i] = t2_f32_to_f16(src[i]);
+}
+
 /* dst (n x hd) = rows [t0, t0 + n) of the head at element hoff, from the cache at byte off */
 static void SUF(att_cvt)(const t2_kvv *kv, size_t off, int hoff, int hd, int t0, int n,
                          float *dst) {
+    const size_t slice = t2_kv_row_bytes(kv->type, hd);
     for (int j = 0; j < n; j++) {
         const int t = t0 + j;
         const uint8_t *row = kv->base + (size_t)kv->blocks[t / T2_KV_BLOCK] * kv->block_bytes +
                              off + (size_t)(t % T2_KV_BLOCK) * kv->row_bytes;
         float *d = dst + (size_t)j * hd;
+        if (j + 4 < n && (t + 4) % T2_KV_BLOCK >= 4) { /* the row 4 ahead, same block */
+            const char *pf = (const char *)row + 4 * kv->row_bytes + t2_kv_row_bytes(kv->type, hoff);
+            for (size_t b = 0; b < slice; b += 64) _mm_prefetch(pf + b, _MM_HINT_T0);
+        }
         if (kv->type == T2_F32) {
             memcpy(d, (const float *)row + hoff, (size_t)hd * sizeof(float));
         } else if (kv->type == T2_F16) {

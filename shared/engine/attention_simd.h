@@ -11,6 +11,7 @@
     void t2_att_dec_##L(const t2_kvv *kv, int kv0, int K, int G, int hd, const float *q,       \
                         float scale, int t0, int t1, float *sc, float *part);                  \
     size_t t2_att_rows_floats_##L(int hd, int R);                                              \
+    void t2_att_store_f16_##L(uint16_t *dst, const float *src, int n);                                              \
     void t2_att_rows_##L(const t2_kvv *kv, int hoff, int hd, const float *const *q,            \
                          const int *pos, int R, float scale, float *w, float *const *out);
 T2_ATT_DECL(512)

@@ -39,7 +39,7 @@ struct t2_state {
     int n_att_threads;
 };
 
-#define ROWS_MAX 64 /* (query, head) rows per prompt attention work item */
+#define ROWS_MAX 128 /* (query, head) rows per prompt attention work item */
 /* prompt queries per attention work item: ROWS_MAX rows of G heads each (at least 1 query) */
 static inline int qtile(int G) { return G < ROWS_MAX ? ROWS_MAX / G : 1; }
 
@@ -483,8 +483,8 @@ static void kv_write(t2_state *s, int layer, const float *k, const float *v, int
         const int t = pos + b;
         uint8_t *blk = (uint8_t *)kv.base + (size_t)s->blocks[t / T2_KV_BLOCK] * kv.block_bytes;
         const size_t r = (size_t)(t % T2_KV_BLOCK) * kv.row_bytes;
-        t2_kv_store(blk + kv.k_off + r, k + (size_t)b * KVD, kv.type, KVD);
-        t2_kv_store(blk + kv.v_off + r, v + (size_t)b * KVD, kv.type, KVD);
+        t2_kv_store(&kv, blk + kv.k_off + r, k + (size_t)b * KVD, KVD);
+        t2_kv_store(&kv, blk + kv.v_off + r, v + (size_t)b * KVD, KVD);
     }
 }
 
