@@ -168,28 +168,36 @@ static inline vf SUF(dec_dots)(const t2_kvv *kv, const uint8_t *rows, int hoff, 
                                 const float *q, int cnt) {
     vf a[VL];
     const size_t rb = kv->row_bytes;
-    for (int i = 0; i < VL; i++) a[i] = V0();
+    for (int i = cnt; i < VL; i++) a[i] = V0();
     if (kv->type == T2_F16) {
         for (int i = 0; i < cnt; i++) {
             const uint16_t *k = (const uint16_t *)(rows + (size_t)i * rb) + hoff;
-            for (int c = 0; c < hd; c += VL) a[i] = VFMA(VLD(q + c), VLD16(k + c), a[i]);
+            vf acc = V0();
+            _Pragma("GCC unroll 4") for (int c = 0; c < hd; c += VL)
+                acc = VFMA(VLD(q + c), VLD16(k + c), acc);
+            a[i] = acc;
         }
     } else if (kv->type == T2_F32) {
         for (int i = 0; i < cnt; i++) {
             const float *k = (const float *)(rows + (size_t)i * rb) + hoff;
-            for (int c = 0; c < hd; c += VL) a[i] = VFMA(VLD(q + c), VLDU(k + c), a[i]);
+            vf acc = V0();
+            _Pragma("GCC unroll 4") for (int c = 0; c < hd; c += VL)
+                acc = VFMA(VLD(q + c), VLDU(k + c), acc);
+            a[i] = acc;
         }
     } else {
         for (int i = 0; i < cnt; i++) {
             const uint8_t *b = rows + (size_t)i * rb + (size_t)(hoff / 32) * 34;
+            vf acc = V0();
             for (int c = 0; c < hd; c += 32, b += 34) {
                 uint16_t dh;
                 memcpy(&dh, b, 2);
                 vf t = V0();
                 for (int k = 0; k < 32; k += VL)
                     t = VFMA(VLD(q + c + k), VLD8((const int8_t *)b + 2 + k), t);
-                a[i] = VFMA(V1(t2_f16_to_f32(dh)), t, a[i]);
+                acc = VFMA(V1(t2_f16_to_f32(dh)), t, acc);
             }
+            a[i] = acc;
         }
     }
     return vreduce(a);
@@ -220,6 +228,18 @@ static inline void SUF(dec_axpy)(const t2_kvv *kv, const uint8_t *rows, int hoff
     }
 }
 
+/* Prefetch bytes [b0, b1) of the VL rows a block ahead of position t (= t0 + j, n in all) */
+static inline void SUF(prefetch)(const t2_kvv *kv, int t, int j, int n, size_t off, size_t b0,
+                                 size_t b1) {
+    if (j + 2 * VL > n) return;
+    const int u = t + VL;
+    const uint8_t *rows = kv->base + (size_t)kv->blocks[u / T2_KV_BLOCK] * kv->block_bytes + off +
+                          (size_t)(u % T2_KV_BLOCK) * kv->row_bytes;
+    for (int i = 0; i < VL; i++)
+        for (size_t b = b0 & ~(size_t)63; b < b1; b += 64)
+            _mm_prefetch((const char *)rows + (size_t)i * kv->row_bytes + b, _MM_HINT_T0);
+}
+
 /* Decoding partials of the H = K * G heads of KV heads [kv0, kv0 + K) over positions [t0, t1)
  * (one segment): each block of VL positions is read once for all these heads. q: H x hd,
  * sc: H x T2_ATT_SEG scratch, part: H x (hd + 2). */
@@ -227,10 +247,12 @@ void SUF(t2_att_dec)(const t2_kvv *kv, int kv0, int K, int G, int hd, const floa
                      int t0, int t1, float *sc, float *part) {
     const int H = K * G, n = t1 - t0, P = hd + 2;
     const vf vs = V1(scale);
+    const size_t b0 = t2_kv_row_bytes(kv->type, kv0 * hd), b1 = t2_kv_row_bytes(kv->type, (kv0 + K) * hd);
     for (int j = 0; j < n; j += VL) {
         const int t = t0 + j, cnt = n - j < VL ? n - j : VL;
         const uint8_t *rows = kv->base + (size_t)kv->blocks[t / T2_KV_BLOCK] * kv->block_bytes +
                               kv->k_off + (size_t)(t % T2_KV_BLOCK) * kv->row_bytes;
+        SUF(prefetch)(kv, t, j, n, kv->k_off, b0, b1);
         for (int h = 0; h < H; h++)
             VST(sc + (size_t)h * T2_ATT_SEG + j,
                 VMUL(SUF(dec_dots)(kv, rows, (kv0 + h / G) * hd, hd, q + (size_t)h * hd, cnt), vs));
@@ -258,6 +280,7 @@ void SUF(t2_att_dec)(const t2_kvv *kv, int kv0, int K, int G, int hd, const floa
         const int t = t0 + j, cnt = n - j < VL ? n - j : VL;
         const uint8_t *rows = kv->base + (size_t)kv->blocks[t / T2_KV_BLOCK] * kv->block_bytes +
                               kv->v_off + (size_t)(t % T2_KV_BLOCK) * kv->row_bytes;
+        SUF(prefetch)(kv, t, j, n, kv->v_off, b0, b1);
         for (int h = 0; h < H; h++)
             SUF(dec_axpy)(kv, rows, (kv0 + h / G) * hd, hd, sc + (size_t)h * T2_ATT_SEG + j, cnt,
                           part + (size_t)h * P + 2);
