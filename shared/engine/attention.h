@@ -43,7 +43,7 @@ void t2_att_partial(const t2_kvv *kv, int hoff, int hd, const float *q, int G, f
 /* Decoding: the partials of the K * G heads of KV heads [kv0, kv0 + K) (q: K*G x hd, heads of
  * one KV head consecutive) over positions [t0, t1) (at most one segment) into part
  * (K*G x (hd + 2)). The SIMD kernels keep positions in vector lanes and read each position's
- * row once for all K heads. sc: scratch of K*G x T2_ATT_SEG floats. */
+ * row once for all K heads. sc: scratch of K*G x (T2_ATT_SEG + 256) floats, 64-byte aligned. */
 void t2_att_dec(const t2_kvv *kv, int kv0, int K, int G, int hd, const float *q, float scale,
                 int t0, int t1, float *sc, float *part);
 /* Prompt rows: out[r] (hd floats) = causal attention of q[r] (a head that uses the KV head at

@@ -162,45 +162,44 @@ static void SUF(att_pv)(float *O, int hd, const float *P, int ldq, int r0, int R
 
 /* ---- decoding: positions in lanes ---------------------------------------------------------- */
 
-/* sc[j] = scale * q . k_j for the VL positions whose key rows start at rows (rb bytes apart),
- * the first `cnt` of them (cnt <= VL; the others are not read) */
-static inline vf SUF(dec_dots)(const t2_kvv *kv, const uint8_t *rows, int hoff, int hd,
-                                const float *q, int cnt) {
-    vf a[VL];
-    const size_t rb = kv->row_bytes;
-    for (int i = cnt; i < VL; i++) a[i] = V0();
-    if (kv->type == T2_F16) {
-        for (int i = 0; i < cnt; i++) {
-            const uint16_t *k = (const uint16_t *)(rows + (size_t)i * rb) + hoff;
-            vf acc = V0();
-            _Pragma("GCC unroll 4") for (int c = 0; c < hd; c += VL)
-                acc = VFMA(VLD(q + c), VLD16(k + c), acc);
-            a[i] = acc;
-        }
-    } else if (kv->type == T2_F32) {
-        for (int i = 0; i < cnt; i++) {
-            const float *k = (const float *)(rows + (size_t)i * rb) + hoff;
-            vf acc = V0();
-            _Pragma("GCC unroll 4") for (int c = 0; c < hd; c += VL)
-                acc = VFMA(VLD(q + c), VLDU(k + c), acc);
-            a[i] = acc;
-        }
+/* q . k for the key row at row (values from element hoff): one chain along the head dim */
+static inline vf SUF(dot1)(t2_dtype type, const uint8_t *row, int hoff, int hd, const float *q) {
+    vf acc = V0();
+    if (type == T2_F16) {
+        const uint16_t *k = (const uint16_t *)row + hoff;
+        _Pragma("GCC unroll 4") for (int c = 0; c < hd; c += VL)
+            acc = VFMA(VLD(q + c), VLD16(k + c), acc);
+    } else if (type == T2_F32) {
+        const float *k = (const float *)row + hoff;
+        _Pragma("GCC unroll 4") for (int c = 0; c < hd; c += VL)
+            acc = VFMA(VLD(q + c), VLDU(k + c), acc);
     } else {
-        for (int i = 0; i < cnt; i++) {
-            const uint8_t *b = rows + (size_t)i * rb + (size_t)(hoff / 32) * 34;
-            vf acc = V0();
-            for (int c = 0; c < hd; c += 32, b += 34) {
-                uint16_t dh;
-                memcpy(&dh, b, 2);
-                vf t = V0();
-                for (int k = 0; k < 32; k += VL)
-                    t = VFMA(VLD(q + c + k), VLD8((const int8_t *)b + 2 + k), t);
-                acc = VFMA(V1(t2_f16_to_f32(dh)), t, acc);
-            }
-            a[i] = acc;
+        const uint8_t *b = row + (size_t)(hoff / 32) * 34;
+        for (int c = 0; c < hd; c += 32, b += 34) {
+            uint16_t dh;
+            memcpy(&dh, b, 2);
+            vf t = V0();
+            for (int k = 0; k < 32; k += VL)
+                t = VFMA(VLD(q + c + k), VLD8((const int8_t *)b + 2 + k), t);
+            acc = VFMA(V1(t2_f16_to_f32(dh)), t, acc);
         }
     }
-    return vreduce(a);
+    return acc;
+}
+
+/* The scores of heads [0, H) (KV heads from kv0) for the `cnt` key rows at rows (rb bytes
+ * apart; cnt <= VL): row by row, each read once for all heads (a stream through memory); then
+ * per head the VL chains reduced together. acc: scratch of H x VL vectors. */
+static inline void SUF(dec_dots)(const t2_kvv *kv, const uint8_t *rows, int kv0, int H, int G,
+                                 int hd, const float *q, int cnt, float *acc, float *s, vf scale) {
+    for (int i = 0; i < VL; i++) {
+        const uint8_t *row = rows + (size_t)i * kv->row_bytes;
+        for (int h = 0; h < H; h++)
+            VST(acc + ((size_t)h * VL + i) * VL,
+                i < cnt ? SUF(dot1)(kv->type, row, (kv0 + h / G) * hd, hd, q + (size_t)h * hd) : V0());
+    }
+    for (int h = 0; h < H; h++)
+        VST(s + (size_t)h * T2_ATT_SEG, VMUL(vreduce((const vf *)(acc + (size_t)h * VL * VL)), scale));
 }
 
 /* o[0..hd) += sum_{i < cnt} p[i] v_i for value rows at rows (rb bytes apart) */
@@ -242,7 +241,7 @@ static inline void SUF(prefetch)(const t2_kvv *kv, int t, int j, int n, size_t o
 
 /* Decoding partials of the H = K * G heads of KV heads [kv0, kv0 + K) over positions [t0, t1)
  * (one segment): each block of VL positions is read once for all these heads. q: H x hd,
- * sc: H x T2_ATT_SEG scratch, part: H x (hd + 2). */
+ * sc: H x (T2_ATT_SEG + VL * VL) scratch (64-byte aligned), part: H x (hd + 2). */
 void SUF(t2_att_dec)(const t2_kvv *kv, int kv0, int K, int G, int hd, const float *q, float scale,
                      int t0, int t1, float *sc, float *part) {
     const int H = K * G, n = t1 - t0, P = hd + 2;
@@ -253,9 +252,7 @@ void SUF(t2_att_dec)(const t2_kvv *kv, int kv0, int K, int G, int hd, const floa
         const uint8_t *rows = kv->base + (size_t)kv->blocks[t / T2_KV_BLOCK] * kv->block_bytes +
                               kv->k_off + (size_t)(t % T2_KV_BLOCK) * kv->row_bytes;
         SUF(prefetch)(kv, t, j, n, kv->k_off, b0, b1);
-        for (int h = 0; h < H; h++)
-            VST(sc + (size_t)h * T2_ATT_SEG + j,
-                VMUL(SUF(dec_dots)(kv, rows, (kv0 + h / G) * hd, hd, q + (size_t)h * hd, cnt), vs));
+        SUF(dec_dots)(kv, rows, kv0, H, G, hd, q, cnt, sc + (size_t)H * T2_ATT_SEG, sc + j, vs);
     }
     for (int h = 0; h < H; h++) {
         float *s = sc + (size_t)h * T2_ATT_SEG, *p = part + (size_t)h * P;

@@ -155,7 +155,7 @@ int t2_state_new(t2_state **out, const t2_model *m, int max_batch, int n_ctx) {
 static size_t att_floats(const t2_config *c) {
     const size_t hd = (size_t)c->head_dim, G = (size_t)(c->n_heads / c->n_kv_heads), P = hd + 2;
     const size_t R = (size_t)qtile((int)G) * G;
-    size_t f = (size_t)c->n_heads * T2_ATT_SEG, gen = G * T2_ATT_SEG + G * P + R * P;
+    size_t f = (size_t)c->n_heads * (T2_ATT_SEG + 256), gen = G * T2_ATT_SEG + G * P + R * P;
     const size_t rows = t2_att_rows_floats((int)hd, (int)R);
     f = f > gen ? f : gen;
     f = f > rows ? f : rows;
