@@ -227,11 +227,14 @@ static inline void SUF(dec_axpy)(const t2_kvv *kv, const uint8_t *rows, int hoff
     }
 }
 
-/* Prefetch bytes [b0, b1) of the VL rows a block ahead of position t (= t0 + j, n in all) */
+#ifndef PF_BLOCKS
+#define PF_BLOCKS 1 /* blocks of VL rows ahead (2 measured no different) */
+#endif
+/* Prefetch bytes [b0, b1) of the VL rows PF_BLOCKS blocks ahead of position t (= t0 + j, n in all) */
 static inline void SUF(prefetch)(const t2_kvv *kv, int t, int j, int n, size_t off, size_t b0,
                                  size_t b1) {
-    if (j + 2 * VL > n) return;
-    const int u = t + VL;
+    if (j + (PF_BLOCKS + 1) * VL > n) return;
+    const int u = t + PF_BLOCKS * VL;
     const uint8_t *rows = kv->base + (size_t)kv->blocks[u / T2_KV_BLOCK] * kv->block_bytes + off +
                           (size_t)(u % T2_KV_BLOCK) * kv->row_bytes;
     for (int i = 0; i < VL; i++)
