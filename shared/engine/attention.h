@@ -9,9 +9,10 @@
  * one KV head, the segment's partial softmax (m = max score, l = sum of exp(score - m),
  * o = sum of exp(score - m) v); the partials are folded in segment order (t2_att_fold, an online
  * softmax), and the output is o / l. Decoding computes a query's segments on several threads and
- * folds them in order; a prompt batch folds them as it goes: the same operations in the same
- * order, so a result depends neither on the thread count nor on how the work was split, and no
- * full score matrix is ever held (scores of one segment only).
+ * folds them in order (t2_att_dec); a prompt batch folds them as it goes (t2_att_rows). Each
+ * path fixes its order of operations by shape only, so a result depends neither on the thread
+ * count nor on how the work was split (prompt and decoding differ from each other by rounding),
+ * and no full score matrix is ever held (scores of one segment only).
  */
 #ifndef T2_ATTENTION_H
 #define T2_ATTENTION_H
