@@ -8,7 +8,12 @@
  *   GB/s read      (weight bytes per token + K and V bytes at that depth) x gen tok/s
  *   % of membw     that over the read bandwidth measured by passes interleaved with the
  *                  generation (same threads, same load)
- * The machine may be shared: every ratio is taken within one run.
+ *   KV GB/s        K and V bytes at that depth / the time a token takes more than at depth 0:
+ *                  the rate at which attention reads the cache
+ * Each type prints two lines: by wall clock, and by CPU time ("cpu": seconds of the process's
+ * CPU / threads in place of wall seconds, what the run would take on otherwise idle cores; the
+ * pool's spinning counts as CPU, so it errs low). The machine may be shared: every ratio is
+ * taken within one run.
  */
 #include "base/platform.h"
 #include "base/t2_err.h"
@@ -20,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 typedef struct {
@@ -40,17 +46,48 @@ static int ensure_model(const char *path) {
     return rc;
 }
 
-/* gen tokens one at a time from position pos; tok/s, and the best membw pass around it */
-static double gen_rate(t2_state *st, t2_pool *pool, int pos, int gen, const float *buf, size_t n,
-                       double *bw) {
+/* CPU seconds of this process (all threads) */
+static double cpu_now(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec * 1e-6;
+}
+
+typedef struct {
+    double tps, bw;         /* tok/s and the best membw pass around the generation, wall clock */
+    double tps_cpu, bw_cpu; /* the same by CPU time / threads */
+} rate;
+
+/* one membw pass: GB/s by wall clock, and by CPU time in *cpu_gbs */
+static double bw_pass(t2_pool *pool, int threads, const float *buf, size_t n, double *cpu_gbs) {
+    const double c0 = cpu_now(), g = t2_membw_read_pass(pool, buf, n);
+    *cpu_gbs = (double)n * sizeof(float) / ((cpu_now() - c0) / threads) / 1e9;
+    return g;
+}
+
+/* gen tokens one at a time from position pos */
+static int gen_rate(t2_state *st, t2_pool *pool, int threads, int pos, int gen, const float *buf,
+                    size_t n, rate *r) {
     int tok = 7;
-    double b = t2_membw_read_pass(pool, buf, n);
-    double t0 = t2_now();
+    double c1, c2, b = bw_pass(pool, threads, buf, n, &c1);
+    const double t0 = t2_now(), cp0 = cpu_now();
     for (int i = 0; i < gen; i++)
         if (t2_forward(st, pool, &tok, 1, pos + i, NULL) < 0) return -1;
-    double dt = t2_now() - t0, b2 = t2_membw_read_pass(pool, buf, n);
-    *bw = b > b2 ? b : b2;
-    return gen / dt;
+    const double dt = t2_now() - t0, dc = cpu_now() - cp0, b2 = bw_pass(pool, threads, buf, n, &c2);
+    r->tps = gen / dt;
+    r->tps_cpu = gen / (dc / threads);
+    r->bw = b > b2 ? b : b2;
+    r->bw_cpu = c1 > c2 ? c1 : c2;
+    return 0;
+}
+
+static void print_rates(const char *what, const opts *o, t2_dtype kv, double prompt, rate g0,
+                        rate gd, double wb, double kvb) {
+    const double att_gbs = gd.tps < g0.tps ? kvb / (1 / gd.tps - 1 / g0.tps) / 1e9 : 0;
+    printf("%-5s %-5s %6d  %9.1f  %9.1f  %12.1f  %9.1f  %6.1f %%  %8.1f  %5.1f %%  %8.1f\n",
+           t2_dtype_name(kv), what, o->prompt, prompt, g0.tps, gd.tps, (wb + kvb) * gd.tps / 1e9,
+           100 * (wb + kvb) * gd.tps / 1e9 / gd.bw, gd.bw, 100 * wb * g0.tps / 1e9 / g0.bw, att_gbs);
 }
 
 static int run_type(const opts *o, t2_model *m, t2_pool *pool, t2_dtype kv, const float *buf,
@@ -58,22 +95,25 @@ static int run_type(const opts *o, t2_model *m, t2_pool *pool, t2_dtype kv, cons
     const t2_config *c = &m->cfg;
     int *toks = malloc((size_t)o->prompt * sizeof *toks), rc;
     t2_state *st = NULL, *st0 = NULL;
+    rate g0, gd;
     if (!toks) return t2_err_set(T2_ENOMEM, "out of memory");
     for (int i = 0; i < o->prompt; i++) toks[i] = 1 + (i * 7919) % (c->vocab_size - 1);
     if ((rc = t2_state_new_kv(&st, m, o->batch, o->prompt + o->gen, 0, c->n_layers, kv, NULL)) < 0 ||
         (rc = t2_state_new_kv(&st0, m, 1, o->gen + 1, 0, c->n_layers, kv, NULL)) < 0)
         goto out;
-    double t0 = t2_now();
-    if ((rc = t2_forward(st, pool, toks, o->prompt, 0, NULL)) < 0) goto out;
-    double prompt_rate = o->prompt / (t2_now() - t0), bw0, bwd;
-    double g0 = gen_rate(st0, pool, 0, o->gen, buf, n, &bw0);
-    double gd = gen_rate(st, pool, o->prompt, o->gen, buf, n, &bwd);
+    double t0 = t2_now(), c0 = cpu_now();
+    if ((rc = t2_forward(st, pool, toks, o->prompt, 0, NULL)) < 0) goto out; /* batches of --batch */
+    const double prompt_rate = o->prompt / (t2_now() - t0);
+    const double prompt_cpu = o->prompt / ((cpu_now() - c0) / o->threads);
+    if ((rc = gen_rate(st0, pool, o->threads, 0, o->gen, buf, n, &g0)) < 0 ||
+        (rc = gen_rate(st, pool, o->threads, o->prompt, o->gen, buf, n, &gd)) < 0)
+        goto out;
     const double wb = (double)t2_model_weight_bytes_per_token(m);
     const double kvb = (double)o->prompt * c->n_layers * 2 *
                        t2_kv_row_bytes(kv, c->n_kv_heads * c->head_dim);
-    printf("%-5s %6d  %9.1f  %9.1f  %12.1f  %9.1f  %6.1f %%  %8.1f  %5.1f %%\n",
-           t2_dtype_name(kv), o->prompt, prompt_rate, g0, gd, (wb + kvb) * gd / 1e9,
-           100 * (wb + kvb) * gd / 1e9 / bwd, bwd, 100 * wb * g0 / 1e9 / bw0);
+    print_rates("wall", o, kv, prompt_rate, g0, gd, wb, kvb);
+    g0.tps = g0.tps_cpu, g0.bw = g0.bw_cpu, gd.tps = gd.tps_cpu, gd.bw = gd.bw_cpu;
+    print_rates("cpu", o, kv, prompt_cpu, g0, gd, wb, kvb);
     fflush(stdout);
 out:
     free(toks);
@@ -124,8 +164,8 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < n; i++) buf[i] = (float)(i & 1023);
     printf("134M shape, F16 weights, %d threads, kernels %s; machine possibly shared: ratios are "
            "within this run\n", o.threads, t2_kern_level());
-    printf("kv    prompt  prompt t/s  gen t/s@0  gen t/s@depth  GB/s read  %% membw  membw GB/s"
-           "  %%@0\n");
+    printf("kv    clock prompt  prompt t/s  gen t/s@0  gen t/s@depth  GB/s read  %% membw"
+           "  membw GB/s  %%@0  KV GB/s\n");
     char list[256];
     snprintf(list, sizeof list, "%s", o.kv);
     int rc = 0;

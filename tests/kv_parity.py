@@ -5,8 +5,9 @@ For each model (stories260K, head dim 8: the portable kernels; `t2 init` models 
 64: the SIMD kernels, llama and qwen3), N tokens (fixed seed, N > 2 attention segments of 256)
 are run through `t2 logits --kv-type T` in batch mode (tiled prompt attention) and step mode
 (decode attention split over segments), with 1 and 2 threads. Checked:
-  - F32 batch vs F32 step, and 1 vs 2 threads: results independent of the split of the work
-    (threads: bit-identical; batch vs step: within 1e-4 relative, the matmul paths differ);
+  - F32 batch vs F32 step, and 1 vs 2 (vs 3) threads for each cache type and mode: results
+    independent of the split of the work (threads: bit-identical; batch vs step: within 1e-4
+    relative, the matmul and attention paths differ);
   - F16 and Q8_0 vs F32 (same mode): max|x - ref| / max(1, max|ref|) <= BOUND[type], and the
     argmax of each row agrees with F32's in at least 90 % of the rows.
 Environment: T2_BIN (default build/bin), T2_ASSETS. Exit 0 pass, 1 fail, 77 skip.
@@ -61,6 +62,11 @@ def case(tmp, tag, model, vocab, n=N):
     ref2 = logits(tmp, model, vocab, toks, "f32", "step", 2)
     check(tag + " f32 step 1 vs 2 threads", np.array_equal(ref, ref2), "bit-identical")
     bat = logits(tmp, model, vocab, toks, "f32", "batch", 2)
+    for kv, mode in (("f16", "step"), ("f16", "batch"), ("q8_0", "step"), ("f32", "batch")):
+        xs = [logits(tmp, model, vocab, toks, kv, mode, j) for j in (1, 3)]
+        same = all(np.array_equal(xs[0], x) for x in xs[1:])
+        same = same and (kv != "f32" or np.array_equal(xs[0], bat))
+        check("%s %s %s 1 vs 2 vs 3 threads" % (tag, kv, mode), same, "bit-identical")
     r = rel(bat, ref)
     check(tag + " f32 batch vs step", r <= 1e-4, "rel %.2e (bound 1e-4)" % r)
     for kv in ("f16", "q8_0"):

@@ -31,7 +31,7 @@ struct t2_state {
     int32_t *blocks;   /* (max_blocks) block ids of positions [0, n_held * T2_KV_BLOCK) */
     int n_held, max_blocks;
     size_t kv_row;     /* bytes of one cache row */
-    int simd;          /* AVX2 attention kernels */
+    int simd;          /* attention kernels: t2_att_simd() */
     float *part;       /* (n_seg, H, h + 2) decode attention partials per segment */
     int n_seg;
     float *att;        /* (n_att_threads, att_len) attention scratch, one row per pool thread */
@@ -39,8 +39,9 @@ struct t2_state {
     int n_att_threads;
 };
 
-#define QTILE 16     /* prompt queries per attention work item */
-#define MAX_GROUP 64 /* query heads per KV head the tile kernels take */
+#define ROWS_MAX 128 /* (query, head) rows per prompt attention work item */
+/* prompt queries per attention work item: ROWS_MAX rows of G heads each (at least 1 query) */
+static inline int qtile(int G) { return G < ROWS_MAX ? ROWS_MAX / G : 1; }
 
 void t2_state_destroy(t2_state **sp) {
     if (!sp || !*sp) return;
@@ -149,13 +150,24 @@ int t2_state_new(t2_state **out, const t2_model *m, int max_batch, int n_ctx) {
     return t2_state_new_range(out, m, max_batch, n_ctx, 0, m->cfg.n_layers);
 }
 
+/* Attention scratch floats of one pool thread: decoding scores of all heads, portable prompt
+ * partials, or the SIMD prompt rows (the largest), in whole 64-byte lines. */
+static size_t att_floats(const t2_config *c) {
+    const size_t hd = (size_t)c->head_dim, G = (size_t)(c->n_heads / c->n_kv_heads), P = hd + 2;
+    const size_t R = (size_t)qtile((int)G) * G;
+    size_t f = (size_t)c->n_heads * (T2_ATT_SEG + 256), gen = G * T2_ATT_SEG + G * P + R * P;
+    const size_t rows = t2_att_rows_floats((int)hd, (int)R);
+    f = f > gen ? f : gen;
+    f = f > rows ? f : rows;
+    return (f + 15) / 16 * 16;
+}
+
 size_t t2_state_scratch_bytes(const t2_model *m, int max_batch, int n_ctx, int n_threads) {
     const t2_config *c = &m->cfg;
     const size_t B = (size_t)max_batch, hd = (size_t)c->head_dim, H = (size_t)c->n_heads;
-    const size_t QD = H * hd, KVD = (size_t)c->n_kv_heads * hd, G = H / (size_t)c->n_kv_heads;
+    const size_t QD = H * hd, KVD = (size_t)c->n_kv_heads * hd;
     const size_t nseg = ((size_t)n_ctx + T2_ATT_SEG - 1) / T2_ATT_SEG;
-    const size_t att = G * T2_ATT_SEG + G * (hd + 2) + 2 * QTILE * G * (hd + 2) +
-                       t2_att_tile_floats((int)hd, QTILE * (int)G);
+    const size_t att = att_floats(c);
     size_t f = B * (3 * (size_t)c->dim + 2 * QD + 2 * KVD + 2 * (size_t)c->hidden_dim) +
                (size_t)c->vocab_size + nseg * H * (hd + 2) + (size_t)n_threads * att;
     return f * sizeof(float) + (size_t)t2_kv_blocks_for(n_ctx) * sizeof(int32_t);
@@ -191,10 +203,7 @@ void t2_state_set_adapt(t2_state *s, const t2_adapt *a) { s->adapt = a; }
 
 static int ensure_att(t2_state *s, int nth) {
     if (s->n_att_threads >= nth) return 0;
-    const t2_config *c = &s->m->cfg;
-    const size_t G = (size_t)(c->n_heads / c->n_kv_heads), P = (size_t)c->head_dim + 2;
-    s->att_len = G * T2_ATT_SEG + G * P + QTILE * G * P +
-                 t2_att_tile_floats(c->head_dim, QTILE * (int)G) + QTILE * G * P;
+    s->att_len = att_floats(&s->m->cfg);
     float *att = falloc((size_t)nth * s->att_len);
     if (!att) return t2_err_set(T2_ENOMEM, "out of memory for attention scores");
     free(s->att);
@@ -351,6 +360,7 @@ typedef struct {
     t2_state *const *st; /* n_st states */
     int n_st, B, layer;  /* B tokens per state (B > 1: one state) */
     const int *pos;      /* first position of each state's tokens */
+    int hg;              /* decode: groups of KV heads per segment */
     int first[T2_MAX_SEQS + 1]; /* decode: first work item of each state */
 } attn_ctx;
 
@@ -362,25 +372,26 @@ static t2_kvv kv_view(const t2_state *s, int layer) {
                     .v_off = (2 * li + 1) * blk};
 }
 
-/* Decode, pass 1: work items (state i, KV head, segment): the segment partials of the heads
- * that share the KV head into the state's part. */
+/* Decode, pass 1: work items (state i, segment, group of KV heads), segment-major so that a
+ * thread reads whole cache rows: the segment partials of the group's heads into the state's
+ * part. The partial of a (segment, head) is the same whichever item or thread computes it. */
 static void attn_decode_task(void *arg, int ith, int nth) {
     attn_ctx *a = arg;
     const t2_config *c = &a->st[0]->m->cfg;
-    const int hd = c->head_dim, H = c->n_heads, G = H / c->n_kv_heads, P = hd + 2;
+    const int hd = c->head_dim, H = c->n_heads, K = c->n_kv_heads, G = H / K, P = hd + 2;
     const float scale = 1.0f / sqrtf((float)hd);
     int lo, hi;
     t2_split(a->first[a->n_st], 1, ith, nth, &lo, &hi);
     for (int item = lo, i = 0; item < hi; item++) {
         while (item >= a->first[i + 1]) i++;
         t2_state *s = a->st[i];
-        const int p = a->pos[i], nseg = p / T2_ATT_SEG + 1, r = item - a->first[i];
-        const int kvh = r / nseg, seg = r % nseg, t0 = seg * T2_ATT_SEG;
+        const int p = a->pos[i], r = item - a->first[i], seg = r / a->hg, gi = r % a->hg;
+        const int k0 = gi * K / a->hg, k1 = (gi + 1) * K / a->hg, t0 = seg * T2_ATT_SEG;
         const int t1 = t0 + T2_ATT_SEG < p + 1 ? t0 + T2_ATT_SEG : p + 1;
         const t2_kvv kv = kv_view(s, a->layer);
-        t2_att_partial(&kv, kvh * hd, hd, s->q + (size_t)kvh * G * hd, G, scale, t0, t1,
-                       s->att + (size_t)ith * s->att_len,
-                       s->part + ((size_t)seg * H + (size_t)kvh * G) * P);
+        t2_att_dec(&kv, k0, k1 - k0, G, hd, s->q + (size_t)k0 * G * hd, scale, t0, t1,
+                   s->att + (size_t)ith * s->att_len,
+                   s->part + ((size_t)seg * H + (size_t)k0 * G) * P);
     }
 }
 
@@ -401,66 +412,46 @@ static void attn_fold_task(void *arg, int ith, int nth) {
     }
 }
 
-/* Queries b0..b1-1 of the batch, KV head kvh, with the tile kernels: each segment's partials
- * for all (query, head) rows that reach it, folded in segment order into run. */
-static void attn_tile_item(attn_ctx *a, t2_state *s, int kvh, int b0, int b1, float *run,
-                           float *scratch) {
+/* Prompt batch with the SIMD kernels: queries b0..b1-1 of the batch, KV head kvh, as
+ * (query, head) rows in position order. */
+static void attn_rows_item(attn_ctx *a, t2_state *s, int kvh, int b0, int b1, float *scratch) {
     const t2_config *c = &s->m->cfg;
-    const int hd = c->head_dim, G = c->n_heads / c->n_kv_heads, P = hd + 2, QD = c->n_heads * hd;
-    const float scale = 1.0f / sqrtf((float)hd);
+    const int hd = c->head_dim, G = c->n_heads / c->n_kv_heads, QD = c->n_heads * hd;
     const t2_kvv kv = kv_view(s, a->layer);
-    float *pp = scratch, *ts = pp + (size_t)QTILE * G * P;
-    const float *q[QTILE * MAX_GROUP];
-    int pos[QTILE * MAX_GROUP];
-    const int plast = a->pos[0] + b1 - 1;
-    for (int seg = 0; seg * T2_ATT_SEG <= plast; seg++) {
-        const int t0 = seg * T2_ATT_SEG, t1 = t0 + T2_ATT_SEG < plast + 1 ? t0 + T2_ATT_SEG
-                                                                          : plast + 1;
-        int R = 0, bfirst = -1;
-        for (int b = b0; b < b1; b++) {
-            if (a->pos[0] + b < t0) continue;
-            if (bfirst < 0) bfirst = b;
-            for (int g = 0; g < G; g++, R++) {
-                q[R] = s->q + (size_t)b * QD + (size_t)(kvh * G + g) * hd;
-                pos[R] = a->pos[0] + b;
-            }
-        }
-        t2_att_tile(&kv, kvh * hd, hd, q, pos, R, scale, t0, t1, ts, pp);
-        for (int r = 0; r < R; r++) {
-            float *rr = run + ((size_t)(bfirst - b0) * G + r) * P;
-            if (seg == 0) /* every query reaches segment 0: its partial starts the fold */
-                memcpy(rr, pp + (size_t)r * P, (size_t)P * sizeof(float));
-            else
-                t2_att_fold(rr, pp + (size_t)r * P, hd);
-        }
-    }
+    const float *q[ROWS_MAX];
+    float *out[ROWS_MAX];
+    int pos[ROWS_MAX], R = 0;
     for (int b = b0; b < b1; b++)
-        for (int g = 0; g < G; g++)
-            t2_att_finish(s->xb2 + (size_t)b * QD + (size_t)(kvh * G + g) * hd,
-                          run + ((size_t)(b - b0) * G + g) * P, hd);
+        for (int g = 0; g < G; g++, R++) {
+            const size_t off = (size_t)b * QD + (size_t)(kvh * G + g) * hd;
+            q[R] = s->q + off;
+            out[R] = s->xb2 + off;
+            pos[R] = a->pos[0] + b;
+        }
+    t2_att_rows(&kv, kvh * hd, hd, q, pos, R, 1.0f / sqrtf((float)hd), scratch, out);
 }
 
-/* Prompt batch of one state: items (tile of QTILE queries, KV head). Each query's segments are
- * computed and folded in order (as decoding does), a segment's keys and values read once for
- * the tile's queries. */
+/* Prompt batch of one state: items (tile of qtile(G) queries, KV head). Each query's segments
+ * are computed and folded in order (as decoding does), a segment's keys and values read once
+ * for the tile's queries. */
 static void attn_batch_task(void *arg, int ith, int nth) {
     attn_ctx *a = arg;
     t2_state *s = a->st[0];
     const t2_config *c = &s->m->cfg;
     const int hd = c->head_dim, H = c->n_heads, K = c->n_kv_heads, G = H / K, P = hd + 2;
-    const int QD = H * hd, ntile = (a->B + QTILE - 1) / QTILE;
+    const int QD = H * hd, QT = qtile(G), ntile = (a->B + QT - 1) / QT;
     const float scale = 1.0f / sqrtf((float)hd);
     float *sc = s->att + (size_t)ith * s->att_len, *pp = sc + (size_t)G * T2_ATT_SEG;
     float *run = pp + (size_t)G * P;
     const t2_kvv kv = kv_view(s, a->layer);
     int lo, hi;
     t2_split(ntile * K, 1, ith, nth, &lo, &hi);
-    const int tiled = t2_att_tile_ok(&kv, hd) && G <= MAX_GROUP;
+    const int tiled = t2_att_rows_ok(&kv, hd) && G <= ROWS_MAX;
     for (int item = lo; item < hi; item++) {
-        const int b0 = (item / K) * QTILE, kvh = item % K;
-        const int b1 = b0 + QTILE < a->B ? b0 + QTILE : a->B, plast = a->pos[0] + b1 - 1;
+        const int b0 = (item / K) * QT, kvh = item % K;
+        const int b1 = b0 + QT < a->B ? b0 + QT : a->B, plast = a->pos[0] + b1 - 1;
         if (tiled) {
-            attn_tile_item(a, s, kvh, b0, b1, run, run + (size_t)QTILE * G * P);
+            attn_rows_item(a, s, kvh, b0, b1, sc);
             continue;
         }
         for (int seg = 0; seg * T2_ATT_SEG <= plast; seg++) {
@@ -495,10 +486,15 @@ static void run_attention(t2_pool *pool, attn_ctx *a) {
         pool_run(pool, attn_batch_task, a);
         return;
     }
-    const int K = a->st[0]->m->cfg.n_kv_heads;
+    const int K = a->st[0]->m->cfg.n_kv_heads, nth = pool ? t2_pool_size(pool) : 1;
+    int segs = 0;
+    for (int i = 0; i < a->n_st; i++) segs += a->pos[i] / T2_ATT_SEG + 1;
+    /* few segments: split the heads too, so every thread has work (results do not change) */
+    a->hg = segs >= 2 * nth ? 1 : (2 * nth + segs - 1) / segs;
+    a->hg = a->hg < K ? a->hg : K;
     a->first[0] = 0;
     for (int i = 0; i < a->n_st; i++)
-        a->first[i + 1] = a->first[i] + K * (a->pos[i] / T2_ATT_SEG + 1);
+        a->first[i + 1] = a->first[i] + a->hg * (a->pos[i] / T2_ATT_SEG + 1);
     pool_run(pool, attn_decode_task, a);
     attn_fold_task(a, 0, 1); /* small: no second round of the pool's threads */
 }
@@ -511,8 +507,8 @@ static void kv_write(t2_state *s, int layer, const float *k, const float *v, int
         const int t = pos + b;
         uint8_t *blk = (uint8_t *)kv.base + (size_t)s->blocks[t / T2_KV_BLOCK] * kv.block_bytes;
         const size_t r = (size_t)(t % T2_KV_BLOCK) * kv.row_bytes;
-        t2_kv_store(blk + kv.k_off + r, k + (size_t)b * KVD, kv.type, KVD);
-        t2_kv_store(blk + kv.v_off + r, v + (size_t)b * KVD, kv.type, KVD);
+        t2_kv_store(&kv, blk + kv.k_off + r, k + (size_t)b * KVD, KVD);
+        t2_kv_store(&kv, blk + kv.v_off + r, v + (size_t)b * KVD, KVD);
     }
 }
 
