@@ -15,3 +15,7 @@ set_tests_properties(tasks_v2 PROPERTIES TIMEOUT 120)
 # --dry-run plan of a 1 B shape (skips, 77, without ../shared/assets).
 t2_add_script_test(paper_tiny integration bash ${CMAKE_CURRENT_SOURCE_DIR}/paper_tiny.sh)
 set_tests_properties(paper_tiny PROPERTIES TIMEOUT 600)
+# The controls (bench/controls.sh): `t2 expert init --shuffle` (random expert of the same
+# spread) and `t2 eval --prompts cued|shots:K` on the bundled model (skips, 77, without it).
+t2_add_script_test(eval_controls unit bash ${CMAKE_CURRENT_SOURCE_DIR}/eval_controls.sh)
+set_tests_properties(eval_controls PROPERTIES TIMEOUT 120)
