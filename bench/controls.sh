@@ -71,6 +71,7 @@ for fam in math-hard code-hard mc-hard; do
         "profile:$profiles/$fam-per-matrix.gguf"; do
         tag=${s%%:*}
         [ "${s%-per-matrix.gguf}" != "$s" ] && tag=profile-per-matrix
+        if [ "$tag" != "$s" ] && [ ! -f "${s#profile:}" ]; then log "no ${s#profile:}"; continue; fi
         run t2 "$fam-$tag" "$n" "$fam" --factors "$F" --experts "$experts" --strategy "$s"
     done
 done
