@@ -5,7 +5,8 @@ t2_add_script_test(mc_loglik_parity parity /usr/bin/python3
   ${CMAKE_CURRENT_SOURCE_DIR}/mc_loglik_parity.py)
 set_tests_properties(mc_loglik_parity PROPERTIES TIMEOUT 300)
 # bench/paired.py: McNemar's exact test and Wilson intervals against hand-computed values, the
-# per-item CSV join and its errors (standard library only).
+# per-item CSV join and its errors (standard library only); bench/controls_table.py's paired rows
+# on a made-up controls folder.
 t2_add_script_test(paired_stats unit /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/paired_stats.py)
 # Task suite v2 (shared/tasks/tasks_v2.c): train / validation / test disjoint in templates,
 # contents and names; the v1 families' documents unchanged (a hash taken before v2 existed).
