@@ -12,7 +12,8 @@
 # Table 3 and the confusion matrices: the pass-1 / pass-2 times and the label counts that the
 #          prompt and classifier runs of Table 2 print.
 # Evaluation v2: bench/loglik.sh (OUT/loglik) and bench/routing.sh (OUT/routing), about 30
-#          minutes more.
+#          minutes more; the controls and Table 2's paired tests: bench/controls.sh
+#          (OUT/controls, its tables in OUT/controls/tables.md by bench/controls_table.py).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
@@ -71,4 +72,7 @@ rm -f "$F"
 log "evaluation v2: ARC by log-likelihood with controls, routing on held-out templates"
 "$here/bench/loglik.sh" "$build" "$out/loglik" || [ $? = 77 ]
 "$here/bench/routing.sh" "$build" "$out/routing"
+log "controls (random / wrong expert, cue, few-shot prompting) and paired tests, about 15 minutes"
+PROFILES="$out/profiles" "$here/bench/controls.sh" "$build" "$experts" "$out/controls"
+/usr/bin/python3 "$here/bench/controls_table.py" "$out/controls" > "$out/controls/tables.md"
 log "done: $out"

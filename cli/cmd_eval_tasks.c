@@ -76,6 +76,11 @@ static const char eval_help[] =
     "                         (sum, token, char (default), uncond, pmi)\n"
     "      --choices-csv FILE loglik: per choice: id,family,choice,is_answer,bytes,tokens,sum,\n"
     "                         uncond_tokens,uncond,text_tokens,uncond_text_tokens\n"
+    "      --prompts P        controls (docs/RESULTS.md): plain (default: the family's prompt),\n"
+    "                         cued (the prompt with the cue the family leaves out, for the\n"
+    "                         target reading: the upper bound; synthetic families with cued\n"
+    "                         readings only) or shots:K (K training-split documents, drawn\n"
+    "                         with --seed, before every prompt: few-shot prompting)\n"
     CLI_ADAPT_HELP
     "\nstrategies (two-pass inference, docs/DESIGN.md section 1; experts are DIR/NAME.gguf):\n"
     "  --strategy S           none (default: base weights or --expert/--mix),\n"
@@ -188,7 +193,8 @@ enum {
     OPT_PASS1,
     OPT_SCORE,
     OPT_NORM,
-    OPT_CHOICES
+    OPT_CHOICES,
+    OPT_PROMPTS
 };
 
 /* What the expert column of the CSV says for strategy none. */
@@ -255,6 +261,7 @@ typedef struct {
     t2_mc_norm norm;
     t2_task_split split;
     int n_items, batch, threads, max_tokens, verbose, two_pass;
+    int cue, shots; /* --prompts cued / shots:K */
     float temp, top_p, timeout;
     uint64_t seed;
     cli_adapt ad;
@@ -306,8 +313,22 @@ static const struct option eval_long_opts[] = {
     {"pass1", required_argument, 0, OPT_PASS1},
     {"score", required_argument, 0, OPT_SCORE}, {"norm", required_argument, 0, OPT_NORM},
     {"choices-csv", required_argument, 0, OPT_CHOICES},
+    {"prompts", required_argument, 0, OPT_PROMPTS},
     {"help", no_argument, 0, 'h'},            CLI_ADAPT_OPTIONS,
     {0, 0, 0, 0}};
+
+/* --prompts P: -1 to go on, else 2 with the message printed. */
+static int eval_prompts_opt(eval_opts *o, const char *v) {
+    o->cue = 0, o->shots = 0;
+    if (!strcmp(v, "plain")) return -1;
+    if (!strcmp(v, "cued")) {
+        o->cue = 1;
+        return -1;
+    }
+    if (!strncmp(v, "shots:", 6)) return cli_int("eval", "--prompts shots:K", v + 6, 1, 64,
+                                                  &o->shots) ? 2 : -1;
+    return cli_usage_error("eval", "--prompts: '%s' is not plain, cued or shots:K", v);
+}
 
 /* Option c (its value in optarg) into o: -1 to go on, else the exit status (0 after --help,
  * 2 for a bad value, the message printed). */
@@ -372,6 +393,7 @@ static int eval_opt(eval_opts *o, int c) {
             return cli_usage_error(cmd, "%s", t2_err_msg());
         break;
     case OPT_CHOICES: o->choices_csv_path = optarg; break;
+    case OPT_PROMPTS: return eval_prompts_opt(o, optarg);
     case 'h': fputs(eval_help, stdout); return 0;
     default: {
         int r = cli_adapt_opt(&o->ad, cmd, c, optarg);
@@ -435,6 +457,8 @@ static int eval_parse(int argc, char **argv, eval_opts *o) {
         return cli_usage_error(cmd, "--score loglik takes --expert/--mix, not --strategy");
     if (!o->loglik && o->choices_csv_path)
         return cli_usage_error(cmd, "--choices-csv needs --score loglik");
+    if (o->loglik && (o->cue || o->shots))
+        return cli_usage_error(cmd, "--prompts cued|shots:K are for --score gen");
     o->two_pass = cli_strategy_two_pass(&o->strat);
     return eval_families(o);
 }
@@ -472,6 +496,8 @@ static int eval_setup(eval_opts *o, eval_run *run) {
                (double)o->top_p, (unsigned long long)o->seed);
     else
         printf("greedy decoding");
+    if (o->cue) printf("; prompts cued (the target reading's cue written in)");
+    if (o->shots) printf("; prompts with %d training-split shots before each", o->shots);
     printf("; batch %d, %d thread%s, kernels %s (loaded in %.2f s)\n\n", o->batch, o->threads,
            o->threads > 1 ? "s" : "", t2_kern_level(), t2_now() - t_load);
     fflush(stdout);
@@ -619,6 +645,20 @@ static void eval_family_notes(eval_run *run, const fam_row *row) {
     }
 }
 
+/* --prompts: the set's prompts cued, or preceded by training-split shots. */
+static int eval_controls(const eval_opts *o, const t2_task_opts *to, eval_fam *ef) {
+    if (o->cue) return t2_task_set_cue(ef->set);
+    if (!o->shots) return 0;
+    t2_task_opts so = *to;
+    so.split = T2_SPLIT_TRAIN;
+    so.n = (size_t)o->shots;
+    t2_task_set *shots = NULL;
+    int rc = t2_task_set_open(&shots, t2_task_set_family(ef->set)->name, &so);
+    if (rc == 0) rc = t2_task_set_add_shots(ef->set, shots, (size_t)o->shots);
+    t2_task_set_destroy(&shots);
+    return rc;
+}
+
 /* Family fi: open its items, run pass 1 (two-pass strategies) and pass 2, report the items.
  * A family that cannot be opened is reported and counted, not fatal. */
 static int eval_family(const eval_opts *o, eval_run *run, int fi) {
@@ -637,8 +677,8 @@ static int eval_family(const eval_opts *o, eval_run *run, int fi) {
         return 0;
     }
     ef.n = (int)t2_task_set_count(ef.set);
-    int rc = 0;
-    if (o->two_pass) rc = eval_pass1(o, run, row, &ef);
+    int rc = eval_controls(o, &to, &ef);
+    if (rc == 0 && o->two_pass) rc = eval_pass1(o, run, row, &ef);
     if (rc == 0) rc = eval_pass2(o, run, row, &ef);
     if (rc == 0) {
         eval_items(o, run, fam->name, &ef);

@@ -6,6 +6,7 @@
 
 #include "engine/model.h"
 #include "base/platform.h"
+#include "base/rng.h"
 #include "svf/svf.h"
 #include "base/t2_err.h"
 
@@ -105,19 +106,65 @@ out:
 static const char expert_help[] =
     "usage: t2 expert init -m MODEL --factors F.gguf -o E.gguf --name NAME [--task TASK]\n"
     "                      [--targets T] [--init V] [--noise STD] [--seed N] [--max-mult M]\n"
+    "       t2 expert init -m MODEL --factors F.gguf -o E.gguf --name NAME --shuffle FROM.gguf\n"
+    "                      [--seed N]\n"
     "       t2 expert show -m MODEL --factors F.gguf E.gguf\n"
     "       t2 expert merge -m MODEL --factors F.gguf (--expert E.gguf | --mix NAME=A,...)\n"
     "                       [--experts DIR] -o OUT.gguf [--type T] [-z TOKENIZER]\n\n"
     "init writes an SVF expert: one vector p per targeted matrix, every entry V (default 0.1, the\n"
     "reference's initialisation; an expert of constant p leaves the model unchanged) plus seeded\n"
     "Gaussian noise of std STD (default 0). The applied scale is sigmoid(p) * max_mult (default 1).\n"
+    "With --shuffle, each matrix's p is a seeded random permutation of FROM's p for that matrix\n"
+    "(its targets and max_mult too): the same values, hence the same spread, in directions FROM\n"
+    "was not trained for - the random-expert control of docs/RESULTS.md.\n"
     "show prints the expert's metadata and per-layer statistics of its applied scales.\n"
     "merge writes the model with the expert or mixture baked into its weights (W' = U diag(s') V^T),\n"
     "a plain Llama GGUF that any GGUF reader can run.\n";
 
+/* p of every matrix of e := a seeded Fisher-Yates permutation of src's (same shapes). */
+static void expert_shuffle(t2_expert *e, const t2_expert *src, uint64_t seed) {
+    t2_rand r;
+    t2_rand_seed(&r, seed);
+    for (int i = 0; i < e->n_layers * T2_N_TARGETS; i++) {
+        if (!e->rank[i]) continue;
+        float *p = e->p[i];
+        memcpy(p, src->p[i], (size_t)e->rank[i] * sizeof *p);
+        for (int q = e->rank[i] - 1; q > 0; q--) {
+            int j = (int)t2_rand_below(&r, (uint64_t)q + 1);
+            float t = p[q];
+            p[q] = p[j];
+            p[j] = t;
+        }
+    }
+}
+
+/* --shuffle FROM: an expert with FROM's targets, max_mult and shuffled p vectors. */
+static int expert_init_shuffled(t2_expert **out, const t2_factors *f, const char *from,
+                                const char *name, const char *task, uint64_t seed) {
+    t2_expert *src = NULL;
+    int rc = t2_expert_load(&src, from, f);
+    if (rc == 0)
+        rc = t2_expert_init(out, f, src->targets, name, *task ? task : src->task, 0, 0, seed,
+                            src->max_mult);
+    if (rc == 0) {
+        expert_shuffle(*out, src, seed);
+        char rec[600];
+        snprintf(rec, sizeof rec, "p of each matrix permuted (seed %llu) from expert '%s'",
+                 (unsigned long long)seed, src->name);
+        char *t = strdup(rec);
+        if (!t) rc = t2_err_set(T2_ENOMEM, "out of memory");
+        else {
+            free((*out)->training);
+            (*out)->training = t;
+        }
+    }
+    t2_expert_destroy(&src);
+    return rc;
+}
+
 static int expert_init(int argc, char **argv) {
     const char *cmd = "expert init", *model_path = NULL, *fpath = NULL, *out = NULL;
-    const char *name = NULL, *task = "";
+    const char *name = NULL, *task = "", *shuffle = NULL;
     unsigned targets = 0;
     float init = 0.1f, noise = 0, max_mult = 1;
     uint64_t seed = 1;
@@ -127,10 +174,12 @@ static int expert_init(int argc, char **argv) {
         {"task", required_argument, 0, 'T'},   {"targets", required_argument, 0, 'G'},
         {"init", required_argument, 0, 'I'},   {"noise", required_argument, 0, 'Z'},
         {"seed", required_argument, 0, 's'},   {"max-mult", required_argument, 0, 'X'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-    int c;
+        {"shuffle", required_argument, 0, 'U'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    int c, set_other = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:o:s:h", opts, NULL)) != -1) {
+        set_other |= c == 'G' || c == 'I' || c == 'Z' || c == 'X';
         switch (c) {
         case 'm': model_path = optarg; break;
         case 'F': fpath = optarg; break;
@@ -145,6 +194,7 @@ static int expert_init(int argc, char **argv) {
         case 'Z': if (cli_float(cmd, "--noise", optarg, 0, 100, &noise)) return 2; break;
         case 's': if (cli_u64(cmd, "--seed", optarg, &seed)) return 2; break;
         case 'X': if (cli_float(cmd, "--max-mult", optarg, 1e-6, 1e6, &max_mult)) return 2; break;
+        case 'U': shuffle = optarg; break;
         case 'h': fputs(expert_help, stdout); return 0;
         default: return cli_usage_error(cmd, "bad option");
         }
@@ -154,12 +204,16 @@ static int expert_init(int argc, char **argv) {
         return cli_usage_error(cmd, "give -m MODEL, --factors F, -o OUT and --name NAME");
     if (!*name || strchr(name, '/') || strchr(name, ',') || strchr(name, '='))
         return cli_usage_error(cmd, "--name: '%s' must be non-empty without '/', ',' or '='", name);
+    if (shuffle && set_other)
+        return cli_usage_error(cmd, "--shuffle takes the targets, values and max-mult of its "
+                               "file: no --targets, --init, --noise or --max-mult with it");
     t2_model *m = NULL;
     t2_factors *f = NULL;
     t2_expert *e = NULL;
     int rc = 1;
     if (t2_model_load(&m, model_path) < 0 || t2_factors_load(&f, fpath, m) < 0 ||
-        t2_expert_init(&e, f, targets, name, task, init, noise, seed, max_mult) < 0 ||
+        (shuffle ? expert_init_shuffled(&e, f, shuffle, name, task, seed)
+                 : t2_expert_init(&e, f, targets, name, task, init, noise, seed, max_mult)) < 0 ||
         t2_expert_save(e, out) < 0) {
         rc = cli_fail(cmd);
     } else {

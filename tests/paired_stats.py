@@ -4,7 +4,8 @@
 Values checked against hand computation: McNemar with b = 1, c = 9 is 2 (C(10,0) + C(10,1)) / 2^10
 = 22 / 1024; b = 2, c = 10 is 2 (1 + 12 + 66) / 4096; the Wilson upper bound of 0/n is
 z^2 / (n + z^2). Then two CSVs through the command line (the summary line's counts), and the
-errors: a duplicate item, a value that is not 0/1, a missing column.
+errors: a duplicate item, a value that is not 0/1, a missing column. Last, bench/controls_table.py
+on a made-up controls folder (the right expert against base: sign, interval and p).
 """
 import os
 import subprocess
@@ -56,7 +57,36 @@ def main():
         p = subprocess.run([sys.executable, TOOL, a, bad], capture_output=True, text=True)
         check(p.returncode != 0 and what in p.stderr, "bad file (%s): %s" % (what, p.stderr))
     print("paired.py: McNemar, Wilson, join and errors ok")
+    controls_table(w)
     return 0
+
+
+def controls_table(w):
+    """bench/controls_table.py on a made-up controls folder: base right on items 10..19 of each
+    family, every expert right on all 20, other runs like base; the right expert against base is
+    +50.0 points with only-B 10, only-A 0: McNemar p = 2 / 2^10 = 0.002."""
+    import controls_table as ct
+    d = os.path.join(w, "controls")
+    os.mkdir(d)
+    for g, fams in ct.GROUPS:
+        for r in ct.RUNS:
+            rows = ["id,family,correct"]
+            for f in fams:
+                rows += ["%s:%d,%s,%d" % (f, i, f, r.startswith("expert") or i >= 10)
+                         for i in range(20)]
+            open(os.path.join(d, "%s-%s.csv" % (g, r)), "w").write("\n".join(rows) + "\n")
+    p = subprocess.run([sys.executable, os.path.join(HERE, "..", "bench", "controls_table.py"), d],
+                       capture_output=True, text=True)
+    check(p.returncode == 0, "controls_table.py: exit %d %s" % (p.returncode, p.stderr))
+    line = [x for x in p.stdout.splitlines() if x.startswith("| math | math: ")]
+    check(len(line) == 1 and "| +50.0 [+" in line[0] and "p = 0.002 |" in line[0],
+          "controls_table.py right expert vs base: %s" % line)
+    check("| math (n 20) | 50.0 [" in p.stdout, "controls_table.py base row: " + p.stdout[:300])
+    os.remove(os.path.join(d, "v2-base.csv"))
+    p = subprocess.run([sys.executable, os.path.join(HERE, "..", "bench", "controls_table.py"), d],
+                       capture_output=True, text=True)
+    check(p.returncode != 0 and "no v2-base.csv" in p.stderr, "missing base: " + p.stderr)
+    print("controls_table.py: paired rows and a missing run ok")
 
 
 if __name__ == "__main__":

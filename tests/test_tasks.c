@@ -361,6 +361,53 @@ static void test_ids_roundtrip(void) {
     t2_task_set_destroy(&m);
 }
 
+/* The evaluation controls: t2_task_set_cue writes the target reading's cue into each prompt
+ * (math: "got", the answer unchanged) and refuses families without cued readings;
+ * t2_task_set_add_shots puts training documents before each prompt and refuses a shot that is
+ * also an evaluated item. */
+static void test_controls(void) {
+    t2_task_set *s = open_set("math", T2_SPLIT_TEST, 20, 3), *ref = open_set("math", T2_SPLIT_TEST,
+                                                                                20, 3);
+    T2_CHECK(s && ref);
+    T2_CHECK_MSG(s && t2_task_set_cue(s) == 0, "%s", t2_err_msg());
+    for (size_t i = 0; s && ref && i < t2_task_set_count(s); i++) {
+        const t2_task_item *c = t2_task_set_item(s, i), *r = t2_task_set_item(ref, i);
+        T2_CHECK_MSG(strstr(c->prompt, " got ") && !strstr(r->prompt, " got "), "%s -> %s",
+                     r->prompt, c->prompt);
+        T2_CHECK(!strcmp(c->answer, r->answer) && !strcmp(c->target, r->target));
+    }
+    t2_task_set *m = NULL;
+    t2_task_opts o = {.split = T2_SPLIT_ALL};
+    T2_CHECK(t2_task_set_open(&m, "math", &o) == 0);
+    const t2_task_item *it = NULL;
+    T2_CHECK(t2_task_set_find(m, "math:1.2.12.3", &it) == 0 && t2_task_set_cue(m) == 0 &&
+             !strcmp(it->prompt, "Bo had 12 eggs and got 3. How many now?"));
+    t2_task_set_destroy(&m);
+    t2_task_set *v2 = open_set("v2-math", T2_SPLIT_TEST, 5, 1);
+    T2_CHECK(v2 && t2_task_set_cue(v2) == T2_EINVAL);
+    t2_task_set_destroy(&v2);
+
+    t2_task_set *shots = open_set("math", T2_SPLIT_TRAIN, 2, 1);
+    T2_CHECK(shots && t2_task_set_add_shots(s, shots, 3) == T2_EINVAL);
+    T2_CHECK_MSG(shots && t2_task_set_add_shots(ref, shots, 2) == 0, "%s", t2_err_msg());
+    char want[512];
+    for (size_t i = 0; shots && i < t2_task_set_count(ref); i++) {
+        const t2_task_item *a = t2_task_set_item(shots, 0), *b = t2_task_set_item(shots, 1);
+        const t2_task_item *q = t2_task_set_item(s, i); /* same item, cued prompt */
+        snprintf(want, sizeof want, "%s\n%s\n\n%s\n%s\n\n", a->prompt, a->answer, b->prompt,
+                 b->answer);
+        const char *p = t2_task_set_item(ref, i)->prompt;
+        T2_CHECK_MSG(!strncmp(p, want, strlen(want)) && strstr(q->prompt, " got ") &&
+                     !strstr(p + strlen(want), "\n"), "%s", p);
+    }
+    t2_task_set_destroy(&shots);
+    shots = open_set("math", T2_SPLIT_TEST, 1, 3); /* the first item of s */
+    T2_CHECK(shots && t2_task_set_add_shots(s, shots, 1) == T2_EINVAL);
+    t2_task_set_destroy(&shots);
+    t2_task_set_destroy(&s);
+    t2_task_set_destroy(&ref);
+}
+
 /* Every synthetic prompt and answer is short and single-line (docs/TASKS.md §4: a tiny model). */
 static void test_lengths(void) {
     for (int f = 0; f < N_SYNTH; f++) {
@@ -1156,6 +1203,7 @@ int main(int argc, char **argv) {
     T2_RUN(test_pretrain_mix_readings);
     T2_RUN(test_ids_roundtrip);
     T2_RUN(test_lengths);
+    T2_RUN(test_controls);
     T2_RUN(test_synthetic_scorers);
     T2_RUN(test_gsm8k_scorer);
     T2_RUN(test_arc_scorer);

@@ -360,6 +360,68 @@ int t2_task_set_find(t2_task_set *s, const char *id, const t2_task_item **out) {
 
 /* ---------------------------------------------------------------- documents */
 
+/* ---------------------------------------------------------------- evaluation controls */
+
+int t2_task_set_cue(t2_task_set *s) {
+    const syn_family *f = s->fam->kind == T2_KIND_REAL ? NULL : t2_syn_find(s->fam->name);
+    size_t fl = strlen(s->fam->name);
+    syn_item si;
+    for (size_t i = 0; i < s->n; i++) {
+        t2_task_item *it = s->items[i];
+        memset(&si, 0, sizeof si);
+        if (!f || strncmp(it->id, s->fam->name, fl) || it->id[fl] != ':' ||
+            f->render(it->id + fl + 1, &si) < 0)
+            return t2_err_set(T2_EINVAL, "%s: item '%s' cannot be rebuilt from its id (the cue "
+                              "is for synthetic families)", s->fam->name, it->id);
+        if (si.n_cued < 1)
+            return t2_err_set(T2_EINVAL, "%s has no cued readings (docs/TASKS.md): no cued "
+                              "prompt for '%s'", s->fam->name, it->id);
+        if (strcmp(si.cued[0].answer, it->answer))
+            return t2_err_set(T2_EINTERNAL, "%s: the cued answer of '%s' is not its answer",
+                              s->fam->name, it->id);
+        const char *p = t2_arena_strndup(&s->arena, si.cued[0].prompt, strlen(si.cued[0].prompt));
+        if (!p)
+            return t2_err_set(T2_ENOMEM, "out of memory");
+        it->prompt = p;
+    }
+    return 0;
+}
+
+int t2_task_set_add_shots(t2_task_set *s, const t2_task_set *shots, size_t k) {
+    if (!shots || shots->n < k)
+        return t2_err_set(T2_EINVAL, "%s: %zu shots asked, %zu items to take them from",
+                          s->fam->name, k, shots ? shots->n : 0);
+    size_t len = 0;
+    for (size_t j = 0; j < k; j++) {
+        for (size_t i = 0; i < s->n; i++)
+            if (!strcmp(s->items[i]->id, shots->items[j]->id))
+                return t2_err_set(T2_EINVAL, "%s: shot '%s' is also an evaluated item",
+                                  s->fam->name, shots->items[j]->id);
+        len += t2_task_render_doc(shots->items[j], NULL, 0);
+    }
+    char *pre = malloc(len + 1);
+    if (!pre)
+        return t2_err_set(T2_ENOMEM, "out of memory");
+    size_t at = 0;
+    for (size_t j = 0; j < k; j++)
+        at += t2_task_render_doc(shots->items[j], pre + at, len + 1 - at);
+    int rc = 0;
+    for (size_t i = 0; i < s->n && rc == 0; i++) {
+        t2_task_item *it = s->items[i];
+        size_t pl = strlen(it->prompt);
+        char *p = t2_arena_alloc(&s->arena, at + pl + 1);
+        if (!p) {
+            rc = t2_err_set(T2_ENOMEM, "out of memory");
+            break;
+        }
+        memcpy(p, pre, at);
+        memcpy(p + at, it->prompt, pl + 1);
+        it->prompt = p;
+    }
+    free(pre);
+    return rc;
+}
+
 size_t t2_task_render_doc(const t2_task_item *it, char *buf, size_t cap) {
     int n = snprintf(buf, cap, "%s" T2_TASK_SEP "%s\n\n", it->prompt, it->answer);
     return n < 0 ? 0 : (size_t)n;

@@ -127,6 +127,16 @@ const t2_task_item *t2_task_set_item(const t2_task_set *s, size_t i);
  * up. T2_ENOTFOUND if there is no such item. The pointer lives as long as the set. */
 int t2_task_set_find(t2_task_set *s, const char *id, const t2_task_item **out);
 
+/* Controls for evaluation (docs/RESULTS.md): the prompts of an open set, rewritten in place.
+ * t2_task_set_cue: every item's prompt becomes its cued prompt for the target reading (the cue
+ * the family prompt leaves out, docs/TASKS.md section 1: the upper bound of what an expert can
+ * surface); T2_EINVAL naming the family when it has no cued readings (v2, real data).
+ * t2_task_set_add_shots: every prompt is preceded by the training documents of the first k items
+ * of `shots` ("PROMPT\nANSWER\n\n" each, the pretraining format): few-shot prompting, with no
+ * adaptation. T2_EINVAL if `shots` has fewer than k items or shares an id with the set. */
+int t2_task_set_cue(t2_task_set *s);
+int t2_task_set_add_shots(t2_task_set *s, const t2_task_set *shots, size_t k);
+
 typedef struct t2_task_score {
     int correct;         /* 1: the scorer accepts the generation */
     char extracted[128]; /* the answer read from the generation ("" if none); truncated */
