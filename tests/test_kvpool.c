@@ -208,15 +208,18 @@ static void test_state_checks(void) {
 }
 
 static void test_prefix_max(void) {
-    T2_CHECK_EQ_INT(t2_kv_prefix_max(64, 1, 128), 0); /* the last token is never reused */
-    T2_CHECK_EQ_INT(t2_kv_prefix_max(65, 1, 128), 0); /* [64, 65) alone, [0, 65) from 0 */
-    T2_CHECK_EQ_INT(t2_kv_prefix_max(66, 1, 128), 64);
-    T2_CHECK_EQ_INT(t2_kv_prefix_max(129, 1, 128), 128); /* [128, 129) is 1 token from 0 too */
-    T2_CHECK_EQ_INT(t2_kv_prefix_max(200, 8, 128), 192);
-    T2_CHECK_EQ_INT(t2_kv_prefix_max(200, 9, 128), 128);
-    T2_CHECK_EQ_INT(t2_kv_prefix_max(129, 1, 65), 0);   /* [128, 129) and [64, 65) alone */
-    T2_CHECK_EQ_INT(t2_kv_prefix_max(131, 1, 65), 128); /* [128, 130) */
-    T2_CHECK_EQ_INT(t2_kv_prefix_max(1000, 1, 1), 960);
+    T2_CHECK_EQ_INT(t2_kv_prefix_max(64, 1, 128, 64), 0); /* the last token is never reused */
+    T2_CHECK_EQ_INT(t2_kv_prefix_max(65, 1, 128, 65), 0); /* [64, 65) alone, [0, 65) from 0 */
+    T2_CHECK_EQ_INT(t2_kv_prefix_max(66, 1, 128, 66), 64);
+    T2_CHECK_EQ_INT(t2_kv_prefix_max(129, 1, 128, 129), 128); /* [128, 129) is 1 token from 0 too */
+    T2_CHECK_EQ_INT(t2_kv_prefix_max(200, 8, 128, 200), 192);
+    T2_CHECK_EQ_INT(t2_kv_prefix_max(200, 9, 128, 200), 128);
+    T2_CHECK_EQ_INT(t2_kv_prefix_max(129, 1, 65, 129), 0);   /* [128, 129) and [64, 65) alone */
+    T2_CHECK_EQ_INT(t2_kv_prefix_max(131, 1, 65, 131), 128); /* [128, 130) */
+    T2_CHECK_EQ_INT(t2_kv_prefix_max(1000, 1, 1, 1000), 960);
+    T2_CHECK_EQ_INT(t2_kv_prefix_max(1000, 1, 128, 900), 896);
+    T2_CHECK_EQ_INT(t2_kv_prefix_max(1000, 1, 128, 63), 0);
+    T2_CHECK_EQ_INT(t2_kv_prefix_max(131, 1, 65, 127), 0); /* 64: [64, 65) alone */
 }
 
 /* n blocks of tokens keyed under seed: held, written and offered to the cache. */
@@ -284,7 +287,7 @@ static void test_prefix_pool(void) {
     t2_kvpool_destroy(&p);
 }
 
-enum { NPS = 8, PB = 16 }; /* sequences in flight; prompt batch */
+enum { NPS = 8, PB = 24 }; /* sequences in flight; prompt batch (not a divisor of 64) */
 
 typedef struct {
     t2_state *st, *ref;
@@ -309,7 +312,10 @@ static void pseq_start(pworld *w, pseq *s, t2_rand *rng) {
     s->np = n;
     s->len = n + (int)t2_rand_below(rng, 40);
     s->seed = w->seeds[t2_rand_below(rng, 2)];
-    s->reused = t2_state_prefix_map(s->st, s->seed, s->toks, t2_kv_prefix_max(n, 1, PB));
+    const int found = t2_kvpool_prefix_map(t2_state_kv_pool(s->st), s->seed, s->toks,
+                                           n / T2_KV_BLOCK, NULL, NULL) * T2_KV_BLOCK;
+    s->reused = t2_state_prefix_map(s->st, s->seed, s->toks, t2_kv_prefix_max(n, 1, PB, found));
+    T2_CHECK_EQ_INT(s->reused, t2_kv_prefix_max(n, 1, PB, found));
     s->pos = s->reused;
     for (int i = n; i < s->len; i++) s->toks[i] = (int)t2_rand_below(rng, V);
     w->reused += s->reused;

@@ -154,8 +154,12 @@ static int run_prompt(gen *g, slot *s, int req) {
     uint64_t seed = t2_kv_prefix_seed(0, &a, sizeof a);
     seed = t2_kv_prefix_seed(seed, &g->p->kv_type, sizeof g->p->kv_type);
     int from = 0;
-    if (g->p->prefix_cache)
-        from = t2_state_prefix_map(s->st, seed, r->tokens, t2_kv_prefix_max(np, 1, pb));
+    if (g->p->prefix_cache) { /* look, then map exactly what the chunk grid allows */
+        const int found = t2_kvpool_prefix_map(g->kv, seed, r->tokens, np / T2_KV_BLOCK, NULL,
+                                               NULL);
+        from = t2_state_prefix_map(s->st, seed, r->tokens,
+                                   t2_kv_prefix_max(np, 1, pb, found * T2_KV_BLOCK));
+    }
     const int n1 = np - from < pb - from % pb ? np - from : pb - from % pb;
     int rc = t2_forward(s->st, g->pool, r->tokens + from, n1, from, NULL);
     if (rc == 0 && from + n1 < np)

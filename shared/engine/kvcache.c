@@ -60,10 +60,11 @@ int t2_kv_context(int n, int seq_len, int *out) {
     return 0;
 }
 
-int t2_kv_prefix_max(int n, int keep, int batch) {
+int t2_kv_prefix_max(int n, int keep, int batch, int limit) {
     if (keep < 1) keep = 1;
-    if (n - keep < T2_KV_BLOCK || batch < 1) return 0;
-    int r = (n - keep) / T2_KV_BLOCK * T2_KV_BLOCK;
+    if (limit > n - keep) limit = n - keep;
+    if (limit < T2_KV_BLOCK || batch < 1) return 0;
+    int r = limit / T2_KV_BLOCK * T2_KV_BLOCK;
     for (; r > 0; r -= T2_KV_BLOCK) {
         const int grid = r / batch * batch, end = grid + batch < n ? grid + batch : n;
         if (r == grid || end - r > 1) break; /* the same chunk as from 0, or more than 1 token */

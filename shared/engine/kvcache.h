@@ -84,12 +84,13 @@ int t2_kvpool_prefix_map(t2_kvpool *p, uint64_t seed, const int *tokens, int max
  * not held. */
 int t2_kvpool_prefix_add(t2_kvpool *p, int32_t id, uint64_t parent, const int *tokens,
                          uint64_t *key);
-/* Tokens of an n-token prompt that may come from the cache when the rest runs in chunks of
- * `batch` whose boundaries are those of a run from position 0 (multiples of batch): whole
- * blocks, leaving at least `keep` (>= 1) tokens to run (the last prompt token's logits are
- * needed), and never a first chunk of one token where the run from 0 has a longer chunk (one
- * token takes the matrix-vector kernels, whose bits differ from the matrix-matrix ones). */
-int t2_kv_prefix_max(int n, int keep, int batch);
+/* The most tokens (at most limit) of an n-token prompt that may come from the cache when the
+ * rest runs in chunks of `batch` whose boundaries are those of a run from position 0 (multiples
+ * of batch): whole blocks, leaving at least `keep` (>= 1) tokens to run (the last prompt
+ * token's logits are needed), and never a first chunk of one token where the run from 0 has a
+ * longer chunk (one token takes the matrix-vector kernels, whose bits differ from the
+ * matrix-matrix ones). */
+int t2_kv_prefix_max(int n, int keep, int batch, int limit);
 /* The block's memory (block_bytes bytes). */
 uint8_t *t2_kvpool_block(const t2_kvpool *p, int32_t id);
 

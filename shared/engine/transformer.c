@@ -201,6 +201,7 @@ int t2_state_prefix_publish(t2_state *s, uint64_t seed, const int *tokens, int n
 
 int t2_state_kv_tokens(const t2_state *s) { return s->n_held * T2_KV_BLOCK; }
 t2_dtype t2_state_kv_type(const t2_state *s) { return t2_kvpool_type(s->kv); }
+t2_kvpool *t2_state_kv_pool(const t2_state *s) { return s->kv; }
 
 int t2_state_n_ctx(const t2_state *s) { return s->n_ctx; }
 float *t2_state_logits(t2_state *s) { return s->logits; }

@@ -62,6 +62,8 @@ size_t t2_state_scratch_bytes(const t2_model *m, int max_batch, int n_ctx, int n
 /* Tokens the held blocks cover; the cache type. */
 int t2_state_kv_tokens(const t2_state *s);
 t2_dtype t2_state_kv_type(const t2_state *s);
+/* The pool the state's blocks come from (its own or the one given). */
+t2_kvpool *t2_state_kv_pool(const t2_state *s);
 /* Attach an adaptation (borrowed; NULL = base weights). It must be made from factors of this
  * model and outlive its use by the state. */
 void t2_state_set_adapt(t2_state *s, const struct t2_adapt *a);
