@@ -11,7 +11,9 @@
 # and SECOND = system + question 2, greedy, 4 new tokens; the time to first token of each is
 # `t2 submit --json`'s ttft_ms. The same rounds run with prefix_cache = true and = false: the
 # ratio SECOND / FIRST per round and its median -> OUT_DIR/prefix.csv and a table on stdout.
-# Timings on a shared machine are noisy: read the ratios within one run.
+# Timings on a shared machine are noisy: read the ratios within one run. heartbeat_ms is 60 s
+# because a long prefill sends no heartbeat (issue 15): on a loaded machine the router would
+# take the group for dead and requeue the job, and the time to first token would count that.
 set -euo pipefail
 B=$(cd "${1:-build}" && pwd)/bin
 ROUNDS=${2:-3}
@@ -21,10 +23,10 @@ A=${T2_ASSETS:-$ROOT/../shared/assets}/models
 L=$ROOT/deploy/t2-local.sh
 mkdir -p "$OUT"
 if [ "${T2_BIG:-0}" = 1 ]; then
-    M=$OUT/m134.gguf Z=$A/tokenizer.bin
+    M=$OUT/m134.gguf Z=$A/tokenizer.bin NW=950
     shape=(--dim 768 --hidden 2048 --layers 12 --heads 12 --vocab 32000)
 else
-    M=$OUT/m25.gguf Z=$A/tok512.bin
+    M=$OUT/m25.gguf Z=$A/tok512.bin NW=380
     shape=(--dim 512 --hidden 1376 --layers 8 --heads 8 --vocab 512)
 fi
 [ -f "$M" ] || "$B/t2" init -o "$M" "${shape[@]}" --seq-len 2048 -z "$Z" > /dev/null
@@ -35,14 +37,14 @@ words=(Lily Tom Max the ball park river sun warm birds sing tall green trees hap
        mom stars moon little big red kind small children simple words every night)
 system() { # a system prompt of about 1,000 tokens, different for each round
     local i out="Round $1. System: you tell stories."
-    for ((i = 0; i < 420; i++)); do out+=" ${words[(i * 7 + i / 5 + $1 * 3) % ${#words[@]}]}"; done
+    for ((i = 0; i < NW; i++)); do out+=" ${words[(i * 7 + i / 5 + $1 * 3) % ${#words[@]}]}"; done
     echo "$out."
 }
 echo "mode,round,first_ms,second_ms,ratio,first_prompt_tokens" > "$OUT/prefix.csv"
 for mode in true false; do
     cat > "$OUT/t2.cfg" <<CFG
 version = 1;
-router = { bind = "tcp://127.0.0.1:$port"; endpoint = "tcp://127.0.0.1:$port"; heartbeat_ms = 500; };
+router = { bind = "tcp://127.0.0.1:$port"; endpoint = "tcp://127.0.0.1:$port"; heartbeat_ms = 60000; };
 model = { path = "$M"; tokenizer = "$Z"; context = 2048; };
 worker = { capacity = 2; threads = 2; prefix_cache = $mode; log_level = "warn"; };
 groups = ( { name = "a"; ranks = 1; } );
