@@ -25,7 +25,7 @@ static const char usage[] =
     "       t2-config router-args FILE\n"
     "KEY: router.bind router.endpoint router.heartbeat_ms router.liveness model.path\n"
     "     model.tokenizer model.factors model.experts_dir model.profiles_dir worker.apply\n"
-    "     worker.merged_type\n"
+    "     worker.merged_type worker.prefix_cache\n"
     "     worker.capacity worker.threads dispatcher.service client.service client.timeout_ms\n"
     "     group.name group.ranks group.host gateway.enabled gateway.bind gateway.port\n";
 
@@ -77,6 +77,8 @@ static int get(const t2_conf *c, const char *key) {
         out_str(t2_conf_apply_name(c->worker.apply));
     else if (!strcmp(key, "worker.merged_type"))
         out_str(t2_conf_merged_type_name(c->worker.merged_type));
+    else if (!strcmp(key, "worker.prefix_cache"))
+        out_str(c->worker.prefix_cache ? "true" : "false");
     else if (!strcmp(key, "worker.capacity"))
         printf("%d\n", c->worker.capacity);
     else if (!strcmp(key, "worker.threads"))

@@ -80,6 +80,7 @@ int t2_conf_defaults(t2_conf *c) {
     c->worker.watchdog_ms = 20000;
     c->worker.chunk_tokens = 16;
     c->worker.kv_type = T2_CFG_KV_F16;
+    c->worker.prefix_cache = 1;
     c->worker.n_services = 2;
     snprintf(c->worker.services[0], sizeof c->worker.services[0], "generate");
     snprintf(c->worker.services[1], sizeof c->worker.services[1], "classify");
@@ -431,6 +432,8 @@ static int read_services(const reader *r, const config_setting_t *s, const char 
     return 0;
 }
 
+static int get_bool(const reader *r, const config_setting_t *s, const char *path, int *out);
+
 static int read_worker(const reader *r, const config_setting_t *g, t2_conf *c) {
     char path[CONF_PATH_LEN];
     int rc = want_group(r, g, "worker");
@@ -473,6 +476,8 @@ static int read_worker(const reader *r, const config_setting_t *g, t2_conf *c) {
             rc = get_long(r, s, p, 0, 1L << 31, &c->worker.kv_pool_tokens);
         else if (!strcmp(n, "memory_mib"))
             rc = get_long(r, s, p, 0, 1L << 40, &c->worker.memory_mib);
+        else if (!strcmp(n, "prefix_cache"))
+            rc = get_bool(r, s, p, &c->worker.prefix_cache);
         else if (!strcmp(n, "services"))
             rc = read_services(r, s, p, c);
         else if (!strcmp(n, "log_level"))
@@ -849,7 +854,7 @@ void t2_conf_print(const t2_conf *c, FILE *f) {
             t2_conf_kv_name(c->worker.kv_type), c->worker.kv_pool_tokens, c->worker.memory_mib);
     for (int i = 0; i < c->worker.n_services; i++)
         fprintf(f, "%s\"%s\"", i ? ", " : "", c->worker.services[i]);
-    fprintf(f, "];\n");
+    fprintf(f, "];\n  prefix_cache = %s;\n", c->worker.prefix_cache ? "true" : "false");
     pstr(f, "log_level", c->worker.log_level);
     fprintf(f, "  watchdog_ms = %d;\n};\ndispatcher = {\n", c->worker.watchdog_ms);
     pstr(f, "service", c->dispatcher.service);

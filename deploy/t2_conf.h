@@ -96,6 +96,7 @@ typedef struct t2_conf {
         int kv_type;             /* KV cache type, a t2_dtype: T2_CFG_KV_F16 (default) */
         long kv_pool_tokens;     /* KV pool per rank in tokens; 0 = slots x context */
         long memory_mib;         /* memory a rank may plan for; 0 = MemAvailable at start */
+        int prefix_cache;        /* reuse the KV blocks of cached prompt prefixes: 1 (true) */
         int n_services;          /* services served: "generate", "classify" */
         char services[T2_CONF_MAX_SERVICES][T2_CONF_NAME_MAX + 1];
         char *log_level; /* "info" */

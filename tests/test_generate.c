@@ -2,7 +2,9 @@
  * t2_forward_step_multi) gives byte-identical texts to generating each prompt alone with
  * `t2 run` semantics, for batch sizes 1 / 3 / 8 and 1 / 2 threads, greedy and sampled, with
  * per-request SVF adaptations; and every stop condition (stop string, EOS, length, context,
- * prompt truncation or rejection).
+ * prompt truncation or rejection); prefix reuse (requests sharing a long system prompt, under
+ * three adaptations) gives the same bytes as no reuse and as each prompt alone, and reuses
+ * exactly the shared whole blocks of requests with the same adaptation, never across them.
  *
  * The reference below is an independent copy of `t2 run`'s loop (cli/cmd_run.c): t2_forward for
  * the prompt, then one t2_forward per token, a fresh state per prompt. */
@@ -416,6 +418,75 @@ static void test_adapt(void) {
     t2_pool_destroy(&pool);
 }
 
+/* Twelve requests: a 200-byte system prompt (BOS + 200 byte tokens: 3 whole blocks of 64) and
+ * four questions, each under base weights and two experts, on a model with a 512 context. */
+static void test_prefix(void) {
+    t2_config cfg = {.dim = 48, .hidden_dim = 96, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                     .vocab_size = 259, .seq_len = 512};
+    t2_model *m = NULL;
+    t2_pool *pool = NULL;
+    t2_factors *f = NULL;
+    t2_expert *e1 = NULL, *e2 = NULL;
+    t2_adapt *a1 = NULL, *a2 = NULL;
+    T2_CHECK(t2_model_init_random(&m, &cfg, 0, 77) == 0 && t2_pool_new(&pool, 2) == 0);
+    if (!m || !pool) goto out;
+    T2_CHECK(t2_factors_compute(&f, m, T2_TARGETS_MLP, pool, NULL, NULL, NULL) == 0);
+    if (!f) goto out;
+    T2_CHECK(t2_expert_init(&e1, f, T2_TARGETS_MLP, "e1", "math", 0.1f, 2.0f, 7, 2.0f) == 0);
+    T2_CHECK(t2_expert_init(&e2, f, T2_TARGETS_MLP, "e2", "code", 0.1f, 2.0f, 8, 2.0f) == 0);
+    const t2_expert *x1[] = {e1}, *x2[] = {e2};
+    const float one = 1.0f;
+    t2_mixture m1 = {1, x1, &one, 1, 0}, m2 = {1, x2, &one, 1, 0};
+    T2_CHECK(t2_adapt_new(&a1, f, &m1, T2_APPLY_MERGED, pool) == 0);
+    T2_CHECK(t2_adapt_new(&a2, f, &m2, T2_APPLY_FACTORED, pool) == 0);
+    if (!a1 || !a2) goto out;
+    static const char *qs[] = {"Q: how many eggs?\n", "Q: sort [3,1,2] please, then say why.\n",
+                               "Q: colour of snow?\n", "Q: x\n"};
+    enum { NQ = 4, NR = 3 * NQ };
+    char prompts_[NR][512];
+    t2_gen_request rq[NR];
+    const t2_adapt *ads[3] = {NULL, a1, a2};
+    for (int i = 0; i < NR; i++) {
+        int k = snprintf(prompts_[i], sizeof prompts_[i], "System: ");
+        for (int j = k; j < 200; j++) prompts_[i][j] = (char)('a' + (j * 7 + j / 13) % 26);
+        snprintf(prompts_[i] + 200, sizeof prompts_[i] - 200, "%s", qs[i / 3]);
+        rq[i] = (t2_gen_request){.prompt = prompts_[i], .adapt = ads[i % 3]};
+    }
+    t2_gen_params gp;
+    t2_gen_params_default(&gp);
+    gp.max_tokens = 16;
+    t2_gen_result on[NR], off[NR];
+    t2_gen_stats st_on, st_off;
+    T2_CHECK(t2_generate_batch(m, g_tok, pool, rq, NR, &gp, on, &st_on) == 0);
+    gp.prefix_cache = 0;
+    T2_CHECK(t2_generate_batch(m, g_tok, pool, rq, NR, &gp, off, &st_off) == 0);
+    int same = 1, differ = 0;
+    for (int i = 0; i < NR; i++) {
+        ref_out ref;
+        ref_generate(m, g_tok, pool, rq[i].prompt, rq[i].adapt, m->cfg.seq_len, 16, 0, 0,
+                     gp.stop, 1, &ref);
+        same &= compare(&on[i], &ref, i, "prefix reuse") && compare(&off[i], &ref, i, "none");
+        differ += i % 3 && strcmp(on[i].text, on[i - i % 3].text) != 0;
+    }
+    T2_CHECK(same);
+    T2_CHECK_MSG(differ > 0, "the experts change no answer: the test shows nothing");
+    /* 192 shared tokens for every request but the first of each adaptation */
+    T2_CHECK_EQ_INT(st_on.reused_tokens, 192 * (NR - 3));
+    T2_CHECK_EQ_INT(st_off.reused_tokens, 0);
+    printf("  %lld of %lld prompt tokens reused\n", (long long)st_on.reused_tokens,
+           (long long)st_on.prompt_tokens);
+    t2_gen_results_free(on, NR);
+    t2_gen_results_free(off, NR);
+out:
+    t2_adapt_release(&a1);
+    t2_adapt_release(&a2);
+    t2_expert_destroy(&e1);
+    t2_expert_destroy(&e2);
+    t2_factors_destroy(&f);
+    t2_model_destroy(&m);
+    t2_pool_destroy(&pool);
+}
+
 static void test_stop_names(void) {
     T2_CHECK(!strcmp(t2_gen_stop_name(T2_GEN_STOP_STRING), "stop"));
     T2_CHECK(!strcmp(t2_gen_stop_name(T2_GEN_STOP_EOS), "eos"));
@@ -439,6 +510,7 @@ int main(void) {
     T2_RUN(test_limits);
     T2_RUN(test_eos);
     T2_RUN(test_adapt);
+    T2_RUN(test_prefix);
     t2_tok_destroy(&g_tok);
     t2_model_destroy(&g_model);
     return T2_TEST_END();

@@ -14,6 +14,11 @@
  *     PREFILL  n prompt tokens of one slot at positions pos..pos+n-1, as activations (n x D);
  *              on the last chunk the tail samples the first token.
  *     DECODE   n slots, one token each (slot, pos) + n x D activations; the tail samples.
+ *     PREFIX   (worker.prefix_cache) right after OPEN: the head's decision for `slot`: map the
+ *              pos cached prompt tokens (whole blocks; every rank finds them: all ranks' pools
+ *              see the same calls in the same order, so they hold the same blocks), hold
+ *              blocks for `last` tokens, and offer the prompt's n tokens (whole blocks, the
+ *              body after a uint64 seed naming the weights) to the cache after the last chunk.
  *     CLOSE    a slot ends (release its mixture and sampler).
  *     SHUTDOWN every rank forwards it and exits.
  *   back, tail -> head, tag WK_TAG_BACK: ACK (slot, code, message) and TOKENS (slot, token)...
@@ -50,6 +55,7 @@ enum {
     WK_MSG_DECODE = 3,
     WK_MSG_CLOSE = 4,
     WK_MSG_SHUTDOWN = 5,
+    WK_MSG_PREFIX = 6,
     WK_MSG_ACK = 16,
     WK_MSG_TOKENS = 17,
 };
@@ -148,6 +154,10 @@ typedef struct wk_rslot {
     int open;
     int score;    /* tail: pick among the labels' tokens (ls) instead of sampling */
     t2_lscore ls;
+    /* prefix reuse: the prompt's whole-block tokens, offered to the cache after the last chunk */
+    int *ptok;    /* (n_ctx), allocated on first use */
+    int n_ptok;   /* 0: nothing to offer */
+    uint64_t pseed;
 } wk_rslot;
 
 typedef struct wk_stage {
@@ -191,6 +201,22 @@ int wk_stage_prefill(wk_stage *s, int slot, int pos, int n, int last, const int 
  * samples into s->out (n pairs). */
 int wk_stage_decode(wk_stage *s, int n, const int *slots, const int *pos, const int *tokens,
                     const float *x);
+
+/* Prefix reuse (engine/kvcache.h). The seed naming the weights a sequence runs with: the
+ * mixture (experts, α) and how it is applied, W' storage and the KV cache type. */
+uint64_t wk_prefix_seed(const wk_open *o, const wk_mix *mix, int merged_type, int kv_type);
+/* Head: how many of the first max_reuse tokens (whole blocks) are cached under seed (*n_found),
+ * and whether, mapping n_reuse <= *n_found of them, blocks for n_tokens fit in the pool now:
+ * 0, or T2_EBUSY with the numbers. Changes nothing. */
+int wk_stage_prefix_look(wk_stage *s, uint64_t seed, const int *tokens, int max_reuse,
+                         int *n_found);
+int wk_stage_prefix_fits(wk_stage *s, uint64_t seed, const int *tokens, int n_reuse,
+                         int n_tokens);
+/* Every rank (PREFIX): map exactly n_reuse cached tokens of tokens into the slot (T2_EPROTO if
+ * this rank does not hold them all), hold blocks for n_tokens, and keep tokens[0..n_tok) to
+ * offer to the cache after the slot's last prompt chunk. Nothing held on failure. */
+int wk_stage_prefix(wk_stage *s, int slot, uint64_t seed, int n_reuse, int n_tokens,
+                    const int *tokens, int n_tok);
 
 /* Non-head ranks: serve forward messages until SHUTDOWN. Returns 0 or a fatal code. */
 int wk_stage_serve(wk_stage *s);

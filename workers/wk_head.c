@@ -54,6 +54,7 @@ typedef struct hslot {
     int kind;
     int *tok;            /* prompt tokens (n_ctx) */
     int n_prompt, sent;  /* prompt tokens, and how many went into the pipeline */
+    int reused;          /* prompt tokens mapped from the prefix cache (sent starts there) */
     int last, next, pos; /* previous token, token to run next and its position */
     int n_gen, max_gen;
     t2_buf text; /* the answer so far */
@@ -86,6 +87,7 @@ typedef struct head {
     T2__ExpertAlpha *cls_eap[1];
     T2__Mixture cls_mix;
     uint64_t jobs, done, errors, tokens, steps, stepped;
+    uint64_t prompt_tokens, reused_tokens; /* prompt tokens of accepted jobs / from the cache */
     int has_curve;
     t2_curve_client curve; /* this group's CURVE keys (security.worker_key) */
     t2_chat_template *chat; /* the model's chat template (NULL: it has none) */
@@ -510,6 +512,51 @@ static int reserve_kv(wk_stage *s, int slot, int n_tokens) {
                       need, T2_KV_BLOCK, nfree, (long long)t2_kvpool_n_blocks(kv));
 }
 
+/* Tokens of prompt chunk that starts at `sent` (the first after reused tokens ends where the run
+ * from 0 ends its chunk, so every later chunk is the same and the numbers are the same bits). */
+static int prefill_len(const head *h, const hslot *q, int sent) {
+    const int b = h->s->batch;
+    int n = q->n_prompt - sent < b ? q->n_prompt - sent : b;
+    if (sent == q->reused && n > b - sent % b) n = b - sent % b;
+    int rest = q->n_prompt - sent - n, tail = q->ls.n_check + 1;
+    if (q->score && rest > 0 && rest < tail) n -= tail - rest; /* scored: the last chunk
+                                                                * holds the checked rows */
+    return n;
+}
+
+/* worker.prefix_cache: map the cached blocks of the prompt's prefix (under the seed of the
+ * sequence's weights) and hold blocks for all its tokens, as every other rank will on PREFIX;
+ * q->reused tokens need not run. Without it: reserve_kv. T2_EBUSY (nothing changed) when the
+ * pool cannot hold it now. */
+static int hold_kv(head *h, hslot *q, int slot, uint64_t seed) {
+    wk_stage *s = h->s;
+    const int n = q->n_prompt, total = q->n_prompt + q->max_gen - 1;
+    q->reused = 0;
+    if (!h->c->worker.prefix_cache) return reserve_kv(s, slot, total);
+    const int keep = q->score ? q->ls.n_check + 1 : 1, full = (n - 1) / T2_KV_BLOCK * T2_KV_BLOCK;
+    int found, r;
+    wk_stage_prefix_look(s, seed, q->tok, full, &found);
+    for (r = t2_kv_prefix_max(n, keep, s->batch, found); r > 0;
+         r = t2_kv_prefix_max(n, keep, s->batch, r - T2_KV_BLOCK)) {
+        q->reused = r;
+        if (r % s->batch == 0 || prefill_len(h, q, r) > 1) break;
+    }
+    q->reused = r;
+    int rc = wk_stage_prefix_fits(s, seed, q->tok, r, total);
+    if (rc == 0) rc = wk_stage_prefix(s, slot, seed, r, total, q->tok, full);
+    return rc;
+}
+
+/* PREFIX down the pipeline, right after OPEN: the head's decision and the prompt's tokens. */
+static void send_prefix(head *h, int slot, uint64_t seed) {
+    const hslot *q = &h->sl[slot];
+    const int full = (q->n_prompt - 1) / T2_KV_BLOCK * T2_KV_BLOCK;
+    wk_hdr hd = {.type = WK_MSG_PREFIX, .n = full, .slot = slot, .pos = q->reused,
+                 .last = q->n_prompt + q->max_gen - 1};
+    if (pipe_send(h, &hd, &seed, sizeof seed, q->tok, (size_t)full * sizeof(int32_t)) < 0)
+        fatal("PREFIX");
+}
+
 /* Take a job into a free slot: cheap checks now, its prompt to the tokenizer thread (or its
  * token ids straight to admission). */
 static int accept_job(head *h, int wi, t2_job *job) {
@@ -593,8 +640,9 @@ static int open_job(head *h, hslot *q) {
     o.n_experts = mix.n;
     o.per_matrix = mix.per_matrix;
     o.n_alpha = mix.n_alpha;
-    if ((rc = wk_stage_open(h->s, slot, &o, &mix)) < 0 ||
-        (rc = reserve_kv(h->s, slot, q->n_prompt + q->max_gen - 1)) < 0) {
+    const uint64_t seed =
+        wk_prefix_seed(&o, &mix, h->c->worker.merged_type, h->c->worker.kv_type);
+    if ((rc = wk_stage_open(h->s, slot, &o, &mix)) < 0 || (rc = hold_kv(h, q, slot, seed)) < 0) {
         wk_stage_close(h->s, slot);
         wk_mix_free(&mix);
         if (rc == T2_EBUSY) { /* the pool is full now: wait for sequences to end */
@@ -605,7 +653,7 @@ static int open_job(head *h, hslot *q) {
         return 0;
     }
     q->dead = 0;
-    q->sent = 0;
+    q->sent = q->reused;
     q->n_gen = 0;
     q->text.len = 0;
     q->text_sent = 0;
@@ -623,14 +671,17 @@ static int open_job(head *h, hslot *q) {
         memcpy(buf, &hd, sizeof hd);
         wk_open_pack(buf + sizeof hd, &o, &mix);
         if (wk_pipe_send(h->s->pipe, buf, sizeof hd + blen, 1, WK_TAG_FWD) < 0) fatal("OPEN");
+        if (h->c->worker.prefix_cache) send_prefix(h, slot, seed);
         q->state = HS_OPENING;
     } else {
         q->state = HS_PREFILL;
     }
     wk_mix_free(&mix);
-    T2_DEBUG("job %" PRIu64 " (request %" PRIu64 ", attempt %u) in slot %d: %d prompt tokens, "
-             "up to %d new",
-             jm->job_id, jm->request_id, jm->attempt, slot, q->n_prompt, q->max_gen);
+    h->prompt_tokens += (uint64_t)q->n_prompt;
+    h->reused_tokens += (uint64_t)q->reused;
+    T2_DEBUG("job %" PRIu64 " (request %" PRIu64 ", attempt %u) in slot %d: %d prompt tokens "
+             "(%d from the prefix cache), up to %d new",
+             jm->job_id, jm->request_id, jm->attempt, slot, q->n_prompt, q->reused, q->max_gen);
     return 1;
 }
 
@@ -755,10 +806,7 @@ static int issue_prefill(head *h) {
         int i = (h->rr + k) % h->n;
         hslot *q = &h->sl[i];
         if (q->state != HS_PREFILL || q->dead) continue;
-        int n = q->n_prompt - q->sent < s->batch ? q->n_prompt - q->sent : s->batch;
-        int rest = q->n_prompt - q->sent - n, tail = q->ls.n_check + 1;
-        if (q->score && rest > 0 && rest < tail) n -= tail - rest; /* scored: the last chunk
-                                                                    * holds the checked rows */
+        int n = prefill_len(h, q, q->sent);
         int last = q->sent + n == q->n_prompt;
         if (wk_stage_prefill(s, i, q->sent, n, last, q->tok + q->sent, NULL) < 0) fatal("prefill");
         if (s->size > 1) {
@@ -945,6 +993,15 @@ static int connect_workers(head *h, const t2_model *m) {
     return rc;
 }
 
+/* The prefix cache's line of the head's statistics. */
+static void log_prefix(const head *h) {
+    if (!h->c->worker.prefix_cache) return;
+    T2_INFO("prefix cache: %" PRIu64 " of %" PRIu64 " prompt tokens reused (%.1f %%), %lld "
+            "blocks of %d cached", h->reused_tokens, h->prompt_tokens,
+            h->prompt_tokens ? 100.0 * (double)h->reused_tokens / (double)h->prompt_tokens : 0.0,
+            (long long)t2_kvpool_n_cached(h->s->kv), T2_KV_BLOCK);
+}
+
 int wk_head_run(wk_stage *s, const t2_conf *c, t2_tokenizer *tok, volatile int *stop) {
     head hh, *h = &hh;
     memset(h, 0, sizeof *h);
@@ -1007,12 +1064,14 @@ int wk_head_run(wk_stage *s, const t2_conf *c, t2_tokenizer *tok, volatile int *
                     ", decode steps %" PRIu64 " (%.2f sequences each)",
                     h->jobs, h->done, h->errors, h->tokens, h->steps,
                     h->steps ? (double)h->stepped / h->steps : 0.0);
+            log_prefix(h);
         }
     }
     T2_INFO("stopping: jobs %" PRIu64 ", done %" PRIu64 ", refused %" PRIu64 ", tokens %" PRIu64
             ", decode steps %" PRIu64 " (%.2f sequences each)",
             h->jobs, h->done, h->errors, h->tokens, h->steps,
             h->steps ? (double)h->stepped / h->steps : 0.0);
+    log_prefix(h);
 out:
     /* goodbye first: the router requeues our unfinished jobs at once; then free the jobs */
     for (int i = 0; i < h->nw; i++)

@@ -212,6 +212,7 @@ void wk_stage_free(wk_stage *s) {
     for (int i = 0; s->slots && i < s->n_slots; i++) {
         wk_stage_close(s, i);
         t2_state_destroy(&s->slots[i].st);
+        free(s->slots[i].ptok);
     }
     free(s->slots);
     free(s->sts);
@@ -266,6 +267,7 @@ void wk_stage_close(wk_stage *s, int slot) {
     wk_rslot *r = &s->slots[slot];
     t2_state_set_adapt(r->st, NULL);
     t2_state_release(r->st); /* the sequence ended: its KV blocks go back to the pool */
+    r->n_ptok = 0;
     t2_adapt_release(&r->adapt);
     t2_sampler_destroy(&r->smp);
     r->open = 0;
@@ -311,6 +313,11 @@ int wk_stage_prefill(wk_stage *s, int slot, int pos, int n, int last, const int 
         memcpy(t2_state_x(st), x, (size_t)n * s->D * sizeof(float));
     }
     if ((rc = t2_forward_layers(st, s->pool, n, pos)) < 0) return rc;
+    wk_rslot *rs = &s->slots[slot];
+    if (last && rs->n_ptok) { /* the prompt's blocks are written: offer them to the cache */
+        t2_state_prefix_publish(st, rs->pseed, rs->ptok, rs->n_ptok);
+        rs->n_ptok = 0;
+    }
     if (s->is_tail && last) {
         wk_rslot *r = &s->slots[slot];
         s->out[0].slot = slot;
@@ -354,6 +361,83 @@ int wk_stage_decode(wk_stage *s, int n, const int *slots, const int *pos, const 
     }
     s->n_out = n;
     return 0;
+}
+
+/* ---- prefix reuse ---------------------------------------------------------------------------- */
+
+uint64_t wk_prefix_seed(const wk_open *o, const wk_mix *mix, int merged_type, int kv_type) {
+    int32_t head[4] = {kv_type, mix->n, 0, 0};
+    if (mix->n > 0) { /* base weights are the same whatever the apply mode */
+        head[2] = o->apply;
+        head[3] = mix->per_matrix | merged_type << 1;
+    }
+    uint64_t h = t2_kv_prefix_seed(0, head, sizeof head);
+    for (int i = 0; i < mix->n; i++) h = t2_kv_prefix_seed(h, mix->names[i], strlen(mix->names[i]));
+    if (mix->n_alpha) h = t2_kv_prefix_seed(h, mix->alpha, (size_t)mix->n_alpha * sizeof(float));
+    return h;
+}
+
+int wk_stage_prefix_look(wk_stage *s, uint64_t seed, const int *tokens, int max_reuse,
+                         int *n_found) {
+    *n_found = t2_kvpool_prefix_map(s->kv, seed, tokens, max_reuse / T2_KV_BLOCK, NULL, NULL) *
+               T2_KV_BLOCK;
+    return 0;
+}
+
+int wk_stage_prefix_fits(wk_stage *s, uint64_t seed, const int *tokens, int n_reuse,
+                         int n_tokens) {
+    int idle = 0;
+    const int nb = n_reuse / T2_KV_BLOCK;
+    if (t2_kvpool_prefix_map(s->kv, seed, tokens, nb, NULL, &idle) != nb)
+        return t2_err_set(T2_EPROTO, "prefix: %d cached blocks expected", nb);
+    const long need = (long)t2_kv_blocks_for(n_tokens) - nb;
+    const long avail = (long)t2_kvpool_n_free(s->kv) - idle;
+    if (need > avail)
+        return t2_err_set(T2_EBUSY, "KV pool full: the request needs %d tokens (%ld new blocks of "
+                          "%d, %d cached), %ld of the pool's %lld blocks are free "
+                          "(worker.kv_pool_tokens)", n_tokens, need, T2_KV_BLOCK, nb, avail,
+                          (long long)t2_kvpool_n_blocks(s->kv));
+    return 0;
+}
+
+int wk_stage_prefix(wk_stage *s, int slot, uint64_t seed, int n_reuse, int n_tokens,
+                    const int *tokens, int n_tok) {
+    if (slot < 0 || slot >= s->n_slots || n_reuse < 0 || n_reuse % T2_KV_BLOCK ||
+        n_reuse > n_tok || n_tok > n_tokens || n_tokens > s->n_ctx)
+        return t2_err_set(T2_EPROTO, "PREFIX: slot %d, %d reused of %d tokens, %d to hold "
+                          "(context %d)", slot, n_reuse, n_tok, n_tokens, s->n_ctx);
+    wk_rslot *r = &s->slots[slot];
+    if (!r->ptok && !(r->ptok = malloc((size_t)s->n_ctx * sizeof *r->ptok)))
+        return t2_err_set(T2_ENOMEM, "out of memory");
+    t2_state_release(r->st);
+    int got = t2_state_prefix_map(r->st, seed, tokens, n_reuse), rc = 0;
+    if (got != n_reuse)
+        rc = t2_err_set(T2_EPROTO, "PREFIX: rank %d holds %d of the %d cached prompt tokens the "
+                        "head found", s->rank, got, n_reuse);
+    else
+        rc = t2_state_reserve(r->st, n_tokens);
+    if (rc < 0) {
+        t2_state_release(r->st);
+        return rc;
+    }
+    memcpy(r->ptok, tokens, (size_t)n_tok * sizeof *tokens);
+    r->n_ptok = n_tok;
+    r->pseed = seed;
+    return 0;
+}
+
+/* PREFIX from the previous rank: the body is the seed, then n int32 tokens. */
+static int serve_prefix(wk_stage *s, const wk_hdr *h, const char *body, size_t blen) {
+    uint64_t seed;
+    if (h->n < 0 || h->n > s->n_ctx || blen != sizeof seed + (size_t)h->n * sizeof(int32_t))
+        return t2_err_set(T2_EPROTO, "PREFIX: %zu bytes for %d tokens", blen, h->n);
+    memcpy(&seed, body, sizeof seed);
+    int *tok = malloc(((size_t)h->n + 1) * sizeof *tok);
+    if (!tok) return t2_err_set(T2_ENOMEM, "out of memory");
+    memcpy(tok, body + sizeof seed, (size_t)h->n * sizeof *tok);
+    int rc = wk_stage_prefix(s, h->slot, seed, h->pos, h->last, tok, h->n);
+    free(tok);
+    return rc;
 }
 
 /* ---- non-head ranks ------------------------------------------------------------------------- */
@@ -444,6 +528,10 @@ int wk_stage_serve(wk_stage *s) {
             rc = s->is_tail ? send_tokens(s) : forward_step(s, h, pairs, h->n, -1);
             break;
         }
+        case WK_MSG_PREFIX:
+            if ((rc = serve_prefix(s, h, body, blen)) < 0) return rc;
+            rc = s->is_tail ? 0 : send_msg(s, h, body, blen, s->rank + 1, WK_TAG_FWD);
+            break;
         case WK_MSG_CLOSE:
             wk_stage_close(s, h->slot);
             rc = s->is_tail ? 0 : send_msg(s, h, NULL, 0, s->rank + 1, WK_TAG_FWD);

@@ -30,6 +30,7 @@ void t2_gen_params_default(t2_gen_params *p) {
     p->batch = 8;
     p->prompt_batch = 128;
     p->truncate = 1;
+    p->prefix_cache = 1;
     p->stop[0] = "\n";
 }
 
@@ -64,6 +65,7 @@ typedef struct {
     int n_stops;
     size_t stop_max; /* longest stop string */
     int ctx;         /* the context (positions) a sequence may use */
+    t2_kvpool *kv;   /* the slots' KV blocks (prefix reuse shares them) */
 } gen;
 
 static void req_fail(t2_gen_result *r, int code, const char *msg) {
@@ -94,6 +96,7 @@ static void finish(gen *g, slot *s, t2_gen_stop why) {
     int idx = s->req;
     s->req = -1;
     t2_sampler_destroy(&s->smp);
+    t2_state_release(s->st); /* its prompt's blocks stay cached for later requests */
     if (g->p->on_done) g->p->on_done(g->p->on_done_ctx, idx, r);
 }
 
@@ -140,6 +143,32 @@ static int take_token(gen *g, slot *s) {
     return 1;
 }
 
+/* The prompt of request req in slot s: the cached blocks of its prefix mapped (prefix_cache),
+ * the rest run in chunks whose boundaries are those of a run from 0 (so the numbers are the
+ * same bits), its full blocks offered to the cache. */
+static int run_prompt(gen *g, slot *s, int req) {
+    t2_gen_result *r = &g->out[req];
+    const int np = r->n_prompt, pb = g->p->prompt_batch;
+    const t2_adapt *a = g->reqs[req].adapt;
+    /* the weights in use (the adaptation, alive for the whole call) and the cache type */
+    uint64_t seed = t2_kv_prefix_seed(0, &a, sizeof a);
+    seed = t2_kv_prefix_seed(seed, &g->p->kv_type, sizeof g->p->kv_type);
+    int from = 0;
+    if (g->p->prefix_cache) { /* look, then map exactly what the chunk grid allows */
+        const int found = t2_kvpool_prefix_map(g->kv, seed, r->tokens, np / T2_KV_BLOCK, NULL,
+                                               NULL);
+        from = t2_state_prefix_map(s->st, seed, r->tokens,
+                                   t2_kv_prefix_max(np, 1, pb, found * T2_KV_BLOCK));
+    }
+    const int n1 = np - from < pb - from % pb ? np - from : pb - from % pb;
+    int rc = t2_forward(s->st, g->pool, r->tokens + from, n1, from, NULL);
+    if (rc == 0 && from + n1 < np)
+        rc = t2_forward(s->st, g->pool, r->tokens + from + n1, np - from - n1, from + n1, NULL);
+    if (rc == 0 && g->p->prefix_cache) t2_state_prefix_publish(s->st, seed, r->tokens, np - 1);
+    if (g->stats) g->stats->reused_tokens += from;
+    return rc;
+}
+
 /* Start request `req` in slot s: run its prompt and take the first token. 1 if the sequence
  * is in flight, 0 if it finished or failed on its own, < 0 on an engine failure. */
 static int start(gen *g, slot *s, int req) {
@@ -157,7 +186,7 @@ static int start(gen *g, slot *s, int req) {
     s->cap = 1;
     t2_state_set_adapt(s->st, g->reqs[req].adapt);
     double t0 = t2_now();
-    rc = t2_forward(s->st, g->pool, r->tokens, r->n_prompt, 0, NULL);
+    rc = run_prompt(g, s, req);
     if (g->stats) {
         g->stats->prompt_seconds += t2_now() - t0;
         g->stats->prompt_tokens += r->n_prompt;
@@ -169,6 +198,7 @@ static int start(gen *g, slot *s, int req) {
         if (g->stats) g->stats->failed++;
         s->req = -1;
         t2_sampler_destroy(&s->smp);
+        t2_state_release(s->st);
         if (p->on_done) p->on_done(p->on_done_ctx, idx, r);
         return 0;
     }
@@ -326,10 +356,15 @@ static int decode_step(gen *g, gen_run *w, int active) {
 static int generate_all(gen *g, gen_run *w, int n) {
     int rc, ctx_needed = 1;
     if ((rc = encode_all(g, n, &ctx_needed)) < 0) return rc;
+    /* one pool for all slots, room for each slot's whole context: never T2_EBUSY */
+    const t2_config *c = &g->m->cfg;
+    if ((rc = t2_kvpool_new(&g->kv, g->p->kv_type, c->n_layers, c->n_kv_heads * c->head_dim,
+                            w->nslots * t2_kv_blocks_for(ctx_needed))) < 0)
+        return rc;
     for (int i = 0; i < w->nslots; i++) {
         w->slots[i].req = -1;
         if ((rc = t2_state_new_kv(&w->slots[i].st, g->m, g->p->prompt_batch, ctx_needed, 0,
-                                  g->m->cfg.n_layers, g->p->kv_type, NULL)) < 0)
+                                  c->n_layers, g->p->kv_type, g->kv)) < 0)
             return rc;
     }
     for (;;) {
@@ -385,6 +420,7 @@ int t2_generate_batch(const t2_model *m, const t2_tokenizer *tok, t2_pool *pool,
     free(w.pos);
     free(w.idx);
     free(w.grouped);
+    t2_kvpool_destroy(&g.kv);
     if (rc < 0) t2_gen_results_free(out, n);
     return rc < 0 ? rc : 0;
 }

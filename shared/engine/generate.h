@@ -29,6 +29,15 @@
  * request at once. Sequences whose adaptations come from different factor files are stepped
  * in separate groups (a multi-sequence step shares U and Vᵀ).
  *
+ * Prefix reuse (params.prefix_cache): all slots share one KV pool (engine/kvcache.h); a prompt
+ * whose first whole blocks of 64 tokens were run before with the same adaptation (the same
+ * t2_adapt object) maps their keys and values instead of running them, and only the rest is
+ * run, in chunks whose boundaries are those of a run from position 0: the results are the same
+ * bits (prompt rows do not depend on their chunk when it has 2 tokens or more; on F32/F16/BF16
+ * weights and quantized ones at the avx512vnni level - the OpenBLAS fallback of lower levels
+ * promises no such thing). A finished request's prompt blocks stay cached until the pool needs
+ * them (least recently used first). stats.reused_tokens counts the tokens not run.
+ *
  * Prompts longer than the context: with params.truncate, the prompt is cut from the left
  * (BOS + its last tokens), leaving room for min(max_tokens, n_ctx / 2) new tokens, and
  * result.truncated counts the dropped tokens; without it the request fails (result.error) and
@@ -77,6 +86,8 @@ typedef struct t2_gen_params {
     int n_ctx;             /* context per sequence; 0 = the model's seq_len */
     t2_dtype kv_type;      /* KV cache type (engine/kvcache.h); default T2_F32 */
     int truncate;          /* cut over-long prompts from the left (see above); default 1 */
+    int prefix_cache;      /* reuse the KV blocks of prompt prefixes seen before (see above);
+                            * default 1 */
     const char *stop[T2_GEN_MAX_STOPS]; /* stop strings (NULL-terminated list); default "\n" */
     t2_gen_done_fn on_done; /* optional */
     void *on_done_ctx;
@@ -101,6 +112,7 @@ typedef struct t2_gen_stats {
     double mean_in_flight; /* sequences per decode step, averaged */
     double prompt_seconds, decode_seconds, wall_seconds;
     int failed, truncated; /* requests that failed / had their prompt cut */
+    int64_t reused_tokens; /* prompt tokens taken from the prefix cache, not run */
 } t2_gen_stats;
 
 void t2_gen_params_default(t2_gen_params *p);

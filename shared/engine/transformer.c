@@ -193,8 +193,27 @@ void t2_state_release(t2_state *s) {
     while (s->n_held > 0) t2_kvpool_free(s->kv, s->blocks[--s->n_held]);
 }
 
+int t2_state_prefix_map(t2_state *s, uint64_t seed, const int *tokens, int max_tokens) {
+    if (s->n_held || max_tokens < T2_KV_BLOCK) return 0;
+    int nb = max_tokens / T2_KV_BLOCK;
+    if (nb > s->max_blocks) nb = s->max_blocks;
+    s->n_held = t2_kvpool_prefix_map(s->kv, seed, tokens, nb, s->blocks, NULL);
+    return s->n_held * T2_KV_BLOCK;
+}
+
+int t2_state_prefix_publish(t2_state *s, uint64_t seed, const int *tokens, int n_tokens) {
+    int nb = n_tokens / T2_KV_BLOCK, added = 0;
+    if (nb > s->n_held) nb = s->n_held;
+    uint64_t parent = seed;
+    for (int i = 0; i < nb; i++)
+        added += t2_kvpool_prefix_add(s->kv, s->blocks[i], parent,
+                                      tokens + (size_t)i * T2_KV_BLOCK, &parent) == 0;
+    return added;
+}
+
 int t2_state_kv_tokens(const t2_state *s) { return s->n_held * T2_KV_BLOCK; }
 t2_dtype t2_state_kv_type(const t2_state *s) { return t2_kvpool_type(s->kv); }
+t2_kvpool *t2_state_kv_pool(const t2_state *s) { return s->kv; }
 
 int t2_state_n_ctx(const t2_state *s) { return s->n_ctx; }
 float *t2_state_logits(t2_state *s) { return s->logits; }

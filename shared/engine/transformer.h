@@ -48,11 +48,22 @@ int t2_state_n_ctx(const t2_state *s);
 int t2_state_reserve(t2_state *s, int n_tokens);
 /* Give all the state's KV blocks back to its pool: the sequence ended. */
 void t2_state_release(t2_state *s);
+/* Prefix reuse (engine/kvcache.h): map the pool's cached blocks that hold the first tokens of
+ * tokens under seed, at most max_tokens tokens (whole blocks), into a state that holds no
+ * blocks (a new sequence). Returns the tokens mapped (a multiple of T2_KV_BLOCK, maybe 0): run
+ * the rest from that position. */
+int t2_state_prefix_map(t2_state *s, uint64_t seed, const int *tokens, int max_tokens);
+/* Offer the state's full blocks of positions [0, n_tokens) (all written by now, tokens[] the
+ * tokens at those positions, never written again by this sequence: its prompt) to the cache
+ * under seed. Returns the blocks newly cached. */
+int t2_state_prefix_publish(t2_state *s, uint64_t seed, const int *tokens, int n_tokens);
 /* Bytes a state allocates besides its KV blocks (activations, attention scratch). */
 size_t t2_state_scratch_bytes(const t2_model *m, int max_batch, int n_ctx, int n_threads);
 /* Tokens the held blocks cover; the cache type. */
 int t2_state_kv_tokens(const t2_state *s);
 t2_dtype t2_state_kv_type(const t2_state *s);
+/* The pool the state's blocks come from (its own or the one given). */
+t2_kvpool *t2_state_kv_pool(const t2_state *s);
 /* Attach an adaptation (borrowed; NULL = base weights). It must be made from factors of this
  * model and outlive its use by the state. */
 void t2_state_set_adapt(t2_state *s, const struct t2_adapt *a);
