@@ -97,10 +97,7 @@ static void tile_task(void *ctx, int ith, int nth) {
         int t = atomic_fetch_add_explicit(&j->next_tile, 1, memory_order_relaxed);
         if (t >= j->ntiles) return;
         int r0 = t * QMM_RT, r1 = r0 + QMM_RT < W->rows ? r0 + QMM_RT : W->rows;
-        for (int v0 = 0; v0 < j->B; v0 += 4) {
-            int nv = j->B - v0 < 4 ? j->B - v0 : 4;
-            t2_kv_rows(W->type, j->ys + v0, W->data, rb, W->cols, j->xp + v0, nv, r0, r1);
-        }
+        t2_kv_rows(W->type, j->ys, W->data, rb, W->cols, j->xp, j->B, r0, r1);
     }
 }
 

@@ -42,6 +42,10 @@ void t2_kv_prep(void *buf, const float *x, int cols);
  * weights decoded once per group). Requires t2_kv_has(t, cols). */
 void t2_kv_rows(t2_dtype t, float *const *ys, const void *W, size_t rb, int cols,
                 const void *const *x8, int nv, int r0, int r1);
+/* The same for the legacy 32-element types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1; t2_kv_rows calls it):
+ * 16 rows at a time, packed once per call and shared by all nv vectors (quants_vnni_tile.c). */
+void t2_kvt_rows(t2_dtype t, float *const *ys, const void *W, size_t rb, int cols,
+                 const void *const *x8, int nv, int r0, int r1);
 #endif
 
 #endif
