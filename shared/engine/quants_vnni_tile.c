@@ -19,6 +19,7 @@
 #if defined(__x86_64__)
 #include "engine/quants.h"
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define TGT                                                                                    \
@@ -90,6 +91,8 @@ INL void kt_pack(t2_dtype T, kt_blk *out, const uint8_t *W, size_t rb, int nr, i
         __m512i a[8], t[8], u[8];
         for (int i = 0; i < 8; i++) {
             const uint8_t *A = i < nr ? base + rb * (size_t)i : zero;
+            _mm_prefetch((const char *)A + 16 * rb, _MM_HINT_T0);
+            _mm_prefetch((const char *)A + 16 * rb + 8 * rb, _MM_HINT_T0);
             const uint8_t *B = i + 8 < nr ? base + rb * (size_t)(i + 8) : zero;
             a[i] = kt_codes(T, A, B);
             if (i >= nr) a[i] = _mm512_mask_mov_epi64(_mm512_setzero_si512(), 0xf0, a[i]);
@@ -198,7 +201,168 @@ KT_PACK(Q4_1)
 KT_PACK(Q5_0)
 KT_PACK(Q5_1)
 
-TGT void t2_kvt_rows(t2_dtype t, float *const *ys, const void *W, size_t rb, int cols,
+
+static void t2_kvt_pack_rows(t2_dtype t, float *const *ys, const void *W, size_t rb, int cols,
+                             const void *const *x8, int nv, int r0, int r1);
+
+/* ---- few vectors: no packing; per row the lane dots of a pair of blocks, reduced to a vector
+ * of the 16 rows' block dots (one row per lane, as the packed tile gives them) ---- */
+
+/* Unsigned codes u = c + off (off: the type's kt_off) of one pair of blocks of one row. */
+INL __m512i kt_ucodes(t2_dtype T, const uint8_t *A, const uint8_t *B) {
+    if (T == T2_Q8_0)
+        return _mm512_xor_si512(kt_codes(T, A, B), _mm512_set1_epi8((char)0x80));
+    __m512i u = kt_codes(T, A, B);
+    if (T == T2_Q4_0) u = _mm512_add_epi8(u, _mm512_set1_epi8(8));
+    if (T == T2_Q5_0) u = _mm512_add_epi8(u, _mm512_set1_epi8(16));
+    return u;
+}
+
+static int kt_off(t2_dtype T) {
+    return T == T2_Q8_0 ? 128 : T == T2_Q4_0 ? 8 : T == T2_Q5_0 ? 16 : 0;
+}
+
+/* 16 vectors of 16 int32 lanes (row r: lanes 0-7 block A, 8-15 block B) -> *ia, *ib: row r's
+ * sums of lanes 0-7 and 8-15 in lane r. */
+INL void kt_reduce(__m512i *D, __m512i *ia, __m512i *ib) {
+    __m512i E[8], F[4];
+    for (int i = 0; i < 8; i++)
+        E[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(D[2 * i], D[2 * i + 1]),
+                                _mm512_unpackhi_epi32(D[2 * i], D[2 * i + 1]));
+    for (int i = 0; i < 4; i++)
+        F[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(E[2 * i], E[2 * i + 1]),
+                                _mm512_unpackhi_epi64(E[2 * i], E[2 * i + 1]));
+    /* F[k] 128-bit lane L: rows 4k..4k+3, sums of lanes 4L..4L+3 */
+    __m512i w01 = _mm512_add_epi32(_mm512_shuffle_i32x4(F[0], F[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                   _mm512_shuffle_i32x4(F[0], F[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    __m512i w23 = _mm512_add_epi32(_mm512_shuffle_i32x4(F[2], F[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                                   _mm512_shuffle_i32x4(F[2], F[3], _MM_SHUFFLE(3, 1, 3, 1)));
+    *ia = _mm512_shuffle_i32x4(w01, w23, _MM_SHUFFLE(2, 0, 2, 0));
+    *ib = _mm512_shuffle_i32x4(w01, w23, _MM_SHUFFLE(3, 1, 3, 1));
+}
+
+/* Rows [r, r + nr) (nr <= 16) for NV vectors; S[v][b]: sum of vector v's q over block b. */
+INL void kt_mv16(t2_dtype T, float *const *ys, const uint8_t *w, size_t rb, int cols,
+                 const void *const *x8, const int32_t *const *S, const int NV, int r, int nr) {
+    const size_t bb = t2_quant_block_bytes(T);
+    const int nb = cols / 32, off = kt_off(T), has_m = T == T2_Q4_1 || T == T2_Q5_1;
+    const __mmask16 live = (__mmask16)((1u << nr) - 1);
+    const __m512i rowoff = _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        _mm512_set1_epi32((int)rb));
+    static const uint8_t zero[64];
+    const uint8_t *rows[16];
+    for (int i = 0; i < 16; i++) rows[i] = i < nr ? w + rb * (size_t)i : zero;
+    const int8_t *q[4];
+    const float *dxe[4], *s32[4];
+    for (int v = 0; v < NV; v++) {
+        const uint8_t *p = x8[v];
+        q[v] = (const int8_t *)p;
+        dxe[v] = (const float *)(p + T2_X8_A64(cols));
+        s32[v] = (const float *)(p + 2 * T2_X8_A64(cols));
+    }
+    __m512 acc[4];
+    for (int v = 0; v < NV; v++) acc[v] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b += 2) {
+        __m512i D[4][16];
+        for (int i = 0; i < 16; i++) {
+            const uint8_t *A = rows[i] + (rows[i] == zero ? 0 : bb * (size_t)b);
+            /* the next 16 rows, a group's time ahead: 16 rows stepped together defeat the
+             * hardware prefetchers (measured: most of the time went to these loads) */
+            _mm_prefetch((const char *)A + 16 * rb, _MM_HINT_T0);
+            _mm_prefetch((const char *)A + 16 * rb + 64, _MM_HINT_T0);
+            __m512i u = kt_ucodes(T, A, rows[i] == zero ? zero : A + bb);
+            for (int v = 0; v < NV; v++)
+                D[v][i] = _mm512_dpbusd_epi32(
+                    _mm512_setzero_si512(), u,
+                    _mm512_loadu_si512((const void *)(q[v] + 32 * (size_t)b)));
+        }
+        const uint8_t *base = w + bb * (size_t)b;
+        __m512i ga = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, rowoff, base, 1);
+        __m512i gb = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, rowoff, base + bb, 1);
+        __m512 da = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(ga));
+        __m512 db = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(gb));
+        __m512 ma = _mm512_setzero_ps(), mb = _mm512_setzero_ps();
+        if (has_m) {
+            ma = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(ga, 16)));
+            mb = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(gb, 16)));
+        }
+        for (int v = 0; v < NV; v++) {
+            __m512i ia, ib;
+            kt_reduce(D[v], &ia, &ib);
+            ia = _mm512_sub_epi32(ia, _mm512_set1_epi32(off * S[v][b]));
+            ib = _mm512_sub_epi32(ib, _mm512_set1_epi32(off * S[v][b + 1]));
+            __m512 sa = _mm512_mul_ps(da, _mm512_set1_ps(dxe[v][8 * b]));
+            acc[v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia), sa, acc[v]);
+            if (has_m) acc[v] = _mm512_fmadd_ps(ma, _mm512_set1_ps(s32[v][b]), acc[v]);
+            __m512 sb = _mm512_mul_ps(db, _mm512_set1_ps(dxe[v][8 * b + 8]));
+            acc[v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ib), sb, acc[v]);
+            if (has_m) acc[v] = _mm512_fmadd_ps(mb, _mm512_set1_ps(s32[v][b + 1]), acc[v]);
+        }
+    }
+    for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(ys[v] + r, live, acc[v]);
+}
+
+/* Sums of q per 32-block of a prepared vector. */
+INL void kt_qsums(const void *x8, int cols, int32_t *S) {
+    const int8_t *q = x8;
+    for (int b = 0; b < cols / 32; b++) {
+        __m256i y = _mm256_loadu_si256((const __m256i *)(q + 32 * b));
+        __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), y);
+        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(1, 0, 3, 2)));
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
+        S[b] = _mm_cvtsi128_si32(h);
+    }
+}
+
+#define KT_MV(T, NV)                                                                           \
+    static TGT void kt_mv_##T##_##NV(float *const *ys, const uint8_t *w, size_t rb, int cols,  \
+                                     const void *const *x8, const int32_t *const *S, int r,    \
+                                     int nr) {                                                 \
+        kt_mv16(T2_##T, ys, w, rb, cols, x8, S, NV, r, nr);                                    \
+    }
+#define KT_MV_T(T)                                                                             \
+    KT_MV(T, 1)                                                                                \
+    KT_MV(T, 2)                                                                                \
+    KT_MV(T, 3)
+KT_MV_T(Q8_0)
+KT_MV_T(Q4_0)
+KT_MV_T(Q4_1)
+KT_MV_T(Q5_0)
+KT_MV_T(Q5_1)
+typedef void (*kt_mv_fn)(float *const *ys, const uint8_t *w, size_t rb, int cols,
+                         const void *const *x8, const int32_t *const *S, int r, int nr);
+#define KT_MV_ROW(T) {kt_mv_##T##_1, kt_mv_##T##_2, kt_mv_##T##_3}
+
+/* nv < KT_MV_MAX vectors without packing. */
+#define KT_MV_MAX 4
+static TGT void kt_mv_rows(t2_dtype t, float *const *ys, const void *W, size_t rb, int cols,
+                           const void *const *x8, int nv, int r0, int r1) {
+    static const kt_mv_fn tab[5][3] = {KT_MV_ROW(Q8_0), KT_MV_ROW(Q4_0), KT_MV_ROW(Q4_1),
+                                       KT_MV_ROW(Q5_0), KT_MV_ROW(Q5_1)};
+    int ti = t == T2_Q8_0 ? 0 : t == T2_Q4_0 ? 1 : t == T2_Q4_1 ? 2 : t == T2_Q5_0 ? 3 : 4;
+    int32_t sbuf[3][512], *heap = NULL;
+    const int32_t *S[3];
+    int nb = cols / 32;
+    int32_t *sp = nb <= 512 ? &sbuf[0][0] : (heap = malloc(sizeof(int32_t) * 3 * (size_t)nb));
+    if (!sp) { /* no memory for the sums: the packed path needs none */
+        t2_kvt_pack_rows(t, ys, W, rb, cols, x8, nv, r0, r1);
+        return;
+    }
+    int stride = nb <= 512 ? 512 : nb;
+    for (int v = 0; v < nv; v++) {
+        kt_qsums(x8[v], cols, sp + (size_t)stride * v);
+        S[v] = sp + (size_t)stride * v;
+    }
+    for (int r = r0; r < r1; r += 16) {
+        int nr = r1 - r < 16 ? r1 - r : 16;
+        tab[ti][nv - 1](ys, (const uint8_t *)W + rb * (size_t)r, rb, cols, x8, S, r, nr);
+    }
+    free(heap);
+}
+
+static TGT void t2_kvt_pack_rows(t2_dtype t, float *const *ys, const void *W, size_t rb, int cols,
                      const void *const *x8, int nv, int r0, int r1) {
     void (*pack)(kt_blk *, const uint8_t *, size_t, int, int, int) =
         t == T2_Q8_0   ? kt_pack_Q8_0
@@ -223,6 +387,12 @@ TGT void t2_kvt_rows(t2_dtype t, float *const *ys, const void *W, size_t rb, int
             }
         }
     }
+}
+
+void t2_kvt_rows(t2_dtype t, float *const *ys, const void *W, size_t rb, int cols,
+                 const void *const *x8, int nv, int r0, int r1) {
+    if (nv < KT_MV_MAX) kt_mv_rows(t, ys, W, rb, cols, x8, nv, r0, r1);
+    else t2_kvt_pack_rows(t, ys, W, rb, cols, x8, nv, r0, r1);
 }
 
 #endif
