@@ -11,10 +11,13 @@
  *   qu   uint8[cols]       q + 128
  * A block holding inf or nan gets dx = nan (and q = 0) so that it shows in every result.
  *
- * Each output is sum over 64-element pairs of (float)(int32 lane dots of unsigned weight codes
- * and q) * (weight scale * dx), in two interleaved f32 accumulators, plus the mins applied to
- * s32 per 256 elements (per 8 blocks); the order of operations depends only on the type and
- * cols, never on the number of vectors computed together (nv) or on the thread.
+ * K-quants: each output is sum over 64-element pairs of (float)(int32 lane dots of unsigned
+ * weight codes and q) * (weight scale * dx), in two interleaved f32 accumulators, plus the mins
+ * applied to s32 per 256 elements (per 8 blocks). Legacy 32-element types (quants_vnni_tile.c):
+ * one f32 chain over the blocks in order, acc = fma((float)(exact integer dot of the block),
+ * d * dx, acc) (with a min, then acc = fma(m, s32, acc)). Either way the order of operations
+ * depends only on the type and cols, never on the number of vectors computed together (nv), the
+ * rows' range or the thread.
  */
 #ifndef T2_QUANTS_VNNI_H
 #define T2_QUANTS_VNNI_H

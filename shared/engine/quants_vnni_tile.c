@@ -142,10 +142,12 @@ INL void kt_run(const int has_m, const kt_blk *tb, int n, int b0, const kt_x *X,
         for (int v = 0; v < NV; v++) {
             const uint8_t *q = X[v].qu + 32 * (size_t)bi;
             __m512i ia = nc;
-            int32_t w4[8];
-            memcpy(w4, q, 32);
+            /* broadcasts straight from memory (folded into vpdpbusd's {1to16} operand); through
+             * general registers they cost a vector uop each */
 #pragma GCC unroll 8
-            for (int j = 0; j < 8; j++) ia = _mm512_dpbusd_epi32(ia, _mm512_set1_epi32(w4[j]), c[j]);
+            for (int j = 0; j < 8; j++)
+                ia = _mm512_dpbusd_epi32(ia, _mm512_broadcastd_epi32(_mm_loadu_si32(q + 4 * j)),
+                                         c[j]);
             __m512 s = _mm512_mul_ps(d, _mm512_set1_ps(X[v].dxe[8 * bi]));
             acc[v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia), s, acc[v]);
             if (has_m)
