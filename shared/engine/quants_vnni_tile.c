@@ -280,8 +280,9 @@ INL void kt_mv16(t2_dtype T, float *const *ys, const uint8_t *w, size_t rb, int 
                     _mm512_loadu_si512((const void *)(q[v] + 32 * (size_t)b)));
         }
         const uint8_t *base = w + bb * (size_t)b;
-        __m512i ga = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, rowoff, base, 1);
-        __m512i gb = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, rowoff, base + bb, 1);
+        const __m512i z = _mm512_setzero_si512();
+        __m512i ga = _mm512_mask_i32gather_epi32(z, live, rowoff, base, 1);
+        __m512i gb = _mm512_mask_i32gather_epi32(z, live, rowoff, base + bb, 1);
         __m512 da = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(ga));
         __m512 db = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(gb));
         __m512 ma = _mm512_setzero_ps(), mb = _mm512_setzero_ps();
