@@ -531,7 +531,8 @@ static void test_q8_prep_levels(void) {
 static void test_matmul(void) {
     /* B = 2..7 only where the 8-bit kernels run (groups of 4 activation rows and remainders) */
     static const int Bs[] = {1, 5, 33, 2, 3, 4, 6, 7};
-    static const int shapes[][2] = {{100, 64}, {768, 768}, {37, 96}, {2048, 160}};
+    /* {40, 1088}: more 32-blocks than the legacy kernels pack at a time (quants_vnni_tile.c) */
+    static const int shapes[][2] = {{100, 64}, {768, 768}, {37, 96}, {2048, 160}, {40, 1088}};
     t2_pool *p1 = NULL, *p2 = NULL, *p3 = NULL;
     T2_CHECK(t2_pool_new(&p1, 1) == 0 && t2_pool_new(&p2, 2) == 0 && t2_pool_new(&p3, 3) == 0);
     for (size_t l = 0; l < NLEVELS; l++) {
@@ -547,6 +548,7 @@ static void test_matmul(void) {
                      * test_matmul_conversions): the two small shapes suffice */
                     if (blk > 1 && TYPES[t] != T2_Q8_0 && !x8 && (s == 1 || s == 3)) continue;
                     if (bi >= 3 && !x8) continue;
+                    if (s == 4 && !x8) continue;
                     float *ref;
                     t2_mat W = make_mat(TYPES[t], rows, cols, &ref);
                     float *X = malloc((size_t)B * cols * 4);

@@ -2,9 +2,10 @@
  *
  * The B rows of X are rounded to 8 bits once (quants_vnni.h's x8 form; in parallel, a fixed row
  * per call) and the output is cut in tiles of QMM_RT rows of W, claimed by the pool's threads.
- * In a tile, for each group of 4 prepared rows of X, each row of W is decoded once and dotted
- * with the 4 (quants_vnni.c's register-blocked kernels): the tile is read from memory once and
- * then from L1 / L2, the group's rows stay in L1 while it passes over the tile. Each output is computed by the same operations as t2_matvec's (the kernels'
+ * A tile is passed with all B rows to t2_kv_rows: the legacy types pack it once (transposed, one
+ * row per lane: quants_vnni_tile.c) for all B; the K-quants decode each row once per group of 4
+ * rows of X (quants_vnni.c's register-blocked kernels). Each output is computed by the same
+ * operations as t2_matvec's (the kernels'
  * arithmetic does not depend on how many vectors share a row), so the result depends neither on
  * B nor on the number of threads.
  */
@@ -56,10 +57,7 @@ static void tile_task(void *ctx, int ith, int nth) {
         int t = atomic_fetch_add_explicit(&j->next_tile, 1, memory_order_relaxed);
         if (t >= j->ntiles) return;
         int r0 = t * QMM_RT, r1 = r0 + QMM_RT < W->rows ? r0 + QMM_RT : W->rows;
-        for (int v0 = 0; v0 < j->B; v0 += 4) {
-            int nv = j->B - v0 < 4 ? j->B - v0 : 4;
-            t2_kv_rows(W->type, j->ys + v0, W->data, rb, W->cols, j->xp + v0, nv, r0, r1);
-        }
+        t2_kv_rows(W->type, j->ys, W->data, rb, W->cols, j->xp, j->B, r0, r1);
     }
 }
 

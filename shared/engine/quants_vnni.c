@@ -503,6 +503,10 @@ void t2_kv_rows(t2_dtype t, float *const *ys, const void *W, size_t rb, int cols
                 const void *const *x8, int nv, int r0, int r1) {
     const kv_fn *tab = kv_table(t);
     if (!tab || r1 <= r0) return;
+    if (t == T2_Q8_0 || t == T2_Q4_0 || t == T2_Q4_1 || t == T2_Q5_0 || t == T2_Q5_1) {
+        t2_kvt_rows(t, ys, W, rb, cols, x8, nv, r0, r1);
+        return;
+    }
     for (int v0 = 0; v0 < nv; v0 += 4) {
         int n = nv - v0 < 4 ? nv - v0 : 4;
         tab[n - 1](ys + v0, W, rb, cols, x8 + v0, r0, r1);

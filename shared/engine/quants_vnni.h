@@ -14,10 +14,13 @@
  *                          the offset times these sums starts the lane dots
  * A block holding inf or nan gets dx = nan (and q = 0) so that it shows in every result.
  *
- * Each output is sum over 64-element pairs of (float)(int32 lane dots of unsigned weight codes
- * and q) * (weight scale * dx), in two interleaved f32 accumulators, plus the mins applied to
- * s32 per 256 elements (per 8 blocks); the order of operations depends only on the type and
- * cols, never on the number of vectors computed together (nv) or on the thread.
+ * K-quants: each output is sum over 64-element pairs of (float)(int32 lane dots of unsigned
+ * weight codes and q) * (weight scale * dx), in two interleaved f32 accumulators, plus the mins
+ * applied to s32 per 256 elements (per 8 blocks). Legacy 32-element types (quants_vnni_tile.c):
+ * one f32 chain over the blocks in order, acc = fma((float)(exact integer dot of the block),
+ * d * dx, acc) (with a min, then acc = fma(m, s32, acc)). Either way the order of operations
+ * depends only on the type and cols, never on the number of vectors computed together (nv), the
+ * rows' range or the thread.
  */
 #ifndef T2_QUANTS_VNNI_H
 #define T2_QUANTS_VNNI_H
@@ -45,6 +48,10 @@ void t2_kv_prep(void *buf, const float *x, int cols);
  * weights decoded once per group). Requires t2_kv_has(t, cols). */
 void t2_kv_rows(t2_dtype t, float *const *ys, const void *W, size_t rb, int cols,
                 const void *const *x8, int nv, int r0, int r1);
+/* The same for the legacy 32-element types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1; t2_kv_rows calls it):
+ * 16 rows at a time, packed once per call and shared by all nv vectors (quants_vnni_tile.c). */
+void t2_kvt_rows(t2_dtype t, float *const *ys, const void *W, size_t rb, int cols,
+                 const void *const *x8, int nv, int r0, int r1);
 #endif
 
 #endif
