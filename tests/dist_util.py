@@ -216,7 +216,7 @@ groups = (
                 time.sleep(0.05)
         raise RuntimeError(f"group {name}: no pid file")
 
-    def wait_log(self, name, text, timeout=30, count=1):
+    def wait_log(self, name, text, timeout=30, count=1, poll=0.05):
         t = time.time()
         while time.time() - t < timeout:
             try:
@@ -225,7 +225,7 @@ groups = (
                         return True
             except OSError:
                 pass
-            time.sleep(0.05)
+            time.sleep(poll)
         return False
 
     def wait_ready(self, names, timeout=30):
