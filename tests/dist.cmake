@@ -23,6 +23,10 @@ if(T2_PYTHON3)
   # request completes, each long one is refused ERANGE (the head tokenizes on its own thread).
   t2_add_script_test(tok_heartbeat integration ${T2_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/tok_heartbeat.py)
   set_tests_properties(tok_heartbeat PROPERTIES TIMEOUT 200 RUN_SERIAL ON)
+  # a prompt chunk of several seconds on the head (worker.batch = 4096, 48 layers) beside
+  # router heartbeats of 100 ms: the head pumps its connections between layers, nothing expires.
+  t2_add_script_test(prefill_heartbeat integration ${T2_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/prefill_heartbeat.py)
+  set_tests_properties(prefill_heartbeat PROPERTIES TIMEOUT 300 RUN_SERIAL ON)
   # pass 1 by scoring (worker.pass1 = "score") on 1 and 2 ranks: the labels of generating.
   t2_add_script_test(dist_pass1 integration ${T2_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/dist_pass1.py)
   set_tests_properties(dist_system dist_faults py_generate dist_watchdog oversized PROPERTIES TIMEOUT 400 RUN_SERIAL ON)

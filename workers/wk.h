@@ -182,6 +182,8 @@ typedef struct wk_stage {
     wk_pair *out;
     int n_out;
     float *score_rows; /* tail: (T2_LSCORE_DEPTH + 1) x V logits of a scored classification */
+    t2_layer_hook hook; /* head: between the layers of a prompt chunk (heartbeats) */
+    void *hook_arg;
 } wk_stage;
 
 int wk_stage_init(wk_stage *s, t2_model *m, t2_factors *f, const t2_conf *c, int rank, int size,

@@ -752,6 +752,14 @@ static int admit(head *h) {
     }
 }
 
+/* Between the layers of a prompt chunk on this rank (wk_stage's hook): heartbeats and incoming
+ * messages, so that a chunk of worker.batch tokens taking longer than the router's liveness
+ * (seconds on a large model) does not cost the group its registration. */
+static void head_pump(void *arg) {
+    head *h = arg;
+    for (int i = 0; i < h->nw; i++) t2_worker_pump(h->w[i]);
+}
+
 /* Take jobs while slots are free; otherwise just keep the connections alive. */
 static int intake(head *h) {
     int got = 0;
@@ -1040,6 +1048,8 @@ int wk_head_run(wk_stage *s, const t2_conf *c, t2_tokenizer *tok, volatile int *
     }
     if ((rc = t2_bgq_new(&h->tq, wk_tokreq_run, wk_tokreq_free)) < 0) goto out;
     if ((rc = connect_workers(h, s->m)) < 0) goto out;
+    s->hook = head_pump;
+    s->hook_arg = h;
     T2_INFO("serving %s at %s: %d ranks, %d slots, apply %s (W' %s), context %d",
             c->worker.services[0], c->router.endpoint, s->size, h->n,
             t2_conf_apply_name(c->worker.apply), t2_conf_merged_type_name(c->worker.merged_type),
@@ -1073,6 +1083,7 @@ int wk_head_run(wk_stage *s, const t2_conf *c, t2_tokenizer *tok, volatile int *
             h->steps ? (double)h->stepped / h->steps : 0.0);
     log_prefix(h);
 out:
+    s->hook = NULL;
     /* goodbye first: the router requeues our unfinished jobs at once; then free the jobs */
     for (int i = 0; i < h->nw; i++)
         t2_worker_destroy(&h->w[i]);

@@ -312,6 +312,7 @@ int wk_stage_prefill(wk_stage *s, int slot, int pos, int n, int last, const int 
     } else {
         memcpy(t2_state_x(st), x, (size_t)n * s->D * sizeof(float));
     }
+    t2_state_set_layer_hook(st, s->hook, s->hook_arg);
     if ((rc = t2_forward_layers(st, s->pool, n, pos)) < 0) return rc;
     wk_rslot *rs = &s->slots[slot];
     if (last && rs->n_ptok) { /* the prompt's blocks are written: offer them to the cache */

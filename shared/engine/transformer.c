@@ -37,6 +37,8 @@ struct t2_state {
     float *att;        /* (n_att_threads, att_len) attention scratch, one row per pool thread */
     size_t att_len;
     int n_att_threads;
+    t2_layer_hook hook; /* called between the layers of a prompt chunk (NULL: none) */
+    void *hook_arg;
 };
 
 #define ROWS_MAX 128 /* (query, head) rows per prompt attention work item */
@@ -635,8 +637,14 @@ static int layers_batch(t2_state *s, t2_pool *pool, int B, int pos) {
         t2_swiglu(s->hb, s->hb, s->hb2, B * F);
         if ((rc = lin(s, pool, l, T2_TGT_DOWN, s->xb, s->hb, B)) < 0) return rc;
         for (size_t i = 0; i < (size_t)B * D; i++) s->x[i] += s->xb[i];
+        if (s->hook) s->hook(s->hook_arg);
     }
     return 0;
+}
+
+void t2_state_set_layer_hook(t2_state *s, t2_layer_hook fn, void *arg) {
+    s->hook = fn;
+    s->hook_arg = arg;
 }
 
 /* One token for each of n sequences (matrix-vector path, shared passes over the weights). */

@@ -64,6 +64,11 @@ int t2_state_kv_tokens(const t2_state *s);
 t2_dtype t2_state_kv_type(const t2_state *s);
 /* The pool the state's blocks come from (its own or the one given). */
 t2_kvpool *t2_state_kv_pool(const t2_state *s);
+/* Called after each layer of a prompt chunk (t2_forward_layers with n > 1), on the calling
+ * thread while the pool is idle: a server loop keeps its connections alive through a long
+ * prefill (the worker head answers heartbeats). fn must not use the state. NULL: none. */
+typedef void (*t2_layer_hook)(void *arg);
+void t2_state_set_layer_hook(t2_state *s, t2_layer_hook fn, void *arg);
 /* Attach an adaptation (borrowed; NULL = base weights). It must be made from factors of this
  * model and outlive its use by the state. */
 void t2_state_set_adapt(t2_state *s, const struct t2_adapt *a);
