@@ -1,10 +1,11 @@
 /* quants_vnni.c - quantized weights x 8-bit activations on AVX-512 VNNI (quants_vnni.h).
  *
- * Every format is decoded, 64 weights at a time, into unsigned byte codes u in the elements'
+ * The 32-element formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) run in quants_vnni_tile.c (16 rows per
+ * tile, one row per lane); this file prepares x for every type and runs the K-quants.
+ * Each K-quant is decoded, 64 weights at a time, into unsigned byte codes u in the elements'
  * natural order, so that one vpdpbusd gives 16 int32 lanes, lanes 0-7 covering the first 32
- * elements and 8-15 the second: the formats with a min (Q4_1, Q5_1, Q4_K, Q5_K) as their
- * unsigned quants (times x8, signed); those with a fixed offset 2^K (Q4_0's 8, Q5_0's 16,
- * Q6_K's 32, and Q8_0 taken as q + 128 with offset 128) as their unsigned codes too, the
+ * elements and 8-15 the second: the formats with a min (Q4_K, Q5_K) as their unsigned quants
+ * (times x8, signed); Q6_K, with its fixed offset 2^K = 32, as its unsigned codes too, the
  * accumulation starting from 2^K times minus x8's lane sums (so the integer dots are exact,
  * offsets included: the same integers as signed codes times x8). Per lane the weight
  * scale (a permute of the block's or sub-block's scales) times the activation scale dx (x8's
@@ -116,12 +117,6 @@ INL float f16_at(const uint8_t *p) {
     return _cvtsh_ss(h);
 }
 
-static inline uint16_t ld16(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return h;
-}
-
 INL float hsum8(__m256 c) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(c), _mm256_extractf128_ps(c, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -134,15 +129,6 @@ INL __m512i nib_k(__m256i y) {
     const __m256i m = _mm256_set1_epi8(0x0f);
     __m256i lo = _mm256_and_si256(y, m), hi = _mm256_and_si256(_mm256_srli_epi16(y, 4), m);
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
-
-/* Two legacy blocks' 16 nibble bytes each: [A lo, A hi, B lo, B hi] = elements in order. */
-INL __m512i nib_pair(const uint8_t *qa, const uint8_t *qb) {
-    __m256i y = _mm256_inserti128_si256(
-        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)qa)),
-        _mm_loadu_si128((const __m128i *)qb), 1);
-    __m512i z = nib_k(y); /* [A lo, B lo, A hi, B hi] */
-    return _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
 }
 
 /* Rows end in groups of four (engine/red4.h): one transposed reduction for four rows, each
@@ -198,26 +184,9 @@ INL __m512i idx16(int p) {
         }                                                                                      \
     } while (0)
 
-/* Signed codes c: vpdpbusd takes x8 + 128 (x8's qu) as the unsigned operand and c as the signed
- * one, starting from NEGC = -128 * (the lane sums of c), computed once per pair for all vectors
- * (neg_c128): the lane dots are exactly sum c * x8. */
-#define STEP_S(ACC, X, C, NEGC, WSC, P)                                                        \
-    do {                                                                                       \
-        __m512i t_ = _mm512_dpbusd_epi32(                                                      \
-            (NEGC), _mm512_loadu_si512((const void *)((X).qu + 64 * (P))), (C));              \
-        __m512 s_ = _mm512_mul_ps((WSC), _mm512_loadu_ps((X).dxe + 16 * (P)));                 \
-        (ACC) = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t_), s_, (ACC));                            \
-    } while (0)
-
-INL __m512i neg_c128(__m512i c) {
-    return _mm512_sub_epi32(_mm512_setzero_si512(),
-                            _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                                                _mm512_set1_epi8((char)0x80), c));
-}
-
 /* Codes with a fixed offset 2^K (c = U - 2^K, U unsigned): the lane dots of U and x8 started
- * from 2^K times x8's minus lane sums (nls) are exactly sum c * x8, the integers STEP_S gives,
- * without computing -128 * (the lane sums of c) per pair. */
+ * from 2^K times x8's minus lane sums (nls) are exactly sum c * x8 (prepared once per x, not
+ * -128 * (the lane sums of c) per pair). */
 #define STEP_O(ACC, X, U, K, WSC, P)                                                          \
     do {                                                                                       \
         __m512i o_ = _mm512_slli_epi32(_mm512_loadu_si512((const void *)((X).nls + 16 * (P))), (K)); \
@@ -235,100 +204,6 @@ INL __m512i neg_c128(__m512i c) {
         __m512 s_ = _mm512_mul_ps((WSC), _mm512_loadu_ps((X).dxe + 16 * (P)));                 \
         (ACC) = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t_), s_, (ACC));                            \
     } while (0)
-
-/* ---- legacy 32-element formats, 8 blocks (4 pairs) at a time ---- */
-
-/* The unsigned codes of two blocks: Q4_0 q (offset 8), Q5_0 q (offset 16), Q8_0 q + 128
- * (offset 128), Q4_1 / Q5_1 q (with a min). */
-INL __m512i leg_codes(t2_dtype T, const uint8_t *A, const uint8_t *B) {
-    if (T == T2_Q8_0) {
-        __m512i z = _mm512_inserti64x4(
-            _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(A + 2))),
-            _mm256_loadu_si256((const __m256i *)(B + 2)), 1);
-        return _mm512_xor_si512(z, _mm512_set1_epi8((char)0x80));
-    }
-    int qo = T == T2_Q4_0 ? 2 : T == T2_Q4_1 ? 4 : T == T2_Q5_0 ? 6 : 8;
-    __m512i u = nib_pair(A + qo, B + qo);
-    if (T == T2_Q5_0 || T == T2_Q5_1) {
-        uint32_t ha, hb;
-        memcpy(&ha, A + qo - 4, 4);
-        memcpy(&hb, B + qo - 4, 4);
-        __mmask64 k = (__mmask64)ha | (__mmask64)hb << 32;
-        u = _mm512_mask_add_epi8(u, k, u, _mm512_set1_epi8(16));
-    }
-    return u;
-}
-
-INL void leg_rows(t2_dtype T, float *const *ys, const uint8_t *W, size_t rb, int cols,
-                  const void *const *xp, const int NV, int r0, int r1) {
-    const size_t bb = t2_quant_block_bytes(T);
-    const int nb = cols / 32, has_m = T == T2_Q4_1 || T == T2_Q5_1;
-    const int ko = T == T2_Q8_0 ? 7 : T == T2_Q5_0 ? 4 : 3; /* log2 of the offset */
-    x8v X[4];
-    FORV(NV, X[v] = x8_at(xp[v], cols));
-    __m512 fa[4][4];
-    __m256 fc[4][4];
-    int nk = 0; /* rows waiting in fa / fc */
-    for (int r = r0; r < r1; r++) {
-        const uint8_t *w = W + (size_t)r * rb;
-        __m512 acc[4][2];
-        __m256 corr[4];
-        FORV(NV, acc[v][0] = acc[v][1] = _mm512_setzero_ps(); corr[v] = _mm256_setzero_ps());
-        for (int g0 = 0; g0 < nb; g0 += 8) {
-            int n = nb - g0 < 8 ? nb - g0 : 8;
-            /* the blocks' f16 scales (and mins) gathered in general registers (see k4_scales) */
-            uint64_t hd[2] = {0, 0}, hm[2] = {0, 0};
-            const uint8_t *b0 = w + bb * (size_t)g0;
-            if (!has_m) {
-                /* scales per pair below */
-            } else if (n == 8) {
-#pragma GCC unroll 8
-                for (int k = 0; k < 8; k++) {
-                    hd[k / 4] |= (uint64_t)ld16(b0 + bb * k) << (16 * (k % 4));
-                    if (has_m) hm[k / 4] |= (uint64_t)ld16(b0 + bb * k + 2) << (16 * (k % 4));
-                }
-            } else {
-                for (int k = 0; k < n; k++) {
-                    hd[k / 4] |= (uint64_t)ld16(b0 + bb * k) << (16 * (k % 4));
-                    if (has_m) hm[k / 4] |= (uint64_t)ld16(b0 + bb * k + 2) << (16 * (k % 4));
-                }
-            }
-            __m256 d8 = _mm256_cvtph_ps(_mm_set_epi64x((long long)hd[1], (long long)hd[0]));
-            if (has_m) {
-                __m256 c8 = _mm256_cvtph_ps(_mm_set_epi64x((long long)hm[1], (long long)hm[0]));
-                __mmask8 km = (__mmask8)((1u << n) - 1);
-                FORV(NV, corr[v] = _mm256_fmadd_ps(c8, _mm256_maskz_loadu_ps(km, X[v].s32 + g0),
-                                                   corr[v]));
-            }
-            __m512 dz = _mm512_castps256_ps512(d8);
-            /* pairs alternate between the two accumulators (constant indices: registers) */
-#define LEG_PAIR(PP, AI)                                                                       \
-    do {                                                                                       \
-        const uint8_t *A = w + bb * (size_t)(g0 + 2 * (PP));                                   \
-        __m512i u = leg_codes(T, A, A + bb);                                                   \
-        int P = g0 / 2 + (PP);                                                                 \
-        if (has_m) {                                                                           \
-            __m512 wsc = _mm512_permutexvar_ps(idx32(PP), dz);                                 \
-            FORV(NV, STEP(acc[v][AI], X[v], u, wsc, P));                                       \
-        } else {                                                                               \
-            __m128 d2 = _mm_cvtph_ps(_mm_cvtsi32_si128((int)(ld16(A) | (uint32_t)ld16(A + bb) << 16))); \
-            __m512 wsc = _mm512_permutexvar_ps(idx32(0), _mm512_castps128_ps512(d2));         \
-            FORV(NV, STEP_O(acc[v][AI], X[v], u, ko, wsc, P));                                 \
-        }                                                                                      \
-    } while (0)
-            int pp = 0;
-            for (; pp + 1 < n / 2; pp += 2) {
-                LEG_PAIR(pp, 0);
-                LEG_PAIR(pp + 1, 1);
-            }
-            if (pp < n / 2) LEG_PAIR(pp, 0);
-#undef LEG_PAIR
-        }
-        FORV(NV, fa[v][nk] = _mm512_add_ps(acc[v][0], acc[v][1]); fc[v][nk] = corr[v]);
-        ROW_END(NV, ys, r, fa, fc, nk, 1);
-    }
-    ROWS_TAIL(NV, ys, r1, fa, fc, nk, 1);
-}
 
 /* ---- K-quants, one 256-element super-block (4 pairs) at a time ---- */
 
@@ -468,30 +343,15 @@ typedef void (*kv_fn)(float *const *ys, const uint8_t *W, size_t rb, int cols,
     }                                                                                          \
     static const kv_fn NAME##_tab[4] = {NAME##_1, NAME##_2, NAME##_3, NAME##_4};
 
-#define CALL_Q8_0(N) leg_rows(T2_Q8_0, ys, W, rb, cols, xp, N, r0, r1)
-#define CALL_Q4_0(N) leg_rows(T2_Q4_0, ys, W, rb, cols, xp, N, r0, r1)
-#define CALL_Q4_1(N) leg_rows(T2_Q4_1, ys, W, rb, cols, xp, N, r0, r1)
-#define CALL_Q5_0(N) leg_rows(T2_Q5_0, ys, W, rb, cols, xp, N, r0, r1)
-#define CALL_Q5_1(N) leg_rows(T2_Q5_1, ys, W, rb, cols, xp, N, r0, r1)
 #define CALL_Q4_K(N) k45_rows(0, ys, W, rb, cols, xp, N, r0, r1)
 #define CALL_Q5_K(N) k45_rows(1, ys, W, rb, cols, xp, N, r0, r1)
 #define CALL_Q6_K(N) k6_rows(ys, W, rb, cols, xp, N, r0, r1)
-DEF_NV(kq8_0, CALL_Q8_0)
-DEF_NV(kq4_0, CALL_Q4_0)
-DEF_NV(kq4_1, CALL_Q4_1)
-DEF_NV(kq5_0, CALL_Q5_0)
-DEF_NV(kq5_1, CALL_Q5_1)
 DEF_NV(kq4_k, CALL_Q4_K)
 DEF_NV(kq5_k, CALL_Q5_K)
 DEF_NV(kq6_k, CALL_Q6_K)
 
 static const kv_fn *kv_table(t2_dtype t) {
     switch (t) {
-    case T2_Q8_0: return kq8_0_tab;
-    case T2_Q4_0: return kq4_0_tab;
-    case T2_Q4_1: return kq4_1_tab;
-    case T2_Q5_0: return kq5_0_tab;
-    case T2_Q5_1: return kq5_1_tab;
     case T2_Q4_K: return kq4_k_tab;
     case T2_Q5_K: return kq5_k_tab;
     case T2_Q6_K: return kq6_k_tab;
@@ -501,12 +361,13 @@ static const kv_fn *kv_table(t2_dtype t) {
 
 void t2_kv_rows(t2_dtype t, float *const *ys, const void *W, size_t rb, int cols,
                 const void *const *x8, int nv, int r0, int r1) {
-    const kv_fn *tab = kv_table(t);
-    if (!tab || r1 <= r0) return;
+    if (r1 <= r0) return;
     if (t == T2_Q8_0 || t == T2_Q4_0 || t == T2_Q4_1 || t == T2_Q5_0 || t == T2_Q5_1) {
-        t2_kvt_rows(t, ys, W, rb, cols, x8, nv, r0, r1);
+        t2_kvt_rows(t, ys, W, rb, cols, x8, nv, r0, r1); /* quants_vnni_tile.c */
         return;
     }
+    const kv_fn *tab = kv_table(t);
+    if (!tab) return;
     for (int v0 = 0; v0 < nv; v0 += 4) {
         int n = nv - v0 < 4 ? nv - v0 : 4;
         tab[n - 1](ys + v0, W, rb, cols, x8 + v0, r0, r1);
