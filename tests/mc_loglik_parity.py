@@ -6,7 +6,10 @@ A tiny byte-level model is trained for a few steps by `t2 train` (no assets need
 scores the multiple-choice family by each choice's log-likelihood. For every choice the
 reference runs ref_llama.forward() on the token ids T2 reports and sums log_softmax over the
 continuation (the last `tokens` ids), after the context and after the answer-only context;
-the sums must agree within 1e-6 relative (plus 1e-6 absolute). The continuation's bytes, decoded
+the sums must agree within 1e-5 relative (plus 1e-6 absolute): T2 runs in float32 (its vector
+exp in attention is within ~1 ulp), and over ARC's prompts of up to 512 tokens the sums moved by
+up to 1.2e-6 relative once attention was vectorised, against errors of a wrong token or position
+that move them by whole units. The continuation's bytes, decoded
 from the ids independently (byte-level: id - 3), must be "the answer is (X)" with X the choice's
 letter. Each item's predictions per score (sum, token, char, uncond, pmi) are recomputed from the
 reference values and must equal T2's, unless two choices are within 1e-6 of each other.
@@ -23,7 +26,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SKIP = 77
-TOL = 1e-6
+TOL = 1e-5
 NORMS = ["sum", "token", "char", "uncond", "pmi"]
 
 
